@@ -1,0 +1,51 @@
+# -*- test-case-name: tests.test_exceptions -*-
+"""
+Errors raised by the framework itself (configuration, loading, store and
+transport). RPC errors that cross the wire live in L{novasvc.rpc.errors}.
+"""
+
+
+class NovaSvcError(Exception):
+    """
+    Base class of every error novasvc raises on purpose.
+    """
+
+
+class ConfigError(NovaSvcError):
+    """
+    The configuration (YAML file or command line) is unusable; the message
+    names the key or file and what was expected.
+    """
+
+
+class LoadError(NovaSvcError):
+    """
+    A dotted path named in configuration could not be imported, or the object
+    found does not provide the interface it must.
+    """
+
+
+class ServiceNotFound(NovaSvcError):
+    """
+    No live row in the C{services} table matches.
+    """
+
+
+class ServiceExists(NovaSvcError):
+    """
+    A live row for this (host, binary) already exists (Nova's
+    C{ServiceBinaryExists}).
+    """
+
+
+class TransportError(NovaSvcError):
+    """
+    The message broker could not take a message (not connected, stopped,
+    channel closed, publish nacked).
+    """
+
+
+class UnroutableError(TransportError):
+    """
+    A mandatory publish reached no queue (AMQP C{basic.return}).
+    """

@@ -1,0 +1,81 @@
+# -*- test-case-name: tests.test_lifecycle -*-
+"""
+L{AsyncMultiService}: a C{MultiService} whose children may start and stop
+asynchronously.
+
+Twisted's own C{MultiService} ignores the C{Deferred} a child's
+C{startService} returns (twisted#5941) and loses a child's failure during
+C{stopService} (twisted#6790). Here children start one after the other in the
+order they were added, each waiting for the previous one's C{Deferred}, and
+stop in reverse order the same way; a failing stop is logged and the next child
+is still stopped.
+"""
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+_log = Logger()
+
+
+class AsyncMultiService(MultiService):
+    """
+    A C{MultiService} that waits for each child in turn.
+
+    A child added while the parent runs is started at once (as
+    C{MultiService} does) and its start C{Deferred} is returned by
+    L{addService}.
+    """
+
+    def startService(self) -> defer.Deferred:
+        """
+        Start the children in order, each after the previous one's start
+        C{Deferred} has fired.
+
+        @return: a C{Deferred} firing with C{None} once all children have
+            started, or failing with the first child's failure (later children
+            are then not started).
+        """
+        self.running = 1
+        return self._start_from(list(self))
+
+    def _start_from(self, children) -> defer.Deferred:
+        d = defer.succeed(None)
+        for child in children:
+            d.addCallback(lambda _, c=child: c.startService())
+        return d
+
+    def stopService(self) -> defer.Deferred:
+        """
+        Stop the children in reverse order, each after the previous one's
+        stop C{Deferred} has fired. A child's failure to stop is logged and
+        does not keep the others running.
+
+        @return: a C{Deferred} firing with C{None} once every child has been
+            stopped.
+        """
+        self.running = 0
+        d = defer.succeed(None)
+        for child in reversed(list(self)):
+            d.addCallback(lambda _, c=child: c.stopService() if c.running else None)
+            d.addErrback(self._stop_failed, child)
+        return d
+
+    def _stop_failed(self, failure, child) -> None:
+        _log.failure("Error while stopping {child!r}", failure, child=child)
+
+    def addService(self, service) -> defer.Deferred:
+        """
+        Add a child; if this service runs, start it too.
+
+        @return: a C{Deferred} firing once the child has started (at once
+            when this service is not running).
+        """
+        running, self.running = self.running, 0
+        try:
+            MultiService.addService(self, service)
+        finally:
+            self.running = running
+        if self.running:
+            return defer.maybeDeferred(service.startService)
+        return defer.succeed(None)

@@ -1,0 +1,116 @@
+"""
+Tests for L{novasvc.lifecycle}.
+"""
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
+
+from novasvc.lifecycle import AsyncMultiService
+
+
+class _Recorder(Service):
+    def __init__(self, name, log, start=None, stop=None):
+        self.setName(name)
+        self.log = log
+        self.start_d = start
+        self.stop_d = stop
+
+    def startService(self):
+        Service.startService(self)
+        self.log.append(("start", self.name))
+        return self.start_d
+
+    def stopService(self):
+        Service.stopService(self)
+        self.log.append(("stop", self.name))
+        return self.stop_d
+
+
+class AsyncMultiServiceTests(SynchronousTestCase):
+    def test_start_waits_for_each_child(self):
+        """
+        When a child's start returns an unfired Deferred, then the next child
+        is not started until it fires, and the parent's start fires last.
+        """
+        log, gate = [], defer.Deferred()
+        parent = AsyncMultiService()
+        _Recorder("a", log, start=gate).setServiceParent(parent)
+        _Recorder("b", log).setServiceParent(parent)
+        d = parent.startService()
+        self.assertEqual(log, [("start", "a")])
+        self.assertNoResult(d)
+        gate.callback(None)
+        self.assertEqual(log, [("start", "a"), ("start", "b")])
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_start_failure_stops_the_sequence(self):
+        """
+        When a child's start fails, then later children are not started and the
+        parent's start Deferred fails with that error.
+        """
+        log = []
+        parent = AsyncMultiService()
+        _Recorder("a", log, start=defer.fail(ValueError("boom"))).setServiceParent(parent)
+        _Recorder("b", log).setServiceParent(parent)
+        self.failureResultOf(parent.startService(), ValueError)
+        self.assertEqual(log, [("start", "a")])
+
+    def test_stop_in_reverse_order_waiting(self):
+        """
+        When the parent stops, then children stop in reverse order, each after
+        the previous one's stop Deferred fired.
+        """
+        log, gate = [], defer.Deferred()
+        parent = AsyncMultiService()
+        _Recorder("a", log).setServiceParent(parent)
+        _Recorder("b", log, stop=gate).setServiceParent(parent)
+        parent.startService()
+        del log[:]
+        d = parent.stopService()
+        self.assertEqual(log, [("stop", "b")])
+        self.assertNoResult(d)
+        gate.callback(None)
+        self.assertEqual(log, [("stop", "b"), ("stop", "a")])
+        self.successResultOf(d)
+
+    def test_stop_failure_is_logged_and_others_stop(self):
+        """
+        When a child's stop fails, then the error is logged and the remaining
+        children are still stopped.
+        """
+        log = []
+        parent = AsyncMultiService()
+        _Recorder("a", log).setServiceParent(parent)
+        _Recorder("b", log, stop=defer.fail(RuntimeError("stuck"))).setServiceParent(parent)
+        parent.startService()
+        self.successResultOf(parent.stopService())
+        self.assertIn(("stop", "a"), log)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_stop_skips_children_that_never_started(self):
+        """
+        When a start failed part-way, then stopping does not stop the children
+        that never started.
+        """
+        log = []
+        parent = AsyncMultiService()
+        _Recorder("a", log, start=defer.fail(ValueError("boom"))).setServiceParent(parent)
+        _Recorder("b", log).setServiceParent(parent)
+        self.failureResultOf(parent.startService(), ValueError)
+        self.successResultOf(parent.stopService())
+        self.assertNotIn(("stop", "b"), log)
+
+    def test_add_service_while_running_starts_it(self):
+        """
+        When a child is added to a running parent, then it is started and
+        addService returns its start Deferred.
+        """
+        log, gate = [], defer.Deferred()
+        parent = AsyncMultiService()
+        parent.startService()
+        d = parent.addService(_Recorder("late", log, start=gate))
+        self.assertEqual(log, [("start", "late")])
+        self.assertNoResult(d)
+        gate.callback(None)
+        self.successResultOf(d)
