@@ -1,21 +1,51 @@
 # -*- test-case-name: tests.test_config -*-
 """
 One validated, immutable configuration: defaults, overridden by one YAML file,
-overridden by the command line.
+overridden by the command line (L{load_config}).
 
 Keys and defaults follow Nova and oslo.messaging (see C{etc/novasvc.yaml}, where
 every key is documented). A bad file, an unknown key or a value of the wrong
-type is refused with L{novasvc.exceptions.ConfigError} naming the key (or
-file) and what was expected.
+type is refused with L{novasvc.exceptions.ConfigError} naming the file, the
+line and the key, and what was expected.
+
+String scalars may refer to environment variables, as nameko's YAML config
+does: C{${NAME}} is replaced by the variable's value and C{${NAME:default}} by
+the value, or C{default} when the variable is unset (the default ends at the
+first C{\}}); C{$${} writes a literal C{${}. Substitution happens before the
+YAML type is decided, so an unquoted C{${INTERVAL:10}} is the number 10 and
+C{${FLAG:true}} the boolean C{true}, while a quoted C{"${PORT}"} stays a
+string. A variable that is unset and has no default is an error.
 """
 
+import difflib
+import math
+import os
+import re
 import socket
-from typing import Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import attrs
+import yaml
+
+from novasvc.exceptions import ConfigError
+from novasvc.loader import is_dotted_path
+from novasvc.transport.url import TransportURL, redact
+
+__all__ = ["Config", "DatabaseConfig", "load_config", "managers_from"]
 
 DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_CONNECTION = "sqlite:///novasvc.sqlite"
+
+
+def _hide_password(url: str) -> str:
+    """
+    The C{repr} of URL fields: the URL with its password replaced by
+    C{***}, so that a logged L{Config} shows no secret.
+    """
+    try:
+        return repr(redact(url))
+    except ValueError:
+        return "'<unparsable URL>'"
 
 
 @attrs.frozen
@@ -27,21 +57,50 @@ class DatabaseConfig:
     @ivar thread_pool_size: the most threads doing database work at once.
     """
 
-    connection: str = DEFAULT_DATABASE_CONNECTION
+    connection: str = attrs.field(default=DEFAULT_DATABASE_CONNECTION, repr=_hide_password)
     thread_pool_size: int = 10
 
 
 @attrs.frozen
 class Config:
     """
-    The whole configuration. Durations are in B{seconds}.
+    The whole configuration. Durations are in B{seconds}; C{etc/novasvc.yaml}
+    documents each key at length.
 
+    @ivar host: this service's host name (C{str}; default: the machine's).
+    @ivar transport_url: the broker URL, parsed by
+        L{novasvc.transport.url.TransportURL}; hidden in C{repr}.
+    @ivar control_exchange: the AMQP topic exchange for RPC (C{str}).
+    @ivar rpc_response_timeout: seconds a call waits for its reply.
+    @ivar report_interval: seconds between two report_state runs; C{0}
+        turns reporting off (as Nova).
+    @ivar service_down_time: seconds without a report after which a service
+        is down.
+    @ivar periodic_enable: whether periodic tasks run (C{bool}).
+    @ivar periodic_fuzzy_delay: the most seconds of random delay before the
+        first periodic run.
+    @ivar periodic_interval_max: the most seconds the periodic timer idles, or
+        C{None} for no cap.
+    @ivar graceful_shutdown_timeout: seconds to finish in-flight work on
+        stop (C{0}: no limit).
+    @ivar database: the L{DatabaseConfig}.
+    @ivar durable_queues: whether topic queues and exchanges survive a broker
+        restart (C{bool}).
+    @ivar rpc_max_inflight: the most requests handled at once (C{int} >= 1).
+    @ivar rpc_ack: C{"late"} (acknowledge after handling) or C{"early"}.
+    @ivar rpc_duplicate_window: how many recent C{_unique_id}s are remembered
+        to drop redelivered duplicates (C{int}, C{0}: off).
+    @ivar allowed_remote_exmods: modules whose exceptions a caller rebuilds
+        from an error reply (C{tuple} of C{str}).
+    @ivar transient_queues_ttl: seconds an unused reply or fanout queue lives.
+    @ivar heartbeat_timeout_threshold: seconds without broker traffic before
+        the connection is considered dead (C{0}: no heartbeats).
     @ivar managers: C{<topic>_manager} keys, as a sorted tuple of
         (topic, dotted path) pairs; read with L{manager_for}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
-    transport_url: str = DEFAULT_TRANSPORT_URL
+    transport_url: str = attrs.field(default=DEFAULT_TRANSPORT_URL, repr=_hide_password)
     control_exchange: str = "openstack"
     rpc_response_timeout: float = 60
     report_interval: float = 10
@@ -80,3 +139,359 @@ def managers_from(mapping: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
         L{Config.managers}.
     """
     return tuple(sorted(mapping.items()))
+
+
+def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
+                environ: Optional[Mapping[str, str]] = None) -> Config:
+    """
+    Build the configuration: L{Config}'s defaults, overridden by the YAML file
+    at C{path}, overridden by C{overrides}.
+
+    The file is a mapping whose keys are L{Config}'s field names (except
+    C{managers}), plus a C{database:} mapping with C{connection} and
+    C{thread_pool_size}, plus any number of C{<topic>_manager: dotted.path}
+    keys (collected into L{Config.managers}). An empty file is an empty
+    mapping.
+
+    @param path: the YAML file, or C{None} for defaults and overrides only.
+    @param overrides: command-line values keyed by L{Config} field name, with
+        C{database_connection} and C{database_thread_pool_size} for the
+        C{database:} section; a value of C{None} means "not given".
+    @param environ: the environment for C{${NAME}} substitution (default:
+        C{os.environ}).
+    @return: the validated L{Config}; durations are C{float} seconds and
+        C{allowed_remote_exmods} is a C{tuple}.
+    @raise ConfigError: the file is missing or unreadable, is not valid YAML,
+        is not a mapping, has an unknown key, or has a value of the wrong type
+        or out of range; likewise for an override. The message names the file
+        (and line) or the command-line option, the key and what was expected,
+        and never shows a password.
+    """
+    values: Dict[str, Any] = {}
+    database: Dict[str, Any] = {}
+    managers: Dict[str, str] = {}
+    if path is not None:
+        data, lines = _read_yaml(path, os.environ if environ is None else environ)
+        _apply_file(path, data, lines, values, database, managers)
+    _apply_overrides(overrides, values, database)
+    return Config(database=DatabaseConfig(**database),
+                  managers=managers_from(managers), **values)
+
+
+# -- checkers: each takes the YAML value and returns the value to keep, or
+# raises _Bad with a phrase saying what was expected ------------------------
+
+
+class _Bad(Exception):
+    """
+    A value was refused; C{args[0]} says what was expected.
+    """
+
+
+def _number(minimum: float, positive: bool = False, nullable: bool = False,
+            integer: bool = False) -> Callable[[Any], Any]:
+    """
+    @return: a checker of a finite number (never a bool) >= C{minimum}, or
+        > 0 if C{positive}; C{None} passes if C{nullable}. Seconds are
+        returned as C{float}, integers as C{int}.
+    """
+    kind = "an integer" if integer else "a number of seconds"
+    bound = "> 0" if positive else f">= {minimum:g}"
+    expected = f"{kind} {bound}" + (" or null" if nullable else "")
+
+    def check(value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+                or not math.isfinite(value) or value < minimum or (positive and value == 0)):
+            raise _Bad(expected)
+        return value if integer else float(value)
+
+    return check
+
+
+def _seconds(positive: bool = False, nullable: bool = False) -> Callable[[Any], Any]:
+    return _number(0, positive, nullable)
+
+
+def _integer(minimum: int) -> Callable[[Any], Any]:
+    return _number(minimum, integer=True)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad("a non-empty string")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad("true or false")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise _Bad("one of " + ", ".join(repr(c) for c in choices))
+        return value
+    return check
+
+
+def _module_names(value: Any) -> Tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            is_dotted_path(item) and ":" not in item for item in value):
+        raise _Bad("a list of module names such as [myproject.exceptions]")
+    return tuple(value)
+
+
+def _transport_url(value: Any) -> str:
+    _string(value)
+    try:
+        TransportURL.parse(value)
+    except ConfigError as e:
+        # TransportURL's message starts with the key and hides the password.
+        raise _Bad(str(e).removeprefix("transport_url ")) from None
+    except ValueError:
+        raise _Bad("a URL such as rabbit://user:password@host:5672/vhost") from None
+    return value
+
+
+def _database_url(value: Any) -> str:
+    from sqlalchemy.engine import make_url
+
+    _string(value)
+    try:
+        make_url(value)
+    except Exception:
+        # The reason may quote part of the URL: do not show it.
+        raise _Bad("an SQLAlchemy URL such as postgresql://user:password@host/dbname") from None
+    return value
+
+
+_CHECKS: Dict[str, Callable[[Any], Any]] = {
+    "host": _string,
+    "transport_url": _transport_url,
+    "control_exchange": _string,
+    "rpc_response_timeout": _seconds(positive=True),
+    "report_interval": _seconds(),
+    "service_down_time": _seconds(positive=True),
+    "periodic_enable": _boolean,
+    "periodic_fuzzy_delay": _seconds(),
+    "periodic_interval_max": _seconds(positive=True, nullable=True),
+    "graceful_shutdown_timeout": _seconds(),
+    "durable_queues": _boolean,
+    "rpc_max_inflight": _integer(1),
+    "rpc_ack": _choice("late", "early"),
+    "rpc_duplicate_window": _integer(0),
+    "allowed_remote_exmods": _module_names,
+    "transient_queues_ttl": _seconds(positive=True),
+    "heartbeat_timeout_threshold": _seconds(),
+}
+_DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
+    "connection": _database_url,
+    "thread_pool_size": _integer(1),
+}
+_SECRET = {"transport_url", "database.connection"}
+_MANAGER_SUFFIX = "_manager"
+
+
+# -- applying the file and the overrides ------------------------------------
+
+
+def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, Any],
+                database: Dict[str, Any], managers: Dict[str, str]) -> None:
+    def where(key: str) -> str:
+        line = lines.get(key)
+        return f"{path}, line {line}: {key}" if line else f"{path}: {key}"
+
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings (key: value) at the "
+                          f"top level, got {_show('', data)}")
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{where(str(key))}: keys must be strings, got {_show('', key)}")
+        if key in _CHECKS:
+            values[key] = _check(where(key), key, _CHECKS[key], value)
+        elif key == "database":
+            value = {} if value is None else value  # every sub-key commented out
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where(key)}: expected a mapping with keys "
+                                  f"{', '.join(_DATABASE_CHECKS)}, got {_show(key, value)}")
+            for sub, subvalue in value.items():
+                name = f"database.{sub}"
+                if sub not in _DATABASE_CHECKS:
+                    raise ConfigError(f"{where(name)}: unknown key{_suggest(str(sub), _DATABASE_CHECKS)}")
+                database[sub] = _check(where(name), name, _DATABASE_CHECKS[sub], subvalue)
+        elif key.endswith(_MANAGER_SUFFIX) and len(key) > len(_MANAGER_SUFFIX):
+            if not is_dotted_path(value):
+                raise ConfigError(f"{where(key)}: expected the dotted path of a manager class "
+                                  f"such as mypackage.volume.VolumeManager, got {_show(key, value)}")
+            managers[key[:-len(_MANAGER_SUFFIX)]] = value
+        elif key == "managers":
+            raise ConfigError(f"{where(key)}: not a file key; write one "
+                              "'<topic>_manager: dotted.path' key per topic instead")
+        else:
+            raise ConfigError(f"{where(key)}: unknown key"
+                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager'])}")
+
+
+def _apply_overrides(overrides: Mapping[str, Any], values: Dict[str, Any],
+                     database: Dict[str, Any]) -> None:
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        where = "command line option --" + key.replace("_", "-")
+        if key in _CHECKS:
+            values[key] = _check(where, key, _CHECKS[key], value)
+        elif key.startswith("database_") and key[len("database_"):] in _DATABASE_CHECKS:
+            sub = key[len("database_"):]
+            database[sub] = _check(where, "database." + sub, _DATABASE_CHECKS[sub], value)
+        else:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+
+
+def _check(where: str, key: str, check: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return check(value)
+    except _Bad as e:
+        expected = e.args[0]
+        if key == "transport_url" and isinstance(value, str) and not expected.startswith("a "):
+            raise ConfigError(f"{where}: {expected}") from None
+        raise ConfigError(f"{where}: expected {expected}, got {_show(key, value)}") from None
+
+
+def _show(key: str, value: Any) -> str:
+    """
+    @return: a short description of a refused value; secrets are described
+        by type only.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        if key in _SECRET:
+            return "a string that is not one"
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _suggest(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return "; expected one of: " + ", ".join(known)
+
+
+# -- reading YAML ------------------------------------------------------------
+
+_ENV = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _EnvError(Exception):
+    """
+    An unusable C{${...}} reference: C{args} are (message, line number).
+    """
+
+
+class _Loader(yaml.SafeLoader):
+    """
+    PyYAML's safe loader, plus C{${NAME:default}} substitution in scalars and
+    a refusal of duplicate keys (which PyYAML would silently collapse).
+    """
+
+    environ: Mapping[str, str] = {}
+
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
+        event = self.peek_event()
+        if "${" in event.value:
+            event.value = _substitute(event.value, self.environ, event.start_mark.line + 1)
+        return super().compose_scalar_node(anchor)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[str, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r} "
+                        f"(first given on line {seen[key_node.value]})", key_node.start_mark)
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _substitute(text: str, environ: Mapping[str, str], line: int) -> str:
+    def replace(match: "re.Match[str]") -> str:
+        if match.group(0) == "$${":
+            return "${"
+        reference = match.group(1)
+        if reference is None:
+            raise _EnvError("'${' without a closing '}'", line)
+        name, colon, default = reference.partition(":")
+        if not _ENV_NAME.fullmatch(name):
+            raise _EnvError(f"{'${' + reference + '}'!r} is not ${{NAME}} or ${{NAME:default}}", line)
+        if name in environ:
+            return environ[name]
+        if colon:
+            return default
+        raise _EnvError(f"environment variable {name!r} is not set and has no default "
+                        f"(write ${{{name}:default}} to give one)", line)
+
+    return _ENV.sub(replace, text)
+
+
+def _read_yaml(path: str, environ: Mapping[str, str]) -> Tuple[Any, Dict[str, int]]:
+    """
+    @return: the document, and the line number of each top-level key (and of
+        each C{database.<key>}).
+    @raise ConfigError: if the file cannot be read or parsed.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the configuration file: "
+                          f"{e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
+    loader = _Loader(text)
+    loader.environ = environ
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    except _EnvError as e:
+        raise ConfigError(f"{path}, line {e.args[1]}: {e.args[0]}") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        place = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{place}: invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    finally:
+        loader.dispose()
+    return data, _key_lines(node)
+
+
+def _key_lines(node: Any) -> Dict[str, int]:
+    lines: Dict[str, int] = {}
+    if not isinstance(node, yaml.MappingNode):
+        return lines
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            lines[key_node.value] = key_node.start_mark.line + 1
+            if key_node.value == "database" and isinstance(value_node, yaml.MappingNode):
+                for sub, _ in value_node.value:
+                    if isinstance(sub, yaml.ScalarNode):
+                        lines[f"database.{sub.value}"] = sub.start_mark.line + 1
+    return lines

@@ -288,8 +288,11 @@ class _MemoryConsumer:
         return defer.succeed(None)
 
     def cancel(self) -> defer.Deferred:
+        # As basic.cancel: no new deliveries, but the unsettled ones stay
+        # with the channel and go back to the queue when it closes.
         self._detach()
-        self.transport._consumers.discard(self)
+        if not self.unacked:
+            self.transport._consumers.discard(self)
         return defer.succeed(None)
 
     def _detach(self) -> None:

@@ -1,0 +1,230 @@
+# -*- test-case-name: tests.test_loader -*-
+"""
+Import the objects that configuration names by dotted path: managers
+(C{--manager}, C{<topic>_manager}) and drivers.
+
+A path is C{"pkg.mod.Name"}, C{"pkg.mod:Name"} (the colon marks where the
+module ends, as in setuptools entry points) or a plain module path
+C{"pkg.mod"}. Every failure is a L{LoadError} saying what could not be
+imported and why: the module does not exist, the module has no such
+attribute, or importing the module raised an exception.
+"""
+
+import importlib
+import inspect
+import re
+import sys
+import traceback
+from types import ModuleType
+from typing import Any, List, Optional, Tuple
+
+from zope.interface.exceptions import (
+    BrokenImplementation,
+    BrokenMethodImplementation,
+    DoesNotImplement,
+    Invalid,
+    MultipleInvalid,
+)
+from zope.interface.interface import InterfaceClass, Method
+from zope.interface.verify import verifyObject
+
+from novasvc.exceptions import LoadError
+
+__all__ = ["is_dotted_path", "load_object", "load_driver"]
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED = rf"{_NAME}(?:\.{_NAME})*"
+_PATH = re.compile(rf"({_DOTTED})(?::({_DOTTED}))?")
+
+
+def is_dotted_path(text: Any) -> bool:
+    """
+    @param text: a candidate path.
+    @return: C{True} if C{text} is a string of the form L{load_object}
+        accepts (C{pkg.mod}, C{pkg.mod.Name} or C{pkg.mod:Name}); nothing is
+        imported.
+    """
+    return isinstance(text, str) and _PATH.fullmatch(text) is not None
+
+
+def load_object(path: str) -> Any:
+    """
+    Import the object named by C{path}.
+
+    Without a colon the longest importable module prefix is imported and the
+    rest of the path is looked up as attributes on it; with a colon the part
+    before it must be a module and the part after it is looked up on it.
+
+    @param path: C{"pkg.mod.Name"}, C{"pkg.mod:Name"} (also
+        C{"pkg.mod:Outer.Inner"}) or C{"pkg.mod"}.
+    @type path: C{str}
+    @return: the class, function or other object found, or the module object
+        for a plain module path.
+    @raise LoadError: if C{path} is malformed, a module does not exist, an
+        attribute is missing, or importing a module raised an exception (the
+        message names the exception and where it was raised; the original is
+        chained as C{__cause__}).
+    """
+    match = _PATH.fullmatch(path) if isinstance(path, str) else None
+    if match is None:
+        raise LoadError(
+            f"cannot load {path!r}: not a dotted path "
+            "(expected 'package.module.Name', 'package.module:Name' or 'package.module')"
+        )
+    module_path, attributes = match.group(1), match.group(2)
+    if attributes is not None:
+        module, _ = _import(path, module_path, strict=True)
+        return _walk(path, module, module_path, attributes.split("."))
+    module, imported = _import(path, module_path, strict=False)
+    if module is None:
+        # The top-level package itself does not exist.
+        raise LoadError(f"cannot load {path!r}: no module named {imported!r}")
+    rest = module_path[len(imported) + 1:]
+    return _walk(path, module, imported, rest.split(".") if rest else [])
+
+
+def load_driver(path: str, iface: InterfaceClass, *args: Any, **kwargs: Any) -> Any:
+    """
+    Load a driver and check that it provides C{iface}.
+
+    The object at C{path} is used as follows: a module is the driver itself
+    (it declares C{moduleProvides(iface)}); a class or other callable is a
+    factory, called as C{factory(*args, **kwargs)}, whose result is the
+    driver; any other object is used as it is. The driver must declare
+    C{iface} (C{@implementer}) and have every attribute and method of it with
+    a compatible signature, as C{zope.interface.verify.verifyObject} checks.
+
+    @param path: the dotted path (see L{load_object}).
+    @param iface: the zope interface the driver must provide.
+    @param args: positional arguments for the factory.
+    @param kwargs: keyword arguments for the factory.
+    @return: the driver.
+    @raise LoadError: if the path cannot be loaded, the factory raised (the
+        original exception is chained), or the driver does not provide
+        C{iface}; the message names each missing or incompatible method or
+        attribute and the interface.
+    """
+    found = load_object(path)
+    if inspect.ismodule(found) or not callable(found):
+        driver = found
+    else:
+        try:
+            driver = found(*args, **kwargs)
+        except Exception as e:
+            raise LoadError(
+                f"cannot create driver {path!r}: calling it raised "
+                f"{type(e).__name__}: {e}{_where(e)}"
+            ) from e
+    try:
+        verifyObject(iface, driver)
+    except Invalid as e:
+        name = iface.__identifier__
+        problems = "; ".join(_describe(problem, iface) for problem in _problems(e))
+        raise LoadError(f"driver {path!r} does not provide {name}: {problems}") from e
+    return driver
+
+
+def _import(path: str, module_path: str, strict: bool) -> Tuple[Optional[ModuleType], str]:
+    """
+    Import C{module_path}, or with C{strict=False} its longest importable
+    prefix.
+
+    @return: the module and the dotted name it was imported as (which may
+        differ from its C{__name__}, as for C{os.path}); or C{None} and the
+        first component when not even that exists (only with
+        C{strict=False}).
+    @raise LoadError: if the module is missing (C{strict}) or its import raised.
+    """
+    try:
+        return importlib.import_module(module_path), module_path
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if not (module_path == missing or module_path.startswith(missing + ".")):
+            # The module exists but imports something that does not.
+            raise _import_failed(path, module_path, e) from e
+        if strict:
+            raise LoadError(f"cannot load {path!r}: no module named {missing!r}") from e
+        if "." not in missing:
+            return None, missing
+        # Every package above `missing` was imported on the way; the rest of
+        # the path may name attributes of the deepest one.
+        parent = missing.rpartition(".")[0]
+        return importlib.import_module(parent), parent
+    except Exception as e:
+        raise _import_failed(path, module_path, e) from e
+
+
+def _walk(path: str, obj: Any, owner: str, attributes: List[str]) -> Any:
+    """
+    Look up C{attributes} one after the other, starting from module C{obj}
+    imported as C{owner}.
+    """
+    for attribute in attributes:
+        try:
+            obj = getattr(obj, attribute)
+        except AttributeError:
+            if inspect.ismodule(obj) and hasattr(obj, "__path__"):
+                raise LoadError(
+                    f"cannot load {path!r}: no module named {owner + '.' + attribute!r}"
+                ) from None
+            what = "module" if inspect.ismodule(obj) else "object"
+            raise LoadError(
+                f"cannot load {path!r}: {what} {owner!r} has no attribute {attribute!r}"
+            ) from None
+        owner = f"{owner}.{attribute}"
+    return obj
+
+
+def _import_failed(path: str, module_path: str, error: BaseException) -> LoadError:
+    # A module whose import failed is not left in sys.modules: the first
+    # such prefix of the path is the one that raised.
+    parts = module_path.split(".")
+    prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    culprit = next((p for p in prefixes if p not in sys.modules), module_path)
+    return LoadError(
+        f"cannot load {path!r}: importing {culprit!r} raised "
+        f"{type(error).__name__}: {error}{_where(error)}"
+    )
+
+
+def _where(error: BaseException) -> str:
+    """
+    @return: C{" (at file:line)"} for the innermost frame of C{error}'s
+        traceback outside the import machinery, or C{""}.
+    """
+    if isinstance(error, SyntaxError):
+        return ""  # its message already names the file and line
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<frozen ") and frame.filename != __file__
+    ]
+    if not frames:
+        return ""
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})"
+
+
+def _problems(error: Invalid) -> List[Invalid]:
+    if isinstance(error, MultipleInvalid):
+        return list(error.exceptions)
+    return [error]
+
+
+def _describe(problem: Invalid, iface: InterfaceClass) -> str:
+    """
+    @return: one short phrase for one C{verifyObject} complaint.
+    """
+    if isinstance(problem, DoesNotImplement):
+        short = iface.__name__
+        return (f"it does not declare {short} (add @implementer({short}) to the class, "
+                f"or moduleProvides({short}) to the module)")
+    if isinstance(problem, BrokenImplementation):
+        desc = problem.name
+        name = desc if isinstance(desc, str) else desc.__name__
+        kind = "method" if isinstance(desc, Method) or isinstance(iface.get(name), Method) else "attribute"
+        return f"missing {kind} {name!r}"
+    if isinstance(problem, BrokenMethodImplementation):
+        desc = problem.method
+        name = desc if isinstance(desc, str) else desc.__name__
+        message = problem.mess.replace("implementation", "the implementation")
+        return f"method {name!r}: {message}"
+    return str(problem)

@@ -1,0 +1,373 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+L{Service}: one Manager served over RPC, with its C{services} record, the
+report_state heartbeat and the periodic task timer, as Nova's
+C{nova.service.Service}.
+
+Start order (Nova's C{Service.start()}): open the store, look up the record,
+C{manager.init_host(service_ref)}, create or update the record,
+C{manager.pre_start_hook(service_ref)}, start the RPC consumers,
+C{manager.post_start_hook()}, start the report timer, start the periodic
+timer. Each step is a child service, so stopping runs the steps' stop halves
+in reverse: the timers stop, the RPC server stops consuming and waits for
+in-flight calls (up to C{graceful_shutdown_timeout} seconds),
+C{manager.cleanup_host()} runs, then the transport and the store close.
+"""
+
+import os
+import random
+from typing import Any, Callable, Optional, Union
+
+from twisted.application.service import Service as _TwistedService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from novasvc.config import Config
+from novasvc.context import get_admin_context
+from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
+from novasvc.interfaces import IServiceStore, ITransport
+from novasvc.lifecycle import AsyncMultiService
+from novasvc.loader import load_object
+from novasvc.manager import Manager
+from novasvc.periodic import PeriodicTaskService, fuzzy_delay
+from novasvc.rpc.dispatcher import BaseRPCAPI
+from novasvc.rpc.server import RPCServer
+from novasvc.rpc.target import Target
+from novasvc.servicegroup import ReportStateService, effective_service_down_time
+
+_log = Logger()
+
+BINARY_PREFIX = "novasvc-"
+#: Version written to the record's C{version} column (Nova's SERVICE_VERSION).
+SERVICE_VERSION = 1
+#: Seconds before the first report (Nova's INITIAL_REPORTING_DELAY).
+INITIAL_REPORTING_DELAY = 5.0
+_RETRY_MAX = 30.0
+
+
+class Service(AsyncMultiService):
+    """
+    A Nova-style service hosting one L{Manager}.
+
+    @ivar host: the host name (C{str}).
+    @ivar binary: the binary name, e.g. C{novasvc-volume} (C{str}).
+    @ivar topic: the RPC topic, e.g. C{volume} (C{str}).
+    @ivar manager: the L{Manager} instance.
+    @ivar service_ref: the L{novasvc.db.record.ServiceRecord} once started, else C{None}.
+    @ivar store: the L{IServiceStore}.
+    @ivar transport: the L{ITransport}.
+    @ivar rpcserver: the L{RPCServer} serving C{Target(topic, server=host)}.
+    """
+
+    def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
+                 config: Config, store: IServiceStore, transport: ITransport,
+                 report_interval: Optional[float], periodic_enable: bool,
+                 periodic_fuzzy_delay: float, periodic_interval_max: Optional[float],
+                 clock=None, rng: Optional[random.Random] = None) -> None:
+        AsyncMultiService.__init__(self)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.host, self.binary, self.topic = host, binary, topic
+        self.manager = manager
+        self.config = config
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+        self.service_ref = None
+        self.report_interval = report_interval
+        self.service_down_time = effective_service_down_time(report_interval, config.service_down_time)
+        self._rng = rng or random.Random()
+        self._destroy_on_stop = False
+        self.setName(binary)
+
+        manager.clock = clock
+        endpoints = [manager, BaseRPCAPI(manager.service_name)] + list(manager.additional_endpoints)
+        self.rpcserver = RPCServer(
+            transport, Target(topic=topic, server=host), endpoints,
+            control_exchange=config.control_exchange, clock=clock,
+            max_inflight=config.rpc_max_inflight, ack=config.rpc_ack,
+            duplicate_window=config.rpc_duplicate_window,
+            durable_queues=config.durable_queues,
+            transient_queues_ttl=config.transient_queues_ttl,
+        )
+        _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
+        _Step(start=transport.start, stop=transport.stop, name="transport").setServiceParent(self)
+        _Step(start=self._start_record, stop=self._stop_record, name="record").setServiceParent(self)
+        _Step(start=self.rpcserver.start, stop=self._drain_rpc, name="rpc").setServiceParent(self)
+        _Step(start=manager.post_start_hook, name="post_start_hook").setServiceParent(self)
+        if report_interval:
+            ReportStateService(
+                store, self._service_id, report_interval=report_interval, clock=clock,
+                initial_delay=min(INITIAL_REPORTING_DELAY, report_interval),
+            ).setServiceParent(self)
+        if periodic_enable:
+            delay = fuzzy_delay(periodic_fuzzy_delay, self._rng)
+            _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
+
+    @classmethod
+    def create(cls, host: Optional[str] = None, binary: Optional[str] = None,
+               topic: Optional[str] = None, manager: Union[str, Callable[..., Manager], None] = None,
+               report_interval: Optional[float] = None, periodic_enable: Optional[bool] = None,
+               periodic_fuzzy_delay: Optional[float] = None,
+               periodic_interval_max: Optional[float] = None, *,
+               config: Optional[Config] = None, store: Optional[IServiceStore] = None,
+               transport: Optional[ITransport] = None, clock=None,
+               rng: Optional[random.Random] = None) -> "Service":
+        """
+        Build a service, filling every C{None} argument as Nova's
+        C{Service.create()} does: C{host} from config; C{topic} from the
+        binary minus its C{novasvc-} prefix, else the manager class's C{topic}
+        attribute; C{manager} from the C{<topic>_manager} config key;
+        C{binary} as C{novasvc-<topic>}; the timer settings from config.
+
+        @param manager: a dotted path, or a L{Manager} subclass or factory
+            called as C{manager(host=host, service_name=topic)}.
+        @param report_interval: seconds between report_state runs; C{0}
+            disables reporting.
+        @param periodic_fuzzy_delay: upper bound in seconds of the random delay
+            before the first periodic run.
+        @param periodic_interval_max: the most seconds the periodic timer idles.
+        @param store: the L{IServiceStore} (default: an SQL store on
+            C{config.database.connection}).
+        @param transport: the L{ITransport} (default: from C{config.transport_url}).
+
+        @raise ConfigError: when no manager or topic can be found.
+        @raise novasvc.exceptions.LoadError: when the manager path cannot be
+            imported.
+        """
+        config = config or Config()
+        host = host or config.host
+        if topic is None and binary is not None and binary.startswith(BINARY_PREFIX):
+            topic = binary[len(BINARY_PREFIX):]
+        if manager is None and topic is not None:
+            manager = config.manager_for(topic)
+        if manager is None:
+            raise ConfigError(
+                "no manager to run: pass --manager DOTTED.PATH, or set "
+                f"'{topic or '<topic>'}_manager' in the config file"
+            )
+        manager_factory = load_object(manager) if isinstance(manager, str) else manager
+        if topic is None:
+            topic = getattr(manager_factory, "topic", None)
+        if not topic:
+            raise ConfigError(
+                f"no topic for manager {manager!r}: pass --topic, a --binary named "
+                f"'{BINARY_PREFIX}<topic>', or give the manager class a 'topic' attribute"
+            )
+        binary = binary or BINARY_PREFIX + topic
+        if store is None:
+            from novasvc.db.store import SQLServiceStore
+
+            store = SQLServiceStore(
+                config.database.connection, reactor=clock,
+                thread_pool_size=config.database.thread_pool_size,
+            )
+        if transport is None:
+            from novasvc.transport import get_transport
+
+            transport = get_transport(
+                config.transport_url, reactor=clock,
+                heartbeat=int(config.heartbeat_timeout_threshold),
+            )
+        return cls(
+            host, binary, topic, manager_factory(host=host, service_name=topic),
+            config=config, store=store, transport=transport,
+            report_interval=config.report_interval if report_interval is None else report_interval,
+            periodic_enable=config.periodic_enable if periodic_enable is None else periodic_enable,
+            periodic_fuzzy_delay=(config.periodic_fuzzy_delay if periodic_fuzzy_delay is None
+                                  else periodic_fuzzy_delay),
+            periodic_interval_max=(config.periodic_interval_max if periodic_interval_max is None
+                                   else periodic_interval_max),
+            clock=clock, rng=rng,
+        )
+
+    # -- lifecycle --------------------------------------------------------
+
+    def startService(self) -> defer.Deferred:
+        """
+        Start every step in order (see the module docstring).
+
+        @return: a C{Deferred} firing once the service is ready (consuming and
+            reporting), or failing if a step failed.
+        """
+        _log.info("Starting {topic} node {host} (binary {binary}, pid {pid})",
+                  topic=self.topic, host=self.host, binary=self.binary, pid=os.getpid())
+        d = AsyncMultiService.startService(self)
+        d.addCallback(self._ready)
+        return d
+
+    def _ready(self, _: Any) -> None:
+        _log.info("Service {binary} on {host} is ready", binary=self.binary, host=self.host)
+
+    def stopService(self) -> defer.Deferred:
+        """
+        Stop as Nova's graceful shutdown: timers, then consumers and the
+        in-flight drain, C{cleanup_host}, transport, store.
+        """
+        _log.info("Stopping {binary} on {host}", binary=self.binary, host=self.host)
+        return AsyncMultiService.stopService(self)
+
+    def kill(self) -> defer.Deferred:
+        """
+        Stop, and soft-delete the service record (as Nova's C{kill()}, meant
+        for tests and decommissioning).
+
+        @return: a C{Deferred} firing once stopped.
+        """
+        self._destroy_on_stop = True
+        return self.stopService()
+
+    def reset(self) -> Any:
+        """
+        Re-read dynamic state (called on SIGHUP): C{manager.reset()}.
+        """
+        return defer.maybeDeferred(self.manager.reset).addErrback(
+            lambda f: _log.failure("Error during {manager}.reset", f, manager=type(self.manager).__name__))
+
+    def periodic_tasks(self, raise_on_error: bool = False) -> float:
+        """
+        One pass of the manager's periodic tasks with an admin context.
+
+        @return: seconds until the next task is due.
+        """
+        return self.manager.periodic_tasks(get_admin_context(), raise_on_error=raise_on_error)
+
+    # -- steps ------------------------------------------------------------
+
+    def _service_id(self) -> Optional[int]:
+        return self.service_ref.id if self.service_ref is not None else None
+
+    def _start_store(self) -> defer.Deferred:
+        return self._retry("open the database", self.store.start)
+
+    @defer.inlineCallbacks
+    def _start_record(self):
+        ref = yield self._retry("look up the service record",
+                                lambda: self.store.get_by_host_and_binary(self.host, self.binary))
+        yield defer.maybeDeferred(self.manager.init_host, ref)
+        if ref is None:
+            ref = yield self._retry("create the service record", self._create_record)
+        elif ref.version != SERVICE_VERSION or ref.topic != self.topic:
+            ref = yield self._retry("update the service record", lambda: self.store.update(
+                ref.id, version=SERVICE_VERSION, topic=self.topic))
+        self.service_ref = ref
+        yield defer.maybeDeferred(self.manager.pre_start_hook, ref)
+
+    def _create_record(self) -> defer.Deferred:
+        d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)
+
+        def raced(failure):
+            # A sibling created it first (Nova: ServiceBinaryExists): use theirs.
+            failure.trap(ServiceExists)
+            return self.store.get_by_host_and_binary(self.host, self.binary)
+
+        return d.addErrback(raced)
+
+    @defer.inlineCallbacks
+    def _stop_record(self):
+        try:
+            yield defer.maybeDeferred(self.manager.cleanup_host)
+        except Exception:
+            _log.failure("Service error occurred during cleanup_host")
+        if self._destroy_on_stop and self.service_ref is not None:
+            try:
+                yield self.store.destroy(self.service_ref.id)
+            except ServiceNotFound:
+                _log.warn("Service killed that has no database entry")
+
+    def _drain_rpc(self) -> defer.Deferred:
+        d = self.rpcserver.stop()
+        d.addCallback(lambda _: self.rpcserver.wait(self.config.graceful_shutdown_timeout or None))
+        return d
+
+    def _retry(self, what: str, attempt: Callable[[], defer.Deferred]) -> defer.Deferred:
+        """
+        Run C{attempt} until it succeeds, backing off from 1 to 30 seconds;
+        a database outage at start-up is logged once and once recovered.
+        """
+        result = defer.Deferred()
+        state = {"delay": 1.0, "failed": False}
+
+        def run():
+            d = defer.maybeDeferred(attempt)
+            d.addCallbacks(succeeded, failed)
+
+        def succeeded(value):
+            if state["failed"]:
+                _log.info("Recovered: could {what} again", what=what)
+            result.callback(value)
+
+        def failed(failure):
+            if not self.running:
+                result.errback(failure)
+                return
+            if not state["failed"]:
+                _log.warn("Could not {what} ({error}); retrying", what=what,
+                          error=failure.getErrorMessage())
+            state["failed"] = True
+            self.clock.callLater(state["delay"], run)
+            state["delay"] = min(state["delay"] * 2, _RETRY_MAX)
+
+        run()
+        return result
+
+
+class _Step(_TwistedService):
+    """
+    A child whose start and stop halves are plain callables (each may return
+    a C{Deferred}).
+    """
+
+    def __init__(self, start: Callable[[], Any], stop: Optional[Callable[[], Any]] = None,
+                 name: Optional[str] = None) -> None:
+        self._start, self._stop = start, stop
+        if name:
+            self.setName(name)
+
+    def startService(self) -> defer.Deferred:
+        _TwistedService.startService(self)
+        return defer.maybeDeferred(self._start)
+
+    def stopService(self) -> defer.Deferred:
+        _TwistedService.stopService(self)
+        return defer.maybeDeferred(self._stop) if self._stop else defer.succeed(None)
+
+
+class _PeriodicStep(PeriodicTaskService):
+    """
+    The periodic timer; on stop it also waits (up to the graceful shutdown
+    timeout) for tasks still running.
+    """
+
+    def __init__(self, service: Service, initial_delay, interval_max) -> None:
+        PeriodicTaskService.__init__(self, service.periodic_tasks, clock=service.clock,
+                                     initial_delay=initial_delay, interval_max=interval_max)
+        self._owner = service
+        self.setName("periodic")
+
+    def stopService(self) -> defer.Deferred:
+        d = defer.maybeDeferred(PeriodicTaskService.stopService, self)
+        d.addCallback(lambda _: _bounded(self._owner.manager.wait_for_periodic_tasks(),
+                                         self._owner.config.graceful_shutdown_timeout,
+                                         self._owner.clock))
+        return d
+
+
+def _bounded(d: defer.Deferred, timeout: Optional[float], clock) -> defer.Deferred:
+    """
+    @return: C{d}, but firing with C{None} after C{timeout} seconds at the
+        latest (C{None} or C{0}: no bound). C{d} itself is not cancelled.
+    """
+    if not timeout:
+        return d
+    result = defer.Deferred()
+    call = clock.callLater(timeout, lambda: result.called or result.callback(None))
+
+    def done(value):
+        if call.active():
+            call.cancel()
+        if not result.called:
+            result.callback(None)
+
+    d.addBoth(done)
+    return result

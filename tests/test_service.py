@@ -1,0 +1,405 @@
+"""
+Tests for L{novasvc.service}.
+"""
+
+import random
+
+from twisted.internet import defer, task
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from novasvc.config import Config, managers_from
+from novasvc.db.memory import MemoryServiceStore
+from novasvc.examples.echo import EchoManager
+from novasvc.exceptions import ConfigError, LoadError, ServiceExists
+from novasvc.manager import Manager
+from novasvc.periodic import periodic_task
+from novasvc.rpc.client import RPCClient
+from novasvc.rpc.target import Target
+from novasvc.service import SERVICE_VERSION, Service
+from novasvc.transport.memory import MemoryBroker, MemoryTransport
+
+
+class RecordingManager(Manager):
+    """
+    A manager that records its hooks and can be told to block on them.
+    """
+
+    topic = "recording"
+
+    def __init__(self, *args, **kwargs):
+        Manager.__init__(self, *args, **kwargs)
+        self.events = []
+        self.runs = 0
+        self.broker = None
+
+    def _queues(self):
+        return sorted(n for n in self.broker.queues if n.startswith("recording"))
+
+    def init_host(self, service_ref):
+        self.events.append(("init_host", service_ref))
+
+    def pre_start_hook(self, service_ref):
+        self.events.append(("pre_start_hook", service_ref.id, self._queues()))
+
+    def post_start_hook(self):
+        self.events.append(("post_start_hook", self._queues()))
+
+    def cleanup_host(self):
+        self.events.append(("cleanup_host",))
+
+    def reset(self):
+        self.events.append(("reset",))
+
+    @periodic_task(spacing=10, run_immediately=True)
+    def _tick(self, context):
+        self.runs += 1
+
+
+class ServiceTestMixin:
+    def make(self, manager=RecordingManager, config=None, **kwargs):
+        self.clock = task.Clock()
+        self.broker = MemoryBroker()
+        self.transport = MemoryTransport(broker=self.broker, clock=self.clock)
+        self.store = kwargs.pop("store", None) or MemoryServiceStore()
+        config = config or Config(host="h1", periodic_fuzzy_delay=0)
+        service = Service.create(manager=manager, config=config, store=self.store,
+                                 transport=self.transport, clock=self.clock,
+                                 rng=random.Random(4), **kwargs)
+        if isinstance(service.manager, RecordingManager):
+            service.manager.broker = self.broker
+        return service
+
+    def client(self, topic="recording", **kwargs):
+        return RPCClient(MemoryTransport(broker=self.broker, clock=self.clock),
+                         Target(topic=topic, **kwargs), clock=self.clock)
+
+    def rows(self, **kwargs):
+        """
+        @return: the rows (live ones unless told otherwise), opening the
+            store again if the service closed it.
+        """
+        stopped = []
+        d = self.store.list_services(**kwargs)
+        d.addErrback(lambda f: stopped.append(f.trap(RuntimeError)))
+        rows = self.successResultOf(d)
+        if stopped:
+            self.successResultOf(self.store.start())
+            rows = self.successResultOf(self.store.list_services(**kwargs))
+        return rows
+
+
+class CreateTests(ServiceTestMixin, SynchronousTestCase):
+    def test_topic_from_binary(self):
+        """
+        When only a binary named novasvc-<topic> is given, then the topic is
+        the binary without its prefix.
+        """
+        service = self.make(binary="novasvc-volume")
+        self.assertEqual((service.binary, service.topic), ("novasvc-volume", "volume"))
+
+    def test_topic_and_binary_from_manager(self):
+        """
+        When neither topic nor binary is given, then the topic is the
+        manager class's topic attribute and the binary novasvc-<topic>.
+        """
+        service = self.make()
+        self.assertEqual((service.binary, service.topic), ("novasvc-recording", "recording"))
+        self.assertEqual(service.host, "h1")
+        self.assertEqual(service.manager.host, "h1")
+
+    def test_manager_from_config(self):
+        """
+        When no manager is given, then the <topic>_manager config key names it.
+        """
+        config = Config(host="h1", managers=managers_from(
+            {"echo": "novasvc.examples.echo.EchoManager"}))
+        service = self.make(manager=None, topic="echo", config=config)
+        self.assertIsInstance(service.manager, EchoManager)
+
+    def test_no_manager(self):
+        """
+        When no manager is given or configured, then ConfigError says how to
+        give one.
+        """
+        error = self.assertRaises(ConfigError, self.make, manager=None, topic="volume")
+        self.assertIn("volume_manager", str(error))
+
+    def test_bad_manager_path(self):
+        """
+        When the manager path cannot be imported, then LoadError says so.
+        """
+        self.assertRaises(LoadError, self.make, manager="novasvc.examples.nothere.Manager")
+
+    def test_no_topic(self):
+        """
+        When the manager has no topic attribute and none is given, then
+        ConfigError asks for one.
+        """
+        self.assertRaises(ConfigError, self.make, manager=Manager)
+
+    def test_arguments_beat_config(self):
+        """
+        When timer settings are passed, then they win over the config.
+        """
+        service = self.make(report_interval=3, periodic_enable=False)
+        self.assertEqual(service.report_interval, 3)
+        self.assertIsNone(_named(service, "periodic"))
+
+
+def _named(service, name):
+    try:
+        return service.getServiceNamed(name)
+    except KeyError:
+        return None
+
+
+class StartStopTests(ServiceTestMixin, SynchronousTestCase):
+    def test_start_order(self):
+        """
+        When the service starts, then init_host runs before the record exists,
+        pre_start_hook gets the new record before any consumer exists,
+        post_start_hook runs once the topic, server and fanout queues exist,
+        and the start Deferred fires.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        [row] = self.rows()
+        queues = ["recording", "recording.h1"]
+        events = service.manager.events
+        self.assertEqual(events[0], ("init_host", None))
+        self.assertEqual(events[1], ("pre_start_hook", row.id, []))
+        self.assertEqual(events[2][0], "post_start_hook")
+        self.assertEqual(events[2][1][:2], queues)
+        self.assertTrue(events[2][1][2].startswith("recording_fanout_"))
+        self.assertEqual((row.host, row.binary, row.topic, row.version),
+                         ("h1", "novasvc-recording", "recording", SERVICE_VERSION))
+        self.assertEqual(service.service_ref, row)
+
+    def test_existing_record_reused(self):
+        """
+        When a record already exists, then init_host receives it, no new row
+        is made, and its version is brought up to date.
+        """
+        self.store = MemoryServiceStore()
+        self.successResultOf(self.store.start())
+        old = self.successResultOf(self.store.create("h1", "novasvc-recording", "recording", version=0))
+        self.successResultOf(self.store.stop())
+        service = self.make(store=self.store)
+        self.successResultOf(service.startService())
+        self.assertEqual(service.manager.events[0], ("init_host", old))
+        [row] = self.rows()
+        self.assertEqual((row.id, row.version), (old.id, SERVICE_VERSION))
+
+    def test_create_race(self):
+        """
+        When a sibling creates the record between the lookup and the create
+        (ServiceExists), then the sibling's record is used.
+        """
+        self.store = MemoryServiceStore()
+        lookups = []
+        real = self.store.get_by_host_and_binary
+
+        def racing_lookup(host, binary):
+            lookups.append(host)
+            if len(lookups) == 1:
+                self.successResultOf(self.store.create(host, binary, "recording", version=SERVICE_VERSION))
+                return defer.succeed(None)
+            return real(host, binary)
+
+        self.store.get_by_host_and_binary = racing_lookup
+        service = self.make(store=self.store)
+        self.successResultOf(service.startService())
+        self.assertEqual(len(self.rows()), 1)
+        self.assertEqual(service.service_ref.id, self.rows()[0].id)
+
+    def test_report_state(self):
+        """
+        When the service runs, then the first report comes after the initial
+        delay and then every report_interval seconds.
+        """
+        service = self.make(report_interval=10)
+        self.successResultOf(service.startService())
+        self.assertEqual(self.rows()[0].report_count, 0)
+        self.clock.advance(5)
+        self.assertEqual(self.rows()[0].report_count, 1)
+        self.assertIsNotNone(self.rows()[0].last_seen_up)
+        self.clock.advance(10)
+        self.assertEqual(self.rows()[0].report_count, 2)
+
+    def test_report_disabled(self):
+        """
+        When report_interval is 0, then no report ever happens.
+        """
+        service = self.make(report_interval=0)
+        self.successResultOf(service.startService())
+        self.clock.advance(100)
+        self.assertEqual(self.rows()[0].report_count, 0)
+
+    def test_periodic_after_fuzzy_delay(self):
+        """
+        When periodic_fuzzy_delay is set, then the first periodic pass happens
+        after a random delay in 0..delay (drawn from the injected rng), and
+        then every task spacing.
+        """
+        expected = random.Random(4).randint(0, 30)
+        service = self.make(periodic_fuzzy_delay=30)
+        self.successResultOf(service.startService())
+        self.clock.advance(expected - 0.5 if expected else 0)
+        self.assertEqual(service.manager.runs, 0 if expected else 1)
+        self.clock.advance(0.5)
+        self.assertEqual(service.manager.runs, 1)
+        self.clock.advance(10)
+        self.assertEqual(service.manager.runs, 2)
+
+    def test_periodic_disabled(self):
+        """
+        When periodic_enable is false, then periodic tasks never run.
+        """
+        service = self.make(periodic_enable=False)
+        self.successResultOf(service.startService())
+        self.clock.advance(100)
+        self.assertEqual(service.manager.runs, 0)
+
+    def test_serves_rpc(self):
+        """
+        When the service runs, then a call to its topic and one to its host
+        reach the manager, and the base API's ping answers.
+        """
+        service = self.make(manager=EchoManager)
+        self.successResultOf(service.startService())
+        client = self.client("echo")
+        self.assertEqual(self.successResultOf(client.call({}, "echo", value=[1, "a"])), [1, "a"])
+        direct = client.prepare(server="h1")
+        self.assertEqual(self.successResultOf(direct.call({}, "echo", value=2)), 2)
+        ping = client.prepare(namespace="baseapi", version="1.1")
+        self.assertEqual(self.successResultOf(ping.call({}, "ping", arg="x")),
+                         {"service": "echo", "arg": "x"})
+
+    def test_hooks_not_callable(self):
+        """
+        When a client calls a lifecycle hook, then it fails and the hook does
+        not run.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        failure = self.failureResultOf(self.client().call({}, "cleanup_host"))
+        self.assertIn("NoSuchMethod", str(failure.value))
+        self.assertNotIn(("cleanup_host",), service.manager.events)
+
+    def test_stop_drains_in_flight_then_cleanup(self):
+        """
+        When the service stops during a call, then it stops consuming at once,
+        waits for the call to finish and be answered, then runs cleanup_host.
+        """
+        service = self.make(manager=EchoManager)
+        self.successResultOf(service.startService())
+        cleanups = []
+        service.manager.cleanup_host = lambda: cleanups.append(self.clock.seconds())
+        client = self.client("echo")
+        slow = client.call({}, "sleep", seconds=30)
+        stopping = service.stopService()
+        self.assertNoResult(stopping)
+        late = client.call({}, "echo", value=1)
+        self.clock.advance(29)
+        self.assertEqual(cleanups, [])
+        self.clock.advance(1)
+        self.assertEqual(self.successResultOf(slow), 30)
+        self.successResultOf(stopping)
+        self.assertEqual(cleanups, [30])
+        self.assertNoResult(late)
+        self.assertEqual(len(self.broker.queues["echo"].messages), 1)
+        late.cancel()
+        self.failureResultOf(late)
+
+    def test_graceful_timeout(self):
+        """
+        When an in-flight call outlasts graceful_shutdown_timeout, then the
+        stop completes after the timeout and the request goes back to its
+        queue unsettled (to be served again elsewhere).
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, graceful_shutdown_timeout=10)
+        service = self.make(manager=EchoManager, config=config)
+        self.successResultOf(service.startService())
+        self.client("echo").cast({}, "sleep", seconds=100)
+        stopping = service.stopService()
+        self.clock.advance(9)
+        self.assertNoResult(stopping)
+        self.clock.advance(1)
+        self.successResultOf(stopping)
+        self.assertEqual(len(self.broker.queues["echo"].messages), 1)
+
+    def test_kill_soft_deletes(self):
+        """
+        When the service is killed, then its record is soft-deleted.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        self.successResultOf(service.kill())
+        self.assertEqual(self.rows(), [])
+        [row] = self.rows(include_deleted=True)
+        self.assertEqual(row.deleted, row.id)
+
+    def test_stop_keeps_record(self):
+        """
+        When the service stops (not killed), then its record stays live.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        self.successResultOf(service.stopService())
+        self.assertEqual(len(self.rows()), 1)
+
+    def test_reset(self):
+        """
+        When the service is reset (SIGHUP), then the manager's reset runs.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        self.successResultOf(service.reset())
+        self.assertIn(("reset",), service.manager.events)
+
+    def test_database_outage_at_start(self):
+        """
+        When the database is down at start-up, then the service logs it once,
+        retries with back-off, and starts once it is back.
+        """
+        store = MemoryServiceStore()
+        real_start = store.start
+        attempts = []
+
+        def flaky_start():
+            attempts.append(1)
+            if len(attempts) < 4:
+                return defer.fail(ConnectionRefusedError("db down"))
+            return real_start()
+
+        store.start = flaky_start
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        service = self.make(store=store)
+        started = service.startService()
+        self.assertNoResult(started)
+        self.clock.advance(1)
+        self.clock.advance(2)
+        self.assertNoResult(started)
+        self.clock.advance(4)
+        self.successResultOf(started)
+        self.assertEqual(len(attempts), 4)
+        warnings = [e for e in events if "retrying" in e.get("log_format", "")]
+        recovered = [e for e in events if "Recovered" in e.get("log_format", "")]
+        self.assertEqual((len(warnings), len(recovered)), (1, 1))
+
+    def test_init_host_failure_fails_start(self):
+        """
+        When init_host raises, then the start Deferred fails with it and no
+        consumer is started.
+        """
+        service = self.make()
+
+        def broken(ref):
+            raise ServiceExists("nope")
+
+        service.manager.init_host = broken
+        self.failureResultOf(service.startService(), ServiceExists)
+        self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])

@@ -1,0 +1,205 @@
+"""
+End-to-end tests of L{novasvc.service} under a real C{twistd} process.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from tests._services import require_service
+
+DEADLINE = 30.0
+
+
+def _bin(name):
+    """
+    @return: the path of console script C{name} beside the running interpreter.
+    """
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def _environ():
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The checkout is importable whether novasvc is installed or not.
+    env["PYTHONPATH"] = here
+    return env
+
+
+def poll(condition, deadline=DEADLINE, interval=0.1):
+    """
+    Call C{condition()} every C{interval} seconds until it returns something
+    true, and fire with that value; fail after C{deadline} seconds.
+    """
+    start = reactor.seconds()
+
+    def attempt():
+        value = condition()
+        if value:
+            return value
+        if reactor.seconds() - start > deadline:
+            raise AssertionError(f"condition not met within {deadline} s: {condition.__doc__}")
+        return task.deferLater(reactor, interval, attempt)
+
+    return defer.maybeDeferred(attempt)
+
+
+class TwistdProcessMixin:
+    def start_twistd(self, *args):
+        """
+        Start C{twistd -n novasvc ARGS} in a fresh directory.
+
+        @return: the C{subprocess.Popen}.
+        """
+        self.workdir = os.path.abspath(self.mktemp())
+        os.makedirs(self.workdir)
+        self.logpath = os.path.join(self.workdir, "twistd.log")
+        self.logfile = open(self.logpath, "wb")
+        self.addCleanup(self.logfile.close)
+        process = subprocess.Popen(
+            [_bin("twistd"), "-n", "--pidfile=", "novasvc", *args],
+            cwd=self.workdir, env=_environ(), stdout=self.logfile, stderr=subprocess.STDOUT,
+        )
+
+        def reap():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+        self.addCleanup(reap)
+        return process
+
+    def output(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_exit(self, process):
+        """
+        Fire with the exit code of C{process} (fails after the deadline).
+        """
+
+        def exited():
+            """the twistd process exited"""
+            code = process.poll()
+            return (code,) if code is not None else None
+
+        return poll(exited).addCallback(lambda r: r[0])
+
+
+class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
+    timeout = 90
+
+    def row(self):
+        try:
+            db = sqlite3.connect(self.dbpath)
+            try:
+                return db.execute(
+                    "SELECT host, binary, topic, report_count, last_seen_up FROM services "
+                    "WHERE deleted = 0").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
+
+    @defer.inlineCallbacks
+    def test_registers_reports_and_exits_cleanly_on_sigterm(self):
+        """
+        When twistd runs the echo manager on the memory transport and an
+        SQLite file, then its services row appears, report_count rises, and
+        SIGTERM makes it exit 0 after logging the graceful stop.
+        """
+        self.dbpath = os.path.abspath(self.mktemp()) + ".sqlite"
+        process = self.start_twistd(
+            "--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
+            f"--database-connection=sqlite:///{self.dbpath}", "--host=proc-test",
+            "--report-interval=0.5", "--periodic-fuzzy-delay=0",
+        )
+        first = yield poll(lambda: self.row())
+        self.assertEqual(first[:3], ("proc-test", "novasvc-echo", "echo"))
+
+        def reported_twice():
+            """report_count reached 2"""
+            row = self.row()
+            return row if row and row[3] >= 2 else None
+
+        row = yield poll(reported_twice)
+        self.assertIsNotNone(row[4])
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        self.assertEqual(code, 0, self.output())
+        self.assertIn("Stopping novasvc-echo", self.output())
+
+    @defer.inlineCallbacks
+    def test_bad_config_exits_with_message(self):
+        """
+        When twistd is given a config file with an unknown key, then it exits
+        non-zero naming the key, without a traceback.
+        """
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        path = os.path.join(workdir, "bad.yaml")
+        with open(path, "w") as f:
+            f.write("report_intervall: 10\n")
+        process = self.start_twistd(f"--config={path}", "--manager=novasvc.examples.echo.EchoManager")
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertNotEqual(code, 0)
+        self.assertIn("report_intervall", out)
+        self.assertNotIn("Traceback", out)
+
+
+class RabbitMQProcessTests(TwistdProcessMixin, TestCase):
+    timeout = 120
+
+    def setUp(self):
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        self.exchange = f"novasvc-proc-{uuid.uuid4().hex[:8]}"
+        self.host = f"proc-{uuid.uuid4().hex[:8]}"
+
+    def rpc(self, *args):
+        return subprocess.run(
+            [_bin("novasvc-rpc"), "--transport-url=rabbit://guest:guest@127.0.0.1:5672/",
+             f"--control-exchange={self.exchange}", *args],
+            env=_environ(), capture_output=True, text=True, timeout=60,
+        )
+
+    def is_ready(self):
+        """the service logged that it is ready"""
+        return "is ready" in self.output()
+
+    @defer.inlineCallbacks
+    def test_call_over_rabbitmq_then_sigterm(self):
+        """
+        When twistd runs the echo manager on RabbitMQ, then novasvc-rpc can call
+        it (result on stdout, exit 0), a remote error exits 1, and SIGTERM makes
+        the service exit 0.
+        """
+        dbpath = os.path.abspath(self.mktemp()) + ".sqlite"
+        process = self.start_twistd(
+            "--manager=novasvc.examples.echo.EchoManager",
+            "--transport-url=rabbit://guest:guest@127.0.0.1:5672/",
+            f"--control-exchange={self.exchange}", f"--host={self.host}",
+            f"--database-connection=sqlite:///{dbpath}", "--periodic-fuzzy-delay=0",
+        )
+        yield poll(self.is_ready)
+        result = yield task.deferLater(reactor, 0, self.rpc, "call", "--timeout=20", "echo", "echo",
+                                       'value={"a": [1, 2]}')
+        self.assertEqual((result.returncode, json.loads(result.stdout)), (0, {"a": [1, 2]}),
+                         result.stderr)
+        result = yield task.deferLater(reactor, 0, self.rpc, "call", f"--server={self.host}",
+                                       "--timeout=20", "echo", "fail", 'message="nope"')
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("EchoError", result.stderr)
+        self.assertIn("nope", result.stderr)
+        self.assertNotIn("guest:guest", self.output())
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        self.assertEqual(code, 0, self.output())

@@ -1,0 +1,454 @@
+"""
+Tests for L{novasvc.tap}.
+"""
+
+import signal
+import sys
+import types
+from typing import Any, Callable, Dict, List
+
+from twisted.application.service import IService, Service
+from twisted.internet import defer
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from novasvc import tap
+from novasvc.config import load_config
+from novasvc.exceptions import ConfigError, LoadError
+from novasvc.tap import HangupService, Options, makeService
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for L{Options}.
+    """
+
+    def parse(self, *argv: str) -> Options:
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def config_file(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_nothing_given(self) -> None:
+        """
+        When no option is given, then every option is C{None} (not a default
+        of its own) and the settings are L{load_config}'s defaults.
+        """
+        options = self.parse()
+        for name in ["config", "manager", "topic", "host", "binary", "transport-url",
+                     "control-exchange", "database-connection", "report-interval",
+                     "periodic-fuzzy-delay", "periodic-interval-max"]:
+            self.assertIsNone(options[name], name)
+        self.assertFalse(options["no-periodic"])
+        self.assertEqual(set(options.overrides().values()), {None})
+        self.assertEqual(options.settings, load_config(None))
+
+    def test_all_options(self) -> None:
+        """
+        When every option is given, then the settings take them, durations as
+        floats, and C{--no-periodic} turns periodic tasks off.
+        """
+        options = self.parse(
+            "--manager=pkg.mod.Manager", "--topic=volume", "--host=node-2",
+            "--binary=novasvc-volume", "--transport-url=memory://t",
+            "--control-exchange=nova", "--database-connection=sqlite://",
+            "--report-interval=2.5", "--periodic-fuzzy-delay=0",
+            "--periodic-interval-max=30", "--no-periodic",
+        )
+        settings = options.settings
+        self.assertEqual((options["manager"], options["topic"], options["binary"]),
+                         ("pkg.mod.Manager", "volume", "novasvc-volume"))
+        self.assertEqual(settings.host, "node-2")
+        self.assertEqual(settings.transport_url, "memory://t")
+        self.assertEqual(settings.control_exchange, "nova")
+        self.assertEqual(settings.database.connection, "sqlite://")
+        self.assertEqual(settings.report_interval, 2.5)
+        self.assertEqual(settings.periodic_fuzzy_delay, 0.0)
+        self.assertEqual(settings.periodic_interval_max, 30.0)
+        self.assertFalse(settings.periodic_enable)
+
+    def test_short_options(self) -> None:
+        """
+        When C{-c}, C{-m} and C{-t} are given, then they set the config file,
+        the manager and the topic.
+        """
+        path = self.config_file("control_exchange: from-file\n")
+        options = self.parse("-c", path, "-m", "a.B", "-t", "volume")
+        self.assertEqual((options["config"], options["manager"], options["topic"]),
+                         (path, "a.B", "volume"))
+        self.assertEqual(options.settings.control_exchange, "from-file")
+
+    def test_precedence(self) -> None:
+        """
+        When a key is in the file and on the command line, then the command
+        line wins; a key only in the file keeps the file's value.
+        """
+        path = self.config_file("report_interval: 5\nperiodic_fuzzy_delay: 7\n"
+                                "periodic_enable: true\n")
+        options = self.parse("--config", path, "--report-interval=3")
+        self.assertEqual(options.settings.report_interval, 3.0)
+        self.assertEqual(options.settings.periodic_fuzzy_delay, 7.0)
+        self.assertTrue(options.settings.periodic_enable)
+        options = self.parse("--config", path, "--no-periodic")
+        self.assertFalse(options.settings.periodic_enable)
+
+    def test_bad_config_file(self) -> None:
+        """
+        When the config file is refused, then parsing raises
+        L{usage.UsageError} with the L{ConfigError} message.
+        """
+        path = self.config_file("report_intervall: 5\n")
+        error = self.assertRaises(usage.UsageError, self.parse, "--config", path)
+        self.assertEqual(str(error), f"{path}, line 1: report_intervall: unknown key "
+                                     "(did you mean 'report_interval'?)")
+        missing = self.mktemp()
+        error = self.assertRaises(usage.UsageError, self.parse, "--config", missing)
+        self.assertIn(f"{missing}: cannot read the configuration file", str(error))
+
+    def test_bad_value(self) -> None:
+        """
+        When a duration is not a number or out of range, then parsing raises
+        L{usage.UsageError} naming the option.
+        """
+        error = self.assertRaises(usage.UsageError, self.parse, "--report-interval=soon")
+        self.assertIn("--report-interval: expected a number of seconds, got 'soon'", str(error))
+        error = self.assertRaises(usage.UsageError, self.parse, "--report-interval=-1")
+        self.assertEqual(str(error), "command line option --report-interval: expected "
+                                     "a number of seconds >= 0, got -1.0")
+        error = self.assertRaises(usage.UsageError, self.parse, "--transport-url=http://u:pw@h/")
+        self.assertNotIn(":pw@", str(error))
+
+    def test_bad_manager(self) -> None:
+        """
+        When C{--manager} is not a dotted path, then parsing raises
+        L{usage.UsageError}.
+        """
+        error = self.assertRaises(usage.UsageError, self.parse, "--manager=my manager")
+        self.assertEqual(str(error), "--manager: expected a dotted path such as "
+                                     "novasvc.examples.echo.EchoManager, got 'my manager'")
+
+    def test_help(self) -> None:
+        """
+        When the usage text is built, then it lists every option.
+        """
+        text = str(Options())
+        for name in ["--config", "--manager", "--topic", "--host", "--binary",
+                     "--transport-url", "--control-exchange", "--database-connection",
+                     "--report-interval", "--periodic-fuzzy-delay",
+                     "--periodic-interval-max", "--no-periodic"]:
+            self.assertIn(name, text)
+
+
+class _FakeCreate:
+    """
+    Stands in for C{Service.create}: records its keyword arguments and
+    returns a L{_ResettableService}, or raises C{error}.
+    """
+
+    def __init__(self, error: Exception = None) -> None:
+        self.calls: List[Dict[str, Any]] = []
+        self.error = error
+
+    def __call__(self, **kwargs: Any) -> Service:
+        self.calls.append(kwargs)
+        if self.error is not None:
+            raise self.error
+        return _ResettableService()
+
+
+class _ResettableService(Service):
+    """
+    A service with a C{reset()} that counts its calls and returns
+    C{self.result()}.
+    """
+
+    def __init__(self) -> None:
+        self.resets = 0
+        self.result: Callable[[], Any] = lambda: None
+
+    def reset(self) -> Any:
+        self.resets += 1
+        return self.result()
+
+
+class _ThreadCalls:
+    """
+    A reactor with C{callFromThread}, C{callWhenRunning} and C{callLater}:
+    calls are kept until L{run}; C{stop} and system event triggers are
+    recorded.
+    """
+
+    def __init__(self) -> None:
+        self.calls: List[Any] = []
+        self.stopped = 0
+        self.triggers: List[Any] = []
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.calls.append((f, args, kwargs))
+
+    callWhenRunning = callFromThread
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.calls.append((f, args, kwargs))
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Callable[..., Any], *args: Any) -> None:
+        self.triggers.append((phase, event, f, args))
+
+    def run(self) -> None:
+        calls, self.calls = self.calls, []
+        for f, args, kwargs in calls:
+            f(*args, **kwargs)
+
+
+def _patch_create(case: SynchronousTestCase, fake: _FakeCreate) -> None:
+    """
+    Replace C{novasvc.service.Service.create} by C{fake} for one test.
+    """
+    try:
+        from novasvc.service import Service as NovaService
+    except ImportError:
+        # novasvc.service, or a module it needs, is not importable in this
+        # checkout yet: stand in for the module for this test only.
+        stub = types.ModuleType("novasvc.service")
+        stub.Service = type("Service", (), {"create": None})  # type: ignore[attr-defined]
+        saved = sys.modules.get("novasvc.service")
+        sys.modules["novasvc.service"] = stub
+
+        def restore() -> None:
+            if saved is None:
+                sys.modules.pop("novasvc.service", None)
+            else:
+                sys.modules["novasvc.service"] = saved
+
+        case.addCleanup(restore)
+        NovaService = stub.Service  # type: ignore[attr-defined]
+    case.patch(NovaService, "create", fake)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    Tests for L{makeService}.
+    """
+
+    def parse(self, *argv: str) -> Options:
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_create_arguments(self) -> None:
+        """
+        When options are given, then C{Service.create} gets them with the
+        loaded config and the reactor, and the result is the created service
+        inside a L{HangupService}.
+        """
+        fake = _FakeCreate()
+        _patch_create(self, fake)
+        reactor = _ThreadCalls()
+        options = self.parse("--manager=pkg.mod.M", "--topic=volume", "--host=h1",
+                             "--binary=novasvc-volume", "--report-interval=4",
+                             "--periodic-fuzzy-delay=1", "--periodic-interval-max=9",
+                             "--no-periodic")
+        result = makeService(options, reactor)
+        [call] = fake.calls
+        self.assertEqual(call, dict(
+            host="h1", binary="novasvc-volume", topic="volume", manager="pkg.mod.M",
+            report_interval=4.0, periodic_enable=False, periodic_fuzzy_delay=1.0,
+            periodic_interval_max=9.0, config=options.settings, clock=reactor,
+        ))
+        self.assertIsInstance(result, HangupService)
+        self.assertTrue(verifyObject(IService, result))
+        self.assertEqual(list(result), [result.service])
+        self.assertIsInstance(result.service, _ResettableService)
+
+    def test_nothing_given(self) -> None:
+        """
+        When no option is given, then every argument of C{Service.create}
+        is C{None} (take it from the config), including C{periodic_enable}.
+        """
+        fake = _FakeCreate()
+        _patch_create(self, fake)
+        options = self.parse()
+        makeService(options, _ThreadCalls())
+        [call] = fake.calls
+        self.assertIs(call.pop("config"), options.settings)
+        call.pop("clock")
+        self.assertEqual(set(call.values()), {None})
+
+    def test_global_reactor(self) -> None:
+        """
+        When no reactor is passed, then the global reactor is given to
+        C{Service.create}.
+        """
+        from twisted.internet import reactor
+
+        fake = _FakeCreate()
+        _patch_create(self, fake)
+        makeService(self.parse())
+        self.assertIs(fake.calls[0]["clock"], reactor)
+
+    def test_config_error(self) -> None:
+        """
+        When C{Service.create} raises L{ConfigError}, then L{SystemExit}
+        carries its message on one line.
+        """
+        _patch_create(self, _FakeCreate(ConfigError("no manager to run")))
+        error = self.assertRaises(SystemExit, makeService, self.parse(), _ThreadCalls())
+        self.assertEqual(error.code, "novasvc: error: no manager to run")
+
+    def test_load_error(self) -> None:
+        """
+        When C{Service.create} raises L{LoadError}, then L{SystemExit}
+        carries its message.
+        """
+        _patch_create(self, _FakeCreate(LoadError("cannot load 'x.Y': no module named 'x'")))
+        error = self.assertRaises(SystemExit, makeService, self.parse("-m", "x.Y"), _ThreadCalls())
+        self.assertEqual(error.code, "novasvc: error: cannot load 'x.Y': no module named 'x'")
+
+    def test_other_error(self) -> None:
+        """
+        When C{Service.create} raises anything else, then it propagates (a
+        bug shows its traceback).
+        """
+        _patch_create(self, _FakeCreate(RuntimeError("bug")))
+        self.assertRaises(RuntimeError, makeService, self.parse(), _ThreadCalls())
+
+
+class HangupServiceTests(SynchronousTestCase):
+    """
+    Tests for L{HangupService}.
+    """
+
+    def setUp(self) -> None:
+        self.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
+        self.addCleanup(signal.signal, signal.SIGTERM, signal.getsignal(signal.SIGTERM))
+        self.previous: List[int] = []
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.previous.append(signum))
+        self.reactor = _ThreadCalls()
+        self.child = _ResettableService()
+        self.service = HangupService(self.child, self.reactor)
+
+    def test_starts_and_stops_child(self) -> None:
+        """
+        When the parent starts and stops, then so does the child.
+        """
+        self.service.startService()
+        self.assertTrue(self.child.running)
+        self.successResultOf(self.service.stopService())
+        self.assertFalse(self.child.running)
+
+    def test_child_deferreds(self) -> None:
+        """
+        When the child's start and stop return C{Deferred}s, then the
+        parent's start and stop return them, failures included.
+        """
+        starting, stopping = defer.Deferred(), defer.Deferred()
+        self.patch(self.child, "startService", lambda: starting)
+        self.patch(self.child, "stopService", lambda: stopping)
+        started = self.service.startService()
+        self.assertNoResult(started)
+        starting.callback("ready")
+        self.assertEqual(self.successResultOf(started), "ready")
+        stopped = self.service.stopService()
+        self.assertNoResult(stopped)
+        stopping.errback(RuntimeError("stuck"))
+        self.failureResultOf(stopped, RuntimeError)
+
+    def test_sigterm_stops_reactor(self) -> None:
+        """
+        When SIGTERM arrives once the reactor runs, then the reactor is
+        stopped through C{callFromThread} (a graceful stop ending with exit
+        status 0), and stopping the service restores the previous handler.
+        """
+        previous = signal.getsignal(signal.SIGTERM)
+        self.service.startService()
+        self.reactor.run()  # the reactor is running: the handler goes in
+        signal.raise_signal(signal.SIGTERM)
+        self.assertEqual(self.reactor.stopped, 0)
+        self.reactor.run()
+        self.assertEqual(self.reactor.stopped, 1)
+        self.successResultOf(self.service.stopService())
+        self.assertEqual(signal.getsignal(signal.SIGTERM), previous)
+
+    def test_start_failure_exits_1(self) -> None:
+        """
+        When the child fails to start, then the failure is logged, the
+        reactor is stopped and an exit with status 1 is arranged for after
+        shutdown.
+        """
+        self.patch(self.child, "startService", lambda: defer.fail(RuntimeError("no")))
+        self.successResultOf(self.service.startService())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual([(p, e, a) for p, e, f, a in self.reactor.triggers],
+                         [("after", "shutdown", (1,))])
+        self.assertIs(self.reactor.triggers[0][2], tap._exit)
+        self.reactor.run()
+        self.assertEqual(self.reactor.stopped, 1)
+
+    def test_sighup_resets(self) -> None:
+        """
+        When SIGHUP arrives while running, then the child's C{reset()} is
+        called through C{callFromThread}, not from the handler itself.
+        """
+        self.service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGHUP)
+        self.assertEqual(self.child.resets, 0)
+        self.assertEqual(len(self.reactor.calls), 1)
+        self.reactor.run()
+        self.assertEqual(self.child.resets, 1)
+        self.assertEqual(self.previous, [])
+
+    def test_stop_restores_handler(self) -> None:
+        """
+        When the service stops, then the previous SIGHUP handler is back and
+        a SIGHUP no longer resets the child.
+        """
+        self.service.startService()
+        self.reactor.run()
+        self.successResultOf(self.service.stopService())
+        signal.raise_signal(signal.SIGHUP)
+        self.assertEqual(self.previous, [signal.SIGHUP])
+        self.assertEqual(self.reactor.calls, [])
+
+    def test_reset_error_logged(self) -> None:
+        """
+        When C{reset()} raises or fails, then the error is logged and the
+        handler stays installed for the next SIGHUP.
+        """
+        self.service.startService()
+
+        def fail() -> None:
+            raise ValueError("bad reset")
+
+        self.child.result = fail
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.child.result = lambda: defer.fail(KeyError("later"))
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+        self.assertEqual(self.child.resets, 2)
+
+    def test_no_handler_outside_main_thread(self) -> None:
+        """
+        When the handler cannot be installed (not the main thread), then the
+        service still starts and stops, leaving the handler alone.
+        """
+        def refuse(signum: int, handler: Any) -> None:
+            raise ValueError("signal only works in main thread")
+
+        self.patch(tap.signal, "signal", refuse)
+        self.service.startService()
+        self.assertTrue(self.child.running)
+        self.successResultOf(self.service.stopService())
+        self.assertFalse(self.child.running)
