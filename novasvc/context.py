@@ -1,0 +1,259 @@
+# -*- test-case-name: tests.test_context -*-
+"""
+The request context: who asks (user, project, roles...) and which request
+this is, carried with every RPC message as C{_context_<key>} entries.
+
+L{RequestContext} has the fields of oslo.context's C{RequestContext} plus the
+ones Nova's context adds, and keeps every other key it is given in
+L{RequestContext.extra}, so a context goes through a novasvc service without
+losing what another OpenStack peer put in it. L{RequestContext.to_dict} writes
+the keys oslo.context and Nova write (including the legacy aliases C{user},
+C{project}, C{domain}, C{user_domain}, C{project_domain} and the derived
+C{user_identity}); L{RequestContext.from_dict} reads them back and also
+accepts C{tenant} for the project, as Nova does.
+
+The C{auth_token} never appears in C{repr()} (hence not in logs); use
+L{RequestContext.redacted_copy} before logging a context's dict.
+"""
+
+import datetime
+import uuid
+from typing import Any, Dict, List, Mapping, Optional
+
+import attrs
+
+__all__ = ["RequestContext", "get_admin_context", "generate_request_id"]
+
+#: The C{strtime} format Nova uses for the context's C{timestamp}.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+def generate_request_id() -> str:
+    """
+    @return: a new request id, C{req-<uuid4>}, as oslo.context's.
+    @rtype: C{str}
+    """
+    return f"req-{uuid.uuid4()}"
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _parse_timestamp(value: Any) -> Any:
+    """
+    Nova sends the timestamp as a string; read it back as a naive UTC
+    C{datetime}. Anything unreadable is kept as it came.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _kw(**kwargs: Any) -> Any:
+    return attrs.field(kw_only=True, **kwargs)
+
+
+@attrs.define
+class RequestContext:
+    """
+    A request context, as oslo.context's and Nova's C{RequestContext}.
+
+    Only C{user_id} and C{project_id} may be given by position (as Nova's);
+    every other field is keyword-only.
+
+    @ivar user_id: C{str} or C{None}.
+    @ivar project_id: C{str} or C{None}.
+    @ivar domain_id: C{str} or C{None} (C{domain} on the wire).
+    @ivar user_domain_id: C{str} or C{None} (C{user_domain} on the wire).
+    @ivar project_domain_id: C{str} or C{None} (C{project_domain} on the wire).
+    @ivar system_scope: C{str} or C{None}.
+    @ivar is_admin: C{bool}.
+    @ivar read_only: C{bool}.
+    @ivar show_deleted: C{bool}.
+    @ivar auth_token: C{str} or C{None}; never shown by C{repr()}.
+    @ivar request_id: C{req-<uuid4>} unless given.
+    @ivar global_request_id: C{str} or C{None}.
+    @ivar resource_uuid: C{str} or C{None}.
+    @ivar roles: C{list} of C{str}.
+    @ivar is_admin_project: C{bool}, C{True} by default (as oslo.context).
+    @ivar read_deleted: Nova's C{"no"}, C{"yes"} or C{"only"}.
+    @ivar remote_address: C{str} or C{None}.
+    @ivar timestamp: a naive UTC C{datetime}, now unless given.
+    @ivar quota_class: C{str} or C{None}.
+    @ivar user_name: C{str} or C{None}.
+    @ivar project_name: C{str} or C{None}.
+    @ivar service_catalog: C{list} (Nova's filtered catalog).
+    @ivar client_timeout: the call-monitor timeout the caller sent as
+        C{_timeout} (seconds), C{None} for casts and unmonitored calls; set by
+        the RPC server, never sent by the client as a context key.
+    @ivar extra: every other key, kept and written back by L{to_dict}.
+    """
+
+    user_id: Optional[str] = None
+    project_id: Optional[str] = None
+    domain_id: Optional[str] = _kw(default=None)
+    user_domain_id: Optional[str] = _kw(default=None)
+    project_domain_id: Optional[str] = _kw(default=None)
+    system_scope: Optional[str] = _kw(default=None)
+    is_admin: bool = _kw(default=False)
+    read_only: bool = _kw(default=False)
+    show_deleted: bool = _kw(default=False)
+    auth_token: Optional[str] = _kw(default=None, repr=False)
+    request_id: str = _kw(factory=generate_request_id)
+    global_request_id: Optional[str] = _kw(default=None)
+    resource_uuid: Optional[str] = _kw(default=None)
+    roles: List[str] = _kw(factory=list)
+    is_admin_project: bool = _kw(default=True)
+    read_deleted: str = _kw(default="no")
+    remote_address: Optional[str] = _kw(default=None)
+    timestamp: datetime.datetime = _kw(factory=_utcnow)
+    quota_class: Optional[str] = _kw(default=None)
+    user_name: Optional[str] = _kw(default=None)
+    project_name: Optional[str] = _kw(default=None)
+    service_catalog: List[Any] = _kw(factory=list)
+    client_timeout: Optional[float] = _kw(default=None)
+    extra: Dict[str, Any] = _kw(factory=dict)
+
+    @property
+    def user_identity(self) -> str:
+        """
+        C{"<user> <project> <domain> <user_domain> <project_domain>"} with
+        C{-} for unknown parts, as oslo.context's logging identity.
+        """
+        parts = (self.user_id, self.project_id, self.domain_id, self.user_domain_id, self.project_domain_id)
+        return " ".join("-" if p is None else str(p) for p in parts)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """
+        @return: a new C{dict} of JSON values with the keys oslo.context's and
+            Nova's C{to_dict()} write, plus every key of L{extra} (fields win
+            over an C{extra} key of the same name). The timestamp is written
+            in Nova's C{"%Y-%m-%dT%H:%M:%S.%f"} format.
+        @rtype: C{dict}
+        """
+        timestamp: Any = self.timestamp
+        if isinstance(timestamp, datetime.datetime):
+            timestamp = timestamp.strftime(TIMESTAMP_FORMAT)
+        values = dict(self.extra)
+        values.update(
+            user_id=self.user_id,
+            project_id=self.project_id,
+            user=self.user_id,
+            project=self.project_id,
+            domain=self.domain_id,
+            user_domain=self.user_domain_id,
+            project_domain=self.project_domain_id,
+            system_scope=self.system_scope,
+            is_admin=self.is_admin,
+            read_only=self.read_only,
+            show_deleted=self.show_deleted,
+            auth_token=self.auth_token,
+            request_id=self.request_id,
+            global_request_id=self.global_request_id,
+            resource_uuid=self.resource_uuid,
+            roles=list(self.roles),
+            user_identity=self.user_identity,
+            is_admin_project=self.is_admin_project,
+            read_deleted=self.read_deleted,
+            remote_address=self.remote_address,
+            timestamp=timestamp,
+            quota_class=self.quota_class,
+            user_name=self.user_name,
+            project_name=self.project_name,
+            service_catalog=list(self.service_catalog),
+            client_timeout=self.client_timeout,
+        )
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RequestContext":
+        """
+        Build a context from a C{dict} such as L{to_dict} or an oslo/Nova
+        peer writes. Aliases are read as oslo.context and Nova read them
+        (C{user_id} or C{user}; C{project_id}, C{project} or C{tenant};
+        C{domain_id} or C{domain}; ...). The derived C{user_identity} is
+        dropped; every other unknown key goes to L{extra}. Values are not
+        validated (a context never makes a request fail).
+
+        @param values: the context entries.
+        @type values: C{Mapping[str, Any]}
+        @rtype: L{RequestContext}
+        """
+        kwargs: Dict[str, Any] = {}
+        extra: Dict[str, Any] = {}
+        for key, value in values.items():
+            field = _FIELD_FOR_KEY.get(key)
+            if field is None:
+                extra[key] = value
+            elif field and (key == field or field not in values):
+                kwargs[field] = value
+        if "timestamp" in kwargs:
+            kwargs["timestamp"] = _parse_timestamp(kwargs["timestamp"])
+            if kwargs["timestamp"] is None:
+                del kwargs["timestamp"]
+        if kwargs.get("request_id") is None:
+            kwargs.pop("request_id", None)
+        for name in ("roles", "service_catalog"):
+            if kwargs.get(name) is None:
+                kwargs.pop(name, None)
+        if "project_id" not in kwargs and "project" not in values and "tenant" in values:
+            kwargs["project_id"] = values["tenant"]
+        kwargs["extra"] = extra
+        return cls(**kwargs)
+
+    def redacted_copy(self) -> "RequestContext":
+        """
+        @return: a copy without secrets (C{auth_token} removed), safe to log,
+            as oslo.context's C{redacted_copy}.
+        """
+        return attrs.evolve(self, auth_token=None, extra=dict(self.extra))
+
+    def elevated(self, read_deleted: Optional[str] = None) -> "RequestContext":
+        """
+        @param read_deleted: a new C{read_deleted} value, or C{None} to keep it.
+        @return: an admin copy of this context (C{is_admin} set, C{"admin"}
+            added to the roles), as Nova's C{RequestContext.elevated}.
+        """
+        roles = list(self.roles)
+        if "admin" not in roles:
+            roles.append("admin")
+        return attrs.evolve(
+            self,
+            is_admin=True,
+            roles=roles,
+            read_deleted=self.read_deleted if read_deleted is None else read_deleted,
+            extra=dict(self.extra),
+        )
+
+
+# Wire key -> field name; "" marks derived keys that are read as nothing.
+# A field's own key wins over its alias when both are present.
+_FIELD_FOR_KEY: Dict[str, str] = {
+    a.name: a.name for a in attrs.fields(RequestContext) if a.name != "extra"
+}
+_FIELD_FOR_KEY.update(
+    user="user_id",
+    project="project_id",
+    tenant="",
+    domain="domain_id",
+    user_domain="user_domain_id",
+    project_domain="project_domain_id",
+    user_identity="",
+)
+
+
+def get_admin_context(read_deleted: str = "no") -> RequestContext:
+    """
+    @param read_deleted: C{"no"}, C{"yes"} or C{"only"}.
+    @return: a context with no user or project and C{is_admin} set, as
+        Nova's C{get_admin_context} (used by periodic tasks and tools).
+    @rtype: L{RequestContext}
+    """
+    return RequestContext(user_id=None, project_id=None, is_admin=True, read_deleted=read_deleted)

@@ -1,0 +1,448 @@
+# -*- test-case-name: tests.test_rpc_client -*-
+"""
+The RPC client: C{call} (request and reply) and C{cast} (one way, to one
+server of a topic, one host, or every server with fanout), as
+oslo.messaging's C{RPCClient}, returning C{Deferred}s.
+
+Replies come back through one reply queue per transport, C{reply_<uuid hex>}
+with C{x-expires}, made on the first call and shared by every client of that
+transport (oslo-wire-protocol.md §3); a reply is acknowledged as soon as it
+arrives and handed to the call waiting for its C{_msg_id}. A reply for which
+nobody waits any more (it came after the call timed out or was cancelled) is
+dropped with a DEBUG log, as oslo does.
+"""
+
+import copy
+import weakref
+from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple, Union
+
+from twisted.internet import defer
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from novasvc.context import RequestContext
+from novasvc.interfaces import IConsumer, IDelivery, ITransport
+from novasvc.rpc import wire
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
+from novasvc.rpc.target import Target, parse_version, version_is_compatible
+from novasvc.transport.topology import Exchange, Queue
+
+__all__ = ["RPCClient"]
+
+_log = Logger()
+_UNSET: Any = object()
+_ContextLike = Union[RequestContext, Mapping[str, Any], None]
+
+
+class RPCClient:
+    """
+    Send requests to a target.
+
+    @ivar target: the L{Target} requests go to.
+    @ivar timeout: the call timeout in B{seconds}, or C{None} for
+        C{rpc_response_timeout}.
+    @ivar version_cap: the highest version this client may send, or C{None}.
+    @ivar call_monitor_timeout: the call-monitor timeout in B{seconds}, or
+        C{None}.
+    @ivar allowed_remote_exmods: modules whose exceptions are rebuilt as
+        themselves (see L{novasvc.rpc.wire.deserialize_failure}).
+    """
+
+    def __init__(self, transport: ITransport, target: Target, *, timeout: Optional[float] = None,
+                 version_cap: Optional[str] = None, control_exchange: str = "openstack",
+                 allowed_remote_exmods: Collection[str] = (), call_monitor_timeout: Optional[float] = None,
+                 rpc_response_timeout: float = 60.0, transient_queues_ttl: Optional[float] = 1800.0,
+                 durable_queues: bool = False, clock: Any = None) -> None:
+        """
+        @param transport: the broker connection (not started or stopped by
+            the client).
+        @param target: where requests go (C{topic} required to send).
+        @param timeout: seconds a call waits for its reply; C{None} means
+            C{rpc_response_timeout}. It is also the request's AMQP
+            C{expiration}, as oslo.messaging.
+        @param version_cap: requests above this version fail with
+            L{RPCVersionCapError} before being sent.
+        @param control_exchange: the topic exchange (unless the target names
+            one); oslo's default C{openstack}, Nova's C{nova}.
+        @param allowed_remote_exmods: module names whose exceptions a failure
+            reply may rebuild (oslo's C{allowed_remote_exmods}); builtins are
+            always rebuilt; anything else becomes
+            L{novasvc.rpc.errors.RemoteError}.
+        @param call_monitor_timeout: sent as C{_timeout}: the server then
+            sends a heartbeat every C{int(value)/2} s, and the call fails when
+            neither a reply nor a heartbeat came for this many B{seconds}.
+        @param rpc_response_timeout: the default call timeout, B{seconds}.
+        @param transient_queues_ttl: the reply queue's C{x-expires} in
+            B{seconds} (only the client that makes a transport's reply queue
+            decides it).
+        @param durable_queues: oslo's C{amqp_durable_queues}; must match the
+            servers', since it is the control exchange's C{durable} flag.
+        @param clock: C{IReactorTime} for call timeouts; the global reactor
+            when C{None}.
+        @raise InvalidTarget: when the target's version is not a version.
+        @raise ValueError: when C{version_cap} is not a version.
+        """
+        self._transport = transport
+        self._clock_arg = clock
+        self._control_exchange = control_exchange
+        self._durable = durable_queues
+        self._rpc_response_timeout = float(rpc_response_timeout)
+        self._ttl = transient_queues_ttl
+        self.allowed_remote_exmods: Tuple[str, ...] = tuple(allowed_remote_exmods)
+        self.target = target
+        self.timeout = timeout
+        self.version_cap = version_cap
+        self.call_monitor_timeout = call_monitor_timeout
+        self._check_versions()
+
+    def _check_versions(self) -> None:
+        if self.target.version is not None:
+            try:
+                parse_version(self.target.version)
+            except ValueError as e:
+                raise InvalidTarget(str(e), self.target) from None
+        if self.version_cap is not None:
+            parse_version(self.version_cap)
+
+    @property
+    def _clock(self) -> Any:
+        if self._clock_arg is None:
+            from twisted.internet import reactor
+
+            self._clock_arg = reactor
+        return self._clock_arg
+
+    def prepare(self, exchange: Optional[str] = _UNSET, topic: Optional[str] = _UNSET,
+                namespace: Optional[str] = _UNSET, version: Optional[str] = _UNSET,
+                server: Optional[str] = _UNSET, fanout: bool = _UNSET, timeout: Optional[float] = _UNSET,
+                version_cap: Optional[str] = _UNSET, call_monitor_timeout: Optional[float] = _UNSET) -> "RPCClient":
+        """
+        A client with some settings changed, as oslo.messaging's
+        C{RPCClient.prepare}; arguments not given keep their value, C{None}
+        resets one. The new client shares this one's transport and reply
+        queue.
+
+        @return: a new L{RPCClient}.
+        @raise InvalidTarget: when C{version} is not a version.
+        @raise ValueError: when C{version_cap} is not a version.
+        """
+        changes = {
+            name: value
+            for name, value in (("exchange", exchange), ("topic", topic), ("namespace", namespace),
+                                ("version", version), ("server", server), ("fanout", fanout))
+            if value is not _UNSET
+        }
+        prepared = copy.copy(self)
+        if changes:
+            prepared.target = self.target.replace(**changes)
+        if timeout is not _UNSET:
+            prepared.timeout = timeout
+        if version_cap is not _UNSET:
+            prepared.version_cap = version_cap
+        if call_monitor_timeout is not _UNSET:
+            prepared.call_monitor_timeout = call_monitor_timeout
+        prepared._check_versions()
+        return prepared
+
+    def can_send_version(self, version: Optional[str] = _UNSET) -> bool:
+        """
+        @param version: a version; the target's when not given. A missing
+            version counts as C{"1.0"} (what a server assumes).
+        @return: C{True} when there is no C{version_cap} or C{version} is
+            compatible with it (as oslo.messaging's C{can_send_version}).
+        @raise ValueError: when C{version} is not a version.
+        """
+        if version is _UNSET:
+            version = self.target.version
+        if self.version_cap is None:
+            return True
+        return version_is_compatible(self.version_cap, version or "1.0")
+
+    def _check(self, call: bool) -> Optional[Exception]:
+        target = self.target
+        if not target.topic:
+            return InvalidTarget("a request needs a target with a topic", target)
+        if call and target.fanout:
+            return InvalidTarget("a call cannot go to a fanout target", target)
+        if self.version_cap is not None and not self.can_send_version():
+            return RPCVersionCapError(target.version or "1.0", self.version_cap)
+        return None
+
+    def _exchange(self) -> Exchange:
+        return Exchange(self.target.exchange or self._control_exchange, "topic", durable=self._durable)
+
+    def _routing_key(self) -> str:
+        target = self.target
+        return f"{target.topic}.{target.server}" if target.server else target.topic  # type: ignore[return-value]
+
+    def call(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
+        """
+        Call C{method} on one server of the target and wait for its reply.
+
+        @param ctxt: a L{RequestContext}, a C{dict} of context entries, or
+            C{None}.
+        @param method: the remote method's name.
+        @param kwargs: its keyword arguments (JSON values, or what
+            L{novasvc.rpc.wire.dumps} converts).
+        @return: a C{Deferred} firing with the method's result, or failing
+            with: L{MessagingTimeout} (no reply in time); the remote exception
+            (see L{novasvc.rpc.wire.deserialize_failure}), e.g.
+            L{novasvc.rpc.errors.RemoteError}; L{InvalidTarget} (no topic, or
+            a fanout target); L{RPCVersionCapError}; C{TypeError} for
+            arguments that cannot be encoded;
+            L{novasvc.exceptions.TransportError} when the broker does not
+            take the request. Cancelling it stops waiting (a late reply is
+            then dropped).
+        """
+        error = self._check(call=True)
+        if error is not None:
+            return defer.fail(error)
+        timeout = self.timeout if self.timeout is not None else self._rpc_response_timeout
+        waiter = _reply_waiter(self._transport, self._ttl)
+        msg_id = wire.new_id()
+        target = self.target
+        try:
+            body = wire.encode_request(method, kwargs, _context_dict(ctxt), namespace=target.namespace,
+                                       version=target.version, msg_id=msg_id, reply_q=waiter.queue.name,
+                                       timeout=self.call_monitor_timeout)
+        except Exception:
+            return defer.fail()
+        pending = _PendingCall(self, waiter, msg_id, method, timeout)
+        return pending.send(self._exchange(), self._routing_key(), body)
+
+    def cast(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
+        """
+        Send C{method} without waiting for it to run: to one server of the
+        topic, to C{<topic>.<server>} when the target names a server, or to
+        every server of the topic (exchange C{<topic>_fanout}, routing key
+        C{""}) when the target is C{fanout}.
+
+        @param ctxt: a L{RequestContext}, a C{dict} of context entries, or
+            C{None}.
+        @param method: the remote method's name.
+        @param kwargs: its keyword arguments.
+        @return: a C{Deferred} firing with C{None} once the broker confirmed
+            the request, or failing with L{InvalidTarget},
+            L{RPCVersionCapError}, C{TypeError} or
+            L{novasvc.exceptions.TransportError}.
+        """
+        error = self._check(call=False)
+        if error is not None:
+            return defer.fail(error)
+        target = self.target
+        try:
+            body = wire.encode_request(method, kwargs, _context_dict(ctxt), namespace=target.namespace,
+                                       version=target.version)
+        except Exception:
+            return defer.fail()
+        if target.fanout:
+            exchange, key = Exchange(f"{target.topic}_fanout", "fanout", auto_delete=True), ""
+        else:
+            exchange, key = self._exchange(), self._routing_key()
+        return self._transport.publish(exchange, key, body)
+
+
+def _context_dict(ctxt: _ContextLike) -> Mapping[str, Any]:
+    if ctxt is None:
+        return {}
+    if isinstance(ctxt, Mapping):
+        return ctxt
+    to_dict = getattr(ctxt, "to_dict", None)
+    if to_dict is None:
+        raise TypeError(f"the context must be a RequestContext, a dict or None, not {type(ctxt).__name__}")
+    return to_dict()  # type: ignore[no-any-return]
+
+
+class _PendingCall:
+    """
+    One call waiting for its reply: its Deferred, its timers and what the
+    timeout error names.
+    """
+
+    __slots__ = ("client", "waiter", "msg_id", "method", "timeout", "started", "deferred", "timer", "monitor",
+                 "result")
+
+    def __init__(self, client: RPCClient, waiter: "_ReplyWaiter", msg_id: str, method: str, timeout: float) -> None:
+        self.client = client
+        self.waiter = waiter
+        self.msg_id = msg_id
+        self.method = method
+        self.timeout = timeout
+        self.result: Any = None
+        self.monitor: Any = None
+        self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
+        clock = client._clock
+        self.started: float = clock.seconds()
+        self.timer = clock.callLater(timeout, self._timed_out)
+        if client.call_monitor_timeout:
+            self.monitor = clock.callLater(client.call_monitor_timeout, self._monitor_timed_out)
+
+    def send(self, exchange: Exchange, routing_key: str, body: bytes) -> defer.Deferred:
+        self.waiter.pending[self.msg_id] = self
+        try:
+            ready = self.waiter.ready()
+        except Exception:
+            self.fail(Failure())
+            return self.deferred
+        if ready is None:
+            self._publish(None, exchange, routing_key, body)
+        else:
+            ready.addCallbacks(self._publish, self.fail, callbackArgs=(exchange, routing_key, body))
+        return self.deferred
+
+    def _publish(self, _: object, exchange: Exchange, routing_key: str, body: bytes) -> None:
+        if self.deferred.called:
+            return
+        expiration = max(1, int(self.timeout * 1000))
+        try:
+            d = self.client._transport.publish(exchange, routing_key, body, expiration=expiration)
+        except Exception:
+            self.fail(Failure())
+            return
+        d.addErrback(self.fail)
+
+    def on_reply(self, reply: wire.Reply) -> None:
+        if reply.is_heartbeat:
+            if self.monitor is not None and self.monitor.active():
+                self.monitor.reset(self.client.call_monitor_timeout)
+            return
+        if reply.failure is not None:
+            self._done()
+            self.deferred.errback(wire.deserialize_failure(reply.failure, self.client.allowed_remote_exmods))
+            return
+        if reply.result is not None:
+            self.result = reply.result
+        if reply.ending:
+            self._done()
+            self.deferred.callback(self.result)
+
+    def fail(self, failure: Failure) -> None:
+        if not self.deferred.called:
+            self._done()
+            self.deferred.errback(failure)
+
+    def _done(self) -> None:
+        self.waiter.pending.pop(self.msg_id, None)
+        for call in (self.timer, self.monitor):
+            if call is not None and call.active():
+                call.cancel()
+
+    def _cancelled(self, _: defer.Deferred) -> None:
+        self._done()
+
+    def _timeout_error(self, why: str = "") -> MessagingTimeout:
+        target = self.client.target
+        fields = dict(topic=target.topic, server=target.server, method=self.method, msg_id=self.msg_id,
+                      elapsed=self.client._clock.seconds() - self.started)
+        message = f"{MessagingTimeout(**fields)}{why}" if why else None  # type: ignore[arg-type]
+        return MessagingTimeout(message, **fields)  # type: ignore[arg-type]
+
+    def _timed_out(self) -> None:
+        self._done()
+        self.deferred.errback(self._timeout_error())
+
+    def _monitor_timed_out(self) -> None:
+        self._done()
+        why = f": no heartbeat within the call monitor timeout of {self.client.call_monitor_timeout} s"
+        self.deferred.errback(self._timeout_error(why))
+
+
+class _ReplyWaiter:
+    """
+    A transport's reply queue and the calls waiting on it.
+    """
+
+    def __init__(self, transport: ITransport, ttl: Optional[float]) -> None:
+        self.queue = Queue(f"reply_{wire.new_id()}",
+                           arguments={"x-expires": int(ttl * 1000)} if ttl else {})
+        self.pending: Dict[str, _PendingCall] = {}
+        self._transport: Callable[[], Any] = weakref.ref(transport) if _weakrefable(transport) else _Strong(transport)
+        self._consumer: Optional[IConsumer] = None
+        self._active = False
+        self._activating: list = []
+
+    def ready(self) -> Optional[defer.Deferred]:
+        """
+        @return: C{None} when the reply consumer is active, else a
+            C{Deferred} firing once it is (the consumer is made on the first
+            call).
+        """
+        if self._active:
+            return None
+        d: defer.Deferred = defer.Deferred()
+        self._activating.append(d)
+        if self._consumer is None:
+            transport = self._transport()
+            self._consumer = transport.consume(self.queue, self._on_reply)  # type: ignore[union-attr]
+            self._consumer.whenActive().addCallbacks(self._became_active, self._activation_failed)
+        return d
+
+    def _became_active(self, _: object) -> None:
+        self._active = True
+        waiting, self._activating = self._activating, []
+        for d in waiting:
+            d.callback(None)
+
+    def _activation_failed(self, failure: Failure) -> None:
+        self._consumer = None
+        waiting, self._activating = self._activating, []
+        for d in waiting:
+            d.errback(failure)
+
+    def _on_reply(self, delivery: IDelivery) -> None:
+        try:
+            delivery.ack()
+            try:
+                reply = wire.decode_reply(delivery.body)
+            except MalformedMessage as e:
+                _log.warn("Dropping a malformed reply on {queue}: {reason}", queue=self.queue.name, reason=e.reason)
+                return
+            pending = self.pending.get(reply.msg_id)
+            if pending is None:
+                _log.debug("No call waiting for msg_id {msg_id}; reply dropped", msg_id=reply.msg_id)
+                return
+            pending.on_reply(reply)
+        except Exception:
+            _log.failure("Unexpected error handling a reply on {queue}", queue=self.queue.name, level=LogLevel.error)
+
+
+def _weakrefable(obj: object) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
+_waiters: "weakref.WeakKeyDictionary[Any, _ReplyWaiter]" = weakref.WeakKeyDictionary()
+_unhashable_waiters: Dict[int, Tuple[Callable[[], Any], _ReplyWaiter]] = {}
+
+
+def _reply_waiter(transport: ITransport, ttl: Optional[float]) -> _ReplyWaiter:
+    """
+    The reply waiter of C{transport}, made on first use: one reply queue per
+    transport, as oslo.messaging's driver.
+    """
+    try:
+        waiter = _waiters.get(transport)
+        if waiter is None:
+            waiter = _waiters[transport] = _ReplyWaiter(transport, ttl)
+        return waiter
+    except TypeError:
+        # Not hashable or not weak-referenceable: keep it by identity.
+        entry = _unhashable_waiters.get(id(transport))
+        if entry is None or entry[0]() is not transport:
+            entry = _unhashable_waiters[id(transport)] = (_Strong(transport), _ReplyWaiter(transport, ttl))
+        return entry[1]
+
+
+class _Strong:
+    """
+    A strong reference with C{weakref.ref}'s call interface.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def __call__(self) -> Any:
+        return self._value

@@ -1,0 +1,227 @@
+# -*- test-case-name: tests.test_rpc_dispatcher -*-
+"""
+Choose the endpoint method a request names and call it, with
+oslo.messaging's C{RPCDispatcher} rules (oslo-wire-protocol.md §8).
+
+Endpoints are scanned in order. An endpoint is I{compatible} when the
+request's namespace is one of its target's namespaces and its target's
+version (C{"1.0"} when it has none) is compatible with the requested one
+(C{"1.0"} when the request has none). The first compatible endpoint that has
+the method and whose access policy allows it is called as
+C{method(ctxt, **args)}. When no endpoint is compatible the error is
+L{UnsupportedVersion}; when some are but none serves the method it is
+L{NoSuchMethod}.
+
+The access policy is oslo's C{DefaultRPCAccessPolicy} (no names starting
+with C{_}) made stricter: names listed in the endpoint's C{rpc_hidden_names}
+(the Manager's lifecycle hooks), attributes of C{object}, the reserved
+C{target} attribute, classes and anything not callable are refused too.
+"""
+
+import inspect
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from twisted.internet import defer
+
+from novasvc.context import RequestContext
+from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion
+from novasvc.rpc.target import Target, parse_version
+
+__all__ = ["RPCDispatcher", "BaseRPCAPI"]
+
+_DEFAULT_VERSION = "1.0"
+_CACHE_SIZE = 4096
+_OBJECT_NAMES = frozenset(dir(object))
+_Key = Tuple[Optional[str], Optional[str], str]
+
+
+class RPCDispatcher:
+    """
+    Dispatch requests to a fixed list of endpoints.
+
+    Resolved methods are cached per (namespace, version, method): the
+    endpoints, their C{target}s and their methods are read once; replacing a
+    method on an endpoint after its first dispatch is not seen.
+
+    @ivar endpoints: the endpoints, in order.
+    """
+
+    def __init__(self, endpoints: Sequence[object]) -> None:
+        """
+        @param endpoints: objects whose public methods take C{(ctxt,
+            **kwargs)}; each may have a C{target} attribute
+            (L{novasvc.rpc.target.Target}) giving its namespace and version,
+            and a C{rpc_hidden_names} C{frozenset} of names never callable.
+        @type endpoints: C{Sequence[object]}
+        @raise TypeError: when an endpoint's C{target} is not a
+            L{novasvc.rpc.target.Target}.
+        @raise ValueError: when an endpoint's target version is not a valid
+            version string.
+        """
+        self.endpoints: List[object] = list(endpoints)
+        self._scan: List[Tuple[object, Tuple[Optional[str], ...], Tuple[int, int, int]]] = []
+        for endpoint in self.endpoints:
+            target = getattr(endpoint, "target", None)
+            if target is None:
+                target = Target()
+            elif not isinstance(target, Target):
+                raise TypeError(f"endpoint {endpoint!r}: 'target' must be a Target, not {target!r}")
+            self._scan.append((endpoint, target.namespaces, parse_version(target.version or _DEFAULT_VERSION)))
+        self._cache: Dict[_Key, Callable[..., Any]] = {}
+
+    def resolve(self, method: str, namespace: Optional[str] = None,
+                version: Optional[str] = None) -> Callable[..., Any]:
+        """
+        Find the bound method that serves a request.
+
+        @param method: the method name.
+        @param namespace: the request's namespace.
+        @param version: the request's version; C{None} is C{"1.0"}.
+        @return: the bound method.
+        @raise UnsupportedVersion: when no endpoint is compatible (including
+            an unknown namespace and an unparsable version).
+        @raise NoSuchMethod: when a compatible endpoint exists but none may
+            serve C{method}.
+        """
+        key = (namespace, version, method)
+        bound = self._cache.get(key)
+        if bound is not None:
+            return bound
+        requested = version or _DEFAULT_VERSION
+        try:
+            req = parse_version(requested)
+        except ValueError:
+            raise UnsupportedVersion(requested, method)
+        compatible = False
+        for endpoint, namespaces, imp in self._scan:
+            if namespace not in namespaces:
+                continue
+            if req[0] != imp[0] or req[1] > imp[1] or (req[1] == imp[1] and req[2] > imp[2]):
+                continue
+            compatible = True
+            found = _allowed_method(endpoint, method)
+            if found is not None:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = found
+                return found
+        if compatible:
+            raise NoSuchMethod(method)
+        raise UnsupportedVersion(requested, method)
+
+    def dispatch(self, ctxt: RequestContext, method: str, args: Mapping[str, Any],
+                 namespace: Optional[str] = None, version: Optional[str] = None) -> defer.Deferred:
+        """
+        Call the method a request names.
+
+        @param ctxt: the request context, passed as the first argument.
+        @param method: the method name.
+        @param args: the keyword arguments.
+        @param namespace: the request's namespace.
+        @param version: the request's version (C{None} is C{"1.0"}).
+        @return: a C{Deferred} firing with the method's result, which may be
+            a plain value, a C{Deferred} or a coroutine (run with
+            C{ensureDeferred}). It fails with L{UnsupportedVersion} or
+            L{NoSuchMethod} (see L{resolve}), with a C{TypeError} naming the
+            method and the arguments when they do not fit its signature, or
+            with whatever the method raised.
+        """
+        bound = self._cache.get((namespace, version, method))
+        try:
+            if bound is None:
+                bound = self.resolve(method, namespace, version)
+            result = bound(ctxt, **args)
+        except TypeError as e:
+            error = _argument_error(bound, method, ctxt, args, e)
+            if error is None:
+                return defer.fail()
+            return defer.fail(error)
+        except Exception:
+            return defer.fail()
+        if isinstance(result, defer.Deferred):
+            return result
+        if inspect.iscoroutine(result):
+            return defer.ensureDeferred(result)
+        return defer.succeed(result)
+
+
+def _allowed_method(endpoint: object, name: str) -> Optional[Callable[..., Any]]:
+    """
+    The access policy: the bound method, or C{None} when C{name} must not be
+    called over RPC.
+    """
+    if not name or name[0] == "_" or name in _OBJECT_NAMES or name == "target":
+        return None
+    if name in getattr(endpoint, "rpc_hidden_names", frozenset()):
+        return None
+    try:
+        attr = getattr(endpoint, name)
+    except Exception:
+        return None
+    if not callable(attr) or isinstance(attr, type):
+        return None
+    return attr  # type: ignore[no-any-return]
+
+
+def _argument_error(bound: Optional[Callable[..., Any]], method: str, ctxt: object,
+                    args: Mapping[str, Any], error: TypeError) -> Optional[TypeError]:
+    """
+    Tell a C{TypeError} raised because the arguments do not fit the method's
+    signature (then return a clear one) from one raised inside the method
+    (then return C{None}). Runs only on the error path.
+    """
+    if bound is None:
+        return None
+    try:
+        signature = inspect.signature(bound)
+    except (TypeError, ValueError):
+        tb = error.__traceback__
+        if tb is None or tb.tb_next is not None:
+            return None
+        reason = str(error)
+    else:
+        try:
+            signature.bind(ctxt, **args)
+        except TypeError as e:
+            reason = str(e)
+        else:
+            return None
+    owner = type(getattr(bound, "__self__", bound)).__name__
+    return TypeError(
+        f"RPC method {method!r} of {owner} cannot take the arguments "
+        f"({', '.join(sorted(args)) or 'none'}): {reason}"
+    )
+
+
+class BaseRPCAPI:
+    """
+    The endpoint every Nova service exposes beside its manager, as Nova's
+    C{nova.baserpc.BaseRPCAPI}: namespace C{baseapi}, version C{1.1}.
+
+    @ivar service_name: the service's name (e.g. the topic), returned by
+        L{ping}.
+    @ivar backdoor_port: returned by L{get_backdoor_port}.
+    """
+
+    target = Target(namespace="baseapi", version="1.1")
+
+    def __init__(self, service_name: str, backdoor_port: Optional[int] = None) -> None:
+        """
+        @param service_name: the service's name.
+        @param backdoor_port: the port of a debugging backdoor, if any.
+        """
+        self.service_name = service_name
+        self.backdoor_port = backdoor_port
+
+    def ping(self, ctxt: RequestContext, arg: Any) -> Dict[str, Any]:
+        """
+        @return: C{{"service": service_name, "arg": arg}}, so a caller knows
+            the service answers (Nova's conductor readiness check).
+        """
+        return {"service": self.service_name, "arg": arg}
+
+    def get_backdoor_port(self, ctxt: RequestContext) -> Optional[int]:
+        """
+        @return: the backdoor port, or C{None}.
+        """
+        return self.backdoor_port

@@ -1,0 +1,480 @@
+# -*- test-case-name: tests.test_rpc_server -*-
+"""
+The RPC server: consume a topic's queues, dispatch each request to the
+endpoints and reply to calls, in the oslo.messaging wire format.
+
+Topology, as oslo.messaging's rabbit driver declares it (oslo-wire-protocol.md
+§2-3): the queues C{<topic>} and C{<topic>.<server>} bound to the control
+exchange (topic type), and a private queue C{<topic>_fanout_<uuid hex>} with
+C{x-expires} bound to the fanout exchange C{<topic>_fanout} (auto-delete).
+
+Delivery guarantees differ from oslo's on purpose, by default:
+
+  - C{ack="late"} (default): a request is acknowledged once its method has
+    finished and, for a call, once the broker confirmed the reply (or the
+    reply was abandoned). A server killed mid-call leaves the request
+    unacknowledged and the broker gives it to another server: at-least-once.
+  - C{ack="early"}: acknowledged before dispatch, as oslo.messaging (§7):
+    at-most-once.
+
+In both modes requests are de-duplicated by C{_unique_id} over the last
+C{duplicate_window} ids (oslo remembers 16), at most C{max_inflight} methods
+run at once (the consumers' prefetch is the same number), and a request that
+cannot be decoded is rejected without requeue (logged once; a call still gets
+a L{novasvc.rpc.errors.MalformedMessage} failure reply when its C{_msg_id}
+and C{_reply_q} could be read). Nothing on the per-message path logs at INFO
+or above except errors, and the consumer callback never raises.
+"""
+
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Union
+
+from twisted.internet import defer, task
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from novasvc.context import RequestContext
+from novasvc.exceptions import UnroutableError
+from novasvc.interfaces import IConsumer, IDelivery, ITransport
+from novasvc.rpc import wire
+from novasvc.rpc.dispatcher import RPCDispatcher
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod
+from novasvc.rpc.target import Target
+from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
+
+__all__ = ["RPCServer", "server_queues"]
+
+_OBSOLETE_REPLY_QUEUES = 200
+_OBSOLETE_FOR = 60.0
+
+
+def server_queues(target: Target, control_exchange: str = "openstack", *, durable_queues: bool = False,
+                  transient_queues_ttl: Optional[float] = 1800.0,
+                  fanout_suffix: Optional[str] = None) -> Sequence[Queue]:
+    """
+    The three queues an RPC server for C{target} consumes, exactly as
+    oslo.messaging declares them.
+
+    @param target: needs C{topic} and C{server}; C{exchange} overrides
+        C{control_exchange}.
+    @param control_exchange: the topic exchange's name when the target has
+        no exchange.
+    @param durable_queues: oslo's C{amqp_durable_queues}: the control
+        exchange and the two topic queues survive a broker restart.
+    @param transient_queues_ttl: the fanout queue's C{x-expires}, in
+        B{seconds}; C{0} or C{None} for none.
+    @param fanout_suffix: the fanout queue's suffix; a fresh uuid4 hex when
+        C{None}.
+    @return: the queues C{<topic>}, C{<topic>.<server>} and
+        C{<topic>_fanout_<suffix>}, in that order.
+    @raise InvalidTarget: when C{target} lacks a topic or a server.
+    """
+    if not target.topic or not target.server:
+        raise InvalidTarget("an RPC server needs a target with a topic and a server", target)
+    topic, server = target.topic, target.server
+    exchange = Exchange(target.exchange or control_exchange, "topic", durable=durable_queues, auto_delete=False)
+    fanout = Exchange(f"{topic}_fanout", "fanout", durable=False, auto_delete=True)
+    arguments = {"x-expires": int(transient_queues_ttl * 1000)} if transient_queues_ttl else {}
+    return (
+        Queue(topic, durable=durable_queues, bindings=(Binding(exchange, topic),)),
+        Queue(f"{topic}.{server}", durable=durable_queues, bindings=(Binding(exchange, f"{topic}.{server}"),)),
+        Queue(f"{topic}_fanout_{fanout_suffix or wire.new_id()}", arguments=arguments,
+              bindings=(Binding(fanout, topic),)),
+    )
+
+
+class RPCServer:
+    """
+    Serve a topic's requests with a list of endpoints.
+
+    @ivar target: the server's target (topic and server).
+    @ivar queues: the three L{Queue}s consumed (see L{server_queues}).
+    @ivar dispatcher: the L{RPCDispatcher}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, transport: ITransport, target: Target,
+                 endpoints: Union[Sequence[object], RPCDispatcher], *,
+                 control_exchange: str = "openstack", clock: Any = None, max_inflight: int = 64,
+                 ack: str = "late", duplicate_window: int = 1024, durable_queues: bool = False,
+                 transient_queues_ttl: Optional[float] = 1800.0, reply_retry_timeout: float = 60.0,
+                 reply_retry_interval: float = 0.25) -> None:
+        """
+        @param transport: the broker connection (not started or stopped by
+            the server).
+        @param target: C{topic} and C{server} (the host) are required.
+        @param endpoints: the endpoint objects, or a ready L{RPCDispatcher}.
+        @param control_exchange: the topic exchange (unless the target names
+            one); oslo's default C{openstack}, Nova's C{nova}.
+        @param clock: C{IReactorTime} for heartbeats, retries and C{wait}
+            timeouts; the global reactor when C{None}.
+        @param max_inflight: the most methods running at once, also the
+            prefetch of each consumer.
+        @param ack: C{"late"} (at-least-once) or C{"early"} (oslo's
+            at-most-once), see the module docstring.
+        @param duplicate_window: how many recent C{_unique_id}s to remember;
+            C{0} disables de-duplication.
+        @param durable_queues: oslo's C{amqp_durable_queues}.
+        @param transient_queues_ttl: the fanout queue's C{x-expires} in
+            B{seconds} (oslo's C{rabbit_transient_queues_ttl}).
+        @param reply_retry_timeout: how long, in B{seconds}, to retry a reply
+            whose queue does not exist (oslo's
+            C{kombu_missing_consumer_retry_timeout}, 60 s).
+        @param reply_retry_interval: seconds between those retries (oslo:
+            0.25 s).
+        @raise InvalidTarget: when the target lacks a topic or a server.
+        @raise ValueError: for a bad C{ack}, C{max_inflight} or
+            C{duplicate_window}.
+        """
+        if ack not in ("late", "early"):
+            raise ValueError(f"ack must be 'late' or 'early', not {ack!r}")
+        if int(max_inflight) < 1:
+            raise ValueError(f"max_inflight must be at least 1, not {max_inflight!r}")
+        if int(duplicate_window) < 0:
+            raise ValueError(f"duplicate_window must not be negative, not {duplicate_window!r}")
+        self.queues = server_queues(target, control_exchange, durable_queues=durable_queues,
+                                    transient_queues_ttl=transient_queues_ttl)
+        self.target = target
+        self.dispatcher = endpoints if isinstance(endpoints, RPCDispatcher) else RPCDispatcher(endpoints)
+        self._transport = transport
+        self._clock_arg = clock
+        self._max_inflight = int(max_inflight)
+        self._ack_early = ack == "early"
+        self._window = int(duplicate_window)
+        self._retry_timeout = float(reply_retry_timeout)
+        self._retry_interval = float(reply_retry_interval)
+        self._consumers: List[IConsumer] = []
+        self._running = 0
+        self._backlog: Deque[IDelivery] = deque()
+        self._pulling = False
+        self._stopping = False
+        self._drain_waiters: List[defer.Deferred] = []
+        self._seen: Set[str] = set()
+        self._seen_order: Deque[str] = deque()
+        self._obsolete: Dict[str, float] = {}
+
+    @property
+    def _clock(self) -> Any:
+        if self._clock_arg is None:
+            from twisted.internet import reactor
+
+            self._clock_arg = reactor
+        return self._clock_arg
+
+    @property
+    def inflight(self) -> int:
+        """
+        How many requests are being handled now: dispatched and not yet
+        settled (a call stays in flight until its reply is confirmed).
+        """
+        return self._running
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> defer.Deferred:
+        """
+        Declare the queues and start the three consumers.
+
+        @return: a C{Deferred} firing with C{None} once all three consumers
+            are active on the broker (it does not fire while the broker
+            cannot be reached). Starting a started server does nothing.
+        """
+        if self._consumers:
+            return defer.succeed(None)
+        self._stopping = False
+        for queue in self.queues:
+            self._consumers.append(self._transport.consume(queue, self._on_delivery, prefetch=self._max_inflight))
+        return _gather([consumer.whenActive() for consumer in self._consumers])
+
+    def stop(self) -> defer.Deferred:
+        """
+        Stop taking requests: cancel the consumers (C{basic.cancel}) and give
+        back the received requests that have not started (rejected with
+        requeue). Requests being handled go on.
+
+        @return: a C{Deferred} firing with C{None} once the broker confirmed
+            the cancellations.
+        """
+        self._stopping = True
+        consumers, self._consumers = self._consumers, []
+        while self._backlog:
+            _settle(self._backlog.popleft().reject, True)
+        return _gather([consumer.cancel() for consumer in consumers])
+
+    def wait(self, timeout: Optional[float] = None) -> defer.Deferred:
+        """
+        Stop (if not stopped), wait for the requests in flight, then delete
+        the fanout queue, as oslo.messaging's C{RPCServer.wait}.
+
+        @param timeout: the most B{seconds} to wait for the requests in
+            flight; C{None} waits for all of them. Requests still running
+            then stay unsettled (under late ack) and go back to the broker
+            when the transport closes, unless they finish before.
+        @return: a C{Deferred} firing with C{True} when every request in
+            flight finished, C{False} when the timeout passed first.
+        """
+        d = self.stop()
+        d.addCallback(lambda _: self._when_drained(timeout))
+        d.addCallback(self._delete_fanout_queue)
+        return d
+
+    def _when_drained(self, timeout: Optional[float]) -> Union[bool, defer.Deferred]:
+        if self._running == 0:
+            return True
+        d: defer.Deferred = defer.Deferred()
+        self._drain_waiters.append(d)
+        if timeout is not None:
+            call = self._clock.callLater(timeout, self._drain_timed_out, d, timeout)
+            d.addBoth(_cancel_call, call)
+        return d
+
+    def _drain_timed_out(self, d: defer.Deferred, timeout: float) -> None:
+        if d in self._drain_waiters:
+            self._drain_waiters.remove(d)
+            self._log.warn(
+                "RPC server {topic}.{server}: {count} request(s) still running after {timeout} s; "
+                "their deliveries stay unsettled",
+                topic=self.target.topic, server=self.target.server, count=self._running, timeout=timeout,
+            )
+            d.callback(False)
+
+    def _delete_fanout_queue(self, drained: bool) -> defer.Deferred:
+        d = self._transport.delete_queue(self.queues[2].name)
+        d.addErrback(lambda f: self._log.warn("Could not delete fanout queue {queue}: {error}",
+                                              queue=self.queues[2].name, error=f.getErrorMessage()))
+        d.addCallback(lambda _: drained)
+        return d
+
+    # -- per message ----------------------------------------------------------
+
+    def _on_delivery(self, delivery: IDelivery) -> None:
+        try:
+            if self._stopping:
+                delivery.reject(True)
+            elif self._running >= self._max_inflight:
+                self._backlog.append(delivery)
+            else:
+                self._process(delivery)
+        except Exception:
+            self._unexpected(delivery)
+
+    def _unexpected(self, delivery: IDelivery) -> None:
+        self._log.failure("Unexpected error handling an RPC message from routing key {routing_key!r}; rejected",
+                          routing_key=getattr(delivery, "routing_key", None), level=LogLevel.error)
+        _settle(delivery.reject, False)
+
+    def _process(self, delivery: IDelivery) -> None:
+        try:
+            request = wire.decode_request(delivery.body, delivery.content_type)
+        except MalformedMessage as error:
+            self._reject_malformed(delivery, error)
+            return
+        unique_id = request.unique_id
+        if unique_id is not None and self._window:
+            if unique_id in self._seen:
+                self._log.error(
+                    "Ignoring duplicate RPC message {unique_id} (method {method!r}) from routing key "
+                    "{routing_key!r}", unique_id=unique_id, method=request.method, routing_key=delivery.routing_key,
+                )
+                delivery.ack()
+                return
+            self._seen.add(unique_id)
+            self._seen_order.append(unique_id)
+            if len(self._seen_order) > self._window:
+                self._seen.discard(self._seen_order.popleft())
+        if self._ack_early:
+            delivery.ack()
+        self._running += 1
+        try:
+            d = self.dispatcher.dispatch(RequestContext.from_dict(request.context), request.method, request.args,
+                                         request.namespace, request.version)
+        except Exception:
+            d = defer.fail()
+        monitor = None
+        if request.timeout is not None and request.is_call and not d.called:
+            try:
+                monitor = self._start_monitor(request)
+            except Exception:
+                self._log.failure("Could not start the call monitor of {msg_id}", msg_id=request.msg_id,
+                                  level=LogLevel.error)
+        d.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor),
+                       errbackArgs=(delivery, request, monitor))
+
+    def _dispatched(self, result: Any, delivery: IDelivery, request: wire.Request,
+                    monitor: Optional[task.LoopingCall]) -> None:
+        try:
+            if monitor is not None:
+                monitor.stop()
+            if not request.is_call:
+                self._finish(delivery)
+                return
+            try:
+                body = wire.encode_reply(request.msg_id, result)  # type: ignore[arg-type]
+            except Exception:
+                failure = Failure()
+                self._log.error("Result of RPC call {method!r} ({msg_id}) cannot be encoded: {error}",
+                                method=request.method, msg_id=request.msg_id, error=failure.getErrorMessage())
+                body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
+            self._reply(request.reply_q, body).addBoth(self._replied, delivery)  # type: ignore[arg-type]
+        except Exception:
+            self._bug(delivery)
+
+    def _dispatch_failed(self, failure: Failure, delivery: IDelivery, request: wire.Request,
+                         monitor: Optional[task.LoopingCall]) -> None:
+        try:
+            if monitor is not None:
+                monitor.stop()
+            if request.is_call:
+                self._log.debug("RPC call {method!r} ({msg_id}) failed: {error}", method=request.method,
+                                msg_id=request.msg_id, error=failure.getErrorMessage())
+                body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
+                self._reply(request.reply_q, body).addBoth(self._replied, delivery)  # type: ignore[arg-type]
+                return
+            if failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
+                self._log.debug("Cast {method!r}: {error}", method=request.method, error=failure.getErrorMessage())
+            else:
+                self._log.failure("Exception during message handling: cast {method!r} from routing key "
+                                  "{routing_key!r}", failure, level=LogLevel.error, method=request.method,
+                                  routing_key=delivery.routing_key)
+            self._finish(delivery)
+        except Exception:
+            self._bug(delivery)
+
+    def _bug(self, delivery: IDelivery) -> None:
+        self._log.failure("Unexpected error completing an RPC request from routing key {routing_key!r}",
+                          routing_key=getattr(delivery, "routing_key", None), level=LogLevel.error)
+        self._finish(delivery, ok=False)
+
+    def _replied(self, _: object, delivery: IDelivery) -> None:
+        self._finish(delivery)
+
+    def _finish(self, delivery: IDelivery, ok: bool = True) -> None:
+        """
+        The request is done: settle it (late ack), free its slot, start a
+        waiting one, and tell C{wait} when nothing is left.
+        """
+        if not self._ack_early:
+            if ok:
+                _settle(delivery.ack)
+            else:
+                _settle(delivery.reject, False)
+        self._running -= 1
+        if self._backlog:
+            self._pull_backlog()
+        if self._running == 0 and self._drain_waiters:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for d in waiters:
+                d.callback(True)
+
+    def _pull_backlog(self) -> None:
+        # A loop, not recursion: requests that complete synchronously would
+        # otherwise nest one stack level per waiting delivery.
+        if self._pulling:
+            return
+        self._pulling = True
+        try:
+            while self._backlog and self._running < self._max_inflight and not self._stopping:
+                delivery = self._backlog.popleft()
+                try:
+                    self._process(delivery)
+                except Exception:
+                    self._unexpected(delivery)
+        finally:
+            self._pulling = False
+
+    def _reject_malformed(self, delivery: IDelivery, error: MalformedMessage) -> None:
+        self._log.error("Rejected a malformed RPC message from exchange {exchange!r} routing key {routing_key!r}: "
+                        "{reason}", exchange=delivery.exchange, routing_key=delivery.routing_key, reason=error.reason)
+        delivery.reject(False)
+        if error.msg_id is not None and error.reply_q is not None:
+            self._reply(error.reply_q, wire.encode_reply(error.msg_id, failure=wire.serialize_failure(error)))
+
+    # -- replies --------------------------------------------------------------
+
+    def _reply(self, reply_q: str, body: bytes) -> defer.Deferred:
+        """
+        Publish a reply; retry while its queue is missing, as oslo.messaging.
+
+        @return: a C{Deferred} firing with C{None} once the reply is
+            confirmed or abandoned (it never fails; problems are logged).
+        """
+        if self._obsolete:
+            expiry = self._obsolete.get(reply_q)
+            if expiry is not None:
+                if self._clock.seconds() < expiry:
+                    self._log.debug("Dropping a reply to the missing queue {reply_q}", reply_q=reply_q)
+                    return defer.succeed(None)
+                del self._obsolete[reply_q]
+        return self._publish_reply(reply_q, body, None)
+
+    def _publish_reply(self, reply_q: str, body: bytes, started: Optional[float]) -> defer.Deferred:
+        d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=True)
+        d.addErrback(self._reply_failed, reply_q, body, started)
+        return d
+
+    def _reply_failed(self, failure: Failure, reply_q: str, body: bytes,
+                      started: Optional[float]) -> Optional[defer.Deferred]:
+        now = self._clock.seconds()
+        if started is None:
+            started = now
+        if failure.check(UnroutableError):
+            if now - started + self._retry_interval <= self._retry_timeout:
+                return task.deferLater(self._clock, self._retry_interval, self._publish_reply, reply_q, body, started)
+            self._log.warn("A reply to {reply_q} failed to send after {elapsed} s because the queue is missing; "
+                           "abandoning it", reply_q=reply_q, elapsed=now - started)
+            if len(self._obsolete) >= _OBSOLETE_REPLY_QUEUES:
+                self._obsolete.clear()
+            self._obsolete[reply_q] = now + _OBSOLETE_FOR
+        else:
+            self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=reply_q,
+                            error=failure.getErrorMessage())
+        return None
+
+    # -- call monitoring ------------------------------------------------------
+
+    def _start_monitor(self, request: wire.Request) -> Optional[task.LoopingCall]:
+        """
+        oslo.messaging's call-monitor watchdog: an C{ending: false} reply every
+        C{int(_timeout) / 2} seconds while the method runs.
+        """
+        try:
+            interval = int(request.timeout) / 2
+        except (TypeError, ValueError, OverflowError):
+            interval = 0
+        if interval < 1:
+            self._log.warn("Call {method!r} ({msg_id}) sent an unusable call-monitor timeout {timeout!r}; "
+                           "no heartbeats", method=request.method, msg_id=request.msg_id, timeout=request.timeout)
+            return None
+        loop = task.LoopingCall(self._heartbeat, request.reply_q, request.msg_id)
+        loop.clock = self._clock
+        loop.start(interval, now=False)
+        return loop
+
+    def _heartbeat(self, reply_q: str, msg_id: str) -> None:
+        try:
+            d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, wire.encode_reply(msg_id, ending=False),
+                                        mandatory=True)
+            d.addErrback(lambda f: self._log.debug("Heartbeat for {msg_id} not sent: {error}", msg_id=msg_id,
+                                                   error=f.getErrorMessage()))
+        except Exception:
+            self._log.failure("Heartbeat for {msg_id} failed", msg_id=msg_id, level=LogLevel.error)
+
+
+def _settle(method: Any, *args: Any) -> None:
+    try:
+        method(*args)
+    except Exception:
+        RPCServer._log.failure("Settling a delivery failed", level=LogLevel.error)
+
+
+def _cancel_call(result: object, call: Any) -> object:
+    if call.active():
+        call.cancel()
+    return result
+
+
+def _gather(deferreds: List[defer.Deferred]) -> defer.Deferred:
+    d = defer.gatherResults(deferreds, consumeErrors=True)
+    d.addCallbacks(lambda _: None, lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
+    return d

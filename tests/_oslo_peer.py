@@ -1,0 +1,97 @@
+"""
+An unmodified oslo.messaging peer, run as a subprocess by the interop tests.
+
+  python _oslo_peer.py client URL EXCHANGE ACTIONS_JSON
+      Runs each action with an oslo RPCClient and prints one JSON line per
+      action: {"ok": result} or {"error": class, "module": ..., "message": ...}.
+      An action: {"op": "call"|"cast", "topic", "method", "args", "ctxt",
+      "server", "fanout", "version", "namespace", "timeout", "exmods"}.
+
+  python _oslo_peer.py server URL EXCHANGE TOPIC HOST
+      Serves an oslo RPCServer (threading executor) with the endpoint below,
+      prints READY once consuming, and stops when stdin closes.
+"""
+
+import json
+import sys
+import time
+
+import oslo_messaging as om
+from oslo_config import cfg
+
+
+class PeerError(Exception):
+    """
+    An application error raised by the oslo endpoint.
+    """
+
+
+class Endpoint:
+    target = om.Target(version="1.3")
+
+    def echo(self, ctxt, value):
+        return {"value": value, "ctxt": ctxt}
+
+    def fail(self, ctxt, message):
+        raise ValueError(message)
+
+    def sleep(self, ctxt, seconds):
+        time.sleep(seconds)
+        return seconds
+
+
+def _transport(url, exchange, exmods=()):
+    om.set_transport_defaults(control_exchange=exchange)
+    conf = cfg.ConfigOpts()
+    conf([], project="novasvc-interop")
+    # oslo.messaging 18 registers these groups only on the global cfg.CONF.
+    try:
+        from oslo_messaging._metrics import client as metrics
+        from oslo_messaging._tracing import client as tracing
+    except ImportError:
+        pass
+    else:
+        conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
+        conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    return om.get_rpc_transport(conf, url=url, allowed_remote_exmods=list(exmods))
+
+
+def client(url, exchange, actions):
+    actions = json.loads(actions)
+    exmods = sorted({m for a in actions for m in a.get("exmods", [])})
+    transport = _transport(url, exchange, exmods)
+    try:
+        for action in actions:
+            target = om.Target(topic=action["topic"], server=action.get("server"),
+                               fanout=action.get("fanout", False), version=action.get("version"),
+                               namespace=action.get("namespace"))
+            rpc = om.get_rpc_client(transport, target, timeout=action.get("timeout", 20))
+            try:
+                if action["op"] == "call":
+                    result = rpc.call(action.get("ctxt", {}), action["method"], **action.get("args", {}))
+                else:
+                    result = rpc.cast(action.get("ctxt", {}), action["method"], **action.get("args", {}))
+                out = {"ok": result}
+            except Exception as e:
+                out = {"error": type(e).__name__, "module": type(e).__module__,
+                       "message": str(e), "mro": [c.__name__ for c in type(e).__mro__]}
+            print(json.dumps(out), flush=True)
+    finally:
+        transport.cleanup()
+
+
+def server(url, exchange, topic, host):
+    transport = _transport(url, exchange)
+    target = om.Target(topic=topic, server=host)
+    rpc = om.get_rpc_server(transport, target, [Endpoint()], executor="threading")
+    rpc.start()
+    print("READY", flush=True)
+    sys.stdin.read()
+    rpc.stop()
+    rpc.wait()
+    transport.cleanup()
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    {"client": client, "server": server}[mode](*args)

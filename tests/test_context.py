@@ -1,0 +1,169 @@
+"""
+Tests for L{novasvc.context}.
+"""
+
+import datetime
+import re
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from novasvc.context import RequestContext, generate_request_id, get_admin_context
+
+_OSLO_KEYS = {"user", "project_id", "system_scope", "project", "domain", "user_domain", "project_domain",
+              "is_admin", "read_only", "show_deleted", "auth_token", "request_id", "global_request_id",
+              "resource_uuid", "roles", "user_identity", "is_admin_project"}
+_NOVA_KEYS = {"user_id", "read_deleted", "remote_address", "timestamp", "quota_class", "user_name",
+              "service_catalog", "project_name"}
+
+
+class RequestContextTests(SynchronousTestCase):
+    """
+    L{RequestContext} carries oslo.context's and Nova's fields.
+    """
+
+    def test_request_id(self) -> None:
+        """
+        When a context is made without a request id, then it gets a fresh
+        req-<uuid4>.
+        """
+        first, second = RequestContext(), RequestContext()
+        self.assertRegex(first.request_id, r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+        self.assertNotEqual(first.request_id, second.request_id)
+        self.assertTrue(generate_request_id().startswith("req-"))
+
+    def test_positional_user_and_project(self) -> None:
+        """
+        When user and project are given by position, then they are user_id
+        and project_id, as Nova's.
+        """
+        ctxt = RequestContext("u1", "p1")
+        self.assertEqual((ctxt.user_id, ctxt.project_id), ("u1", "p1"))
+
+    def test_repr_hides_token(self) -> None:
+        """
+        When a context with a token is repr()'d, then the token does not
+        appear.
+        """
+        ctxt = RequestContext("u1", "p1", auth_token="s3cret-token")
+        self.assertNotIn("s3cret-token", repr(ctxt))
+        self.assertIn("u1", repr(ctxt))
+
+    def test_to_dict_keys(self) -> None:
+        """
+        When a context is turned into a dict, then it has every key
+        oslo.context and Nova write, with the aliases filled.
+        """
+        values = RequestContext("u1", "p1", roles=["member"]).to_dict()
+        self.assertTrue(_OSLO_KEYS | _NOVA_KEYS <= set(values), (_OSLO_KEYS | _NOVA_KEYS) - set(values))
+        self.assertEqual((values["user"], values["project"]), ("u1", "p1"))
+        self.assertEqual(values["user_identity"], "u1 p1 - - -")
+        self.assertEqual(values["roles"], ["member"])
+
+    def test_to_dict_timestamp(self) -> None:
+        """
+        When a context is turned into a dict, then the timestamp is Nova's
+        strtime string.
+        """
+        ctxt = RequestContext(timestamp=datetime.datetime(2024, 5, 6, 7, 8, 9, 123))
+        self.assertEqual(ctxt.to_dict()["timestamp"], "2024-05-06T07:08:09.000123")
+
+    def test_round_trip(self) -> None:
+        """
+        When a context goes through to_dict and from_dict, then the copy is
+        equal to it.
+        """
+        ctxt = RequestContext("u1", "p1", roles=["admin", "member"], is_admin=True, auth_token="tok",
+                              remote_address="10.0.0.1", global_request_id="req-global", user_name="alice",
+                              project_name="demo", read_deleted="yes", domain_id="d",
+                              extra={"trace_info": {"base_id": "b"}})
+        self.assertEqual(RequestContext.from_dict(ctxt.to_dict()), ctxt)
+
+    def test_unknown_keys_kept(self) -> None:
+        """
+        When a dict has keys the context does not know, then they are kept in
+        extra and written back by to_dict.
+        """
+        ctxt = RequestContext.from_dict({"user_id": "u1", "traceparent": "00-abc", "custom": [1, 2]})
+        self.assertEqual(ctxt.extra, {"traceparent": "00-abc", "custom": [1, 2]})
+        values = ctxt.to_dict()
+        self.assertEqual((values["traceparent"], values["custom"]), ("00-abc", [1, 2]))
+
+    def test_aliases(self) -> None:
+        """
+        When a dict uses oslo's aliases (user, tenant, domain...), then they
+        fill the fields and are not kept as extras.
+        """
+        ctxt = RequestContext.from_dict({"user": "u", "tenant": "t", "domain": "d", "user_domain": "ud",
+                                         "project_domain": "pd", "user_identity": "u t d ud pd"})
+        self.assertEqual(
+            (ctxt.user_id, ctxt.project_id, ctxt.domain_id, ctxt.user_domain_id, ctxt.project_domain_id),
+            ("u", "t", "d", "ud", "pd"),
+        )
+        self.assertEqual(ctxt.extra, {})
+
+    def test_field_wins_over_alias(self) -> None:
+        """
+        When a dict has both user_id and user, then user_id is used.
+        """
+        self.assertEqual(RequestContext.from_dict({"user_id": "a", "user": "b"}).user_id, "a")
+        self.assertEqual(RequestContext.from_dict({"project": "p", "tenant": "t"}).project_id, "p")
+
+    def test_timestamp_parsed(self) -> None:
+        """
+        When a dict has a timestamp string, then it becomes a naive UTC
+        datetime; an unreadable one is kept as it came.
+        """
+        ctxt = RequestContext.from_dict({"timestamp": "2024-05-06T07:08:09.000123"})
+        self.assertEqual(ctxt.timestamp, datetime.datetime(2024, 5, 6, 7, 8, 9, 123))
+        aware = RequestContext.from_dict({"timestamp": "2024-05-06T09:08:09+02:00"})
+        self.assertEqual(aware.timestamp, datetime.datetime(2024, 5, 6, 7, 8, 9))
+        self.assertEqual(RequestContext.from_dict({"timestamp": "yesterday"}).timestamp, "yesterday")
+
+    def test_missing_request_id_generated(self) -> None:
+        """
+        When a dict has a null request_id, then the context gets a fresh one.
+        """
+        self.assertTrue(RequestContext.from_dict({"request_id": None}).request_id.startswith("req-"))
+
+    def test_client_timeout(self) -> None:
+        """
+        When a dict has client_timeout (set by the RPC server from _timeout),
+        then it is a field.
+        """
+        self.assertEqual(RequestContext.from_dict({"client_timeout": 30}).client_timeout, 30)
+
+    def test_redacted_copy(self) -> None:
+        """
+        When a redacted copy is made, then it has no token and the original
+        keeps its own.
+        """
+        ctxt = RequestContext("u1", auth_token="tok")
+        self.assertIsNone(ctxt.redacted_copy().auth_token)
+        self.assertEqual(ctxt.auth_token, "tok")
+        self.assertEqual(ctxt.redacted_copy().user_id, "u1")
+
+    def test_elevated(self) -> None:
+        """
+        When a context is elevated, then the copy is admin with the admin
+        role and the original is unchanged.
+        """
+        ctxt = RequestContext("u1", roles=["member"])
+        admin = ctxt.elevated(read_deleted="yes")
+        self.assertEqual((admin.is_admin, admin.roles, admin.read_deleted), (True, ["member", "admin"], "yes"))
+        self.assertEqual((ctxt.is_admin, ctxt.roles), (False, ["member"]))
+
+
+class AdminContextTests(SynchronousTestCase):
+    """
+    L{get_admin_context} as Nova's.
+    """
+
+    def test_admin(self) -> None:
+        """
+        When an admin context is made, then it is admin with no user or
+        project and the given read_deleted.
+        """
+        ctxt = get_admin_context(read_deleted="yes")
+        self.assertEqual((ctxt.is_admin, ctxt.user_id, ctxt.project_id, ctxt.read_deleted), (True, None, None, "yes"))
+        self.assertTrue(re.match(r"^req-", ctxt.request_id))
+        self.assertEqual(get_admin_context().read_deleted, "no")

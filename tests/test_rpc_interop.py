@@ -1,0 +1,244 @@
+"""
+Interoperability of L{novasvc.rpc} with unmodified oslo.messaging peers over
+the local RabbitMQ, in both directions. The oslo side runs in a subprocess
+(C{tests/_oslo_peer.py}) since it is blocking, threaded code.
+"""
+
+import json
+import os
+import sys
+import uuid
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from novasvc.context import RequestContext
+from novasvc.examples.echo import EchoError
+from novasvc.manager import Manager
+from novasvc.rpc.client import RPCClient
+from novasvc.rpc.errors import MessagingTimeout
+from novasvc.rpc.server import RPCServer
+from novasvc.rpc.target import Target
+from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport.url import TransportURL
+from tests._services import require_service
+from tests.test_service_process import poll
+
+URL = "rabbit://guest:guest@127.0.0.1:5672/"
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_oslo_peer.py")
+
+
+def _peer_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return env
+
+
+def _require_oslo():
+    try:
+        import oslo_messaging  # noqa: F401
+    except ImportError as e:
+        from tests._services import in_ci
+
+        if in_ci():
+            raise AssertionError(f"oslo.messaging is a test dependency: {e}")
+        from unittest import SkipTest
+
+        raise SkipTest(f"oslo.messaging is not installed: {e}")
+
+
+class InteropManager(Manager):
+    """
+    The novasvc side: records casts, echoes calls with what it saw of the
+    context, and raises on demand.
+    """
+
+    def __init__(self, *args, **kwargs):
+        Manager.__init__(self, *args, **kwargs)
+        self.casts = []
+
+    def echo(self, ctxt, value):
+        return {"value": value, "user_id": ctxt.user_id, "project_id": ctxt.project_id,
+                "request_id": ctxt.request_id, "host": self.host}
+
+    def record(self, ctxt, note):
+        self.casts.append(note)
+
+    def fail(self, ctxt, message):
+        raise ValueError(message)
+
+    def fail_typed(self, ctxt, message):
+        raise EchoError(message, code=7)
+
+
+class _Amqp:
+    def transport(self):
+        t = AMQPTransport(TransportURL.parse(URL), reactor=reactor)
+        t.start()
+        self.addCleanup(t.stop)
+        return t
+
+
+class OsloClientToNovasvcTests(_Amqp, TestCase):
+    timeout = 120
+
+    def setUp(self):
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        _require_oslo()
+        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
+        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
+        self.managers = {}
+        return defer.gatherResults([self.serve("h1"), self.serve("h2")])
+
+    def serve(self, host):
+        manager = self.managers[host] = InteropManager(host=host, service_name=self.topic)
+        server = RPCServer(self.transport(), Target(topic=self.topic, server=host), [manager],
+                           control_exchange=self.exchange, clock=reactor)
+        self.addCleanup(server.wait, 10)
+        return server.start()
+
+    @defer.inlineCallbacks
+    def run_oslo(self, *actions):
+        for action in actions:
+            action.setdefault("topic", self.topic)
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, [PEER, "client", URL, self.exchange, json.dumps(list(actions))],
+            env=_peer_env())
+        self.assertEqual(code, 0, err.decode())
+        return [json.loads(line) for line in out.decode().splitlines()]
+
+    @defer.inlineCallbacks
+    def test_call_results_and_context(self):
+        """
+        When an oslo RPCClient calls a novasvc server (topic, then directed to
+        a host), then it gets the results, and the method saw the caller's
+        context.
+        """
+        ctxt = {"user_id": "u1", "project_id": "p1", "request_id": "req-abc"}
+        results = yield self.run_oslo(
+            {"op": "call", "method": "echo", "args": {"value": [1, {"a": "b"}]}, "ctxt": ctxt},
+            {"op": "call", "method": "echo", "args": {"value": 2}, "server": "h2", "ctxt": ctxt},
+        )
+        first, second = results
+        self.assertEqual(first["ok"]["value"], [1, {"a": "b"}])
+        self.assertEqual((first["ok"]["user_id"], first["ok"]["project_id"], first["ok"]["request_id"]),
+                         ("u1", "p1", "req-abc"))
+        self.assertEqual((second["ok"]["value"], second["ok"]["host"]), (2, "h2"))
+
+    @defer.inlineCallbacks
+    def test_exceptions(self):
+        """
+        When the novasvc method raises, then the oslo client re-raises a
+        builtin as itself, an allowed module's error as its class, and an
+        unknown method as oslo's RemoteError naming NoSuchMethod.
+        """
+        builtin, allowed, unknown = yield self.run_oslo(
+            {"op": "call", "method": "fail", "args": {"message": "bad value"}},
+            {"op": "call", "method": "fail_typed", "args": {"message": "typed"},
+             "exmods": ["novasvc.examples.echo"]},
+            {"op": "call", "method": "no_such_thing"},
+        )
+        self.assertEqual(builtin["error"], "ValueError")
+        self.assertIn("bad value", builtin["message"])
+        self.assertIn("EchoError", allowed["mro"])
+        self.assertIn("typed", allowed["message"])
+        self.assertEqual(unknown["error"], "RemoteError")
+        self.assertIn("NoSuchMethod", unknown["message"])
+
+    @defer.inlineCallbacks
+    def test_cast_and_fanout(self):
+        """
+        When an oslo client casts, then exactly one novasvc server runs it;
+        when it fanout-casts, then both servers run it.
+        """
+        results = yield self.run_oslo(
+            {"op": "cast", "method": "record", "args": {"note": "one"}},
+            {"op": "cast", "method": "record", "args": {"note": "all"}, "fanout": True},
+        )
+        self.assertEqual(results, [{"ok": None}, {"ok": None}])
+
+        def delivered():
+            """both fanout copies and the single cast arrived"""
+            notes = self.managers["h1"].casts + self.managers["h2"].casts
+            return sorted(notes) == ["all", "all", "one"]
+
+        yield poll(delivered)
+
+
+class _PeerServer(protocol.ProcessProtocol):
+    def __init__(self):
+        self.ready = defer.Deferred()
+        self.ended = defer.Deferred()
+        self.output = b""
+
+    def outReceived(self, data):
+        self.output += data
+        if b"READY" in self.output and not self.ready.called:
+            self.ready.callback(None)
+
+    def errReceived(self, data):
+        self.output += data
+
+    def processEnded(self, reason):
+        if not self.ready.called:
+            self.ready.errback(AssertionError(f"oslo server ended: {self.output.decode()}"))
+        self.ended.callback(None)
+
+
+class NovasvcClientToOsloTests(_Amqp, TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        _require_oslo()
+        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
+        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
+        peer = _PeerServer()
+        process = reactor.spawnProcess(
+            peer, sys.executable, [sys.executable, PEER, "server", URL, self.exchange, self.topic, "oslo-h"],
+            env=_peer_env())
+
+        def stop_peer():
+            process.closeStdin()
+            return peer.ended
+
+        self.addCleanup(stop_peer)
+        yield peer.ready
+        self.client = RPCClient(self.transport(), Target(topic=self.topic, version="1.3"),
+                                control_exchange=self.exchange, timeout=20, clock=reactor)
+
+    @defer.inlineCallbacks
+    def test_call_result_and_context(self):
+        """
+        When a novasvc RPCClient calls an oslo RPCServer, then it gets the
+        result, and the oslo endpoint saw the context keys.
+        """
+        ctxt = RequestContext(user_id="u1", project_id="p1", request_id="req-xyz")
+        result = yield self.client.call(ctxt, "echo", value={"n": 1})
+        self.assertEqual(result["value"], {"n": 1})
+        self.assertEqual((result["ctxt"]["user_id"], result["ctxt"]["project_id"],
+                          result["ctxt"]["request_id"]), ("u1", "p1", "req-xyz"))
+        direct = yield self.client.prepare(server="oslo-h").call({}, "echo", value=3)
+        self.assertEqual(direct["value"], 3)
+
+    @defer.inlineCallbacks
+    def test_exception(self):
+        """
+        When the oslo endpoint raises ValueError, then the novasvc caller gets
+        a ValueError carrying the message.
+        """
+        with self.assertRaises(ValueError) as raised:
+            yield self.client.call({}, "fail", message="from oslo")
+        self.assertIn("from oslo", str(raised.exception))
+
+    @defer.inlineCallbacks
+    def test_timeout(self):
+        """
+        When the oslo method outlasts the call timeout, then the novasvc
+        caller gets MessagingTimeout naming the method.
+        """
+        with self.assertRaises(MessagingTimeout) as raised:
+            yield self.client.prepare(timeout=1).call({}, "sleep", seconds=3)
+        self.assertIn("sleep", str(raised.exception))

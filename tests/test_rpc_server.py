@@ -1,0 +1,720 @@
+"""
+Tests for L{novasvc.rpc.server}, over the in-memory transport with a
+L{task.Clock}.
+"""
+
+import json
+from typing import Any, List
+
+from twisted.internet import defer, task
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from novasvc.rpc import wire
+from novasvc.rpc.client import RPCClient
+from novasvc.rpc.errors import InvalidTarget, RemoteError
+from novasvc.rpc.server import RPCServer, server_queues
+from novasvc.rpc.target import Target
+from novasvc.transport.memory import MemoryBroker, MemoryTransport
+from novasvc.transport.topology import Binding, Exchange, Queue
+
+CONTROL = Exchange("openstack", "topic")
+
+
+class RecordingTransport(MemoryTransport):
+    """
+    The memory transport, recording publishes and the consumers it made.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.published: List[tuple] = []
+        self.consumers: List[Any] = []
+
+    def publish(self, exchange, routing_key, body, content_type="application/json", expiration=None,
+                mandatory=False):
+        self.published.append((exchange, routing_key, body, content_type, expiration, mandatory))
+        return super().publish(exchange, routing_key, body, content_type, expiration, mandatory)
+
+    def consume(self, queue, on_message, prefetch=0):
+        consumer = super().consume(queue, on_message, prefetch)
+        self.consumers.append(consumer)
+        return consumer
+
+
+class Manager:
+    """
+    An endpoint that records what it is asked.
+    """
+
+    target = Target(version="1.2")
+    rpc_hidden_names = frozenset({"init_host"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls: List[tuple] = []
+        self.pending: List[defer.Deferred] = []
+
+    def echo(self, ctxt, value):
+        self.calls.append(("echo", value))
+        return {"server": self.name, "value": value}
+
+    def note(self, ctxt, value):
+        self.calls.append(("note", value))
+
+    def slow(self, ctxt, value=None):
+        self.calls.append(("slow", value))
+        d: defer.Deferred = defer.Deferred()
+        self.pending.append(d)
+        return d
+
+    def fail(self, ctxt):
+        raise ValueError("it failed")
+
+    def unencodable(self, ctxt):
+        return object()
+
+    def init_host(self, ctxt):
+        self.calls.append(("init_host", None))
+
+
+class _Harness:
+    """
+    A broker, a clock, a server on topic "svc" host "host1" and a client.
+    """
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.broker = MemoryBroker()
+        self.client_transport = self.transport()
+        self.client = RPCClient(self.client_transport, Target(topic="svc"), clock=self.clock)
+        self.log = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+
+    def transport(self) -> RecordingTransport:
+        return RecordingTransport(broker=self.broker, clock=self.clock)
+
+    def make_server(self, host: str = "host1", manager: Any = None, **kwargs: Any):
+        transport = self.transport()
+        manager = manager or Manager(host)
+        kwargs.setdefault("clock", self.clock)
+        server = RPCServer(transport, Target(topic="svc", server=host), [manager], **kwargs)
+        self.successResultOf(server.start())  # type: ignore[attr-defined]
+        return server, manager, transport
+
+    def publish(self, body: bytes, routing_key: str = "svc", content_type: Any = "application/json") -> None:
+        self.successResultOf(self.client_transport.publish(CONTROL, routing_key, body, content_type))  # type: ignore
+
+    def reply_queue(self, name: str = "reply_test") -> List[wire.Reply]:
+        replies: List[wire.Reply] = []
+
+        def collect(delivery):
+            delivery.ack()
+            replies.append(wire.decode_reply(delivery.body))
+
+        self.client_transport.consume(Queue(name), collect)
+        return replies
+
+    def depth(self, queue: str) -> int:
+        return len(self.broker.queues[queue].messages)
+
+    def unacked(self, transport: RecordingTransport, queue: str) -> int:
+        return sum(len(c.unacked) for c in transport.consumers if c.queue.name == queue)
+
+    def events(self, level: LogLevel) -> List[dict]:
+        return [e for e in self.log if e.get("log_level") == level and e.get("log_namespace", "").startswith(
+            "novasvc.rpc")]
+
+
+class TopologyTests(_Harness, SynchronousTestCase):
+    """
+    The queues and exchanges an RPC server declares (oslo §2-3).
+    """
+
+    def test_queues(self) -> None:
+        """
+        When a server starts, then it consumes <topic> and <topic>.<host> on
+        the control exchange and a private fanout queue with x-expires
+        1800000 ms bound to the <topic>_fanout exchange.
+        """
+        server, _, transport = self.make_server()
+        topic, direct, fanout = (c.queue for c in transport.consumers)
+        self.assertEqual(topic, Queue("svc", bindings=[Binding(CONTROL, "svc")]))
+        self.assertEqual(direct, Queue("svc.host1", bindings=[Binding(CONTROL, "svc.host1")]))
+        self.assertRegex(fanout.name, "^svc_fanout_[0-9a-f]{32}$")
+        self.assertEqual(fanout.arguments_dict(), {"x-expires": 1800000})
+        self.assertEqual(fanout.bindings, (Binding(Exchange("svc_fanout", "fanout", auto_delete=True), "svc"),))
+        self.assertFalse(fanout.durable or fanout.auto_delete or fanout.exclusive)
+        self.assertEqual(server.queues, (topic, direct, fanout))
+        self.assertEqual(self.broker.exchanges["svc_fanout"].type, "fanout")
+
+    def test_prefetch(self) -> None:
+        """
+        When a server starts, then each consumer's prefetch is max_inflight.
+        """
+        _, _, transport = self.make_server(max_inflight=7)
+        self.assertEqual([c.prefetch for c in transport.consumers], [7, 7, 7])
+
+    def test_options(self) -> None:
+        """
+        When durable_queues, a control exchange and a TTL are given, then the
+        topic queues and exchange are durable on that exchange and the fanout
+        queue has that x-expires; a TTL of 0 gives no x-expires.
+        """
+        topic, direct, fanout = server_queues(Target(topic="t", server="h"), "nova", durable_queues=True,
+                                              transient_queues_ttl=60)
+        nova = Exchange("nova", "topic", durable=True)
+        self.assertEqual((topic.durable, direct.durable, fanout.durable), (True, True, False))
+        self.assertEqual(topic.bindings, (Binding(nova, "t"),))
+        self.assertEqual(fanout.arguments_dict(), {"x-expires": 60000})
+        queues = server_queues(Target(topic="t", server="h", exchange="own"), transient_queues_ttl=0)
+        self.assertEqual(queues[0].bindings[0].exchange.name, "own")
+        self.assertEqual(queues[2].arguments_dict(), {})
+
+    def test_invalid_target(self) -> None:
+        """
+        When the target has no topic or no server, then InvalidTarget.
+        """
+        self.assertRaises(InvalidTarget, RPCServer, self.transport(), Target(topic="t"), [])
+        self.assertRaises(InvalidTarget, RPCServer, self.transport(), Target(server="h"), [])
+
+    def test_bad_options(self) -> None:
+        """
+        When ack, max_inflight or duplicate_window is wrong, then ValueError.
+        """
+        target = Target(topic="t", server="h")
+        self.assertRaises(ValueError, RPCServer, self.transport(), target, [], ack="sometimes")
+        self.assertRaises(ValueError, RPCServer, self.transport(), target, [], max_inflight=0)
+        self.assertRaises(ValueError, RPCServer, self.transport(), target, [], duplicate_window=-1)
+
+    def test_start_twice(self) -> None:
+        """
+        When a started server is started again, then no more consumers are
+        made.
+        """
+        server, _, transport = self.make_server()
+        self.successResultOf(server.start())
+        self.assertEqual(len(transport.consumers), 3)
+
+
+class RoundTripTests(_Harness, SynchronousTestCase):
+    """
+    call, cast, fanout and direct-to-host with two servers.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.server1, self.manager1, _ = self.make_server("host1")
+        self.server2, self.manager2, _ = self.make_server("host2")
+
+    def test_call(self) -> None:
+        """
+        When a call goes to the topic, then one server runs it and its result
+        comes back.
+        """
+        result = self.successResultOf(self.client.call({}, "echo", value=41))
+        self.assertEqual(result["value"], 41)
+        self.assertEqual(len(self.manager1.calls) + len(self.manager2.calls), 1)
+
+    def test_topic_round_robin(self) -> None:
+        """
+        When several calls go to the topic, then both servers take some.
+        """
+        servers = {self.successResultOf(self.client.call({}, "echo", value=i))["server"] for i in range(4)}
+        self.assertEqual(servers, {"host1", "host2"})
+
+    def test_direct(self) -> None:
+        """
+        When calls and casts go to one host, then only that host runs them.
+        """
+        direct = self.client.prepare(server="host2")
+        for i in range(3):
+            self.assertEqual(self.successResultOf(direct.call({}, "echo", value=i))["server"], "host2")
+        self.successResultOf(direct.cast({}, "note", value="x"))
+        self.assertEqual(self.manager1.calls, [])
+        self.assertEqual(self.manager2.calls[-1], ("note", "x"))
+
+    def test_cast(self) -> None:
+        """
+        When a cast goes to the topic, then one server runs it and the
+        Deferred fires with None.
+        """
+        self.assertIsNone(self.successResultOf(self.client.cast({}, "note", value=1)))
+        self.assertEqual(self.manager1.calls + self.manager2.calls, [("note", 1)])
+
+    def test_fanout(self) -> None:
+        """
+        When a fanout cast is sent, then every server runs it.
+        """
+        self.successResultOf(self.client.prepare(fanout=True).cast({}, "note", value="all"))
+        self.assertEqual(self.manager1.calls, [("note", "all")])
+        self.assertEqual(self.manager2.calls, [("note", "all")])
+
+    def test_hidden_name(self) -> None:
+        """
+        When a lifecycle name or a private name is called, then the caller
+        gets NoSuchMethod as a RemoteError and nothing runs.
+        """
+        for name in ("init_host", "_private", "__init__"):
+            failure = self.failureResultOf(self.client.call({}, name), RemoteError)
+            self.assertEqual(failure.value.exc_type, "NoSuchMethod")
+        self.assertEqual(self.manager1.calls + self.manager2.calls, [])
+
+
+class AckTests(_Harness, SynchronousTestCase):
+    """
+    Late and early acknowledgement, seen on the broker.
+    """
+
+    def test_late(self) -> None:
+        """
+        When ack is late, then a request stays unacknowledged while its
+        method runs and is acknowledged once the reply is sent.
+        """
+        server, manager, transport = self.make_server()
+        d = self.client.call({}, "slow")
+        self.assertEqual(self.unacked(transport, "svc"), 1)
+        self.assertEqual(server.inflight, 1)
+        manager.pending[0].callback("done")
+        self.assertEqual(self.successResultOf(d), "done")
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+        self.assertEqual(server.inflight, 0)
+
+    def test_early(self) -> None:
+        """
+        When ack is early, then a request is acknowledged before its method
+        runs.
+        """
+        server, manager, transport = self.make_server(ack="early")
+        d = self.client.call({}, "slow")
+        self.assertEqual(manager.calls, [("slow", None)])
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+        self.assertEqual(server.inflight, 1)
+        manager.pending[0].callback("done")
+        self.assertEqual(self.successResultOf(d), "done")
+
+    def test_late_cast_after_method(self) -> None:
+        """
+        When a slow cast runs under late ack, then it is acknowledged only
+        when the method finished.
+        """
+        _, manager, transport = self.make_server()
+        self.successResultOf(self.client.cast({}, "slow"))
+        self.assertEqual(self.unacked(transport, "svc"), 1)
+        manager.pending[0].callback(None)
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+
+    def test_late_waits_for_reply(self) -> None:
+        """
+        When the reply queue is missing, then the request stays unacknowledged
+        while the reply is retried every 0.25 s; after reply_retry_timeout it
+        is abandoned (13 attempts for 3 s, as oslo), logged and acknowledged.
+        """
+        server, _, transport = self.make_server(reply_retry_timeout=3)
+        self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_missing"))
+        self.assertEqual(self.unacked(transport, "svc"), 1)
+        for _ in range(11):
+            self.clock.advance(0.25)
+        self.assertEqual(self.unacked(transport, "svc"), 1)
+        self.clock.advance(0.25)  # t = 3 s: the 13th attempt fails too
+        attempts = [p for p in transport.published if p[1] == "reply_missing"]
+        self.assertEqual(len(attempts), 13)
+        self.assertTrue(all(p[0].name == "" and p[5] for p in attempts))
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+        self.assertEqual(server.inflight, 0)
+        self.assertEqual(len([e for e in self.events(LogLevel.warn) if e.get("reply_q") == "reply_missing"]), 1)
+
+    def test_obsolete_reply_queue(self) -> None:
+        """
+        When a reply queue was abandoned, then a later reply to it is dropped
+        at once.
+        """
+        _, _, transport = self.make_server(reply_retry_timeout=0)
+        self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_missing"))
+        self.publish(wire.encode_request("echo", {"value": 2}, {}, msg_id="m2", reply_q="reply_missing"))
+        self.assertEqual(len([p for p in transport.published if p[1] == "reply_missing"]), 1)
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+
+    def test_reply_queue_appears(self) -> None:
+        """
+        When the reply queue appears while the reply is retried, then the
+        reply is delivered.
+        """
+        _, _, transport = self.make_server()
+        self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_late"))
+        self.clock.advance(0.25)
+        replies = self.reply_queue("reply_late")
+        self.clock.advance(0.25)
+        self.assertEqual([r.result["value"] for r in replies], [1])
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+
+
+class InflightTests(_Harness, SynchronousTestCase):
+    """
+    At most max_inflight methods run at once.
+    """
+
+    def test_bound(self) -> None:
+        """
+        When more requests arrive than max_inflight, then only max_inflight
+        run, the rest wait on the broker, and each finished one lets the next
+        in.
+        """
+        server, manager, _ = self.make_server(max_inflight=2)
+        for i in range(5):
+            self.successResultOf(self.client.cast({}, "slow", value=i))
+        self.assertEqual((len(manager.pending), server.inflight, self.depth("svc")), (2, 2, 3))
+        manager.pending[0].callback(None)
+        self.assertEqual((len(manager.pending), server.inflight, self.depth("svc")), (3, 2, 2))
+
+    def test_bound_across_queues(self) -> None:
+        """
+        When requests arrive on the topic and the host queue, then the bound
+        still holds; the waiting one runs when a slot frees, and stop() gives
+        it back to the broker when it has not started.
+        """
+        server, manager, transport = self.make_server(max_inflight=1)
+        self.successResultOf(self.client.cast({}, "slow", value="topic"))
+        self.successResultOf(self.client.prepare(server="host1").cast({}, "slow", value="host"))
+        self.successResultOf(self.client.prepare(server="host1").cast({}, "slow", value="host2"))
+        self.assertEqual((len(manager.pending), server.inflight), (1, 1))
+        self.assertEqual(self.unacked(transport, "svc.host1"), 1)
+        manager.pending[0].callback(None)
+        self.assertEqual(manager.calls, [("slow", "topic"), ("slow", "host")])
+        self.successResultOf(server.stop())
+        self.assertEqual(self.depth("svc.host1"), 1)
+        self.assertEqual(self.unacked(transport, "svc.host1"), 1)  # the running one
+
+    def test_synchronous_backlog(self) -> None:
+        """
+        When waiting requests complete synchronously, then each is served in
+        turn and the server ends idle.
+        """
+        server, manager, _ = self.make_server(max_inflight=1)
+        gate = self.client.prepare(server="host1")
+        self.successResultOf(self.client.cast({}, "slow", value="first"))
+        for i in range(3):
+            self.successResultOf(gate.cast({}, "note", value=i))
+        manager.pending[0].callback(None)
+        self.assertEqual([c for c in manager.calls if c[0] == "note"], [("note", 0), ("note", 1), ("note", 2)])
+        self.assertEqual(server.inflight, 0)
+
+
+class DuplicateTests(_Harness, SynchronousTestCase):
+    """
+    Duplicate suppression by _unique_id.
+    """
+
+    def test_duplicate_cast(self) -> None:
+        """
+        When the same request arrives twice, then the method runs once, the
+        copy is acknowledged with one ERROR log, and nothing stays queued.
+        """
+        _, manager, transport = self.make_server()
+        body = wire.encode_request("note", {"value": 1}, {}, unique_id="u" * 32)
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual(manager.calls, [("note", 1)])
+        self.assertEqual((self.depth("svc"), self.unacked(transport, "svc")), (0, 0))
+        errors = [e for e in self.events(LogLevel.error) if e.get("unique_id") == "u" * 32]
+        self.assertEqual(len(errors), 1)
+
+    def test_duplicate_call_no_reply(self) -> None:
+        """
+        When a call is repeated with the same _unique_id, then only one reply
+        is sent.
+        """
+        self.make_server()
+        replies = self.reply_queue()
+        body = wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_test", unique_id="dup")
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual(len(replies), 1)
+
+    def test_no_unique_id(self) -> None:
+        """
+        When requests have no _unique_id, then they are never duplicates.
+        """
+        _, manager, _ = self.make_server()
+        body = json.dumps({"method": "note", "args": {"value": 1}}).encode()
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual(manager.calls, [("note", 1), ("note", 1)])
+
+    def test_window(self) -> None:
+        """
+        When more ids than the window arrive, then the oldest is forgotten
+        and accepted again.
+        """
+        _, manager, _ = self.make_server(duplicate_window=2)
+        for uid in ("a", "b", "c", "a", "c"):
+            self.publish(wire.encode_request("note", {"value": uid}, {}, unique_id=uid))
+        self.assertEqual([c[1] for c in manager.calls], ["a", "b", "c", "a"])
+
+    def test_disabled(self) -> None:
+        """
+        When duplicate_window is 0, then nothing is a duplicate.
+        """
+        _, manager, _ = self.make_server(duplicate_window=0)
+        body = wire.encode_request("note", {"value": 1}, {}, unique_id="x")
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual(len(manager.calls), 2)
+
+
+class MalformedTests(_Harness, SynchronousTestCase):
+    """
+    Bad bodies are rejected without requeue and the consumer goes on.
+    """
+
+    def _check_rejected_then_serving(self, transport, routing_key="svc") -> None:
+        self.assertEqual((self.depth(routing_key), self.unacked(transport, routing_key)), (0, 0))
+        self.assertEqual(self.successResultOf(self.client.call({}, "echo", value="next"))["value"], "next")
+
+    def test_kinds(self) -> None:
+        """
+        When a body is not JSON, not an object, has no method, has args that
+        are not an object, or has an unsupported envelope, then it is
+        rejected without requeue, logged once with its routing key, and a
+        good call still succeeds.
+        """
+        _, manager, transport = self.make_server()
+        bodies = [
+            b"\x00not json",
+            b"[1, 2, 3]",
+            b'"a string"',
+            json.dumps({"args": {}}).encode(),
+            json.dumps({"method": "echo", "args": [1]}).encode(),
+            wire.encode_envelope({"method": "echo", "args": "x"}),
+            json.dumps({"oslo.version": "3.0", "oslo.message": "{}"}).encode(),
+        ]
+        for body in bodies:
+            before = len(self.events(LogLevel.error))
+            self.publish(body)
+            errors = self.events(LogLevel.error)[before:]
+            self.assertEqual(len(errors), 1, body)
+            self.assertEqual(errors[0]["routing_key"], "svc")
+            self._check_rejected_then_serving(transport)
+        self.assertEqual(len(manager.calls), len(bodies))
+
+    def test_content_type(self) -> None:
+        """
+        When the content type is missing or not JSON, then the request is
+        rejected even though its body is good.
+        """
+        _, manager, transport = self.make_server()
+        for content_type in (None, "text/plain"):
+            self.publish(wire.encode_request("note", {"value": 1}, {}), content_type=content_type)
+            self._check_rejected_then_serving(transport)
+        self.assertNotIn(("note", 1), manager.calls)
+
+    def test_call_gets_error_reply(self) -> None:
+        """
+        When a malformed call has a readable _msg_id and _reply_q, then the
+        caller gets a MalformedMessage failure reply.
+        """
+        _, _, transport = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_envelope({"method": "echo", "args": [1], "_msg_id": "m1", "_reply_q": "reply_test"}))
+        self.assertEqual(len(replies), 1)
+        self.assertEqual(replies[0].msg_id, "m1")
+        self.assertEqual(json.loads(replies[0].failure)["class"], "MalformedMessage")
+        self._check_rejected_then_serving(transport)
+
+    def test_unexpected_bug(self) -> None:
+        """
+        When the per-message path hits an unexpected error, then it is logged,
+        the message is rejected and the consumer keeps consuming.
+        """
+        _, _, transport = self.make_server()
+        original = wire.decode_request
+
+        def broken(*args):
+            wire.decode_request = original
+            raise RuntimeError("bug")
+
+        wire.decode_request = broken
+        self.addCleanup(setattr, wire, "decode_request", original)
+        self.successResultOf(self.client.cast({}, "note", value=1))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self._check_rejected_then_serving(transport)
+
+
+class ErrorTests(_Harness, SynchronousTestCase):
+    """
+    Exceptions in methods.
+    """
+
+    def test_cast_exception_logged(self) -> None:
+        """
+        When a cast raises, then the exception is logged, the message is
+        acknowledged and the server goes on.
+        """
+        _, _, transport = self.make_server()
+        self.successResultOf(self.client.cast({}, "fail"))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+        self.assertEqual(self.successResultOf(self.client.call({}, "echo", value=1))["value"], 1)
+
+    def test_call_exception_replied(self) -> None:
+        """
+        When a call raises, then the caller gets the error and nothing is
+        logged as an error.
+        """
+        self.make_server()
+        failure = self.failureResultOf(self.client.call({}, "fail"), ValueError)
+        self.assertTrue(str(failure.value).startswith("it failed"))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_ignore_errors(self) -> None:
+        """
+        When a cast names a missing method ending in _ignore_errors, then
+        nothing is logged as an error.
+        """
+        self.make_server()
+        self.successResultOf(self.client.cast({}, "missing_ignore_errors"))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.events(LogLevel.error), [])
+
+    def test_unencodable_result(self) -> None:
+        """
+        When a call's result cannot be encoded, then the caller gets a
+        TypeError.
+        """
+        server, _, _ = self.make_server()
+        failure = self.failureResultOf(self.client.call({}, "unencodable"), TypeError)
+        self.assertIn("not JSON serializable", str(failure.value))
+        self.assertEqual(server.inflight, 0)
+
+
+class CallMonitorTests(_Harness, SynchronousTestCase):
+    """
+    Heartbeats while a monitored call runs.
+    """
+
+    def test_heartbeats(self) -> None:
+        """
+        When a call carries _timeout 4, then an ending-false heartbeat is sent
+        every 2 s while the method runs, and none after the final reply.
+        """
+        _, manager, _ = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_request("slow", {}, {}, msg_id="m1", reply_q="reply_test", timeout=4))
+        self.clock.advance(1.9)
+        self.assertEqual(replies, [])
+        self.clock.advance(0.1)
+        self.clock.advance(2)
+        self.clock.advance(2)
+        self.assertEqual(len(replies), 3)
+        self.assertTrue(all(r.is_heartbeat and r.msg_id == "m1" for r in replies))
+        manager.pending[0].callback("done")
+        self.clock.advance(10)
+        self.assertEqual(len(replies), 4)
+        self.assertEqual((replies[-1].ending, replies[-1].result), (True, "done"))
+
+    def test_client_timeout_in_context(self) -> None:
+        """
+        When a call carries _timeout, then the endpoint sees it as the
+        context's client_timeout.
+        """
+        seen = []
+
+        class Spy:
+            def look(self, ctxt):
+                seen.append(ctxt.client_timeout)
+
+        self.make_server(manager=Spy())
+        self.successResultOf(self.client.prepare(call_monitor_timeout=30).call({}, "look"))
+        self.successResultOf(self.client.call({}, "look"))
+        self.assertEqual(seen, [30, None])
+
+    def test_unusable_timeout(self) -> None:
+        """
+        When _timeout is too small or not a number, then no heartbeat is sent
+        and a warning is logged.
+        """
+        _, manager, _ = self.make_server()
+        replies = self.reply_queue()
+        for i, timeout in enumerate((1, "x")):
+            self.publish(wire.encode_request("slow", {}, {}, msg_id=f"m{i}", reply_q="reply_test", timeout=timeout))
+        self.clock.advance(10)
+        self.assertEqual(replies, [])
+        self.assertEqual(len([e for e in self.events(LogLevel.warn) if "timeout" in e]), 2)
+
+
+class ShutdownTests(_Harness, SynchronousTestCase):
+    """
+    stop() and wait().
+    """
+
+    def test_stop(self) -> None:
+        """
+        When a server is stopped, then new requests stay on the broker.
+        """
+        server, manager, _ = self.make_server()
+        self.successResultOf(server.stop())
+        self.successResultOf(self.client.cast({}, "note", value=1))
+        self.assertEqual((manager.calls, self.depth("svc")), ([], 1))
+
+    def test_drain(self) -> None:
+        """
+        When stop and wait are called with a call in flight, then wait fires
+        (True) only after it finished and its reply went out, and the fanout
+        queue is deleted.
+        """
+        server, manager, _ = self.make_server()
+        d = self.client.call({}, "slow")
+        self.successResultOf(server.stop())
+        waiting = server.wait()
+        self.assertNoResult(waiting)
+        self.successResultOf(self.client.cast({}, "note", value=2))
+        self.assertEqual(self.depth("svc"), 1)
+        self.assertIn(server.queues[2].name, self.broker.queues)
+        manager.pending[0].callback("finished")
+        self.assertEqual(self.successResultOf(d), "finished")
+        self.assertIs(self.successResultOf(waiting), True)
+        self.assertNotIn(server.queues[2].name, self.broker.queues)
+
+    def test_wait_timeout(self) -> None:
+        """
+        When wait's timeout passes first, then it fires False, logs a warning,
+        deletes the fanout queue and leaves the running request unsettled; if
+        it finishes later, it is still acknowledged.
+        """
+        server, manager, transport = self.make_server()
+        self.successResultOf(self.client.cast({}, "slow"))
+        waiting = server.wait(timeout=5)
+        self.clock.advance(4.9)
+        self.assertNoResult(waiting)
+        self.clock.advance(0.1)
+        self.assertIs(self.successResultOf(waiting), False)
+        self.assertNotIn(server.queues[2].name, self.broker.queues)
+        self.assertEqual(self.unacked(transport, "svc"), 1)
+        self.assertEqual(len([e for e in self.events(LogLevel.warn) if e.get("count") == 1]), 1)
+        manager.pending[0].callback(None)
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+
+    def test_wait_timeout_then_close(self) -> None:
+        """
+        When wait's timeout passed and the transport then closes, then the
+        unfinished request goes back to its queue, marked redelivered.
+        """
+        server, _, transport = self.make_server()
+        self.successResultOf(self.client.cast({}, "slow"))
+        waiting = server.wait(timeout=1)
+        self.clock.advance(1)
+        self.assertIs(self.successResultOf(waiting), False)
+        self.assertEqual(self.depth("svc"), 0)
+        self.successResultOf(transport.stop())
+        self.assertEqual(self.depth("svc"), 1)
+        self.assertTrue(self.broker.queues["svc"].messages[0].redelivered)
+
+    def test_wait_idle(self) -> None:
+        """
+        When wait is called on an idle started server, then it stops it and
+        fires True at once.
+        """
+        server, manager, _ = self.make_server()
+        self.assertIs(self.successResultOf(server.wait(timeout=1)), True)
+        self.successResultOf(self.client.cast({}, "note", value=1))
+        self.assertEqual(manager.calls, [])
