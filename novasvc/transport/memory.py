@@ -271,6 +271,8 @@ class _MemoryConsumer:
         self.prefetch = prefetch
         self.unacked: Dict[_MemoryDelivery, None] = {}
         self.active = True
+        self.declared = True
+        self._waiters: List[defer.Deferred] = []
 
     def can_take(self) -> bool:
         return self.active and (not self.prefetch or len(self.unacked) < self.prefetch)
@@ -285,7 +287,13 @@ class _MemoryConsumer:
             delivery.reject(requeue=False)
 
     def whenActive(self) -> defer.Deferred:
-        return defer.succeed(None)
+        if self.declared:
+            return defer.succeed(None)
+        if not self.active:
+            return defer.fail(defer.CancelledError(f"the consumer of queue {self.queue.name!r} was cancelled"))
+        d: defer.Deferred = defer.Deferred(lambda d: self._waiters.remove(d) if d in self._waiters else None)
+        self._waiters.append(d)
+        return d
 
     def cancel(self) -> defer.Deferred:
         # As basic.cancel: no new deliveries, but the unsettled ones stay
@@ -299,6 +307,9 @@ class _MemoryConsumer:
         if not self.active:
             return
         self.active = False
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.errback(defer.CancelledError(f"the consumer of queue {self.queue.name!r} was cancelled"))
         state = self.broker.queues.get(self.queue.name)
         if state is None:
             return
@@ -368,9 +379,16 @@ class MemoryTransport:
         return defer.succeed(None)
 
     def consume(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int = 0) -> IConsumer:
-        state = self.broker.declare_queue(queue)
         consumer = _MemoryConsumer(self, queue, on_message, prefetch)
         self._consumers.add(consumer)
+        try:
+            state = self.broker.declare_queue(queue)
+        except TransportError as e:
+            # As the AMQP transport: a refused declare is logged, never
+            # raised; the consumer stays inactive (no retry here).
+            _log.error("Cannot consume queue {queue!r}: {error}", queue=queue.name, error=str(e))
+            consumer.declared = False
+            return consumer
         state.consumers.append(consumer)
         self.broker.kick(queue.name)
         return consumer

@@ -41,8 +41,9 @@ class TransportURL:
     def parse(cls, url: str) -> "TransportURL":
         """
         @param url: the transport URL.
-        @raise ConfigError: for an unknown scheme or a bad port; the message
-            shows the URL with its password hidden.
+        @raise ConfigError: for an unknown scheme, a bad port, or credentials
+            holding an unencoded C{#}, C{?} or C{/}; the message shows the
+            URL with its password hidden.
         """
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -50,6 +51,14 @@ class TransportURL:
             raise ConfigError(
                 f"transport_url {_redact(url)!r}: unknown scheme {parts.scheme!r}, "
                 f"expected one of {', '.join(s + '://' for s in SCHEMES)}"
+            )
+        if "@" not in parts.netloc and "@" in url.partition("://")[2]:
+            # urlsplit ended the host part early: a '#', '?' or '/' in the
+            # credentials. Say so without echoing any piece of them.
+            raise ConfigError(
+                f"transport_url {_redact(url)!r}: '@' after the host part; characters such as '#', '?' "
+                f"and '/' in the user name or password, and '@' in the vhost, must be percent-encoded "
+                f"(%23, %3F, %2F, %40)"
             )
         query = tuple(sorted(parse_qsl(parts.query)))
         if scheme == "memory":
@@ -96,13 +105,16 @@ def _split_host_port(item: str, url: str) -> Tuple[str, int]:
 
 def _redact(url: str) -> str:
     """
-    @return: C{url} with any password replaced by C{***}.
+    @return: C{url} with any password replaced by C{***}. Works on the raw
+        text, not on C{urlsplit}, so a password holding an unencoded C{#} or
+        C{?} (which C{urlsplit} takes for a fragment or query) is hidden too;
+        everything between C{user:} and the last C{@} is hidden.
     """
-    parts = urlsplit(url)
-    userinfo, at, hostlist = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostlist = rest.rpartition("@")
+    if sep and at and ":" in userinfo:
         user = userinfo.split(":", 1)[0]
-        return parts._replace(netloc=f"{user}:***@{hostlist}").geturl()
+        return f"{scheme}://{user}:***@{hostlist}"
     return url
 
 

@@ -1,0 +1,284 @@
+# -*- test-case-name: tests.test_transport_amqp -*-
+"""
+How L{novasvc.transport.amqp.AMQPTransport} reaches the broker: pika
+connection parameters made from a L{TransportURL}, an endpoint that walks the
+URL's hosts round-robin, and the protocol (pika's
+C{TwistedProtocolConnection}) that tells the transport when it connects and
+when it is lost.
+"""
+
+import os
+import sys
+import uuid
+from typing import Any, Callable, List, Optional, Tuple
+
+import pika
+from pika import exceptions as pika_errors
+from pika import spec
+from pika.adapters.twisted_connection import TwistedProtocolConnection
+from twisted.internet import defer
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from novasvc.transport._amqp_channel import describe
+from novasvc.transport.url import TransportURL
+
+
+#: Seconds a connection pika decided to drop may take to close before it is
+#: aborted.
+DISCONNECT_GRACE = 2.0
+
+
+def default_connection_name() -> str:
+    """
+    A connection name the way oslo.messaging makes one, so operators find the
+    process in C{rabbitmqctl list_connections name client_properties}.
+
+    @return: C{"<basename of argv[0]>:<pid>:<uuid4>"}.
+    """
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    return f"{program}:{os.getpid()}:{uuid.uuid4()}"
+
+
+def connection_parameters(url: TransportURL, heartbeat: int, connection_name: str) -> pika.ConnectionParameters:
+    """
+    pika's parameters for C{url}: credentials, vhost, heartbeat and the
+    client properties (pika's own capabilities plus C{connection_name}).
+    Host and port are not used by pika's Twisted adapter; the endpoint picks
+    them.
+
+    @param heartbeat: the heartbeat to ask for, in B{seconds} (0 disables).
+    """
+    return pika.ConnectionParameters(
+        virtual_host=url.virtual_host,
+        credentials=pika.PlainCredentials(url.username, url.password),
+        heartbeat=heartbeat,
+        client_properties={"connection_name": connection_name},
+    )
+
+
+def _endpoint_for(reactor: Any, host: str, port: int, timeout: float) -> IStreamClientEndpoint:
+    if isIPAddress(host):
+        return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    if isIPv6Address(host):
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
+
+
+@implementer(IStreamClientEndpoint)
+class RoundRobinEndpoint:
+    """
+    Connect to each (host, port) of a transport URL in turn: the first
+    attempt goes to the first host, every later attempt (after a failure or
+    a lost connection) to the next one, as oslo.messaging's C{round-robin}
+    failover.
+
+    @ivar current: the (host, port) of the latest attempt.
+    """
+
+    def __init__(self, reactor: Any, hosts: Tuple[Tuple[str, int], ...], timeout: float,
+                 on_failure: Callable[[Tuple[str, int], Failure], None]) -> None:
+        """
+        @param hosts: (host, port) pairs, tried in order.
+        @param timeout: TCP connect timeout in B{seconds}.
+        @param on_failure: called with C{((host, port), failure)} when an
+            attempt fails.
+        """
+        self._reactor = reactor
+        self._hosts = hosts
+        self._timeout = timeout
+        self._next = 0
+        self._on_failure = on_failure
+        self.current: Tuple[str, int] = hosts[0]
+
+    def connect(self, protocolFactory: Any) -> defer.Deferred:
+        """
+        See L{IStreamClientEndpoint.connect}.
+        """
+        host = self.current = self._hosts[self._next % len(self._hosts)]
+        self._next += 1
+        d = _endpoint_for(self._reactor, host[0], host[1], self._timeout).connect(protocolFactory)
+
+        def failed(failure: Failure) -> Failure:
+            self._on_failure(host, failure)
+            return failure
+
+        return d.addErrback(failed)
+
+    def __repr__(self) -> str:
+        return "<AMQP endpoint {}>".format(",".join(f"{h}:{p}" for h, p in self._hosts))
+
+
+class AMQPProtocol(TwistedProtocolConnection):
+    """
+    pika's Twisted protocol, telling its owner when the TCP connection is made
+    and lost, and keeping the reason pika gives when AMQP fails (which pika's
+    C{ready} Deferred replaces with a bare C{AMQPConnectionError}).
+
+    @ivar receiving: C{True} while pika handles incoming data.
+    @ivar error: pika's latest reason for failing or closing, or C{None}.
+    @ivar abort_reason: why novasvc dropped the connection, or C{None}.
+    @ivar lost: C{True} once the TCP connection is gone.
+    """
+
+    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any) -> None:
+        super().__init__(parameters, custom_reactor=reactor)
+        self._owner = owner
+        self.error: Optional[BaseException] = None
+        self.abort_reason: Optional[str] = None
+        self.lost = False
+        self._lost_waiters: List[defer.Deferred] = []
+        self._impl.add_on_open_error_callback(self._record_error, remove_default=False)
+        self._impl.add_on_close_callback(self._record_error)
+        # pika's Twisted adapter replaces the broker's connection.close reason
+        # (e.g. 403 ACCESS_REFUSED, 320 CONNECTION_FORCED) with Twisted's
+        # ConnectionDone once the socket closes; catch the frame itself.
+        self._impl.callbacks.add(0, spec.Connection.Close, self._broker_closing, one_shot=False)
+        # When pika drops the connection (heartbeat timeout, close-ok), a
+        # plain loseConnection() can wait forever on a dead peer with a full
+        # send buffer; abort it if it is not gone after a grace period.
+        self._impl._adapter_disconnect_stream = self._disconnect_stream
+        self._reactor = reactor
+        self._abort_call: Any = None
+        self.receiving = False
+        self._holding: List[Any] = []
+
+    @property
+    def connection(self) -> Any:
+        """
+        The pika C{Connection} under this protocol (channels open on it).
+        """
+        return self._impl
+
+    def unwrapped(self) -> "AMQPProtocol":
+        """
+        @return: this protocol (Twisted's C{ClientService} hands
+            C{prepareConnection} a proxy that forwards attribute lookups).
+        """
+        return self
+
+    def when_lost(self) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with C{None} once the TCP connection is
+            gone.
+        """
+        if self.lost:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._lost_waiters.append(d)
+        return d
+
+    def abort(self, why: Optional[str] = None) -> None:
+        """
+        Drop the TCP connection now (no AMQP close handshake).
+
+        @param why: kept as L{abort_reason} for the log.
+        """
+        if why is not None and self.abort_reason is None:
+            self.abort_reason = why
+        if not self.lost and self.transport is not None:
+            self.transport.abortConnection()
+
+    def describe_loss(self, reason: Failure) -> str:
+        """
+        @param reason: what Twisted said when the connection was lost.
+        @return: the best account of why: ours if we dropped it, else pika's
+            (e.g. C{"403 ACCESS_REFUSED - Login was refused..."}), else
+            Twisted's.
+        """
+        if self.abort_reason is not None:
+            return self.abort_reason
+        if self.error is not None:
+            return describe(self.error)
+        return reason.getErrorMessage()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Hand C{data} to pika, then send the acks held meanwhile (see
+        L{hold_acks}).
+        """
+        self.receiving = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self.receiving = False
+            if self._holding:
+                self.send_acks()
+
+    def hold_acks(self, holder: Any) -> None:
+        """
+        C{holder} holds acks made while L{receiving}; call its
+        C{send_acks()} once the data at hand is handled (or before closing).
+        """
+        self._holding.append(holder)
+
+    def send_acks(self) -> None:
+        """
+        Send every held ack now.
+        """
+        holding, self._holding = self._holding, []
+        for holder in holding:
+            holder.send_acks()
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> Any:
+        """
+        Send held acks, then close the connection (AMQP C{connection.close}).
+        """
+        if self._holding:
+            self.send_acks()
+        return super().close(reply_code, reply_text)
+
+    def _disconnect_stream(self) -> None:
+        if self.transport is None or self.lost:
+            return
+        self.transport.loseConnection()
+        if self._abort_call is None:
+            self._abort_call = self._reactor.callLater(DISCONNECT_GRACE, self.abort)
+
+    def _record_error(self, _connection: Any, error: Optional[BaseException] = None) -> None:
+        if error is not None and not isinstance(self.error, pika_errors.ConnectionClosedByBroker):
+            self.error = error
+
+    def _broker_closing(self, frame: Any) -> None:
+        self.error = pika_errors.ConnectionClosedByBroker(frame.method.reply_code, frame.method.reply_text)
+
+    def makeConnection(self, transport: Any) -> None:
+        super().makeConnection(transport)
+        self._owner.protocol_connected(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = True
+        abort_call, self._abort_call = self._abort_call, None
+        if abort_call is not None and abort_call.active():
+            abort_call.cancel()
+        try:
+            super().connectionLost(reason)
+        finally:
+            try:
+                self._owner.protocol_lost(self, reason)
+            finally:
+                waiters, self._lost_waiters = self._lost_waiters, []
+                for d in waiters:
+                    d.callback(None)
+
+
+class AMQPProtocolFactory(Factory):
+    """
+    Builds one L{AMQPProtocol} per connection attempt.
+    """
+
+    noisy = False
+
+    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any) -> None:
+        self._parameters = parameters
+        self._reactor = reactor
+        self._owner = owner
+
+    def buildProtocol(self, addr: Any) -> AMQPProtocol:
+        protocol = AMQPProtocol(self._parameters, self._reactor, self._owner)
+        protocol.factory = self
+        return protocol

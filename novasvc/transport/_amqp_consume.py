@@ -1,0 +1,459 @@
+# -*- test-case-name: tests.test_transport_amqp -*-
+"""
+The consuming side of L{novasvc.transport.amqp.AMQPTransport}: one
+L{AMQPConsumer} per C{consume()} call and, for each connection it lives
+through, one L{ConsumerChannel}: its own AMQP channel with its own
+C{basic.qos}, so a declare the broker refuses closes only that channel and a
+prefetch limit applies to that consumer alone.
+
+Deliveries reach C{on_message} through a plain callback registered with
+pika's C{basic_consume} (no C{DeferredQueue} in between). A delivery settles
+on the channel it came from; once that channel is gone (connection lost,
+consumer restarted) settling it does nothing, because the broker has already
+put the message back on its queue.
+
+Acks are cheap: an ack made while the protocol is handling incoming data
+(typically from C{on_message} itself) is held until that batch of frames is
+handled, and if by then no other delivery of the channel is unsettled, one
+C{basic.ack} with C{multiple} set acknowledges them all; otherwise each is
+acked on its own. Rejects are sent at once. Held acks are sent before the
+channel or the connection is closed by novasvc.
+"""
+
+from typing import Any, Callable, List, Optional, Protocol
+
+from pika import exceptions as pika_errors
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from novasvc.interfaces import IConsumer, IDelivery
+from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
+from novasvc.transport.topology import Queue
+
+_log = Logger()
+
+
+class ConsumerOwner(Protocol):
+    """
+    What a consumer needs from its transport.
+    """
+
+    @property
+    def clock(self) -> Any:
+        """
+        The C{IReactorTime} for retry timers.
+        """
+
+    def current_protocol(self) -> Any:
+        """
+        @return: the L{novasvc.transport._amqp_connect.AMQPProtocol} whose
+            open connection consumers should use, or C{None}.
+        """
+
+    def consumer_retry_delay(self, failures: int) -> float:
+        """
+        @return: seconds to wait before the next set-up attempt after
+            C{failures} failed ones in a row.
+        """
+
+    def forget_consumer(self, consumer: "AMQPConsumer") -> None:
+        """
+        Stop restoring C{consumer} on reconnection.
+        """
+
+
+@implementer(IDelivery)
+class AMQPDelivery:
+    """
+    One C{basic.deliver}; see L{IDelivery}.
+
+    @ivar delivery_tag: the broker's tag, valid on its channel only.
+    """
+
+    __slots__ = ("_owner", "delivery_tag", "body", "content_type", "exchange", "routing_key",
+                 "redelivered", "_settled")
+
+    def __init__(self, owner: "ConsumerChannel", delivery_tag: int, body: bytes, content_type: Optional[str],
+                 exchange: str, routing_key: str, redelivered: bool) -> None:
+        self._owner = owner
+        self.delivery_tag = delivery_tag
+        self.body = body
+        self.content_type = content_type
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.redelivered = redelivered
+        self._settled = False
+
+    def ack(self) -> None:
+        """
+        C{basic.ack} on the channel it came from (nothing if that channel is
+        gone, or if it was settled already).
+        """
+        if not self._settled:
+            self._settled = True
+            self._owner.settle(self.delivery_tag, None)
+
+    def reject(self, requeue: bool) -> None:
+        """
+        C{basic.reject} on the channel it came from (nothing if that channel
+        is gone, or if it was settled already).
+
+        @param requeue: C{True} puts the message back on its queue.
+        """
+        if not self._settled:
+            self._settled = True
+            self._owner.settle(self.delivery_tag, bool(requeue))
+
+    def __repr__(self) -> str:
+        return (f"<AMQPDelivery {self.delivery_tag} from exchange {self.exchange!r} "
+                f"key {self.routing_key!r}, {len(self.body)} bytes>")
+
+
+class ConsumerChannel:
+    """
+    One consumer on one connection: its channel, the declares it makes and
+    its C{basic.consume}.
+
+    @ivar channel: the L{Channel} once open.
+    @ivar tag: the consumer tag while consuming, else C{None}.
+    @ivar unsettled: deliveries handed out and not yet settled.
+    @ivar draining: set by a cancel: deliver nothing more, and close the
+        channel once L{unsettled} reaches zero.
+    @ivar step: what set-up is doing now, for error messages.
+    """
+
+    def __init__(self, consumer: "AMQPConsumer", protocol: Any) -> None:
+        self.consumer = consumer
+        self.channel: Optional[Channel] = None
+        self.tag: Optional[str] = None
+        self.unsettled = 0
+        self.draining = False
+        self.step = "opening a channel"
+        self._protocol = protocol
+        self._held: List[int] = []
+        self._failed = False
+
+    # -- set-up -------------------------------------------------------------
+
+    def start(self) -> defer.Deferred:
+        """
+        Open the channel, declare, bind, set the prefetch and consume.
+
+        @return: a C{Deferred} firing with C{None} after this first attempt,
+            whether it worked or not (a failure is logged and retried by the
+            consumer).
+        """
+        return (open_channel(self._protocol.connection, self._closed)
+                .addCallback(self._opened).addErrback(self._setup_failed))
+
+    def _opened(self, channel: Channel) -> defer.Deferred:
+        self.channel = channel
+        channel.raw.add_on_cancel_callback(self._broker_cancelled)
+        if self.draining:
+            channel.close()
+            return defer.succeed(None)
+        return self._subscribe()
+
+    @defer.inlineCallbacks
+    def _subscribe(self) -> Any:
+        channel = self.channel
+        assert channel is not None
+        queue = self.consumer.queue
+        seen = set()
+        for binding in queue.bindings:
+            exchange = binding.exchange
+            if exchange.is_default or exchange.name in seen:
+                continue
+            seen.add(exchange.name)
+            self.step = (f"declaring exchange {exchange.name!r} (type {exchange.type}, "
+                         f"durable={exchange.durable}, auto_delete={exchange.auto_delete})")
+            yield channel.call("exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
+                               durable=exchange.durable, auto_delete=exchange.auto_delete)
+            if self.draining:
+                return
+        self.step = (f"declaring queue {queue.name!r} (durable={queue.durable}, auto_delete={queue.auto_delete}, "
+                     f"exclusive={queue.exclusive}, arguments={queue.arguments_dict()})")
+        yield channel.call("queue_declare", queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
+                           auto_delete=queue.auto_delete, arguments=queue.arguments_dict() or None)
+        for binding in queue.bindings:
+            if self.draining:
+                return
+            if binding.exchange.is_default:
+                continue
+            self.step = (f"binding queue {queue.name!r} to exchange {binding.exchange.name!r} "
+                         f"with key {binding.routing_key!r}")
+            yield channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
+                               routing_key=binding.routing_key)
+        if self.draining:
+            return
+        self.step = f"setting prefetch {self.consumer.prefetch} for queue {queue.name!r}"
+        yield channel.call("basic_qos", prefetch_count=self.consumer.prefetch)
+        if self.draining:
+            return
+        self.step = f"consuming queue {queue.name!r}"
+        frame = yield channel.call("basic_consume", queue=queue.name, on_message_callback=self._deliver)
+        self.tag = frame.method.consumer_tag
+        if self.draining:
+            self._cancel_on_broker()
+            return
+        self.consumer._activated(self)
+
+    def _setup_failed(self, failure: Any) -> None:
+        if isinstance(failure.value, ChannelError):
+            # The channel is closed; _closed decides whether to retry.
+            return None
+        self._failed = True
+        _log.failure("Unexpected error while {step}", failure, step=self.step)
+        if self.channel is not None:
+            self.channel.close()
+        return None
+
+    # -- deliveries ---------------------------------------------------------
+
+    def _deliver(self, _raw: Any, method: Any, properties: Any, body: bytes) -> None:
+        if self.draining:
+            try:
+                self.channel.raw.basic_reject(method.delivery_tag, True)  # type: ignore[union-attr]
+            except Exception:
+                pass
+            return
+        self.unsettled += 1
+        delivery = AMQPDelivery(self, method.delivery_tag, body, properties.content_type, method.exchange,
+                                method.routing_key, method.redelivered)
+        try:
+            self.consumer.on_message(delivery)
+        except Exception:
+            _log.failure("on_message for queue {queue!r} raised; the message is rejected (not requeued)",
+                         queue=self.consumer.queue.name)
+            delivery.reject(False)
+
+    def settle(self, delivery_tag: int, requeue: Optional[bool]) -> None:
+        """
+        Ack (C{requeue} C{None}) or reject one delivery of this channel.
+        """
+        self.unsettled -= 1
+        channel = self.channel
+        if channel is None or channel.is_closed:
+            return
+        if requeue is None and self._protocol.receiving:
+            if not self._held:
+                self._protocol.hold_acks(self)
+            self._held.append(delivery_tag)
+            return
+        try:
+            if requeue is None:
+                channel.raw.basic_ack(delivery_tag)
+            else:
+                channel.raw.basic_reject(delivery_tag, requeue)
+        except Exception:
+            # Closing: the broker requeues whatever is still unsettled.
+            return
+        if self.draining and not self.unsettled:
+            self._close()
+
+    def send_acks(self) -> None:
+        """
+        Send the acks held while the protocol was handling incoming data.
+        """
+        held, self._held = self._held, []
+        channel = self.channel
+        if not held or channel is None or channel.is_closed:
+            return
+        basic_ack = channel.raw.basic_ack
+        try:
+            if self.unsettled == 0 and len(held) > 1:
+                # Nothing else of this channel is unsettled: every delivery
+                # up to the highest held tag is either held or settled.
+                basic_ack(max(held), multiple=True)
+            else:
+                for delivery_tag in held:
+                    basic_ack(delivery_tag)
+        except Exception:
+            return
+        if self.draining and not self.unsettled:
+            self._close()
+
+    def _close(self) -> None:
+        if self._held:
+            self.send_acks()
+        if self.channel is not None:
+            self.channel.close()
+
+    # -- cancel and close -----------------------------------------------------
+
+    def cancel(self) -> defer.Deferred:
+        """
+        Stop consuming (C{basic.cancel}) and close the channel once every
+        delivery handed out is settled.
+
+        @return: a C{Deferred} firing with C{None} on C{basic.cancel-ok}, or
+            at once when not consuming.
+        """
+        self.draining = True
+        channel = self.channel
+        if channel is None or channel.is_closed:
+            return defer.succeed(None)
+        if self.tag is None:
+            self._close()
+            return defer.succeed(None)
+        return self._cancel_on_broker()
+
+    def _cancel_on_broker(self) -> defer.Deferred:
+        channel = self.channel
+        assert channel is not None
+        tag, self.tag = self.tag, None
+        if tag not in channel.raw.consumer_tags:
+            if not self.unsettled:
+                self._close()
+            return defer.succeed(None)
+
+        def cancelled(_: Any) -> None:
+            if not self.unsettled:
+                self._close()
+
+        return channel.call("basic_cancel", consumer_tag=tag).addCallbacks(cancelled, lambda _: None)
+
+    def _broker_cancelled(self, frame: Any) -> None:
+        if frame.method.consumer_tag != self.tag:
+            return
+        self.tag = None
+        consumer = self.consumer
+        if self.draining or consumer.current is not self:
+            return
+        _log.warn(
+            "The broker cancelled the consumer of queue {queue!r} (was the queue deleted?); declaring it again",
+            queue=consumer.queue.name,
+        )
+        self._subscribe().addErrback(self._setup_failed)
+
+    def _closed(self, _channel: Channel, reason: Optional[BaseException]) -> None:
+        consumer = self.consumer
+        if consumer.current is not self:
+            return
+        consumer.current = None
+        if self.draining or consumer.cancelled:
+            return
+        if isinstance(reason, pika_errors.ChannelClosedByBroker) or self._failed:
+            consumer._retry_later(f"{self.step}: {describe(reason)}")
+        # Otherwise the connection went away; the next one restarts us.
+
+
+@implementer(IConsumer)
+class AMQPConsumer:
+    """
+    A subscription of L{novasvc.transport.amqp.AMQPTransport}; see
+    L{IConsumer}.
+
+    @ivar queue: the L{Queue} consumed.
+    @ivar on_message: the callback given to C{consume()}.
+    @ivar prefetch: the C{basic.qos} prefetch count (0: no limit).
+    @ivar current: the L{ConsumerChannel} on the current connection, if any.
+    @ivar cancelled: C{True} once cancelled (or its transport stopped).
+    """
+
+    def __init__(self, owner: ConsumerOwner, queue: Queue, on_message: Callable[[IDelivery], None],
+                 prefetch: int) -> None:
+        self.queue = queue
+        self.on_message = on_message
+        self.prefetch = prefetch
+        self.current: Optional[ConsumerChannel] = None
+        self.cancelled = False
+        self._owner = owner
+        self._active = False
+        self._waiters: List[defer.Deferred] = []
+        self._failures = 0
+        self._retry: Any = None
+
+    def __repr__(self) -> str:
+        return f"<AMQPConsumer of queue {self.queue.name!r}>"
+
+    def whenActive(self) -> defer.Deferred:
+        """
+        See L{IConsumer.whenActive}. Fails with C{CancelledError} if the
+        consumer is cancelled (or its transport stopped) before it ever
+        became active.
+        """
+        if self._active:
+            return defer.succeed(None)
+        if self.cancelled:
+            return defer.fail(defer.CancelledError(f"the consumer of queue {self.queue.name!r} was cancelled"))
+        d: defer.Deferred = defer.Deferred(lambda d: self._waiters.remove(d) if d in self._waiters else None)
+        self._waiters.append(d)
+        return d
+
+    def cancel(self) -> defer.Deferred:
+        """
+        See L{IConsumer.cancel}.
+        """
+        if self.cancelled:
+            return defer.succeed(None)
+        self._owner.forget_consumer(self)
+        self._shutdown()
+        current, self.current = self.current, None
+        if current is None:
+            return defer.succeed(None)
+        return current.cancel()
+
+    # -- driven by the transport -------------------------------------------------
+
+    def attach(self, protocol: Any) -> defer.Deferred:
+        """
+        Start consuming on a new connection.
+
+        @param protocol: the L{novasvc.transport._amqp_connect.AMQPProtocol}
+            of the open connection.
+        @return: a C{Deferred} firing with C{None} after the first attempt.
+        """
+        self._cancel_retry()
+        current = self.current = ConsumerChannel(self, protocol)
+        return current.start()
+
+    def detach(self) -> None:
+        """
+        The connection is gone: forget its channel (its deliveries go stale).
+        """
+        self._cancel_retry()
+        self.current = None
+
+    def _shutdown(self) -> None:
+        """
+        Deliver nothing more, stop retrying, fail the C{whenActive} waiters.
+        """
+        self.cancelled = True
+        self._cancel_retry()
+        if self.current is not None:
+            self.current.draining = True
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.errback(defer.CancelledError(f"the consumer of queue {self.queue.name!r} was cancelled"))
+
+    # -- driven by ConsumerChannel ---------------------------------------------
+
+    def _activated(self, channel: ConsumerChannel) -> None:
+        self._failures = 0
+        if self._active:
+            return
+        self._active = True
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _retry_later(self, why: str) -> None:
+        delay = self._owner.consumer_retry_delay(self._failures)
+        self._failures += 1
+        _log.error("Cannot consume queue {queue!r}: {why}; retrying in {delay:.1f} seconds",
+                   queue=self.queue.name, why=why, delay=delay)
+        self._cancel_retry()
+        self._retry = self._owner.clock.callLater(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        protocol = self._owner.current_protocol()
+        if protocol is not None and not self.cancelled and self.current is None:
+            self.attach(protocol)
+
+    def _cancel_retry(self) -> None:
+        retry, self._retry = self._retry, None
+        if retry is not None and retry.active():
+            retry.cancel()

@@ -1,0 +1,883 @@
+"""
+Tests for L{novasvc.transport.amqp} (and its private C{_amqp_*} modules):
+the transport contract against the local RabbitMQ, each test in its own vhost
+(made with C{rabbitmqctl import_definitions}, deleted in the background at
+cleanup), then what only the AMQP
+transport does: reconnection, logging without the password, publish
+properties, declare errors; and unit tests of the pieces that need no broker.
+"""
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from typing import Any, Callable, List, Optional, Tuple
+
+import pika
+from twisted.internet import defer, error, protocol, reactor
+from twisted.internet.testing import MemoryReactorClock, StringTransport, StringTransportWithDisconnection
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from novasvc.exceptions import ConfigError, TransportError, UnroutableError
+from novasvc.interfaces import ITransport
+from novasvc.transport import get_transport
+from novasvc.transport._amqp_connect import RoundRobinEndpoint, connection_parameters, default_connection_name
+from novasvc.transport._amqp_publish import Confirms, message_properties
+from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
+from novasvc.transport.url import TransportURL
+from tests._services import in_ci, require_service
+from tests._transport_contract import Collector, make_transport_contract_tests
+
+HOST, PORT = "127.0.0.1", 5672
+DEADLINE = 10.0
+
+#: Quick retries so reconnection tests take a fraction of a second.
+FAST = dict(retry_interval=0.05, retry_factor=1.5, retry_max=0.5, retry_jitter=0.0)
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+class _Collect(protocol.ProcessProtocol):
+    def __init__(self, stdin: bytes, done: defer.Deferred) -> None:
+        self._stdin = stdin
+        self._done = done
+        self.out: List[bytes] = []
+        self.err: List[bytes] = []
+
+    def connectionMade(self) -> None:
+        if self._stdin:
+            self.transport.write(self._stdin)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self.err.append(data)
+
+    def processEnded(self, reason: Failure) -> None:
+        code = reason.value.exitCode if isinstance(reason.value, (error.ProcessDone, error.ProcessTerminated)) else 1
+        self._done.callback((b"".join(self.out).decode(), b"".join(self.err).decode(), code))
+
+
+def rabbitmqctl(*args: str, stdin: bytes = b"") -> defer.Deferred:
+    """
+    Run C{rabbitmqctl -q ARGS} without blocking the reactor.
+
+    @return: a C{Deferred} firing with C{(stdout, stderr, exit code)}.
+    """
+    path = shutil.which("rabbitmqctl")
+    if path is None:
+        return defer.fail(RuntimeError("rabbitmqctl not found"))
+    done: defer.Deferred = defer.Deferred()
+    reactor.spawnProcess(_Collect(stdin, done), path, [path, "-q", *args], env=dict(os.environ))
+    return done
+
+
+def _unavailable(message: str) -> None:
+    if in_ci():
+        raise AssertionError(message)
+    raise unittest.SkipTest(message)
+
+
+@defer.inlineCallbacks
+def make_vhost(case: unittest.TestCase) -> Any:
+    """
+    Make a vhost C{novasvc-test-<uuid>} that C{guest} may use, deleted at
+    the end of C{case}.
+
+    @return: a C{Deferred} firing with its name.
+    """
+    require_service("RabbitMQ", HOST, PORT)
+    if shutil.which("rabbitmqctl") is None:
+        _unavailable("rabbitmqctl is needed to make a vhost per test")
+    vhost = f"novasvc-test-{uuid.uuid4().hex}"
+    definitions = {
+        "vhosts": [{"name": vhost}],
+        "permissions": [{"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}],
+    }
+    out, err, code = yield rabbitmqctl("import_definitions", "--format", "json",
+                                       stdin=json.dumps(definitions).encode())
+    if code != 0:
+        # Older CLIs: two commands instead of one.
+        out, err, code = yield rabbitmqctl("add_vhost", vhost)
+        if code == 0:
+            out, err, code = yield rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    if code != 0:
+        _unavailable(f"cannot make a RabbitMQ vhost with rabbitmqctl: {err.strip() or out.strip()}")
+    case.addCleanup(_delete_vhost, vhost)
+    return vhost
+
+
+#: vhost deletions still running (see L{_delete_vhost}).
+_DELETING: List[subprocess.Popen] = []
+
+
+def _delete_vhost(vhost: str) -> None:
+    """
+    Delete C{vhost} in the background: the test is over (its transports are
+    stopped), so nothing waits for the half second C{rabbitmqctl} takes. The
+    process is reaped later, and waited for at exit.
+    """
+    _DELETING[:] = [process for process in _DELETING if process.poll() is None]
+    path = shutil.which("rabbitmqctl")
+    if path is not None:
+        _DELETING.append(subprocess.Popen([path, "-q", "delete_vhost", vhost], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+@atexit.register
+def _wait_for_deletions() -> None:
+    for process in _DELETING:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def rabbit_url(vhost: str, password: str = "guest", hosts: str = f"{HOST}:{PORT}") -> TransportURL:
+    """
+    @return: the URL of the local broker's C{vhost}.
+    """
+    return TransportURL.parse(f"rabbit://guest:{password}@{hosts}/{vhost}")
+
+
+def poll(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE, interval: float = 0.01
+         ) -> defer.Deferred:
+    """
+    Check C{predicate()} (which may return a C{Deferred}) every C{interval}
+    seconds until it is true.
+
+    @return: a C{Deferred} firing with C{None} once it is true, failing with
+        C{AssertionError} mentioning C{what} after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout
+    done: defer.Deferred = defer.Deferred()
+
+    def check() -> None:
+        defer.maybeDeferred(predicate).addCallbacks(checked, done.errback)
+
+    def checked(result: Any) -> None:
+        if result:
+            done.callback(None)
+        elif reactor.seconds() > deadline:
+            done.errback(AssertionError(f"still not so after {timeout} seconds: {what}"))
+        else:
+            reactor.callLater(interval, check)
+
+    check()
+    return done
+
+
+class Admin:
+    """
+    A plain blocking pika connection to a vhost, to look at the broker from
+    outside the transport under test (queue depth, raw gets, deletes).
+    """
+
+    def __init__(self, vhost: str) -> None:
+        self._connection = pika.BlockingConnection(
+            pika.ConnectionParameters(HOST, PORT, vhost, heartbeat=0))
+        self._channel = self._connection.channel()
+
+    def close(self) -> None:
+        try:
+            self._connection.close()
+        except pika.exceptions.AMQPError:
+            pass  # already closed (e.g. by rabbitmqctl close_all_connections)
+
+    def _retry(self, action: Callable[[Any], Any]) -> Any:
+        if not self._channel.is_open:
+            self._channel = self._connection.channel()
+        try:
+            return action(self._channel)
+        except pika.exceptions.ChannelClosedByBroker as e:
+            self._channel = self._connection.channel()
+            raise e
+
+    def message_count(self, queue_name: str) -> Optional[int]:
+        """
+        @return: the ready messages of the queue, C{None} if there is none.
+        """
+        try:
+            frame = self._retry(lambda ch: ch.queue_declare(queue_name, passive=True))
+        except pika.exceptions.ChannelClosedByBroker as e:
+            if e.reply_code == 404:
+                return None
+            raise
+        return frame.method.message_count
+
+    def get(self, queue_name: str) -> Tuple[Any, Any, bytes]:
+        """
+        C{basic.get} one message with auto-ack.
+
+        @return: C{(method, properties, body)}; all C{None} when empty.
+        """
+        return self._retry(lambda ch: ch.basic_get(queue_name, auto_ack=True))
+
+    def declare_queue(self, name: str, **kwargs: Any) -> None:
+        self._retry(lambda ch: ch.queue_declare(name, **kwargs))
+
+    def declare_exchange(self, name: str, kind: str) -> None:
+        self._retry(lambda ch: ch.exchange_declare(name, kind))
+
+    def delete_queue(self, name: str) -> None:
+        self._retry(lambda ch: ch.queue_delete(name))
+
+
+def capture_logs(case: unittest.TestCase) -> List[str]:
+    """
+    Record, for the rest of C{case}, every Twisted log event (formatted, plus
+    the repr of its fields) and every record of pika's standard-library
+    loggers at DEBUG and above.
+
+    @return: the list the text lands in.
+    """
+    texts: List[str] = []
+
+    def observe(event: dict) -> None:
+        texts.append(f"{event.get('log_level').name if event.get('log_level') else ''} "
+                     f"{formatEvent(event)} {event!r}")
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            texts.append(f"{record.levelname} {record.getMessage()} {record.args!r}")
+
+    handler = Handler(logging.DEBUG)
+    pika_logger = logging.getLogger("pika")
+    old_level = pika_logger.level
+    pika_logger.setLevel(logging.DEBUG)
+    pika_logger.addHandler(handler)
+    globalLogPublisher.addObserver(observe)
+
+    def restore() -> None:
+        globalLogPublisher.removeObserver(observe)
+        pika_logger.removeHandler(handler)
+        pika_logger.setLevel(old_level)
+
+    case.addCleanup(restore)
+    return texts
+
+
+def started(case: unittest.TestCase, url: TransportURL, **options: Any) -> AMQPTransport:
+    """
+    @return: a started L{AMQPTransport}, stopped at cleanup.
+    """
+    transport = AMQPTransport(url, **options)
+    transport.start()
+    case.addCleanup(transport.stop)
+    return transport
+
+
+# -- the contract --------------------------------------------------------------------
+
+
+class RabbitFixture:
+    """
+    The contract fixture for L{AMQPTransport}: a vhost per test.
+    """
+
+    def __init__(self, case: unittest.TestCase, vhost: str) -> None:
+        self.case = case
+        self.vhost = vhost
+        self.admin = Admin(vhost)
+        case.addCleanup(self.admin.close)
+
+    @classmethod
+    def create(cls, case: unittest.TestCase) -> defer.Deferred:
+        return make_vhost(case).addCallback(lambda vhost: cls(case, vhost))
+
+    @defer.inlineCallbacks
+    def make_transport(self) -> Any:
+        transport = started(self.case, rabbit_url(self.vhost), **FAST)
+        yield poll(lambda: transport.is_connected, "the transport connected")
+        return transport
+
+    def message_count(self, queue_name: str) -> defer.Deferred:
+        return defer.maybeDeferred(self.admin.message_count, queue_name)
+
+    @defer.inlineCallbacks
+    def queue_arguments(self, queue_name: str) -> Any:
+        out, err, code = yield rabbitmqctl("list_queues", "-p", self.vhost, "name", "arguments",
+                                           "--formatter", "json")
+        if code != 0:
+            raise AssertionError(f"rabbitmqctl list_queues failed: {err}")
+        for row in json.loads(out):
+            if row["name"] == queue_name:
+                return {name: value for name, _type, value in row["arguments"]}
+        raise AssertionError(f"no queue {queue_name!r} in {out}")
+
+    def let_expire(self, queue_name: str, milliseconds: int) -> defer.Deferred:
+        return poll(lambda: self.admin.message_count(queue_name) == 0,
+                    f"the message in {queue_name!r} expired after {milliseconds} ms")
+
+    def wait_for(self, predicate: Callable[[], Any], what: str) -> defer.Deferred:
+        return poll(predicate, what)
+
+
+class AMQPTransportContractTests(make_transport_contract_tests(RabbitFixture.create)):  # type: ignore[misc]
+    """
+    The L{ITransport} contract, for L{AMQPTransport} against RabbitMQ.
+    """
+
+
+# -- AMQP only, against the broker -----------------------------------------------------
+
+
+class AMQPBrokerTests(unittest.TestCase):
+    """
+    What L{AMQPTransport} does with a real RabbitMQ beyond the contract.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.vhost = yield make_vhost(self)
+        self.admin = Admin(self.vhost)
+        self.addCleanup(self.admin.close)
+
+    @defer.inlineCallbacks
+    def test_publish_properties(self) -> Any:
+        """
+        When a message is published with an expiration, then the broker holds
+        it with content_type, content_encoding utf-8, delivery_mode 2 and
+        the expiration as a string of milliseconds, as oslo.messaging sends.
+        """
+        self.admin.declare_queue("props")
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        yield transport.publish(DEFAULT_EXCHANGE, "props", b"{}", expiration=60000)
+        yield transport.publish(DEFAULT_EXCHANGE, "props", b"x", content_type="text/plain")
+        method, properties, body = self.admin.get("props")
+        self.assertEqual(
+            (body, properties.content_type, properties.content_encoding, properties.delivery_mode,
+             properties.expiration),
+            (b"{}", "application/json", "utf-8", 2, "60000"))
+        method, properties, body = self.admin.get("props")
+        self.assertEqual((body, properties.content_type, properties.expiration), (b"x", "text/plain", None))
+
+    @defer.inlineCallbacks
+    def test_consume_and_publish_before_start(self) -> Any:
+        """
+        When consume and publish are called before start, then the consumer
+        becomes active and the message arrives once started.
+        """
+        transport = AMQPTransport(rabbit_url(self.vhost), **FAST)
+        self.addCleanup(transport.stop)
+        collector = Collector("ack")
+        consumer = transport.consume(Queue("early"), collector)
+        published = transport.publish(DEFAULT_EXCHANGE, "early", b"hi", mandatory=True)
+        self.assertNoResult(consumer.whenActive())
+        transport.start()
+        yield consumer.whenActive()
+        yield published
+        yield poll(lambda: collector.deliveries, "the early message")
+        self.assertEqual(collector.bodies, [b"hi"])
+
+    @defer.inlineCallbacks
+    def test_reconnect_after_client_side_drop(self) -> Any:
+        """
+        When the TCP connection drops, then the transport reconnects,
+        restores its consumers, an unsettled delivery comes back marked
+        redelivered, and acking the stale one does nothing harmful.
+        """
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        collector = Collector()
+        consumer = transport.consume(Queue("restored"), collector)
+        yield consumer.whenActive()
+        yield transport.publish(DEFAULT_EXCHANGE, "restored", b"first")
+        yield poll(lambda: collector.deliveries, "the first delivery")
+        transport._protocol.transport.abortConnection()
+        yield poll(lambda: not transport.is_connected, "the connection dropped")
+        yield poll(lambda: transport.is_connected, "the transport reconnected")
+        yield poll(lambda: len(collector.deliveries) == 2, "the unsettled message again")
+        self.assertEqual([d.redelivered for d in collector.deliveries], [False, True])
+        collector.deliveries[0].ack()  # stale: its channel is gone
+        collector.deliveries[1].ack()
+        yield transport.publish(DEFAULT_EXCHANGE, "restored", b"after")
+        yield poll(lambda: len(collector.deliveries) == 3, "the message published after reconnecting")
+        collector.deliveries[2].ack()
+        self.assertEqual(collector.bodies, [b"first", b"first", b"after"])
+        yield poll(lambda: self.admin.message_count("restored") == 0, "nothing left ready")
+
+    @defer.inlineCallbacks
+    def test_reconnect_after_broker_closes_connection(self) -> Any:
+        """
+        When the broker closes the connection (rabbitmqctl
+        close_all_connections on the test's vhost, where the connection shows
+        its connection_name client property), then a warning says so and a
+        message published afterwards is consumed.
+        """
+        logs = capture_logs(self)
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        collector = Collector("ack")
+        consumer = transport.consume(Queue("forced"), collector)
+        yield consumer.whenActive()
+        out, err, code = yield rabbitmqctl("list_connections", "vhost", "client_properties", "--formatter", "json")
+        names = [value for row in json.loads(out) if row["vhost"] == self.vhost
+                 for key, _type, value in row["client_properties"] if key == "connection_name"]
+        self.assertEqual(names, [transport.connection_name])
+        self.assertRegex(transport.connection_name, r"^[^:]+:%d:[0-9a-f-]{36}$" % os.getpid())
+        out, err, code = yield rabbitmqctl("close_all_connections", "-p", self.vhost, "novasvc test")
+        self.assertEqual(code, 0, err)
+        yield poll(lambda: any("CONNECTION_FORCED" in text and "retrying" in text for text in logs),
+                   "a warning about the forced close")
+        yield poll(lambda: transport.is_connected, "the transport reconnected")
+        yield transport.publish(DEFAULT_EXCHANGE, "forced", b"after", mandatory=True)
+        yield poll(lambda: collector.bodies == [b"after"], "the message published after the close")
+
+    @defer.inlineCallbacks
+    def test_broker_cancel_redeclares(self) -> Any:
+        """
+        When the consumed queue is deleted behind the transport's back, then
+        the broker's basic.cancel makes it declare the queue again and
+        consume it.
+        """
+        logs = capture_logs(self)
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        collector = Collector("ack")
+        consumer = transport.consume(Queue("doomed"), collector)
+        yield consumer.whenActive()
+        self.admin.delete_queue("doomed")
+        yield poll(lambda: any("cancelled the consumer of queue 'doomed'" in text for text in logs),
+                   "a warning about the cancel")
+        yield poll(lambda: self.admin.message_count("doomed") is not None, "the queue declared again")
+        yield transport.publish(DEFAULT_EXCHANGE, "doomed", b"still here", mandatory=True)
+        yield poll(lambda: collector.bodies == [b"still here"], "the message on the new queue")
+
+    @defer.inlineCallbacks
+    def test_declare_mismatch_logged_and_retried(self) -> Any:
+        """
+        When a queue exists with other flags (PRECONDITION_FAILED), then an
+        error naming the queue is logged, other consumers of the transport
+        work, and the consumer retries with backoff until the queue can be
+        declared.
+        """
+        logs = capture_logs(self)
+        self.admin.declare_queue("clash", durable=True)
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        clash = transport.consume(Queue("clash"), Collector())
+        fine = Collector("ack")
+        yield transport.consume(Queue("fine"), fine).whenActive()
+        yield poll(lambda: [t for t in logs if "Cannot consume queue 'clash'" in t and "PRECONDITION_FAILED" in t],
+                   "an error about the clash")
+        yield transport.publish(DEFAULT_EXCHANGE, "fine", b"ok")
+        yield poll(lambda: fine.bodies == [b"ok"], "the other consumer's message")
+        active = clash.whenActive()
+        self.assertNoResult(active)
+        self.admin.delete_queue("clash")
+        yield active
+        attempts = [t for t in logs if "Cannot consume queue 'clash'" in t]
+        self.assertLess(len(attempts), 20, "retries must back off, not spin")
+
+    @defer.inlineCallbacks
+    def test_exchange_mismatch_fails_only_that_publish(self) -> Any:
+        """
+        When a publish names an exchange the broker has with another type,
+        then that publish fails with TransportError naming it, and publishes
+        to other exchanges (even at the same time) succeed.
+        """
+        self.admin.declare_exchange("typed", "fanout")
+        self.admin.declare_queue("sink")
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        bad = transport.publish(Exchange("typed", "topic"), "k", b"x")
+        good = transport.publish(DEFAULT_EXCHANGE, "sink", b"y", mandatory=True)
+        failure = yield self.assertFailure(bad, TransportError)
+        self.assertIn("'typed'", str(failure))
+        self.assertIn("PRECONDITION_FAILED", str(failure))
+        self.assertIsNone((yield good))
+        yield transport.publish(Exchange("other", "topic"), "k", b"z")
+
+    @defer.inlineCallbacks
+    def test_multiple_hosts_round_robin(self) -> Any:
+        """
+        When the URL names a closed port first and the broker second, then
+        the transport logs the first failure and connects to the second.
+        """
+        logs = capture_logs(self)
+        transport = started(self, rabbit_url(self.vhost, hosts=f"127.0.0.1:1,{HOST}:{PORT}"), **FAST)
+        consumer = transport.consume(Queue("multi"), Collector())
+        yield consumer.whenActive()
+        self.assertTrue(any("127.0.0.1:1" in text and "retrying" in text for text in logs))
+
+    @defer.inlineCallbacks
+    def test_wrong_password_never_logged(self) -> Any:
+        """
+        When the broker refuses the password C{s3cret}, then the warning
+        says access was refused, and neither Twisted's log nor pika's logging
+        ever contains the password.
+        """
+        logs = capture_logs(self)
+        transport = started(self, rabbit_url(self.vhost, password="s3cret"), **FAST)
+        yield poll(lambda: any("retrying" in text and "ACCESS_REFUSED" in text for text in logs),
+                   "a warning about the refused login")
+        yield transport.stop()
+        self.assertTrue(logs)
+        self.assertEqual([text for text in logs if "s3cret" in text], [])
+
+    @defer.inlineCallbacks
+    def test_stop_waits_for_confirms(self) -> Any:
+        """
+        When stop is called right after many publishes, then every publish
+        is confirmed before the connection closes and the messages are in
+        the queue.
+        """
+        self.admin.declare_queue("drain")
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        published = [transport.publish(DEFAULT_EXCHANGE, "drain", b"%d" % i) for i in range(300)]
+        yield transport.stop()
+        results = yield defer.DeferredList(published, consumeErrors=True)
+        self.assertEqual([ok for ok, _ in results], [True] * 300)
+        self.assertEqual(self.admin.message_count("drain"), 300)
+
+    @defer.inlineCallbacks
+    def test_stop_during_handshake(self) -> Any:
+        """
+        When stop is called right after start, then it finishes promptly and
+        leaves nothing running.
+        """
+        transport = AMQPTransport(rabbit_url(self.vhost), **FAST)
+        transport.start()
+        yield poll(lambda: transport._protocol is not None, "TCP connected")
+        yield transport.stop()
+        self.assertFalse(transport.is_connected)
+
+
+# -- AMQP only, no broker needed -------------------------------------------------------
+
+
+class AMQPNoBrokerTests(unittest.TestCase):
+    """
+    L{AMQPTransport} with nothing listening.
+    """
+
+    timeout = 10
+    closed = TransportURL.parse("rabbit://guest:s3cret@127.0.0.1:1/")
+
+    @defer.inlineCallbacks
+    def test_broker_absent(self) -> Any:
+        """
+        When nothing listens at the URL, then start does not raise, a warning
+        naming the URL (password hidden) is logged per attempt, and stop
+        returns promptly.
+        """
+        logs = capture_logs(self)
+        transport = AMQPTransport(self.closed, **FAST)
+        transport.start()
+        yield poll(lambda: len([t for t in logs if "retrying" in t]) >= 2, "two warnings")
+        warning = [t for t in logs if "retrying" in t][0]
+        self.assertIn("rabbit://guest:***@127.0.0.1:1/", warning)
+        self.assertIn("cannot connect to 127.0.0.1:1", warning)
+        stopping = transport.stop()
+        yield poll(lambda: stopping.called, "stop finished", timeout=2)
+        self.assertEqual([text for text in logs if "s3cret" in text], [])
+
+    @defer.inlineCallbacks
+    def test_publish_while_disconnected(self) -> Any:
+        """
+        When publishing while the broker is away, then the publish fails
+        with TransportError after C{publish_wait} seconds, or at once when
+        it is 0.
+        """
+        waiting = started(self, self.closed, publish_wait=0.05, **FAST)
+        failure = yield self.assertFailure(waiting.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+        self.assertIn("within 0.05 seconds", str(failure))
+        self.assertNotIn("s3cret", str(failure))
+        impatient = started(self, self.closed, publish_wait=0, **FAST)
+        yield self.assertFailure(impatient.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+
+    @defer.inlineCallbacks
+    def test_stop_fails_waiting_publishes_and_consumers(self) -> Any:
+        """
+        When a transport that never connected stops, then waiting publishes
+        fail with TransportError, whenActive fails with CancelledError, and
+        stopping twice is fine.
+        """
+        transport = started(self, self.closed, **FAST)
+        published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
+        active = transport.consume(Queue("q"), Collector()).whenActive()
+        yield transport.stop()
+        yield self.assertFailure(published, TransportError)
+        yield self.assertFailure(active, defer.CancelledError)
+        yield transport.stop()
+
+    def test_stop_before_start(self) -> None:
+        """
+        When a transport that never started stops, then stop succeeds at once
+        and publish fails.
+        """
+        transport = AMQPTransport(self.closed)
+        self.successResultOf(transport.stop())
+        self.failureResultOf(transport.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+
+
+# -- unit tests ----------------------------------------------------------------------------
+
+
+class ConstructionTests(unittest.SynchronousTestCase):
+    """
+    Making an L{AMQPTransport} and checking its input.
+    """
+
+    def test_get_transport_makes_amqp_transport(self) -> None:
+        """
+        When get_transport is given a rabbit:// URL and options, then it
+        returns an AMQPTransport providing ITransport with those options and
+        nothing connects yet.
+        """
+        clock = MemoryReactorClock()
+        transport = get_transport("rabbit://u:p@h:5673/v", reactor=clock, heartbeat=5, connection_name="me")
+        self.assertIsInstance(transport, AMQPTransport)
+        self.assertTrue(verifyObject(ITransport, transport))
+        self.assertEqual((transport.connection_name, transport.url.virtual_host), ("me", "v"))
+        self.assertEqual(clock.tcpClients, [])
+
+    def test_start_connects_to_first_host(self) -> None:
+        """
+        When started, then it connects to the first host of the URL on the
+        injected reactor, and stop finishes while connecting.
+        """
+        clock = MemoryReactorClock()
+        transport = AMQPTransport(TransportURL.parse("amqp://u:p@10.0.0.1:5673,10.0.0.2/"), reactor=clock)
+        transport.start()
+        self.assertEqual([(h, p) for h, p, *_ in clock.tcpClients], [("10.0.0.1", 5673)])
+        self.successResultOf(transport.stop())
+
+    def test_memory_url_refused(self) -> None:
+        """
+        When given a memory:// URL, then AMQPTransport raises ConfigError.
+        """
+        self.assertRaises(ConfigError, AMQPTransport, TransportURL.parse("memory://x"))
+
+    def test_negative_time_refused(self) -> None:
+        """
+        When given a negative retry interval, then ConfigError names it.
+        """
+        e = self.assertRaises(ConfigError, AMQPTransport, TransportURL.parse("rabbit://"), retry_interval=-1)
+        self.assertIn("retry_interval", str(e))
+
+    def test_bad_prefetch_refused(self) -> None:
+        """
+        When consume is given a prefetch outside 0..65535, then ValueError.
+        """
+        transport = AMQPTransport(TransportURL.parse("rabbit://"), reactor=MemoryReactorClock())
+        self.assertRaises(ValueError, transport.consume, Queue("q"), Collector(), -1)
+        self.assertRaises(ValueError, transport.consume, Queue("q"), Collector(), 70000)
+
+    def test_connection_parameters(self) -> None:
+        """
+        When pika's parameters are made from a URL, then they carry its
+        credentials and vhost, the heartbeat, and the connection name.
+        """
+        params = connection_parameters(TransportURL.parse("rabbit://bob:pw@h/vh"), 7, "n:1:u")
+        self.assertEqual((params.credentials.username, params.credentials.password, params.virtual_host,
+                          params.heartbeat, params.client_properties),
+                         ("bob", "pw", "vh", 7, {"connection_name": "n:1:u"}))
+
+    def test_default_connection_name(self) -> None:
+        """
+        When no connection name is given, then it is
+        C{<argv0 basename>:<pid>:<uuid4>} as oslo.messaging makes it, new
+        for each transport.
+        """
+        name = default_connection_name()
+        self.assertRegex(name, r"^[^:/]+:%d:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-" % os.getpid())
+        self.assertNotEqual(name, default_connection_name())
+
+
+class BackoffTests(unittest.SynchronousTestCase):
+    """
+    Reconnection delays, on an injected L{MemoryReactorClock}.
+    """
+
+    def test_delay_grows_while_the_handshake_fails(self) -> None:
+        """
+        When every TCP connection is lost before the AMQP session is set up,
+        then the retry delays grow by the factor (1, 2, 4 seconds), each
+        attempt is logged as a warning without the password, and stop
+        leaves no timer behind.
+        """
+        logs = capture_logs(self)
+        clock = MemoryReactorClock()
+        transport = AMQPTransport(TransportURL.parse("rabbit://u:s3cret@10.0.0.1/"), reactor=clock,
+                                  retry_interval=1, retry_factor=2, retry_max=30, retry_jitter=0)
+        transport.start()
+        delays = []
+        for _ in range(3):
+            factory = clock.tcpClients[-1][2]
+            wrapper = factory.buildProtocol(None)
+            wrapper.makeConnection(StringTransport())
+            wrapper.connectionLost(Failure(error.ConnectionDone()))
+            [retry] = clock.getDelayedCalls()
+            delays.append(retry.getTime() - clock.seconds())
+            clock.advance(delays[-1])
+        self.assertEqual(delays, [1, 2, 4])
+        self.assertEqual(len(clock.tcpClients), 4)
+        warnings = [t for t in logs if "retrying" in t]
+        self.assertEqual(len(warnings), 3)
+        self.assertIn("AMQP connection to 10.0.0.1:5672 failed", warnings[0])
+        self.assertEqual([t for t in logs if "s3cret" in t], [])
+        self.successResultOf(transport.stop())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+    def test_handshake_timeout(self) -> None:
+        """
+        When the peer accepts TCP but never answers the AMQP handshake, then
+        the connection is dropped after C{connect_timeout} seconds, the
+        warning says so, and another attempt follows.
+        """
+        logs = capture_logs(self)
+        clock = MemoryReactorClock()
+        transport = AMQPTransport(TransportURL.parse("rabbit://10.0.0.1/"), reactor=clock, connect_timeout=5,
+                                  retry_interval=1, retry_jitter=0)
+        transport.start()
+        wrapper = clock.tcpClients[-1][2].buildProtocol(None)
+        tcp = StringTransportWithDisconnection()
+        tcp.protocol = wrapper
+        wrapper.makeConnection(tcp)
+        self.assertTrue(tcp.value().startswith(b"AMQP"))
+        clock.advance(4.9)
+        self.assertTrue(tcp.connected)
+        clock.advance(0.1)
+        self.assertFalse(tcp.connected)
+        self.assertTrue([t for t in logs if "no AMQP handshake within 5 seconds" in t and "retrying" in t])
+        clock.advance(1)
+        self.assertEqual(len(clock.tcpClients), 2)
+        self.successResultOf(transport.stop())
+
+
+class RoundRobinEndpointTests(unittest.SynchronousTestCase):
+    """
+    L{RoundRobinEndpoint} walks the URL's hosts.
+    """
+
+    def test_hosts_in_turn(self) -> None:
+        """
+        When it connects three times over two hosts, then it tries the
+        first, the second, then the first again, and reports each failure
+        with its host.
+        """
+        clock = MemoryReactorClock()
+        failures: List[Tuple[Tuple[str, int], Failure]] = []
+        endpoint = RoundRobinEndpoint(clock, (("10.0.0.1", 1), ("10.0.0.2", 2)), 5,
+                                      lambda host, f: failures.append((host, f)))
+        for _ in range(3):
+            d = endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
+            host, port, factory, *_ = clock.tcpClients[-1]
+            factory.clientConnectionFailed(None, Failure(error.ConnectionRefusedError()))
+            self.failureResultOf(d, error.ConnectionRefusedError)
+        self.assertEqual([(h, p) for h, p, *_ in clock.tcpClients],
+                         [("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.1", 1)])
+        self.assertEqual([host for host, _ in failures], [("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.1", 1)])
+        self.assertNotIn("s3cret", repr(endpoint))
+
+
+class MessagePropertiesTests(unittest.SynchronousTestCase):
+    """
+    L{message_properties}.
+    """
+
+    def test_oslo_properties(self) -> None:
+        """
+        When properties are made, then they carry content_encoding utf-8,
+        delivery_mode 2 and the expiration in milliseconds as a string, and
+        equal inputs share one object.
+        """
+        properties = message_properties("application/json", 1500)
+        self.assertEqual((properties.content_type, properties.content_encoding, properties.delivery_mode,
+                          properties.expiration), ("application/json", "utf-8", 2, "1500"))
+        self.assertIs(properties, message_properties("application/json", 1500))
+        self.assertIsNone(message_properties(None, None).expiration)
+
+    def test_bad_expiration(self) -> None:
+        """
+        When the expiration is negative or not an integer, then ValueError.
+        """
+        self.assertRaises(ValueError, message_properties, "a", -1)
+        self.assertRaises(ValueError, message_properties, "a", 1.5)
+
+
+class ConfirmsTests(unittest.SynchronousTestCase):
+    """
+    L{Confirms} settles publishes from acks, nacks and returns.
+    """
+
+    def test_single_and_multiple_acks(self) -> None:
+        """
+        When publish 2 is acked alone and then 3 with multiple, then all
+        three succeed in that order.
+        """
+        confirms = Confirms()
+        ds = [confirms.add("", "q", b"%d" % i, False) for i in range(3)]
+        fired: List[int] = []
+        for i, d in enumerate(ds):
+            d.addCallback(lambda _, i=i: fired.append(i))
+        confirms.confirmed(2, False, True)
+        self.assertEqual(fired, [1])
+        confirms.confirmed(3, True, True)
+        self.assertEqual((fired, len(confirms)), ([1, 0, 2], 0))
+
+    def test_nack(self) -> None:
+        """
+        When a publish is nacked, then it fails with TransportError.
+        """
+        confirms = Confirms()
+        d = confirms.add("", "q", b"x", False)
+        confirms.confirmed(1, False, False)
+        self.failureResultOf(d, TransportError)
+
+    def test_return_then_ack(self) -> None:
+        """
+        When a mandatory publish comes back (basic.return) before a multiple
+        ack covering it and its neighbours, then only it fails with
+        UnroutableError, naming its exchange and key.
+        """
+        confirms = Confirms()
+        first = confirms.add("ex", "a", b"1", True)
+        lost = confirms.add("ex", "b", b"2", True)
+        third = confirms.add("ex", "a", b"3", True)
+        confirms.returned("ex", "b", b"2", "312 NO_ROUTE")
+        confirms.confirmed(3, True, True)
+        self.assertIsNone(self.successResultOf(first))
+        self.assertIsNone(self.successResultOf(third))
+        failure = self.failureResultOf(lost, UnroutableError)
+        self.assertIn("'b'", str(failure.value))
+
+    def test_when_drained(self) -> None:
+        """
+        When publishes are pending, then when_drained fires once the last
+        is confirmed; with none pending it fires at once.
+        """
+        confirms = Confirms()
+        self.assertIsNone(self.successResultOf(confirms.when_drained()))
+        first, second = confirms.add("", "q", b"1", False), confirms.add("", "q", b"2", False)
+        drained = confirms.when_drained()
+        confirms.confirmed(1, False, True)
+        self.assertNoResult(drained)
+        confirms.confirmed(2, False, True)
+        self.successResultOf(drained)
+        self.successResultOf(first)
+        self.successResultOf(second)
+
+    def test_fail_all(self) -> None:
+        """
+        When the channel closes, then every pending publish fails with the
+        error given.
+        """
+        confirms = Confirms()
+        ds = [confirms.add("", "q", b"x", True) for _ in range(2)]
+        confirms.fail_all(TransportError("gone"))
+        for d in ds:
+            self.failureResultOf(d, TransportError)
+        self.assertEqual(len(confirms), 0)
