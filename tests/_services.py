@@ -9,6 +9,12 @@ import os
 import socket
 from unittest import SkipTest
 
+from typing import Any, Callable
+
+from twisted.internet import defer, reactor
+
+DEADLINE = 30.0
+
 
 def in_ci() -> bool:
     """
@@ -32,3 +38,30 @@ def require_service(name: str, host: str, port: int) -> None:
         if in_ci():
             raise AssertionError(message)
         raise SkipTest(message)
+
+
+def poll(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE, interval: float = 0.01
+         ) -> defer.Deferred:
+    """
+    Check C{predicate()} (which may return a C{Deferred}) every C{interval}
+    seconds until it is true.
+
+    @return: a C{Deferred} firing with that true result, failing with
+        C{AssertionError} mentioning C{what} after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout
+    done: defer.Deferred = defer.Deferred()
+
+    def check() -> None:
+        defer.maybeDeferred(predicate).addCallbacks(checked, done.errback)
+
+    def checked(result: Any) -> None:
+        if result:
+            done.callback(result)
+        elif reactor.seconds() > deadline:
+            done.errback(AssertionError(f"still not so after {timeout} seconds: {what}"))
+        else:
+            reactor.callLater(interval, check)
+
+    check()
+    return done

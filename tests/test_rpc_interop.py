@@ -22,8 +22,7 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.url import TransportURL
-from tests._services import require_service
-from tests.test_service_process import poll
+from tests._services import poll, require_service
 
 URL = "rabbit://guest:guest@127.0.0.1:5672/"
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_oslo_peer.py")
@@ -159,11 +158,10 @@ class OsloClientToNovasvcTests(_Amqp, TestCase):
         self.assertEqual(results, [{"ok": None}, {"ok": None}])
 
         def delivered():
-            """both fanout copies and the single cast arrived"""
             notes = self.managers["h1"].casts + self.managers["h2"].casts
             return sorted(notes) == ["all", "all", "one"]
 
-        yield poll(delivered)
+        yield poll(delivered, "both fanout copies and the single cast arrived")
 
 
 class _PeerServer(protocol.ProcessProtocol):

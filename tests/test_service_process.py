@@ -13,10 +13,7 @@ import uuid
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from tests._services import require_service
-
-DEADLINE = 30.0
-
+from tests._services import poll, require_service
 
 def _bin(name):
     """
@@ -32,24 +29,6 @@ def _environ():
     # The checkout is importable whether novasvc is installed or not.
     env["PYTHONPATH"] = here
     return env
-
-
-def poll(condition, deadline=DEADLINE, interval=0.1):
-    """
-    Call C{condition()} every C{interval} seconds until it returns something
-    true, and fire with that value; fail after C{deadline} seconds.
-    """
-    start = reactor.seconds()
-
-    def attempt():
-        value = condition()
-        if value:
-            return value
-        if reactor.seconds() - start > deadline:
-            raise AssertionError(f"condition not met within {deadline} s: {condition.__doc__}")
-        return task.deferLater(reactor, interval, attempt)
-
-    return defer.maybeDeferred(attempt)
 
 
 class TwistdProcessMixin:
@@ -86,12 +65,8 @@ class TwistdProcessMixin:
         Fire with the exit code of C{process} (fails after the deadline).
         """
 
-        def exited():
-            """the twistd process exited"""
-            code = process.poll()
-            return (code,) if code is not None else None
-
-        return poll(exited).addCallback(lambda r: r[0])
+        exited = poll(lambda: process.poll() is not None, "the twistd process exited", interval=0.1)
+        return exited.addCallback(lambda _: process.returncode)
 
 
 class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
@@ -122,15 +97,14 @@ class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
             f"--database-connection=sqlite:///{self.dbpath}", "--host=proc-test",
             "--report-interval=0.5", "--periodic-fuzzy-delay=0",
         )
-        first = yield poll(lambda: self.row())
+        first = yield poll(self.row, "the services row exists", interval=0.1)
         self.assertEqual(first[:3], ("proc-test", "novasvc-echo", "echo"))
 
         def reported_twice():
-            """report_count reached 2"""
             row = self.row()
             return row if row and row[3] >= 2 else None
 
-        row = yield poll(reported_twice)
+        row = yield poll(reported_twice, "report_count reached 2", interval=0.1)
         self.assertIsNotNone(row[4])
         process.send_signal(signal.SIGTERM)
         code = yield self.wait_exit(process)
@@ -172,7 +146,6 @@ class RabbitMQProcessTests(TwistdProcessMixin, TestCase):
         )
 
     def is_ready(self):
-        """the service logged that it is ready"""
         return "is ready" in self.output()
 
     @defer.inlineCallbacks
@@ -189,7 +162,7 @@ class RabbitMQProcessTests(TwistdProcessMixin, TestCase):
             f"--control-exchange={self.exchange}", f"--host={self.host}",
             f"--database-connection=sqlite:///{dbpath}", "--periodic-fuzzy-delay=0",
         )
-        yield poll(self.is_ready)
+        yield poll(self.is_ready, "the service is ready", interval=0.1)
         result = yield task.deferLater(reactor, 0, self.rpc, "call", "--timeout=20", "echo", "echo",
                                        'value={"a": [1, 2]}')
         self.assertEqual((result.returncode, json.loads(result.stdout)), (0, {"a": [1, 2]}),

@@ -32,11 +32,10 @@ from novasvc.transport._amqp_publish import Confirms, message_properties
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
 from novasvc.transport.url import TransportURL
-from tests._services import in_ci, require_service
+from tests._services import in_ci, poll, require_service
 from tests._transport_contract import Collector, make_transport_contract_tests
 
 HOST, PORT = "127.0.0.1", 5672
-DEADLINE = 10.0
 
 #: Quick retries so reconnection tests take a fraction of a second.
 FAST = dict(retry_interval=0.05, retry_factor=1.5, retry_max=0.5, retry_jitter=0.0)
@@ -148,33 +147,6 @@ def rabbit_url(vhost: str, password: str = "guest", hosts: str = f"{HOST}:{PORT}
     @return: the URL of the local broker's C{vhost}.
     """
     return TransportURL.parse(f"rabbit://guest:{password}@{hosts}/{vhost}")
-
-
-def poll(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE, interval: float = 0.01
-         ) -> defer.Deferred:
-    """
-    Check C{predicate()} (which may return a C{Deferred}) every C{interval}
-    seconds until it is true.
-
-    @return: a C{Deferred} firing with C{None} once it is true, failing with
-        C{AssertionError} mentioning C{what} after C{timeout} seconds.
-    """
-    deadline = reactor.seconds() + timeout
-    done: defer.Deferred = defer.Deferred()
-
-    def check() -> None:
-        defer.maybeDeferred(predicate).addCallbacks(checked, done.errback)
-
-    def checked(result: Any) -> None:
-        if result:
-            done.callback(None)
-        elif reactor.seconds() > deadline:
-            done.errback(AssertionError(f"still not so after {timeout} seconds: {what}"))
-        else:
-            reactor.callLater(interval, check)
-
-    check()
-    return done
 
 
 class Admin:
