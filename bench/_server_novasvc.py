@@ -1,0 +1,58 @@
+# -*- test-case-name: tests.test_bench -*-
+"""
+The benchmark's novasvc server: a whole L{novasvc.service.Service} (memory
+service store, L{AMQPTransport}, periodic tasks and report_state on, every
+RPC feature at its default: oslo envelope, request context, de-duplication,
+the dispatcher with its version and access checks, late acks, publisher
+confirms on replies) hosting L{novasvc.examples.echo.EchoManager}, whose
+C{echo} also ticks the L{DispatchClock}.
+
+    python bench/_server_novasvc.py SETTINGS_JSON
+
+Settings: C{url}, C{topic}, C{exchange}, C{host}, and C{arm} (optional: a
+number of casts to time from the very start, for the drain phase).
+Commands: C{arm} (C{n}), C{profile}, C{exit} (graceful stop).
+"""
+
+from typing import Any, Dict
+
+from novasvc.config import Config
+from novasvc.db.memory import MemoryServiceStore
+from novasvc.examples.echo import EchoManager
+from novasvc.service import Service
+from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport.url import TransportURL
+
+from _child import DispatchClock, read_settings
+from _twisted_child import Commands, run
+
+
+def setup(reactor: Any, commands: Commands) -> Any:
+    """
+    Start the service; fires once it consumes.
+    """
+    settings = read_settings()
+    clock = DispatchClock(commands.emit)
+    if settings.get("arm"):
+        clock.arm(settings["arm"])
+
+    class TimedEchoManager(EchoManager):
+        def echo(self, ctxt: Any, value: Any) -> Any:
+            clock.hit()
+            return value
+
+    transport = AMQPTransport(TransportURL.parse(settings["url"]), reactor=reactor)
+    config = Config(host=settings["host"], control_exchange=settings["exchange"], transient_queues_ttl=120)
+    service = Service.create(host=settings["host"], topic=settings["topic"], manager=TimedEchoManager,
+                             config=config, store=MemoryServiceStore(), transport=transport, clock=reactor)
+
+    def arm(command: Dict[str, Any]) -> None:
+        clock.arm(command["n"])
+
+    commands.handle("arm", arm)
+    commands.handle("exit", lambda _: service.stopService())
+    return service.startService()
+
+
+if __name__ == "__main__":
+    run(setup)
