@@ -139,7 +139,11 @@ class RequestContext:
         @rtype: C{dict}
         """
         timestamp: Any = self.timestamp
-        if isinstance(timestamp, datetime.datetime):
+        if isinstance(timestamp, datetime.datetime) and timestamp.tzinfo is None:
+            # The same text as strftime(TIMESTAMP_FORMAT) for a naive
+            # datetime, several times faster (this runs for every request).
+            timestamp = timestamp.isoformat(timespec="microseconds")
+        elif isinstance(timestamp, datetime.datetime):
             timestamp = timestamp.strftime(TIMESTAMP_FORMAT)
         values = dict(self.extra)
         values.update(
