@@ -48,7 +48,7 @@ def _parse_timestamp(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.datetime.fromisoformat(value)  # Python 3.11 reads "Z" too
     except ValueError:
         return value
     if parsed.tzinfo is not None:
@@ -130,8 +130,10 @@ class RequestContext:
         parts = (self.user_id, self.project_id, self.domain_id, self.user_domain_id, self.project_domain_id)
         return " ".join("-" if p is None else str(p) for p in parts)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self, prefix: str = "") -> Dict[str, Any]:
         """
+        @param prefix: put in front of every key; the RPC client passes
+            C{"_context_"} to get the message's entries in one step.
         @return: a new C{dict} of JSON values with the keys oslo.context's and
             Nova's C{to_dict()} write, plus every key of L{extra} (fields win
             over an C{extra} key of the same name). The timestamp is written
@@ -145,39 +147,29 @@ class RequestContext:
             timestamp = timestamp.isoformat(timespec="microseconds")
         elif isinstance(timestamp, datetime.datetime):
             timestamp = timestamp.strftime(TIMESTAMP_FORMAT)
-        values = dict(self.extra)
-        values.update(
-            user_id=self.user_id,
-            project_id=self.project_id,
-            user=self.user_id,
-            project=self.project_id,
-            domain=self.domain_id,
-            user_domain=self.user_domain_id,
-            project_domain=self.project_domain_id,
-            system_scope=self.system_scope,
-            is_admin=self.is_admin,
-            read_only=self.read_only,
-            show_deleted=self.show_deleted,
-            auth_token=self.auth_token,
-            request_id=self.request_id,
-            global_request_id=self.global_request_id,
-            resource_uuid=self.resource_uuid,
-            roles=list(self.roles),
-            user_identity=self.user_identity,
-            is_admin_project=self.is_admin_project,
-            read_deleted=self.read_deleted,
-            remote_address=self.remote_address,
-            timestamp=timestamp,
-            quota_class=self.quota_class,
-            user_name=self.user_name,
-            project_name=self.project_name,
-            service_catalog=list(self.service_catalog),
-            client_timeout=self.client_timeout,
-        )
+        user_id, project_id = self.user_id, self.project_id
+        domain_id, user_domain_id, project_domain_id = self.domain_id, self.user_domain_id, self.project_domain_id
+        identity = " ".join("-" if p is None else str(p)
+                            for p in (user_id, project_id, domain_id, user_domain_id, project_domain_id))
+        # The values in the order of _WIRE_KEYS.
+        written = dict(zip(_wire_keys(prefix), (
+            user_id, project_id, user_id, project_id, domain_id, user_domain_id, project_domain_id,
+            self.system_scope, self.is_admin, self.read_only, self.show_deleted, self.auth_token,
+            self.request_id, self.global_request_id, self.resource_uuid, list(self.roles), identity,
+            self.is_admin_project, self.read_deleted, self.remote_address, timestamp, self.quota_class,
+            self.user_name, self.project_name, list(self.service_catalog), self.client_timeout,
+        )))
+        if not self.extra:
+            return written
+        if prefix:
+            values = {prefix + key: value for key, value in self.extra.items()}
+        else:
+            values = dict(self.extra)
+        values.update(written)
         return values
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "RequestContext":
+    def from_dict(cls, values: Mapping[str, Any], prefix: str = "") -> "RequestContext":
         """
         Build a context from a C{dict} such as L{to_dict} or an oslo/Nova
         peer writes. Aliases are read as oslo.context and Nova read them
@@ -188,27 +180,44 @@ class RequestContext:
 
         @param values: the context entries.
         @type values: C{Mapping[str, Any]}
+        @param prefix: read only the keys that start with it, without it; the
+            RPC server passes C{"_context_"} and the whole decoded message
+            (oslo.messaging's C{unpack_context}, in one step).
         @rtype: L{RequestContext}
         """
+        own, aliases, known = _read_keys(prefix)
+        # Look the known keys up rather than walk every entry: this runs for
+        # every request a server takes, on the whole message.
         kwargs: Dict[str, Any] = {}
+        for key, field in own:
+            if key in values:
+                kwargs[field] = values[key]
+        found = len(kwargs)
+        for key, field in aliases:
+            if key in values:
+                found += 1
+                # A field's own key wins over its alias.
+                if field and field not in kwargs:
+                    kwargs[field] = values[key]
         extra: Dict[str, Any] = {}
-        for key, value in values.items():
-            field = _FIELD_FOR_KEY.get(key)
-            if field is None:
-                extra[key] = value
-            elif field and (key == field or field not in values):
-                kwargs[field] = value
-        if "timestamp" in kwargs:
-            kwargs["timestamp"] = _parse_timestamp(kwargs["timestamp"])
-            if kwargs["timestamp"] is None:
-                del kwargs["timestamp"]
+        if len(values) > found:
+            skip = len(prefix)
+            for key, value in values.items():
+                if key not in known and key.startswith(prefix):
+                    extra[key[skip:]] = value
+        if "project_id" not in kwargs and prefix + "tenant" in values:
+            kwargs["project_id"] = values[prefix + "tenant"]
+        timestamp = kwargs.get("timestamp")
+        if timestamp is not None:
+            kwargs["timestamp"] = _parse_timestamp(timestamp)
+        else:
+            kwargs.pop("timestamp", None)
         if kwargs.get("request_id") is None:
             kwargs.pop("request_id", None)
-        for name in ("roles", "service_catalog"):
-            if kwargs.get(name) is None:
-                kwargs.pop(name, None)
-        if "project_id" not in kwargs and "project" not in values and "tenant" in values:
-            kwargs["project_id"] = values["tenant"]
+        if kwargs.get("roles", ()) is None:
+            del kwargs["roles"]
+        if kwargs.get("service_catalog", ()) is None:
+            del kwargs["service_catalog"]
         kwargs["extra"] = extra
         return cls(**kwargs)
 
@@ -237,20 +246,50 @@ class RequestContext:
         )
 
 
-# Wire key -> field name; "" marks derived keys that are read as nothing.
-# A field's own key wins over its alias when both are present.
-_FIELD_FOR_KEY: Dict[str, str] = {
-    a.name: a.name for a in attrs.fields(RequestContext) if a.name != "extra"
-}
-_FIELD_FOR_KEY.update(
-    user="user_id",
-    project="project_id",
-    tenant="",
-    domain="domain_id",
-    user_domain="user_domain_id",
-    project_domain="project_domain_id",
-    user_identity="",
+#: The keys L{RequestContext.to_dict} writes, in order.
+_WIRE_KEYS = (
+    "user_id", "project_id", "user", "project", "domain", "user_domain", "project_domain", "system_scope",
+    "is_admin", "read_only", "show_deleted", "auth_token", "request_id", "global_request_id", "resource_uuid",
+    "roles", "user_identity", "is_admin_project", "read_deleted", "remote_address", "timestamp", "quota_class",
+    "user_name", "project_name", "service_catalog", "client_timeout",
 )
+#: Field name -> itself: the keys read as the field of that name.
+_OWN_KEYS: Dict[str, str] = {a.name: a.name for a in attrs.fields(RequestContext) if a.name != "extra"}
+#: Aliases -> field name, read only when the field's own key is absent;
+#: C{""} marks keys read as nothing (derived, or handled on their own).
+_ALIAS_KEYS: Dict[str, str] = {
+    "user": "user_id",
+    "project": "project_id",
+    "tenant": "",
+    "domain": "domain_id",
+    "user_domain": "user_domain_id",
+    "project_domain": "project_domain_id",
+    "user_identity": "",
+}
+_PREFIXED: Dict[str, Any] = {}
+
+
+def _prefixed(prefix: str) -> Any:
+    """
+    The key tables for C{prefix}, made once per prefix (there are one or
+    two).
+    """
+    tables = _PREFIXED.get(prefix)
+    if tables is None:
+        own = tuple((prefix + key, field) for key, field in _OWN_KEYS.items())
+        aliases = tuple((prefix + key, field) for key, field in _ALIAS_KEYS.items())
+        tables = _PREFIXED[prefix] = (
+            tuple(prefix + key for key in _WIRE_KEYS), own, aliases, frozenset(key for key, _ in own + aliases),
+        )
+    return tables
+
+
+def _wire_keys(prefix: str) -> Any:
+    return _prefixed(prefix)[0]
+
+
+def _read_keys(prefix: str) -> Any:
+    return _prefixed(prefix)[1:]
 
 
 def get_admin_context(read_deleted: str = "no") -> RequestContext:

@@ -132,6 +132,37 @@ class RequestContextTests(SynchronousTestCase):
         """
         self.assertEqual(RequestContext.from_dict({"client_timeout": 30}).client_timeout, 30)
 
+    def test_prefixed_round_trip(self) -> None:
+        """
+        When a context is written with a prefix and read back from a message
+        holding those entries among others, then only the prefixed entries
+        are read, extras included, and the copy equals the original.
+        """
+        ctxt = RequestContext("u1", "p1", roles=["member"], extra={"traceparent": "00-abc"})
+        message = {"method": "m", "args": {}, "user_id": "not context", **ctxt.to_dict("_context_")}
+        self.assertEqual(message["_context_user_id"], "u1")
+        self.assertEqual(message["_context_traceparent"], "00-abc")
+        self.assertEqual(RequestContext.from_dict(message, "_context_"), ctxt)
+
+    def test_prefixed_aliases(self) -> None:
+        """
+        When prefixed entries use the aliases, then they are read as the
+        unprefixed ones are: the own key wins, tenant fills the project, and
+        user_identity is dropped.
+        """
+        ctxt = RequestContext.from_dict({"_context_user": "u", "_context_user_id": "own", "_context_tenant": "t",
+                                         "_context_user_identity": "x", "_timeout": 5}, "_context_")
+        self.assertEqual((ctxt.user_id, ctxt.project_id, ctxt.extra), ("own", "t", {}))
+
+    def test_prefixed_extras_found(self) -> None:
+        """
+        When a message holds only known prefixed keys plus one unknown
+        prefixed key, then that key alone is an extra.
+        """
+        message = RequestContext("u1").to_dict("_context_")
+        message["_context_custom"] = [1]
+        self.assertEqual(RequestContext.from_dict(message, "_context_").extra, {"custom": [1]})
+
     def test_redacted_copy(self) -> None:
         """
         When a redacted copy is made, then it has no token and the original

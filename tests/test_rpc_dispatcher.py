@@ -103,6 +103,29 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), {"value": 3})
         self.assertEqual(self.plain.calls, [(self.ctxt, 3)])
 
+    def test_invoke_plain(self) -> None:
+        """
+        When a plain method is invoked, then its result comes back as is,
+        not wrapped in a Deferred.
+        """
+        self.assertEqual(self.dispatcher.invoke(self.ctxt, "echo", {"value": 3}), {"value": 3})
+
+    def test_invoke_coroutine(self) -> None:
+        """
+        When a coroutine method is invoked, then a Deferred of its value comes
+        back.
+        """
+        self.assertEqual(self.successResultOf(self.dispatcher.invoke(self.ctxt, "coroutine", {"value": 4})), 8)
+
+    def test_invoke_raises(self) -> None:
+        """
+        When a request cannot be served, then invoke raises what dispatch
+        fails with.
+        """
+        self.assertRaises(NoSuchMethod, self.dispatcher.invoke, self.ctxt, "nope", {})
+        error = self.assertRaises(TypeError, self.dispatcher.invoke, self.ctxt, "echo", {"bogus": 1})
+        self.assertIn("'echo'", str(error))
+
     def test_deferred_result(self) -> None:
         """
         When a method returns a Deferred, then the dispatch gives its result.

@@ -105,6 +105,41 @@ class EnvelopeTests(SynchronousTestCase):
             body = json.dumps({"oslo.version": "2.0", "oslo.message": inner}).encode()
             self.assertRaises(MalformedMessage, wire.decode_body, body)
 
+    def test_usual_and_general_paths_agree(self) -> None:
+        """
+        When the same message comes as the usual envelope (as bytes or text),
+        with other spacing, or with the keys in the other order, then each
+        decodes to the same message.
+        """
+        message = {"a": 'quote " and \\ and \u00e9 \U0001f600', "b": [1, {"c": None}]}
+        inner = json.dumps(message)
+        bodies = [
+            wire.encode_envelope(message),
+            wire.encode_envelope(message).decode("ascii"),
+            json.dumps({"oslo.version": "2.0", "oslo.message": inner}, ensure_ascii=False).encode("utf-8"),
+            json.dumps({"oslo.version": "2.0", "oslo.message": inner}, separators=(",", ":")).encode(),
+            json.dumps({"oslo.message": inner, "oslo.version": "2.0"}).encode(),
+        ]
+        for body in bodies:
+            self.assertEqual(wire.decode_body(body), message, body)
+
+    def test_usual_envelope_with_trailing_data(self) -> None:
+        """
+        When the usual envelope is followed by more than its closing brace,
+        then the body is malformed (as the general parser says).
+        """
+        body = wire.encode_envelope({"a": 1})
+        self.assertRaises(MalformedMessage, wire.decode_body, body + b', "x": 1}')
+        self.assertEqual(wire.decode_body(body + b"\n"), {"a": 1})
+
+    def test_usual_envelope_inner_not_json(self) -> None:
+        """
+        When the usual envelope holds a string that is not JSON, then the
+        body is malformed.
+        """
+        body = b'{"oslo.version": "2.0", "oslo.message": "{nope"}'
+        self.assertRaises(MalformedMessage, wire.decode_body, body)
+
     def test_not_json(self) -> None:
         """
         When the body is not JSON (or not UTF-8), then it is malformed.
@@ -239,6 +274,27 @@ class RequestTests(SynchronousTestCase):
         )
         self.assertEqual(request.context, {"user_id": "u1", "client_timeout": 20})
         self.assertTrue(request.is_call)
+
+    def test_decoded_message_keeps_context_entries(self) -> None:
+        """
+        When a request is decoded, then its message keeps the prefixed
+        context entries and no longer holds the entries read into the
+        request's attributes.
+        """
+        body = wire.encode_request("echo", {"v": 1}, {"user_id": "u1"}, msg_id="abc", reply_q="q", timeout=3)
+        request = wire.decode_request(body)
+        self.assertEqual(request.message, {"_context_user_id": "u1"})
+
+    def test_prefixed_context(self) -> None:
+        """
+        When the context given already carries the prefix, then it is written
+        as is, and client_timeout is still not sent.
+        """
+        body = wire.encode_request("m", {}, {"_context_user_id": "u1", "_context_client_timeout": 9},
+                                   prefixed=True)
+        inner = _inner(body)
+        self.assertEqual(inner["_context_user_id"], "u1")
+        self.assertNotIn("_context_client_timeout", inner)
 
     def test_decode_cast(self) -> None:
         """

@@ -202,9 +202,9 @@ class RPCClient:
         msg_id = wire.new_id()
         target = self.target
         try:
-            body = wire.encode_request(method, kwargs, _context_dict(ctxt), namespace=target.namespace,
+            body = wire.encode_request(method, kwargs, _context_entries(ctxt), namespace=target.namespace,
                                        version=target.version, msg_id=msg_id, reply_q=waiter.queue.name,
-                                       timeout=self.call_monitor_timeout)
+                                       timeout=self.call_monitor_timeout, prefixed=True)
         except Exception:
             return defer.fail()
         pending = _PendingCall(self, waiter, msg_id, method, timeout)
@@ -231,8 +231,8 @@ class RPCClient:
             return defer.fail(error)
         target = self.target
         try:
-            body = wire.encode_request(method, kwargs, _context_dict(ctxt), namespace=target.namespace,
-                                       version=target.version)
+            body = wire.encode_request(method, kwargs, _context_entries(ctxt), namespace=target.namespace,
+                                       version=target.version, prefixed=True)
         except Exception:
             return defer.fail()
         if target.fanout:
@@ -242,15 +242,25 @@ class RPCClient:
         return self._transport.publish(exchange, key, body)
 
 
-def _context_dict(ctxt: _ContextLike) -> Mapping[str, Any]:
+def _context_entries(ctxt: _ContextLike) -> Mapping[str, Any]:
+    """
+    The context as the message's C{_context_<key>} entries.
+
+    @raise TypeError: for something that is not a context.
+    """
+    if type(ctxt) is RequestContext:
+        return ctxt.to_dict(wire.CONTEXT_PREFIX)
     if ctxt is None:
         return {}
     if isinstance(ctxt, Mapping):
-        return ctxt
-    to_dict = getattr(ctxt, "to_dict", None)
-    if to_dict is None:
-        raise TypeError(f"the context must be a RequestContext, a dict or None, not {type(ctxt).__name__}")
-    return to_dict()  # type: ignore[no-any-return]
+        values = ctxt
+    else:
+        to_dict = getattr(ctxt, "to_dict", None)
+        if to_dict is None:
+            raise TypeError(f"the context must be a RequestContext, a dict or None, not {type(ctxt).__name__}")
+        values = to_dict()
+    prefix = wire.CONTEXT_PREFIX
+    return {prefix + key: value for key, value in values.items()}
 
 
 class _PendingCall:

@@ -37,6 +37,7 @@ from novasvc.context import RequestContext
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
+from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod
 from novasvc.rpc.target import Target
@@ -287,19 +288,25 @@ class RPCServer:
             delivery.ack()
         self._running += 1
         try:
-            d = self.dispatcher.dispatch(RequestContext.from_dict(request.context), request.method, request.args,
-                                         request.namespace, request.version)
+            ctxt = RequestContext.from_dict(request.message, CONTEXT_PREFIX)
+            ctxt.client_timeout = request.timeout
+            result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace, request.version)
         except Exception:
-            d = defer.fail()
+            self._dispatch_failed(Failure(), delivery, request, None)
+            return
+        if not isinstance(result, defer.Deferred):
+            # The usual case, a plain method: no Deferred on the way.
+            self._dispatched(result, delivery, request, None)
+            return
         monitor = None
-        if request.timeout is not None and request.is_call and not d.called:
+        if request.timeout is not None and request.is_call and not result.called:
             try:
                 monitor = self._start_monitor(request)
             except Exception:
                 self._log.failure("Could not start the call monitor of {msg_id}", msg_id=request.msg_id,
                                   level=LogLevel.error)
-        d.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor),
-                       errbackArgs=(delivery, request, monitor))
+        result.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor),
+                            errbackArgs=(delivery, request, monitor))
 
     def _dispatched(self, result: Any, delivery: IDelivery, request: wire.Request,
                     monitor: Optional[task.LoopingCall]) -> None:

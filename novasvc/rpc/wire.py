@@ -21,6 +21,7 @@ import traceback
 import uuid
 from os import urandom
 from collections.abc import Iterable, Mapping
+from json.decoder import scanstring
 from json.encoder import encode_basestring_ascii
 from typing import Any, Collection, Dict, List, Optional, Tuple, Union
 
@@ -32,6 +33,7 @@ from novasvc.rpc.errors import MalformedMessage, RemoteError
 __all__ = [
     "ENVELOPE_VERSION",
     "CONTENT_TYPE",
+    "CONTEXT_PREFIX",
     "Request",
     "Reply",
     "dumps",
@@ -52,10 +54,18 @@ ENVELOPE_VERSION = "2.0"
 #: The only content type a consumer accepts (kombu's JSON serializer).
 CONTENT_TYPE = "application/json"
 
+#: What a request's context entries start with (C{_context_user_id}, ...).
+CONTEXT_PREFIX = "_context_"
+
 _VERSION_KEY = "oslo.version"
 _MESSAGE_KEY = "oslo.message"
-_CONTEXT_PREFIX = "_context_"
-_CONTEXT_PREFIX_LEN = len(_CONTEXT_PREFIX)
+_CONTEXT_PREFIX_LEN = len(CONTEXT_PREFIX)
+_CLIENT_TIMEOUT_KEY = CONTEXT_PREFIX + "client_timeout"
+#: How every 2.0 envelope begins, novasvc's and oslo.messaging's alike (both
+#: write it with the standard library's default separators).
+_ENVELOPE_HEAD = '{"oslo.version": "2.0", "oslo.message": "'
+_ENVELOPE_HEAD_BYTES = _ENVELOPE_HEAD.encode("ascii")
+_ENVELOPE_HEAD_LEN = len(_ENVELOPE_HEAD)
 
 
 def new_id() -> str:
@@ -129,6 +139,8 @@ def dumps(value: Any) -> str:
 #: C{json.loads}, named here so callers use one JSON module.
 loads = json.loads
 
+_decode = json.JSONDecoder().decode
+
 
 def encode_envelope(message: Mapping[str, Any]) -> bytes:
     """
@@ -140,8 +152,7 @@ def encode_envelope(message: Mapping[str, Any]) -> bytes:
     @rtype: C{bytes}
     @raise TypeError: for values that cannot be encoded.
     """
-    inner = _encode(message)
-    return ('{"oslo.version": "2.0", "oslo.message": ' + encode_basestring_ascii(inner) + "}").encode("ascii")
+    return (_ENVELOPE_HEAD[:-1] + encode_basestring_ascii(_encode(message)) + "}").encode("ascii")
 
 
 def _unwrap(value: Any) -> Any:
@@ -174,14 +185,53 @@ def decode_body(body: Union[bytes, str]) -> Dict[str, Any]:
     @raise MalformedMessage: when the body is not JSON, the envelope version
         is not compatible with 2.0, or the message is not an object.
     """
+    value = _decode_envelope_2_0(body)
+    if value is None:
+        value = _decode_any(body)
+    if type(value) is not dict:
+        raise MalformedMessage(f"the message is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _decode_envelope_2_0(body: Union[bytes, str]) -> Any:
+    """
+    The fast path for the usual body, a 2.0 envelope written with the
+    standard separators: read the inner message's string straight from the
+    text instead of parsing the envelope object around it.
+
+    @return: the inner message (any JSON value), or C{None} when the body is
+        not of that form (the general path then decides).
+    @raise MalformedMessage: when the inner message is not JSON.
+    """
+    if type(body) is bytes:
+        if not body.startswith(_ENVELOPE_HEAD_BYTES):
+            return None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    elif type(body) is str and body.startswith(_ENVELOPE_HEAD):
+        text = body
+    else:
+        return None
+    try:
+        inner, end = scanstring(text, _ENVELOPE_HEAD_LEN)
+    except ValueError:
+        return None
+    if end != len(text) - 1 or text[end] != "}":
+        return None
+    try:
+        return _decode(inner)
+    except ValueError as e:
+        raise MalformedMessage(f"the envelope's oslo.message is not JSON ({e})")
+
+
+def _decode_any(body: Union[bytes, str]) -> Any:
     try:
         value = json.loads(body)
     except ValueError as e:  # includes UnicodeDecodeError
         raise MalformedMessage(f"the body is not JSON ({e})")
-    value = _unwrap(value)
-    if type(value) is not dict:
-        raise MalformedMessage(f"the message is a JSON {type(value).__name__}, not an object")
-    return value
+    return _unwrap(value)
 
 
 # -- requests -----------------------------------------------------------------
@@ -194,9 +244,9 @@ class Request:
 
     @ivar method: the endpoint method name.
     @ivar args: the keyword arguments, a C{dict}.
-    @ivar context: the context entries: C{_context_} prefixes stripped, and
-        C{client_timeout} set from C{_timeout} (as oslo.messaging's
-        C{unpack_context}).
+    @ivar message: the decoded message's other entries, a C{dict}: those
+        read into the attributes here are taken out, the context entries
+        stay (with their L{CONTEXT_PREFIX}; see L{context}).
     @ivar namespace: C{str} or C{None}.
     @ivar version: C{str} or C{None} (a server reads C{None} as C{"1.0"}).
     @ivar msg_id: C{_msg_id}, C{None} for a cast.
@@ -207,13 +257,28 @@ class Request:
 
     method: str
     args: Dict[str, Any]
-    context: Dict[str, Any]
+    message: Dict[str, Any]
     namespace: Optional[str] = None
     version: Optional[str] = None
     msg_id: Optional[str] = None
     reply_q: Optional[str] = None
     timeout: Any = None
     unique_id: Optional[str] = None
+
+    @property
+    def context(self) -> Dict[str, Any]:
+        """
+        The context entries, as oslo.messaging's C{unpack_context} makes
+        them: C{_context_} prefixes stripped, and C{client_timeout} set from
+        C{_timeout}. (The RPC server reads them from L{message} in one step
+        with C{RequestContext.from_dict(message, prefix=CONTEXT_PREFIX)}.)
+
+        @rtype: C{dict}
+        """
+        context = {key[_CONTEXT_PREFIX_LEN:]: value for key, value in self.message.items()
+                   if key.startswith(CONTEXT_PREFIX)}
+        context["client_timeout"] = self.timeout
+        return context
 
     @property
     def is_call(self) -> bool:
@@ -226,7 +291,8 @@ class Request:
 def encode_request(method: str, args: Mapping[str, Any], context: Mapping[str, Any], *,
                    namespace: Optional[str] = None, version: Optional[str] = None,
                    msg_id: Optional[str] = None, reply_q: Optional[str] = None,
-                   timeout: Optional[float] = None, unique_id: Optional[str] = None) -> bytes:
+                   timeout: Optional[float] = None, unique_id: Optional[str] = None,
+                   prefixed: bool = False) -> bytes:
     """
     Encode a request (§6) in the 2.0 envelope. It is a call when C{msg_id}
     is given (then C{_reply_q} and C{_timeout} are written too), a cast
@@ -245,6 +311,9 @@ def encode_request(method: str, args: Mapping[str, Any], context: Mapping[str, A
     @param timeout: the call-monitor timeout in seconds (calls), C{None} for
         none.
     @param unique_id: the duplicate-suppression id; a fresh one when C{None}.
+    @param prefixed: C{True} when C{context}'s keys already start with
+        L{CONTEXT_PREFIX} (e.g. C{RequestContext.to_dict(CONTEXT_PREFIX)}),
+        saving a copy on the hot path.
     @return: the body.
     @rtype: C{bytes}
     @raise TypeError: for values that cannot be encoded.
@@ -259,23 +328,20 @@ def encode_request(method: str, args: Mapping[str, Any], context: Mapping[str, A
         message["_reply_q"] = reply_q
         message["_timeout"] = timeout
     message["_unique_id"] = unique_id or new_id()
-    message.update({_CONTEXT_PREFIX + key: value for key, value in context.items()})
-    message.pop(_CONTEXT_PREFIX + "client_timeout", None)
+    if prefixed:
+        message.update(context)
+    else:
+        message.update({CONTEXT_PREFIX + key: value for key, value in context.items()})
+    message.pop(_CLIENT_TIMEOUT_KEY, None)
     return encode_envelope(message)
 
 
-def _reply_address(message: Mapping[str, Any]) -> Tuple[Optional[str], Optional[str]]:
-    msg_id = message.get("_msg_id")
-    reply_q = message.get("_reply_q")
-    if type(msg_id) is not str or type(reply_q) is not str:
-        return None, None
-    return msg_id, reply_q
+_STR_OR_NONE = (str, type(None))
 
 
-def _malformed(reason: str, message: Optional[Mapping[str, Any]] = None) -> MalformedMessage:
+def _malformed(reason: str, msg_id: Optional[str] = None, reply_q: Optional[str] = None) -> MalformedMessage:
     error = MalformedMessage(reason)
-    if message is not None:
-        error.msg_id, error.reply_q = _reply_address(message)
+    error.msg_id, error.reply_q = msg_id, reply_q
     return error
 
 
@@ -300,26 +366,29 @@ def decode_request(body: Union[bytes, str], content_type: Optional[str] = CONTEN
     ):
         raise _malformed(f"content type {content_type!r} is not {CONTENT_TYPE}")
     message = decode_body(body)
-    method = message.get("method")
+    pop = message.pop
+    method = pop("method", None)
+    args = pop("args", {})
+    namespace = pop("namespace", None)
+    version = pop("version", None)
+    unique_id = pop("_unique_id", None)
+    msg_id = pop("_msg_id", None)
+    reply_q = pop("_reply_q", None)
+    timeout = pop("_timeout", None)
+    if type(msg_id) is not str or type(reply_q) is not str:
+        msg_id = reply_q = None
     if type(method) is not str or not method:
-        raise _malformed(f"method {method!r} is not a non-empty string", message)
-    args = message.get("args", {})
+        raise _malformed(f"method {method!r} is not a non-empty string", msg_id, reply_q)
     if args is None:
         args = {}
     elif type(args) is not dict:
-        raise _malformed(f"args of {method!r} is a JSON {type(args).__name__}, not an object", message)
-    namespace = message.get("namespace")
-    version = message.get("version")
-    unique_id = message.get("_unique_id")
-    for name, value in (("namespace", namespace), ("version", version), ("_unique_id", unique_id)):
-        if value is not None and type(value) is not str:
-            raise _malformed(f"{name} {value!r} is not a string", message)
-    msg_id, reply_q = _reply_address(message)
-    timeout = message.get("_timeout")
-    context = {key[_CONTEXT_PREFIX_LEN:]: value for key, value in message.items()
-               if key.startswith(_CONTEXT_PREFIX)}
-    context["client_timeout"] = timeout
-    return Request(method, args, context, namespace, version, msg_id, reply_q, timeout, unique_id)
+        raise _malformed(f"args of {method!r} is a JSON {type(args).__name__}, not an object", msg_id, reply_q)
+    if type(namespace) not in _STR_OR_NONE or type(version) not in _STR_OR_NONE or \
+            type(unique_id) not in _STR_OR_NONE:
+        for name, value in (("namespace", namespace), ("version", version), ("_unique_id", unique_id)):
+            if value is not None and type(value) is not str:
+                raise _malformed(f"{name} {value!r} is not a string", msg_id, reply_q)
+    return Request(method, args, message, namespace, version, msg_id, reply_q, timeout, unique_id)
 
 
 # -- replies ------------------------------------------------------------------
