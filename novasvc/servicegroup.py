@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc.db.record import ServiceRecord
-from novasvc.db.schema import naive_utc
+from novasvc.db.rules import naive_utc
 from novasvc.exceptions import ServiceNotFound
 from novasvc.interfaces import IServiceStore
 

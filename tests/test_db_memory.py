@@ -47,7 +47,7 @@ class MemoryServiceStoreTests(SynchronousTestCase):
         When no clock is given, then C{created_at} is the system's naive
         UTC time.
         """
-        from novasvc.db.schema import default_utcnow
+        from novasvc.db.rules import default_utcnow
 
         store = MemoryServiceStore()
         store.start()

@@ -120,6 +120,37 @@ class MariaDBContractTests(make_store_contract_tests(_mariadb_store)):
     """
 
 
+class MariaDBTableTests(TestCase):
+    """
+    The services table as L{SQLServiceStore} creates it on MariaDB.
+    """
+
+    async def test_table_options(self) -> None:
+        """
+        When the store creates the table on MariaDB, then it is InnoDB with
+        utf8mb4 text and microsecond timestamps (as Nova's tables, with
+        microseconds kept).
+        """
+        url = await _temporary_database(self, "mariadb")
+        store = SQLServiceStore(url, thread_pool_size=1)
+        await store.start()
+        self.addCleanup(store.stop)
+        name = url.rsplit("/", 1)[1]
+        [(engine, collation)] = await deferToThread(
+            _admin, MARIADB_SERVER,
+            "SELECT engine, table_collation FROM information_schema.tables "
+            "WHERE table_schema = :name AND table_name = 'services'", name=name,
+        )
+        self.assertEqual(engine, "InnoDB")
+        self.assertTrue(collation.startswith("utf8mb4"), collation)
+        [(precision,)] = await deferToThread(
+            _admin, MARIADB_SERVER,
+            "SELECT datetime_precision FROM information_schema.columns "
+            "WHERE table_schema = :name AND table_name = 'services' AND column_name = 'updated_at'", name=name,
+        )
+        self.assertEqual(precision, 6)
+
+
 async def _exercise(store: SQLServiceStore) -> None:
     """
     Call every L{IServiceStore} method once.

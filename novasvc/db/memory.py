@@ -18,7 +18,7 @@ import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from novasvc.db import schema
+from novasvc.db import rules
 from novasvc.db.record import ServiceRecord
 from novasvc.exceptions import ServiceExists, ServiceNotFound
 from novasvc.interfaces import IServiceStore
@@ -39,13 +39,13 @@ class MemoryServiceStore:
         @param utcnow: returns the current time, naive UTC or aware (it is
             converted); default: the system clock.
         """
-        self._utcnow = utcnow if utcnow is not None else schema.default_utcnow
+        self._utcnow = utcnow if utcnow is not None else rules.default_utcnow
         self._rows: Dict[int, ServiceRecord] = {}
         self._last_id = 0
         self._running = False
 
     def _now(self) -> datetime.datetime:
-        return schema.naive_utc(self._utcnow())
+        return rules.naive_utc(self._utcnow())
 
     def _run(self, operation: Callable[..., object], *args: object, **kwargs: object) -> Deferred:
         if not self._running:
@@ -78,7 +78,7 @@ class MemoryServiceStore:
         return succeed(None)
 
     def _live(self, service_id: int) -> ServiceRecord:
-        schema.check_service_id(service_id)
+        rules.check_service_id(service_id)
         record = self._rows.get(service_id)
         if record is None or record.deleted:
             raise ServiceNotFound(f"no live service with id {service_id}")
@@ -110,7 +110,7 @@ class MemoryServiceStore:
         """
 
         def find() -> Optional[ServiceRecord]:
-            schema.check_filters(host=host, binary=binary)
+            rules.check_filters(host=host, binary=binary)
             for record in self._rows.values():
                 if not record.deleted and record.host == host and record.binary == binary:
                     return record
@@ -135,11 +135,11 @@ class MemoryServiceStore:
     ) -> Deferred:
         """
         See L{IServiceStore.create}. Bad arguments fail the C{Deferred} with
-        C{TypeError} or C{ValueError} (L{schema.check_create}).
+        C{TypeError} or C{ValueError} (L{rules.check_create}).
         """
 
         def create() -> ServiceRecord:
-            values = schema.check_create(host, binary, topic, version, disabled, disabled_reason)
+            values = rules.check_create(host, binary, topic, version, disabled, disabled_reason)
             record = ServiceRecord(
                 id=self._last_id + 1,
                 uuid=str(uuid.uuid4()),
@@ -156,13 +156,13 @@ class MemoryServiceStore:
     def update(self, service_id: int, **values: object) -> Deferred:
         """
         See L{IServiceStore.update}. Bad values fail the C{Deferred} with
-        C{TypeError} or C{ValueError} (L{schema.check_update}); a change of
+        C{TypeError} or C{ValueError} (L{rules.check_update}); a change of
         C{topic} onto another live service's topic on the same host fails it
         with L{ServiceExists}.
         """
 
         def update() -> ServiceRecord:
-            changes = schema.check_update(values)
+            changes = rules.check_update(values)
             record = attrs.evolve(self._live(service_id), updated_at=self._now(), **changes)
             self._check_unique(record)
             self._rows[record.id] = record
@@ -211,7 +211,7 @@ class MemoryServiceStore:
         """
 
         def select() -> List[ServiceRecord]:
-            wanted = schema.check_filters(host=host, binary=binary, topic=topic)
+            wanted = rules.check_filters(host=host, binary=binary, topic=topic)
             return [
                 record
                 for _, record in sorted(self._rows.items())

@@ -1,39 +1,41 @@
 # -*- test-case-name: tests.test_db_schema -*-
 """
-The C{services} table, as SQLAlchemy Core metadata, and the rules for the
-values a store may write to it.
+The C{services} table, as SQLAlchemy Core metadata.
 
 The columns, their types and the two unique constraints are Nova's (see
 C{nova/db/main/models.py} C{Service}); the DDL works on SQLite, PostgreSQL and
 MySQL/MariaDB. Timestamps are naive UTC. On MySQL/MariaDB they are
 C{DATETIME(6)} so that microseconds survive as they do on the other two
-databases (Nova's plain C{DATETIME} rounds them away there).
-
-Both stores (L{novasvc.db.store.SQLServiceStore} and
-L{novasvc.db.memory.MemoryServiceStore}) check their input with
-L{check_create} and L{check_update}, so bad input gets the same error from
-both.
+databases (Nova's plain C{DATETIME} rounds them away there). What a store may
+write to it is in L{novasvc.db.rules}.
 """
 
-import datetime
-from typing import Any, Dict, Mapping
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
-#: The longest C{host}, C{binary}, C{topic} or C{disabled_reason}, in
-#: characters (the columns are C{String(255)}).
-MAX_STRING_LENGTH = 255
-
-#: The keys L{novasvc.interfaces.IServiceStore.update} accepts.
-UPDATABLE_COLUMNS = frozenset(
-    {"topic", "version", "disabled", "disabled_reason", "forced_down"}
-)
+from novasvc.db.rules import MAX_STRING_LENGTH
 
 metadata = sa.MetaData()
 
-# Microsecond precision on MySQL/MariaDB; the other dialects keep it anyway.
-_Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+class _Timestamp(sa.types.TypeDecorator):
+    """
+    C{DateTime}, with microsecond precision (C{DATETIME(6)}) on
+    MySQL/MariaDB; the other dialects keep microseconds anyway. The MySQL
+    dialect is imported only when it is the one in use.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
 
 #: The C{services} table. C{deleted} is C{0} for a live row and the row's
 #: C{id} once soft-deleted, which is what lets the unique constraints on
@@ -42,9 +44,9 @@ _Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb
 services = sa.Table(
     "services",
     metadata,
-    sa.Column("created_at", _Timestamp),
-    sa.Column("updated_at", _Timestamp),
-    sa.Column("deleted_at", _Timestamp),
+    sa.Column("created_at", _Timestamp()),
+    sa.Column("updated_at", _Timestamp()),
+    sa.Column("deleted_at", _Timestamp()),
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("uuid", sa.String(36), nullable=True),
     sa.Column("host", sa.String(MAX_STRING_LENGTH)),
@@ -55,155 +57,22 @@ services = sa.Table(
     ),
     sa.Column("disabled", sa.Boolean, default=False, server_default=sa.false()),
     sa.Column("disabled_reason", sa.String(MAX_STRING_LENGTH)),
-    sa.Column("last_seen_up", _Timestamp, nullable=True),
+    sa.Column("last_seen_up", _Timestamp(), nullable=True),
     sa.Column("forced_down", sa.Boolean, default=False, server_default=sa.false()),
     sa.Column("version", sa.Integer, default=0, server_default=sa.text("0")),
     sa.Column("deleted", sa.Integer, default=0, server_default=sa.text("0")),
     sa.UniqueConstraint("host", "topic", "deleted", name="uniq_services0host0topic0deleted"),
     sa.UniqueConstraint("host", "binary", "deleted", name="uniq_services0host0binary0deleted"),
     sa.Index("services_uuid_idx", "uuid", unique=True),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
 )
 
-
-def naive_utc(when: datetime.datetime) -> datetime.datetime:
-    """
-    @param when: a naive C{datetime} (taken to be UTC already) or an aware one.
-    @return: C{when} as a naive UTC C{datetime}.
-    @raise TypeError: if C{when} is not a C{datetime}.
-    """
-    if not isinstance(when, datetime.datetime):
-        raise TypeError(f"expected a datetime, got {when!r}")
-    if when.tzinfo is None:
-        return when
-    return when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def default_utcnow() -> datetime.datetime:
-    """
-    @return: the current time as a naive UTC C{datetime} (the stores' clock
-        when none is injected).
-    """
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def _check_string(name: str, value: Any, *, nullable: bool, empty: bool) -> None:
-    if value is None:
-        if nullable:
-            return
-        raise TypeError(f"{name} must be a string, not None")
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
-    if not empty and not value:
-        raise ValueError(f"{name} must not be empty")
-    if len(value) > MAX_STRING_LENGTH:
-        raise ValueError(
-            f"{name} is {len(value)} characters long; the most is {MAX_STRING_LENGTH}"
-        )
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-
-
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-
-
-_COLUMN_CHECKS = {
-    "topic": lambda v: _check_string("topic", v, nullable=True, empty=False),
-    "version": lambda v: _check_int("version", v),
-    "disabled": lambda v: _check_bool("disabled", v),
-    "disabled_reason": lambda v: _check_string("disabled_reason", v, nullable=True, empty=True),
-    "forced_down": lambda v: _check_bool("forced_down", v),
-}
-
-
-def check_create(
-    host: Any,
-    binary: Any,
-    topic: Any,
-    version: Any = 0,
-    disabled: Any = False,
-    disabled_reason: Any = None,
-) -> Dict[str, Any]:
-    """
-    Check the arguments of L{novasvc.interfaces.IServiceStore.create}.
-
-    @param host: a non-empty C{str} of at most L{MAX_STRING_LENGTH} characters.
-    @param binary: same as C{host}.
-    @param topic: same as C{host}, or C{None} (as Nova's API services).
-    @param version: an C{int}.
-    @param disabled: a C{bool}.
-    @param disabled_reason: a C{str} of at most L{MAX_STRING_LENGTH}
-        characters, or C{None}.
-    @return: the column values, keyed by column name.
-    @rtype: C{dict}
-    @raise TypeError: for a value of the wrong type.
-    @raise ValueError: for an empty or too long string.
-    """
-    _check_string("host", host, nullable=False, empty=False)
-    _check_string("binary", binary, nullable=False, empty=False)
-    values = {
-        "topic": topic,
-        "version": version,
-        "disabled": disabled,
-        "disabled_reason": disabled_reason,
-    }
-    for name, value in values.items():
-        _COLUMN_CHECKS[name](value)
-    values.update(host=host, binary=binary)
-    return values
-
-
-def check_update(values: Mapping[str, Any]) -> Dict[str, Any]:
-    """
-    Check the keyword arguments of L{novasvc.interfaces.IServiceStore.update}.
-
-    @param values: column name to new value; the names must be in
-        L{UPDATABLE_COLUMNS}.
-    @return: a copy of C{values}.
-    @rtype: C{dict}
-    @raise ValueError: for a name not in L{UPDATABLE_COLUMNS} (the message
-        lists the accepted names), or an empty or too long string.
-    @raise TypeError: for a value of the wrong type.
-    """
-    unknown = sorted(set(values) - UPDATABLE_COLUMNS)
-    if unknown:
-        raise ValueError(
-            f"cannot update {', '.join(unknown)}; accepted keys: "
-            f"{', '.join(sorted(UPDATABLE_COLUMNS))}"
-        )
-    for name, value in values.items():
-        _COLUMN_CHECKS[name](value)
-    return dict(values)
-
-
-def check_service_id(service_id: Any) -> int:
-    """
-    @param service_id: a services row id.
-    @return: C{service_id}.
-    @raise TypeError: if it is not an C{int}.
-    """
-    _check_int("service_id", service_id)
-    return service_id
-
-
-def check_filters(**filters: Any) -> Dict[str, Any]:
-    """
-    Check lookup values (C{host}, C{binary}, C{topic}) given to
-    L{novasvc.interfaces.IServiceStore.get_by_host_and_binary} and
-    L{novasvc.interfaces.IServiceStore.list_services}.
-
-    @param filters: column name to a C{str}, or C{None} for "any".
-    @return: the filters that are not C{None}.
-    @rtype: C{dict}
-    @raise TypeError: for a value that is neither a C{str} nor C{None}.
-    """
-    for name, value in filters.items():
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
-    return {name: value for name, value in filters.items() if value is not None}
+# InnoDB and utf8mb4 on MySQL/MariaDB (as Nova's tables). Said as DDL run after
+# the CREATE there, not as mysql_* table options: those would load the MySQL
+# dialect in every process, whatever its database.
+sa.event.listen(
+    services,
+    "after_create",
+    sa.DDL("ALTER TABLE services ENGINE=InnoDB, CONVERT TO CHARACTER SET utf8mb4").execute_if(
+        dialect=("mysql", "mariadb")
+    ),
+)

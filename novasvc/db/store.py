@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from novasvc.db import schema
+from novasvc.db import rules, schema
 from novasvc.db.record import ServiceRecord
 from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
 from novasvc.interfaces import IServiceStore
@@ -210,7 +210,7 @@ class SQLServiceStore:
             thread_pool_size = 1
         self._reactor = reactor
         self._thread_pool_size = thread_pool_size
-        self._utcnow = utcnow if utcnow is not None else schema.default_utcnow
+        self._utcnow = utcnow if utcnow is not None else rules.default_utcnow
         self._pool: Optional[ThreadPool] = None
         self._shutdown_trigger: Optional[object] = None
         self._closing = False
@@ -231,7 +231,7 @@ class SQLServiceStore:
         return self._reactor
 
     def _now(self) -> datetime.datetime:
-        return schema.naive_utc(self._utcnow())
+        return rules.naive_utc(self._utcnow())
 
     def _submit(self, work: Callable[..., _T], *args: Any) -> "Deferred[_T]":
         """
@@ -354,7 +354,7 @@ class SQLServiceStore:
         See L{IServiceStore.get_by_host_and_binary}.
         """
         try:
-            schema.check_filters(host=host, binary=binary)
+            rules.check_filters(host=host, binary=binary)
         except TypeError:
             return fail()
         return self._submit(self._get_by_host_and_binary, host, binary)
@@ -372,7 +372,7 @@ class SQLServiceStore:
         See L{IServiceStore.get}.
         """
         try:
-            schema.check_service_id(service_id)
+            rules.check_service_id(service_id)
         except TypeError:
             return fail()
         return self._submit(self._get, service_id)
@@ -398,12 +398,12 @@ class SQLServiceStore:
     ) -> Deferred:
         """
         See L{IServiceStore.create}. Bad arguments fail the C{Deferred} with
-        C{TypeError} or C{ValueError} (L{schema.check_create}); a live row
+        C{TypeError} or C{ValueError} (L{rules.check_create}); a live row
         with the same (C{host}, C{binary}) or (C{host}, C{topic}) fails it
         with L{ServiceExists}.
         """
         try:
-            values = schema.check_create(host, binary, topic, version, disabled, disabled_reason)
+            values = rules.check_create(host, binary, topic, version, disabled, disabled_reason)
         except (TypeError, ValueError):
             return fail()
         values.update(
@@ -429,13 +429,13 @@ class SQLServiceStore:
     def update(self, service_id: int, **values: Any) -> Deferred:
         """
         See L{IServiceStore.update}. Bad values fail the C{Deferred} with
-        C{TypeError} or C{ValueError} (L{schema.check_update}); a change of
+        C{TypeError} or C{ValueError} (L{rules.check_update}); a change of
         C{topic} onto another live service's topic on the same host fails it
         with L{ServiceExists}.
         """
         try:
-            schema.check_service_id(service_id)
-            changes = schema.check_update(values)
+            rules.check_service_id(service_id)
+            changes = rules.check_update(values)
         except (TypeError, ValueError):
             return fail()
         changes["updated_at"] = self._now()
@@ -461,7 +461,7 @@ class SQLServiceStore:
         C{updated_at} to now, then the row is read back.
         """
         try:
-            schema.check_service_id(service_id)
+            rules.check_service_id(service_id)
         except TypeError:
             return fail()
         return self._submit(self._report_state, service_id, self._now())
@@ -483,7 +483,7 @@ class SQLServiceStore:
         oslo.db's soft delete).
         """
         try:
-            schema.check_service_id(service_id)
+            rules.check_service_id(service_id)
         except TypeError:
             return fail()
         return self._submit(self._destroy, service_id, self._now())
@@ -509,7 +509,7 @@ class SQLServiceStore:
         See L{IServiceStore.list_services}.
         """
         try:
-            filters = schema.check_filters(host=host, binary=binary, topic=topic)
+            filters = rules.check_filters(host=host, binary=binary, topic=topic)
         except TypeError:
             return fail()
         return self._submit(self._list_services, filters, include_deleted)

@@ -23,7 +23,7 @@ from os import urandom
 from collections.abc import Iterable, Mapping
 from json.decoder import scanstring
 from json.encoder import encode_basestring_ascii
-from typing import Any, Collection, Dict, List, Optional, Tuple, Union
+from typing import Any, Collection, Dict, List, Optional, Union
 
 import attrs
 from twisted.python.failure import Failure
