@@ -20,7 +20,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-__all__ = ["BenchError", "Child", "cpu_seconds", "rss_mib", "Broker"]
+__all__ = ["BenchError", "Child", "cpu_seconds", "rss_mib", "Broker", "local_broker_pid"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -195,6 +195,25 @@ def cpu_seconds(pid: int) -> float:
         times = psutil.Process(pid).cpu_times()
         return float(times.user + times.system)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def local_broker_pid() -> Optional[int]:
+    """
+    @return: the process id of a RabbitMQ running on this machine (its Erlang
+        VM, C{beam.smp}, with C{rabbit} on its command line), or C{None}
+        when there is none (a remote broker: its CPU is then not measured).
+    """
+    import psutil
+
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = process.info["name"] or ""
+            cmdline = " ".join(process.info["cmdline"] or ())
+        except psutil.Error:
+            continue
+        if name.startswith("beam") and "rabbit" in cmdline:
+            return int(process.pid)
+    return None
 
 
 def rss_mib(pid: int) -> float:

@@ -9,6 +9,7 @@ holding the keys of L{METRICS}; every system has the same number of reps,
 in the same interleaved order, so rep C{i} of two systems ran side by side.
 """
 
+import math
 import statistics
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -34,6 +35,12 @@ METRICS: Sequence[Tuple[str, str, Callable[[float], str]]] = (
     ("drain_rate", "(c) drain of a pre-filled queue, msg/s", _int),
     ("cpu_calls", "(d) server CPU s per 10k calls (b)", _fixed(2)),
     ("cpu_casts", "(d) server CPU s per 10k casts (c)", _fixed(2)),
+    ("client_cpu_calls", "client CPU s per 10k calls (b)", _fixed(2)),
+    ("client_cpu_casts", "client CPU s per 10k casts (c)", _fixed(2)),
+    ("broker_cpu_calls", "broker CPU s per 10k calls (b)", _fixed(2)),
+    ("broker_cpu_casts", "broker CPU s per 10k casts (c)", _fixed(2)),
+    ("total_cpu_calls", "server + client + broker CPU s per 10k calls (b)", _fixed(2)),
+    ("total_cpu_casts", "server + client + broker CPU s per 10k casts (c)", _fixed(2)),
     ("rss_idle_mib", "(d) server RSS once serving (idle), MiB", _fixed(1)),
     ("rss_mib", "(d) server RSS after the run, MiB", _fixed(1)),
 )
@@ -47,6 +54,12 @@ RATIOS: Sequence[Tuple[str, str]] = (
     ("drain_rate", "drain msg/s"),
     ("cpu_calls", "server CPU per call (lower is better)"),
     ("cpu_casts", "server CPU per cast (lower is better)"),
+    ("client_cpu_calls", "client CPU per call (lower is better)"),
+    ("client_cpu_casts", "client CPU per cast (lower is better)"),
+    ("broker_cpu_calls", "broker CPU per call (lower is better)"),
+    ("broker_cpu_casts", "broker CPU per cast (lower is better)"),
+    ("total_cpu_calls", "all three processes' CPU per call (lower is better)"),
+    ("total_cpu_casts", "all three processes' CPU per cast (lower is better)"),
 )
 
 
@@ -66,8 +79,11 @@ class Summary:
 
     def format(self, formatter: Callable[[float], str], suffix: str = "") -> str:
         """
-        @return: C{"median (min–max)"}, or the single value for one rep.
+        @return: C{"median (min–max)"}, or the single value for one rep;
+            C{"n/a"} when a rep did not measure it (NaN).
         """
+        if any(math.isnan(value) for value in self.values):
+            return "n/a"
         if len(self.values) == 1:
             return f"{formatter(self.median)}{suffix}"
         return f"{formatter(self.median)}{suffix} ({formatter(self.low)}–{formatter(self.high)})"
@@ -77,7 +93,7 @@ def summarize(runs: Sequence[Dict[str, float]], key: str) -> Summary:
     """
     @return: the L{Summary} of C{key} over C{runs}.
     """
-    return Summary([run[key] for run in runs])
+    return Summary([run.get(key, math.nan) for run in runs])
 
 
 def ratio(runs: Dict[str, List[Dict[str, float]]], key: str, system: str, base: str) -> Optional[Summary]:
@@ -87,7 +103,9 @@ def ratio(runs: Dict[str, List[Dict[str, float]]], key: str, system: str, base: 
     """
     if system not in runs or base not in runs:
         return None
-    values = [mine[key] / theirs[key] for mine, theirs in zip(runs[system], runs[base]) if theirs[key]]
+    values = [mine.get(key, math.nan) / theirs[key] for mine, theirs in zip(runs[system], runs[base])
+              if theirs.get(key, math.nan) and not math.isnan(theirs[key])]
+    values = [value for value in values if not math.isnan(value)]
     return Summary(values) if values else None
 
 

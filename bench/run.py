@@ -32,6 +32,7 @@ C{--output}.
 import argparse
 import datetime
 import importlib.metadata
+import math
 import os
 import platform
 import pstats
@@ -40,9 +41,9 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
-from _driver import BenchError, Broker, Child, child_env, cpu_seconds, rss_mib
+from _driver import BenchError, Broker, Child, child_env, cpu_seconds, local_broker_pid, rss_mib
 from _report import Summary, describe_counts, render
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,17 +164,18 @@ class Run:
             rss_idle = rss_mib(server.pid)
             seq = client.request("seq", timeout, n=counts["seq"])
 
-            cpu = cpu_seconds(server.pid)
+            pids = (server.pid, client.pid, self.broker_pid)
+            cpu = _cpu(pids)
             with self.profiling(system, rep, "inflight", server, client):
                 inflight = client.request("inflight", timeout, n=counts["inflight"], window=counts["window"])
-            cpu_calls = cpu_seconds(server.pid) - cpu
+            cpu_calls = _cpu_spent(pids, cpu)
 
             server.request("arm", timeout, n=counts["casts"])
-            cpu = cpu_seconds(server.pid)
+            cpu = _cpu(pids)
             with self.profiling(system, rep, "cast", server, client):
                 cast = client.request("cast", timeout, n=counts["casts"])
                 dispatched = server.wait_event("dispatched", timeout)
-            cpu_casts = cpu_seconds(server.pid) - cpu
+            cpu_casts = _cpu_spent(pids, cpu)
             rss = rss_mib(server.pid)
             _closed(server)
 
@@ -191,11 +193,26 @@ class Run:
             "cast_publish_rate": cast["rate"],
             "cast_dispatch_rate": _rate(dispatched),
             "drain_rate": _rate(drained),
-            "cpu_calls": cpu_calls * 10000 / counts["inflight"],
-            "cpu_casts": cpu_casts * 10000 / counts["casts"],
+            "cpu_calls": cpu_calls[0] * 10000 / counts["inflight"],
+            "cpu_casts": cpu_casts[0] * 10000 / counts["casts"],
+            "client_cpu_calls": cpu_calls[1] * 10000 / counts["inflight"],
+            "client_cpu_casts": cpu_casts[1] * 10000 / counts["casts"],
+            "broker_cpu_calls": cpu_calls[2] * 10000 / counts["inflight"],
+            "broker_cpu_casts": cpu_casts[2] * 10000 / counts["casts"],
+            "total_cpu_calls": sum(cpu_calls) * 10000 / counts["inflight"],
+            "total_cpu_casts": sum(cpu_casts) * 10000 / counts["casts"],
             "rss_idle_mib": rss_idle,
             "rss_mib": rss,
         }
+
+    @property
+    def broker_pid(self) -> Optional[int]:
+        """
+        The local broker's process id (looked up once), or C{None}.
+        """
+        if not hasattr(self, "_broker_pid"):
+            self._broker_pid = local_broker_pid()
+        return self._broker_pid
 
     def profiling(self, system: str, rep: int, phase: str, server: Child, client: Child) -> "_Profiling":
         """
@@ -238,6 +255,17 @@ def _rate(dispatched: Dict[str, Any]) -> float:
     """
     seconds = dispatched["last"] - dispatched["first"]
     return (dispatched["n"] - 1) / seconds if seconds > 0 else float("nan")
+
+
+def _cpu(pids: Sequence[Optional[int]]) -> List[float]:
+    """
+    @return: the CPU seconds used so far by each process (NaN for C{None}).
+    """
+    return [cpu_seconds(pid) if pid is not None else math.nan for pid in pids]
+
+
+def _cpu_spent(pids: Sequence[Optional[int]], before: List[float]) -> List[float]:
+    return [now - then for now, then in zip(_cpu(pids), before)]
 
 
 def _closed(child: Child) -> None:
