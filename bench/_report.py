@@ -103,9 +103,11 @@ def ratio(runs: Dict[str, List[Dict[str, float]]], key: str, system: str, base: 
     """
     if system not in runs or base not in runs:
         return None
-    values = [mine.get(key, math.nan) / theirs[key] for mine, theirs in zip(runs[system], runs[base])
-              if theirs.get(key, math.nan) and not math.isnan(theirs[key])]
-    values = [value for value in values if not math.isnan(value)]
+    values = []
+    for mine, theirs in zip(runs[system], runs[base]):
+        value, base_value = mine.get(key, math.nan), theirs.get(key, math.nan)
+        if base_value and not math.isnan(base_value) and not math.isnan(value):
+            values.append(value / base_value)
     return Summary(values) if values else None
 
 
