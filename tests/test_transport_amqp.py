@@ -28,7 +28,7 @@ from novasvc.exceptions import ConfigError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
 from novasvc.transport import get_transport
 from novasvc.transport._amqp_connect import RoundRobinEndpoint, connection_parameters, default_connection_name
-from novasvc.transport._amqp_publish import Confirms, message_properties
+from novasvc.transport._amqp_publish import Confirms, FrameWriter, message_properties
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
 from novasvc.transport.url import TransportURL
@@ -778,6 +778,84 @@ class MessagePropertiesTests(unittest.SynchronousTestCase):
         """
         self.assertRaises(ValueError, message_properties, "a", -1)
         self.assertRaises(ValueError, message_properties, "a", 1.5)
+
+
+class _PikaConnectionDouble:
+    """
+    What L{FrameWriter} uses of pika's connection: the emit hook, the body
+    size and the counters.
+    """
+
+    def __init__(self, body_max_length: int) -> None:
+        self._body_max_length = body_max_length
+        self.bytes_sent = 0
+        self.frames_sent = 0
+        self.written: List[bytes] = []
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class _PikaChannelDouble:
+    def __init__(self, connection: _PikaConnectionDouble, channel_number: int) -> None:
+        self.connection = connection
+        self.channel_number = channel_number
+
+
+class FrameWriterTests(unittest.SynchronousTestCase):
+    """
+    L{FrameWriter} writes what pika's C{basic_publish} would.
+    """
+
+    def _pika_frames(self, channel_number: int, body_max: int, exchange: str, key: str, body: bytes,
+                     properties: Any, mandatory: bool) -> List[bytes]:
+        from pika import frame, spec
+
+        frames = [frame.Method(channel_number, spec.Basic.Publish(exchange=exchange, routing_key=key,
+                                                                   mandatory=mandatory)).marshal(),
+                  frame.Header(channel_number, len(body), properties).marshal()]
+        for start in range(0, len(body), body_max):
+            frames.append(frame.Body(channel_number, body[start:start + body_max]).marshal())
+        return frames
+
+    def test_same_bytes_as_pika(self) -> None:
+        """
+        When messages of every size shape (empty, one frame, exactly one
+        frame, several frames) are written with and without mandatory and an
+        expiration, then the bytes are pika's own frames, the counters grow as
+        pika's do, and each message is one write.
+        """
+        connection = _PikaConnectionDouble(body_max_length=100)
+        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 7))
+        assert writer is not None
+        cases = [(b"", None, False), (b"x" * 99, 1500, True), (b"y" * 100, None, True),
+                 (b"z" * 250, 60000, False), ("é".encode() * 80, None, False)]
+        for body, expiration, mandatory in cases:
+            properties = message_properties("application/json", expiration)
+            expected = self._pika_frames(7, 100, "openstack", "topic.host", body, properties, mandatory)
+            before = (connection.bytes_sent, connection.frames_sent)
+            writer.write("openstack", "topic.host", body, properties, mandatory)
+            self.assertEqual(connection.written[-1], b"".join(expected), (len(body), expiration, mandatory))
+            self.assertEqual((connection.bytes_sent - before[0], connection.frames_sent - before[1]),
+                             (sum(map(len, expected)), len(expected)))
+        self.assertEqual(len(connection.written), len(cases))
+
+    def test_not_bytes(self) -> None:
+        """
+        When the body is not bytes, then TypeError and nothing is written.
+        """
+        connection = _PikaConnectionDouble(body_max_length=100)
+        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 1))
+        assert writer is not None
+        self.assertRaises(TypeError, writer.write, "", "q", "text", message_properties(None, None), False)
+        self.assertEqual(connection.written, [])
+
+    def test_unexpected_pika(self) -> None:
+        """
+        When pika's connection lacks what the writer needs, then there is no
+        writer (the publisher falls back to basic_publish).
+        """
+        self.assertIsNone(FrameWriter.for_channel(_PikaChannelDouble(object(), 1)))  # type: ignore[arg-type]
 
 
 class ConfirmsTests(unittest.SynchronousTestCase):

@@ -247,6 +247,14 @@ class AMQPProtocol(TwistedProtocolConnection):
         self.error = pika_errors.ConnectionClosedByBroker(frame.method.reply_code, frame.method.reply_text)
 
     def makeConnection(self, transport: Any) -> None:
+        # Small frames go out at once (as pika's own adapters and py-amqp set
+        # up their sockets): a reply or an ack must not wait for Nagle.
+        set_no_delay = getattr(transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:
+                pass
         super().makeConnection(transport)
         self._owner.protocol_connected(self)
 
