@@ -28,7 +28,8 @@ from novasvc.exceptions import ConfigError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
 from novasvc.transport import get_transport
 from novasvc.transport._amqp_connect import RoundRobinEndpoint, connection_parameters, default_connection_name
-from novasvc.transport._amqp_publish import Confirms, FrameWriter, message_properties
+from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_publish import Confirms, message_properties
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
 from novasvc.transport.url import TransportURL
@@ -839,6 +840,23 @@ class FrameWriterTests(unittest.SynchronousTestCase):
             self.assertEqual((connection.bytes_sent - before[0], connection.frames_sent - before[1]),
                              (sum(map(len, expected)), len(expected)))
         self.assertEqual(len(connection.written), len(cases))
+
+    def test_acks_same_bytes_as_pika(self) -> None:
+        """
+        When acks are written, with and without multiple, then the bytes are
+        pika's basic.ack frames, all in one write.
+        """
+        from pika import frame, spec
+
+        connection = _PikaConnectionDouble(body_max_length=100)
+        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 3))
+        assert writer is not None
+        for tags, multiple in (([1], False), ([2, 3, 2 ** 40], False), ([9], True)):
+            writer.acks(tags, multiple)
+            expected = [frame.Method(3, spec.Basic.Ack(delivery_tag=tag, multiple=multiple)).marshal()
+                        for tag in tags]
+            self.assertEqual(connection.written[-1], b"".join(expected))
+        self.assertEqual((len(connection.written), connection.frames_sent), (3, 5))
 
     def test_not_bytes(self) -> None:
         """

@@ -16,11 +16,11 @@ Acks are cheap: an ack made while the protocol is handling incoming data
 (typically from C{on_message} itself) is held until that batch of frames is
 handled, and if by then no other delivery of the channel is unsettled, one
 C{basic.ack} with C{multiple} set acknowledges them all; otherwise each is
-acked on its own. Rejects are sent at once. Held acks are sent before the
+acked on its own, their frames in one socket write. Rejects are sent at once. Held acks are sent before the
 channel or the connection is closed by novasvc.
 """
 
-from typing import Any, Callable, List, Optional, Protocol
+from typing import Any, Callable, List, Optional, Protocol, Sequence
 
 from pika import exceptions as pika_errors
 from twisted.internet import defer
@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from novasvc.interfaces import IConsumer, IDelivery
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
+from novasvc.transport._amqp_frames import FrameWriter
 from novasvc.transport.topology import Queue
 
 _log = Logger()
@@ -133,6 +134,7 @@ class ConsumerChannel:
         self._protocol = protocol
         self._held: List[int] = []
         self._failed = False
+        self._writer: Optional[FrameWriter] = None
 
     # -- set-up -------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class ConsumerChannel:
 
     def _opened(self, channel: Channel) -> defer.Deferred:
         self.channel = channel
+        self._writer = FrameWriter.for_channel(channel.raw)
         channel.raw.add_on_cancel_callback(self._broker_cancelled)
         if self.draining:
             channel.close()
@@ -243,7 +246,7 @@ class ConsumerChannel:
             return
         try:
             if requeue is None:
-                channel.raw.basic_ack(delivery_tag)
+                self._ack((delivery_tag,), False)
             else:
                 channel.raw.basic_reject(delivery_tag, requeue)
         except Exception:
@@ -260,19 +263,28 @@ class ConsumerChannel:
         channel = self.channel
         if not held or channel is None or channel.is_closed:
             return
-        basic_ack = channel.raw.basic_ack
         try:
             if self.unsettled == 0 and len(held) > 1:
                 # Nothing else of this channel is unsettled: every delivery
                 # up to the highest held tag is either held or settled.
-                basic_ack(max(held), multiple=True)
+                self._ack((max(held),), True)
             else:
-                for delivery_tag in held:
-                    basic_ack(delivery_tag)
+                self._ack(held, False)
         except Exception:
             return
         if self.draining and not self.unsettled:
             self._close()
+
+    def _ack(self, delivery_tags: Sequence[int], multiple: bool) -> None:
+        # One write for all of them when pika's internals allow it (see
+        # FrameWriter), else pika's basic_ack for each.
+        channel = self.channel
+        assert channel is not None
+        if self._writer is not None and channel.raw.is_open:
+            self._writer.acks(delivery_tags, multiple)
+            return
+        for delivery_tag in delivery_tags:
+            channel.raw.basic_ack(delivery_tag, multiple=multiple)
 
     def _close(self) -> None:
         if self._held:
