@@ -18,7 +18,7 @@ L{RequestContext.redacted_copy} before logging a context's dict.
 
 import datetime
 import uuid
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
@@ -54,6 +54,31 @@ def _parse_timestamp(value: Any) -> Any:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return parsed
+
+
+_last_timestamp: Tuple[Any, Any] = (None, None)
+
+
+def _timestamp_text(timestamp: Any) -> Any:
+    """
+    The context timestamp as written on the wire (Nova's C{strtime}
+    format). The text of the last one is kept: a C{datetime} never changes,
+    and a context sending several requests sends the same one each time.
+    """
+    global _last_timestamp
+    last = _last_timestamp  # one read: another thread may replace it
+    if timestamp is last[0]:
+        return last[1]
+    if not isinstance(timestamp, datetime.datetime):
+        return timestamp
+    if timestamp.tzinfo is None:
+        # The same text as strftime(TIMESTAMP_FORMAT) for a naive datetime,
+        # several times faster.
+        text = timestamp.isoformat(timespec="microseconds")
+    else:
+        text = timestamp.strftime(TIMESTAMP_FORMAT)
+    _last_timestamp = (timestamp, text)
+    return text
 
 
 def _kw(**kwargs: Any) -> Any:
@@ -140,17 +165,12 @@ class RequestContext:
             in Nova's C{"%Y-%m-%dT%H:%M:%S.%f"} format.
         @rtype: C{dict}
         """
-        timestamp: Any = self.timestamp
-        if isinstance(timestamp, datetime.datetime) and timestamp.tzinfo is None:
-            # The same text as strftime(TIMESTAMP_FORMAT) for a naive
-            # datetime, several times faster (this runs for every request).
-            timestamp = timestamp.isoformat(timespec="microseconds")
-        elif isinstance(timestamp, datetime.datetime):
-            timestamp = timestamp.strftime(TIMESTAMP_FORMAT)
+        timestamp = _timestamp_text(self.timestamp)
         user_id, project_id = self.user_id, self.project_id
         domain_id, user_domain_id, project_domain_id = self.domain_id, self.user_domain_id, self.project_domain_id
-        identity = " ".join("-" if p is None else str(p)
-                            for p in (user_id, project_id, domain_id, user_domain_id, project_domain_id))
+        identity = (f"{'-' if user_id is None else user_id} {'-' if project_id is None else project_id} "
+                    f"{'-' if domain_id is None else domain_id} {'-' if user_domain_id is None else user_domain_id} "
+                    f"{'-' if project_domain_id is None else project_domain_id}")
         # The values in the order of _WIRE_KEYS.
         written = dict(zip(_wire_keys(prefix), (
             user_id, project_id, user_id, project_id, domain_id, user_domain_id, project_domain_id,
@@ -185,13 +205,10 @@ class RequestContext:
             (oslo.messaging's C{unpack_context}, in one step).
         @rtype: L{RequestContext}
         """
-        own, aliases, known = _read_keys(prefix)
+        own, aliases, known = _PREFIXED.get(prefix) or _prefixed(prefix)
         # Look the known keys up rather than walk every entry: this runs for
         # every request a server takes, on the whole message.
-        kwargs: Dict[str, Any] = {}
-        for key, field in own:
-            if key in values:
-                kwargs[field] = values[key]
+        kwargs: Dict[str, Any] = {field: values[key] for key, field in own if key in values}
         found = len(kwargs)
         for key, field in aliases:
             if key in values:
@@ -267,6 +284,7 @@ _ALIAS_KEYS: Dict[str, str] = {
     "user_identity": "",
 }
 _PREFIXED: Dict[str, Any] = {}
+_WRITTEN_KEYS: Dict[str, Any] = {}
 
 
 def _prefixed(prefix: str) -> Any:
@@ -278,18 +296,17 @@ def _prefixed(prefix: str) -> Any:
     if tables is None:
         own = tuple((prefix + key, field) for key, field in _OWN_KEYS.items())
         aliases = tuple((prefix + key, field) for key, field in _ALIAS_KEYS.items())
-        tables = _PREFIXED[prefix] = (
-            tuple(prefix + key for key in _WIRE_KEYS), own, aliases, frozenset(key for key, _ in own + aliases),
-        )
+        tables = _PREFIXED[prefix] = (own, aliases, frozenset(key for key, _ in own + aliases))
+        _WRITTEN_KEYS[prefix] = tuple(prefix + key for key in _WIRE_KEYS)
     return tables
 
 
 def _wire_keys(prefix: str) -> Any:
-    return _prefixed(prefix)[0]
-
-
-def _read_keys(prefix: str) -> Any:
-    return _prefixed(prefix)[1:]
+    keys = _WRITTEN_KEYS.get(prefix)
+    if keys is None:
+        _prefixed(prefix)
+        keys = _WRITTEN_KEYS[prefix]
+    return keys
 
 
 def get_admin_context(read_deleted: str = "no") -> RequestContext:

@@ -168,12 +168,18 @@ class RPCClient:
             return RPCVersionCapError(target.version or "1.0", self.version_cap)
         return None
 
-    def _exchange(self) -> Exchange:
-        return Exchange(self.target.exchange or self._control_exchange, "topic", durable=self._durable)
-
-    def _routing_key(self) -> str:
+    def _address(self) -> Tuple[Exchange, str]:
+        """
+        The topic exchange and routing key of the target, made once per
+        target (the target may be replaced, never changed in place).
+        """
         target = self.target
-        return f"{target.topic}.{target.server}" if target.server else target.topic  # type: ignore[return-value]
+        address = self.__dict__.get("_address_of")
+        if address is None or address[0] is not target:
+            exchange = Exchange(target.exchange or self._control_exchange, "topic", durable=self._durable)
+            key = f"{target.topic}.{target.server}" if target.server else target.topic
+            address = self._address_of = (target, exchange, key)
+        return address[1], address[2]  # type: ignore[return-value]
 
     def call(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
         """
@@ -208,7 +214,7 @@ class RPCClient:
         except Exception:
             return defer.fail()
         pending = _PendingCall(self, waiter, msg_id, method, timeout)
-        return pending.send(self._exchange(), self._routing_key(), body)
+        return pending.send(*self._address(), body)
 
     def cast(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
         """
@@ -238,7 +244,7 @@ class RPCClient:
         if target.fanout:
             exchange, key = Exchange(f"{target.topic}_fanout", "fanout", auto_delete=True), ""
         else:
-            exchange, key = self._exchange(), self._routing_key()
+            exchange, key = self._address()
         return self._transport.publish(exchange, key, body)
 
 
