@@ -22,7 +22,8 @@ setup(
     package_data={"novasvc": ["py.typed"], "novasvc.db": ["migrations/*.py"]},
     install_requires=[
         "Twisted>=23.8",
-        "pika>=1.3",
+        # novasvc.transport reaches into pika 1.x internals (see _amqp_frames.py).
+        "pika>=1.3,<2",
         "SQLAlchemy>=2.0",
         "zope.interface>=6",
         "PyYAML>=6",
