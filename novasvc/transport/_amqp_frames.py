@@ -24,10 +24,13 @@ class FrameWriter:
     content header, body frames of at most the connection's body size) with
     what repeats between messages made once (the method frame of an exchange
     and routing key, the encoded properties), and C{basic.ack}; the frames of
-    one call go to the socket in one write instead of one per frame. It uses pika's connection internals
-    (C{_adapter_emit_data}, C{_body_max_length} and the byte counters), so
-    L{for_channel} returns C{None} when a pika release lacks them; the
-    publisher then uses C{basic_publish}.
+    one call go to the socket in one write instead of one per frame.
+
+    It uses pika's connection internals (C{_adapter_emit_data},
+    C{_body_max_length} and the byte counters), so L{for_channel} returns
+    C{None} when a pika release lacks them, and the callers then use pika's
+    C{basic_publish} and C{basic_ack}. The tests check the bytes against
+    pika's own frames.
     """
 
     def __init__(self, connection: Any, channel_number: int) -> None:
