@@ -730,6 +730,25 @@ class BackoffTests(unittest.SynchronousTestCase):
         self.successResultOf(transport.stop())
 
 
+    def test_no_delay(self) -> None:
+        """
+        When the TCP connection to the broker is made, then Nagle's algorithm
+        is turned off on it (TCP_NODELAY), so small frames leave at once.
+        """
+        clock = MemoryReactorClock()
+        transport = AMQPTransport(TransportURL.parse("rabbit://10.0.0.1/"), reactor=clock)
+        transport.start()
+        wrapper = clock.tcpClients[-1][2].buildProtocol(None)
+        tcp = StringTransportWithDisconnection()
+        tcp.protocol = wrapper
+        no_delay: List[bool] = []
+        tcp.setTcpNoDelay = no_delay.append  # type: ignore[method-assign]
+        wrapper.makeConnection(tcp)
+        self.assertEqual(no_delay, [True])
+        tcp.loseConnection()
+        self.successResultOf(transport.stop())
+
+
 class RoundRobinEndpointTests(unittest.SynchronousTestCase):
     """
     L{RoundRobinEndpoint} walks the URL's hosts.
