@@ -132,15 +132,18 @@ class ReportTests(SynchronousTestCase):
 
     def test_startup_targets(self):
         """
-        When start-up took 0.8 s and idle RSS is 60 MiB, then the start-up
-        target is met and the RSS one is not.
+        When start-up took 0.8 s, twistd's idle RSS is 60 MiB and the
+        benchmark server's 35 MiB, then the start-up target is met, the RSS
+        one for twistd is not and the one for the benchmark's server is.
         """
         startup = {"ready_s": _report.Summary([0.8]), "idle_rss_mib": _report.Summary([60.0])}
         text = _report.render({"novasvc": [_run()]}, {"novasvc": "novasvc"}, startup)
         self.assertIn("| `twistd novasvc` exec to consuming ≤ 1.0 s (bench/startup.py) | 0.800 s | **met** |",
                       text)
-        self.assertIn("| idle server RSS ≤ 50 MiB (`twistd novasvc`, bench/startup.py) | 60.0 MiB | **not met** |",
-                      text)
+        self.assertIn("| idle server RSS ≤ 50 MiB (`twistd novasvc`, SQLite service store, bench/startup.py) "
+                      "| 60.0 MiB | **not met** |", text)
+        self.assertIn("| idle server RSS ≤ 50 MiB (the benchmark's server: memory service store) | 35.0 MiB "
+                      "| **met** |", text)
 
 
 class SmokeRunTests(SynchronousTestCase):
