@@ -152,8 +152,11 @@ class RequestContext:
         C{"<user> <project> <domain> <user_domain> <project_domain>"} with
         C{-} for unknown parts, as oslo.context's logging identity.
         """
-        parts = (self.user_id, self.project_id, self.domain_id, self.user_domain_id, self.project_domain_id)
-        return " ".join("-" if p is None else str(p) for p in parts)
+        user_id, project_id = self.user_id, self.project_id
+        domain_id, user_domain_id, project_domain_id = self.domain_id, self.user_domain_id, self.project_domain_id
+        return (f"{'-' if user_id is None else user_id} {'-' if project_id is None else project_id} "
+                f"{'-' if domain_id is None else domain_id} {'-' if user_domain_id is None else user_domain_id} "
+                f"{'-' if project_domain_id is None else project_domain_id}")
 
     def to_dict(self, prefix: str = "") -> Dict[str, Any]:
         """
@@ -165,18 +168,14 @@ class RequestContext:
             in Nova's C{"%Y-%m-%dT%H:%M:%S.%f"} format.
         @rtype: C{dict}
         """
-        timestamp = _timestamp_text(self.timestamp)
         user_id, project_id = self.user_id, self.project_id
-        domain_id, user_domain_id, project_domain_id = self.domain_id, self.user_domain_id, self.project_domain_id
-        identity = (f"{'-' if user_id is None else user_id} {'-' if project_id is None else project_id} "
-                    f"{'-' if domain_id is None else domain_id} {'-' if user_domain_id is None else user_domain_id} "
-                    f"{'-' if project_domain_id is None else project_domain_id}")
         # The values in the order of _WIRE_KEYS.
-        written = dict(zip(_wire_keys(prefix), (
-            user_id, project_id, user_id, project_id, domain_id, user_domain_id, project_domain_id,
+        written = dict(zip(_keys(prefix).written, (
+            user_id, project_id, user_id, project_id, self.domain_id, self.user_domain_id, self.project_domain_id,
             self.system_scope, self.is_admin, self.read_only, self.show_deleted, self.auth_token,
-            self.request_id, self.global_request_id, self.resource_uuid, list(self.roles), identity,
-            self.is_admin_project, self.read_deleted, self.remote_address, timestamp, self.quota_class,
+            self.request_id, self.global_request_id, self.resource_uuid, list(self.roles), self.user_identity,
+            self.is_admin_project, self.read_deleted, self.remote_address, _timestamp_text(self.timestamp),
+            self.quota_class,
             self.user_name, self.project_name, list(self.service_catalog), self.client_timeout,
         )))
         if not self.extra:
@@ -205,7 +204,8 @@ class RequestContext:
             (oslo.messaging's C{unpack_context}, in one step).
         @rtype: L{RequestContext}
         """
-        own, aliases, known = _PREFIXED.get(prefix) or _prefixed(prefix)
+        keys = _keys(prefix)
+        own, aliases, known = keys.own, keys.aliases, keys.known
         # Look the known keys up rather than walk every entry: this runs for
         # every request a server takes, on the whole message.
         kwargs: Dict[str, Any] = {field: values[key] for key, field in own if key in values}
@@ -283,29 +283,40 @@ _ALIAS_KEYS: Dict[str, str] = {
     "project_domain": "project_domain_id",
     "user_identity": "",
 }
-_PREFIXED: Dict[str, Any] = {}
-_WRITTEN_KEYS: Dict[str, Any] = {}
 
 
-def _prefixed(prefix: str) -> Any:
+@attrs.frozen
+class _Keys:
+    """
+    The wire keys of a context for one prefix.
+
+    @ivar written: the keys L{RequestContext.to_dict} writes, as
+        L{_WIRE_KEYS}.
+    @ivar own: C{(key, field)} for each field's own key.
+    @ivar aliases: C{(key, field)} for each alias (C{""}: read as nothing).
+    @ivar known: every key in L{own} and L{aliases}.
+    """
+
+    written: Tuple[str, ...]
+    own: Tuple[Tuple[str, str], ...]
+    aliases: Tuple[Tuple[str, str], ...]
+    known: frozenset
+
+
+_KEYS: Dict[str, _Keys] = {}
+
+
+def _keys(prefix: str) -> _Keys:
     """
     The key tables for C{prefix}, made once per prefix (there are one or
     two).
     """
-    tables = _PREFIXED.get(prefix)
-    if tables is None:
+    keys = _KEYS.get(prefix)
+    if keys is None:
         own = tuple((prefix + key, field) for key, field in _OWN_KEYS.items())
         aliases = tuple((prefix + key, field) for key, field in _ALIAS_KEYS.items())
-        tables = _PREFIXED[prefix] = (own, aliases, frozenset(key for key, _ in own + aliases))
-        _WRITTEN_KEYS[prefix] = tuple(prefix + key for key in _WIRE_KEYS)
-    return tables
-
-
-def _wire_keys(prefix: str) -> Any:
-    keys = _WRITTEN_KEYS.get(prefix)
-    if keys is None:
-        _prefixed(prefix)
-        keys = _WRITTEN_KEYS[prefix]
+        keys = _KEYS[prefix] = _Keys(tuple(prefix + key for key in _WIRE_KEYS), own, aliases,
+                                     frozenset(key for key, _ in own + aliases))
     return keys
 
 

@@ -208,9 +208,10 @@ class RPCClient:
         msg_id = wire.new_id()
         target = self.target
         try:
-            body = wire.encode_request(method, kwargs, _context_entries(ctxt), namespace=target.namespace,
+            context, prefixed = _context_entries(ctxt)
+            body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
                                        version=target.version, msg_id=msg_id, reply_q=waiter.queue.name,
-                                       timeout=self.call_monitor_timeout, prefixed=True)
+                                       timeout=self.call_monitor_timeout, prefixed=prefixed)
         except Exception:
             return defer.fail()
         pending = _PendingCall(self, waiter, msg_id, method, timeout)
@@ -237,8 +238,9 @@ class RPCClient:
             return defer.fail(error)
         target = self.target
         try:
-            body = wire.encode_request(method, kwargs, _context_entries(ctxt), namespace=target.namespace,
-                                       version=target.version, prefixed=True)
+            context, prefixed = _context_entries(ctxt)
+            body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
+                                       version=target.version, prefixed=prefixed)
         except Exception:
             return defer.fail()
         if target.fanout:
@@ -248,25 +250,23 @@ class RPCClient:
         return self._transport.publish(exchange, key, body)
 
 
-def _context_entries(ctxt: _ContextLike) -> Mapping[str, Any]:
+def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
     """
-    The context as the message's C{_context_<key>} entries.
-
+    @return: the context's entries, and whether they already carry the
+        message's C{_context_} prefix (a L{RequestContext} writes them so in
+        one step).
     @raise TypeError: for something that is not a context.
     """
     if type(ctxt) is RequestContext:
-        return ctxt.to_dict(wire.CONTEXT_PREFIX)
+        return ctxt.to_dict(wire.CONTEXT_PREFIX), True
     if ctxt is None:
-        return {}
+        return {}, False
     if isinstance(ctxt, Mapping):
-        values = ctxt
-    else:
-        to_dict = getattr(ctxt, "to_dict", None)
-        if to_dict is None:
-            raise TypeError(f"the context must be a RequestContext, a dict or None, not {type(ctxt).__name__}")
-        values = to_dict()
-    prefix = wire.CONTEXT_PREFIX
-    return {prefix + key: value for key, value in values.items()}
+        return ctxt, False
+    to_dict = getattr(ctxt, "to_dict", None)
+    if to_dict is None:
+        raise TypeError(f"the context must be a RequestContext, a dict or None, not {type(ctxt).__name__}")
+    return to_dict(), False
 
 
 class _PendingCall:

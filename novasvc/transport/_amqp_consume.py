@@ -16,8 +16,9 @@ Acks are cheap: an ack made while the protocol is handling incoming data
 (typically from C{on_message} itself) is held until that batch of frames is
 handled, and if by then no other delivery of the channel is unsettled, one
 C{basic.ack} with C{multiple} set acknowledges them all; otherwise each is
-acked on its own, their frames in one socket write. Rejects are sent at once. Held acks are sent before the
-channel or the connection is closed by novasvc.
+acked on its own, their frames in one socket write. Rejects are sent at
+once. Held acks are sent before the channel or the connection is closed by
+novasvc.
 """
 
 from typing import Any, Callable, List, Optional, Protocol, Sequence
