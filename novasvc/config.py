@@ -22,19 +22,28 @@ import math
 import os
 import re
 import socket
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import attrs
 import yaml
 
-from novasvc.exceptions import ConfigError
-from novasvc.loader import is_dotted_path
+from novasvc.exceptions import ConfigError, LoadError
+from novasvc.loader import is_dotted_path, load_object
+from novasvc.options import (
+    DriverOpt,
+    OptionError,
+    Section,
+    build_section,
+    declared_options,
+    show_value,
+)
 from novasvc.transport.url import TransportURL, redact
 
 __all__ = ["Config", "DatabaseConfig", "load_config", "managers_from"]
 
 DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_CONNECTION = "sqlite:///novasvc.sqlite"
+DEFAULT_DB_DRIVER = "novasvc.db.api.Database"
 
 
 def _hide_password(url: str) -> str:
@@ -97,6 +106,11 @@ class Config:
         the connection is considered dead (C{0}: no heartbeats).
     @ivar managers: C{<topic>_manager} keys, as a sorted tuple of
         (topic, dotted path) pairs; read with L{manager_for}.
+    @ivar db_driver: the dotted path of the database API a manager gets as
+        C{self.db} (Nova's C{db_driver}); see L{novasvc.db.api}.
+    @ivar sections: the sections declared by managers and drivers, validated
+        by L{bind}, as a sorted tuple of (name, L{Section}) pairs; read with
+        L{section}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -119,6 +133,84 @@ class Config:
     transient_queues_ttl: float = 1800
     heartbeat_timeout_threshold: float = 60
     managers: Tuple[Tuple[str, str], ...] = ()
+    db_driver: str = DEFAULT_DB_DRIVER
+    sections: Tuple[Tuple[str, Section], ...] = ()
+    # Sections the file gives that no component has declared yet (bind()).
+    _unbound: Tuple["_RawSection", ...] = attrs.field(default=(), repr=False, eq=False)
+
+    def section(self, name: str) -> Section:
+        """
+        @param name: a section declared by a manager or driver, e.g.
+            C{"volume"}.
+        @return: its validated, read-only values.
+        @raise KeyError: if no bound component declares C{name}.
+        """
+        for key, section in self.sections:
+            if key == name:
+                return section
+        raise KeyError(f"no configuration section {name!r} (declared sections: "
+                       f"{', '.join(key for key, _ in self.sections) or 'none'})")
+
+    def bind(self, components: Iterable[Any], default_section: Optional[str] = None) -> "Config":
+        """
+        Validate the sections that C{components} declare (see
+        L{novasvc.options}), and those of the drivers their L{DriverOpt}s
+        choose, against what the file gave; fill in the defaults.
+
+        A section already bound is kept as it is. After binding, any
+        section of the file that no component declares is refused, unless it
+        is named after a topic of a C{<topic>_manager} key (another manager
+        configured in the same file).
+
+        @param components: managers and drivers (classes, modules or
+            instances) declaring C{options} and C{config_section}.
+        @param default_section: the section name of a component that
+            declares options but no C{config_section} (the manager's topic).
+        @return: a copy with L{sections} complete.
+        @raise ConfigError: an unknown key, a wrong type, a missing required
+            value, an unknown section, or a driver path that cannot be
+            imported; the message names the file, line and key.
+        """
+        raw = {section.name: section for section in self._unbound}
+        bound = dict(self.sections)
+        seen: Dict[str, Tuple[Any, ...]] = {}
+        queue = [(component, default_section) for component in components]
+        while queue:
+            component, default = queue.pop(0)
+            try:
+                name, options = declared_options(component, default)
+            except TypeError as e:
+                raise ConfigError(str(e)) from None
+            if name is None:
+                continue
+            if name in seen:
+                if seen[name] != options:
+                    raise ConfigError(f"two components declare configuration section {name!r}")
+                continue
+            seen[name] = options
+            if name not in bound:
+                given = raw.pop(name, None) or _RawSection(name, (), "", ())
+                try:
+                    bound[name] = build_section(name, options, dict(given.values),
+                                                given.where, _suggest)
+                except OptionError as e:
+                    raise ConfigError(str(e)) from None
+            for opt in options:
+                if isinstance(opt, DriverOpt) and bound[name][opt.name] is not None:
+                    path = bound[name][opt.name]
+                    try:
+                        queue.append((load_object(path), None))
+                    except LoadError as e:
+                        where = _raw_where(self._unbound, name, opt.name)
+                        raise ConfigError(f"{where}: {e}") from None
+        topics = dict(self.managers)
+        for leftover in raw.values():
+            if leftover.name in topics:
+                continue  # the section of another manager this file configures
+            known = [*_CHECKS, "database", "<topic>_manager", *bound]
+            raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
+        kept = tuple(section for section in raw.values() if section.name in topics)
+        return attrs.evolve(self, sections=tuple(sorted(bound.items())), unbound=kept)
 
     def manager_for(self, topic: str) -> Optional[str]:
         """
@@ -131,6 +223,44 @@ class Config:
         @return: a copy with C{changes} applied (not validated again).
         """
         return attrs.evolve(self, **changes)
+
+
+@attrs.frozen
+class _RawSection:
+    """
+    A top-level mapping of the file that no built-in key claims: the
+    section of a manager or driver, validated by L{Config.bind}.
+
+    @ivar name: the key.
+    @ivar values: its (key, YAML value) pairs.
+    @ivar path: the file.
+    @ivar lines: (key, line number) pairs; C{""} is the section's own line.
+    """
+
+    name: str
+    values: Tuple[Tuple[Any, Any], ...]
+    path: str
+    lines: Tuple[Tuple[str, int], ...]
+
+    @property
+    def place(self) -> str:
+        return _place(self.path, dict(self.lines).get(""), self.name)
+
+    def where(self, key: str) -> str:
+        return _place(self.path, dict(self.lines).get(key), f"{self.name}.{key}")
+
+
+def _place(path: str, line: Optional[int], key: str) -> str:
+    if not path:
+        return f"configuration section {key}"
+    return f"{path}, line {line}: {key}" if line else f"{path}: {key}"
+
+
+def _raw_where(unbound: Tuple[_RawSection, ...], name: str, key: str) -> str:
+    for section in unbound:
+        if section.name == name:
+            return section.where(key)
+    return _place("", None, f"{name}.{key}")
 
 
 def managers_from(mapping: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
@@ -150,8 +280,10 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     The file is a mapping whose keys are L{Config}'s field names (except
     C{managers}), plus a C{database:} mapping with C{connection} and
     C{thread_pool_size}, plus any number of C{<topic>_manager: dotted.path}
-    keys (collected into L{Config.managers}). An empty file is an empty
-    mapping.
+    keys (collected into L{Config.managers}). Any other top-level mapping is
+    the section of a manager or driver: it is kept aside for
+    L{Config.bind}, which validates it once the components are known. An
+    empty file is an empty mapping.
 
     @param path: the YAML file, or C{None} for defaults and overrides only.
     @param overrides: command-line values keyed by L{Config} field name, with
@@ -170,12 +302,13 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     values: Dict[str, Any] = {}
     database: Dict[str, Any] = {}
     managers: Dict[str, str] = {}
+    unbound: List[_RawSection] = []
     if path is not None:
         data, lines = _read_yaml(path, os.environ if environ is None else environ)
-        _apply_file(path, data, lines, values, database, managers)
+        _apply_file(path, data, lines, values, database, managers, unbound)
     _apply_overrides(overrides, values, database)
-    return Config(database=DatabaseConfig(**database),
-                  managers=managers_from(managers), **values)
+    return Config(database=DatabaseConfig(**database), managers=managers_from(managers),
+                  unbound=tuple(unbound), **values)
 
 
 # -- checkers: each takes the YAML value and returns the value to keep, or
@@ -245,6 +378,12 @@ def _module_names(value: Any) -> Tuple[str, ...]:
     return tuple(value)
 
 
+def _dotted_path(value: Any) -> str:
+    if not is_dotted_path(value):
+        raise _Bad("a dotted path such as mypackage.db.api.Database")
+    return value
+
+
 def _transport_url(value: Any) -> str:
     _string(value)
     try:
@@ -287,6 +426,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "allowed_remote_exmods": _module_names,
     "transient_queues_ttl": _seconds(positive=True),
     "heartbeat_timeout_threshold": _seconds(),
+    "db_driver": _dotted_path,
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,
@@ -300,7 +440,8 @@ _MANAGER_SUFFIX = "_manager"
 
 
 def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, Any],
-                database: Dict[str, Any], managers: Dict[str, str]) -> None:
+                database: Dict[str, Any], managers: Dict[str, str],
+                unbound: List[_RawSection]) -> None:
     def where(key: str) -> str:
         line = lines.get(key)
         return f"{path}, line {line}: {key}" if line else f"{path}: {key}"
@@ -333,6 +474,14 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
         elif key == "managers":
             raise ConfigError(f"{where(key)}: not a file key; write one "
                               "'<topic>_manager: dotted.path' key per topic instead")
+        elif isinstance(value, dict) or (value is None and key.isidentifier()):
+            # A manager's or driver's section, validated by Config.bind().
+            prefix = key + "."
+            section_lines = [("", lines.get(key, 0))] + [
+                (name[len(prefix):], line) for name, line in lines.items()
+                if name.startswith(prefix)]
+            unbound.append(_RawSection(key, tuple((value or {}).items()), path,
+                                       tuple(section_lines)))
         else:
             raise ConfigError(f"{where(key)}: unknown key"
                               f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager'])}")
@@ -374,15 +523,9 @@ def _show(key: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, str):
-        if key in _SECRET:
-            return "a string that is not one"
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
+    if isinstance(value, str) and key in _SECRET:
+        return "a string that is not one"
+    return show_value(value)
 
 
 def _suggest(key: str, known: Any) -> str:
@@ -490,8 +633,8 @@ def _key_lines(node: Any) -> Dict[str, int]:
     for key_node, value_node in node.value:
         if isinstance(key_node, yaml.ScalarNode):
             lines[key_node.value] = key_node.start_mark.line + 1
-            if key_node.value == "database" and isinstance(value_node, yaml.MappingNode):
+            if isinstance(value_node, yaml.MappingNode):
                 for sub, _ in value_node.value:
                     if isinstance(sub, yaml.ScalarNode):
-                        lines[f"database.{sub.value}"] = sub.start_mark.line + 1
+                        lines[f"{key_node.value}.{sub.value}"] = sub.start_mark.line + 1
     return lines

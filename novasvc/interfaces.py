@@ -10,6 +10,8 @@ contract test suite that runs against the twin and the real implementation:
     L{novasvc.transport.amqp.AMQPTransport} (RabbitMQ through pika).
   - L{IServiceStore}: L{novasvc.db.memory.MemoryServiceStore} and
     L{novasvc.db.store.SQLServiceStore} (SQLAlchemy).
+  - L{IDatabaseAPI}: L{novasvc.db.api.Database} on SQLite in memory and on
+    a database server.
 """
 
 from zope.interface import Attribute, Interface
@@ -243,4 +245,46 @@ class IServiceStore(Interface):
         """
         @return: a C{Deferred} firing with a C{list} of records ordered by id,
             filtered by whichever of C{host}, C{binary} and C{topic} is given.
+        """
+
+
+class IDatabaseAPI(Interface):
+    """
+    The database a manager reaches as C{self.db} (Nova's C{db_driver}): the
+    service's SQL database, for the manager's own tables, with every
+    statement run off the reactor thread.
+    """
+
+    def run(work, *args, **kwargs):
+        """
+        Run C{work(connection, *args, **kwargs)} in a worker thread, inside
+        one transaction: committed when C{work} returns, rolled back when it
+        raises.
+
+        @param work: a blocking callable taking an SQLAlchemy C{Connection}
+            first.
+        @return: a C{Deferred} firing with what C{work} returned, or failing
+            with what it raised (or the database error).
+        """
+
+    def create_tables(metadata):
+        """
+        Create the tables of an SQLAlchemy C{MetaData} that do not exist
+        yet.
+
+        @return: a C{Deferred} firing with C{None}.
+        """
+
+    def start():
+        """
+        Make the API usable (a no-op when already running).
+
+        @return: a C{Deferred} firing with C{None}.
+        """
+
+    def stop():
+        """
+        Wait for the work already submitted, then close the connections.
+
+        @return: a C{Deferred} firing with C{None}.
         """

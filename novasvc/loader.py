@@ -16,7 +16,7 @@ import re
 import sys
 import traceback
 from types import ModuleType
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from zope.interface.exceptions import (
     BrokenImplementation,
@@ -30,7 +30,7 @@ from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import LoadError
 
-__all__ = ["is_dotted_path", "load_object", "load_driver"]
+__all__ = ["is_dotted_path", "load_object", "load_driver", "create_object", "describe_object"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = rf"{_NAME}(?:\.{_NAME})*"
@@ -83,20 +83,23 @@ def load_object(path: str) -> Any:
     return _walk(path, module, imported, rest.split(".") if rest else [])
 
 
-def load_driver(path: str, iface: InterfaceClass, *args: Any, **kwargs: Any) -> Any:
+def load_driver(path: str, iface: InterfaceClass, *args: Any,
+                offer: Mapping[str, Any] = {}, **kwargs: Any) -> Any:
     """
     Load a driver and check that it provides C{iface}.
 
-    The object at C{path} is used as follows: a module is the driver itself
-    (it declares C{moduleProvides(iface)}); a class or other callable is a
-    factory, called as C{factory(*args, **kwargs)}, whose result is the
-    driver; any other object is used as it is. The driver must declare
-    C{iface} (C{@implementer}) and have every attribute and method of it with
-    a compatible signature, as C{zope.interface.verify.verifyObject} checks.
+    The object at C{path} is used as L{create_object} says: a module or an
+    instance is the driver itself; a class or other callable is a factory
+    whose result is the driver. The driver must declare C{iface}
+    (C{@implementer}, or C{moduleProvides} for a module) and have every
+    attribute and method of it with a compatible signature, as
+    C{zope.interface.verify.verifyObject} checks.
 
     @param path: the dotted path (see L{load_object}).
     @param iface: the zope interface the driver must provide.
     @param args: positional arguments for the factory.
+    @param offer: keyword arguments passed to the factory only if its
+        signature accepts them (e.g. C{config}).
     @param kwargs: keyword arguments for the factory.
     @return: the driver.
     @raise LoadError: if the path cannot be loaded, the factory raised (the
@@ -104,17 +107,7 @@ def load_driver(path: str, iface: InterfaceClass, *args: Any, **kwargs: Any) -> 
         C{iface}; the message names each missing or incompatible method or
         attribute and the interface.
     """
-    found = load_object(path)
-    if inspect.ismodule(found) or not callable(found):
-        driver = found
-    else:
-        try:
-            driver = found(*args, **kwargs)
-        except Exception as e:
-            raise LoadError(
-                f"cannot create driver {path!r}: calling it raised "
-                f"{type(e).__name__}: {e}{_where(e)}"
-            ) from e
+    driver = create_object(path, load_object(path), "driver", *args, offer=offer, **kwargs)
     try:
         verifyObject(iface, driver)
     except Invalid as e:
@@ -122,6 +115,76 @@ def load_driver(path: str, iface: InterfaceClass, *args: Any, **kwargs: Any) -> 
         problems = "; ".join(_describe(problem, iface) for problem in _problems(e))
         raise LoadError(f"driver {path!r} does not provide {name}: {problems}") from e
     return driver
+
+
+def create_object(path: str, found: Any, what: str, *args: Any,
+                  offer: Mapping[str, Any] = {}, **kwargs: Any) -> Any:
+    """
+    Turn what a dotted path names into the component it stands for, as
+    Nova's documentation says of managers and drivers: "singletons,
+    classes, modules or objects". A module, or an object that is not
+    callable, is the component itself; a class or other callable is a
+    factory, called as C{found(*args, **kwargs, **accepted)} where
+    C{accepted} are the entries of C{offer} that its signature takes.
+
+    @param path: the dotted path, for messages.
+    @param found: the object L{load_object} returned for it.
+    @param what: C{"manager"} or C{"driver"}, for messages.
+    @return: the component.
+    @raise LoadError: if calling the factory raised; the message names the
+        path, what it is, the arguments and the exception (chained).
+    """
+    if inspect.ismodule(found) or not callable(found):
+        return found
+    accepted = _accepted(found, offer)
+    try:
+        return found(*args, **kwargs, **accepted)
+    except Exception as e:
+        shown = ", ".join([*(repr(a) for a in args),
+                           *(f"{k}=..." for k in (*kwargs, *accepted))])
+        raise LoadError(
+            f"cannot create {what} {path!r}: calling {describe_object(found)}({shown}) "
+            f"raised {type(e).__name__}: {_cut(str(e))}{_where(e)}"
+        ) from e
+
+
+def describe_object(found: Any) -> str:
+    """
+    @return: a few words saying what C{found} is, e.g. C{"class
+        pkg.mod.Name"}, C{"function os.path.join"}, C{"module os"} or
+        C{"str instance"}.
+    """
+    if inspect.ismodule(found):
+        return f"module {found.__name__}"
+    name = f"{getattr(found, '__module__', None) or '?'}.{getattr(found, '__qualname__', '?')}"
+    if inspect.isclass(found):
+        return f"class {name}"
+    if inspect.isroutine(found):
+        return f"function {name}"
+    return f"{type(found).__qualname__} instance"
+
+
+def _accepted(factory: Any, offer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """
+    @return: the entries of C{offer} that C{factory}'s signature takes by
+        keyword (all of them for a C{**kwargs} signature, none when the
+        signature cannot be read).
+    """
+    if not offer:
+        return offer
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return offer
+    named = {name for name, p in parameters.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return {name: value for name, value in offer.items() if name in named}
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _import(path: str, module_path: str, strict: bool) -> Tuple[Optional[ModuleType], str]:

@@ -1,15 +1,21 @@
 # -*- test-case-name: tests.test_manager -*-
 """
 The L{Manager} base class: the logic of one service, its lifecycle hooks and
-its periodic tasks (Nova's C{nova.manager.Manager}).
+its periodic tasks (Nova's C{nova.manager.Manager}); and L{load_manager},
+which turns what C{--manager} names into one.
 """
 
+import inspect
 import socket
-from typing import Any, ClassVar, FrozenSet, List, Optional
+from typing import Any, ClassVar, FrozenSet, List, Mapping, Optional, Sequence
 
-from novasvc.periodic import PeriodicTasks
+from novasvc.exceptions import LoadError
+from novasvc.loader import create_object, describe_object, load_driver, load_object
+from novasvc.options import DriverOpt, Opt, Section
 
-__all__ = ["Manager"]
+__all__ = ["Manager", "load_manager"]
+
+from novasvc.periodic import PeriodicTasks  # noqa: E402 (after __all__ for readability)
 
 
 class Manager(PeriodicTasks):
@@ -37,6 +43,22 @@ class Manager(PeriodicTasks):
         by subclasses, e.g. C{Target(version="1.3")} (its namespace and the
         highest version it implements). C{None}: as oslo.messaging treats an
         endpoint without a target, the default namespace at version 1.0.
+    B{Configuration.} A manager declares its own options in L{options} (a
+    sequence of L{novasvc.options.Opt}); they are read from the YAML section
+    named L{config_section} (default: the topic), validated at start-up,
+    and reach the manager as L{config} (the whole read-only
+    L{novasvc.config.Config}) and L{section} (its own part). A
+    L{novasvc.options.DriverOpt} chooses a driver by dotted path, which
+    L{load_driver} loads and verifies against the declared interface.
+
+    B{Database.} L{db} is the database API chosen by the C{db_driver}
+    setting (default: L{novasvc.db.api.Database} on the service's
+    database), so a manager can keep its own tables, as Nova's managers
+    have C{self.db}.
+
+    @cvar options: the options of this manager's section (C{Sequence[Opt]}).
+    @cvar config_section: the YAML section holding them (C{str}; default:
+        the topic).
     @cvar rpc_hidden_names: names never callable over RPC: every lifecycle
         and framework attribute of this class. The RPC dispatcher refuses
         them and every name starting with C{_}. A subclass may extend it
@@ -48,9 +70,15 @@ class Manager(PeriodicTasks):
     @ivar additional_endpoints: more RPC endpoint objects served next to
         the manager (Nova's attribute of the same name); empty here.
     @type additional_endpoints: C{list}
+    @ivar config: the validated, read-only configuration
+        (L{novasvc.config.Config}); the defaults when none was given.
+    @ivar db: the database API (L{novasvc.db.api.IDatabaseAPI}), or C{None}
+        when the manager was built without one.
     """
 
     target: ClassVar[Optional[Any]] = None
+    options: ClassVar[Sequence[Opt]] = ()
+    config_section: ClassVar[Optional[str]] = None
 
     rpc_hidden_names: ClassVar[FrozenSet[str]] = frozenset(
         {
@@ -60,6 +88,12 @@ class Manager(PeriodicTasks):
             "target",
             "additional_endpoints",
             "rpc_hidden_names",
+            "config",
+            "db",
+            "options",
+            "config_section",
+            "section",
+            "load_driver",
             # Not defined here, but read by the Service (Service.create takes
             # a manager class's topic when no binary names one).
             "topic",
@@ -79,20 +113,65 @@ class Manager(PeriodicTasks):
     )
 
     def __init__(
-        self, host: Optional[str] = None, service_name: str = "undefined", *args: Any, **kwargs: Any
+        self, host: Optional[str] = None, service_name: str = "undefined", *args: Any,
+        config: Optional[Any] = None, db: Optional[Any] = None, **kwargs: Any
     ) -> None:
         """
         @param host: the host name; C{None} means C{socket.gethostname()}
             (the Service passes its configured C{host}).
         @param service_name: the service's name, for logs and C{ping}.
+        @param config: the L{novasvc.config.Config} (the Service passes its
+            own, bound to this manager's section); C{None}: the defaults.
+        @param db: the database API (the Service passes the one C{db_driver}
+            names).
         @param args: passed on to the next class in the MRO (so managers
             can combine mixins); left-over arguments raise C{TypeError}.
         @param kwargs: likewise.
+        @raise novasvc.exceptions.ConfigError: if C{config} is C{None} and
+            a declared option is required.
         """
         super().__init__(*args, **kwargs)
         self.host: str = host if host is not None else socket.gethostname()
         self.service_name: str = service_name
         self.additional_endpoints: List[object] = []
+        if config is None:
+            from novasvc.config import Config
+
+            config = Config()
+        self.config = config.bind([self], default_section=service_name)
+        self.db = db
+
+    @property
+    def section(self) -> Section:
+        """
+        This manager's own validated options (L{novasvc.options.Section}),
+        read from its L{config_section}.
+
+        @raise KeyError: if the manager declares no options.
+        """
+        return self.config.section(self.config_section or self.service_name)
+
+    def load_driver(self, option: str = "driver", *args: Any, **kwargs: Any) -> Any:
+        """
+        Load the driver a L{novasvc.options.DriverOpt} of this manager's
+        section chooses, as Nova's managers load C{volume_driver}: through
+        L{novasvc.loader.load_driver}, verified against the option's
+        interface. The factory is offered C{config=self.config}.
+
+        @param option: the option's name.
+        @param args: positional arguments for the driver's factory.
+        @param kwargs: keyword arguments for it.
+        @return: the driver.
+        @raise novasvc.exceptions.LoadError: if it cannot be loaded or does
+            not provide the interface (the message names what is missing).
+        @raise KeyError: if no such L{DriverOpt} is declared.
+        """
+        opt = next((o for o in self.options if o.name == option and isinstance(o, DriverOpt)),
+                   None)
+        if opt is None:
+            raise KeyError(f"{type(self).__name__} declares no DriverOpt {option!r}")
+        return load_driver(self.section[option], opt.interface, *args,
+                           offer={"config": self.config}, **kwargs)
 
     def init_host(self, service_ref: Optional[Any]) -> None:
         """
@@ -135,3 +214,84 @@ class Manager(PeriodicTasks):
         @return: B{seconds} until the next call is useful.
         """
         return self.run_periodic_tasks(context, raise_on_error=raise_on_error)
+
+
+class _Adapted(Manager):
+    """
+    A module or plain object served as a manager: its public functions are
+    the RPC methods, and the service supplies the lifecycle hooks it lacks
+    (each hook it has is called).
+    """
+
+    def __init__(self, wrapped: Any, **kwargs: Any) -> None:
+        Manager.__init__(self, **kwargs)
+        self.wrapped = wrapped
+        self.target = getattr(wrapped, "target", None)  # type: ignore[misc]
+        self.additional_endpoints = [wrapped]
+
+    def _hook(self, name: str, *args: Any) -> Any:
+        hook = getattr(self.wrapped, name, None)
+        return hook(*args) if callable(hook) else None
+
+    def init_host(self, service_ref: Optional[Any]) -> Any:
+        return self._hook("init_host", service_ref)
+
+    def pre_start_hook(self, service_ref: Any) -> Any:
+        return self._hook("pre_start_hook", service_ref)
+
+    def post_start_hook(self) -> Any:
+        return self._hook("post_start_hook")
+
+    def cleanup_host(self) -> Any:
+        return self._hook("cleanup_host")
+
+    def reset(self) -> Any:
+        return self._hook("reset")
+
+
+def load_manager(manager: Any, *, host: str, service_name: str,
+                 offer: Mapping[str, Any] = {}) -> Manager:
+    """
+    Build the manager that C{--manager} or C{<topic>_manager} names, as
+    Nova's documentation puts it: "singletons, classes, modules or
+    objects". A L{Manager} subclass or any other factory is called as
+    C{factory(host=, service_name=)} plus the entries of C{offer} its
+    signature accepts (C{config}, C{db}); a module or an object is served as
+    it is, wrapped so that it has the lifecycle hooks it lacks (a module
+    serves only the public functions it defines itself).
+
+    @param manager: a dotted path, or the object it would name.
+    @param host: the service's host.
+    @param service_name: the service's name (its topic).
+    @param offer: more keyword arguments for a factory that takes them.
+    @return: a L{Manager}.
+    @raise LoadError: a one-line message naming the path, what it is and
+        why it cannot serve: it cannot be imported, calling it raised, or
+        it has nothing callable over RPC.
+    """
+    path = manager if isinstance(manager, str) else describe_object(manager)
+    found = load_object(manager) if isinstance(manager, str) else manager
+    built = create_object(path, found, "manager", host=host, service_name=service_name,
+                          offer=offer)
+    if isinstance(built, Manager):
+        return built
+    if not inspect.ismodule(built) and not _public_methods(built):
+        made = ("" if built is found
+                else f" (calling {describe_object(found)} returned a {type(built).__qualname__})")
+        raise LoadError(f"cannot serve manager {path!r}: it is a {describe_object(built)}"
+                        f"{made} with no public methods to call over RPC; expected a Manager "
+                        "class, a factory, a module or an object with methods")
+    return _Adapted(built, host=host, service_name=service_name,
+                    **{k: v for k, v in offer.items() if k in ("config", "db")})
+
+
+def _public_methods(obj: Any) -> List[str]:
+    """
+    @return: the public callable attributes C{obj}'s own class defines
+        (nothing for the instances of built-in types such as C{str}).
+    """
+    cls = type(obj)
+    if cls.__module__ == "builtins":
+        return []
+    return [name for name in dir(cls) if not name.startswith("_")
+            and callable(getattr(obj, name, None))]

@@ -27,8 +27,9 @@ from novasvc.context import get_admin_context
 from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
 from novasvc.interfaces import IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
-from novasvc.loader import load_object
-from novasvc.manager import Manager
+from novasvc.interfaces import IDatabaseAPI
+from novasvc.loader import create_object, describe_object, load_object
+from novasvc.manager import Manager, load_manager
 from novasvc.periodic import PeriodicTaskService, fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
@@ -57,13 +58,16 @@ class Service(AsyncMultiService):
     @ivar store: the L{IServiceStore}.
     @ivar transport: the L{ITransport}.
     @ivar rpcserver: the L{RPCServer} serving C{Target(topic, server=host)}.
+    @ivar db: the manager's L{IDatabaseAPI}, or C{None}; stopped after the
+        manager's C{cleanup_host}.
     """
 
     def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
                  config: Config, store: IServiceStore, transport: ITransport,
                  report_interval: Optional[float], periodic_enable: bool,
                  periodic_fuzzy_delay: float, periodic_interval_max: Optional[float],
-                 clock=None, rng: Optional[random.Random] = None) -> None:
+                 clock=None, rng: Optional[random.Random] = None,
+                 db: Optional[IDatabaseAPI] = None) -> None:
         AsyncMultiService.__init__(self)
         if clock is None:
             from twisted.internet import reactor as clock
@@ -72,6 +76,7 @@ class Service(AsyncMultiService):
         self.config = config
         self.store = store
         self.transport = transport
+        self.db = db
         self.clock = clock
         self.service_ref = None
         self.report_interval = report_interval
@@ -91,6 +96,9 @@ class Service(AsyncMultiService):
             transient_queues_ttl=config.transient_queues_ttl,
         )
         _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
+        if db is not None:
+            # Opened on first use (or by the manager); closed after cleanup_host.
+            _Step(start=lambda: None, stop=db.stop, name="db").setServiceParent(self)
         _Step(start=transport.start, stop=transport.stop, name="transport").setServiceParent(self)
         _Step(start=self._start_record, stop=self._stop_record, name="record").setServiceParent(self)
         _Step(start=self.rpcserver.start, stop=self._drain_rpc, name="rpc").setServiceParent(self)
@@ -106,22 +114,29 @@ class Service(AsyncMultiService):
 
     @classmethod
     def create(cls, host: Optional[str] = None, binary: Optional[str] = None,
-               topic: Optional[str] = None, manager: Union[str, Callable[..., Manager], None] = None,
+               topic: Optional[str] = None, manager: Union[str, Callable[..., Manager], Any] = None,
                report_interval: Optional[float] = None, periodic_enable: Optional[bool] = None,
                periodic_fuzzy_delay: Optional[float] = None,
                periodic_interval_max: Optional[float] = None, *,
                config: Optional[Config] = None, store: Optional[IServiceStore] = None,
-               transport: Optional[ITransport] = None, clock=None,
-               rng: Optional[random.Random] = None) -> "Service":
+               transport: Optional[ITransport] = None, db: Optional[IDatabaseAPI] = None,
+               clock=None, rng: Optional[random.Random] = None) -> "Service":
         """
         Build a service, filling every C{None} argument as Nova's
         C{Service.create()} does: C{host} from config; C{topic} from the
-        binary minus its C{novasvc-} prefix, else the manager class's C{topic}
-        attribute; C{manager} from the C{<topic>_manager} config key;
-        C{binary} as C{novasvc-<topic>}; the timer settings from config.
+        binary minus its C{novasvc-} prefix, else the manager's C{topic}
+        attribute; C{manager} from the C{<topic>_manager} config key (or the
+        only such key when neither topic nor binary is given); C{binary} as
+        C{novasvc-<topic>}; the timer settings from config.
 
-        @param manager: a dotted path, or a L{Manager} subclass or factory
-            called as C{manager(host=host, service_name=topic)}.
+        The configuration is bound to the manager's declared section (and
+        its drivers' sections; see L{novasvc.config.Config.bind}) before the
+        manager is built.
+
+        @param manager: a dotted path, or what one names: a L{Manager}
+            subclass or other factory (called as C{manager(host=,
+            service_name=)} plus C{config=} and C{db=} when it takes them), a
+            module or an object (see L{novasvc.manager.load_manager}).
         @param report_interval: seconds between report_state runs; C{0}
             disables reporting.
         @param periodic_fuzzy_delay: upper bound in seconds of the random delay
@@ -130,31 +145,42 @@ class Service(AsyncMultiService):
         @param store: the L{IServiceStore} (default: an SQL store on
             C{config.database.connection}).
         @param transport: the L{ITransport} (default: from C{config.transport_url}).
+        @param db: the manager's L{IDatabaseAPI} (default: what
+            C{config.db_driver} names, built with C{config=}, C{store=} and
+            C{reactor=} as it accepts them).
 
-        @raise ConfigError: when no manager or topic can be found.
-        @raise novasvc.exceptions.LoadError: when the manager path cannot be
-            imported.
+        @raise ConfigError: when no manager or topic can be found, or the
+            manager's section is invalid.
+        @raise novasvc.exceptions.LoadError: when the manager (or the
+            database API) cannot be imported, built or served; the message
+            is one line naming the path and the cause.
         """
         config = config or Config()
         host = host or config.host
         if topic is None and binary is not None and binary.startswith(BINARY_PREFIX):
             topic = binary[len(BINARY_PREFIX):]
+        if manager is None and topic is None and binary is None and len(config.managers) == 1:
+            topic, manager = config.managers[0]
         if manager is None and topic is not None:
             manager = config.manager_for(topic)
         if manager is None:
+            several = ", ".join(f"{t}_manager" for t, _ in config.managers)
             raise ConfigError(
                 "no manager to run: pass --manager DOTTED.PATH, or set "
                 f"'{topic or '<topic>'}_manager' in the config file"
+                + (f" (it names several: {several}; pass --topic to choose)" if several else "")
             )
-        manager_factory = load_object(manager) if isinstance(manager, str) else manager
+        found = load_object(manager) if isinstance(manager, str) else manager
         if topic is None:
-            topic = getattr(manager_factory, "topic", None)
-        if not topic:
+            topic = getattr(found, "topic", None)
+        if not topic or not isinstance(topic, str):
+            shown = manager if isinstance(manager, str) else describe_object(manager)
             raise ConfigError(
-                f"no topic for manager {manager!r}: pass --topic, a --binary named "
-                f"'{BINARY_PREFIX}<topic>', or give the manager class a 'topic' attribute"
+                f"no topic for manager {shown!r}: pass --topic, a --binary named "
+                f"'{BINARY_PREFIX}<topic>', or give the manager a 'topic' attribute"
             )
         binary = binary or BINARY_PREFIX + topic
+        config = config.bind([found], default_section=topic)
         if store is None:
             from novasvc.db.store import SQLServiceStore
 
@@ -169,9 +195,14 @@ class Service(AsyncMultiService):
                 config.transport_url, reactor=clock,
                 heartbeat=int(config.heartbeat_timeout_threshold),
             )
+        if db is None:
+            db = create_object(config.db_driver, load_object(config.db_driver), "database API",
+                               offer={"config": config, "store": store, "reactor": clock})
+        built = load_manager(found if not isinstance(manager, str) else manager, host=host,
+                             service_name=topic, offer={"config": config, "db": db})
         return cls(
-            host, binary, topic, manager_factory(host=host, service_name=topic),
-            config=config, store=store, transport=transport,
+            host, binary, topic, built,
+            config=config, store=store, transport=transport, db=db,
             report_interval=config.report_interval if report_interval is None else report_interval,
             periodic_enable=config.periodic_enable if periodic_enable is None else periodic_enable,
             periodic_fuzzy_delay=(config.periodic_fuzzy_delay if periodic_fuzzy_delay is None

@@ -266,7 +266,8 @@ class LoadDriverTests(SynchronousTestCase):
         """
         error = self.assertRaises(LoadError, load_driver,
                                   f"{self.package}.drivers.broken_factory", IGreeter)
-        self.assertIn("broken_factory': calling it raised RuntimeError: no greeter today", str(error))
+        self.assertIn("broken_factory': calling function ", str(error))
+        self.assertIn("broken_factory() raised RuntimeError: no greeter today", str(error))
         self.assertIsInstance(error.__cause__, RuntimeError)
 
     def test_missing_attribute(self) -> None:

@@ -233,6 +233,16 @@ class SQLServiceStore:
     def _now(self) -> datetime.datetime:
         return rules.naive_utc(self._utcnow())
 
+    def run(self, work: Callable[..., _T], *args: Any) -> "Deferred[_T]":
+        """
+        Run C{work(*args)} in this store's thread pool (for other users of
+        the same database, such as L{novasvc.db.api.Database}).
+
+        @return: a C{Deferred} firing with C{work}'s result; failing with
+            C{RuntimeError} when the store is not running.
+        """
+        return self._submit(work, *args)
+
     def _submit(self, work: Callable[..., _T], *args: Any) -> "Deferred[_T]":
         """
         Run C{work(*args)} in the pool; refuse it when not running.

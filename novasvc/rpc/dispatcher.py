@@ -14,8 +14,11 @@ L{NoSuchMethod}.
 
 The access policy is oslo's C{DefaultRPCAccessPolicy} (no names starting
 with C{_}) made stricter: names listed in the endpoint's C{rpc_hidden_names}
-(the Manager's lifecycle hooks), attributes of C{object}, the reserved
-C{target} attribute, classes and anything not callable are refused too.
+(the Manager's lifecycle hooks; an endpoint without that attribute hides the
+hooks by their usual names), attributes of C{object}, the reserved C{target}
+attribute, classes and anything not callable are refused too. A module
+served as an endpoint exposes only the functions it defines itself, not
+those it imports.
 """
 
 import inspect
@@ -34,6 +37,12 @@ _DEFAULT_VERSION = "1.0"
 _CACHE_SIZE = 4096
 _OBJECT_NAMES = frozenset(dir(object))
 _Key = Tuple[Optional[str], Optional[str], str]
+# Hidden on an endpoint that declares no rpc_hidden_names of its own (a
+# module or plain object served as a manager): the hooks the service calls.
+_LIFECYCLE_NAMES = frozenset({
+    "init_host", "pre_start_hook", "post_start_hook", "cleanup_host", "reset",
+    "periodic_tasks", "run_periodic_tasks", "options", "config_section", "topic",
+})
 _CoroutineType = types.CoroutineType
 
 
@@ -177,7 +186,7 @@ def _allowed_method(endpoint: object, name: str) -> Optional[Callable[..., Any]]
     """
     if not name or name[0] == "_" or name in _OBJECT_NAMES or name == "target":
         return None
-    if name in getattr(endpoint, "rpc_hidden_names", frozenset()):
+    if name in getattr(endpoint, "rpc_hidden_names", _LIFECYCLE_NAMES):
         return None
     try:
         attr = getattr(endpoint, name)
@@ -185,6 +194,8 @@ def _allowed_method(endpoint: object, name: str) -> Optional[Callable[..., Any]]
         return None
     if not callable(attr) or isinstance(attr, type):
         return None
+    if isinstance(endpoint, types.ModuleType) and getattr(attr, "__module__", None) != endpoint.__name__:
+        return None  # imported into the module, not defined by it
     return attr  # type: ignore[no-any-return]
 
 
