@@ -156,17 +156,28 @@ class Opt:
 _INVALID = object()
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class DriverOpt(Opt):
     """
     The option that chooses a driver by dotted path, as Nova's
     C{volume_driver}: its value is loaded with
-    L{novasvc.loader.load_driver} and must provide L{interface}.
+    L{novasvc.loader.load_driver} and must provide L{interface}; the
+    driver's own section (if it declares options) is validated too.
 
     @ivar interface: the zope interface the driver must provide.
     """
 
     interface: Any = None
+
+    def __init__(self, name: str, interface: Any, default: Any = REQUIRED, help: str = "") -> None:
+        """
+        @param name: the key, usually C{"driver"}.
+        @param interface: the zope interface the driver must provide.
+        @param default: the dotted path used when the file gives none
+            (L{REQUIRED}: the file must give one).
+        @param help: one sentence for humans.
+        """
+        self.__attrs_init__(name=name, type=str, default=default, help=help, interface=interface)
 
     def expected(self) -> str:
         return "the dotted path of a driver such as mypackage.drivers.FileDriver"

@@ -9,9 +9,11 @@ from typing import Any, Mapping
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import Interface
 
 from novasvc.config import Config, DatabaseConfig, load_config
 from novasvc.exceptions import ConfigError
+from novasvc.options import DriverOpt, Opt, Section
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "etc", "novasvc.yaml")
@@ -532,6 +534,203 @@ class EnvironmentTests(_ConfigTestCase):
         self.patch(os, "environ", {"NOVASVC_TEST_HOST": "env-host"})
         config = load_config(self.write("host: ${NOVASVC_TEST_HOST}\n"))
         self.assertEqual(config.host, "env-host")
+
+
+class IThing(Interface):
+    """
+    A driver interface for the binding tests.
+    """
+
+
+class FileThingDriver:
+    """
+    A driver that declares options of its own.
+    """
+
+    config_section = "file_thing"
+    options = (Opt("directory", help="where things go"), Opt("capacity", int, default=10))
+
+
+class PlainThingDriver:
+    """
+    A driver without options.
+    """
+
+
+class ThingManager:
+    """
+    A manager class declaring a section.
+    """
+
+    topic = "thing"
+    config_section = "thing"
+    options = (
+        DriverOpt("driver", IThing, default="tests.test_config.PlainThingDriver"),
+        Opt("size", int, default=1, minimum=1),
+        Opt("label", default=None),
+    )
+
+
+class BindTests(_ConfigTestCase):
+    """
+    L{Config.bind} validates the sections that managers and drivers declare.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        When the file has no section for a component, then binding fills
+        in its defaults.
+        """
+        config = load_config(None).bind([ThingManager])
+        self.assertEqual(config.section("thing"),
+                         Section("thing", {"driver": "tests.test_config.PlainThingDriver",
+                                           "size": 1, "label": None}))
+
+    def test_fileValues(self) -> None:
+        """
+        When the file gives the section, then its values are validated and
+        kept, read-only.
+        """
+        config = self.load("""
+            thing:
+              size: 3
+              label: big
+            """).bind([ThingManager])
+        self.assertEqual(config.section("thing").size, 3)
+        self.assertEqual(config.section("thing")["label"], "big")
+        self.assertRaises(AttributeError, setattr, config.section("thing"), "size", 4)
+
+    def test_unknownKeyInSection(self) -> None:
+        """
+        When a declared section has an unknown key, then L{ConfigError}
+        names the file, line and key, with a suggestion.
+        """
+        path = self.write("""
+            report_interval: 5
+            thing:
+              size: 3
+              sise: 4
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [ThingManager])
+        self.assertEqual(str(error), f"{path}, line 5: thing.sise: unknown key "
+                                     "(did you mean 'size'?)")
+
+    def test_wrongTypeInSection(self) -> None:
+        """
+        When a section's value has the wrong type, then L{ConfigError} says
+        what was expected.
+        """
+        path = self.write("""
+            thing:
+              size: 0
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [ThingManager])
+        self.assertEqual(str(error), f"{path}, line 3: thing.size: expected an integer >= 1, "
+                                     "got 0")
+
+    def test_unknownSection(self) -> None:
+        """
+        When the file has a section that no component declares, then
+        binding refuses it with its line and a suggestion; loading alone
+        does not.
+        """
+        path = self.write("""
+            thing:
+              size: 2
+            thinq:
+              size: 2
+            """)
+        config = load_config(path)
+        error = self.assertRaises(ConfigError, config.bind, [ThingManager])
+        self.assertEqual(str(error), f"{path}, line 4: thinq: unknown key "
+                                     "(did you mean 'thing'?)")
+
+    def test_otherManagersSection(self) -> None:
+        """
+        When the file configures several managers, then the section named
+        after another manager's topic is left for that manager.
+        """
+        config = self.load("""
+            thing_manager: tests.test_config.ThingManager
+            other_manager: some.other.Manager
+            other:
+              anything: 1
+            """).bind([ThingManager])
+        self.assertEqual(config.section("thing").size, 1)
+
+    def test_driverSection(self) -> None:
+        """
+        When a L{DriverOpt} chooses a driver that declares options, then
+        the driver's section is validated too.
+        """
+        config = self.load("""
+            thing:
+              driver: tests.test_config.FileThingDriver
+            file_thing:
+              directory: /srv/things
+            """).bind([ThingManager])
+        self.assertEqual(dict(config.section("file_thing")),
+                         {"directory": "/srv/things", "capacity": 10})
+
+    def test_driverSectionRequired(self) -> None:
+        """
+        When the chosen driver has a required option the file does not
+        give, then L{ConfigError} names it.
+        """
+        config = self.load("""
+            thing:
+              driver: tests.test_config.FileThingDriver
+            """)
+        error = self.assertRaises(ConfigError, config.bind, [ThingManager])
+        self.assertIn("file_thing.directory: required, and not given (where things go)",
+                      str(error))
+
+    def test_driverNotImportable(self) -> None:
+        """
+        When the driver path cannot be imported, then L{ConfigError} names
+        the file, line and key and why.
+        """
+        path = self.write("""
+            thing:
+              driver: tests.test_config.NoSuchDriver
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [ThingManager])
+        self.assertEqual(str(error), f"{path}, line 3: thing.driver: cannot load "
+                                     "'tests.test_config.NoSuchDriver': module "
+                                     "'tests.test_config' has no attribute 'NoSuchDriver'")
+
+    def test_defaultSectionName(self) -> None:
+        """
+        When a component declares options without C{config_section}, then
+        the section is named by C{default_section} (the topic).
+        """
+        class Unnamed:
+            options = (Opt("size", int, default=5),)
+
+        config = self.load("""
+            volume:
+              size: 7
+            """).bind([Unnamed], default_section="volume")
+        self.assertEqual(config.section("volume").size, 7)
+
+    def test_idempotent(self) -> None:
+        """
+        When a bound configuration is bound again, then it is unchanged.
+        """
+        config = self.load("""
+            thing:
+              size: 3
+            """).bind([ThingManager])
+        self.assertEqual(config.bind([ThingManager]), config)
+
+    def test_unknownSectionName(self) -> None:
+        """
+        When an undeclared section is asked for, then C{KeyError} lists the
+        declared ones.
+        """
+        config = load_config(None).bind([ThingManager])
+        error = self.assertRaises(KeyError, config.section, "volume")
+        self.assertIn("declared sections: thing", str(error))
 
 
 class SampleTests(SynchronousTestCase):

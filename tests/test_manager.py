@@ -7,8 +7,15 @@ import socket
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from novasvc.manager import Manager
+import attrs
+from zope.interface import Interface, implementer
+
+from novasvc.config import Config, load_config
+from novasvc.exceptions import LoadError
+from novasvc.manager import Manager, load_manager
+from novasvc.options import DriverOpt, Opt, Section
 from novasvc.periodic import DEFAULT_INTERVAL, PeriodicTasks, periodic_task
+from tests import _module_manager
 
 HOOKS = ("init_host", "pre_start_hook", "post_start_hook", "cleanup_host", "reset")
 
@@ -138,3 +145,201 @@ class ManagerTests(SynchronousTestCase):
         self.assertEqual(public - Manager.rpc_hidden_names, set())
         self.assertIn("host", public)
         self.assertIn("additional_endpoints", public)
+
+
+class IWidget(Interface):
+    """
+    A driver interface for the tests.
+    """
+
+    def spin(speed):
+        """
+        Spin at C{speed}.
+        """
+
+
+@implementer(IWidget)
+class GoodWidget:
+    """
+    Provides L{IWidget}; records the configuration it was offered.
+    """
+
+    def __init__(self, config=None):
+        self.config = config
+
+    def spin(self, speed):
+        return speed
+
+
+class BadWidget:
+    """
+    Declares nothing and lacks C{spin}.
+    """
+
+
+class WidgetManager(Manager):
+    """
+    A manager that chooses its widget driver by config.
+    """
+
+    topic = "widget"
+    options = (DriverOpt("driver", IWidget, default="tests.test_manager.GoodWidget"),
+               Opt("speed", int, default=3))
+
+    def __init__(self, *args, **kwargs):
+        Manager.__init__(self, *args, **kwargs)
+        self.driver = self.load_driver()
+
+
+class ConfiguredManagerTests(SynchronousTestCase):
+    """
+    A L{Manager} receives its validated configuration and loads drivers by it.
+    """
+
+    def test_defaultsWithoutConfig(self) -> None:
+        """
+        When a manager is built without a configuration, then it gets the
+        defaults, its own section included.
+        """
+        manager = WidgetManager(host="h", service_name="widget")
+        self.assertEqual(manager.config.host, Config().host)
+        self.assertEqual(manager.section.speed, 3)
+        self.assertIsNone(manager.db)
+
+    def test_configGiven(self) -> None:
+        """
+        When a configuration is given, then the manager's section comes from
+        it, and the driver is offered the same read-only configuration.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("widget:\n  speed: 9\n")
+        config = load_config(path)
+        manager = WidgetManager(host="h", service_name="widget", config=config, db="db")
+        self.assertEqual(manager.section.speed, 9)
+        self.assertIsInstance(manager.driver, GoodWidget)
+        self.assertIs(manager.driver.config, manager.config)
+        self.assertEqual(manager.db, "db")
+
+    def test_driverMissingMethods(self) -> None:
+        """
+        When the configured driver does not provide the interface, then
+        L{LoadError} names what is missing.
+        """
+        config = Config().bind([WidgetManager], default_section="widget")
+        config = attrs.evolve(config, sections=(("widget", Section(
+            "widget", {"driver": "tests.test_manager.BadWidget", "speed": 3})),))
+        error = self.assertRaises(LoadError, WidgetManager, service_name="widget", config=config)
+        self.assertIn("driver 'tests.test_manager.BadWidget' does not provide "
+                      "tests.test_manager.IWidget", str(error))
+        self.assertIn("missing method 'spin'", str(error))
+
+    def test_unknownDriverOption(self) -> None:
+        """
+        When L{Manager.load_driver} names no declared L{DriverOpt}, then
+        C{KeyError} is raised.
+        """
+        manager = WidgetManager(service_name="widget")
+        self.assertRaises(KeyError, manager.load_driver, "speed")
+
+    def test_configHidden(self) -> None:
+        """
+        When the RPC access policy is asked, then the configuration and
+        database attributes and driver loading are hidden.
+        """
+        for name in ("config", "db", "section", "load_driver", "options", "config_section"):
+            self.assertIn(name, Manager.rpc_hidden_names)
+
+
+class LoadManagerTests(SynchronousTestCase):
+    """
+    L{load_manager} accepts classes, factories, modules and objects.
+    """
+
+    def test_class(self) -> None:
+        """
+        When the path names a L{Manager} class, then it is called with host,
+        service name and the offered arguments it takes.
+        """
+        manager = load_manager("tests.test_manager.WidgetManager", host="h",
+                               service_name="widget", offer={"config": Config(), "db": "db"})
+        self.assertIsInstance(manager, WidgetManager)
+        self.assertEqual((manager.host, manager.service_name, manager.db), ("h", "widget", "db"))
+
+    def test_oldSignature(self) -> None:
+        """
+        When a manager's constructor takes only C{host} and C{service_name},
+        then it is built without the offered arguments.
+        """
+        class Old(Manager):
+            def __init__(self, host, service_name):
+                Manager.__init__(self, host, service_name)
+
+        manager = load_manager(Old, host="h", service_name="old", offer={"config": Config()})
+        self.assertEqual(manager.host, "h")
+
+    def test_factory(self) -> None:
+        """
+        When the path names a function returning a manager, then its result
+        is the manager.
+        """
+        def factory(host, service_name):
+            return Manager(host=host, service_name=service_name)
+
+        manager = load_manager(factory, host="h", service_name="f")
+        self.assertEqual(manager.service_name, "f")
+
+    def test_module(self) -> None:
+        """
+        When the path names a module, then it is served as it is, with the
+        service's hooks calling the module's own.
+        """
+        manager = load_manager("tests._module_manager", host="h", service_name="modular")
+        self.assertIsInstance(manager, Manager)
+        self.assertEqual(manager.additional_endpoints, [_module_manager])
+        self.assertEqual(manager.target, _module_manager.target)
+        del _module_manager.events[:]
+        manager.init_host(None)
+        manager.cleanup_host()  # the module has none: a no-op
+        self.assertEqual(_module_manager.events, ["init_host"])
+
+    def test_instance(self) -> None:
+        """
+        When the path names an object with methods, then it is served as it
+        is.
+        """
+        manager = load_manager("tests._module_manager.GREETER", host="h", service_name="greeter")
+        self.assertEqual(manager.additional_endpoints, [_module_manager.GREETER])
+
+    def test_factoryRaises(self) -> None:
+        """
+        When calling the factory raises (e.g. C{os.path.join} called with a
+        manager's arguments), then L{LoadError} is one line naming the path,
+        what it is and the cause.
+        """
+        error = self.assertRaises(LoadError, load_manager, "os.path.join", host="h",
+                                  service_name="x")
+        message = str(error)
+        self.assertTrue(message.startswith(
+            "cannot create manager 'os.path.join': calling function posixpath.join("), message)
+        self.assertIn("raised TypeError:", message)
+        self.assertNotIn("\n", message)
+
+    def test_nothingToServe(self) -> None:
+        """
+        When the path names a value with nothing callable (a string), then
+        L{LoadError} says it cannot serve.
+        """
+        error = self.assertRaises(LoadError, load_manager, "os.sep", host="h", service_name="x")
+        self.assertEqual(str(error), "cannot serve manager 'os.sep': it is a str instance with "
+                                     "no public methods to call over RPC; expected a Manager "
+                                     "class, a factory, a module or an object with methods")
+
+    def test_factoryReturnsNothing(self) -> None:
+        """
+        When a factory returns a value with nothing to serve, then the
+        message says what it returned.
+        """
+        error = self.assertRaises(LoadError, load_manager, lambda host, service_name: None,
+                                  host="h", service_name="x")
+        self.assertIn("returned a NoneType", str(error))
