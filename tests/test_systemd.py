@@ -1,12 +1,17 @@
 """
 Tests for L{novasvc.systemd}: notifications received by a real C{AF_UNIX}
 datagram socket that each test binds, at a path in a temporary directory or
-in the abstract namespace, standing in for systemd.
+in the abstract namespace, standing in for systemd; and for the sample unit
+C{etc/novasvc-echo.service} that relies on them.
 """
 
+import configparser
 import os
+import re
+import shlex
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -14,9 +19,16 @@ from typing import List, Tuple
 
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from novasvc.config import Config
+from novasvc.loader import load_object
+from novasvc.manager import Manager
 from novasvc.systemd import Notifier
+
+ETC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "etc")
+UNIT = os.path.join(ETC, "novasvc-echo.service")
 
 
 class NotifierTests(SynchronousTestCase):
@@ -197,3 +209,134 @@ class NotifierTests(SynchronousTestCase):
             self.assertLess(sent, 100000, "the queue never filled up")
         self.assertEqual(len(self.warnings()), 1)
         self.assertEqual(len(self.received(receiver)), sent)
+
+
+def _seconds(value: str) -> float:
+    """
+    @param value: a systemd time span in plain seconds or with one unit
+        (C{90}, C{90s}, C{2min}).
+    @return: the span in seconds.
+    """
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m)?", value.strip())
+    if match is None:
+        raise AssertionError(f"not a time span this test reads: {value!r}")
+    return float(match.group(1)) * (60 if match.group(2) in ("min", "m") else 1)
+
+
+class UnitFileTests(SynchronousTestCase):
+    """
+    C{etc/novasvc-echo.service} runs C{twistd -n novasvc} as a C{Type=notify}
+    service, with paths that agree with its installation comment.
+    """
+
+    def setUp(self) -> None:
+        with open(UNIT, encoding="utf-8") as f:
+            self.text = f.read()
+        unit = configparser.ConfigParser(strict=False, interpolation=None)
+        unit.optionxform = str  # type: ignore[assignment,method-assign]
+        unit.read_string(self.text)
+        self.service = unit["Service"]
+        self.unit = unit
+        self.header = "\n".join(
+            line for line in self.text.splitlines() if line.startswith("#")
+        )
+        self.argv = shlex.split(self.service["ExecStart"])
+
+    def twistd_options(self) -> ServerOptions:
+        """
+        @return: C{ExecStart}'s arguments parsed by twistd itself, with the
+            installed configuration file replaced by the sample it is
+            installed from.
+        """
+        installed = "--config=/etc/novasvc/novasvc.yaml"
+        self.assertIn(installed, self.argv)
+        argv = [
+            "--config=" + os.path.join(ETC, "novasvc.yaml") if arg == installed else arg
+            for arg in self.argv[1:]
+        ]
+        options = ServerOptions()
+        options.parseOptions(argv)
+        return options
+
+    def test_notify(self) -> None:
+        """
+        When systemd reads the unit, then it waits for C{READY=1} from the
+        main process only.
+        """
+        self.assertEqual(self.service["Type"], "notify")
+        self.assertEqual(self.service["NotifyAccess"], "main")
+
+    def test_exec_start(self) -> None:
+        """
+        When twistd parses C{ExecStart}, then it runs the C{novasvc} plugin
+        in the foreground without a pid file, with the echo manager, from an
+        absolute path to C{twistd}.
+        """
+        self.assertTrue(os.path.isabs(self.argv[0]))
+        self.assertEqual(os.path.basename(self.argv[0]), "twistd")
+        options = self.twistd_options()
+        self.assertTrue(options["nodaemon"])
+        self.assertEqual(options["pidfile"], "")
+        self.assertEqual(options.subCommand, "novasvc")
+        manager = options.subOptions["manager"]
+        self.assertTrue(issubclass(load_object(manager), Manager))
+
+    def test_paths_agree_with_installation(self) -> None:
+        """
+        When the installation comment is followed, then the virtualenv that
+        holds C{twistd}, the configuration file, the unit's own path, the
+        user and the group are the ones the unit uses.
+        """
+        venv = os.path.dirname(os.path.dirname(self.argv[0]))
+        self.assertIn(f"python3 -m venv {venv} && {venv}/bin/pip install", self.header)
+        self.assertIn("etc/novasvc.yaml /etc/novasvc/novasvc.yaml", self.header)
+        self.assertIn(
+            "etc/novasvc-echo.service /etc/systemd/system/novasvc-echo.service", self.header
+        )
+        self.assertIn(f"systemctl enable --now {os.path.basename(UNIT)}", self.header)
+        user = self.service["User"]
+        self.assertEqual(self.service["Group"], user)
+        self.assertRegex(self.header, rf"useradd --system .* {re.escape(user)}\n")
+        self.assertIn(f"-g {self.service['Group']} etc/novasvc.yaml", self.header)
+
+    def test_working_directory(self) -> None:
+        """
+        When the service starts, then its working directory is the state
+        directory systemd creates for it under C{/var/lib}.
+        """
+        self.assertEqual(
+            self.service["WorkingDirectory"], "/var/lib/" + self.service["StateDirectory"]
+        )
+
+    def test_reload_and_stop(self) -> None:
+        """
+        When the unit is reloaded, then the main process gets SIGHUP; when
+        it is stopped, SIGTERM, with more time to exit than the default
+        C{graceful_shutdown_timeout}.
+        """
+        self.assertEqual(self.service["ExecReload"], "/bin/kill -HUP $MAINPID")
+        self.assertEqual(self.service["KillSignal"], "SIGTERM")
+        self.assertGreater(
+            _seconds(self.service["TimeoutStopSec"]), Config().graceful_shutdown_timeout
+        )
+
+    def test_systemd_analyze(self) -> None:
+        """
+        When C{systemd-analyze verify} checks the unit (with C{twistd} taken
+        from this Python's installation), then it succeeds and reports
+        nothing about the unit.
+        """
+        analyze = shutil.which("systemd-analyze")
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        if analyze is None or not os.access(twistd, os.X_OK):
+            raise SkipTest("needs systemd-analyze and an installed twistd")
+        directory = tempfile.mkdtemp(prefix="novasvc-unit-")
+        self.addCleanup(shutil.rmtree, directory)
+        copy = os.path.join(directory, os.path.basename(UNIT))
+        with open(copy, "w", encoding="utf-8") as f:
+            f.write(self.text.replace(self.argv[0], twistd))
+        result = subprocess.run(
+            [analyze, "verify", copy], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn(os.path.basename(UNIT), result.stderr)
