@@ -9,7 +9,9 @@ C{novasvc_test_<uuid hex>}, dropped afterwards; without the server they skip
 (or fail in CI).
 """
 
+import ast
 import importlib.util
+import os
 import socket
 import sys
 import threading
@@ -508,6 +510,14 @@ class MissingDriverTests(SynchronousTestCase):
         self.assertNotIn("\n", message)
         return message
 
+    def message_for(self, extra: str, module: str) -> str:
+        """
+        @return: the message for a URL of the C{extra}'s database naming the
+            driver C{module} while that module is not installed.
+        """
+        _uninstall(self, module)
+        return self.refused(f"{extra}+{module}://u:s3cret@h/db")
+
     def test_postgresql(self) -> None:
         """
         When no PostgreSQL driver is installed, then a C{postgresql://} URL
@@ -598,6 +608,30 @@ class MissingDriverTests(SynchronousTestCase):
             "database connection postgresql+psycopg2://u:***@h/db cannot be used: "
             "libpq.so.5: cannot open shared object file",
         )
+
+    def test_extras_in_setup(self) -> None:
+        """
+        When the extras the messages name are installed, then they bring
+        the drivers the messages lead to: psycopg2 for C{[postgresql]},
+        PyMySQL for C{[mysql]}.
+        """
+        setup = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "setup.py")
+        with open(setup, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        [extras] = [
+            ast.literal_eval(node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.keyword) and node.arg == "extras_require"
+        ]
+        for extra, project, module in [
+            ("postgresql", "psycopg2-binary", "psycopg2"),
+            ("mysql", "PyMySQL", "pymysql"),
+        ]:
+            self.assertEqual(
+                [requirement.partition(">")[0] for requirement in extras[extra]], [project]
+            )
+            self.assertIn(f"'novasvc[{extra}]'", self.message_for(extra, module))
 
     def test_twistd_exits(self) -> None:
         """
