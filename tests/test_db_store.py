@@ -9,8 +9,11 @@ C{novasvc_test_<uuid hex>}, dropped afterwards; without the server they skip
 (or fail in CI).
 """
 
+import ast
 import importlib.util
+import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -20,12 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.python.threadable import isInIOThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from novasvc.db.store import SQLServiceStore
 from novasvc.exceptions import ConfigError
+from novasvc.tap import Options, makeService
 from tests._services import require_service
 from tests._store_contract import SettableUTCNow, make_store_contract_tests
 
@@ -463,3 +468,186 @@ class SQLServiceStoreConfigTests(SynchronousTestCase):
         """
         for kwargs in ({"thread_pool_size": 0}, {"connect_timeout": 0}, {"query_timeout": -1}):
             self.assertRaises(ValueError, SQLServiceStore, "sqlite://", **kwargs)
+
+
+_ABSENT = object()
+
+
+def _uninstall(case: SynchronousTestCase, *modules: str) -> None:
+    """
+    Make importing each of C{modules} fail as for a module that is not
+    installed (C{None} in C{sys.modules}), until C{case}'s cleanup.
+    """
+
+
+    def restore(name: str, previous: Any) -> None:
+        if previous is _ABSENT:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = previous
+
+    for name in modules:
+        case.addCleanup(restore, name, sys.modules.get(name, _ABSENT))
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+class MissingDriverTests(SynchronousTestCase):
+    """
+    A URL whose database driver is not installed is refused with a message
+    naming the extra of novasvc that installs one.
+    """
+
+    def refused(self, connection: str) -> str:
+        """
+        @return: the message of the L{ConfigError} that building a store
+            from C{connection} raises, after checking that it is one line
+            without the password C{s3cret}.
+        """
+        with self.assertRaises(ConfigError) as raised:
+            SQLServiceStore(connection)
+        message = str(raised.exception)
+        self.assertNotIn("s3cret", message)
+        self.assertNotIn("\n", message)
+        return message
+
+    def message_for(self, extra: str, module: str) -> str:
+        """
+        @return: the message for a URL of the C{extra}'s database naming the
+            driver C{module} while that module is not installed.
+        """
+        _uninstall(self, module)
+        return self.refused(f"{extra}+{module}://u:s3cret@h/db")
+
+    def test_postgresql(self) -> None:
+        """
+        When no PostgreSQL driver is installed, then a C{postgresql://} URL
+        (or one naming psycopg2) is refused with the extra to install.
+        """
+        _uninstall(self, "psycopg", "psycopg2")
+        for connection in ("postgresql://u:s3cret@h/db", "postgresql+psycopg2://u:s3cret@h/db"):
+            scheme = connection.partition(":")[0]
+            self.assertEqual(
+                self.refused(connection),
+                f"database connection {scheme}://u:***@h/db needs a PostgreSQL driver: "
+                "pip install 'novasvc[postgresql]'",
+            )
+
+    def test_mysql(self) -> None:
+        """
+        When no MySQL driver is installed, then a C{mysql://} or
+        C{mariadb://} URL (or one naming PyMySQL) is refused with the extra
+        to install.
+        """
+        _uninstall(self, "MySQLdb", "pymysql")
+        for scheme in ("mysql", "mariadb", "mysql+pymysql"):
+            self.assertEqual(
+                self.refused(f"{scheme}://u:s3cret@h/db"),
+                f"database connection {scheme}://u:***@h/db needs a MySQL/MariaDB driver: "
+                "pip install 'novasvc[mysql]'",
+            )
+
+    def test_other_named_driver(self) -> None:
+        """
+        When the URL names a driver the extra does not install, and that
+        driver is missing, then the message names it, the extra and the URL
+        scheme that uses the extra's driver.
+        """
+        for connection, module in [
+            ("postgresql+pg8000://u:s3cret@h/db", "pg8000"),
+            ("mariadb+mysqldb://u:s3cret@h/db", "MySQLdb"),
+        ]:
+            _uninstall(self, module)
+            scheme = connection.partition(":")[0]
+            backend = scheme.partition("+")[0]
+            extra, driver = ("postgresql", "psycopg2") if backend == "postgresql" else (
+                "mysql", "pymysql")
+            message = self.refused(connection)
+            self.assertTrue(
+                message.startswith(
+                    f"database connection {scheme}://u:***@h/db needs the "
+                    f"{scheme.partition('+')[2]} driver, which is not installed ("
+                ),
+                message,
+            )
+            self.assertTrue(
+                message.endswith(
+                    f"install it, or pip install 'novasvc[{extra}]' and use {backend}+{driver}://"
+                ),
+                message,
+            )
+
+    def test_database_without_extra(self) -> None:
+        """
+        When the driver of a database novasvc has no extra for is missing,
+        then the message shows the URL and the missing module.
+        """
+        _uninstall(self, "pyodbc")
+        message = self.refused("mssql+pyodbc://u:s3cret@h/db")
+        self.assertTrue(
+            message.startswith(
+                "database connection mssql+pyodbc://u:***@h/db needs its driver, which is "
+                "not installed ("
+            ),
+            message,
+        )
+        self.assertIn("pyodbc", message.partition("(")[2])
+
+    def test_broken_driver(self) -> None:
+        """
+        When the driver is installed but fails to import, then the message
+        gives the import error rather than an extra to install.
+        """
+
+        def broken(*args: Any, **kwargs: Any) -> None:
+            raise ImportError("libpq.so.5: cannot open shared object file")
+
+        self.patch(sa, "create_engine", broken)
+        message = self.refused("postgresql+psycopg2://u:s3cret@h/db")
+        self.assertEqual(
+            message,
+            "database connection postgresql+psycopg2://u:***@h/db cannot be used: "
+            "libpq.so.5: cannot open shared object file",
+        )
+
+    def test_extras_in_setup(self) -> None:
+        """
+        When the extras the messages name are installed, then they bring
+        the drivers the messages lead to: psycopg2 for C{[postgresql]},
+        PyMySQL for C{[mysql]}.
+        """
+        setup = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "setup.py")
+        with open(setup, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        [extras] = [
+            ast.literal_eval(node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.keyword) and node.arg == "extras_require"
+        ]
+        for extra, project, module in [
+            ("postgresql", "psycopg2-binary", "psycopg2"),
+            ("mysql", "PyMySQL", "pymysql"),
+        ]:
+            self.assertEqual(
+                [requirement.partition(">")[0] for requirement in extras[extra]], [project]
+            )
+            self.assertIn(f"'novasvc[{extra}]'", self.message_for(extra, module))
+
+    def test_twistd_exits(self) -> None:
+        """
+        When C{twistd novasvc} is given such a URL, then building the
+        service ends the process with C{novasvc: error:} and the message.
+        """
+        _uninstall(self, "psycopg", "psycopg2")
+        options = Options()
+        options.parseOptions([
+            "--manager=novasvc.examples.echo.EchoManager",
+            "--transport-url=memory://missing-driver",
+            "--database-connection=postgresql://u:s3cret@h/db",
+        ])
+        error = self.assertRaises(SystemExit, makeService, options, Clock())
+        self.assertEqual(
+            error.code,
+            "novasvc: error: database connection postgresql://u:***@h/db needs a PostgreSQL "
+            "driver: pip install 'novasvc[postgresql]'",
+        )

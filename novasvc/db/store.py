@@ -7,6 +7,9 @@ SQLAlchemy Core, with every statement run in a bounded thread pool of its own
 Supported databases: SQLite (a file, or C{sqlite://} in memory), PostgreSQL
 (psycopg2 or psycopg) and MySQL/MariaDB (PyMySQL or mysqlclient). A URL that
 names no driver (C{postgresql://}, C{mysql://}) gets one that is installed.
+The drivers are not installed with novasvc itself but by its extras,
+C{novasvc[postgresql]} (psycopg2) and C{novasvc[mysql]} (PyMySQL); without
+one, the store refuses the URL with a message naming the extra.
 
 Connections are checked before use (C{pool_pre_ping}), so a restarted
 database is picked up again by the next call; connecting is bounded by
@@ -57,6 +60,39 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+#: For each database novasvc has an extra for: its name in messages, the
+#: extra, and the driver the extra installs (as written after the C{+} of
+#: a URL).
+_EXTRAS = {
+    "postgresql": ("PostgreSQL", "postgresql", "psycopg2"),
+    "mysql": ("MySQL/MariaDB", "mysql", "pymysql"),
+    "mariadb": ("MySQL/MariaDB", "mysql", "pymysql"),
+}
+
+
+def _missing_driver(url: URL, error: ModuleNotFoundError) -> str:
+    """
+    Say which driver a URL lacks and how to install one.
+
+    @param url: the URL as configured, before L{_with_installed_driver}.
+    @param error: raised by importing the driver.
+    @return: a one-line message showing the URL with its password hidden.
+    """
+    shown = url.render_as_string(hide_password=True)
+    backend = url.get_backend_name()
+    named = url.drivername.partition("+")[2]
+    if backend not in _EXTRAS:
+        return f"database connection {shown} needs its driver, which is not installed ({error})"
+    title, extra, driver = _EXTRAS[backend]
+    install = f"pip install 'novasvc[{extra}]'"
+    if named in ("", driver):
+        return f"database connection {shown} needs a {title} driver: {install}"
+    return (
+        f"database connection {shown} needs the {named} driver, which is not installed "
+        f"({error}); install it, or {install} and use {backend}+{driver}://"
+    )
 
 
 def _with_installed_driver(url: URL) -> URL:
@@ -112,7 +148,7 @@ def _make_engine(
     except (sa_exc.ArgumentError, ValueError, TypeError) as e:
         # The text may hold a password: do not repeat it.
         raise ConfigError(f"database connection is not an SQLAlchemy URL: {e}") from None
-    url = _with_installed_driver(url)
+    configured, url = url, _with_installed_driver(url)
     try:
         options: Dict[str, Any] = {
             "pool_pre_ping": True,
@@ -128,6 +164,8 @@ def _make_engine(
             # Under the server's default wait_timeout (8 hours).
             options["pool_recycle"] = 3600
         return sa.create_engine(url, **options)
+    except ModuleNotFoundError as e:
+        raise ConfigError(_missing_driver(configured, e)) from e
     except (sa_exc.ArgumentError, ImportError) as e:
         shown = url.render_as_string(hide_password=True)
         raise ConfigError(f"database connection {shown} cannot be used: {e}") from e
