@@ -210,7 +210,10 @@ class Config:
             known = [*_CHECKS, "database", "<topic>_manager", *bound]
             raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
         kept = tuple(section for section in raw.values() if section.name in topics)
-        return attrs.evolve(self, sections=tuple(sorted(bound.items())), unbound=kept)
+        sections = tuple(sorted(bound.items()))
+        if sections == self.sections and kept == self._unbound:
+            return self  # already bound: the same read-only object
+        return attrs.evolve(self, sections=sections, unbound=kept)
 
     def manager_for(self, topic: str) -> Optional[str]:
         """

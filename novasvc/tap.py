@@ -161,7 +161,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
 
 class HangupService(MultiService):
     """
-    The parent of one service: while running, SIGHUP calls that service's
+    The parent of one service: it tells systemd (C{Type=notify}) when the
+    service is ready and when it stops; while running, SIGHUP calls that service's
     C{reset()} (as oslo.service's "mutate" restart method does) in the
     reactor thread, and SIGTERM stops the reactor, which stops the service
     gracefully; the process then exits with status 0 (twistd's own handler
@@ -175,15 +176,25 @@ class HangupService(MultiService):
         a value or a C{Deferred}.
     """
 
-    def __init__(self, service: IService, reactor: IReactorFromThreads) -> None:
+    def __init__(self, service: IService, reactor: IReactorFromThreads,
+                 notifier: Optional[Any] = None) -> None:
         """
         @param service: the child; it is added with C{setServiceParent}.
         @param reactor: where the reset runs, via C{callFromThread} (safe to
             call from a signal handler).
+        @param notifier: told C{ready()} once the child has started and
+            C{stopping()} when it stops (default: a
+            L{novasvc.systemd.Notifier} on C{$NOTIFY_SOCKET}, which does
+            nothing outside systemd).
         """
         MultiService.__init__(self)
         self.service = service
         self._reactor = reactor
+        if notifier is None:
+            from novasvc.systemd import Notifier
+
+            notifier = Notifier()
+        self._notifier = notifier
         self._previous: Dict[int, Any] = {}
         service.setServiceParent(self)
 
@@ -199,7 +210,7 @@ class HangupService(MultiService):
         """
         Service.startService(self)
         d = defer.maybeDeferred(self.service.startService)
-        d.addErrback(self._start_failed)
+        d.addCallbacks(self._started, self._start_failed)
         self._install(getattr(signal, "SIGHUP", None), self._on_hangup)
         self._reactor.callWhenRunning(self._install, signal.SIGTERM, self._on_terminate)
         return d
@@ -213,6 +224,10 @@ class HangupService(MultiService):
             _log.warn("Not in the main thread: signal {signum} is not handled", signum=signum)
             return
         self._previous[signum] = signal.SIG_DFL if previous is None else previous
+
+    def _started(self, result: Any) -> Any:
+        self._notifier.ready()
+        return result
 
     def _start_failed(self, failure: Any) -> None:
         _log.failure("The service failed to start; exiting", failure)
@@ -228,6 +243,7 @@ class HangupService(MultiService):
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+        self._notifier.stopping()
         Service.stopService(self)
         return defer.maybeDeferred(self.service.stopService)
 

@@ -13,6 +13,7 @@ from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError, LoadError, ServiceExists
 from novasvc.manager import Manager
+from novasvc.options import Opt
 from novasvc.periodic import periodic_task
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
@@ -54,6 +55,18 @@ class RecordingManager(Manager):
     @periodic_task(spacing=10, run_immediately=True)
     def _tick(self, context):
         self.runs += 1
+
+
+class FakeDB:
+    """
+    A database API factory for the C{db_driver} test.
+    """
+
+    def __init__(self, store):
+        self.store = store
+
+    def stop(self):
+        return defer.succeed(None)
 
 
 class ServiceTestMixin:
@@ -137,6 +150,95 @@ class CreateTests(ServiceTestMixin, SynchronousTestCase):
         ConfigError asks for one.
         """
         self.assertRaises(ConfigError, self.make, manager=Manager)
+
+    def test_single_manager_in_config(self):
+        """
+        When no manager, topic or binary is given and the config names
+        exactly one <topic>_manager, then that manager and topic are used.
+        """
+        config = Config(host="h1", managers=managers_from(
+            {"echo": "novasvc.examples.echo.EchoManager"}))
+        service = self.make(manager=None, config=config)
+        self.assertEqual(service.topic, "echo")
+        self.assertIsInstance(service.manager, EchoManager)
+
+    def test_several_managers_in_config(self):
+        """
+        When the config names several managers and nothing chooses one,
+        then ConfigError lists them.
+        """
+        config = Config(host="h1", managers=managers_from(
+            {"echo": "novasvc.examples.echo.EchoManager", "volume": "x.Y"}))
+        error = self.assertRaises(ConfigError, self.make, manager=None, config=config)
+        self.assertIn("several: echo_manager, volume_manager", str(error))
+
+    def test_manager_gets_config_and_db(self):
+        """
+        When the manager takes them, then it gets the service's bound
+        configuration and the database API C{db_driver} names.
+        """
+        from novasvc.db.api import Database
+
+        service = self.make()
+        self.assertIs(service.manager.config, service.config)
+        self.assertIsInstance(service.manager.db, Database)
+        self.assertIs(service.db, service.manager.db)
+
+    def test_db_driver(self):
+        """
+        When C{db_driver} names another factory, then it is called with the
+        arguments it takes and its result is the manager's C{db}.
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, db_driver="tests.test_service.FakeDB")
+        service = self.make(config=config)
+        self.assertIsInstance(service.manager.db, FakeDB)
+        self.assertIs(service.manager.db.store, self.store)
+
+    def test_module_manager(self):
+        """
+        When the manager is a module, then its own functions are served over
+        RPC at its target's version, its hooks run, and what it imported or
+        its hooks are not callable.
+        """
+        from tests import _module_manager
+
+        del _module_manager.events[:]
+        service = self.make(manager="tests._module_manager")
+        self.successResultOf(service.startService())
+        self.assertEqual(service.topic, "modular")
+        self.assertEqual(_module_manager.events, ["init_host"])
+        client = self.client("modular", version="1.2")
+        self.assertEqual(self.successResultOf(client.call({}, "echo", value=5)), 5)
+        for name in ("join", "init_host"):
+            failure = self.failureResultOf(client.call({}, name, a="x"))
+            self.assertIn("NoSuchMethod", str(failure.value))
+        self.assertEqual(_module_manager.events, ["init_host"])
+        self.successResultOf(service.stopService())
+
+    def test_instance_manager(self):
+        """
+        When the manager is an object, then its methods are served.
+        """
+        service = self.make(manager="tests._module_manager.GREETER")
+        self.successResultOf(service.startService())
+        client = self.client("greeter")
+        self.assertEqual(self.successResultOf(client.call({}, "greet", name="x")), "hello x")
+        self.successResultOf(service.stopService())
+
+    def test_manager_section_validated(self):
+        """
+        When the file's section for the manager is invalid, then ConfigError
+        is raised before the manager is built.
+        """
+        from novasvc.config import load_config
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("recording:\n  colour: red\n")
+        config = load_config(path).replace(host="h1")
+        self.patch(RecordingManager, "options", (Opt("size", int, default=1),))
+        error = self.assertRaises(ConfigError, self.make, config=config)
+        self.assertIn("recording.colour: unknown key", str(error))
 
     def test_arguments_beat_config(self):
         """

@@ -334,7 +334,41 @@ class HangupServiceTests(SynchronousTestCase):
         signal.signal(signal.SIGHUP, lambda signum, frame: self.previous.append(signum))
         self.reactor = _ThreadCalls()
         self.child = _ResettableService()
-        self.service = HangupService(self.child, self.reactor)
+        self.notices: List[str] = []
+        notifier = type("N", (), {"ready": lambda _: self.notices.append("ready"),
+                                  "stopping": lambda _: self.notices.append("stopping")})()
+        self.service = HangupService(self.child, self.reactor, notifier)
+
+    def test_notifies_systemd(self) -> None:
+        """
+        When the child has started, then systemd is told C{READY=1}; when it
+        stops, C{STOPPING=1}; a start that is still running tells nothing.
+        """
+        starting = defer.Deferred()
+        self.patch(self.child, "startService", lambda: starting)
+        self.service.startService()
+        self.assertEqual(self.notices, [])
+        starting.callback(None)
+        self.assertEqual(self.notices, ["ready"])
+        self.service.stopService()
+        self.assertEqual(self.notices, ["ready", "stopping"])
+
+    def test_failed_start_not_ready(self) -> None:
+        """
+        When the child fails to start, then systemd is not told it is ready.
+        """
+        self.patch(self.child, "startService", lambda: defer.fail(RuntimeError("no")))
+        self.service.startService()
+        self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(self.notices, [])
+
+    def test_default_notifier(self) -> None:
+        """
+        When no notifier is given, then a L{novasvc.systemd.Notifier} is used.
+        """
+        from novasvc.systemd import Notifier
+
+        self.assertIsInstance(HangupService(self.child, self.reactor)._notifier, Notifier)
 
     def test_starts_and_stops_child(self) -> None:
         """
