@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.exceptions import ServiceNotFound
-from tests._store_contract import make_store_contract_tests
+from novasvc.testing.store_contract import make_store_contract_tests
 
 
 class MemoryServiceStoreContractTests(

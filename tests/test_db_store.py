@@ -32,7 +32,7 @@ from novasvc.db.store import SQLServiceStore
 from novasvc.exceptions import ConfigError
 from novasvc.tap import Options, makeService
 from tests._services import require_service
-from tests._store_contract import SettableUTCNow, make_store_contract_tests
+from novasvc.testing.store_contract import SettableUTCNow, make_store_contract_tests
 
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"

@@ -34,7 +34,7 @@ from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
 from novasvc.transport.url import TransportURL
 from tests._services import in_ci, poll, require_service
-from tests._transport_contract import Collector, make_transport_contract_tests
+from novasvc.testing.transport_contract import Collector, make_transport_contract_tests
 
 HOST, PORT = "127.0.0.1", 5672
 

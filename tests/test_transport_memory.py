@@ -14,7 +14,7 @@ from novasvc.transport import get_transport
 from novasvc.transport.memory import MemoryBroker, MemoryTransport, get_broker
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
-from tests._transport_contract import Collector, make_transport_contract_tests
+from novasvc.testing.transport_contract import Collector, make_transport_contract_tests
 
 
 class MemoryFixture:

@@ -3,7 +3,7 @@
 L{MemoryServiceStore}: the C{services} table kept in a C{dict}, the in-memory
 twin of L{novasvc.db.store.SQLServiceStore}.
 
-It follows the same contract (C{tests/_store_contract.py} runs against both):
+It follows the same contract (L{novasvc.testing.store_contract} runs against both):
 the same unique constraints, soft deletes, errors and timestamps. Its
 C{Deferred}s have already fired when returned, which makes it handy with
 L{twisted.trial.unittest.SynchronousTestCase} and

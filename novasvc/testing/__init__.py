@@ -1,0 +1,32 @@
+"""
+Public helpers for people testing their own services with trial:
+
+  - L{ServiceHarness} (L{novasvc.testing.harness}): run a manager in
+    process, with an in-memory broker and services table and a fake clock;
+    call and cast to it, advance time, read its services row.
+  - L{make_transport_contract_tests}
+    (L{novasvc.testing.transport_contract}) and
+    L{make_store_contract_tests} (L{novasvc.testing.store_contract}): the
+    contract suites novasvc runs against its own transports and stores, to
+    run against yours.
+  - L{DriverContractMixin} (L{novasvc.testing.driver_contract}): the checks
+    every driver passes, to mix into the contract suite of a driver
+    interface.
+
+Importing this package imports twisted.trial; never import it from service
+code.
+"""
+
+from novasvc.testing.driver_contract import DriverContractMixin
+from novasvc.testing.harness import EPOCH, ServiceHarness
+from novasvc.testing.store_contract import SettableUTCNow, make_store_contract_tests
+from novasvc.testing.transport_contract import make_transport_contract_tests
+
+__all__ = [
+    "ServiceHarness",
+    "EPOCH",
+    "make_transport_contract_tests",
+    "make_store_contract_tests",
+    "SettableUTCNow",
+    "DriverContractMixin",
+]
