@@ -83,6 +83,8 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["no-periodic", None, "Do not run periodic tasks."],
+        ["traceback", None,
+         "Show the traceback of a start-up error (default: one line naming the cause)."],
     ]
 
     settings: Config
@@ -133,9 +135,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     @param reactor: the reactor (default: the global one).
     @return: the service to run.
     @raise SystemExit: with a one-line message when C{Service.create} raises
-        L{ConfigError} or L{LoadError} (e.g. the manager cannot be imported),
-        so that twistd prints the message and exits with status 1 instead of
-        showing a traceback.
+        L{ConfigError} or L{LoadError} (e.g. the manager cannot be imported,
+        built or served), so that twistd prints the message and exits with
+        status 1 instead of showing a traceback; with C{--traceback} the
+        error itself propagates.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -155,6 +158,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
             clock=reactor,
         )
     except (ConfigError, LoadError) as e:
+        if options["traceback"]:
+            raise
         raise SystemExit(f"novasvc: error: {e}") from None
     return HangupService(service, reactor)
 

@@ -313,6 +313,58 @@ class MakeServiceTests(SynchronousTestCase):
         error = self.assertRaises(SystemExit, makeService, self.parse("-m", "x.Y"), _ThreadCalls())
         self.assertEqual(error.code, "novasvc: error: cannot load 'x.Y': no module named 'x'")
 
+    def test_traceback_option(self) -> None:
+        """
+        When C{--traceback} is given, then a start-up error propagates as
+        itself, traceback and all.
+        """
+        _patch_create(self, _FakeCreate(LoadError("cannot load 'x.Y'")))
+        self.assertRaises(LoadError, makeService, self.parse("-m", "x.Y", "--traceback"),
+                          _ThreadCalls())
+
+    def real(self, *argv: str) -> Any:
+        return makeService(self.parse("--transport-url=memory://", "--database-connection=sqlite://",
+                                      *argv), _ThreadCalls())
+
+    def test_manager_cannot_be_called(self) -> None:
+        """
+        When C{--manager} names a callable that raises when called with a
+        manager's arguments, then the exit message is one line naming the
+        path, what it is and the cause.
+        """
+        error = self.assertRaises(SystemExit, self.real, "--manager=os.path.join", "--topic=x")
+        self.assertTrue(error.code.startswith(
+            "novasvc: error: cannot create manager 'os.path.join': calling function "
+            "posixpath.join("), error.code)
+        self.assertIn("raised TypeError", error.code)
+        self.assertNotIn("\n", error.code)
+
+    def test_manager_not_servable(self) -> None:
+        """
+        When C{--manager} names a value with nothing to call, then the exit
+        message says so on one line.
+        """
+        error = self.assertRaises(SystemExit, self.real, "--manager=os.sep", "--topic=x")
+        self.assertIn("cannot serve manager 'os.sep': it is a str instance", error.code)
+
+    def test_module_manager(self) -> None:
+        """
+        When C{--manager} names a module with a C{topic}, then it is served.
+        """
+        service = self.real("--manager=tests._module_manager").service
+        self.assertEqual(service.topic, "modular")
+
+    def test_config_alone(self) -> None:
+        """
+        When only C{--config} is given and the file names exactly one
+        C{<topic>_manager}, then that manager runs on that topic.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("echo_manager: novasvc.examples.echo.EchoManager\n")
+        service = self.real("--config", path).service
+        self.assertEqual((service.topic, type(service.manager).__name__), ("echo", "EchoManager"))
+
     def test_other_error(self) -> None:
         """
         When C{Service.create} raises anything else, then it propagates (a
