@@ -198,8 +198,8 @@ class Service(AsyncMultiService):
         if db is None:
             db = create_object(config.db_driver, load_object(config.db_driver), "database API",
                                offer={"config": config, "store": store, "reactor": clock})
-        built = load_manager(found if not isinstance(manager, str) else manager, host=host,
-                             service_name=topic, offer={"config": config, "db": db})
+        built = load_manager(manager, host=host, service_name=topic,
+                             offer={"config": config, "db": db})
         return cls(
             host, binary, topic, built,
             config=config, store=store, transport=transport, db=db,
