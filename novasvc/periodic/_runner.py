@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.periodic._decorator import DEFAULT_INTERVAL, Task, collect, spec_of, task_from
 
 __all__ = ["PeriodicTasks"]
@@ -103,12 +104,7 @@ class PeriodicTasks:
         Service sets it to its own clock); until then it is the global
         reactor, resolved at each read.
         """
-        clock = self._periodic_clock
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = reactor  # type: ignore[assignment]
-        return clock
+        return global_reactor_if_none(self._periodic_clock)
 
     @clock.setter
     def clock(self, clock: Optional[IReactorTime]) -> None:

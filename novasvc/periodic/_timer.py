@@ -15,6 +15,7 @@ from twisted.application import service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.periodic._decorator import DEFAULT_INTERVAL
 
 __all__ = ["fuzzy_delay", "PeriodicTaskService"]
@@ -98,11 +99,7 @@ class PeriodicTaskService(service.Service):
         """
         The injected clock, or the global reactor when none was given.
         """
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            return reactor  # type: ignore[return-value]
-        return self._clock
+        return global_reactor_if_none(self._clock)
 
     def startService(self) -> None:
         """
