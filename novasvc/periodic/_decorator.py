@@ -160,6 +160,7 @@ def periodic_task(
 
 def spec_of(value: object) -> Optional[Spec]:
     """
+    @param value: any object, typically a class attribute.
     @return: what L{periodic_task} recorded on C{value}, or C{None} when it
         was not decorated.
     """
@@ -220,7 +221,7 @@ def collect(cls: type, base: type) -> Tuple[Task, ...]:
     for klass in reversed(cls.__mro__):
         if klass is object:
             continue
-        # Ancestors that are a base subclass logged their own skipped tasks
+        # Ancestors that subclass base logged their own skipped tasks
         # when they were created; plain mixins never were.
         log = klass is cls or not issubclass(klass, base)
         for attribute, value in vars(klass).items():
