@@ -22,6 +22,7 @@ from twisted.application.service import Service as _TwistedService
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.config import Config
 from novasvc.context import get_admin_context
 from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
@@ -69,8 +70,7 @@ class Service(AsyncMultiService):
                  clock=None, rng: Optional[random.Random] = None,
                  db: Optional[IDatabaseAPI] = None) -> None:
         AsyncMultiService.__init__(self)
-        if clock is None:
-            from twisted.internet import reactor as clock
+        clock = global_reactor_if_none(clock)
         self.host, self.binary, self.topic = host, binary, topic
         self.manager = manager
         self.config = config

@@ -23,6 +23,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import naive_utc
 from novasvc.exceptions import ServiceNotFound
@@ -178,9 +179,7 @@ class ReportStateService(Service):
 
     def _get_clock(self) -> Any:
         if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = reactor
+            self._clock = global_reactor_if_none()
         return self._clock
 
     def startService(self) -> None:

@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.db import rules, schema
 from novasvc.db.record import ServiceRecord
 from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
@@ -263,9 +264,7 @@ class SQLServiceStore:
 
     def _get_reactor(self) -> Any:
         if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+            self._reactor = global_reactor_if_none()
         return self._reactor
 
     def _now(self) -> datetime.datetime:

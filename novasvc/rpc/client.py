@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.context import RequestContext
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
@@ -107,9 +108,7 @@ class RPCClient:
     @property
     def _clock(self) -> Any:
         if self._clock_arg is None:
-            from twisted.internet import reactor
-
-            self._clock_arg = reactor
+            self._clock_arg = global_reactor_if_none()
         return self._clock_arg
 
     def prepare(self, exchange: Optional[str] = _UNSET, topic: Optional[str] = _UNSET,

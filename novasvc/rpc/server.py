@@ -33,6 +33,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.context import RequestContext
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
@@ -158,9 +159,7 @@ class RPCServer:
     @property
     def _clock(self) -> Any:
         if self._clock_arg is None:
-            from twisted.internet import reactor
-
-            self._clock_arg = reactor
+            self._clock_arg = global_reactor_if_none()
         return self._clock_arg
 
     @property

@@ -53,6 +53,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.exceptions import ConfigError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
@@ -245,9 +246,7 @@ class AMQPTransport:
     @property
     def _clock(self) -> Any:
         if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+            self._reactor = global_reactor_if_none()
         return self._reactor
 
     @property

@@ -24,6 +24,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.exceptions import TransportError, UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.transport.topology import Exchange, Queue
@@ -344,8 +345,7 @@ class MemoryTransport:
                  clock=None) -> None:
         self.url = url or TransportURL.parse("memory://")
         self.broker = broker or get_broker(self.url.hosts[0][0])
-        if clock is None:
-            from twisted.internet import reactor as clock
+        clock = global_reactor_if_none(clock)
         self.clock = clock
         self._consumers: set = set()
         self._stopped = False

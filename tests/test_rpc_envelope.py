@@ -1,0 +1,113 @@
+"""
+Tests for L{novasvc.rpc._envelope}.
+"""
+
+import json
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from novasvc.rpc._envelope import decode_body, encode_envelope
+from novasvc.rpc.errors import MalformedMessage
+
+
+def _outer(body: bytes) -> dict:
+    return json.loads(body)
+
+
+class EnvelopeTests(SynchronousTestCase):
+    """
+    The 2.0 envelope and bare messages.
+    """
+
+    def test_envelope_shape(self) -> None:
+        """
+        When a message is wrapped, then the body is a JSON object with exactly
+        oslo.version "2.0" and oslo.message, a string holding the inner JSON.
+        """
+        body = encode_envelope({"a": 'quote " and \\ and é'})
+        outer = _outer(body)
+        self.assertEqual(set(outer), {"oslo.version", "oslo.message"})
+        self.assertEqual(outer["oslo.version"], "2.0")
+        self.assertIsInstance(outer["oslo.message"], str)
+        self.assertEqual(json.loads(outer["oslo.message"]), {"a": 'quote " and \\ and é'})
+        self.assertIsInstance(body, bytes)
+
+    def test_decode_round_trip(self) -> None:
+        """
+        When a wrapped message is decoded, then the inner message comes back.
+        """
+        self.assertEqual(decode_body(encode_envelope({"x": [1, 2]})), {"x": [1, 2]})
+
+    def test_bare_message(self) -> None:
+        """
+        When the body is a bare JSON object (the 1.0 format), then it is taken
+        as is.
+        """
+        self.assertEqual(decode_body(b'{"method": "m"}'), {"method": "m"})
+
+    def test_incompatible_envelope(self) -> None:
+        """
+        When the envelope version is not compatible with 2.0, then the body is
+        malformed.
+        """
+        for version in ("2.1", "3.0", "1.0", "x"):
+            body = json.dumps({"oslo.version": version, "oslo.message": "{}"}).encode()
+            self.assertRaises(MalformedMessage, decode_body, body)
+
+    def test_envelope_message_not_string(self) -> None:
+        """
+        When oslo.message is not a string or not JSON, then the body is
+        malformed.
+        """
+        for inner in ({}, "not json"):
+            body = json.dumps({"oslo.version": "2.0", "oslo.message": inner}).encode()
+            self.assertRaises(MalformedMessage, decode_body, body)
+
+    def test_usual_and_general_paths_agree(self) -> None:
+        """
+        When the same message comes as the usual envelope (as bytes or text),
+        with other spacing, or with the keys in the other order, then each
+        decodes to the same message.
+        """
+        message = {"a": 'quote " and \\ and \u00e9 \U0001f600', "b": [1, {"c": None}]}
+        inner = json.dumps(message)
+        bodies = [
+            encode_envelope(message),
+            encode_envelope(message).decode("ascii"),
+            json.dumps({"oslo.version": "2.0", "oslo.message": inner}, ensure_ascii=False).encode("utf-8"),
+            json.dumps({"oslo.version": "2.0", "oslo.message": inner}, separators=(",", ":")).encode(),
+            json.dumps({"oslo.message": inner, "oslo.version": "2.0"}).encode(),
+        ]
+        for body in bodies:
+            self.assertEqual(decode_body(body), message, body)
+
+    def test_usual_envelope_with_trailing_data(self) -> None:
+        """
+        When the usual envelope is followed by more than its closing brace,
+        then the body is malformed (as the general parser says).
+        """
+        body = encode_envelope({"a": 1})
+        self.assertRaises(MalformedMessage, decode_body, body + b', "x": 1}')
+        self.assertEqual(decode_body(body + b"\n"), {"a": 1})
+
+    def test_usual_envelope_inner_not_json(self) -> None:
+        """
+        When the usual envelope holds a string that is not JSON, then the
+        body is malformed.
+        """
+        body = b'{"oslo.version": "2.0", "oslo.message": "{nope"}'
+        self.assertRaises(MalformedMessage, decode_body, body)
+
+    def test_not_json(self) -> None:
+        """
+        When the body is not JSON (or not UTF-8), then it is malformed.
+        """
+        self.assertRaises(MalformedMessage, decode_body, b"{nope")
+        self.assertRaises(MalformedMessage, decode_body, b"\xff\xfe\x00")
+
+    def test_not_object(self) -> None:
+        """
+        When the message is JSON but not an object, then it is malformed.
+        """
+        self.assertRaises(MalformedMessage, decode_body, b"[1, 2]")
+        self.assertRaises(MalformedMessage, decode_body, encode_envelope([1]))  # type: ignore
