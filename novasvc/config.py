@@ -296,8 +296,9 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     @param defaults: values that take the place of built-in defaults, so
         that the file and C{overrides} beat them, keyed as C{overrides}; each
         is a C{(value, source)} pair where C{source} names the value in a
-        refusal (e.g. C{"environment variable NOVASVC_TRANSPORT_URL"}), and a
-        value of C{None} means "not given".
+        refusal (e.g. C{"environment variable NOVASVC_TRANSPORT_URL"}); a
+        value of C{None} means "not given", and a value the file or
+        C{overrides} beat is not checked.
     @return: the validated L{Config}; durations are C{float} seconds and
         C{allowed_remote_exmods} is a C{tuple}.
     @raise ConfigError: the file is missing or unreadable, is not valid YAML,
@@ -310,11 +311,14 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     database: Dict[str, Any] = {}
     managers: Dict[str, str] = {}
     unbound: List[_RawSection] = []
-    _apply_overrides({key: value for key, (value, _) in defaults.items()}, values, database,
-                     lambda key: defaults[key][1])
     if path is not None:
         data, lines = _read_yaml(path, os.environ if environ is None else environ)
         _apply_file(path, data, lines, values, database, managers, unbound)
+    # A default the file or an override beats is not even checked.
+    given = {*values, *("database_" + key for key in database),
+             *(key for key, value in overrides.items() if value is not None)}
+    _apply_overrides({key: value for key, (value, _) in defaults.items() if key not in given},
+                     values, database, lambda key: defaults[key][1])
     _apply_overrides(overrides, values, database)
     return Config(database=DatabaseConfig(**database), managers=managers_from(managers),
                   unbound=tuple(unbound), **values)

@@ -29,8 +29,8 @@ class _ConfigTestCase(SynchronousTestCase):
         return path
 
     def load(self, text: str, overrides: Mapping[str, Any] = {},
-             environ: Mapping[str, str] = {}) -> Config:
-        return load_config(self.write(text), overrides, environ=environ)
+             environ: Mapping[str, str] = {}, **kwargs: Any) -> Config:
+        return load_config(self.write(text), overrides, environ=environ, **kwargs)
 
     def refused(self, text: str, overrides: Mapping[str, Any] = {},
                 environ: Mapping[str, str] = {}) -> str:
@@ -183,6 +183,20 @@ class LoadConfigTests(_ConfigTestCase):
         self.assertTrue(str(error).startswith("environment variable NOVASVC_TRANSPORT_URL: 'http://u:***@h/'"),
                         str(error))
         self.assertNotIn("hunter2", str(error))
+
+    def test_beaten_default_unchecked(self) -> None:
+        """
+        When the file or an override gives a key, then the caller's default
+        for it is not checked.
+        """
+        defaults = {"transport_url": ("http://bad/", "environment variable X"),
+                    "database_connection": ("not a URL", "environment variable Y")}
+        config = self.load("transport_url: memory://\ndatabase:\n  connection: sqlite://\n",
+                           defaults=defaults)
+        self.assertEqual((config.transport_url, config.database.connection), ("memory://", "sqlite://"))
+        config = load_config(None, {"transport_url": "memory://", "database_connection": "sqlite://"},
+                             defaults=defaults)
+        self.assertEqual((config.transport_url, config.database.connection), ("memory://", "sqlite://"))
 
     def test_repr_hides_passwords(self) -> None:
         """
