@@ -176,6 +176,15 @@ class ParseTests(SynchronousTestCase):
         self.assertUsageError(["call", "--timeout", "inf", "t", "m"], "must be a positive number")
         self.assertUsageError(["call", "--timeout", "soon", "t", "m"], "invalid float")
 
+    def test_bad_rpc_version(self) -> None:
+        """
+        When --rpc-version is not a version, then usage error 64, with a long
+        value shortened.
+        """
+        self.assertUsageError(["call", "--rpc-version", "1.x", "t", "m"], "--rpc-version must be X.Y")
+        self.assertUsageError(["call", "--rpc-version", "9" * 3000 + "x", "t", "m"], "9999...'")
+        self.assertLess(len(self.stderr.getvalue()), 500)
+
     def test_options_before_or_after_command(self) -> None:
         """
         When an option comes before the sub-command, then it counts as if it

@@ -64,7 +64,7 @@ from novasvc.exceptions import ConfigError
 from novasvc.options import show_value
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout, RemoteError, RPCError
-from novasvc.rpc.target import Target
+from novasvc.rpc.target import Target, parse_version
 
 __all__ = ["main", "run", "parse_arguments", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE"]
 
@@ -281,6 +281,11 @@ def parse_arguments(argv: Optional[Sequence[str]] = None, *, stdin: Optional[IO[
         parser.error("--fanout and --server exclude each other")
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         parser.error(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    if args.rpc_version is not None:
+        try:
+            parse_version(args.rpc_version)
+        except ValueError:
+            parser.error(f"--rpc-version must be X.Y or X.Y.Z (integers), not {show_value(args.rpc_version)}")
     args.settings = _load_settings(parser, args, os.environ if environ is None else environ)
     args.transport_url = args.settings.transport_url
     args.control_exchange = args.settings.control_exchange
