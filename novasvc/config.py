@@ -275,10 +275,12 @@ def managers_from(mapping: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
 
 
 def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
-                environ: Optional[Mapping[str, str]] = None) -> Config:
+                environ: Optional[Mapping[str, str]] = None,
+                defaults: Mapping[str, Tuple[Any, str]] = {}) -> Config:
     """
-    Build the configuration: L{Config}'s defaults, overridden by the YAML file
-    at C{path}, overridden by C{overrides}.
+    Build the configuration: L{Config}'s defaults (or the caller's
+    C{defaults}), overridden by the YAML file at C{path}, overridden by
+    C{overrides}.
 
     The file is a mapping whose keys are L{Config}'s field names (except
     C{managers}), plus a C{database:} mapping with C{connection} and
@@ -294,6 +296,12 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
         C{database:} section; a value of C{None} means "not given".
     @param environ: the environment for C{${NAME}} substitution (default:
         C{os.environ}).
+    @param defaults: values that take the place of built-in defaults, so
+        that the file and C{overrides} beat them, keyed as C{overrides}; each
+        is a C{(value, source)} pair where C{source} names the value in a
+        refusal (e.g. C{"environment variable NOVASVC_TRANSPORT_URL"}); a
+        value of C{None} means "not given", and a value the file or
+        C{overrides} beat is not checked.
     @return: the validated L{Config}; durations are C{float} seconds and
         C{allowed_remote_exmods} is a C{tuple}.
     @raise ConfigError: the file is missing or unreadable, is not valid YAML,
@@ -309,6 +317,11 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     if path is not None:
         data, lines = _read_yaml(path, os.environ if environ is None else environ)
         _apply_file(path, data, lines, values, database, managers, unbound)
+    # A default the file or an override beats is not even checked.
+    given = {*values, *("database_" + key for key in database),
+             *(key for key, value in overrides.items() if value is not None)}
+    _apply_overrides({key: value for key, (value, _) in defaults.items() if key not in given},
+                     values, database, lambda key: defaults[key][1])
     _apply_overrides(overrides, values, database)
     return Config(database=DatabaseConfig(**database), managers=managers_from(managers),
                   unbound=tuple(unbound), **values)
@@ -490,12 +503,16 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                               f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager'])}")
 
 
+def _option_name(key: str) -> str:
+    return "command line option --" + key.replace("_", "-")
+
+
 def _apply_overrides(overrides: Mapping[str, Any], values: Dict[str, Any],
-                     database: Dict[str, Any]) -> None:
+                     database: Dict[str, Any], source: Callable[[str], str] = _option_name) -> None:
     for key, value in overrides.items():
         if value is None:
             continue
-        where = "command line option --" + key.replace("_", "-")
+        where = source(key)
         if key in _CHECKS:
             values[key] = _check(where, key, _CHECKS[key], value)
         elif key.startswith("database_") and key[len("database_"):] in _DATABASE_CHECKS:

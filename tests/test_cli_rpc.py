@@ -1,23 +1,38 @@
 """
 Tests for L{novasvc.cli.rpc} (C{novasvc-rpc}), with an injected in-memory
-transport and a L{task.Clock} as the reactor.
+transport and a L{task.Clock} as the reactor; L{ReadmeTests} checks what the
+README says about C{novasvc-rpc}.
 """
 
 import io
+import json
 import os
+import re
+import shlex
+import subprocess
 import sys
-from typing import Any, List
+import textwrap
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+import novasvc.transport
+from novasvc import tap
 from novasvc.cli import rpc as cli
+from novasvc.config import Config
+from novasvc.db.memory import MemoryServiceStore
+from novasvc.exceptions import ConfigError
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
+from novasvc.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from tests.test_rpc_server import Manager
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(os.path.dirname(HERE), "README.rst")
 
 
 class StoppableTransport(MemoryTransport):
@@ -49,9 +64,12 @@ class ParseTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.stderr = io.StringIO()
         self.patch(sys, "stderr", self.stderr)
+        self.patch(os, "environ", {k: v for k, v in os.environ.items() if k != cli.TRANSPORT_URL_VARIABLE})
 
-    def assertUsageError(self, argv: List[str], text: str) -> None:
-        error = self.assertRaises(SystemExit, cli.parse_arguments, argv)
+    def assertUsageError(self, argv: List[str], text: str, **kwargs: Any) -> None:
+        self.stderr.truncate(0)
+        self.stderr.seek(0)
+        error = self.assertRaises(SystemExit, cli.parse_arguments, argv, **kwargs)
         self.assertEqual(error.code, cli.EXIT_USAGE)
         self.assertIn(text, self.stderr.getvalue())
 
@@ -76,27 +94,53 @@ class ParseTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         """
         When no option is given, then the timeout is 60 s, the exchange
-        openstack, and the URL comes from NOVASVC_TRANSPORT_URL or the
-        default rabbit URL.
+        openstack, the URL comes from NOVASVC_TRANSPORT_URL or the default
+        rabbit URL, and the settings are the built-in defaults.
         """
-        self.patch(os, "environ", {k: v for k, v in os.environ.items() if k != "NOVASVC_TRANSPORT_URL"})
         args = cli.parse_arguments(["call", "t", "m"])
         self.assertEqual((args.timeout, args.control_exchange, args.transport_url, args.kwargs),
                          (60.0, "openstack", "rabbit://guest:guest@localhost:5672/", {}))
+        self.assertEqual(args.settings, Config())
         self.patch(os, "environ", dict(os.environ, NOVASVC_TRANSPORT_URL="memory://env"))
         self.assertEqual(cli.parse_arguments(["call", "t", "m"]).transport_url, "memory://env")
+        self.assertEqual(cli.parse_arguments(["call", "t", "m"], environ={}).transport_url,
+                         "rabbit://guest:guest@localhost:5672/")
+
+    def test_bad_environment_url(self) -> None:
+        """
+        When NOVASVC_TRANSPORT_URL cannot be used, then usage error 64 names
+        the variable and hides the password; --transport-url makes it unused.
+        """
+        environ = {"NOVASVC_TRANSPORT_URL": "http://u:hunter2@h/"}
+        self.assertUsageError(["call", "t", "m"], "environment variable NOVASVC_TRANSPORT_URL:", environ=environ)
+        self.assertNotIn("hunter2", self.stderr.getvalue())
+        args = cli.parse_arguments(["call", "--transport-url", "memory://", "t", "m"], environ=environ)
+        self.assertEqual(args.transport_url, "memory://")
+
+    def test_bad_url(self) -> None:
+        """
+        When the transport URL cannot be used, then usage error 64 in one
+        line, without the password.
+        """
+        self.assertUsageError(["--transport-url", "bogus://u:hunter2@h", "call", "t", "m"],
+                              "command line option --transport-url: 'bogus://u:***@h': unknown scheme")
+        self.assertEqual(len(self.stderr.getvalue().splitlines()), 1)
+        self.assertNotIn("hunter2", self.stderr.getvalue())
 
     def test_bad_pair(self) -> None:
         """
-        When an argument is not key=JSON, then usage error 64.
+        When an argument is not key=VALUE, then usage error 64, and a long
+        argument is shortened in the message.
         """
-        self.assertUsageError(["call", "t", "m", "novalue"], "not key=JSON")
+        self.assertUsageError(["call", "t", "m", "novalue"], "not key=VALUE")
+        self.assertUsageError(["call", "t", "m", "x" * 5000], "not key=VALUE")
+        self.assertLess(len(self.stderr.getvalue()), 500)
 
     def test_bad_key(self) -> None:
         """
         When a key is not an identifier, then usage error 64.
         """
-        self.assertUsageError(["call", "t", "m", "1x=2"], "not key=JSON")
+        self.assertUsageError(["call", "t", "m", "1x=2"], "not key=VALUE")
 
     def test_duplicate_key(self) -> None:
         """
@@ -127,8 +171,38 @@ class ParseTests(SynchronousTestCase):
         """
         When the timeout is not a positive number, then usage error 64.
         """
-        self.assertUsageError(["call", "--timeout", "0", "t", "m"], "must be positive")
+        self.assertUsageError(["call", "--timeout", "0", "t", "m"], "must be a positive number")
+        self.assertUsageError(["call", "--timeout", "nan", "t", "m"], "must be a positive number")
+        self.assertUsageError(["call", "--timeout", "inf", "t", "m"], "must be a positive number")
         self.assertUsageError(["call", "--timeout", "soon", "t", "m"], "invalid float")
+
+    def test_bad_rpc_version(self) -> None:
+        """
+        When --rpc-version is not a version, then usage error 64, with a long
+        value shortened.
+        """
+        self.assertUsageError(["call", "--rpc-version", "1.x", "t", "m"], "--rpc-version must be X.Y")
+        self.assertUsageError(["call", "--rpc-version", "9" * 3000 + "x", "t", "m"], "9999...'")
+        self.assertLess(len(self.stderr.getvalue()), 500)
+
+    def test_options_before_or_after_command(self) -> None:
+        """
+        When an option comes before the sub-command, then it counts as if it
+        came after, and one given after the sub-command wins.
+        """
+        before = cli.parse_arguments(["--server", "h1", "--timeout", "5", "--namespace", "ns", "--rpc-version",
+                                      "1.2", "--transport-url", "memory://a", "--control-exchange", "nova",
+                                      "call", "t", "m"])
+        after = cli.parse_arguments(["call", "--server", "h1", "--timeout", "5", "--namespace", "ns",
+                                     "--rpc-version", "1.2", "--transport-url", "memory://a",
+                                     "--control-exchange", "nova", "t", "m"])
+        for args in (before, after):
+            self.assertEqual((args.server, args.timeout, args.namespace, args.rpc_version, args.transport_url,
+                              args.control_exchange), ("h1", 5.0, "ns", "1.2", "memory://a", "nova"))
+        self.assertTrue(cli.parse_arguments(["--fanout", "cast", "t", "m"]).fanout)
+        both = cli.parse_arguments(["--timeout", "5", "call", "--timeout", "7", "t", "m"])
+        self.assertEqual(both.timeout, 7.0)
+        self.assertUsageError(["--fanout", "call", "t", "m"], "--fanout is for cast only")
 
     def test_help(self) -> None:
         """
@@ -250,14 +324,17 @@ class RunTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), cli.EXIT_TIMEOUT)
         self.assertIn("did not confirm", self.stderr.getvalue())
 
-    def test_bad_url(self) -> None:
+    def test_transport_refused(self) -> None:
         """
-        When the transport URL cannot be used, then the status is 64.
+        When the transport factory refuses the URL, then the status is 64.
         """
-        d = cli.run(self.clock, cli.parse_arguments(["--transport-url", "bogus://h", "call", "t", "m"]),
+        def refuse(url: str, reactor: Any) -> Any:
+            raise ConfigError("transport_url 'x': refused")
+
+        d = cli.run(self.clock, cli.parse_arguments(["call", "t", "m"]), transport_factory=refuse,
                     stdout=self.stdout, stderr=self.stderr)
         self.assertEqual(self.successResultOf(d), cli.EXIT_USAGE)
-        self.assertIn("unknown scheme", self.stderr.getvalue())
+        self.assertEqual(self.stderr.getvalue(), "novasvc-rpc: transport_url 'x': refused\n")
 
     def _react(self, main):
         results: List[Any] = []
@@ -288,3 +365,491 @@ class RunTests(SynchronousTestCase):
         self.patch(sys, "stderr", io.StringIO())
         error = self.assertRaises(SystemExit, cli.main, ["call"], react=self.fail)
         self.assertEqual(error.code, cli.EXIT_USAGE)
+
+
+class ArgumentFileTests(SynchronousTestCase):
+    """
+    C{key=@FILE}, C{key=@-} and C{key=@@TEXT} in L{cli.parse_arguments}.
+    """
+
+    def setUp(self) -> None:
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+
+    def parse(self, *argv: str, stdin: Optional[Any] = None) -> Dict[str, Any]:
+        return cli.parse_arguments(["call", "t", "m", *argv], stdin=stdin or io.StringIO(), environ={}).kwargs
+
+    def write(self, content: bytes) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+
+    def refused(self, *argv: str, stdin: Optional[Any] = None) -> str:
+        error = self.assertRaises(SystemExit, self.parse, *argv, stdin=stdin)
+        self.assertEqual(error.code, cli.EXIT_USAGE)
+        (line,) = self.stderr.getvalue().splitlines()
+        self.assertTrue(line.startswith("novasvc-rpc: error: "), line)
+        return line
+
+    def test_file(self) -> None:
+        """
+        When a value is @FILE, then the file's whole content is decoded as
+        JSON, or taken as a string when it is not JSON.
+        """
+        document = {"volumes": [{"id": i, "name": f"vol{i}"} for i in range(2000)]}
+        json_path = self.write(json.dumps(document, indent=2).encode())
+        text_path = self.write("not json: é\n".encode())
+        kwargs = self.parse(f"spec=@{json_path}", f"note=@{text_path}")
+        self.assertEqual(kwargs, {"spec": document, "note": "not json: é\n"})
+
+    def test_stdin(self) -> None:
+        """
+        When a value is @-, then standard input is read as UTF-8 by the same
+        rule, whether it is a text or a binary stream underneath.
+        """
+        self.assertEqual(self.parse("data=@-", stdin=io.StringIO('{"a": [1, 2]}\n')), {"data": {"a": [1, 2]}})
+        stdin = io.TextIOWrapper(io.BytesIO("plain é".encode()), encoding="latin-1")
+        self.assertEqual(self.parse("data=@-", "other=2", stdin=stdin), {"data": "plain é", "other": 2})
+
+    def test_stdin_default(self) -> None:
+        """
+        When no stream is given, then @- reads C{sys.stdin}.
+        """
+        self.patch(sys, "stdin", io.StringIO("[3]"))
+        self.assertEqual(cli.parse_arguments(["cast", "t", "m", "x=@-"], environ={}).kwargs, {"x": [3]})
+
+    def test_literal_at(self) -> None:
+        """
+        When a value starts with @@, then it is the string after the first
+        @, never a file; a JSON string may start with @ too.
+        """
+        self.assertEqual(self.parse("a=@@home", "b=@@-", "c=@@", 'd="@x"', "e=@@1"),
+                         {"a": "@home", "b": "@-", "c": "@", "d": "@x", "e": "@1"})
+
+    def test_missing_file(self) -> None:
+        """
+        When the file cannot be read, then one line and status 64, with a
+        long file name shortened.
+        """
+        path = os.path.abspath(self.mktemp())
+        line = self.refused(f"spec=@{path}")
+        self.assertIn("argument 'spec': cannot read file ", line)
+        self.assertTrue(line.endswith(": No such file or directory"), line)
+        self.stderr.truncate(0)
+        self.stderr.seek(0)
+        line = self.refused("spec=@" + "d/" * 3000 + "f")
+        self.assertLess(len(line), 300)
+        self.assertIn("/d...': ", line)
+
+    def test_unreadable(self) -> None:
+        """
+        When the value names a directory, a NUL byte or a file that is not
+        UTF-8, then one line and status 64.
+        """
+        self.assertIn("cannot read file", self.refused(f"spec=@{HERE}"))
+        self.stderr.truncate(0)
+        self.stderr.seek(0)
+        self.assertIn("not a file name", self.refused("spec=@a\0b"))
+        self.stderr.truncate(0)
+        self.stderr.seek(0)
+        self.assertIn("is not UTF-8 text (byte 1)", self.refused(f"spec=@{self.write(b'x' + bytes([0xff]))}"))
+
+    def test_bad_stdin(self) -> None:
+        """
+        When standard input is not UTF-8, missing, or asked for twice, then
+        status 64.
+        """
+        stdin = io.TextIOWrapper(io.BytesIO(b"\xff"), encoding="utf-8")
+        self.assertIn("standard input is not UTF-8 text", self.refused("d=@-", stdin=stdin))
+        self.stderr.truncate(0)
+        self.stderr.seek(0)
+        self.patch(sys, "stdin", None)
+        error = self.assertRaises(SystemExit, cli.parse_arguments, ["call", "t", "m", "d=@-"], environ={})
+        self.assertEqual(error.code, cli.EXIT_USAGE)
+        self.assertIn("no standard input", self.stderr.getvalue())
+        error = self.assertRaises(SystemExit, self.parse, "a=@-", "b=@-")
+        self.assertEqual(error.code, cli.EXIT_USAGE)
+        self.assertIn("can be read once", self.stderr.getvalue())
+
+    def test_bare_at(self) -> None:
+        """
+        When a value is a lone @, then the message says how to write a file,
+        standard input or a literal @.
+        """
+        self.assertIn("key=@@TEXT", self.refused("a=@"))
+
+
+class ConfigFileTests(SynchronousTestCase):
+    """
+    C{--config}: the settings file of C{twistd novasvc}.
+    """
+
+    def setUp(self) -> None:
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+
+    def write(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def parse(self, *argv: str, environ: Dict[str, str] = {}) -> Any:
+        return cli.parse_arguments(list(argv), environ=environ)
+
+    def refused(self, *argv: str, environ: Dict[str, str] = {}) -> str:
+        error = self.assertRaises(SystemExit, self.parse, *argv, environ=environ)
+        self.assertEqual(error.code, cli.EXIT_USAGE)
+        (line,) = self.stderr.getvalue().splitlines()
+        self.assertTrue(line.startswith("novasvc-rpc: error: "), line)
+        return line
+
+    FILE = """\
+        transport_url: memory://from-file
+        control_exchange: nova
+        rpc_response_timeout: 7
+        durable_queues: true
+        allowed_remote_exmods: [novasvc.examples.echo]
+        volume_manager: myproject.volume.VolumeManager
+        volume:
+          backend: lvm
+        """
+
+    def test_values_from_file(self) -> None:
+        """
+        When --config (or -c) names a file, then the URL, the exchange and
+        the timeout come from it, and the settings equal those C{twistd
+        novasvc --config} loads from the same file (manager sections
+        included, unvalidated).
+        """
+        path = self.write(self.FILE)
+        for option in ("--config", "-c"):
+            args = self.parse(option, path, "call", "t", "m")
+            self.assertEqual((args.transport_url, args.control_exchange, args.timeout),
+                             ("memory://from-file", "nova", 7.0))
+            options = tap.Options()
+            options.parseOptions(["--config", path])
+            self.assertEqual(args.settings, options.settings)
+        self.assertEqual(self.parse("call", "-c", path, "t", "m").settings, options.settings)
+
+    def test_options_beat_file(self) -> None:
+        """
+        When --transport-url, --control-exchange or --timeout is given, then
+        it beats the file, which beats NOVASVC_TRANSPORT_URL.
+        """
+        path = self.write(self.FILE)
+        environ = {"NOVASVC_TRANSPORT_URL": "memory://from-env"}
+        args = self.parse("-c", path, "--transport-url", "memory://from-option", "--control-exchange", "x",
+                          "call", "--timeout", "3", "t", "m", environ=environ)
+        self.assertEqual((args.transport_url, args.control_exchange, args.timeout),
+                         ("memory://from-option", "x", 3.0))
+        self.assertEqual(args.settings.rpc_response_timeout, 3.0)
+        self.assertEqual(self.parse("-c", path, "call", "t", "m", environ=environ).transport_url,
+                         "memory://from-file")
+        other = self.write("control_exchange: nova\n")
+        self.assertEqual(self.parse("-c", other, "call", "t", "m", environ=environ).transport_url,
+                         "memory://from-env")
+
+    def test_environment_substitution(self) -> None:
+        """
+        When the file refers to an environment variable, then the
+        environment given to L{cli.parse_arguments} fills it in.
+        """
+        path = self.write("control_exchange: ${EXCHANGE:openstack}\n")
+        self.assertEqual(self.parse("-c", path, "call", "t", "m", environ={"EXCHANGE": "nova"}).control_exchange,
+                         "nova")
+
+    def test_bad_file(self) -> None:
+        """
+        When the file is missing, is not YAML or has an unknown key, then one
+        line naming the problem and status 64, never a traceback.
+        """
+        missing = os.path.relpath(self.mktemp())
+        self.assertEqual(self.refused("-c", missing, "call", "t", "m"),
+                         f"novasvc-rpc: error: {missing}: cannot read the configuration file: "
+                         f"No such file or directory")
+        for text, expected in (("transport_url: [\n", "invalid YAML"),
+                               ("report_intervall: 3\n", "line 1: report_intervall: unknown key"),
+                               ("rpc_response_timeout: 0\n", "expected a number of seconds > 0")):
+            self.stderr.truncate(0)
+            self.stderr.seek(0)
+            self.assertIn(expected, self.refused("-c", self.write(text), "call", "t", "m"))
+
+    def test_bad_file_hides_password(self) -> None:
+        """
+        When the file's URL is refused, then the message hides its password.
+        """
+        line = self.refused("-c", self.write("transport_url: bogus://user:hunter2@h/\n"), "call", "t", "m")
+        self.assertIn("'bogus://user:***@h/': unknown scheme", line)
+        self.assertNotIn("hunter2", line)
+
+    def test_long_file_name(self) -> None:
+        """
+        When the file name is huge, then the message shows it shortened.
+        """
+        line = self.refused("-c", "/nonexistent/" + "d" * 5000, "call", "t", "m")
+        self.assertLess(len(line), 300)
+        self.assertIn("ddd...'", line)
+        self.assertIn("cannot read the configuration file", line)
+
+    def test_run_uses_settings(self) -> None:
+        """
+        When the file sets durable_queues, allowed_remote_exmods,
+        transient_queues_ttl and heartbeat_timeout_threshold, then the
+        client and the default transport get them.
+        """
+        path = self.write(textwrap.dedent(self.FILE) + "transient_queues_ttl: 30\nheartbeat_timeout_threshold: 15\n")
+        made: List[Tuple[str, Dict[str, Any]]] = []
+        clients: List[Dict[str, Any]] = []
+        clock = task.Clock()
+
+        def get_transport(url: str, **kwargs: Any) -> StoppableTransport:
+            made.append((url, kwargs))
+            return StoppableTransport(broker=MemoryBroker(), clock=clock)
+
+        class RecordingClient(cli.RPCClient):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                clients.append(kwargs)
+                super().__init__(*args, **kwargs)
+
+        self.patch(novasvc.transport, "get_transport", get_transport)
+        self.patch(cli, "RPCClient", RecordingClient)
+        d = cli.run(clock, self.parse("-c", path, "cast", "t", "m"), stdout=io.StringIO(), stderr=io.StringIO())
+        self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
+        self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15})])
+        (kwargs,) = clients
+        self.assertEqual({key: kwargs[key] for key in ("timeout", "control_exchange", "allowed_remote_exmods",
+                                                       "durable_queues", "transient_queues_ttl")},
+                         {"timeout": 7.0, "control_exchange": "nova",
+                          "allowed_remote_exmods": ("novasvc.examples.echo",), "durable_queues": True,
+                          "transient_queues_ttl": 30.0})
+
+
+class ScriptTests(SynchronousTestCase):
+    """
+    C{main} in a real process: what a shell sees.
+    """
+
+    def script(self, *argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        return subprocess.run([sys.executable, "-c", "from novasvc.cli.rpc import main; main()", *argv],
+                              input=stdin, capture_output=True, env=env, timeout=60)
+
+    def test_bad_config_file(self) -> None:
+        """
+        When the configuration file is bad, then the process prints one line
+        on stderr, no traceback and no password, and exits 64.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("transport_url: bogus://user:hunter2@h/\n")
+        result = self.script("--config", path, "call", "t", "m")
+        self.assertEqual(result.returncode, cli.EXIT_USAGE)
+        self.assertEqual(result.stdout, b"")
+        (line,) = result.stderr.decode().splitlines()
+        self.assertIn("unknown scheme", line)
+        self.assertNotIn("hunter2", line)
+
+    def test_stdin_not_utf8(self) -> None:
+        """
+        When @- reads standard input that is not UTF-8, then one line and
+        exit 64, before any broker is contacted.
+        """
+        result = self.script("--transport-url", "memory://", "cast", "t", "m", "data=@-", stdin=b"\xff\xfe")
+        self.assertEqual(result.returncode, cli.EXIT_USAGE)
+        self.assertEqual(result.stderr.decode().splitlines(),
+                         ["novasvc-rpc: error: argument 'data': standard input is not UTF-8 text (byte 0)"])
+
+
+def _readme() -> str:
+    with open(README, encoding="utf-8") as f:
+        return f.read()
+
+
+def _session() -> str:
+    """
+    @return: the README's "A session" section, up to the next heading.
+    """
+    text = _readme()
+    start = text.index("\nA session\n---")
+    following = re.compile(r"\n[^\n]+\n-{3,}\n").search(text, start + 1)
+    return text[start:following.start() if following else len(text)]
+
+
+class ReadmeTests(SynchronousTestCase):
+    """
+    What the README says about C{novasvc-rpc}; each test quotes the
+    sentence it checks.
+    """
+
+    def setUp(self) -> None:
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+        self.prose = " ".join(_session().split())
+
+    def says(self, sentence: str) -> None:
+        self.assertIn(sentence, self.prose)
+
+    def helps(self, *argv: str) -> str:
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        error = self.assertRaises(SystemExit, cli.parse_arguments, [*argv, "--help"], environ={})
+        self.assertEqual(error.code, 0)
+        return stdout.getvalue()
+
+    def test_help_lists_readme_options(self) -> None:
+        """
+        When C{novasvc-rpc --help} (or C{call --help}, C{cast --help}) runs,
+        then every option the README says it lists is there.
+        """
+        match = re.search(r"``novasvc-rpc --help`` lists (.*?), which may come before or after", self.prose)
+        self.assertIsNotNone(match, "the README's sentence about --help")
+        named = re.findall(r"``(--[a-z-]+)``", match.group(1))
+        self.assertEqual(len(named), 8, named)
+        for argv in ([], ["call"], ["cast"]):
+            shown = set(re.findall(r"(?<![\w-])(--[a-z-]+)", self.helps(*argv)))
+            self.assertEqual(set(named) - shown, set(), argv)
+        self.assertIn("-c FILE, --config FILE", self.helps())
+
+    def test_arguments_sentence(self) -> None:
+        """
+        When the README says how arguments are written, then each form does
+        what it says.
+        """
+        self.says("Arguments are ``key=JSON`` (a value that is not JSON is taken as a string). "
+                  "``key=@FILE`` reads the value from a file and ``key=@-`` from standard input, by the same rule "
+                  "(``data=@request.json``); ``key=@@TEXT`` is the string ``@TEXT``.")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('{"size": 1}')
+        args = cli.parse_arguments(["call", "t", "m", "a=1", "b=vol1", f"data=@{path}", "c=@-", "d=@@TEXT"],
+                                   stdin=io.StringIO("text"), environ={})
+        self.assertEqual(args.kwargs, {"a": 1, "b": "vol1", "data": {"size": 1}, "c": "text", "d": "@TEXT"})
+
+    def test_config_sentence(self) -> None:
+        """
+        When the README says what --config reads and what beats what, then
+        the settings say the same.
+        """
+        self.says("``--config FILE`` (``-c``) reads the file ``twistd novasvc`` reads (see Configuration below), "
+                  "so ``transport_url``, ``control_exchange``, ``rpc_response_timeout`` (the default "
+                  "``--timeout``), ``durable_queues`` and ``allowed_remote_exmods`` come from there; "
+                  "``--transport-url``, ``--control-exchange`` and ``--timeout`` beat the file, which beats "
+                  "``$NOVASVC_TRANSPORT_URL``.")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("transport_url: memory://f\ncontrol_exchange: f\nrpc_response_timeout: 5\n"
+                    "durable_queues: true\nallowed_remote_exmods: [m]\n")
+        environ = {"NOVASVC_TRANSPORT_URL": "memory://env"}
+        args = cli.parse_arguments(["-c", path, "call", "t", "m"], environ=environ)
+        self.assertEqual((args.transport_url, args.control_exchange, args.timeout, args.settings.durable_queues,
+                          args.settings.allowed_remote_exmods), ("memory://f", "f", 5.0, True, ("m",)))
+        args = cli.parse_arguments(["-c", path, "--transport-url", "memory://o", "--control-exchange", "o",
+                                    "--timeout", "2", "call", "t", "m"], environ=environ)
+        self.assertEqual((args.transport_url, args.control_exchange, args.timeout), ("memory://o", "o", 2.0))
+
+    def test_usage_sentence(self) -> None:
+        """
+        When the README says which errors exit 64 in one line, then bad
+        arguments, a bad file and an unreadable argument file do.
+        """
+        self.says("Bad arguments, a bad configuration file or an argument file that cannot be read exit 64 "
+                  "with a one-line message (2 means a timeout).")
+        self.assertEqual(cli.EXIT_TIMEOUT, 2)
+        missing = os.path.abspath(self.mktemp())
+        for argv in (["call", "t", "m", "1x=2"], ["-c", missing, "call", "t", "m"],
+                     ["call", "t", "m", f"x=@{missing}"]):
+            self.stderr.truncate(0)
+            self.stderr.seek(0)
+            error = self.assertRaises(SystemExit, cli.parse_arguments, argv, environ={})
+            self.assertEqual(error.code, cli.EXIT_USAGE)
+            self.assertEqual(len([line for line in self.stderr.getvalue().splitlines()
+                                  if line.startswith("novasvc-rpc: error:")]), 1, argv)
+
+
+class ReadmeSessionTests(SynchronousTestCase):
+    """
+    The README's session, line by line: each C{novasvc-rpc} command runs
+    against the echo service (host C{myhost}) on an in-memory broker, and
+    must exit as its C{# exit N} comment says (0 without one) and print
+    the lines shown after it (C{...} stands for anything).
+    """
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.broker = MemoryBroker()
+        service = Service.create(manager="novasvc.examples.echo.EchoManager",
+                                 config=Config(host="myhost", periodic_fuzzy_delay=0),
+                                 store=MemoryServiceStore(), clock=self.clock,
+                                 transport=MemoryTransport(broker=self.broker, clock=self.clock))
+        self.successResultOf(service.startService())
+        self.addCleanup(self.stop, service)
+
+    def stop(self, service: Service) -> None:
+        stopping = service.stopService()
+        self.clock.advance(60)  # calls still sleeping finish
+        self.successResultOf(stopping)
+
+    def test_allowed_remote_exmods(self) -> None:
+        """
+        When the file lists the echo module in allowed_remote_exmods, then
+        the remote error is rebuilt as its class and reads as the README
+        shows, with the server's class name.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("allowed_remote_exmods: [novasvc.examples.echo]\n")
+        stderr = io.StringIO()
+        args = cli.parse_arguments(["-c", path, "call", "echo", "fail", "message=no"], environ={})
+        d = cli.run(self.clock, args, stdout=io.StringIO(), stderr=stderr,
+                    transport_factory=lambda url, reactor: MemoryTransport(broker=self.broker, clock=reactor))
+        self.assertEqual(self.successResultOf(d), cli.EXIT_REMOTE_ERROR)
+        self.assertTrue(stderr.getvalue().startswith("Remote error: EchoError no\nTraceback"), stderr.getvalue())
+
+    def commands(self) -> List[Tuple[List[str], int, List[str]]]:
+        """
+        @return: (arguments, exit status, expected output lines) of each
+            C{novasvc-rpc} line of the session.
+        """
+        found: List[Tuple[List[str], int, List[str]]] = []
+        for line in _session().splitlines():
+            if not line.startswith("    "):
+                if line.strip():
+                    found.append(([], -1, []))  # prose ends a literal block's output
+                continue
+            line = line.strip()
+            if line.startswith("$ "):
+                command = line[2:]
+                if command.split()[0].endswith("/novasvc-rpc"):
+                    status = re.search(r"#\s*exit (\d+)", command)
+                    found.append((shlex.split(command, comments=True)[1:],
+                                  int(status.group(1)) if status else 0, []))
+                else:
+                    found.append(([], -1, []))
+            elif found:
+                found[-1][2].append(line)
+        return [command for command in found if command[1] >= 0]
+
+    def test_session(self) -> None:
+        """
+        When the README's commands run against the echo service, then each
+        exits and prints as the README shows.
+        """
+        commands = self.commands()
+        self.assertEqual(len(commands), 4, commands)
+        for argv, status, expected in commands:
+            stdout, stderr = io.StringIO(), io.StringIO()
+            d = cli.run(self.clock, cli.parse_arguments(argv, environ={}),
+                        transport_factory=lambda url, reactor: MemoryTransport(broker=self.broker, clock=reactor),
+                        stdout=stdout, stderr=stderr)
+            for _ in range(10):
+                if d.called:
+                    break
+                self.clock.advance(1.002)  # the README's elapsed time
+            self.assertEqual(self.successResultOf(d), status, (argv, stderr.getvalue()))
+            output = (stdout.getvalue() + stderr.getvalue()).splitlines()
+            for want, got in zip(expected, output):
+                pattern = ".*".join(re.escape(piece) for piece in re.split(r" ?\.\.\.", want))
+                self.assertRegex(got, "^" + pattern + "$", argv)
+            self.assertGreaterEqual(len(output), len(expected), (argv, output))

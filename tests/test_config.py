@@ -31,8 +31,8 @@ class _ConfigTestCase(SynchronousTestCase):
         return path
 
     def load(self, text: str, overrides: Mapping[str, Any] = {},
-             environ: Mapping[str, str] = {}) -> Config:
-        return load_config(self.write(text), overrides, environ=environ)
+             environ: Mapping[str, str] = {}, **kwargs: Any) -> Config:
+        return load_config(self.write(text), overrides, environ=environ, **kwargs)
 
     def refused(self, text: str, overrides: Mapping[str, Any] = {},
                 environ: Mapping[str, str] = {}) -> str:
@@ -157,6 +157,48 @@ class LoadConfigTests(_ConfigTestCase):
                                     "database_thread_pool_size": 2})
         self.assertEqual(config.control_exchange, "nova")
         self.assertEqual(config.database, DatabaseConfig(thread_pool_size=2))
+
+    def test_caller_defaults(self) -> None:
+        """
+        When the caller gives defaults, then they replace the built-in ones,
+        the file and the overrides beat them, and C{None} means "not given".
+        """
+        defaults = {"transport_url": ("memory://from-env", "environment variable X"),
+                    "control_exchange": ("from-env", "environment variable Y"),
+                    "host": (None, "environment variable Z")}
+        config = load_config(None, defaults=defaults)
+        self.assertEqual((config.transport_url, config.control_exchange, config.host),
+                         ("memory://from-env", "from-env", Config().host))
+        config = load_config(self.write("transport_url: memory://from-file\n"), defaults=defaults)
+        self.assertEqual((config.transport_url, config.control_exchange),
+                         ("memory://from-file", "from-env"))
+        config = load_config(None, {"control_exchange": "from-option"}, defaults=defaults)
+        self.assertEqual(config.control_exchange, "from-option")
+
+    def test_caller_default_refused(self) -> None:
+        """
+        When a caller's default has a bad value, then L{ConfigError} names
+        its source and hides the password.
+        """
+        error = self.assertRaises(ConfigError, load_config, None, defaults={
+            "transport_url": ("http://u:hunter2@h/", "environment variable NOVASVC_TRANSPORT_URL")})
+        self.assertTrue(str(error).startswith("environment variable NOVASVC_TRANSPORT_URL: 'http://u:***@h/'"),
+                        str(error))
+        self.assertNotIn("hunter2", str(error))
+
+    def test_beaten_default_unchecked(self) -> None:
+        """
+        When the file or an override gives a key, then the caller's default
+        for it is not checked.
+        """
+        defaults = {"transport_url": ("http://bad/", "environment variable X"),
+                    "database_connection": ("not a URL", "environment variable Y")}
+        config = self.load("transport_url: memory://\ndatabase:\n  connection: sqlite://\n",
+                           defaults=defaults)
+        self.assertEqual((config.transport_url, config.database.connection), ("memory://", "sqlite://"))
+        config = load_config(None, {"transport_url": "memory://", "database_connection": "sqlite://"},
+                             defaults=defaults)
+        self.assertEqual((config.transport_url, config.database.connection), ("memory://", "sqlite://"))
 
     def test_repr_hides_passwords(self) -> None:
         """

@@ -176,3 +176,36 @@ class RabbitMQProcessTests(TwistdProcessMixin, TestCase):
         process.send_signal(signal.SIGTERM)
         code = yield self.wait_exit(process)
         self.assertEqual(code, 0, self.output())
+
+    @defer.inlineCallbacks
+    def test_rpc_reads_the_service_config(self):
+        """
+        When twistd and novasvc-rpc are given the same --config file, then
+        novasvc-rpc reaches the service through the file's broker and
+        exchange, takes an argument from stdin, and a remote error exits 1.
+        """
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        path = os.path.join(workdir, "novasvc.yaml")
+        with open(path, "w") as f:
+            f.write(f"transport_url: rabbit://guest:guest@127.0.0.1:5672/\n"
+                    f"control_exchange: {self.exchange}\nhost: {self.host}\n"
+                    f"rpc_response_timeout: 20\nallowed_remote_exmods: [novasvc.examples.echo]\n"
+                    f"database:\n  connection: sqlite:///{workdir}/services.sqlite\n"
+                    f"periodic_fuzzy_delay: 0\n")
+        process = self.start_twistd(f"--config={path}", "--manager=novasvc.examples.echo.EchoManager")
+        yield poll(self.is_ready, "the service is ready", interval=0.1)
+
+        def rpc(*args, stdin=None):
+            return subprocess.run([_bin("novasvc-rpc"), "-c", path, *args], input=stdin, env=_environ(),
+                                  capture_output=True, text=True, timeout=60)
+
+        result = yield task.deferLater(reactor, 0, rpc, "call", "echo", "echo", "value=@-",
+                                       stdin='{"big": ["x", 2]}')
+        self.assertEqual((result.returncode, json.loads(result.stdout)), (0, {"big": ["x", 2]}), result.stderr)
+        result = yield task.deferLater(reactor, 0, rpc, "call", "echo", "fail", "message=nope")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertTrue(result.stderr.startswith("Remote error: EchoError nope\nTraceback"), result.stderr)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        self.assertEqual(code, 0, self.output())

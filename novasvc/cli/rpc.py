@@ -4,15 +4,34 @@ C{novasvc-rpc}: call or cast an RPC method from a shell.
 
 Usage::
 
-    novasvc-rpc [--transport-url URL] [--control-exchange X]
-                call|cast [--server HOST] [--fanout] [--timeout S]
-                [--namespace NS] [--rpc-version X.Y] TOPIC METHOD [key=JSON ...]
+    novasvc-rpc [options] call|cast [options] TOPIC METHOD [key=VALUE ...]
 
-Each C{key=JSON} is one keyword argument of the method; a value that is not
-valid JSON is taken as a string (C{name=vol1} and C{name='"vol1"'} are the
-same). The request carries an admin context (Nova's C{get_admin_context}).
-The transport URL defaults to the environment variable
-C{NOVASVC_TRANSPORT_URL}, else C{rabbit://guest:guest@localhost:5672/}.
+Every option may come before or after C{call|cast}:
+
+  - C{--config FILE} (C{-c}): the YAML file C{twistd novasvc --config}
+    reads, with the same loader (L{novasvc.config.load_config}) and the same
+    precedence: built-in defaults < file < command-line options. The CLI
+    uses C{transport_url}, C{control_exchange}, C{rpc_response_timeout}
+    (the default C{--timeout}), C{durable_queues}, C{allowed_remote_exmods},
+    C{transient_queues_ttl} and C{heartbeat_timeout_threshold}; it reads but
+    does not validate manager and driver sections;
+  - C{--transport-url}, C{--control-exchange}: override the file; the
+    environment variable C{NOVASVC_TRANSPORT_URL} stands in for the
+    built-in default URL, so the file and C{--transport-url} beat it;
+  - C{--server}, C{--fanout}, C{--timeout}, C{--namespace},
+    C{--rpc-version}: where the request goes and how long to wait.
+
+Each C{key=VALUE} is one keyword argument of the method:
+
+  - C{key=JSON}: the value decoded as JSON, or the text itself when it is
+    not valid JSON (C{name=vol1} and C{name='"vol1"'} are the same);
+  - C{key=@FILE}: the same rule applied to the whole content of C{FILE}
+    (UTF-8), e.g. a large JSON document;
+  - C{key=@-}: the same, from standard input (one argument at most);
+  - C{key=@@TEXT}: the string C{@TEXT} (one C{@} dropped), for a value that
+    really starts with C{@}; C{key='"@TEXT"'} says the same in JSON.
+
+The request carries an admin context (Nova's C{get_admin_context}).
 
 Output and exit status:
 
@@ -21,26 +40,31 @@ Output and exit status:
   - B{1}: the remote method raised (C{Remote error: <class> <message>} and
     the remote traceback on stderr) or the request could not be sent;
   - B{2}: no reply (or, for a cast, no broker confirmation) within
-    C{--timeout} seconds (default 60, oslo's C{rpc_response_timeout});
-  - B{64} (C{EX_USAGE}): bad command-line arguments (not argparse's 2, which
-    means a timeout here).
+    C{--timeout} seconds (default: C{rpc_response_timeout}, 60);
+  - B{64} (C{EX_USAGE}): bad command-line arguments, a bad configuration
+    file, or an argument file that cannot be read (not argparse's 2, which
+    means a timeout here). The error is one line on stderr; client-supplied
+    values in it are shortened and passwords hidden.
 """
 
 import argparse
 import json
+import math
 import os
 import sys
-from typing import IO, Any, Callable, Dict, List, NoReturn, Optional, Sequence
+from functools import partial
+from typing import IO, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
+from novasvc.config import DEFAULT_TRANSPORT_URL, Config, load_config
 from novasvc.context import get_admin_context
 from novasvc.exceptions import ConfigError
+from novasvc.options import show_value
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout, RemoteError, RPCError
-from novasvc.rpc.target import Target
-from novasvc.transport.url import DEFAULT_URL
+from novasvc.rpc.target import Target, parse_version
 
 __all__ = ["main", "run", "parse_arguments", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE"]
 
@@ -50,12 +74,30 @@ EXIT_OK = 0
 EXIT_REMOTE_ERROR = 1
 #: No reply (call) or no broker confirmation (cast) within C{--timeout}.
 EXIT_TIMEOUT = 2
-#: Bad command-line arguments (sysexits' C{EX_USAGE}).
+#: Bad command-line arguments, configuration file or argument file
+#: (sysexits' C{EX_USAGE}).
 EXIT_USAGE = 64
 
-DEFAULT_TIMEOUT = 60.0
-_EPILOG = ("exit status: 0 success, 1 remote error or request not sent, 2 timeout, 64 usage error. "
-           "Values that are not valid JSON are taken as strings.")
+#: The environment variable that stands in for the default transport URL.
+TRANSPORT_URL_VARIABLE = "NOVASVC_TRANSPORT_URL"
+
+_EPILOG = ("Every option may come before or after call|cast. "
+           "Arguments: key=JSON (a value that is not valid JSON is taken as a string), "
+           "key=@FILE reads the value from FILE and key=@- from standard input (same rule), "
+           "key=@@TEXT is the string @TEXT. "
+           "Exit status: 0 success, 1 remote error or request not sent, 2 timeout, "
+           "64 usage error (arguments, configuration file or argument file).")
+#: File names longer than this are shortened in messages.
+_LONGEST_NAME = 160
+
+
+def _show_name(name: str) -> str:
+    """
+    @return: C{name} quoted, and cut short if it is long.
+    """
+    if len(name) > _LONGEST_NAME:
+        name = name[:_LONGEST_NAME - 3] + "..."
+    return repr(name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,70 +108,189 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.fail(message)
+
+    def fail(self, message: str) -> NoReturn:
+        """
+        Exit with C{EX_USAGE} after one line on stderr, without the usage:
+        for errors in what the arguments name (files) rather than in their
+        syntax.
+
+        @param message: the reason; line breaks become spaces.
+        """
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.splitlines())}\n")
+
+
+def _add_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """
+    Add the options to the top-level parser (C{top}) or to a sub-command's.
+    A sub-command's options default to C{SUPPRESS}, so that one given before
+    the sub-command is not reset by it.
+    """
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    where = parser.add_argument_group("broker and configuration")
+    where.add_argument("-c", "--config", metavar="FILE", default=default(None),
+                       help="the YAML file of 'twistd novasvc --config' (transport_url, control_exchange, "
+                            "rpc_response_timeout, durable_queues, allowed_remote_exmods...); "
+                            "options given here beat it")
+    where.add_argument("--transport-url", metavar="URL", default=default(None),
+                       help=f"the broker (default: the file's transport_url, else ${TRANSPORT_URL_VARIABLE}, "
+                            f"else {DEFAULT_TRANSPORT_URL})")
+    where.add_argument("--control-exchange", metavar="NAME", default=default(None),
+                       help="the topic exchange (default: the file's control_exchange, else openstack; "
+                            "Nova uses nova)")
+    request = parser.add_argument_group("request")
+    request.add_argument("--server", metavar="HOST", default=default(None),
+                         help="address one host (<topic>.<server>)")
+    request.add_argument("--fanout", action="store_true", default=default(False),
+                         help="every server of the topic (cast only)")
+    request.add_argument("--timeout", metavar="SECONDS", type=float, default=default(None),
+                         help="seconds to wait for the reply or the broker's confirmation (default: the "
+                              "file's rpc_response_timeout, else 60)")
+    request.add_argument("--namespace", default=default(None), help="the API namespace (e.g. baseapi)")
+    request.add_argument("--rpc-version", metavar="X.Y", default=default(None),
+                         help="the API version to ask for")
 
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog="novasvc-rpc", description="Call or cast an RPC method (oslo.messaging wire format).",
                      epilog=_EPILOG)
-    parser.add_argument("--transport-url",
-                        default=os.environ.get("NOVASVC_TRANSPORT_URL") or DEFAULT_URL,
-                        help="the broker (default: $NOVASVC_TRANSPORT_URL or %(default)s)")
-    parser.add_argument("--control-exchange", default="openstack",
-                        help="the topic exchange (default: %(default)s; Nova uses 'nova')")
+    _add_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="call|cast", required=True)
     for name, text in (("call", "call a method and print its result"),
                        ("cast", "send a method without waiting for it")):
         sub = commands.add_parser(name, help=text, description=text, epilog=_EPILOG)
-        sub.add_argument("--server", help="address one host (<topic>.<server>)")
-        sub.add_argument("--fanout", action="store_true", help="every server of the topic (cast only)")
-        sub.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                         help="seconds to wait for the reply or the broker (default: %(default)s)")
-        sub.add_argument("--namespace", help="the API namespace (e.g. baseapi)")
-        sub.add_argument("--rpc-version", help="the API version to ask for (X.Y)")
+        _add_options(sub, top=False)
         sub.add_argument("topic", help="the topic, e.g. compute")
         sub.add_argument("method", help="the method name")
-        sub.add_argument("arguments", nargs="*", metavar="key=JSON", help="keyword arguments")
+        sub.add_argument("arguments", nargs="*", metavar="key=VALUE",
+                         help="keyword arguments: key=JSON, key=@FILE, key=@- (standard input) or key=@@TEXT")
     return parser
 
 
-def _parse_pairs(parser: _Parser, pairs: Sequence[str]) -> Dict[str, Any]:
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _read_value(parser: _Parser, key: str, text: str, stdin: Optional[IO[str]]) -> str:
+    """
+    @return: the text of an C{@FILE}, C{@-} or C{@@TEXT} value (C{text}
+        starts with C{@}).
+    """
+    if text.startswith("@@"):
+        return text[1:]
+    name = text[1:]
+    if not name:
+        parser.fail(f"argument {show_value(key)}: '@' needs a file name (key=@FILE), '-' for standard "
+                    f"input (key=@-), or a second '@' for a value that starts with '@' (key=@@TEXT)")
+    if name == "-":
+        what = "standard input"
+        if stdin is None:
+            parser.fail(f"argument {show_value(key)}: there is no standard input to read")
+        raw = getattr(stdin, "buffer", None)
+        try:
+            return raw.read().decode("utf-8") if raw is not None else stdin.read()
+        except UnicodeDecodeError as e:
+            parser.fail(f"argument {show_value(key)}: {what} is not UTF-8 text (byte {e.start})")
+        except OSError as e:
+            parser.fail(f"argument {show_value(key)}: cannot read {what}: {e.strerror or type(e).__name__}")
+    what = f"file {_show_name(name)}"
+    try:
+        with open(name, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        parser.fail(f"argument {show_value(key)}: {what} is not UTF-8 text (byte {e.start})")
+    except (OSError, ValueError) as e:
+        # ValueError: a name with a NUL byte; OSError's str() would repeat the
+        # whole name, strerror does not.
+        reason = getattr(e, "strerror", None) or "not a file name"
+        parser.fail(f"argument {show_value(key)}: cannot read {what}: {reason}")
+
+
+def _parse_pairs(parser: _Parser, pairs: Sequence[str], stdin: Optional[IO[str]]) -> Dict[str, Any]:
     kwargs: Dict[str, Any] = {}
+    reads_stdin: Optional[str] = None
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.isidentifier():
-            parser.error(f"argument {pair!r} is not key=JSON with a Python identifier as key")
+            parser.error(f"argument {show_value(pair)} is not key=VALUE with a Python identifier as key")
         if key in kwargs:
-            parser.error(f"argument {key!r} is given twice")
-        try:
-            kwargs[key] = json.loads(text)
-        except ValueError:
-            kwargs[key] = text
+            parser.error(f"argument {show_value(key)} is given twice")
+        if text == "@-":
+            if reads_stdin is not None:
+                parser.error(f"arguments {show_value(reads_stdin)} and {show_value(key)} both ask for "
+                             f"standard input (key=@-), which can be read once")
+            reads_stdin = key
+        kwargs[key] = text
+    for key, text in kwargs.items():
+        if text.startswith("@"):
+            text = _read_value(parser, key, text, stdin)
+        kwargs[key] = _decode(text)
     return kwargs
 
 
-def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def _load_settings(parser: _Parser, args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     """
-    Parse the command line.
+    @return: the L{Config} from the defaults (and C{$NOVASVC_TRANSPORT_URL}),
+        C{--config} and the options, as C{twistd novasvc} builds it.
+    """
+    overrides = {"transport_url": args.transport_url, "control_exchange": args.control_exchange,
+                 "rpc_response_timeout": args.timeout}
+    defaults = {"transport_url": (environ.get(TRANSPORT_URL_VARIABLE) or None,
+                                  f"environment variable {TRANSPORT_URL_VARIABLE}")}
+    try:
+        return load_config(args.config, overrides, environ=environ, defaults=defaults)
+    except ConfigError as e:
+        message = str(e)
+        if args.config is not None and len(args.config) > _LONGEST_NAME:
+            message = message.replace(args.config, _show_name(args.config))
+        parser.fail(message)
+
+
+def parse_arguments(argv: Optional[Sequence[str]] = None, *, stdin: Optional[IO[str]] = None,
+                    environ: Optional[Mapping[str, str]] = None) -> argparse.Namespace:
+    """
+    Parse the command line, load the configuration and read the argument
+    files.
 
     @param argv: the arguments after the program name; C{sys.argv[1:]} when
         C{None}.
-    @return: the options: C{transport_url}, C{control_exchange}, C{command}
-        (C{"call"} or C{"cast"}), C{server}, C{fanout}, C{timeout} (seconds),
-        C{namespace}, C{rpc_version}, C{topic}, C{method} and C{kwargs} (a
-        C{dict} of the decoded C{key=JSON} pairs).
-    @raise SystemExit: with L{EXIT_USAGE} (after printing the usage on
-        stderr) for bad arguments, or 0 for C{--help}.
+    @param stdin: what C{key=@-} reads (C{sys.stdin} when C{None}).
+    @param environ: the environment, for C{NOVASVC_TRANSPORT_URL} and the
+        file's C{${NAME}} references (C{os.environ} when C{None}).
+    @return: the options: C{settings} (the loaded L{Config}),
+        C{transport_url}, C{control_exchange} and C{timeout} (seconds) as the
+        settings resolve them, C{config} (the file or C{None}), C{command}
+        (C{"call"} or C{"cast"}), C{server}, C{fanout}, C{namespace},
+        C{rpc_version}, C{topic}, C{method} and C{kwargs} (a C{dict} of the
+        decoded C{key=VALUE} pairs).
+    @raise SystemExit: with L{EXIT_USAGE} (after printing the error on
+        stderr) for bad arguments, a bad configuration file or an argument
+        file that cannot be read; with 0 for C{--help}.
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
-    args.kwargs = _parse_pairs(parser, args.arguments)
     if args.command == "call" and args.fanout:
         parser.error("--fanout is for cast only: a call needs one server to reply")
     if args.fanout and args.server:
         parser.error("--fanout and --server exclude each other")
-    if args.timeout <= 0:
-        parser.error(f"--timeout must be positive, not {args.timeout}")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    if args.rpc_version is not None:
+        try:
+            parse_version(args.rpc_version)
+        except ValueError:
+            parser.error(f"--rpc-version must be X.Y or X.Y.Z (integers), not {show_value(args.rpc_version)}")
+    args.settings = _load_settings(parser, args, os.environ if environ is None else environ)
+    args.transport_url = args.settings.transport_url
+    args.control_exchange = args.settings.control_exchange
+    args.timeout = args.settings.rpc_response_timeout
+    args.kwargs = _parse_pairs(parser, args.arguments, sys.stdin if stdin is None else stdin)
     return args
 
 
@@ -138,7 +299,11 @@ def _describe(error: BaseException) -> str:
         return str(error)
     if isinstance(error, RPCError) or not str(error):
         return f"error: {error or type(error).__name__}"
-    return f"Remote error: {type(error).__name__} {error}"
+    name = type(error).__name__
+    if type(error).__module__.endswith("_Remote"):
+        # Rebuilt from allowed_remote_exmods: show the class the server raised.
+        name = name.removesuffix("_Remote")
+    return f"Remote error: {name} {error}"
 
 
 def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[Callable[..., Any]] = None,
@@ -147,9 +312,12 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     Send the request L{parse_arguments} described and report the outcome.
 
     @param reactor: the reactor (also the clock for timeouts).
-    @param args: from L{parse_arguments}.
+    @param args: from L{parse_arguments}; C{args.settings} gives what the
+        options do not (durable queues, allowed remote exception modules,
+        reply queue TTL, AMQP heartbeat).
     @param transport_factory: makes the transport from C{(url, reactor=)};
-        L{novasvc.transport.get_transport} when C{None}.
+        L{novasvc.transport.get_transport}, with the settings' heartbeat,
+        when C{None}.
     @param stdout: where the result goes (C{sys.stdout} when C{None}).
     @param stderr: where errors go (C{sys.stderr} when C{None}).
     @return: a C{Deferred} firing with the exit status (see the module
@@ -157,7 +325,9 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    factory = transport_factory or _default_transport
+    settings: Config = args.settings
+    factory = transport_factory or partial(_default_transport,
+                                           heartbeat=int(settings.heartbeat_timeout_threshold))
     try:
         transport = factory(args.transport_url, reactor=reactor)
     except ConfigError as e:
@@ -168,7 +338,9 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
                     version=args.rpc_version)
     try:
         client = RPCClient(transport, target, timeout=args.timeout, control_exchange=args.control_exchange,
-                           clock=reactor)
+                           allowed_remote_exmods=settings.allowed_remote_exmods,
+                           durable_queues=settings.durable_queues,
+                           transient_queues_ttl=settings.transient_queues_ttl, clock=reactor)
     except ValueError as e:
         print(f"novasvc-rpc: {e}", file=err)
         d = defer.succeed(EXIT_USAGE)
@@ -178,10 +350,10 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     return d
 
 
-def _default_transport(url: str, reactor: Any) -> Any:
+def _default_transport(url: str, reactor: Any, heartbeat: int) -> Any:
     from novasvc.transport import get_transport
 
-    return get_transport(url, reactor=reactor)
+    return get_transport(url, reactor=reactor, heartbeat=heartbeat)
 
 
 def _send(reactor: Any, client: RPCClient, args: argparse.Namespace, out: IO[str],
@@ -223,8 +395,8 @@ def _stop_transport(code: int, transport: Any) -> defer.Deferred:
 
 
 def main(argv: Optional[List[str]] = None, *, react: Optional[Callable[..., Any]] = None,
-         transport_factory: Optional[Callable[..., Any]] = None, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None) -> NoReturn:
+         transport_factory: Optional[Callable[..., Any]] = None, stdin: Optional[IO[str]] = None,
+         stdout: Optional[IO[str]] = None, stderr: Optional[IO[str]] = None) -> NoReturn:
     """
     The C{novasvc-rpc} console script: parse, run on the global reactor
     with C{twisted.internet.task.react}, exit with the status.
@@ -233,11 +405,12 @@ def main(argv: Optional[List[str]] = None, *, react: Optional[Callable[..., Any]
         C{None}.
     @param react: replaces C{task.react} (tests).
     @param transport_factory: see L{run}.
+    @param stdin: see L{parse_arguments}.
     @param stdout: see L{run}.
     @param stderr: see L{run}.
     @raise SystemExit: always, with the exit status.
     """
-    args = parse_arguments(argv)
+    args = parse_arguments(argv, stdin=stdin)
     runner = react or task.react
 
     def _main(reactor: Any) -> defer.Deferred:
