@@ -80,6 +80,8 @@ class Options(usage.Options):
         ["periodic-interval-max", None, None,
          "Most seconds the periodic timer idles between runs.",
          _seconds("periodic-interval-max")],
+        ["log-level", None, None,
+         "Lowest level logged: debug, info, warning, error or critical (config default: info)."],
     ]
     optFlags = [
         ["no-periodic", None, "Do not run periodic tasks."],
@@ -101,6 +103,7 @@ class Options(usage.Options):
             "periodic_enable": False if self["no-periodic"] else None,
             "periodic_fuzzy_delay": self["periodic-fuzzy-delay"],
             "periodic_interval_max": self["periodic-interval-max"],
+            "log_level": self["log-level"],
         }
 
     def postOptions(self) -> None:

@@ -43,7 +43,7 @@ class OptionsTests(SynchronousTestCase):
         options = self.parse()
         for name in ["config", "manager", "topic", "host", "binary", "transport-url",
                      "control-exchange", "database-connection", "report-interval",
-                     "periodic-fuzzy-delay", "periodic-interval-max"]:
+                     "periodic-fuzzy-delay", "periodic-interval-max", "log-level"]:
             self.assertIsNone(options[name], name)
         self.assertFalse(options["no-periodic"])
         self.assertEqual(set(options.overrides().values()), {None})
@@ -59,7 +59,7 @@ class OptionsTests(SynchronousTestCase):
             "--binary=novasvc-volume", "--transport-url=memory://t",
             "--control-exchange=nova", "--database-connection=sqlite://",
             "--report-interval=2.5", "--periodic-fuzzy-delay=0",
-            "--periodic-interval-max=30", "--no-periodic",
+            "--periodic-interval-max=30", "--no-periodic", "--log-level=error",
         )
         settings = options.settings
         self.assertEqual((options["manager"], options["topic"], options["binary"]),
@@ -72,6 +72,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(settings.periodic_fuzzy_delay, 0.0)
         self.assertEqual(settings.periodic_interval_max, 30.0)
         self.assertFalse(settings.periodic_enable)
+        self.assertEqual(settings.log_level, "error")
 
     def test_short_options(self) -> None:
         """
@@ -113,8 +114,9 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_value(self) -> None:
         """
-        When a duration is not a number or out of range, then parsing raises
-        L{usage.UsageError} naming the option.
+        When a duration is not a number or out of range, or a log level is
+        not one of the names, then parsing raises L{usage.UsageError} naming
+        the option.
         """
         error = self.assertRaises(usage.UsageError, self.parse, "--report-interval=soon")
         self.assertIn("--report-interval: expected a number of seconds, got 'soon'", str(error))
@@ -123,6 +125,9 @@ class OptionsTests(SynchronousTestCase):
                                      "a number of seconds >= 0, got -1.0")
         error = self.assertRaises(usage.UsageError, self.parse, "--transport-url=http://u:pw@h/")
         self.assertNotIn(":pw@", str(error))
+        error = self.assertRaises(usage.UsageError, self.parse, "--log-level=verbose")
+        self.assertEqual(str(error), "command line option --log-level: expected one of 'debug', "
+                                     "'info', 'warning', 'error', 'critical', got 'verbose'")
 
     def test_bad_manager(self) -> None:
         """
