@@ -22,6 +22,7 @@ from twisted.python import usage
 from novasvc.config import Config, load_config
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path
+from novasvc.log import LogControl
 
 __all__ = ["Options", "makeService", "HangupService"]
 
@@ -128,7 +129,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     Build the service for C{twistd novasvc}: a
     L{novasvc.service.Service} from C{Service.create()}, inside a
-    L{HangupService} that turns SIGHUP into C{service.reset()}.
+    L{HangupService} that turns SIGHUP into C{service.reset()} and logs
+    through a L{LogControl} (C{log_level}, C{log_format}).
 
     This is the only function that touches the global reactor.
 
@@ -159,7 +161,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
         )
     except (ConfigError, LoadError) as e:
         raise SystemExit(f"novasvc: error: {e}") from None
-    return HangupService(service, reactor)
+    return HangupService(service, reactor, LogControl.from_options(options, reactor))
 
 
 class HangupService(MultiService):
@@ -176,19 +178,29 @@ class HangupService(MultiService):
 
     @ivar service: the child service, which has a C{reset()} method returning
         a value or a C{Deferred}.
+    @ivar logs: the L{LogControl} or C{None}: given twistd's application
+        as parent, it becomes twistd's log observer.
     """
 
-    def __init__(self, service: IService, reactor: IReactorFromThreads) -> None:
+    def __init__(self, service: IService, reactor: IReactorFromThreads,
+                 logs: Optional[LogControl] = None) -> None:
         """
         @param service: the child; it is added with C{setServiceParent}.
         @param reactor: where the reset runs, via C{callFromThread} (safe to
             call from a signal handler).
+        @param logs: see L{logs}.
         """
         MultiService.__init__(self)
         self.service = service
+        self.logs = logs
         self._reactor = reactor
         self._previous: Dict[int, Any] = {}
         service.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        if self.logs is not None:
+            self.logs.install(parent)
+        MultiService.setServiceParent(self, parent)
 
     def startService(self) -> defer.Deferred:
         """

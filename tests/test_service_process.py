@@ -112,6 +112,52 @@ class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
         self.assertIn("Stopping novasvc-echo", self.output())
 
     @defer.inlineCallbacks
+    def test_log_level_warning(self):
+        """
+        When twistd runs with C{--log-level=warning}, then the warning logged
+        at start-up (report_interval above service_down_time) is printed, and
+        no info or debug line is, not even twistd's own.
+        """
+        self.dbpath = os.path.abspath(self.mktemp()) + ".sqlite"
+        process = self.start_twistd(
+            "--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
+            f"--database-connection=sqlite:///{self.dbpath}", "--report-interval=100",
+            "--periodic-fuzzy-delay=0", "--log-level=warning",
+        )
+        yield poll(self.row, "the services row exists", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 0, out)
+        self.assertIn("[novasvc.servicegroup#warn] service_down_time (60 s) must be longer", out)
+        self.assertNotIn("#info]", out)
+        self.assertNotIn("#debug]", out)
+
+    @defer.inlineCallbacks
+    def test_json_log(self):
+        """
+        When the config file sets C{log_format: json}, then every line twistd
+        prints is one JSON object, and the service's messages are in their
+        C{log_text}.
+        """
+        self.dbpath = os.path.abspath(self.mktemp()) + ".sqlite"
+        config = os.path.abspath(self.mktemp()) + ".yaml"
+        with open(config, "w") as f:
+            f.write("log_format: json\n")
+        process = self.start_twistd(
+            f"--config={config}", "--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
+            f"--database-connection=sqlite:///{self.dbpath}", "--host=json-test",
+        )
+        yield poll(lambda: "is ready" in self.output(), "the service is ready", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        lines = self.output().splitlines()
+        self.assertEqual(code, 0, lines)
+        events = [json.loads(line) for line in lines]
+        self.assertIn("Stopping novasvc-echo on json-test", [event["log_text"] for event in events])
+        self.assertEqual({event["log_level"]["name"] for event in events}, {"info"})
+
+    @defer.inlineCallbacks
     def test_bad_config_exits_with_message(self):
         """
         When twistd is given a config file with an unknown key, then it exits

@@ -7,7 +7,7 @@ import sys
 import types
 from typing import Any, Callable, Dict, List
 
-from twisted.application.service import IService, Service
+from twisted.application.service import Application, IService, IServiceCollection, Service
 from twisted.internet import defer
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,6 +16,7 @@ from zope.interface.verify import verifyObject
 from novasvc import tap
 from novasvc.config import load_config
 from novasvc.exceptions import ConfigError, LoadError
+from novasvc.log import LogControl
 from novasvc.tap import HangupService, Options, makeService
 
 
@@ -146,7 +147,7 @@ class OptionsTests(SynchronousTestCase):
         for name in ["--config", "--manager", "--topic", "--host", "--binary",
                      "--transport-url", "--control-exchange", "--database-connection",
                      "--report-interval", "--periodic-fuzzy-delay",
-                     "--periodic-interval-max", "--no-periodic"]:
+                     "--periodic-interval-max", "--no-periodic", "--log-level"]:
             self.assertIn(name, text)
 
 
@@ -180,6 +181,19 @@ class _ResettableService(Service):
     def reset(self) -> Any:
         self.resets += 1
         return self.result()
+
+
+class _FakeLogs:
+    """
+    Stands in for L{LogControl}: records what L{HangupService} asks of it.
+    """
+
+    def __init__(self, calls: List[Any]) -> None:
+        self.calls = calls
+
+    def install(self, application: Any) -> bool:
+        self.calls.append(("install", application))
+        return True
 
 
 class _ThreadCalls:
@@ -273,6 +287,21 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IService, result))
         self.assertEqual(list(result), [result.service])
         self.assertIsInstance(result.service, _ResettableService)
+
+    def test_log_control(self) -> None:
+        """
+        When the service is made, then its L{HangupService} has a
+        L{LogControl} with the configured level and format, and no twistd
+        options when the options have no twistd parent.
+        """
+        _patch_create(self, _FakeCreate())
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("log_format: json\n")
+        result = makeService(self.parse("--config", path, "--log-level=error"), _ThreadCalls())
+        self.assertIsInstance(result.logs, LogControl)
+        self.assertEqual((result.logs.level, result.logs.log_format), ("error", "json"))
+        self.assertFalse(result.logs.install(Application("x")))
 
     def test_nothing_given(self) -> None:
         """
@@ -443,6 +472,18 @@ class HangupServiceTests(SynchronousTestCase):
         self.reactor.run()
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
         self.assertEqual(self.child.resets, 2)
+
+    def test_logs(self) -> None:
+        """
+        When the service has a log control, then it is installed on
+        twistd's application when that becomes the parent.
+        """
+        calls: List[Any] = []
+        service = HangupService(self.child, self.reactor, _FakeLogs(calls))  # type: ignore[arg-type]
+        application = Application("test")
+        service.setServiceParent(application)
+        self.assertEqual(calls, [("install", application)])
+        self.assertEqual(list(IServiceCollection(application)), [service])
 
     def test_no_handler_outside_main_thread(self) -> None:
         """

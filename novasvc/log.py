@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.test_log -*-
+"""
+Log levels and log observers for C{twistd novasvc}: L{LogControl}.
+
+twistd makes its log observer after the plugin has made the service, and
+uses the application's L{ILogObserver} component instead when it has one
+(and no C{--logger} was given). L{LogControl.install} sets that component:
+an observer writing where twistd itself would (C{--logfile}, C{--syslog},
+standard output under C{-n}, C{twistd.log} for a daemon), as C{text} or
+C{json} lines, behind a level filter that L{LogControl.set_level} changes
+while the process runs.
+
+Twisted's C{ClientService} repeats at C{info} ("Scheduling retry...") what
+novasvc already reports about the broker connection: below C{warning} its
+lines show only when the level is C{debug}.
+"""
+
+import signal
+import sys
+from typing import IO, Any, Dict, Optional
+
+from twisted.application.app import ServerOptions
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    ILogObserver,
+    LegacyLogObserverWrapper,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    eventAsJSON,
+    eventAsText,
+    textFileLogObserver,
+)
+from twisted.python.logfile import LogFile
+
+from novasvc.config import LOG_LEVELS
+
+__all__ = ["LEVELS", "LogControl", "file_observer"]
+
+_log = Logger()
+
+#: The C{log_level} names and the L{LogLevel} each stands for.
+LEVELS: Dict[str, LogLevel] = dict(zip(LOG_LEVELS, [
+    LogLevel.debug, LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical]))
+
+#: Namespaces (and standard-library logger names) whose records below
+#: warning repeat what novasvc reports itself: shown only at debug.
+_ECHOES = ("pika", "twisted.application._client_service")
+
+
+def file_observer(out: IO[Any], log_format: str) -> ILogObserver:
+    """
+    @param out: the (text) file to write to.
+    @param log_format: C{"text"}, twistd's lines, or C{"json"}: one JSON
+        object per line, Twisted's event fields (as
+        L{twisted.logger.eventAsJSON} writes them) plus C{log_text}, the
+        formatted message followed by the traceback if there is one.
+    @return: an observer writing every event it gets to C{out}.
+    @raise ValueError: for another C{log_format}.
+    """
+    if log_format == "text":
+        return textFileLogObserver(out)
+    if log_format == "json":
+        return FileLogObserver(out, _json_line)
+    raise ValueError(f"log_format must be 'text' or 'json', not {log_format!r}")
+
+
+def _json_line(event: Dict[str, Any]) -> str:
+    fields = dict(event)
+    fields["log_text"] = eventAsText(event, includeTimestamp=False, includeSystem=False)
+    return eventAsJSON(fields) + "\n"
+
+
+class LogControl:
+    """
+    The process's log level and log format.
+
+    @ivar log_format: C{"text"} or C{"json"}.
+    """
+
+    def __init__(self, level: str = "info", log_format: str = "text", *,
+                 twistd_options: Optional[ServerOptions] = None, reactor: Any = None) -> None:
+        """
+        @param level: the first level, one of L{LEVELS}.
+        @param log_format: C{"text"} or C{"json"}.
+        @param twistd_options: twistd's own options (C{--logfile},
+            C{--syslog}, C{--nodaemon}...) when running under twistd,
+            else C{None}, and L{install} does nothing.
+        @param reactor: where a log file is rotated on SIGUSR1 (through
+            C{callFromThread}); the global reactor when C{None}.
+        @raise ValueError: for an unknown C{level} or C{log_format}.
+        """
+        if log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be 'text' or 'json', not {log_format!r}")
+        self.log_format = log_format
+        self._twistd = twistd_options
+        self._reactor = reactor
+        self.set_level(level)
+
+    @classmethod
+    def from_options(cls, options: Any, reactor: Any = None) -> "LogControl":
+        """
+        @param options: parsed L{novasvc.tap.Options}: its C{settings} and
+            its C{parent} (twistd's options, when twistd parsed them).
+        @param reactor: see L{__init__}.
+        @return: the L{LogControl} for those options.
+        """
+        parent = getattr(options, "parent", None)
+        return cls(options.settings.log_level, options.settings.log_format,
+                   twistd_options=parent if isinstance(parent, ServerOptions) else None,
+                   reactor=reactor)
+
+    @property
+    def level(self) -> str:
+        """
+        The current level's name, one of L{LEVELS}.
+        """
+        return self._level
+
+    def set_level(self, level: str) -> None:
+        """
+        From now on, let through the events at C{level} or above, in the
+        observer made by L{filter}.
+
+        @param level: one of L{LEVELS}.
+        @raise ValueError: for another name.
+        """
+        if level not in LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
+        threshold = LEVELS[level]
+        predicate = LogLevelFilterPredicate(threshold)
+        for namespace in _ECHOES:
+            predicate.setLogLevelForNamespace(
+                namespace, threshold if level == "debug" else max(threshold, LogLevel.warn))
+        self._predicate = predicate
+        self._level = level
+
+    def filter(self, observer: ILogObserver) -> ILogObserver:
+        """
+        @param observer: where the events go.
+        @return: an observer passing to C{observer} the events at or above
+            the current level (it follows later L{set_level} calls).
+            Events without a level or a namespace are dropped.
+        """
+        return FilteringLogObserver(observer, [self._check])
+
+    def _check(self, event: Dict[str, Any]) -> Any:
+        return self._predicate(event)
+
+    # -- twistd -----------------------------------------------------------
+
+    def install(self, application: Any) -> bool:
+        """
+        Make twistd log through this L{LogControl}: set C{application}'s
+        L{ILogObserver} component, which twistd's C{AppLogger} uses when no
+        C{--logger} is given.
+
+        Call it before twistd starts logging, that is while the plugin's
+        service is given its parent; the observer's file is opened now.
+
+        @param application: twistd's application, a C{Componentized}.
+        @return: C{True} when the component was set; C{False} when not
+            running under twistd or when twistd was given C{--logger} (the
+            latter is logged).
+        @raise SystemExit: for C{--logfile=-} without C{--nodaemon}, as
+            twistd itself.
+        """
+        server = self._twistd
+        if server is None or not hasattr(application, "setComponent"):
+            return False
+        if server.get("logger"):
+            _log.info("twistd --logger given: log_level and log_format do not apply")
+            return False
+        application.setComponent(ILogObserver, self.filter(self._destination(server)))
+        return True
+
+    def _destination(self, server: ServerOptions) -> ILogObserver:
+        # The choice twistd's own (Unix) AppLogger makes.
+        if server.get("syslog"):
+            from twisted.python.syslog import SyslogObserver
+
+            return LegacyLogObserverWrapper(SyslogObserver(server.get("prefix") or "twisted").emit)
+        name = server.get("logfile") or ""
+        if name == "-" and not server.get("nodaemon"):
+            sys.exit("Daemons cannot log to stdout, exiting!")
+        if name == "-" or (not name and server.get("nodaemon")):
+            return file_observer(sys.stdout, self.log_format)
+        log_file = LogFile.fromFullPath(name or "twistd.log")
+        if hasattr(signal, "SIGUSR1") and not signal.getsignal(signal.SIGUSR1):
+            signal.signal(signal.SIGUSR1, lambda signum, frame: self._clock.callFromThread(log_file.rotate))
+        return file_observer(log_file, self.log_format)
+
+    @property
+    def _clock(self) -> Any:
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
