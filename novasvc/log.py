@@ -8,7 +8,7 @@ uses the application's L{ILogObserver} component instead when it has one
 an observer writing where twistd itself would (C{--logfile}, C{--syslog},
 standard output under C{-n}, C{twistd.log} for a daemon), as C{text} or
 C{json} lines, behind a level filter that L{LogControl.set_level} changes
-while the process runs.
+while the process runs (on SIGHUP, through L{LogControl.reread}).
 
 Twisted's C{ClientService} repeats at C{info} ("Scheduling retry...") what
 novasvc already reports about the broker connection: below C{warning} its
@@ -34,7 +34,8 @@ from twisted.logger import (
 )
 from twisted.python.logfile import LogFile
 
-from novasvc.config import LOG_LEVELS
+from novasvc.config import LOG_LEVELS, load_config
+from novasvc.exceptions import ConfigError
 
 __all__ = ["LEVELS", "LogControl", "file_observer"]
 
@@ -80,10 +81,15 @@ class LogControl:
     """
 
     def __init__(self, level: str = "info", log_format: str = "text", *,
+                 config_path: Optional[str] = None, fixed_level: Optional[str] = None,
                  twistd_options: Optional[ServerOptions] = None, reactor: Any = None) -> None:
         """
         @param level: the first level, one of L{LEVELS}.
         @param log_format: C{"text"} or C{"json"}.
+        @param config_path: the YAML file L{reread} reads C{log_level} from,
+            or C{None}.
+        @param fixed_level: a level given on the command line, which wins
+            over the file's on L{reread} as at start-up, or C{None}.
         @param twistd_options: twistd's own options (C{--logfile},
             C{--syslog}, C{--nodaemon}...) when running under twistd,
             else C{None}, and L{install} does nothing.
@@ -94,6 +100,8 @@ class LogControl:
         if log_format not in ("text", "json"):
             raise ValueError(f"log_format must be 'text' or 'json', not {log_format!r}")
         self.log_format = log_format
+        self._config_path = config_path
+        self._fixed_level = fixed_level
         self._twistd = twistd_options
         self._reactor = reactor
         self.set_level(level)
@@ -101,13 +109,15 @@ class LogControl:
     @classmethod
     def from_options(cls, options: Any, reactor: Any = None) -> "LogControl":
         """
-        @param options: parsed L{novasvc.tap.Options}: its C{settings} and
-            its C{parent} (twistd's options, when twistd parsed them).
+        @param options: parsed L{novasvc.tap.Options}: its C{settings}, its
+            C{config} and C{log-level} options, and its C{parent} (twistd's
+            options, when twistd parsed them).
         @param reactor: see L{__init__}.
         @return: the L{LogControl} for those options.
         """
         parent = getattr(options, "parent", None)
         return cls(options.settings.log_level, options.settings.log_format,
+                   config_path=options["config"], fixed_level=options["log-level"],
                    twistd_options=parent if isinstance(parent, ServerOptions) else None,
                    reactor=reactor)
 
@@ -133,6 +143,8 @@ class LogControl:
         for namespace in _ECHOES:
             predicate.setLogLevelForNamespace(
                 namespace, threshold if level == "debug" else max(threshold, LogLevel.warn))
+        # The "log level now ..." line shows whatever the level.
+        predicate.setLogLevelForNamespace(_log.namespace, min(threshold, LogLevel.info))
         self._predicate = predicate
         self._level = level
 
@@ -199,3 +211,20 @@ class LogControl:
             self._reactor = reactor
         return self._reactor
 
+    def reread(self) -> None:
+        """
+        Read C{log_level} again from the configuration file (as SIGHUP
+        does), keeping a command-line level first, and apply it; log
+        C{"log level now <name>"} at info (shown whatever the level). A file
+        that is now refused is logged and changes nothing. Without a file,
+        nothing happens.
+        """
+        if self._config_path is None:
+            return
+        try:
+            level = load_config(self._config_path, {"log_level": self._fixed_level}).log_level
+        except ConfigError as e:
+            _log.warn("Log level left at {name}: {error}", name=self._level, error=str(e))
+            return
+        self.set_level(level)
+        _log.info("log level now {name}", name=level)

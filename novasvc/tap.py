@@ -179,7 +179,8 @@ class HangupService(MultiService):
     @ivar service: the child service, which has a C{reset()} method returning
         a value or a C{Deferred}.
     @ivar logs: the L{LogControl} or C{None}: given twistd's application
-        as parent, it becomes twistd's log observer.
+        as parent, it becomes twistd's log observer;
+        SIGHUP re-reads its level.
     """
 
     def __init__(self, service: IService, reactor: IReactorFromThreads,
@@ -258,6 +259,8 @@ class HangupService(MultiService):
 
     def _reset(self) -> defer.Deferred:
         _log.info("SIGHUP received: resetting the service")
+        if self.logs is not None:
+            self.logs.reread()
         d = defer.maybeDeferred(self.service.reset)  # type: ignore[attr-defined]
         d.addErrback(lambda f: _log.failure("Error while resetting the service", f))
         return d

@@ -110,6 +110,16 @@ class LevelTests(SynchronousTestCase):
         _emit_all(observer, "pika.connection")
         self.assertEqual(len(events), 5)
 
+    def test_own_line_at_any_level(self) -> None:
+        """
+        When the level is C{critical}, then this module's own info lines
+        still pass (the "log level now" line), its debug lines do not.
+        """
+        control = LogControl("critical")
+        events: List[Event] = []
+        _emit_all(control.filter(events.append), "novasvc.log")
+        self.assertEqual(_levels(events), ["info", "warn", "error", "critical"])
+
 
 class FileObserverTests(SynchronousTestCase):
     """
@@ -263,3 +273,63 @@ class InstallTests(SynchronousTestCase):
         self.assertFalse(LogControl().install(self.application))
         self.assertFalse(LogControl(twistd_options=self.twistd()).install(object()))
         self.assertIsNone(self.application.getComponent(ILogObserver))
+
+
+class RereadTests(SynchronousTestCase):
+    """
+    L{LogControl.reread}, what SIGHUP does.
+    """
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        self.log = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+
+    def write(self, text: str) -> None:
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def test_new_level(self) -> None:
+        """
+        When the file's C{log_level} changed, then the level is the new one
+        and one info line says so.
+        """
+        self.write("log_level: info\n")
+        control = LogControl("info", config_path=self.path)
+        self.write("log_level: error\n")
+        control.reread()
+        self.assertEqual(control.level, "error")
+        self.assertEqual([(e["log_level"], formatEvent(e)) for e in self.log],
+                         [(LogLevel.info, "log level now error")])
+
+    def test_command_line_wins(self) -> None:
+        """
+        When the level was given on the command line, then the file's does
+        not replace it.
+        """
+        self.write("log_level: error\n")
+        control = LogControl("debug", config_path=self.path, fixed_level="debug")
+        control.reread()
+        self.assertEqual(control.level, "debug")
+
+    def test_refused_file(self) -> None:
+        """
+        When the file is now refused, then the level stays and a warning
+        gives the reason.
+        """
+        self.write("log_level: warning\n")
+        control = LogControl("warning", config_path=self.path)
+        self.write("log_level: chatty\n")
+        control.reread()
+        self.assertEqual(control.level, "warning")
+        [event] = self.log
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertIn("log_level: expected one of", formatEvent(event))
+
+    def test_no_file(self) -> None:
+        """
+        When no configuration file was given, then nothing changes and
+        nothing is logged.
+        """
+        control = LogControl("warning")
+        control.reread()
+        self.assertEqual((control.level, len(self.log)), ("warning", 0))

@@ -134,6 +134,33 @@ class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
         self.assertNotIn("#debug]", out)
 
     @defer.inlineCallbacks
+    def test_sighup_rereads_log_level(self):
+        """
+        When the config file's C{log_level} changes from C{error} to C{info}
+        and twistd gets SIGHUP, then it says "log level now info" and info
+        lines are printed from then on.
+        """
+        self.dbpath = os.path.abspath(self.mktemp()) + ".sqlite"
+        config = os.path.abspath(self.mktemp()) + ".yaml"
+        with open(config, "w") as f:
+            f.write("log_level: error\n")
+        process = self.start_twistd(
+            f"--config={config}", "--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
+            f"--database-connection=sqlite:///{self.dbpath}", "--host=hup-test",
+        )
+        yield poll(self.row, "the services row exists", interval=0.1)
+        with open(config, "w") as f:
+            f.write("log_level: info\n")
+        process.send_signal(signal.SIGHUP)
+        yield poll(lambda: "log level now info" in self.output(), "the new level is logged", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 0, out)
+        self.assertNotIn("Starting echo node", out)
+        self.assertIn("[novasvc.service#info] Stopping novasvc-echo on hup-test", out)
+
+    @defer.inlineCallbacks
     def test_json_log(self):
         """
         When the config file sets C{log_format: json}, then every line twistd

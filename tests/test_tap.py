@@ -185,7 +185,8 @@ class _ResettableService(Service):
 
 class _FakeLogs:
     """
-    Stands in for L{LogControl}: records what L{HangupService} asks of it.
+    Stands in for L{LogControl}: records what L{HangupService} asks of it,
+    in C{calls}, shared with the child service's resets.
     """
 
     def __init__(self, calls: List[Any]) -> None:
@@ -194,6 +195,9 @@ class _FakeLogs:
     def install(self, application: Any) -> bool:
         self.calls.append(("install", application))
         return True
+
+    def reread(self) -> None:
+        self.calls.append("reread")
 
 
 class _ThreadCalls:
@@ -476,14 +480,21 @@ class HangupServiceTests(SynchronousTestCase):
     def test_logs(self) -> None:
         """
         When the service has a log control, then it is installed on
-        twistd's application when that becomes the parent.
+        twistd's application when that becomes the parent, and SIGHUP
+        re-reads the level before resetting the child.
         """
         calls: List[Any] = []
+        self.child.result = lambda: calls.append("reset")
         service = HangupService(self.child, self.reactor, _FakeLogs(calls))  # type: ignore[arg-type]
         application = Application("test")
         service.setServiceParent(application)
         self.assertEqual(calls, [("install", application)])
         self.assertEqual(list(IServiceCollection(application)), [service])
+        service.startService()
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        self.assertEqual(calls[1:], ["reread", "reset"])
+        self.successResultOf(service.stopService())
 
     def test_no_handler_outside_main_thread(self) -> None:
         """
