@@ -10,14 +10,17 @@ standard output under C{-n}, C{twistd.log} for a daemon), as C{text} or
 C{json} lines, behind a level filter that L{LogControl.set_level} changes
 while the process runs (on SIGHUP, through L{LogControl.reread}).
 
-Twisted's C{ClientService} repeats at C{info} ("Scheduling retry...") what
-novasvc already reports about the broker connection: below C{warning} its
-lines show only when the level is C{debug}.
+L{LogControl.start} forwards the standard library's C{logging} records
+(pika's among them) into C{twisted.logger}, under the same level. Two
+sources repeat at C{info} what novasvc already reports about the broker
+connection: pika, and Twisted's C{ClientService} ("Scheduling retry...").
+Below C{warning} they show only when the level is C{debug}.
 """
 
+import logging
 import signal
 import sys
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any, Dict, Optional, Tuple
 
 from twisted.application.app import ServerOptions
 from twisted.logger import (
@@ -32,6 +35,7 @@ from twisted.logger import (
     eventAsText,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 
 from novasvc.config import LOG_LEVELS, load_config
@@ -44,6 +48,9 @@ _log = Logger()
 #: The C{log_level} names and the L{LogLevel} each stands for.
 LEVELS: Dict[str, LogLevel] = dict(zip(LOG_LEVELS, [
     LogLevel.debug, LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical]))
+
+_STDLIB_LEVELS: Dict[str, int] = dict(zip(LOG_LEVELS, [
+    logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]))
 
 #: Namespaces (and standard-library logger names) whose records below
 #: warning repeat what novasvc reports itself: shown only at debug.
@@ -104,6 +111,8 @@ class LogControl:
         self._fixed_level = fixed_level
         self._twistd = twistd_options
         self._reactor = reactor
+        self._forward: Optional[_Forward] = None
+        self._saved_levels: Tuple[int, int] = (logging.NOTSET, logging.NOTSET)
         self.set_level(level)
 
     @classmethod
@@ -131,7 +140,7 @@ class LogControl:
     def set_level(self, level: str) -> None:
         """
         From now on, let through the events at C{level} or above, in the
-        observer made by L{filter}.
+        observer made by L{filter} and for the standard library's records.
 
         @param level: one of L{LEVELS}.
         @raise ValueError: for another name.
@@ -147,6 +156,8 @@ class LogControl:
         predicate.setLogLevelForNamespace(_log.namespace, min(threshold, LogLevel.info))
         self._predicate = predicate
         self._level = level
+        if self._forward is not None:
+            self._set_stdlib_levels()
 
     def filter(self, observer: ILogObserver) -> ILogObserver:
         """
@@ -228,3 +239,84 @@ class LogControl:
             return
         self.set_level(level)
         _log.info("log level now {name}", name=level)
+
+    # -- the standard library's logging -------------------------------------
+
+    def start(self) -> None:
+        """
+        Forward the standard library's records into C{twisted.logger}: a
+        handler on the root logger, whose level (and pika's) follows this
+        L{LogControl}'s. Starting twice does nothing.
+        """
+        if self._forward is not None:
+            return
+        root, pika = logging.getLogger(), logging.getLogger("pika")
+        self._saved_levels = (root.level, pika.level)
+        self._forward = _Forward()
+        root.addHandler(self._forward)
+        self._set_stdlib_levels()
+
+    def stop(self, result: Any = None) -> Any:
+        """
+        Remove the handler L{start} added and put the levels back.
+
+        @param result: returned as is, so that C{stop} can be a C{Deferred}
+            callback.
+        @return: C{result}.
+        """
+        if self._forward is None:
+            return result
+        root, pika = logging.getLogger(), logging.getLogger("pika")
+        root.removeHandler(self._forward)
+        root.setLevel(self._saved_levels[0])
+        pika.setLevel(self._saved_levels[1])
+        self._forward = None
+        return result
+
+    def _set_stdlib_levels(self) -> None:
+        level = _STDLIB_LEVELS[self._level]
+        logging.getLogger().setLevel(level)
+        for name in _ECHOES:
+            logging.getLogger(name).setLevel(level if level == logging.DEBUG else max(level, logging.WARNING))
+
+
+def _level_of(record: logging.LogRecord) -> LogLevel:
+    number = record.levelno
+    if number >= logging.CRITICAL:
+        return LogLevel.critical
+    if number >= logging.ERROR:
+        return LogLevel.error
+    if number >= logging.WARNING:
+        return LogLevel.warn
+    if number >= logging.INFO:
+        return LogLevel.info
+    return LogLevel.debug
+
+
+class _Forward(logging.Handler):
+    """
+    Emit each standard-library record as a C{twisted.logger} event: the
+    namespace is the logger's name, the level the nearest L{LogLevel}, the
+    text C{record.getMessage()} (in the field C{stdlib_text}), and an
+    exception becomes the event's failure.
+    """
+
+    def __init__(self, observer: Optional[ILogObserver] = None) -> None:
+        """
+        @param observer: where events go; the global log publisher when
+            C{None}.
+        """
+        logging.Handler.__init__(self)
+        self._observer = observer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            log = Logger(namespace=record.name, observer=self._observer)
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                failure = Failure(record.exc_info[1], record.exc_info[0], record.exc_info[2])
+                log.failure("{stdlib_text}", failure, level=_level_of(record), stdlib_text=text)
+            else:
+                log.emit(_level_of(record), "{stdlib_text}", stdlib_text=text)
+        except Exception:
+            self.handleError(record)

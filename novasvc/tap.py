@@ -179,8 +179,8 @@ class HangupService(MultiService):
     @ivar service: the child service, which has a C{reset()} method returning
         a value or a C{Deferred}.
     @ivar logs: the L{LogControl} or C{None}: given twistd's application
-        as parent, it becomes twistd's log observer;
-        SIGHUP re-reads its level.
+        as parent, it becomes twistd's log observer; it forwards standard
+        library logging while running; SIGHUP re-reads its level.
     """
 
     def __init__(self, service: IService, reactor: IReactorFromThreads,
@@ -214,6 +214,8 @@ class HangupService(MultiService):
             does when a service cannot start).
         """
         Service.startService(self)
+        if self.logs is not None:
+            self.logs.start()
         d = defer.maybeDeferred(self.service.startService)
         d.addErrback(self._start_failed)
         self._install(getattr(signal, "SIGHUP", None), self._on_hangup)
@@ -245,7 +247,10 @@ class HangupService(MultiService):
             signal.signal(signum, previous)
         self._previous.clear()
         Service.stopService(self)
-        return defer.maybeDeferred(self.service.stopService)
+        d = defer.maybeDeferred(self.service.stopService)
+        if self.logs is not None:
+            d.addBoth(self.logs.stop)
+        return d
 
     def _on_terminate(self, signum: int, frame: Any) -> None:
         self._reactor.callFromThread(self._terminate)

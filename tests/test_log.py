@@ -4,6 +4,7 @@ Tests for L{novasvc.log}.
 
 import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -333,3 +334,80 @@ class RereadTests(SynchronousTestCase):
         control = LogControl("warning")
         control.reread()
         self.assertEqual((control.level, len(self.log)), ("warning", 0))
+
+
+class StdlibTests(SynchronousTestCase):
+    """
+    L{LogControl.start}: the standard library's records in Twisted's log.
+    """
+
+    def setUp(self) -> None:
+        self.root, self.pika = logging.getLogger(), logging.getLogger("pika")
+        self.levels = (self.root.level, self.pika.level)
+        self.handlers = list(self.root.handlers)
+        self.log = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+        self.control = LogControl("info")
+        self.control.start()
+        self.addCleanup(self.control.stop)
+
+    def test_forwarded(self) -> None:
+        """
+        When a standard-library logger logs at or above the level, then the
+        record arrives as an event in the logger's namespace, with the
+        nearest level and the formatted message; below the level nothing
+        arrives.
+        """
+        mine = logging.getLogger("novasvc_test.mine")
+        mine.debug("hidden")
+        mine.info("a {brace} and %s", "args")
+        mine.warning("careful")
+        mine.critical("gone")
+        self.assertEqual([(e["log_namespace"], e["log_level"], formatEvent(e)) for e in self.log], [
+            ("novasvc_test.mine", LogLevel.info, "a {brace} and args"),
+            ("novasvc_test.mine", LogLevel.warn, "careful"),
+            ("novasvc_test.mine", LogLevel.critical, "gone"),
+        ])
+
+    def test_exception(self) -> None:
+        """
+        When a record carries an exception, then the event carries it as
+        its failure.
+        """
+        try:
+            {}["missing"]
+        except KeyError:
+            logging.getLogger("novasvc_test").warning("lookup failed", exc_info=True)
+        [event] = self.log
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertIsInstance(event["log_failure"].value, KeyError)
+        self.flushLoggedErrors(KeyError)
+
+    def test_pika_follows_level(self) -> None:
+        """
+        When the level is C{info}, then pika's info records are dropped at
+        the source and its warnings pass; at C{debug} its debug records
+        pass; at C{error} its warnings are dropped.
+        """
+        pika = logging.getLogger("pika.connection")
+        pika.info("Closing connection")
+        pika.warning("heartbeat missed")
+        self.assertEqual([formatEvent(e) for e in self.log], ["heartbeat missed"])
+        self.control.set_level("debug")
+        pika.debug("frame")
+        self.assertEqual(formatEvent(self.log[-1]), "frame")
+        self.control.set_level("error")
+        pika.warning("ignored")
+        self.assertEqual(len(self.log), 2)
+        self.assertEqual(self.root.level, logging.ERROR)
+
+    def test_stop_restores(self) -> None:
+        """
+        When stopped (twice), then the handler is gone and the root's and
+        pika's levels are back; L{LogControl.stop} passes its argument
+        through.
+        """
+        self.assertEqual(len(self.root.handlers), len(self.handlers) + 1)
+        self.assertEqual(self.control.stop("result"), "result")
+        self.control.stop()
+        self.assertEqual(self.root.handlers, self.handlers)
+        self.assertEqual((self.root.level, self.pika.level), self.levels)

@@ -196,6 +196,13 @@ class _FakeLogs:
         self.calls.append(("install", application))
         return True
 
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def stop(self, result: Any = None) -> Any:
+        self.calls.append("stop")
+        return result
+
     def reread(self) -> None:
         self.calls.append("reread")
 
@@ -480,8 +487,9 @@ class HangupServiceTests(SynchronousTestCase):
     def test_logs(self) -> None:
         """
         When the service has a log control, then it is installed on
-        twistd's application when that becomes the parent, and SIGHUP
-        re-reads the level before resetting the child.
+        twistd's application when that becomes the parent, started before
+        the child, stopped once the child has stopped, and SIGHUP re-reads
+        the level before resetting the child.
         """
         calls: List[Any] = []
         self.child.result = lambda: calls.append("reset")
@@ -491,10 +499,18 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertEqual(calls, [("install", application)])
         self.assertEqual(list(IServiceCollection(application)), [service])
         service.startService()
+        self.assertEqual(calls[1:], ["start"])
+        self.assertTrue(self.child.running)
         signal.raise_signal(signal.SIGHUP)
         self.reactor.run()
-        self.assertEqual(calls[1:], ["reread", "reset"])
-        self.successResultOf(service.stopService())
+        self.assertEqual(calls[2:], ["reread", "reset"])
+        stopping = defer.Deferred()
+        self.patch(self.child, "stopService", lambda: stopping)
+        stopped = service.stopService()
+        self.assertEqual(calls[4:], [])
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(calls[4:], ["stop"])
 
     def test_no_handler_outside_main_thread(self) -> None:
         """
