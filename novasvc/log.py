@@ -211,11 +211,11 @@ class LogControl:
             return file_observer(sys.stdout, self.log_format)
         log_file = LogFile.fromFullPath(name or "twistd.log")
         if hasattr(signal, "SIGUSR1") and not signal.getsignal(signal.SIGUSR1):
-            signal.signal(signal.SIGUSR1, lambda signum, frame: self._clock.callFromThread(log_file.rotate))
+            signal.signal(signal.SIGUSR1, lambda signum, frame: self._event_loop.callFromThread(log_file.rotate))
         return file_observer(log_file, self.log_format)
 
     @property
-    def _clock(self) -> Any:
+    def _event_loop(self) -> Any:
         if self._reactor is None:
             from twisted.internet import reactor
 
