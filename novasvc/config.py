@@ -44,6 +44,8 @@ __all__ = ["Config", "DatabaseConfig", "load_config", "managers_from"]
 DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_CONNECTION = "sqlite:///novasvc.sqlite"
 DEFAULT_DB_DRIVER = "novasvc.db.api.Database"
+#: The values of C{log_level}, from the most verbose.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _hide_password(url: str) -> str:
@@ -104,6 +106,11 @@ class Config:
     @ivar transient_queues_ttl: seconds an unused reply or fanout queue lives.
     @ivar heartbeat_timeout_threshold: seconds without broker traffic before
         the connection is considered dead (C{0}: no heartbeats).
+    @ivar log_level: the lowest level logged under twistd: C{"debug"},
+        C{"info"}, C{"warning"}, C{"error"} or C{"critical"} (see
+        L{novasvc.log}).
+    @ivar log_format: C{"text"} (twistd's lines) or C{"json"} (one JSON
+        object per line).
     @ivar managers: C{<topic>_manager} keys, as a sorted tuple of
         (topic, dotted path) pairs; read with L{manager_for}.
     @ivar db_driver: the dotted path of the database API a manager gets as
@@ -132,6 +139,8 @@ class Config:
     allowed_remote_exmods: Tuple[str, ...] = ()
     transient_queues_ttl: float = 1800
     heartbeat_timeout_threshold: float = 60
+    log_level: str = "info"
+    log_format: str = "text"
     managers: Tuple[Tuple[str, str], ...] = ()
     db_driver: str = DEFAULT_DB_DRIVER
     sections: Tuple[Tuple[str, Section], ...] = ()
@@ -443,6 +452,8 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "transient_queues_ttl": _seconds(positive=True),
     "heartbeat_timeout_threshold": _seconds(),
     "db_driver": _dotted_path,
+    "log_level": _choice(*LOG_LEVELS),
+    "log_format": _choice("text", "json"),
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,

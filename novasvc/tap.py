@@ -22,6 +22,7 @@ from twisted.python import usage
 from novasvc.config import Config, load_config
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path
+from novasvc.log import LogControl
 
 __all__ = ["Options", "makeService", "HangupService"]
 
@@ -80,6 +81,8 @@ class Options(usage.Options):
         ["periodic-interval-max", None, None,
          "Most seconds the periodic timer idles between runs.",
          _seconds("periodic-interval-max")],
+        ["log-level", None, None,
+         "Lowest level logged: debug, info, warning, error or critical (config default: info)."],
     ]
     optFlags = [
         ["no-periodic", None, "Do not run periodic tasks."],
@@ -103,6 +106,7 @@ class Options(usage.Options):
             "periodic_enable": False if self["no-periodic"] else None,
             "periodic_fuzzy_delay": self["periodic-fuzzy-delay"],
             "periodic_interval_max": self["periodic-interval-max"],
+            "log_level": self["log-level"],
         }
 
     def postOptions(self) -> None:
@@ -127,7 +131,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     Build the service for C{twistd novasvc}: a
     L{novasvc.service.Service} from C{Service.create()}, inside a
-    L{HangupService} that turns SIGHUP into C{service.reset()}.
+    L{HangupService} that turns SIGHUP into C{service.reset()} and logs
+    through a L{LogControl} (C{log_level}, C{log_format}).
 
     This is the only function that touches the global reactor.
 
@@ -161,7 +166,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
         if options["traceback"]:
             raise
         raise SystemExit(f"novasvc: error: {e}") from None
-    return HangupService(service, reactor)
+    return HangupService(service, reactor, LogControl.from_options(options, reactor))
 
 
 class HangupService(MultiService):
@@ -179,14 +184,18 @@ class HangupService(MultiService):
 
     @ivar service: the child service, which has a C{reset()} method returning
         a value or a C{Deferred}.
+    @ivar logs: the L{LogControl} or C{None}: given twistd's application
+        as parent, it becomes twistd's log observer; it forwards standard
+        library logging while running; SIGHUP re-reads its level.
     """
 
     def __init__(self, service: IService, reactor: IReactorFromThreads,
-                 notifier: Optional[Any] = None) -> None:
+                 logs: Optional[LogControl] = None, notifier: Optional[Any] = None) -> None:
         """
         @param service: the child; it is added with C{setServiceParent}.
         @param reactor: where the reset runs, via C{callFromThread} (safe to
             call from a signal handler).
+        @param logs: see L{logs}.
         @param notifier: told C{ready()} once the child has started and
             C{stopping()} when it stops (default: a
             L{novasvc.systemd.Notifier} on C{$NOTIFY_SOCKET}, which does
@@ -194,6 +203,7 @@ class HangupService(MultiService):
         """
         MultiService.__init__(self)
         self.service = service
+        self.logs = logs
         self._reactor = reactor
         if notifier is None:
             from novasvc.systemd import Notifier
@@ -202,6 +212,11 @@ class HangupService(MultiService):
         self._notifier = notifier
         self._previous: Dict[int, Any] = {}
         service.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        if self.logs is not None:
+            self.logs.install(parent)
+        MultiService.setServiceParent(self, parent)
 
     def startService(self) -> defer.Deferred:
         """
@@ -214,6 +229,8 @@ class HangupService(MultiService):
             does when a service cannot start).
         """
         Service.startService(self)
+        if self.logs is not None:
+            self.logs.start()
         d = defer.maybeDeferred(self.service.startService)
         d.addCallbacks(self._started, self._start_failed)
         self._install(getattr(signal, "SIGHUP", None), self._on_hangup)
@@ -250,7 +267,10 @@ class HangupService(MultiService):
         self._previous.clear()
         self._notifier.stopping()
         Service.stopService(self)
-        return defer.maybeDeferred(self.service.stopService)
+        d = defer.maybeDeferred(self.service.stopService)
+        if self.logs is not None:
+            d.addBoth(self.logs.stop)
+        return d
 
     def _on_terminate(self, signum: int, frame: Any) -> None:
         self._reactor.callFromThread(self._terminate)
@@ -264,6 +284,8 @@ class HangupService(MultiService):
 
     def _reset(self) -> defer.Deferred:
         _log.info("SIGHUP received: resetting the service")
+        if self.logs is not None:
+            self.logs.reread()
         d = defer.maybeDeferred(self.service.reset)  # type: ignore[attr-defined]
         d.addErrback(lambda f: _log.failure("Error while resetting the service", f))
         return d

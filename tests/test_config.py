@@ -413,6 +413,31 @@ class ValueErrorTests(_ConfigTestCase):
         self.assertRefused("rpc_ack: later\n",
                            ", line 1: rpc_ack: expected one of 'late', 'early', got 'later'")
 
+    def test_log_settings(self) -> None:
+        """
+        When C{log_level} and C{log_format} are not given, then they are
+        C{info} and C{text}; when the file sets them, then they are kept, and
+        C{--log-level} wins over the file.
+        """
+        self.assertEqual((load_config(None).log_level, load_config(None).log_format), ("info", "text"))
+        config = self.load("log_level: warning\nlog_format: json\n")
+        self.assertEqual((config.log_level, config.log_format), ("warning", "json"))
+        self.assertEqual(self.load("log_level: warning\n", {"log_level": "debug"}).log_level, "debug")
+
+    def test_log_settings_refused(self) -> None:
+        """
+        When C{log_level} or C{log_format} is not one of its names, then it
+        is refused with the names it takes, in the file and on the command
+        line.
+        """
+        self.assertRefused("log_level: WARN\n", ", line 1: log_level: expected one of 'debug', "
+                           "'info', 'warning', 'error', 'critical', got 'WARN'")
+        self.assertRefused("\nlog_format: xml\n",
+                           ", line 2: log_format: expected one of 'text', 'json', got 'xml'")
+        error = self.assertRaises(ConfigError, load_config, None, {"log_level": "loud"})
+        self.assertEqual(str(error), "command line option --log-level: expected one of 'debug', "
+                                     "'info', 'warning', 'error', 'critical', got 'loud'")
+
     def test_allowed_remote_exmods(self) -> None:
         """
         When C{allowed_remote_exmods} is not a list of module names, then it

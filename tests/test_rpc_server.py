@@ -8,7 +8,7 @@ from typing import Any, List
 
 from twisted.internet import defer, task
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.rpc import wire
@@ -77,6 +77,16 @@ class Manager:
 
     def init_host(self, ctxt):
         self.calls.append(("init_host", None))
+
+
+class RequestTooLarge(Exception):
+    """
+    An application error that is not a builtin.
+    """
+
+
+def _raise(error: Exception) -> Any:
+    raise error
 
 
 class _Harness:
@@ -565,6 +575,78 @@ class ErrorTests(_Harness, SynchronousTestCase):
         failure = self.failureResultOf(self.client.call({}, "fail"), ValueError)
         self.assertTrue(str(failure.value).startswith("it failed"))
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_call_failure_logged_once(self) -> None:
+        """
+        When a called method raises, then one WARNING names the method, the
+        error class and message, the msg_id and the request id, the
+        traceback is logged at DEBUG only, and nothing counts as an error.
+        """
+        self.make_server()
+        self.failureResultOf(self.client.call({"request_id": "req-42"}, "fail"), ValueError)
+        [warning] = self.events(LogLevel.warn)
+        text = formatEvent(warning)
+        self.assertRegex(text, r"^RPC call 'fail' failed with ValueError: it failed \(msg_id [0-9a-f]{32}, "
+                               r"request req-42\)$")
+        [debug] = self.events(LogLevel.debug)
+        self.assertIn("Traceback", formatEvent(debug))
+        self.assertIn("it failed", formatEvent(debug))
+        self.assertEqual(self.events(LogLevel.error) + self.events(LogLevel.info), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_call_failure_class_path(self) -> None:
+        """
+        When a called method raises an exception that is not a builtin,
+        then the warning gives its module and class name.
+        """
+        manager = Manager("host1")
+        manager.fail = lambda ctxt: _raise(RequestTooLarge("no room"))  # type: ignore[method-assign]
+        self.make_server(manager=manager)
+        self.failureResultOf(self.client.call({}, "fail"))
+        [warning] = self.events(LogLevel.warn)
+        self.assertIn("failed with tests.test_rpc_server.RequestTooLarge: no room", formatEvent(warning))
+
+    def test_client_values_clipped(self) -> None:
+        """
+        When a call names a method of 100,000 characters and a request id of
+        as many, then the warning shows 200 of each and says how long they
+        were, and the DEBUG traceback stays short too.
+        """
+        self.make_server()
+        huge = "m" * 100_000
+        self.failureResultOf(self.client.call({"request_id": "r" * 100_000}, huge))
+        [warning] = self.events(LogLevel.warn)
+        text = formatEvent(warning)
+        self.assertLess(len(text), 1000)
+        self.assertIn("m" * 200 + "... (100000 characters)", text)
+        self.assertIn("r" * 200 + "... (100000 characters)", text)
+        self.assertNotIn("m" * 201, text)
+        [debug] = self.events(LogLevel.debug)
+        self.assertLess(len(formatEvent(debug)), 5000)
+
+    def test_refused_cast(self) -> None:
+        """
+        When a cast names a missing method of 100,000 characters, then one
+        error line without a traceback names the error, with the name cut
+        to 200 characters.
+        """
+        self.make_server()
+        self.successResultOf(self.client.cast({}, "c" * 100_000))
+        [error] = self.events(LogLevel.error)
+        text = formatEvent(error)
+        self.assertNotIn("log_failure", error)
+        self.assertIn("c" * 200 + "... (100000 characters)", text)
+        self.assertIn("refused: novasvc.rpc.errors.NoSuchMethod", text)
+        self.assertLess(len(text), 1000)
+
+    def test_success_not_logged(self) -> None:
+        """
+        When calls and casts succeed, then the server logs nothing at all.
+        """
+        self.make_server()
+        self.successResultOf(self.client.call({}, "echo", value=1))
+        self.successResultOf(self.client.cast({}, "note", value=2))
+        self.assertEqual([e for e in self.log if e.get("log_namespace", "").startswith("novasvc.rpc")], [])
 
     def test_ignore_errors(self) -> None:
         """

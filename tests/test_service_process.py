@@ -11,9 +11,27 @@ import sys
 import uuid
 
 from twisted.internet import defer, reactor, task
+from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
+from novasvc.examples.echo import EchoManager
+from novasvc.periodic import periodic_task
 from tests._services import poll, require_service
+
+_log = Logger()
+
+
+class TickingManager(EchoManager):
+    """
+    The echo manager with a periodic task that runs at once, then every
+    0.2 s, and logs one line at debug, info and warning each time.
+    """
+
+    @periodic_task(spacing=0.2, run_immediately=True)
+    def _tick(self, context):
+        for level in ("debug", "info", "warn"):
+            getattr(_log, level)("tick at {name}", name=level)
+
 
 def _bin(name):
     """
@@ -110,6 +128,96 @@ class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
         code = yield self.wait_exit(process)
         self.assertEqual(code, 0, self.output())
         self.assertIn("Stopping novasvc-echo", self.output())
+
+    def start_echo(self, *args, config=None):
+        """
+        Start twistd with the echo manager on the memory transport and the
+        SQLite file C{self.dbpath}, plus C{args}; C{config}, if given, is
+        written to the file C{self.config}, passed as C{--config}.
+
+        @return: the C{subprocess.Popen}.
+        """
+        self.dbpath = os.path.abspath(self.mktemp()) + ".sqlite"
+        if config is not None:
+            self.config = os.path.abspath(self.mktemp()) + ".yaml"
+            with open(self.config, "w") as f:
+                f.write(config)
+            args = (f"--config={self.config}",) + args
+        return self.start_twistd("--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
+                                 f"--database-connection=sqlite:///{self.dbpath}", *args)
+
+    def ticked_twice(self):
+        return self.output().count("tick at warn") >= 2
+
+    @defer.inlineCallbacks
+    def test_log_level_warning(self):
+        """
+        When twistd runs with C{--log-level=warning}, then the warnings (one
+        at start-up, one per periodic run) are printed, and no info or debug
+        line is, not even twistd's own.
+        """
+        process = self.start_echo("--manager=tests.test_service_process.TickingManager", "--report-interval=100",
+                                  "--periodic-fuzzy-delay=0", "--log-level=warning")
+        yield poll(self.ticked_twice, "the periodic task ran twice", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 0, out)
+        self.assertIn("[novasvc.servicegroup#warn] service_down_time (60 s) must be longer", out)
+        self.assertNotIn("#info]", out)
+        self.assertNotIn("#debug]", out)
+
+    @defer.inlineCallbacks
+    def test_default_level_info(self):
+        """
+        When no level is given, then info lines are printed and the debug
+        lines of each periodic run are not.
+        """
+        process = self.start_echo("--manager=tests.test_service_process.TickingManager", "--periodic-fuzzy-delay=0")
+        yield poll(self.ticked_twice, "the periodic task ran twice", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 0, out)
+        self.assertIn("tick at info", out)
+        self.assertNotIn("#debug]", out)
+
+    @defer.inlineCallbacks
+    def test_sighup_rereads_log_level(self):
+        """
+        When the config file's C{log_level} changes from C{error} to C{info}
+        and twistd gets SIGHUP, then it says "log level now info" and info
+        lines are printed from then on.
+        """
+        process = self.start_echo("--host=hup-test", config="log_level: error\n")
+        yield poll(self.row, "the services row exists", interval=0.1)
+        with open(self.config, "w") as f:
+            f.write("log_level: info\n")
+        process.send_signal(signal.SIGHUP)
+        yield poll(lambda: "log level now info" in self.output(), "the new level is logged", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 0, out)
+        self.assertNotIn("Starting echo node", out)
+        self.assertIn("[novasvc.service#info] Stopping novasvc-echo on hup-test", out)
+
+    @defer.inlineCallbacks
+    def test_json_log(self):
+        """
+        When the config file sets C{log_format: json}, then every line twistd
+        prints is one JSON object, and the service's messages are in their
+        C{log_text}.
+        """
+        process = self.start_echo("--host=json-test", config="log_format: json\n")
+        yield poll(lambda: "is ready" in self.output(), "the service is ready", interval=0.1)
+        process.send_signal(signal.SIGTERM)
+        code = yield self.wait_exit(process)
+        lines = self.output().splitlines()
+        self.assertEqual(code, 0, lines)
+        events = [json.loads(line) for line in lines]
+        self.assertIn("Stopping novasvc-echo on json-test", [event["log_text"] for event in events])
+        self.assertEqual({event["log_level"]["name"] for event in events}, {"info"})
 
     @defer.inlineCallbacks
     def test_bad_config_exits_with_message(self):

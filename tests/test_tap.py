@@ -7,7 +7,7 @@ import sys
 import types
 from typing import Any, Callable, Dict, List
 
-from twisted.application.service import IService, Service
+from twisted.application.service import Application, IService, IServiceCollection, Service
 from twisted.internet import defer
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,6 +16,7 @@ from zope.interface.verify import verifyObject
 from novasvc import tap
 from novasvc.config import load_config
 from novasvc.exceptions import ConfigError, LoadError
+from novasvc.log import LogControl
 from novasvc.tap import HangupService, Options, makeService
 
 
@@ -43,7 +44,7 @@ class OptionsTests(SynchronousTestCase):
         options = self.parse()
         for name in ["config", "manager", "topic", "host", "binary", "transport-url",
                      "control-exchange", "database-connection", "report-interval",
-                     "periodic-fuzzy-delay", "periodic-interval-max"]:
+                     "periodic-fuzzy-delay", "periodic-interval-max", "log-level"]:
             self.assertIsNone(options[name], name)
         self.assertFalse(options["no-periodic"])
         self.assertEqual(set(options.overrides().values()), {None})
@@ -59,7 +60,7 @@ class OptionsTests(SynchronousTestCase):
             "--binary=novasvc-volume", "--transport-url=memory://t",
             "--control-exchange=nova", "--database-connection=sqlite://",
             "--report-interval=2.5", "--periodic-fuzzy-delay=0",
-            "--periodic-interval-max=30", "--no-periodic",
+            "--periodic-interval-max=30", "--no-periodic", "--log-level=error",
         )
         settings = options.settings
         self.assertEqual((options["manager"], options["topic"], options["binary"]),
@@ -72,6 +73,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(settings.periodic_fuzzy_delay, 0.0)
         self.assertEqual(settings.periodic_interval_max, 30.0)
         self.assertFalse(settings.periodic_enable)
+        self.assertEqual(settings.log_level, "error")
 
     def test_short_options(self) -> None:
         """
@@ -113,8 +115,9 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_value(self) -> None:
         """
-        When a duration is not a number or out of range, then parsing raises
-        L{usage.UsageError} naming the option.
+        When a duration is not a number or out of range, or a log level is
+        not one of the names, then parsing raises L{usage.UsageError} naming
+        the option.
         """
         error = self.assertRaises(usage.UsageError, self.parse, "--report-interval=soon")
         self.assertIn("--report-interval: expected a number of seconds, got 'soon'", str(error))
@@ -123,6 +126,9 @@ class OptionsTests(SynchronousTestCase):
                                      "a number of seconds >= 0, got -1.0")
         error = self.assertRaises(usage.UsageError, self.parse, "--transport-url=http://u:pw@h/")
         self.assertNotIn(":pw@", str(error))
+        error = self.assertRaises(usage.UsageError, self.parse, "--log-level=verbose")
+        self.assertEqual(str(error), "command line option --log-level: expected one of 'debug', "
+                                     "'info', 'warning', 'error', 'critical', got 'verbose'")
 
     def test_bad_manager(self) -> None:
         """
@@ -141,7 +147,7 @@ class OptionsTests(SynchronousTestCase):
         for name in ["--config", "--manager", "--topic", "--host", "--binary",
                      "--transport-url", "--control-exchange", "--database-connection",
                      "--report-interval", "--periodic-fuzzy-delay",
-                     "--periodic-interval-max", "--no-periodic"]:
+                     "--periodic-interval-max", "--no-periodic", "--log-level"]:
             self.assertIn(name, text)
 
 
@@ -175,6 +181,30 @@ class _ResettableService(Service):
     def reset(self) -> Any:
         self.resets += 1
         return self.result()
+
+
+class _FakeLogs:
+    """
+    Stands in for L{LogControl}: records what L{HangupService} asks of it,
+    in C{calls}, shared with the child service's resets.
+    """
+
+    def __init__(self, calls: List[Any]) -> None:
+        self.calls = calls
+
+    def install(self, application: Any) -> bool:
+        self.calls.append(("install", application))
+        return True
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def stop(self, result: Any = None) -> Any:
+        self.calls.append("stop")
+        return result
+
+    def reread(self) -> None:
+        self.calls.append("reread")
 
 
 class _ThreadCalls:
@@ -268,6 +298,21 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IService, result))
         self.assertEqual(list(result), [result.service])
         self.assertIsInstance(result.service, _ResettableService)
+
+    def test_log_control(self) -> None:
+        """
+        When the service is made, then its L{HangupService} has a
+        L{LogControl} with the configured level and format, and no twistd
+        options when the options have no twistd parent.
+        """
+        _patch_create(self, _FakeCreate())
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("log_format: json\n")
+        result = makeService(self.parse("--config", path, "--log-level=error"), _ThreadCalls())
+        self.assertIsInstance(result.logs, LogControl)
+        self.assertEqual((result.logs.level, result.logs.log_format), ("error", "json"))
+        self.assertFalse(result.logs.install(Application("x")))
 
     def test_nothing_given(self) -> None:
         """
@@ -389,7 +434,7 @@ class HangupServiceTests(SynchronousTestCase):
         self.notices: List[str] = []
         notifier = type("N", (), {"ready": lambda _: self.notices.append("ready"),
                                   "stopping": lambda _: self.notices.append("stopping")})()
-        self.service = HangupService(self.child, self.reactor, notifier)
+        self.service = HangupService(self.child, self.reactor, notifier=notifier)
 
     def test_notifies_systemd(self) -> None:
         """
@@ -524,6 +569,34 @@ class HangupServiceTests(SynchronousTestCase):
         self.reactor.run()
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
         self.assertEqual(self.child.resets, 2)
+
+    def test_logs(self) -> None:
+        """
+        When the service has a log control, then it is installed on
+        twistd's application when that becomes the parent, started before
+        the child, stopped once the child has stopped, and SIGHUP re-reads
+        the level before resetting the child.
+        """
+        calls: List[Any] = []
+        self.child.result = lambda: calls.append("reset")
+        service = HangupService(self.child, self.reactor, _FakeLogs(calls))  # type: ignore[arg-type]
+        application = Application("test")
+        service.setServiceParent(application)
+        self.assertEqual(calls, [("install", application)])
+        self.assertEqual(list(IServiceCollection(application)), [service])
+        service.startService()
+        self.assertEqual(calls[1:], ["start"])
+        self.assertTrue(self.child.running)
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        self.assertEqual(calls[2:], ["reread", "reset"])
+        stopping = defer.Deferred()
+        self.patch(self.child, "stopService", lambda: stopping)
+        stopped = service.stopService()
+        self.assertEqual(calls[4:], [])
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(calls[4:], ["stop"])
 
     def test_no_handler_outside_main_thread(self) -> None:
         """

@@ -19,13 +19,14 @@ from typing import Any, Callable, List, Optional, Tuple
 import pika
 from twisted.internet import defer, error, protocol, reactor
 from twisted.internet.testing import MemoryReactorClock, StringTransport, StringTransportWithDisconnection
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import ConfigError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
+from novasvc.log import LogControl
 from novasvc.transport import get_transport
 from novasvc.transport._amqp_connect import RoundRobinEndpoint, connection_parameters, default_connection_name
 from novasvc.transport._amqp_frames import FrameWriter
@@ -703,6 +704,40 @@ class BackoffTests(unittest.SynchronousTestCase):
         self.successResultOf(transport.stop())
         self.assertEqual(clock.getDelayedCalls(), [])
 
+
+    def test_each_retry_logged_once(self) -> None:
+        """
+        When connection attempts fail (refused TCP, then a lost handshake),
+        then each retry is one WARNING with the reason and the delay in
+        seconds, without the password; behind the twistd log filter at
+        C{info}, it is the only line about that retry (Twisted's own
+        "Scheduling retry" line is dropped).
+        """
+        events: List[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        shown: List[dict] = []
+        twistd_log = LogControl("info").filter(shown.append)
+        globalLogPublisher.addObserver(twistd_log)
+        self.addCleanup(globalLogPublisher.removeObserver, twistd_log)
+        clock = MemoryReactorClock()
+        transport = AMQPTransport(TransportURL.parse("rabbit://u:s3cret@10.0.0.1/"), reactor=clock,
+                                  retry_interval=1.5, retry_factor=2, retry_jitter=0)
+        transport.start()
+        clock.tcpClients[-1][2].clientConnectionFailed(None, Failure(error.ConnectionRefusedError()))
+        clock.advance(1.5)
+        wrapper = clock.tcpClients[-1][2].buildProtocol(None)
+        wrapper.makeConnection(StringTransport())
+        wrapper.connectionLost(Failure(error.ConnectionDone()))
+        warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 2, warnings)
+        self.assertRegex(warnings[0], r"^AMQP broker rabbit://u:\*\*\*@10.0.0.1:5672/: cannot connect to "
+                                      r"10.0.0.1:5672: .*refused.*; retrying in 1.5 seconds$")
+        self.assertRegex(warnings[1], r"AMQP connection to 10.0.0.1:5672 failed: .*; retrying in 3.0 seconds$")
+        self.assertTrue([e for e in events if "Scheduling retry" in formatEvent(e)])
+        self.assertEqual([formatEvent(e) for e in shown], warnings)
+        self.assertEqual([e for e in events if "s3cret" in formatEvent(e) or "s3cret" in repr(e)], [])
+        self.successResultOf(transport.stop())
 
     def test_handshake_timeout(self) -> None:
         """
