@@ -180,7 +180,8 @@ class Config:
             value, an unknown section, or a driver path that cannot be
             imported; the message names the file, line and key.
         """
-        raw = {section.name: section for section in self._unbound}
+        given_sections = {section.name: section for section in self._unbound}
+        raw = dict(given_sections)
         bound = dict(self.sections)
         seen: Dict[str, Tuple[Any, ...]] = {}
         queue = [(component, default_section) for component in components]
@@ -198,7 +199,7 @@ class Config:
                 continue
             seen[name] = options
             if name not in bound:
-                given = raw.pop(name, None) or _RawSection(name, (), "", ())
+                given = raw.pop(name, None) or _RawSection.empty(name)
                 try:
                     bound[name] = build_section(name, options, dict(given.values),
                                                 given.where, _suggest)
@@ -210,8 +211,8 @@ class Config:
                     try:
                         queue.append((load_object(path), None))
                     except LoadError as e:
-                        where = _raw_where(self._unbound, name, opt.name)
-                        raise ConfigError(f"{where}: {e}") from None
+                        place = given_sections.get(name) or _RawSection.empty(name)
+                        raise ConfigError(f"{place.where(opt.name)}: {e}") from None
         topics = dict(self.managers)
         for leftover in raw.values():
             if leftover.name in topics:
@@ -254,6 +255,13 @@ class _RawSection:
     path: str
     lines: Tuple[Tuple[str, int], ...]
 
+    @classmethod
+    def empty(cls, name: str) -> "_RawSection":
+        """
+        @return: a section the file does not give.
+        """
+        return cls(name, (), "", ())
+
     @property
     def place(self) -> str:
         return _place(self.path, dict(self.lines).get(""), self.name)
@@ -266,13 +274,6 @@ def _place(path: str, line: Optional[int], key: str) -> str:
     if not path:
         return f"configuration section {key}"
     return f"{path}, line {line}: {key}" if line else f"{path}: {key}"
-
-
-def _raw_where(unbound: Tuple[_RawSection, ...], name: str, key: str) -> str:
-    for section in unbound:
-        if section.name == name:
-            return section.where(key)
-    return _place("", None, f"{name}.{key}")
 
 
 def managers_from(mapping: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
