@@ -50,7 +50,8 @@ def start_service(workdir, url, topic, host, exchange, capacity_gb):
     twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [twistd, "-n", "--pidfile=", "novasvc", "--config", os.path.join(ROOT, "etc", "volume.yaml"),
+            [twistd, "-n", "--pidfile=", "novasvc",
+             "--config", os.path.join(ROOT, "etc", "volume.yaml"),
              "--manager", "novasvc.examples.volume.manager.VolumeManager", "--topic", topic,
              "--host", host, "--control-exchange", exchange,
              "--database-connection", f"sqlite:///{os.path.join(workdir, 'volume.sqlite')}"],
@@ -59,6 +60,12 @@ def start_service(workdir, url, topic, host, exchange, capacity_gb):
 
 
 async def wait_ready(reactor, process, log):
+    """
+    Return once the service logged that it is ready.
+
+    @raise SystemExit: with its log, if it exited or was not ready within
+        L{READY_DEADLINE} seconds.
+    """
     deadline = time.monotonic() + READY_DEADLINE
     while True:
         with open(log, "rb") as f:
@@ -66,7 +73,8 @@ async def wait_ready(reactor, process, log):
                 return
         if process.poll() is not None or time.monotonic() > deadline:
             with open(log, "rb") as f:
-                raise SystemExit("the volume service did not start:\n" + f.read().decode("utf-8", "replace"))
+                output = f.read().decode("utf-8", "replace")
+            raise SystemExit(f"the volume service did not start:\n{output}")
         await task.deferLater(reactor, 0.1, lambda: None)
 
 
@@ -84,6 +92,10 @@ async def timed(calls, make_call):
 
 
 def summary(name, times):
+    """
+    @return: one line: the count, median, 90th percentile and minimum of
+        C{times} (milliseconds).
+    """
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * len(ordered))) - 1)]
     return (f"{name:<14} n={len(times)}  median {statistics.median(times):.2f} ms  "
@@ -91,6 +103,9 @@ def summary(name, times):
 
 
 async def main(reactor, args):
+    """
+    Start the service, time the calls, print the summary, clean up.
+    """
     unique = uuid.uuid4().hex[:8]
     topic, host, exchange = f"volume_{unique}", f"vol-{unique}", f"novasvc-volume-{unique}"
     workdir = tempfile.mkdtemp(prefix="novasvc-volume-calls-")

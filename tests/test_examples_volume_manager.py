@@ -72,7 +72,8 @@ class VolumeServiceMixin:
                         database=DatabaseConfig(connection="sqlite://"))
         service = Service.create(
             manager=manager, config=config.with_sections(**sections),
-            store=MemoryServiceStore(), transport=MemoryTransport(broker=self.broker, clock=self.clock),
+            store=MemoryServiceStore(),
+            transport=MemoryTransport(broker=self.broker, clock=self.clock),
             clock=self.clock, rng=random.Random(1))
         self.service, self.manager = service, service.manager
         d = service.startService()

@@ -108,8 +108,8 @@ class VolumeManager(Manager):
         Create the C{volumes} table if it is missing and check the driver,
         before the service takes requests.
 
-        @raise novasvc.examples.volume.exceptions.VolumeDriverError: the driver is not usable (the service
-            does not start).
+        @raise novasvc.examples.volume.exceptions.VolumeDriverError: the
+            driver is not usable (the service does not start).
         @raise RuntimeError: the manager has no database (C{db}).
         """
         if self.db is None:
@@ -133,8 +133,8 @@ class VolumeManager(Manager):
         @raise InvalidVolume: C{size_gb} is not a whole number >= 1.
         @raise novasvc.examples.volume.exceptions.InsufficientCapacity: the
             driver has too little room.
-        @raise novasvc.examples.volume.exceptions.VolumeDriverError: the driver failed. A volume the driver
-            refused leaves no record.
+        @raise novasvc.examples.volume.exceptions.VolumeDriverError: the
+            driver failed. A volume the driver refused leaves no record.
         """
         size = self.section.default_size_gb if size_gb is None else size_gb
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -160,8 +160,9 @@ class VolumeManager(Manager):
         @param volume_id: its id.
         @raise VolumeNotFound: this host has no such volume.
         @raise InvalidVolume: it is being created or deleted.
-        @raise novasvc.examples.volume.exceptions.VolumeDriverError: the driver failed; the volume is then in
-            status C{error} (and may be deleted again).
+        @raise novasvc.examples.volume.exceptions.VolumeDriverError: the
+            driver failed; the volume is then in status C{error} (and may be
+            deleted again).
         """
         if not isinstance(volume_id, str):
             raise VolumeNotFound(volume_id=volume_id)
@@ -196,7 +197,9 @@ class VolumeManager(Manager):
         @return: one volume of this host (C{dict}, see the class).
         @raise VolumeNotFound: this host has no such volume.
         """
-        rows = await self.db.run(_select, self.host, volume_id) if isinstance(volume_id, str) else []
+        rows = []
+        if isinstance(volume_id, str):
+            rows = await self.db.run(_select, self.host, volume_id)
         if not rows:
             raise VolumeNotFound(volume_id=volume_id)
         return _shown(rows[0])
