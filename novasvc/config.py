@@ -225,6 +225,38 @@ class Config:
             return self  # already bound: the same read-only object
         return attrs.evolve(self, sections=sections, unbound=kept)
 
+    def with_sections(self, **sections: Mapping[str, Any]) -> "Config":
+        """
+        Give values to declared sections in code, as if the file gave them
+        (for tests, scripts and tools): C{with_sections(file_volume={"volumes_dir": d})}.
+        A key given here wins over the file's value for the same key; the
+        next L{bind} validates the result as it validates the file.
+
+        @param sections: section name -> mapping of option name -> value
+            (as YAML would give it: C{int}, C{str}, C{list}...).
+        @return: a copy holding these values, still to be bound.
+        @raise ValueError: if a section is bound already (its values can no
+            longer change: give them before L{bind}).
+        @raise TypeError: if a value of C{sections} is not a mapping.
+        """
+        raw = {section.name: section for section in self._unbound}
+        bound = dict(self.sections)
+        for name, values in sections.items():
+            if name in bound:
+                raise ValueError(f"configuration section {name!r} is bound already; "
+                                 "give its values before Config.bind")
+            if not isinstance(values, Mapping):
+                raise TypeError(f"configuration section {name!r}: expected a mapping of "
+                                f"option values, got {type(values).__name__}")
+            given = raw.get(name)
+            if given is None:
+                raw[name] = _RawSection(name, tuple(values.items()), "", ())
+            else:
+                merged = {**dict(given.values), **values}
+                lines = tuple((key, line) for key, line in given.lines if key not in values)
+                raw[name] = _RawSection(name, tuple(merged.items()), given.path, lines)
+        return attrs.evolve(self, unbound=tuple(raw.values()))
+
     def manager_for(self, topic: str) -> Optional[str]:
         """
         @return: the dotted path configured as C{<topic>_manager}, or C{None}.

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import attrs
+from zope.interface.interface import InterfaceClass
 
 from novasvc.loader import is_dotted_path
 
@@ -169,15 +170,21 @@ class DriverOpt(Opt):
 
     interface: Any = None
 
-    def __init__(self, name: str, interface: Any, default: Any = REQUIRED, help: str = "") -> None:
+    def __init__(self, name: str, interface: Any, default: Any = REQUIRED,
+                 help: str = "") -> None:
         """
-        @param name: the key, usually C{"driver"}.
+        @param name: the key in the section (C{str}), e.g. C{"driver"}.
         @param interface: the zope interface the driver must provide.
-        @param default: the dotted path used when the file gives none
-            (L{REQUIRED}: the file must give one).
+        @param default: the dotted path used when the file gives none;
+            C{None} for "no driver"; L{REQUIRED} makes the key mandatory.
         @param help: one sentence for humans.
+        @raise TypeError: if C{interface} is not a zope interface.
         """
-        self.__attrs_init__(name=name, type=str, default=default, help=help, interface=interface)
+        if not isinstance(interface, InterfaceClass):
+            raise TypeError(f"option {name!r}: the interface must be a zope Interface, "
+                            f"got {interface!r}")
+        self.__attrs_init__(name=name, type=str, default=default, help=help,
+                            interface=interface)
 
     def expected(self) -> str:
         return "the dotted path of a driver such as mypackage.drivers.FileDriver"

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Union
 
 from twisted.application.service import Service as _TwistedService
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from novasvc._reactor import global_reactor_if_none
@@ -148,6 +149,11 @@ class Service(AsyncMultiService):
         @param db: the manager's L{IDatabaseAPI} (default: what
             C{config.db_driver} names, built with C{config=}, C{store=} and
             C{reactor=} as it accepts them).
+        @param clock: the reactor, or only an C{IReactorTime} (a
+            L{twisted.internet.task.Clock} in tests) for the timers. It is
+            offered to the store and the database API as their C{reactor}
+            only when it provides C{IReactorThreads}; otherwise they run
+            their threads on the global reactor.
 
         @raise ConfigError: when no manager or topic can be found, or the
             manager's section is invalid.
@@ -181,11 +187,14 @@ class Service(AsyncMultiService):
             )
         binary = binary or BINARY_PREFIX + topic
         config = config.bind([found], default_section=topic)
+        # A clock that is only a clock (task.Clock in tests) cannot run
+        # threads: the database's thread pool then uses the global reactor.
+        threads = clock if IReactorThreads.providedBy(clock) else None
         if store is None:
             from novasvc.db.store import SQLServiceStore
 
             store = SQLServiceStore(
-                config.database.connection, reactor=clock,
+                config.database.connection, reactor=threads,
                 thread_pool_size=config.database.thread_pool_size,
             )
         if transport is None:
@@ -197,7 +206,7 @@ class Service(AsyncMultiService):
             )
         if db is None:
             db = create_object(config.db_driver, load_object(config.db_driver), "database API",
-                               offer={"config": config, "store": store, "reactor": clock})
+                               offer={"config": config, "store": store, "reactor": threads})
         built = load_manager(manager, host=host, service_name=topic,
                              offer={"config": config, "db": db})
         return cls(

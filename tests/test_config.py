@@ -828,3 +828,57 @@ class SampleTests(SynchronousTestCase):
                                                              "_unbound"}
         expected |= {f.name for f in attrs.fields(DatabaseConfig)} | {"database", "echo_manager"}
         self.assertEqual(expected - keys, set())
+
+
+class WithSectionsTests(_ConfigTestCase):
+    """
+    L{Config.with_sections} gives declared sections values in code, which
+    L{Config.bind} validates as the file's.
+    """
+
+    class Component:
+        config_section = "thing"
+        options = (Opt("size", int, minimum=1), Opt("name", str, default="x"))
+
+    def test_values_bound(self) -> None:
+        """
+        When a section is given in code, then bind validates it and fills in
+        the defaults.
+        """
+        config = Config().with_sections(thing={"size": 3}).bind([self.Component])
+        self.assertEqual(dict(config.section("thing")), {"size": 3, "name": "x"})
+
+    def test_code_beats_file(self) -> None:
+        """
+        When the file gives the section too, then a key given in code wins
+        and the file's other keys stay.
+        """
+        config = self.load("""\
+            thing:
+              size: 1
+              name: from-file
+            """).with_sections(thing={"size": 5}).bind([self.Component])
+        self.assertEqual(dict(config.section("thing")), {"size": 5, "name": "from-file"})
+
+    def test_refused_value(self) -> None:
+        """
+        When a value given in code is wrong, then bind refuses it naming the
+        section and key.
+        """
+        config = Config().with_sections(thing={"size": 0})
+        error = self.assertRaises(ConfigError, config.bind, [self.Component])
+        self.assertIn("thing.size", str(error))
+
+    def test_bound_already(self) -> None:
+        """
+        When the section is bound already, then ValueError says to give the
+        values before bind.
+        """
+        config = Config().with_sections(thing={"size": 3}).bind([self.Component])
+        self.assertRaises(ValueError, config.with_sections, thing={"size": 4})
+
+    def test_not_a_mapping(self) -> None:
+        """
+        When a section's values are not a mapping, then TypeError.
+        """
+        self.assertRaises(TypeError, Config().with_sections, thing=[1])

@@ -5,8 +5,10 @@ Tests for L{novasvc.service}.
 import random
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from novasvc.config import Config, managers_from
 from novasvc.db.memory import MemoryServiceStore
@@ -247,6 +249,52 @@ class CreateTests(ServiceTestMixin, SynchronousTestCase):
         service = self.make(report_interval=3, periodic_enable=False)
         self.assertEqual(service.report_interval, 3)
         self.assertIsNone(_named(service, "periodic"))
+
+
+class RecordingDatabase:
+    """
+    A C{db_driver} factory that records the C{reactor} it was offered.
+    """
+
+    offered = []
+
+    def __init__(self, config, store, reactor):
+        RecordingDatabase.offered.append(reactor)
+
+    def stop(self):
+        return defer.succeed(None)
+
+
+@implementer(IReactorThreads)
+class ThreadedClock(task.Clock):
+    """
+    A clock that claims to run threads, as a real reactor does.
+    """
+
+
+class DatabaseReactorTests(ServiceTestMixin, SynchronousTestCase):
+    def setUp(self):
+        RecordingDatabase.offered = []
+        self.config = Config(host="h1", db_driver="tests.test_service.RecordingDatabase")
+
+    def test_clock_not_offered_as_reactor(self):
+        """
+        When the service's clock is only a clock (task.Clock), then the
+        database API is offered no reactor (it uses the global one for its
+        threads) rather than the clock, which cannot run threads.
+        """
+        self.make(config=self.config)
+        self.assertEqual(RecordingDatabase.offered, [None])
+
+    def test_reactor_offered(self):
+        """
+        When the clock provides IReactorThreads, then the database API is
+        offered it as its reactor.
+        """
+        clock = ThreadedClock()
+        Service.create(manager=RecordingManager, config=self.config, store=MemoryServiceStore(),
+                       transport=MemoryTransport(broker=MemoryBroker(), clock=clock), clock=clock)
+        self.assertEqual(RecordingDatabase.offered, [clock])
 
 
 def _named(service, name):

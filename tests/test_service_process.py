@@ -50,10 +50,11 @@ def _environ():
 
 
 class TwistdProcessMixin:
-    def start_twistd(self, *args):
+    def start_twistd(self, *args, env=None):
         """
         Start C{twistd -n novasvc ARGS} in a fresh directory.
 
+        @param env: more environment variables for it (C{dict}), or C{None}.
         @return: the C{subprocess.Popen}.
         """
         self.workdir = os.path.abspath(self.mktemp())
@@ -63,7 +64,8 @@ class TwistdProcessMixin:
         self.addCleanup(self.logfile.close)
         process = subprocess.Popen(
             [_bin("twistd"), "-n", "--pidfile=", "novasvc", *args],
-            cwd=self.workdir, env=_environ(), stdout=self.logfile, stderr=subprocess.STDOUT,
+            cwd=self.workdir, env={**_environ(), **(env or {})}, stdout=self.logfile,
+            stderr=subprocess.STDOUT,
         )
 
         def reap():
