@@ -18,7 +18,6 @@ GiB) so that a backend with real, sparse storage can run it anywhere.
 from typing import Any, List
 
 from twisted.internet import defer
-from zope.interface.verify import verifyObject
 
 from novasvc.examples.volume.exceptions import (
     InsufficientCapacity,
@@ -27,15 +26,20 @@ from novasvc.examples.volume.exceptions import (
     VolumeNotFound,
 )
 from novasvc.examples.volume.interfaces import IVolumeDriver
+from novasvc.testing.driver_contract import DriverContractMixin
 
 __all__ = ["VolumeDriverContractMixin"]
 
 
-class VolumeDriverContractMixin:
+class VolumeDriverContractMixin(DriverContractMixin):
     """
-    Tests of the L{IVolumeDriver} contract. Subclasses define
-    L{make_driver}; the driver passes C{check_for_setup_error} first.
+    Tests of the L{IVolumeDriver} contract, beside the checks every driver
+    passes (L{DriverContractMixin}: it provides the interface, its options
+    are well formed). Subclasses define L{make_driver}; the driver passes
+    C{check_for_setup_error} first.
     """
+
+    interface = IVolumeDriver
 
     #: The capacity, in GiB, of the drivers the tests make.
     capacity_gb = 4
@@ -53,14 +57,6 @@ class VolumeDriverContractMixin:
             self.make_driver, self.capacity_gb if capacity_gb is None else capacity_gb)
         yield driver.check_for_setup_error()
         return driver
-
-    def test_provides_interface(self):
-        """
-        When a driver is made, then it provides IVolumeDriver fully.
-        """
-        d = self.driver()
-        d.addCallback(lambda driver: self.assertTrue(verifyObject(IVolumeDriver, driver)))
-        return d
 
     @defer.inlineCallbacks
     def test_methods_return_deferreds(self):
