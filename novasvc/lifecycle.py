@@ -79,9 +79,17 @@ class AsyncMultiService(MultiService):
             starting.cancel()
         d = defer.succeed(None)
         for child in reversed(list(self)):
-            d.addCallback(lambda _, c=child: c.stopService() if c.running else None)
+            d.addCallback(lambda _, c=child: self._stop_child(c) if c.running else None)
             d.addErrback(self._stop_failed, child)
         return d
+
+    def _stop_child(self, child) -> defer.Deferred:
+        """
+        Stop one running child (a subclass may bound the wait).
+
+        @return: what the parent waits for before stopping the next child.
+        """
+        return defer.maybeDeferred(child.stopService)
 
     def _stop_failed(self, failure, child) -> None:
         _log.failure("Error while stopping {child!r}", failure, child=child)
