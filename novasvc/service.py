@@ -424,15 +424,16 @@ class Service(AsyncMultiService):
         return result
 
 
-# SQLAlchemy appends this pointer to its errors' messages.
-_BACKGROUND = re.compile(r"\(Background on this error at: [^)]*\)")
+# SQLAlchemy wraps a driver's message between the driver's class name and
+# a pointer to its documentation.
+_SQLALCHEMY_WRAPPING = re.compile(r"^\s*\([\w.]+\)\s+|\(Background on this error at: [^)]*\)")
 
 
 def _one_line(failure) -> str:
     """
     @return: the failure's class and message on one line.
     """
-    message = " ".join(_BACKGROUND.sub("", failure.getErrorMessage()).split())
+    message = " ".join(_SQLALCHEMY_WRAPPING.sub("", failure.getErrorMessage()).split())
     return f"{failure.type.__name__}: {message}"
 
 

@@ -50,10 +50,12 @@ def _environ():
 
 
 class TwistdProcessMixin:
-    def start_twistd(self, *args):
+    def start_twistd(self, *args, twistd=("-n", "--pidfile=")):
         """
-        Start C{twistd -n novasvc ARGS} in a fresh directory.
+        Start C{twistd TWISTD novasvc ARGS} in a fresh directory,
+        C{self.workdir}, its output going to C{self.logpath}.
 
+        @param twistd: twistd's own options.
         @return: the C{subprocess.Popen}.
         """
         self.workdir = os.path.abspath(self.mktemp())
@@ -62,7 +64,7 @@ class TwistdProcessMixin:
         self.logfile = open(self.logpath, "wb")
         self.addCleanup(self.logfile.close)
         process = subprocess.Popen(
-            [_bin("twistd"), "-n", "--pidfile=", "novasvc", *args],
+            [_bin("twistd"), *twistd, "novasvc", *args],
             cwd=self.workdir, env=_environ(), stdout=self.logfile, stderr=subprocess.STDOUT,
         )
 
