@@ -31,7 +31,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from novasvc.db.store import PermanentDatabaseError, SQLServiceStore, permanent_cause
 from novasvc.exceptions import ConfigError
 from novasvc.tap import Options, makeService
-from tests._services import require_service
+from tests._services import free_port, require_service
 from novasvc.testing.store_contract import SettableUTCNow, make_store_contract_tests
 
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
@@ -201,14 +201,6 @@ def _silent_server(case: TestCase) -> int:
     return server.getsockname()[1]
 
 
-def _closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 class SQLServiceStoreThreadTests(TestCase):
     """
     L{SQLServiceStore} does its database work in its own bounded thread
@@ -322,7 +314,7 @@ class SQLServiceStoreConnectionTests(TestCase):
         When nothing listens on the database port, then start() fails with
         the database error and can be retried.
         """
-        store = SQLServiceStore(f"postgresql+psycopg2://postgres@127.0.0.1:{_closed_port()}/x")
+        store = SQLServiceStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x")
         with self.assertRaises(sa_exc.OperationalError):
             await store.start()
         with self.assertRaises(sa_exc.OperationalError):
@@ -481,8 +473,8 @@ class PermanentErrorTests(TestCase):
         When nothing listens on the port, then the error is the driver's,
         not a permanent one.
         """
-        for url in (f"postgresql+psycopg2://postgres@127.0.0.1:{_closed_port()}/x",
-                    f"mysql+pymysql://root@127.0.0.1:{_closed_port()}/x"):
+        for url in (f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x",
+                    f"mysql+pymysql://root@127.0.0.1:{free_port()}/x"):
             store = SQLServiceStore(url, connect_timeout=2)
             with self.assertRaises(sa_exc.OperationalError):
                 await store.start()

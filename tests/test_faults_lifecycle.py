@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,7 @@ from novasvc.rpc.target import Target
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
-from tests._services import in_ci, poll, require_service
+from tests._services import free_port, in_ci, poll, require_service
 from tests.test_service_process import TwistdProcessMixin
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
@@ -146,14 +145,6 @@ class KilledWorkerTests(_RabbitMixin, TwistdProcessMixin, TestCase):
         self.assertEqual((yield self.wait_exit(survivor.process)), 0, survivor.output())
 
 
-def _free_port():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 class _PostgresCluster:
     """
     A PostgreSQL cluster of its own, run as user C{postgres} from a
@@ -177,7 +168,7 @@ class _PostgresCluster:
         self.base = tempfile.mkdtemp(prefix="novasvc-pg-")
         os.chown(self.base, owner.pw_uid, owner.pw_gid)
         self.data = os.path.join(self.base, "data")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, program, *args):

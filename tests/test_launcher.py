@@ -193,13 +193,14 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 0))
         self.assertEqual(self.exits, [])
 
-    def test_second_sigterm_stops_now(self) -> None:
+    def sigterm_twice(self, stopping: defer.Deferred) -> defer.Deferred:
         """
-        When a second SIGTERM arrives while the service stops, then the
-        child is told to stop now, with a log line saying so, and the
-        reactor is not stopped twice; a third SIGTERM changes nothing.
+        Start the service, send SIGTERM, stop the service as the reactor's
+        shutdown would (the child's stop returns C{stopping}), then send
+        SIGTERM again.
+
+        @return: the service's stop C{Deferred}.
         """
-        stopping = defer.Deferred()
         self.patch(self.child, "stopService", lambda: stopping)
         self.service.startService()
         self.reactor.run()
@@ -208,6 +209,16 @@ class HangupServiceTests(SynchronousTestCase):
         stopped = self.service.stopService()
         signal.raise_signal(signal.SIGTERM)
         self.reactor.run()
+        return stopped
+
+    def test_second_sigterm_stops_now(self) -> None:
+        """
+        When a second SIGTERM arrives while the service stops, then the
+        child is told to stop now, with a log line saying so, and the
+        reactor is not stopped twice; a third SIGTERM changes nothing.
+        """
+        stopping = defer.Deferred()
+        stopped = self.sigterm_twice(stopping)
         self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 1))
         self.assertIn("SIGTERM received again: stopping now, without waiting for the requests in "
                       "flight; those not finished go back to the broker", self.lines)
@@ -225,14 +236,7 @@ class HangupServiceTests(SynchronousTestCase):
         second SIGTERM, then the stop C{Deferred} fires anyway, with an
         error line, so the process exits.
         """
-        self.patch(self.child, "stopService", lambda: defer.Deferred())
-        self.service.startService()
-        self.reactor.run()
-        signal.raise_signal(signal.SIGTERM)
-        self.reactor.run()
-        stopped = self.service.stopService()
-        signal.raise_signal(signal.SIGTERM)
-        self.reactor.run()
+        stopped = self.sigterm_twice(defer.Deferred())
         self.reactor.advance(launcher.STOP_NOW_GRACE - 0.5)
         self.assertNoResult(stopped)
         self.reactor.advance(0.5)

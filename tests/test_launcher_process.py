@@ -6,7 +6,6 @@ mode's parent process, and start-up retries.
 
 import os
 import signal
-import socket
 import time
 import uuid
 
@@ -18,21 +17,10 @@ from novasvc.rpc.target import Target
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
-from tests._services import poll, require_service
+from tests._services import free_port, poll, require_service
 from tests.test_service_process import TwistdProcessMixin
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
-
-
-def _closed_port():
-    """
-    @return: a local TCP port nothing listens on (just released).
-    """
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 def _alive(pid):
@@ -153,7 +141,7 @@ class RetryingStartProcessTests(TwistdProcessMixin, TestCase):
         the stop.
         """
         require_service("PostgreSQL", "127.0.0.1", 5432)  # psycopg2 is installed with it
-        url = f"postgresql+psycopg2://postgres@127.0.0.1:{_closed_port()}/novasvc"
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/novasvc"
         process = self.start_twistd(
             "--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
             f"--database-connection={url}", "--report-interval=1")

@@ -499,7 +499,6 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         service starts once it is back, saying so once.
         """
         lines = self.log_lines()
-        self.clock = task.Clock()
         store, attempts = self.flaky_store(3)
         service = self.make(store=store)
         started = service.startService()
@@ -521,7 +520,6 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         When the database stays down, then the delay between attempts
         doubles up to 30 seconds and stays there.
         """
-        self.clock = task.Clock()
         store, attempts = self.flaky_store(10)
         service = self.make(store=store)
         service.startService()
@@ -539,13 +537,26 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         from novasvc.db.store import PermanentDatabaseError
 
         lines = self.log_lines()
-        self.clock = task.Clock()
         store, attempts = self.flaky_store(5, PermanentDatabaseError("no such database"))
         service = self.make(store=store)
         self.failureResultOf(service.startService(), PermanentDatabaseError)
         self.clock.advance(100)
         self.assertEqual(len(attempts), 1)
         self.assertEqual([line for line in lines if "retrying" in line], [])
+
+    def stop_while_starting(self, service):
+        """
+        Start C{service}, stop it one second later, then let 100 seconds
+        pass; check that the start failed with C{CancelledError}.
+
+        @return: the queues of topic C{recording} that exist then.
+        """
+        started = service.startService()
+        self.clock.advance(1)
+        self.successResultOf(service.stopService())
+        self.failureResultOf(started, defer.CancelledError)
+        self.clock.pump([1] * 100)
+        return [n for n in self.broker.queues if n.startswith("recording")]
 
     def test_stop_while_start_retries(self):
         """
@@ -554,16 +565,10 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         and no timer runs, even after the database is back; the start fails
         with C{CancelledError}.
         """
-        self.clock = task.Clock()
         store, attempts = self.flaky_store(2)
         service = self.make(store=store, report_interval=10)
-        started = service.startService()
-        self.clock.advance(1)
-        self.successResultOf(service.stopService())
-        self.failureResultOf(started, defer.CancelledError)
-        self.clock.pump([1] * 100)
+        self.assertEqual(self.stop_while_starting(service), [])
         self.assertEqual(len(attempts), 2)
-        self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])
         self.assertEqual((service.manager.events, service.manager.runs), ([], 0))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -572,7 +577,6 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         When the service is stopped while an attempt to open the database is
         under way, and that attempt then succeeds, then nothing else starts.
         """
-        self.clock = task.Clock()
         store = MemoryServiceStore()
         opening = defer.Deferred()
         store.start = lambda: opening
@@ -592,7 +596,6 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         retries, then neither init_host nor cleanup_host runs and no
         consumer starts.
         """
-        self.clock = task.Clock()
         store = MemoryServiceStore()
         lookups = []
 
@@ -602,14 +605,9 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
 
         store.get_by_host_and_binary = down
         service = self.make(store=store)
-        started = service.startService()
-        self.clock.advance(1)
-        self.successResultOf(service.stopService())
-        self.failureResultOf(started, defer.CancelledError)
-        self.clock.pump([1] * 100)
+        self.assertEqual(self.stop_while_starting(service), [])
         self.assertEqual(len(lookups), 2)
         self.assertEqual(service.manager.events, [])
-        self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])
 
     def test_stop_now_skips_the_drain(self):
         """
