@@ -8,8 +8,12 @@ C{startService} returns (twisted#5941) and loses a child's failure during
 C{stopService} (twisted#6790). Here children start one after the other in the
 order they were added, each waiting for the previous one's C{Deferred}, and
 stop in reverse order the same way; a failing stop is logged and the next child
-is still stopped.
+is still stopped. Stopping while the start is still under way cancels it
+first: the child being started has its start C{Deferred} cancelled, and no
+later child starts.
 """
+
+from typing import Optional
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -27,6 +31,8 @@ class AsyncMultiService(MultiService):
     L{addService}.
     """
 
+    _starting: Optional[defer.Deferred] = None
+
     def startService(self) -> defer.Deferred:
         """
         Start the children in order, each after the previous one's start
@@ -34,10 +40,18 @@ class AsyncMultiService(MultiService):
 
         @return: a C{Deferred} firing with C{None} once all children have
             started, or failing with the first child's failure (later children
-            are then not started).
+            are then not started), or with L{defer.CancelledError} when
+            L{stopService} was called before the start finished.
         """
         self.running = 1
-        return self._start_from(list(self))
+        starting = self._starting = self._start_from(list(self))
+
+        def finished(result):
+            if self._starting is starting:
+                self._starting = None
+            return result
+
+        return starting.addBoth(finished)
 
     def _start_from(self, children) -> defer.Deferred:
         d = defer.succeed(None)
@@ -51,15 +65,31 @@ class AsyncMultiService(MultiService):
         stop C{Deferred} has fired. A child's failure to stop is logged and
         does not keep the others running.
 
+        A start still under way is cancelled first (the start C{Deferred}
+        of the child being started is cancelled, so a child that retries
+        gives up), so no child starts after this call; the child that was
+        starting is then stopped with the others.
+
         @return: a C{Deferred} firing with C{None} once every child has been
             stopped.
         """
         self.running = 0
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
         d = defer.succeed(None)
         for child in reversed(list(self)):
-            d.addCallback(lambda _, c=child: c.stopService() if c.running else None)
+            d.addCallback(lambda _, c=child: self._stop_child(c) if c.running else None)
             d.addErrback(self._stop_failed, child)
         return d
+
+    def _stop_child(self, child) -> defer.Deferred:
+        """
+        Stop one running child (a subclass may bound the wait).
+
+        @return: what the parent waits for before stopping the next child.
+        """
+        return defer.maybeDeferred(child.stopService)
 
     def _stop_failed(self, failure, child) -> None:
         _log.failure("Error while stopping {child!r}", failure, child=child)

@@ -12,11 +12,19 @@ timer. Each step is a child service, so stopping runs the steps' stop halves
 in reverse: the timers stop, the RPC server stops consuming and waits for
 in-flight calls (up to C{graceful_shutdown_timeout} seconds),
 C{manager.cleanup_host()} runs, then the transport and the store close.
+
+The database steps retry what may pass (the server is down or slow), with a
+log line per attempt giving the delay before the next one, and give up at
+once on what will not (a L{ConfigError} such as
+L{novasvc.db.store.PermanentDatabaseError}). Stopping while the start still
+retries cancels it: nothing starts after the stop. L{Service.stop_now} cuts
+a stop short (a second SIGTERM).
 """
 
 import os
 import random
-from typing import Any, Callable, Optional, Union
+import re
+from typing import Any, Callable, List, Optional, Union
 
 from twisted.application.service import Service as _TwistedService
 from twisted.internet import defer
@@ -26,10 +34,9 @@ from twisted.logger import Logger
 from novasvc._reactor import global_reactor_if_none
 from novasvc.config import Config
 from novasvc.context import get_admin_context
-from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
-from novasvc.interfaces import IServiceStore, ITransport
+from novasvc.exceptions import ConfigError, LoadError, ServiceExists, ServiceNotFound
+from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
-from novasvc.interfaces import IDatabaseAPI
 from novasvc.loader import create_object, describe_object, load_object
 from novasvc.manager import Manager, load_manager
 from novasvc.periodic import PeriodicTaskService, fuzzy_delay
@@ -45,7 +52,13 @@ BINARY_PREFIX = "novasvc-"
 SERVICE_VERSION = 1
 #: Seconds before the first report (Nova's INITIAL_REPORTING_DELAY).
 INITIAL_REPORTING_DELAY = 5.0
-_RETRY_MAX = 30.0
+#: Seconds before the first retry of a start-up step; doubled each time.
+RETRY_FIRST = 1.0
+#: The most seconds between two retries of a start-up step.
+RETRY_MAX = 30.0
+# Children whose stop is always waited for, even by stop_now(): closing them
+# gives unsettled deliveries back to the broker and database connections back.
+_ALWAYS_CLOSED = frozenset({"transport", "db", "store"})
 
 
 class Service(AsyncMultiService):
@@ -84,6 +97,9 @@ class Service(AsyncMultiService):
         self.service_down_time = effective_service_down_time(report_interval, config.service_down_time)
         self._rng = rng or random.Random()
         self._destroy_on_stop = False
+        self._hurried = False
+        self._host_initialised = False
+        self._hurry_waiters: List[defer.Deferred] = []
         self.setName(binary)
 
         manager.clock = clock
@@ -247,6 +263,45 @@ class Service(AsyncMultiService):
         _log.info("Stopping {binary} on {host}", binary=self.binary, host=self.host)
         return AsyncMultiService.stopService(self)
 
+    def stop_now(self) -> None:
+        """
+        Cut a stop short (the launcher calls this on a second SIGTERM): stop
+        waiting for requests in flight, periodic tasks, C{cleanup_host} and
+        the last report; close the transport and the store at once. Under
+        late ack, the requests still running stay unacknowledged, so the
+        broker gives them to another server when the connection closes.
+        Called before L{stopService}, it makes that stop immediate too.
+        """
+        self._hurried = True
+        waiters, self._hurry_waiters = self._hurry_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _stop_child(self, child) -> defer.Deferred:
+        stopping = AsyncMultiService._stop_child(self, child)
+        if child.name in _ALWAYS_CLOSED:
+            return stopping
+        return self._unless_hurried(stopping)
+
+    def _unless_hurried(self, d: defer.Deferred) -> defer.Deferred:
+        """
+        @return: a C{Deferred} with C{d}'s result, or with C{None} as soon
+            as L{stop_now} is called (C{d}'s own result is then dropped).
+        """
+        if self._hurried:
+            d.addErrback(lambda _: None)
+            return defer.succeed(None)
+        result: defer.Deferred = defer.Deferred()
+        self._hurry_waiters.append(result)
+
+        def done(value):
+            if result in self._hurry_waiters:
+                self._hurry_waiters.remove(result)
+                result.callback(value)
+
+        d.addBoth(done)
+        return result
+
     def kill(self) -> defer.Deferred:
         """
         Stop, and soft-delete the service record (as Nova's C{kill()}, meant
@@ -284,6 +339,7 @@ class Service(AsyncMultiService):
     def _start_record(self):
         ref = yield self._retry("look up the service record",
                                 lambda: self.store.get_by_host_and_binary(self.host, self.binary))
+        self._host_initialised = True
         yield defer.maybeDeferred(self.manager.init_host, ref)
         if ref is None:
             ref = yield self._retry("create the service record", self._create_record)
@@ -305,6 +361,8 @@ class Service(AsyncMultiService):
 
     @defer.inlineCallbacks
     def _stop_record(self):
+        if not self._host_initialised:
+            return  # stopped before init_host: nothing to clean up
         try:
             yield defer.maybeDeferred(self.manager.cleanup_host)
         except Exception:
@@ -322,34 +380,70 @@ class Service(AsyncMultiService):
 
     def _retry(self, what: str, attempt: Callable[[], defer.Deferred]) -> defer.Deferred:
         """
-        Run C{attempt} until it succeeds, backing off from 1 to 30 seconds;
-        a database outage at start-up is logged once and once recovered.
+        Run C{attempt} until it succeeds, waiting L{RETRY_FIRST} seconds
+        before the first retry and twice as long each time, up to
+        L{RETRY_MAX}. Each failed attempt is logged at WARNING with the
+        error and the delay before the next one; the success after a
+        failure is logged once.
+
+        @param what: what the attempt does, for the log (C{"open the
+            database"}).
+        @return: a C{Deferred} firing with the first success. It fails at
+            once, without retrying, with a L{ConfigError} or L{LoadError}
+            (a mistake no retry mends, such as
+            L{novasvc.db.store.PermanentDatabaseError}); and when cancelled,
+            with C{CancelledError}: the next attempt is not made, and the
+            outcome of one under way is dropped.
         """
-        result = defer.Deferred()
-        state = {"delay": 1.0, "failed": False}
+        state = {"delay": RETRY_FIRST, "attempts": 0, "call": None}
+
+        def cancel(_: defer.Deferred) -> None:
+            call, state["call"] = state["call"], None
+            if call is not None and call.active():
+                call.cancel()
+
+        result: defer.Deferred = defer.Deferred(cancel)
 
         def run():
-            d = defer.maybeDeferred(attempt)
-            d.addCallbacks(succeeded, failed)
+            state["call"] = None
+            state["attempts"] += 1
+            defer.maybeDeferred(attempt).addCallbacks(succeeded, failed)
 
         def succeeded(value):
-            if state["failed"]:
-                _log.info("Recovered: could {what} again", what=what)
+            if result.called:
+                return  # cancelled while the attempt ran
+            if state["attempts"] > 1:
+                _log.info("Recovered: could {what} at attempt {attempt}", what=what,
+                          attempt=state["attempts"])
             result.callback(value)
 
         def failed(failure):
-            if not self.running:
+            if result.called:
+                return
+            if failure.check(ConfigError, LoadError) or not self.running:
                 result.errback(failure)
                 return
-            if not state["failed"]:
-                _log.warn("Could not {what} ({error}); retrying", what=what,
-                          error=failure.getErrorMessage())
-            state["failed"] = True
-            self.clock.callLater(state["delay"], run)
-            state["delay"] = min(state["delay"] * 2, _RETRY_MAX)
+            delay = state["delay"]
+            _log.warn("Could not {what} (attempt {attempt}): {error}; retrying in {delay:g} s",
+                      what=what, attempt=state["attempts"], error=_one_line(failure), delay=delay)
+            state["call"] = self.clock.callLater(delay, run)
+            state["delay"] = min(delay * 2, RETRY_MAX)
 
         run()
         return result
+
+
+# SQLAlchemy wraps a driver's message between the driver's class name and
+# a pointer to its documentation.
+_SQLALCHEMY_WRAPPING = re.compile(r"^\s*\([\w.]+\)\s+|\(Background on this error at: [^)]*\)")
+
+
+def _one_line(failure) -> str:
+    """
+    @return: the failure's class and message on one line.
+    """
+    message = " ".join(_SQLALCHEMY_WRAPPING.sub("", failure.getErrorMessage()).split())
+    return f"{failure.type.__name__}: {message}"
 
 
 class _Step(_TwistedService):

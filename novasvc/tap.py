@@ -162,4 +162,6 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
         if options["traceback"]:
             raise
         raise SystemExit(f"novasvc: error: {e}") from None
-    return HangupService(service, reactor, LogControl.from_options(options, reactor))
+    # twistd's own options (the plugin's parent) hold its daemon status pipe.
+    return HangupService(service, reactor, LogControl.from_options(options, reactor),
+                         daemon=getattr(options, "parent", None))

@@ -40,6 +40,18 @@ def require_service(name: str, host: str, port: int) -> None:
         raise SkipTest(message)
 
 
+def free_port() -> int:
+    """
+    @return: a local TCP port that nothing listens on (just released: a
+        connection to it is refused, and a server may take it).
+    """
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
 def poll(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE, interval: float = 0.01
          ) -> defer.Deferred:
     """

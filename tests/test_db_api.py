@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 
 from novasvc.config import Config, DatabaseConfig
 from novasvc.db.api import Database
-from novasvc.db.store import SQLServiceStore
+from novasvc.db.store import PermanentDatabaseError, SQLServiceStore
 from novasvc.interfaces import IDatabaseAPI
 from tests.test_db_store import _temporary_database
 
@@ -136,14 +136,15 @@ class LazyOpenTests(TestCase):
 
     async def test_failedStartRetried(self) -> None:
         """
-        When the database cannot be opened, then the work fails with the
-        error, and a later call tries again.
+        When the database cannot be opened (its directory is missing: a
+        L{PermanentDatabaseError}), then the work fails with the error, and
+        a later call tries again.
         """
         missing = self.mktemp() + "/no/such/dir/db.sqlite"
         db = Database(connection=f"sqlite:///{missing}", reactor=reactor)
-        with self.assertRaises(sa.exc.OperationalError):
+        with self.assertRaises(PermanentDatabaseError):
             await db.run(lambda conn: 1)
-        with self.assertRaises(sa.exc.OperationalError):
+        with self.assertRaises(PermanentDatabaseError):
             await db.run(lambda conn: 1)
         await db.stop()
 

@@ -28,10 +28,10 @@ from twisted.internet.threads import deferToThread
 from twisted.python.threadable import isInIOThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from novasvc.db.store import SQLServiceStore
+from novasvc.db.store import PermanentDatabaseError, SQLServiceStore, permanent_cause
 from novasvc.exceptions import ConfigError
 from novasvc.tap import Options, makeService
-from tests._services import require_service
+from tests._services import free_port, require_service
 from novasvc.testing.store_contract import SettableUTCNow, make_store_contract_tests
 
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
@@ -201,14 +201,6 @@ def _silent_server(case: TestCase) -> int:
     return server.getsockname()[1]
 
 
-def _closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 class SQLServiceStoreThreadTests(TestCase):
     """
     L{SQLServiceStore} does its database work in its own bounded thread
@@ -322,7 +314,7 @@ class SQLServiceStoreConnectionTests(TestCase):
         When nothing listens on the database port, then start() fails with
         the database error and can be retried.
         """
-        store = SQLServiceStore(f"postgresql+psycopg2://postgres@127.0.0.1:{_closed_port()}/x")
+        store = SQLServiceStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x")
         with self.assertRaises(sa_exc.OperationalError):
             await store.start()
         with self.assertRaises(sa_exc.OperationalError):
@@ -412,6 +404,129 @@ class SQLServiceStoreConnectionTests(TestCase):
             return len(ids)
 
         await self._reconnects("mariadb", kill)
+
+
+class PermanentErrorTests(TestCase):
+    """
+    L{SQLServiceStore.start} fails with L{PermanentDatabaseError} when no
+    retry can help, and with the database error itself when one may.
+    """
+
+    async def assert_permanent(self, url: str, *expected: str) -> str:
+        store = SQLServiceStore(url, connect_timeout=5)
+        with self.assertRaises(PermanentDatabaseError) as raised:
+            await store.start()
+        message = str(raised.exception)
+        self.assertNotIn("\n", message)
+        for text in expected:
+            self.assertIn(text, message)
+        return message
+
+    async def test_sqlite_missing_directory(self) -> None:
+        """
+        When the SQLite file's directory does not exist, then the error is
+        permanent and names the directory.
+        """
+        directory = os.path.abspath(self.mktemp())
+        await self.assert_permanent(f"sqlite:///{directory}/services.sqlite",
+                                    f"the directory {directory} does not exist")
+
+    async def test_postgresql_unknown_database(self) -> None:
+        """
+        When the PostgreSQL database does not exist, then the error is
+        permanent and quotes the server.
+        """
+        require_service("PostgreSQL", "127.0.0.1", 5432)
+        name = f"novasvc_missing_{uuid.uuid4().hex}"
+        await self.assert_permanent(PG_SERVER + name, f'database "{name}" does not exist')
+
+    async def test_postgresql_unknown_role(self) -> None:
+        """
+        When PostgreSQL refuses the user, then the error is permanent and
+        the password is not shown.
+        """
+        require_service("PostgreSQL", "127.0.0.1", 5432)
+        message = await self.assert_permanent(
+            "postgresql+psycopg2://nobody_here:s3cret@127.0.0.1:5432/postgres",
+            'role "nobody_here" does not exist', "nobody_here:***@")
+        self.assertNotIn("s3cret", message)
+
+    async def test_mariadb_unknown_database(self) -> None:
+        """
+        When the MariaDB database does not exist, then the error is
+        permanent, with the server's error number.
+        """
+        require_service("MariaDB", "127.0.0.1", 3306)
+        name = f"novasvc_missing_{uuid.uuid4().hex}"
+        await self.assert_permanent(MARIADB_SERVER + name, f"Unknown database '{name}' (error 1049)")
+
+    async def test_mariadb_access_denied(self) -> None:
+        """
+        When MariaDB refuses the user, then the error is permanent.
+        """
+        require_service("MariaDB", "127.0.0.1", 3306)
+        await self.assert_permanent("mysql+pymysql://nobody_here:s3cret@127.0.0.1:3306/x",
+                                    "Access denied for user 'nobody_here'", "(error 1045)")
+
+    async def test_refused_is_transient(self) -> None:
+        """
+        When nothing listens on the port, then the error is the driver's,
+        not a permanent one.
+        """
+        for url in (f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x",
+                    f"mysql+pymysql://root@127.0.0.1:{free_port()}/x"):
+            store = SQLServiceStore(url, connect_timeout=2)
+            with self.assertRaises(sa_exc.OperationalError):
+                await store.start()
+
+
+class _DriverError(Exception):
+    """
+    A driver error with a PostgreSQL C{pgcode}.
+    """
+
+    def __init__(self, message: str, pgcode: Any = None) -> None:
+        Exception.__init__(self, message)
+        self.pgcode = pgcode
+
+
+class PermanentCauseTests(SynchronousTestCase):
+    """
+    L{permanent_cause} sorts database errors.
+    """
+
+    def cause(self, url: str, orig: BaseException) -> Any:
+        return permanent_cause(sa_exc.OperationalError("SELECT 1", {}, orig), sa.engine.make_url(url))
+
+    def test_postgresql_codes(self) -> None:
+        """
+        When a PostgreSQL error carries an SQLSTATE of class 28, 3D or 42,
+        then it is permanent; class 57 (server shutting down) and 08
+        (connection failure) are not.
+        """
+        url = "postgresql://u@h/d"
+        for code in ("28P01", "3D000", "42501"):
+            self.assertEqual(self.cause(url, _DriverError("refused  for\n good", code)), "refused for good")
+        for code in ("57P01", "08006", None):
+            self.assertIsNone(self.cause(url, _DriverError("server closed the connection", code)))
+
+    def test_mysql_codes(self) -> None:
+        """
+        When a MySQL error number means access denied or unknown database,
+        then it is permanent; 2003 (cannot connect) and 2013 (lost
+        connection) are not.
+        """
+        url = "mysql+pymysql://u@h/d"
+        self.assertEqual(self.cause(url, Exception(1044, "Access denied")), "Access denied (error 1044)")
+        for code in (2003, 2013):
+            self.assertIsNone(self.cause(url, Exception(code, "Can't connect")))
+
+    def test_not_a_database_error(self) -> None:
+        """
+        When the error does not come from the driver, then it is not
+        permanent.
+        """
+        self.assertIsNone(permanent_cause(ValueError("x"), sa.engine.make_url("sqlite://")))
 
 
 class SQLServiceStoreConfigTests(SynchronousTestCase):

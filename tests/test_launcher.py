@@ -2,14 +2,18 @@
 Tests for L{novasvc.launcher}.
 """
 
+import os
 import signal
 from typing import Any, Callable, List
 
 from twisted.application.service import Application, IServiceCollection, Service
-from twisted.internet import defer
+from twisted.internet import defer, task
+from twisted.internet.error import ReactorNotRunning
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc import launcher
+from novasvc.exceptions import ConfigError
 from novasvc.launcher import HangupService
 
 
@@ -22,10 +26,14 @@ class _ResettableService(Service):
     def __init__(self) -> None:
         self.resets = 0
         self.result: Callable[[], Any] = lambda: None
+        self.hurried = 0
 
     def reset(self) -> Any:
         self.resets += 1
         return self.result()
+
+    def stop_now(self) -> None:
+        self.hurried += 1
 
 
 class _FakeLogs:
@@ -52,36 +60,38 @@ class _FakeLogs:
         self.calls.append("reread")
 
 
-class _ThreadCalls:
+class _ThreadCalls(task.Clock):
     """
-    A reactor with C{callFromThread}, C{callWhenRunning} and C{callLater}:
-    calls are kept until L{run}; C{stop} and system event triggers are
-    recorded.
+    A reactor with C{callFromThread} and C{callWhenRunning} (kept until
+    L{run}), C{callLater} (a L{task.Clock}), C{stop} (counted; a second one
+    raises C{ReactorNotRunning}, as a real reactor's) and system event
+    triggers (recorded).
     """
 
     def __init__(self) -> None:
-        self.calls: List[Any] = []
+        task.Clock.__init__(self)
+        self.queued: List[Any] = []
         self.stopped = 0
         self.triggers: List[Any] = []
 
     def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.calls.append((f, args, kwargs))
+        self.queued.append((f, args, kwargs))
 
     callWhenRunning = callFromThread
 
-    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.calls.append((f, args, kwargs))
-
     def stop(self) -> None:
+        if self.stopped:
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
         self.stopped += 1
 
     def addSystemEventTrigger(self, phase: str, event: str, f: Callable[..., Any], *args: Any) -> None:
         self.triggers.append((phase, event, f, args))
 
     def run(self) -> None:
-        calls, self.calls = self.calls, []
+        calls, self.queued = self.queued, []
         for f, args, kwargs in calls:
             f(*args, **kwargs)
+        self.advance(0)
 
 
 class HangupServiceTests(SynchronousTestCase):
@@ -100,6 +110,12 @@ class HangupServiceTests(SynchronousTestCase):
         notifier = type("N", (), {"ready": lambda _: self.notices.append("ready"),
                                   "stopping": lambda _: self.notices.append("stopping")})()
         self.service = HangupService(self.child, self.reactor, notifier=notifier)
+        self.exits: List[int] = []
+        self.patch(launcher, "_exit_after_twistd", self.exits.append)
+        self.lines: List[str] = []
+        observe = lambda event: self.lines.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
 
     def test_notifies_systemd(self) -> None:
         """
@@ -162,9 +178,9 @@ class HangupServiceTests(SynchronousTestCase):
         """
         When SIGTERM arrives once the reactor runs, then the reactor is
         stopped through C{callFromThread} (a graceful stop ending with exit
-        status 0), and stopping the service restores the previous handler.
+        status 0), and the handler stays installed after the stop, so that
+        a late SIGTERM never reaches twistd's handler.
         """
-        previous = signal.getsignal(signal.SIGTERM)
         self.service.startService()
         self.reactor.run()  # the reactor is running: the handler goes in
         signal.raise_signal(signal.SIGTERM)
@@ -172,22 +188,150 @@ class HangupServiceTests(SynchronousTestCase):
         self.reactor.run()
         self.assertEqual(self.reactor.stopped, 1)
         self.successResultOf(self.service.stopService())
-        self.assertEqual(signal.getsignal(signal.SIGTERM), previous)
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 0))
+        self.assertEqual(self.exits, [])
+
+    def sigterm_twice(self, stopping: defer.Deferred) -> defer.Deferred:
+        """
+        Start the service, send SIGTERM, stop the service as the reactor's
+        shutdown would (the child's stop returns C{stopping}), then send
+        SIGTERM again.
+
+        @return: the service's stop C{Deferred}.
+        """
+        self.patch(self.child, "stopService", lambda: stopping)
+        self.service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        stopped = self.service.stopService()
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        return stopped
+
+    def test_second_sigterm_stops_now(self) -> None:
+        """
+        When a second SIGTERM arrives while the service stops, then the
+        child is told to stop now, with a log line saying so, and the
+        reactor is not stopped twice; a third SIGTERM changes nothing.
+        """
+        stopping = defer.Deferred()
+        stopped = self.sigterm_twice(stopping)
+        self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 1))
+        self.assertIn("SIGTERM received again: stopping now, without waiting for the requests in "
+                      "flight; those not finished go back to the broker", self.lines)
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        self.assertEqual(self.child.hurried, 1)
+        self.assertNoResult(stopped)
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop_now_bounded(self) -> None:
+        """
+        When the stop has not finished C{stop_now_grace} seconds after the
+        second SIGTERM, then the stop C{Deferred} fires anyway, with an
+        error line, so the process exits.
+        """
+        stopped = self.sigterm_twice(defer.Deferred())
+        self.reactor.advance(launcher.STOP_NOW_GRACE - 0.5)
+        self.assertNoResult(stopped)
+        self.reactor.advance(0.5)
+        self.successResultOf(stopped)
+        self.assertIn(f"The service is still stopping {launcher.STOP_NOW_GRACE:g} s after the "
+                      "second SIGTERM; exiting anyway", self.lines)
+
+    def test_two_sigterms_before_the_stop(self) -> None:
+        """
+        When two SIGTERMs arrive before the reactor's shutdown reached the
+        service, then the reactor is stopped once and the child is told to
+        stop now; the stop that follows is bounded too.
+        """
+        self.patch(self.child, "stopService", lambda: defer.Deferred())
+        self.service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 1))
+        stopped = self.service.stopService()
+        self.reactor.advance(launcher.STOP_NOW_GRACE)
+        self.successResultOf(stopped)
+
+    def test_sigterm_while_reactor_stops(self) -> None:
+        """
+        When SIGTERM arrives while the reactor already stops for another
+        reason, then the service stops now and no error is raised.
+        """
+        self.service.startService()
+        self.reactor.run()
+        self.reactor.stop()
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        self.assertEqual(self.child.hurried, 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_start_failure_exits_1(self) -> None:
         """
-        When the child fails to start, then the failure is logged, the
-        reactor is stopped and an exit with status 1 is arranged for after
-        shutdown.
+        When the child fails to start with an unexpected error, then the
+        failure is logged with its traceback, the reactor is stopped and
+        exit status 1 is asked for (applied after twistd's own shutdown).
         """
         self.patch(self.child, "startService", lambda: defer.fail(RuntimeError("no")))
         self.successResultOf(self.service.startService())
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertEqual([(p, e, a) for p, e, f, a in self.reactor.triggers],
-                         [("after", "shutdown", (1,))])
-        self.assertIs(self.reactor.triggers[0][2], launcher._exit)
+        self.assertEqual(self.exits, [1])
+        self.assertEqual(self.reactor.triggers, [])
         self.reactor.run()
         self.assertEqual(self.reactor.stopped, 1)
+
+    def test_start_config_error_one_line(self) -> None:
+        """
+        When the child fails to start with a L{ConfigError} (such as a
+        database that does not exist), then one line names it, without a
+        traceback, and the exit status is 1.
+        """
+        self.patch(self.child, "startService", lambda: defer.fail(ConfigError("no such database")))
+        self.successResultOf(self.service.startService())
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([line for line in self.lines if "no such database" in line],
+                         ["The service failed to start: no such database"])
+        self.assertEqual(self.exits, [1])
+
+    def test_stopped_during_start(self) -> None:
+        """
+        When the service is stopped while it starts (its start is
+        cancelled), then that is logged as such and no exit status 1 is
+        asked for.
+        """
+        starting = defer.Deferred()
+        self.patch(self.child, "startService", lambda: starting)
+        started = self.service.startService()
+        self.service.stopService()
+        starting.cancel()
+        self.successResultOf(started)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertIn("Stopped before the service was ready", self.lines)
+        self.assertEqual((self.exits, self.reactor.stopped), ([], 0))
+
+    def test_exit_after_twistd(self) -> None:
+        """
+        When an exit status is asked for, then it is registered to end the
+        process at interpreter exit (after twistd removed its pid file),
+        once: the first status wins.
+        """
+        registered: List[Any] = []
+        self.patch(launcher, "_exit_status", None)
+        self.patch(launcher.atexit, "register", lambda *args: registered.append(args))
+        self.patch(launcher, "_exit_after_twistd", type(self)._real_exit_after_twistd)
+        launcher._exit_after_twistd(1)
+        launcher._exit_after_twistd(2)
+        self.assertEqual(registered, [(launcher._exit, 1)])
+
+    _real_exit_after_twistd = staticmethod(launcher._exit_after_twistd)
 
     def test_sighup_resets(self) -> None:
         """
@@ -198,22 +342,26 @@ class HangupServiceTests(SynchronousTestCase):
         self.reactor.run()
         signal.raise_signal(signal.SIGHUP)
         self.assertEqual(self.child.resets, 0)
-        self.assertEqual(len(self.reactor.calls), 1)
+        self.assertEqual(len(self.reactor.queued), 1)
         self.reactor.run()
         self.assertEqual(self.child.resets, 1)
         self.assertEqual(self.previous, [])
 
     def test_stop_restores_handler(self) -> None:
         """
-        When the service stops, then the previous SIGHUP handler is back and
-        a SIGHUP no longer resets the child.
+        When the service stops without a SIGTERM, then the previous SIGHUP
+        and SIGTERM handlers are back and a SIGHUP no longer resets the
+        child.
         """
+        previous = signal.getsignal(signal.SIGTERM)
         self.service.startService()
         self.reactor.run()
+        self.assertIsNot(signal.getsignal(signal.SIGTERM), previous)
         self.successResultOf(self.service.stopService())
         signal.raise_signal(signal.SIGHUP)
         self.assertEqual(self.previous, [signal.SIGHUP])
-        self.assertEqual(self.reactor.calls, [])
+        self.assertEqual(self.reactor.queued, [])
+        self.assertEqual(signal.getsignal(signal.SIGTERM), previous)
 
     def test_reset_error_logged(self) -> None:
         """
@@ -276,3 +424,78 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertTrue(self.child.running)
         self.successResultOf(self.service.stopService())
         self.assertFalse(self.child.running)
+
+
+class DaemonParentTests(SynchronousTestCase):
+    """
+    Under twistd without C{-n}, L{HangupService} tells twistd's waiting
+    parent process through twistd's status pipe whether the service started.
+    """
+
+    def setUp(self) -> None:
+        self.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
+        self.addCleanup(signal.signal, signal.SIGTERM, signal.getsignal(signal.SIGTERM))
+        self.patch(launcher, "_exit_after_twistd", lambda code: None)
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        self.read = read
+        self.twistd = {"statusPipe": write, "nodaemon": False}
+        self.reactor = _ThreadCalls()
+        self.child = _ResettableService()
+        notifier = type("N", (), {"ready": lambda _: None, "stopping": lambda _: None})()
+        self.service = HangupService(self.child, self.reactor, notifier=notifier, daemon=self.twistd)
+
+    def told(self) -> bytes:
+        """
+        @return: what the parent reads, up to the pipe's end (as twistd's
+            parent reads at most 100 bytes).
+        """
+        return os.read(self.read, 100)
+
+    def test_ready(self) -> None:
+        """
+        When the service is ready, then the parent reads C{0} (it exits 0)
+        and twistd does not write to the pipe itself.
+        """
+        starting = defer.Deferred()
+        self.patch(self.child, "startService", lambda: starting)
+        self.service.startService()
+        self.assertIsNone(self.twistd["statusPipe"])
+        starting.callback(None)
+        self.assertEqual(self.told(), b"0")
+
+    def test_failed(self) -> None:
+        """
+        When the start fails, then the parent reads C{1} and the error, cut
+        to what it reads.
+        """
+        error = "database sqlite:////x/y cannot be used: " + "z" * 200
+        self.patch(self.child, "startService", lambda: defer.fail(ConfigError(error)))
+        self.service.startService()
+        told = self.told()
+        self.assertEqual(len(told), 100)
+        self.assertTrue(told.startswith(b"1 database sqlite:////x/y cannot be used: zzz"))
+        self.assertTrue(told.endswith(b"..."))
+
+    def test_not_ready_in_time(self) -> None:
+        """
+        When the service is not ready after C{ready_wait} seconds, then the
+        parent reads C{1} and that it still retries; being ready later
+        writes nothing more.
+        """
+        starting = defer.Deferred()
+        self.patch(self.child, "startService", lambda: starting)
+        self.service.startService()
+        self.reactor.advance(launcher.READY_WAIT)
+        self.assertEqual(self.told(), b"1 not ready after 60 s; still retrying, see the log")
+        starting.callback(None)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_no_daemon(self) -> None:
+        """
+        When twistd runs with C{-n} (no status pipe), then nothing is
+        written and the start works as before.
+        """
+        self.twistd["statusPipe"] = None
+        self.successResultOf(self.service.startService())
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

@@ -114,3 +114,33 @@ class AsyncMultiServiceTests(SynchronousTestCase):
         self.assertNoResult(d)
         gate.callback(None)
         self.successResultOf(d)
+
+    def test_stop_during_start_cancels_it(self):
+        """
+        When the parent stops while a child's start is still under way,
+        then that start is cancelled, the later children never start, the
+        parent's start fails with C{CancelledError}, and the child that was
+        starting is stopped.
+        """
+        log, cancelled = [], []
+        gate = defer.Deferred(cancelled.append)
+        parent = AsyncMultiService()
+        _Recorder("a", log).setServiceParent(parent)
+        _Recorder("b", log, start=gate).setServiceParent(parent)
+        _Recorder("c", log).setServiceParent(parent)
+        started = parent.startService()
+        self.successResultOf(parent.stopService())
+        self.assertEqual(cancelled, [gate])
+        self.failureResultOf(started, defer.CancelledError)
+        self.assertEqual(log, [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")])
+
+    def test_stop_after_start_cancels_nothing(self):
+        """
+        When the parent stops after its start finished, then the start
+        C{Deferred} keeps its result.
+        """
+        parent = AsyncMultiService()
+        _Recorder("a", []).setServiceParent(parent)
+        started = parent.startService()
+        self.successResultOf(parent.stopService())
+        self.assertIsNone(self.successResultOf(started))

@@ -6,7 +6,7 @@ import random
 
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorThreads
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -508,37 +508,185 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         self.successResultOf(service.reset())
         self.assertIn(("reset",), service.manager.events)
 
-    def test_database_outage_at_start(self):
+    def flaky_store(self, failures, error=None):
         """
-        When the database is down at start-up, then the service logs it once,
-        retries with back-off, and starts once it is back.
+        @return: a L{MemoryServiceStore} whose C{start} fails C{failures}
+            times (with C{error}, default C{ConnectionRefusedError}), and
+            the list of its start attempts (clock readings).
         """
         store = MemoryServiceStore()
         real_start = store.start
         attempts = []
 
         def flaky_start():
-            attempts.append(1)
-            if len(attempts) < 4:
-                return defer.fail(ConnectionRefusedError("db down"))
+            attempts.append(self.clock.seconds())
+            if len(attempts) <= failures:
+                return defer.fail(error or ConnectionRefusedError("db down"))
             return real_start()
 
         store.start = flaky_start
-        events = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return store, attempts
+
+    def log_lines(self):
+        """
+        @return: the list the text of each event logged from now on goes to.
+        """
+        lines = []
+
+        def observe(event):
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return lines
+
+    def test_database_outage_at_start(self):
+        """
+        When the database is down at start-up, then each failed attempt is
+        logged with the delay before the next one (1, 2, 4 s...), and the
+        service starts once it is back, saying so once.
+        """
+        lines = self.log_lines()
+        store, attempts = self.flaky_store(3)
         service = self.make(store=store)
         started = service.startService()
-        self.assertNoResult(started)
         self.clock.advance(1)
         self.clock.advance(2)
         self.assertNoResult(started)
         self.clock.advance(4)
         self.successResultOf(started)
-        self.assertEqual(len(attempts), 4)
-        warnings = [e for e in events if "retrying" in e.get("log_format", "")]
-        recovered = [e for e in events if "Recovered" in e.get("log_format", "")]
-        self.assertEqual((len(warnings), len(recovered)), (1, 1))
+        self.assertEqual(attempts, [0, 1, 3, 7])
+        retries = [line for line in lines if line.startswith("Could not open the database")]
+        self.assertEqual(retries, [
+            f"Could not open the database (attempt {n}): ConnectionRefusedError: db down; "
+            f"retrying in {delay} s" for n, delay in ((1, 1), (2, 2), (3, 4))])
+        self.assertEqual([line for line in lines if line.startswith("Recovered")],
+                         ["Recovered: could open the database at attempt 4"])
+
+    def test_retry_delay_capped(self):
+        """
+        When the database stays down, then the delay between attempts
+        doubles up to 30 seconds and stays there.
+        """
+        store, attempts = self.flaky_store(10)
+        service = self.make(store=store)
+        service.startService()
+        self.clock.pump([1] * 200)
+        gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+        self.assertEqual(gaps[:7], [1, 2, 4, 8, 16, 30, 30])
+        self.assertTrue(service.manager.events)
+
+    def test_permanent_error_not_retried(self):
+        """
+        When opening the database fails with a L{ConfigError} (a permanent
+        error), then the start fails at once with it: one attempt, no retry
+        line.
+        """
+        from novasvc.db.store import PermanentDatabaseError
+
+        lines = self.log_lines()
+        store, attempts = self.flaky_store(5, PermanentDatabaseError("no such database"))
+        service = self.make(store=store)
+        self.failureResultOf(service.startService(), PermanentDatabaseError)
+        self.clock.advance(100)
+        self.assertEqual(len(attempts), 1)
+        self.assertEqual([line for line in lines if "retrying" in line], [])
+
+    def stop_while_starting(self, service):
+        """
+        Start C{service}, stop it one second later, then let 100 seconds
+        pass; check that the start failed with C{CancelledError}.
+
+        @return: the queues of topic C{recording} that exist then.
+        """
+        started = service.startService()
+        self.clock.advance(1)
+        self.successResultOf(service.stopService())
+        self.failureResultOf(started, defer.CancelledError)
+        self.clock.pump([1] * 100)
+        return [n for n in self.broker.queues if n.startswith("recording")]
+
+    def test_stop_while_start_retries(self):
+        """
+        When the service is stopped while the start is still retrying (the
+        database is down), then no attempt follows, no queue is consumed
+        and no timer runs, even after the database is back; the start fails
+        with C{CancelledError}.
+        """
+        store, attempts = self.flaky_store(2)
+        service = self.make(store=store, report_interval=10)
+        self.assertEqual(self.stop_while_starting(service), [])
+        self.assertEqual(len(attempts), 2)
+        self.assertEqual((service.manager.events, service.manager.runs), ([], 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stop_while_attempt_runs(self):
+        """
+        When the service is stopped while an attempt to open the database is
+        under way, and that attempt then succeeds, then nothing else starts.
+        """
+        store = MemoryServiceStore()
+        opening = defer.Deferred()
+        store.start = lambda: opening
+        service = self.make(store=store)
+        started = service.startService()
+        stopped = service.stopService()
+        self.failureResultOf(started, defer.CancelledError)
+        opening.callback(None)
+        self.successResultOf(stopped)
+        self.clock.pump([1] * 100)
+        self.assertEqual(service.manager.events, [])
+        self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])
+
+    def test_stop_while_record_lookup_retries(self):
+        """
+        When the service is stopped while looking up its record still
+        retries, then neither init_host nor cleanup_host runs and no
+        consumer starts.
+        """
+        store = MemoryServiceStore()
+        lookups = []
+
+        def down(host, binary):
+            lookups.append(host)
+            return defer.fail(ConnectionRefusedError("db down"))
+
+        store.get_by_host_and_binary = down
+        service = self.make(store=store)
+        self.assertEqual(self.stop_while_starting(service), [])
+        self.assertEqual(len(lookups), 2)
+        self.assertEqual(service.manager.events, [])
+
+    def test_stop_now_skips_the_drain(self):
+        """
+        When C{stop_now} is called while the stop waits for a call in
+        flight, then the stop finishes at once, the transport is closed and
+        the request goes back to its queue unsettled.
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, graceful_shutdown_timeout=60)
+        service = self.make(manager=EchoManager, config=config)
+        self.successResultOf(service.startService())
+        self.client("echo").cast({}, "sleep", seconds=100)
+        self.assertEqual(len(self.broker.queues["echo"].messages), 0)
+        stopping = service.stopService()
+        self.clock.advance(1)
+        self.assertNoResult(stopping)
+        service.stop_now()
+        self.successResultOf(stopping)
+        self.assertEqual(len(self.broker.queues["echo"].messages), 1)
+        self.assertFalse(service.getServiceNamed("transport").running)
+
+    def test_stop_now_before_stop(self):
+        """
+        When C{stop_now} was called before the stop, then the stop does not
+        wait for a slow C{cleanup_host}, and the store still closes.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        service.manager.cleanup_host = lambda: defer.Deferred()
+        service.stop_now()
+        self.successResultOf(service.stopService())
+        self.failureResultOf(self.store.list_services(), RuntimeError)
 
     def test_init_host_failure_fails_start(self):
         """

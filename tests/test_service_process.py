@@ -50,11 +50,13 @@ def _environ():
 
 
 class TwistdProcessMixin:
-    def start_twistd(self, *args, env=None):
+    def start_twistd(self, *args, env=None, twistd=("-n", "--pidfile=")):
         """
-        Start C{twistd -n novasvc ARGS} in a fresh directory.
+        Start C{twistd TWISTD novasvc ARGS} in a fresh directory,
+        C{self.workdir}, its output going to C{self.logpath}.
 
         @param env: more environment variables for it (C{dict}), or C{None}.
+        @param twistd: twistd's own options.
         @return: the C{subprocess.Popen}.
         """
         self.workdir = os.path.abspath(self.mktemp())
@@ -63,7 +65,7 @@ class TwistdProcessMixin:
         self.logfile = open(self.logpath, "wb")
         self.addCleanup(self.logfile.close)
         process = subprocess.Popen(
-            [_bin("twistd"), "-n", "--pidfile=", "novasvc", *args],
+            [_bin("twistd"), *twistd, "novasvc", *args],
             cwd=self.workdir, env={**_environ(), **(env or {})}, stdout=self.logfile,
             stderr=subprocess.STDOUT,
         )

@@ -16,11 +16,20 @@ database is picked up again by the next call; connecting is bounded by
 C{connect_timeout} and, where the driver allows it, a dead server is noticed
 within a bounded time too. A database error reaches the caller as the failure
 of the returned C{Deferred}; nothing waits forever.
+
+L{SQLServiceStore.start} tells the errors that retrying cannot mend (a
+database that does not exist, a failed authentication, an SQLite file whose
+directory is missing) from those that may pass (the server refuses
+connections, does not answer in time, is starting up): the first kind fails
+with L{PermanentDatabaseError}, a one-line L{ConfigError}; the second with
+the database error itself, for the caller to retry.
 """
 
 import datetime
 import importlib.util
 import math
+import os
+import re
 import uuid
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
@@ -71,6 +80,81 @@ _EXTRAS = {
     "mysql": ("MySQL/MariaDB", "mysql", "pymysql"),
     "mariadb": ("MySQL/MariaDB", "mysql", "pymysql"),
 }
+
+
+class PermanentDatabaseError(ConfigError):
+    """
+    The database refused the store in a way that retrying will not change:
+    the database does not exist, the user or password is refused, the
+    SQLite file cannot be opened (its directory is missing). The message is
+    one line naming the URL (password hidden) and the cause.
+    """
+
+
+# PostgreSQL SQLSTATE classes that no retry mends: 28 invalid authorization,
+# 3D invalid catalog (no such database), 42 access rule violation or
+# syntax error (e.g. 42501 insufficient privilege).
+_PG_PERMANENT_CLASSES = ("28", "3D", "42")
+# What libpq says, without an SQLSTATE, when a connection is refused for
+# good (the server's messages in English, its default).
+_PG_PERMANENT_TEXT = re.compile(
+    r'database "[^"]*" does not exist|role "[^"]*" does not exist'
+    r"|authentication failed|no pg_hba\.conf entry|no password supplied"
+    r"|permission denied for database"
+)
+# MySQL/MariaDB error numbers that no retry mends: access denied to the
+# database (1044) or for the user (1045, 1698), unknown database (1049),
+# command denied (1142).
+_MYSQL_PERMANENT_CODES = frozenset({1044, 1045, 1049, 1142, 1698})
+_SQLITE_PERMANENT_TEXT = (
+    "unable to open database file",
+    "attempt to write a readonly database",
+    "file is not a database",
+)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def permanent_cause(error: BaseException, url: URL) -> Optional[str]:
+    """
+    Tell whether a database error at start-up is permanent: retrying the
+    same connection would meet it again.
+
+    Connection refused, timeouts, a name that does not resolve, a server
+    starting up or shutting down, and every error not recognised are taken
+    as transient (C{None}): retrying them costs little, and giving up on a
+    database that comes back would not.
+
+    @param error: what a store operation failed with (an SQLAlchemy
+        C{DBAPIError}, whose C{orig} is the driver's error).
+    @param url: the database URL, to read the backend and an SQLite path.
+    @return: the cause, in one line (the driver's message), when permanent;
+        C{None} when it may pass.
+    """
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    orig = error.orig
+    backend = url.get_backend_name()
+    text = _one_line(str(orig))
+    if backend == "sqlite":
+        if not any(known in text for known in _SQLITE_PERMANENT_TEXT):
+            return None
+        directory = os.path.dirname(os.path.abspath(url.database or ""))
+        if url.database and not os.path.isdir(directory):
+            return f"{text}: the directory {directory} does not exist"
+        return text
+    if backend == "postgresql":
+        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+        if (code and code[:2] in _PG_PERMANENT_CLASSES) or _PG_PERMANENT_TEXT.search(text):
+            return text
+        return None
+    if backend in ("mysql", "mariadb"):
+        args = getattr(orig, "args", ())
+        if args and args[0] in _MYSQL_PERMANENT_CODES:
+            return f"{_one_line(str(args[1])) if len(args) > 1 else text} (error {args[0]})"
+    return None
 
 
 def _missing_driver(url: URL, error: ModuleNotFoundError) -> str:
@@ -313,10 +397,12 @@ class SQLServiceStore:
         Start the thread pool and create the C{services} table if it is
         missing (C{create_all}).
 
-        @return: a C{Deferred} firing with C{None}; it fails with the
-            database error (for example when the database cannot be reached),
-            after which the store is stopped again and L{start} may be
-            retried; or with C{RuntimeError} if the store is running already.
+        @return: a C{Deferred} firing with C{None}. It fails with
+            L{PermanentDatabaseError} when retrying cannot help (see
+            L{permanent_cause}), with the database error itself otherwise
+            (for example when the server cannot be reached); either way the
+            store is stopped again and L{start} may be retried. It fails with
+            C{RuntimeError} if the store is running already.
         """
         if self._pool is not None:
             return fail(RuntimeError("the service store is already running"))
@@ -336,6 +422,10 @@ class SQLServiceStore:
         self._log.info("Opened the services table at {url}", url=repr(self))
 
     def _start_failed(self, failure: Failure) -> Deferred:
+        cause = permanent_cause(failure.value, self.engine.url)
+        if cause is not None:
+            shown = self.engine.url.render_as_string(hide_password=True)
+            failure = Failure(PermanentDatabaseError(f"database {shown} cannot be used: {cause}"))
         d = self.stop()
         d.addCallback(lambda _: failure)
         return d
