@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from twisted.internet import defer
 
 from novasvc.context import RequestContext
-from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion
+from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target, parse_version
 
 __all__ = ["RPCDispatcher", "BaseRPCAPI"]
@@ -93,6 +93,9 @@ class RPCDispatcher:
             an unknown namespace and an unparsable version).
         @raise NoSuchMethod: when a compatible endpoint exists but none may
             serve C{method}.
+
+        The errors quote the client's method name and version cut by
+        L{novasvc.rpc.errors.clip}.
         """
         key = (namespace, version, method)
         bound = self._cache.get(key)
@@ -102,7 +105,7 @@ class RPCDispatcher:
         try:
             req = parse_version(requested)
         except ValueError:
-            raise UnsupportedVersion(requested, method)
+            raise UnsupportedVersion(clip(requested), clip(method))
         compatible = False
         for endpoint, namespaces, imp in self._scan:
             if namespace not in namespaces:
@@ -117,8 +120,8 @@ class RPCDispatcher:
                 self._cache[key] = found
                 return found
         if compatible:
-            raise NoSuchMethod(method)
-        raise UnsupportedVersion(requested, method)
+            raise NoSuchMethod(clip(method))
+        raise UnsupportedVersion(clip(requested), clip(method))
 
     def invoke(self, ctxt: RequestContext, method: str, args: Mapping[str, Any],
                namespace: Optional[str] = None, version: Optional[str] = None) -> Any:
@@ -224,8 +227,8 @@ def _argument_error(bound: Optional[Callable[..., Any]], method: str, ctxt: obje
             return None
     owner = type(getattr(bound, "__self__", bound)).__name__
     return TypeError(
-        f"RPC method {method!r} of {owner} cannot take the arguments "
-        f"({', '.join(sorted(args)) or 'none'}): {reason}"
+        f"RPC method {quote(method)} of {owner} cannot take the arguments "
+        f"({clip(', '.join(sorted(args))) or 'none'}): {clip(reason)}"
     )
 
 
