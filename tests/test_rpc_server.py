@@ -531,6 +531,50 @@ class MalformedTests(_Harness, SynchronousTestCase):
         self.assertEqual(json.loads(replies[0].failure)["class"], "MalformedMessage")
         self._check_rejected_then_serving(transport)
 
+    def test_nested_too_deeply(self) -> None:
+        """
+        When a body is nested deeper than the parser can go, then it takes
+        the malformed path: one ERROR line without a traceback, rejected
+        without requeue, and the consumer keeps consuming.
+        """
+        _, _, transport = self.make_server()
+        deep = "[" * 100_000 + "]" * 100_000
+        self.publish(json.dumps({"oslo.version": "2.0", "oslo.message": '{"method": "echo", "args": {"value": '
+                                 + deep + '}}'}).encode())
+        [error] = self.events(LogLevel.error)
+        self.assertNotIn("log_failure", error)
+        self.assertIn("nested too deeply", formatEvent(error))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self._check_rejected_then_serving(transport)
+
+    def test_huge_values_short(self) -> None:
+        """
+        When a malformed call carries a method of a megabyte, then its ERROR
+        line stays under 1,000 characters and its error reply under 8 KiB.
+        """
+        _, _, transport = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_envelope({"method": "m" * 1_000_000, "args": ["a" * 1_000_000], "_msg_id": "m1",
+                                           "_reply_q": "reply_test"}))
+        [error] = self.events(LogLevel.error)
+        self.assertLess(len(formatEvent(error)), 1000)
+        [reply] = replies
+        self.assertLess(len(reply.failure), 8192)
+        self._check_rejected_then_serving(transport)
+
+    def test_wrong_content_type_call_answered(self) -> None:
+        """
+        When a call arrives with a content type that is not JSON, then it is
+        rejected and its caller still gets a MalformedMessage reply.
+        """
+        _, _, transport = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_test"),
+                     content_type="text/plain")
+        [reply] = replies
+        self.assertEqual(json.loads(reply.failure)["class"], "MalformedMessage")
+        self._check_rejected_then_serving(transport)
+
     def test_unexpected_bug(self) -> None:
         """
         When the per-message path hits an unexpected error, then it is logged,
@@ -627,17 +671,50 @@ class ErrorTests(_Harness, SynchronousTestCase):
     def test_refused_cast(self) -> None:
         """
         When a cast names a missing method of 100,000 characters, then one
-        error line without a traceback names the error, with the name cut
-        to 200 characters.
+        WARNING line without a traceback names the error, with the name cut
+        to 200 characters, and nothing is logged as an error.
         """
         self.make_server()
         self.successResultOf(self.client.cast({}, "c" * 100_000))
-        [error] = self.events(LogLevel.error)
-        text = formatEvent(error)
-        self.assertNotIn("log_failure", error)
+        [warning] = self.events(LogLevel.warn)
+        text = formatEvent(warning)
+        self.assertNotIn("log_failure", warning)
         self.assertIn("c" * 200 + "... (100000 characters)", text)
         self.assertIn("refused: novasvc.rpc.errors.NoSuchMethod", text)
         self.assertLess(len(text), 1000)
+        self.assertEqual(self.events(LogLevel.error) + self.events(LogLevel.debug), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_refused_cast_kinds(self) -> None:
+        """
+        When casts name a private method, a lifecycle hook or an unsupported
+        version, then each is one WARNING line without a traceback.
+        """
+        self.make_server()
+        self.successResultOf(self.client.cast({}, "_private"))
+        self.successResultOf(self.client.cast({}, "init_host"))
+        self.successResultOf(self.client.prepare(version="9.0").cast({}, "note", value=1))
+        warnings = self.events(LogLevel.warn)
+        self.assertEqual(len(warnings), 3)
+        self.assertIn("UnsupportedVersion", formatEvent(warnings[2]))
+        self.assertFalse(any("log_failure" in event for event in warnings))
+        self.assertEqual(self.events(LogLevel.error), [])
+
+    def test_refused_call_reply_short(self) -> None:
+        """
+        When a call names a missing method of a megabyte, then its error
+        reply and its WARNING line stay short (under 8 KiB and 1,000
+        characters).
+        """
+        self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_request("m" * 1_000_000, {"v" * 1_000_000: 1}, {}, msg_id="m1",
+                                         reply_q="reply_test"))
+        [reply] = replies
+        self.assertEqual(json.loads(reply.failure)["class"], "NoSuchMethod")
+        self.assertLess(len(reply.failure), 8192)
+        [warning] = self.events(LogLevel.warn)
+        self.assertLess(len(formatEvent(warning)), 1000)
 
     def test_success_not_logged(self) -> None:
         """

@@ -22,12 +22,15 @@ C{duplicate_window} ids (oslo remembers 16), at most C{max_inflight} methods
 run at once (the consumers' prefetch is the same number), and a request that
 cannot be decoded is rejected without requeue (logged once; a call still gets
 a L{novasvc.rpc.errors.MalformedMessage} failure reply when its C{_msg_id}
-and C{_reply_q} could be read). Nothing on the per-message path logs at INFO
-or above except errors, and the consumer callback never raises. A call whose
-method raised is logged once at WARNING (method, error class and message,
-C{_msg_id}, request id), its traceback at DEBUG. Values a client chose
-(method names, ids, routing keys, error messages) are cut to
-200 characters in log lines.
+and C{_reply_q} could be read; a body nested too deeply to decode is
+malformed too). Nothing on the per-message path logs at INFO or above except
+errors, and the consumer callback never raises. A cast the dispatcher refuses
+(unknown or private method, unsupported version) is one WARNING line without
+a traceback. A call whose method raised is logged once at WARNING (method,
+error class and message, C{_msg_id}, request id), its traceback at DEBUG.
+Values a client chose (method names, ids, routing keys, versions, error
+messages quoting them) are cut to 200 characters in log lines and in the
+errors the server replies with (L{novasvc.rpc.errors.clip}).
 """
 
 from collections import deque
@@ -44,7 +47,7 @@ from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
-from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 
@@ -53,8 +56,6 @@ __all__ = ["RPCServer", "server_queues"]
 _OBSOLETE_REPLY_QUEUES = 200
 _OBSOLETE_FOR = 60.0
 _REQUEST_ID = CONTEXT_PREFIX + "request_id"
-# The most characters of a client-chosen value shown in a log line.
-_LOG_VALUE_LIMIT = 200
 
 
 def server_queues(target: Target, control_exchange: str = "openstack", *, durable_queues: bool = False,
@@ -268,7 +269,7 @@ class RPCServer:
 
     def _unexpected(self, delivery: IDelivery) -> None:
         self._log.failure("Unexpected error handling an RPC message from routing key {routing_key!r}; rejected",
-                          routing_key=_clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
+                          routing_key=clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
         _settle(delivery.reject, False)
 
     def _process(self, delivery: IDelivery) -> None:
@@ -282,8 +283,8 @@ class RPCServer:
             if unique_id in self._seen:
                 self._log.error(
                     "Ignoring duplicate RPC message {unique_id} (method {method!r}) from routing key "
-                    "{routing_key!r}", unique_id=_clip(unique_id), method=_clip(request.method),
-                    routing_key=_clip(delivery.routing_key),
+                    "{routing_key!r}", unique_id=clip(unique_id), method=clip(request.method),
+                    routing_key=clip(delivery.routing_key),
                 )
                 delivery.ack()
                 return
@@ -310,7 +311,7 @@ class RPCServer:
             try:
                 monitor = self._start_monitor(request)
             except Exception:
-                self._log.failure("Could not start the call monitor of {msg_id}", msg_id=_clip(request.msg_id),
+                self._log.failure("Could not start the call monitor of {msg_id}", msg_id=clip(request.msg_id),
                                   level=LogLevel.error)
         result.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor),
                             errbackArgs=(delivery, request, monitor))
@@ -328,8 +329,8 @@ class RPCServer:
             except Exception:
                 failure = Failure()
                 self._log.error("Result of RPC call {method!r} ({msg_id}) cannot be encoded: {error}",
-                                method=_clip(request.method), msg_id=_clip(request.msg_id),
-                                error=_clip(failure.getErrorMessage()))
+                                method=clip(request.method), msg_id=clip(request.msg_id),
+                                error=clip(failure.getErrorMessage()))
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
             self._reply(request.reply_q, body).addBoth(self._replied, delivery)  # type: ignore[arg-type]
         except Exception:
@@ -346,34 +347,34 @@ class RPCServer:
                 self._reply(request.reply_q, body).addBoth(self._replied, delivery)  # type: ignore[arg-type]
                 return
             if failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
-                self._log.debug("Cast {method!r}: {error}", method=_clip(request.method),
-                                error=_clip(failure.getErrorMessage()))
+                self._log.debug("Cast {method!r}: {error}", method=clip(request.method),
+                                error=clip(failure.getErrorMessage()))
             elif failure.check(NoSuchMethod, UnsupportedVersion):
-                # The dispatcher refused it: the traceback would say nothing,
-                # and the message quotes the client's method name in full.
-                self._log.error("Cast {method!r} from routing key {routing_key!r} refused: {error_class}: "
-                                "{error}", method=_clip(request.method), routing_key=_clip(delivery.routing_key),
-                                error_class=_class_name(failure.type), error=_clip(failure.getErrorMessage()))
+                # The dispatcher refused it, a client's mistake: its traceback
+                # would say nothing.
+                self._log.warn("Cast {method!r} from routing key {routing_key!r} refused: {error_class}: "
+                               "{error}", method=clip(request.method), routing_key=clip(delivery.routing_key),
+                               error_class=_class_name(failure.type), error=clip(failure.getErrorMessage()))
             else:
                 self._log.failure("Exception during message handling: cast {method!r} from routing key "
-                                  "{routing_key!r}", failure, level=LogLevel.error, method=_clip(request.method),
-                                  routing_key=_clip(delivery.routing_key))
+                                  "{routing_key!r}", failure, level=LogLevel.error, method=clip(request.method),
+                                  routing_key=clip(delivery.routing_key))
             self._finish(delivery)
         except Exception:
             self._bug(delivery)
 
     def _call_failed(self, failure: Failure, request: wire.Request) -> None:
-        fields = dict(method=_clip(request.method), msg_id=_clip(request.msg_id),
-                      request_id=_clip(request.message.get(_REQUEST_ID) or "-"))
+        fields = dict(method=clip(request.method), msg_id=clip(request.msg_id),
+                      request_id=clip(request.message.get(_REQUEST_ID) or "-"))
         self._log.warn("RPC call {method!r} failed with {error_class}: {error} (msg_id {msg_id}, "
                        "request {request_id})", error_class=_class_name(failure.type),
-                       error=_clip(failure.getErrorMessage()), **fields)
+                       error=clip(failure.getErrorMessage()), **fields)
         self._log.debug("Traceback of RPC call {method!r} (msg_id {msg_id}, request {request_id}):\n"
                         "{traceback}", traceback=_Traceback(failure), **fields)
 
     def _bug(self, delivery: IDelivery) -> None:
         self._log.failure("Unexpected error completing an RPC request from routing key {routing_key!r}",
-                          routing_key=_clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
+                          routing_key=clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
         self._finish(delivery, ok=False)
 
     def _replied(self, _: object, delivery: IDelivery) -> None:
@@ -415,8 +416,8 @@ class RPCServer:
 
     def _reject_malformed(self, delivery: IDelivery, error: MalformedMessage) -> None:
         self._log.error("Rejected a malformed RPC message from exchange {exchange!r} routing key {routing_key!r}: "
-                        "{reason}", exchange=_clip(delivery.exchange), routing_key=_clip(delivery.routing_key),
-                        reason=_clip(error.reason))
+                        "{reason}", exchange=clip(delivery.exchange), routing_key=clip(delivery.routing_key),
+                        reason=clip(error.reason))
         delivery.reject(False)
         if error.msg_id is not None and error.reply_q is not None:
             self._reply(error.reply_q, wire.encode_reply(error.msg_id, failure=wire.serialize_failure(error)))
@@ -434,7 +435,7 @@ class RPCServer:
             expiry = self._obsolete.get(reply_q)
             if expiry is not None:
                 if self._clock.seconds() < expiry:
-                    self._log.debug("Dropping a reply to the missing queue {reply_q}", reply_q=_clip(reply_q))
+                    self._log.debug("Dropping a reply to the missing queue {reply_q}", reply_q=clip(reply_q))
                     return defer.succeed(None)
                 del self._obsolete[reply_q]
         return self._publish_reply(reply_q, body, None)
@@ -453,13 +454,13 @@ class RPCServer:
             if now - started + self._retry_interval <= self._retry_timeout:
                 return task.deferLater(self._clock, self._retry_interval, self._publish_reply, reply_q, body, started)
             self._log.warn("A reply to {reply_q} failed to send after {elapsed} s because the queue is missing; "
-                           "abandoning it", reply_q=_clip(reply_q), elapsed=now - started)
+                           "abandoning it", reply_q=clip(reply_q), elapsed=now - started)
             if len(self._obsolete) >= _OBSOLETE_REPLY_QUEUES:
                 self._obsolete.clear()
             self._obsolete[reply_q] = now + _OBSOLETE_FOR
         else:
-            self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=_clip(reply_q),
-                            error=failure.getErrorMessage())
+            self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=clip(reply_q),
+                            error=clip(failure.getErrorMessage()))
         return None
 
     # -- call monitoring ------------------------------------------------------
@@ -475,8 +476,8 @@ class RPCServer:
             interval = 0
         if interval < 1:
             self._log.warn("Call {method!r} ({msg_id}) sent an unusable call-monitor timeout {timeout!r}; "
-                           "no heartbeats", method=_clip(request.method), msg_id=_clip(request.msg_id),
-                           timeout=_clip(repr(request.timeout)))
+                           "no heartbeats", method=clip(request.method), msg_id=clip(request.msg_id),
+                           timeout=quote(request.timeout))
             return None
         loop = task.LoopingCall(self._heartbeat, request.reply_q, request.msg_id)
         loop.clock = self._clock
@@ -487,24 +488,10 @@ class RPCServer:
         try:
             d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, wire.encode_reply(msg_id, ending=False),
                                         mandatory=True)
-            d.addErrback(lambda f: self._log.debug("Heartbeat for {msg_id} not sent: {error}", msg_id=_clip(msg_id),
+            d.addErrback(lambda f: self._log.debug("Heartbeat for {msg_id} not sent: {error}", msg_id=clip(msg_id),
                                                    error=f.getErrorMessage()))
         except Exception:
-            self._log.failure("Heartbeat for {msg_id} failed", msg_id=_clip(msg_id), level=LogLevel.error)
-
-
-def _clip(value: Any) -> Optional[str]:
-    """
-    @return: C{value} (a client's choice) as text for a log line, cut to
-        C{_LOG_VALUE_LIMIT} characters and saying how long it was; C{None}
-        stays C{None}.
-    """
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= _LOG_VALUE_LIMIT:
-        return text
-    return f"{text[:_LOG_VALUE_LIMIT]}... ({len(text)} characters)"
+            self._log.failure("Heartbeat for {msg_id} failed", msg_id=clip(msg_id), level=LogLevel.error)
 
 
 def _class_name(cls: Any) -> str:
@@ -516,7 +503,7 @@ def _class_name(cls: Any) -> str:
 class _Traceback:
     """
     A failure's traceback, formatted only if a log observer shows it, with
-    the error message (which may quote the client) cut as by L{_clip}.
+    the error message (which may quote the client) cut by L{clip}.
     """
 
     __slots__ = ("_failure",)
@@ -528,7 +515,7 @@ class _Traceback:
         failure = self._failure
         lines = ["Traceback (most recent call last):\n"]
         format_frames(failure.frames, lines.append)
-        lines.append(f"{_class_name(failure.type)}: {_clip(failure.getErrorMessage())}")
+        lines.append(f"{_class_name(failure.type)}: {clip(failure.getErrorMessage())}")
         return "".join(lines)
 
 
