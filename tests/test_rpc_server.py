@@ -628,6 +628,85 @@ class DuplicateTests(_Harness, SynchronousTestCase):
         self.publish(body)
         self.assertEqual(len(replies), 1)
 
+    def test_copy_waits_for_running_original(self) -> None:
+        """
+        When a copy of a request arrives while the original still runs (late
+        ack), then it is not run and stays unacknowledged; once the original
+        is acknowledged, the copy is acknowledged too, with one ERROR line.
+        """
+        _, manager, transport = self.make_server()
+        body = wire.encode_request("slow", {"value": 1}, {}, unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual(manager.calls, [("slow", 1)])
+        self.assertEqual(self.unacked(transport, "svc"), 2)
+        self.assertEqual(self.events(LogLevel.error), [])
+        manager.pending[0].callback(None)
+        self.assertEqual((self.depth("svc"), self.unacked(transport, "svc")), (0, 0))
+        self.assertEqual(len([e for e in self.events(LogLevel.error) if e.get("unique_id") == "u1"]), 1)
+        self.publish(body)
+        self.assertEqual((manager.calls, self.unacked(transport, "svc")), ([("slow", 1)], 0))
+
+    def test_copy_of_call_waits(self) -> None:
+        """
+        When a copy of a call arrives while the original runs, then the
+        caller gets one reply, after which both messages are acknowledged.
+        """
+        _, manager, transport = self.make_server()
+        replies = self.reply_queue()
+        body = wire.encode_request("slow", {}, {}, msg_id="m1", reply_q="reply_test", unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        manager.pending[0].callback("done")
+        self.assertEqual([r.result for r in replies], ["done"])
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+
+    def test_copy_survives_a_crash(self) -> None:
+        """
+        When the server's connection closes while a copy waits for its
+        original, then both go back to the queue: the request is not lost.
+        """
+        _, manager, transport = self.make_server()
+        body = wire.encode_request("slow", {"value": 1}, {}, unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        self.successResultOf(transport.stop())
+        self.assertEqual(self.depth("svc"), 2)
+
+    def test_copy_requeued_when_original_not_completed(self) -> None:
+        """
+        When the original could not be completed (rejected after an
+        unexpected error), then the copy waiting for it goes back to the
+        broker and runs, and its caller gets the reply.
+        """
+        _, manager, transport = self.make_server()
+        replies = self.reply_queue()
+        body = wire.encode_request("slow", {}, {}, msg_id="m1", reply_q="reply_test", unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        publish = transport.publish
+        transport.publish = lambda *args, **kwargs: _raise(RuntimeError("broken publish"))
+        manager.pending[0].callback("first")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(manager.pending), 2)
+        transport.publish = publish
+        manager.pending[1].callback("second")
+        self.assertEqual([r.result for r in replies], ["second"])
+        self.assertEqual((self.depth("svc"), self.unacked(transport, "svc")), (0, 0))
+
+    def test_early_copy_dropped(self) -> None:
+        """
+        When ack is early and a copy arrives while the original runs, then
+        the copy is acknowledged at once as a duplicate (at-most-once, as
+        oslo).
+        """
+        _, manager, transport = self.make_server(ack="early")
+        body = wire.encode_request("slow", {"value": 1}, {}, unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual((len(manager.calls), self.unacked(transport, "svc")), (1, 0))
+        self.assertEqual(len(self.events(LogLevel.error)), 1)
+
     def test_no_unique_id(self) -> None:
         """
         When requests have no _unique_id, then they are never duplicates.

@@ -18,7 +18,13 @@ Delivery guarantees differ from oslo's on purpose, by default:
     at-most-once.
 
 In both modes requests are de-duplicated by C{_unique_id} over the last
-C{duplicate_window} ids (oslo remembers 16).
+C{duplicate_window} ids (oslo remembers 16). Under late ack an id counts as
+seen only once its first run has finished and was acknowledged: a copy that
+arrives while the original still runs (a redelivery after a lost connection,
+a client's resend) waits, unacknowledged, and is acknowledged as a duplicate
+when the original is; if the original could not be completed, the copy goes
+back to the broker (rejected with requeue). A copy is never acknowledged
+while the request it repeats could still be lost.
 
 At most C{max_inflight} methods run at once (the consumers' prefetch is the
 same number). A call holds its slot until its reply is confirmed, or found
@@ -181,8 +187,12 @@ class RPCServer:
         self._pulling = False
         self._stopping = False
         self._drain_waiters: List[defer.Deferred] = []
+        # De-duplication: the ids seen (under late ack: whose first run
+        # finished), oldest first; and under late ack the ids running now,
+        # each with the copies waiting for it (None while there is none).
         self._seen: Set[str] = set()
         self._seen_order: Deque[str] = deque()
+        self._active: Dict[str, Optional[List[IDelivery]]] = {}
         # Replies: the queues found missing (retried in the background), and
         # those found gone, with the time until which they stay so (oldest
         # first).
@@ -344,7 +354,13 @@ class RPCServer:
                 )
                 delivery.ack()
                 return
-            self._remember(unique_id)
+            if self._ack_early:
+                self._remember(unique_id)
+            elif unique_id in self._active:
+                self._park(unique_id, delivery, request)
+                return
+            else:
+                self._active[unique_id] = None
         if self._ack_early:
             delivery.ack()
         self._running += 1
@@ -377,6 +393,35 @@ class RPCServer:
         self._seen_order.append(unique_id)
         if len(self._seen_order) > self._window:
             self._seen.discard(self._seen_order.popleft())
+
+    def _park(self, unique_id: str, delivery: IDelivery, request: wire.Request) -> None:
+        """
+        A copy of a request that is still running (late ack): keep it,
+        unsettled, until the original is settled (see L{_settle_copies}).
+        """
+        self._log.debug("RPC message {unique_id} (method {method!r}) from routing key {routing_key!r} repeats a "
+                        "request still running; it waits for it", unique_id=clip(unique_id),
+                        method=clip(request.method), routing_key=clip(delivery.routing_key))
+        copies = self._active[unique_id]
+        if copies is None:
+            self._active[unique_id] = [delivery]
+        else:
+            copies.append(delivery)
+
+    def _settle_copies(self, unique_id: str, copies: List[IDelivery], done: bool) -> None:
+        """
+        The original of C{copies} was settled: acknowledge them as duplicates
+        when it was acknowledged (C{done}), give them back to the broker
+        otherwise.
+        """
+        for copy in copies:
+            if done:
+                self._log.error("Ignoring duplicate RPC message {unique_id} from routing key {routing_key!r}, "
+                                "received while its original ran", unique_id=clip(unique_id),
+                                routing_key=clip(copy.routing_key))
+                _settle(copy.ack)
+            else:
+                _settle(copy.reject, True)
 
     def _dispatched(self, result: Any, delivery: IDelivery, request: wire.Request,
                     monitor: Optional[task.LoopingCall]) -> None:
@@ -451,14 +496,21 @@ class RPCServer:
 
     def _finish(self, delivery: IDelivery, unique_id: Optional[str], ok: bool = True) -> None:
         """
-        The request is done: settle it (late ack), free its slot, start a
-        waiting one, and tell C{wait} when nothing is left.
+        The request is done: settle it (late ack) and the copies that waited
+        for it, free its slot, start a waiting one, and tell C{wait} when
+        nothing is left.
         """
         if not self._ack_early:
             if ok:
                 _settle(delivery.ack)
             else:
                 _settle(delivery.reject, False)
+            if unique_id is not None and self._window:
+                copies = self._active.pop(unique_id, None)
+                if ok:
+                    self._remember(unique_id)
+                if copies:
+                    self._settle_copies(unique_id, copies, ok)
         self._running -= 1
         if self._backlog:
             self._pull_backlog()
