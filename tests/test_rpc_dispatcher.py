@@ -11,6 +11,7 @@ from novasvc.context import RequestContext
 from novasvc.rpc.dispatcher import BaseRPCAPI, RPCDispatcher
 from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion
 from novasvc.rpc.target import Target
+from novasvc.rpc.wire import serialize_failure
 
 
 def _logged(function):
@@ -283,7 +284,7 @@ class VersionAndNamespaceTests(SynchronousTestCase):
         """
         When the method name or the version is a megabyte, then NoSuchMethod
         and UnsupportedVersion keep 200 characters of it and say how long it
-        was.
+        was, and so does their serialized failure (traceback included).
         """
         huge = "m" * 1_000_000
         failure = self.failureResultOf(self._dispatch(huge, "ns", "2.0"), NoSuchMethod)
@@ -293,6 +294,18 @@ class VersionAndNamespaceTests(SynchronousTestCase):
         self.assertLess(len(str(failure.value)), 600)
         failure = self.failureResultOf(self._dispatch("frob", "ns", "v" * 1_000_000), UnsupportedVersion)
         self.assertLess(len(str(failure.value)), 600)
+        self.assertLess(len(serialize_failure(failure)), 4096)
+
+    def test_long_version_not_cached(self) -> None:
+        """
+        When a compatible version is written with thousands of digits, then
+        the method is served but not cached.
+        """
+        version = "2." + "0" * 4000 + "1"
+        self.assertEqual(self.successResultOf(self._dispatch("frob", "ns", version)), "versioned")
+        self.assertNotIn(("ns", version, "frob"), self.dispatcher._cache)
+        self.successResultOf(self._dispatch("frob", "ns", "2.1"))
+        self.assertIn(("ns", "2.1", "frob"), self.dispatcher._cache)
 
     def test_default_version(self) -> None:
         """

@@ -707,6 +707,20 @@ class DuplicateTests(_Harness, SynchronousTestCase):
         self.assertEqual((len(manager.calls), self.unacked(transport, "svc")), (1, 0))
         self.assertEqual(len(self.events(LogLevel.error)), 1)
 
+    def test_long_unique_ids(self) -> None:
+        """
+        When requests carry _unique_ids of a megabyte, then a repeated one is
+        still a duplicate, a different one is not, and what the window keeps
+        of each is short.
+        """
+        server, manager, _ = self.make_server()
+        first, second = "u" * 1_000_000, "u" * 999_999 + "v"
+        for unique_id in (first, first, second):
+            self.publish(wire.encode_request("note", {"value": unique_id[-1]}, {}, unique_id=unique_id))
+        self.assertEqual(manager.calls, [("note", "u"), ("note", "v")])
+        self.assertEqual(len(server._seen), 2)
+        self.assertLess(max(len(unique_id) for unique_id in server._seen), 200)
+
     def test_no_unique_id(self) -> None:
         """
         When requests have no _unique_id, then they are never duplicates.

@@ -35,6 +35,9 @@ __all__ = ["RPCDispatcher", "BaseRPCAPI"]
 
 _DEFAULT_VERSION = "1.0"
 _CACHE_SIZE = 4096
+# A version is cached only up to this length: "1.000...0" of thousands of
+# digits is valid, and would otherwise pin kilobytes per cache entry.
+_CACHED_VERSION_LIMIT = 32
 _OBJECT_NAMES = frozenset(dir(object))
 _Key = Tuple[Optional[str], Optional[str], str]
 # Hidden on an endpoint that declares no rpc_hidden_names of its own (a
@@ -105,7 +108,8 @@ class RPCDispatcher:
         try:
             req = parse_version(requested)
         except ValueError:
-            raise UnsupportedVersion(clip(requested), clip(method))
+            # Not chained: the ValueError quotes the version in full.
+            raise UnsupportedVersion(clip(requested), clip(method)) from None
         compatible = False
         for endpoint, namespaces, imp in self._scan:
             if namespace not in namespaces:
@@ -115,9 +119,10 @@ class RPCDispatcher:
             compatible = True
             found = _allowed_method(endpoint, method)
             if found is not None:
-                if len(self._cache) >= _CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = found
+                if len(requested) <= _CACHED_VERSION_LIMIT:
+                    if len(self._cache) >= _CACHE_SIZE:
+                        self._cache.clear()
+                    self._cache[key] = found
                 return found
         if compatible:
             raise NoSuchMethod(clip(method))

@@ -51,6 +51,7 @@ replies with (L{novasvc.rpc.errors.clip}). Nothing on the per-message path
 logs at INFO or above when requests succeed.
 """
 
+import hashlib
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Union
 
@@ -75,6 +76,9 @@ __all__ = ["RPCServer", "server_queues"]
 _GONE_QUEUES = 1000
 _GONE_FOR = 60.0
 _REQUEST_ID = CONTEXT_PREFIX + "request_id"
+#: A C{_unique_id} longer than this is remembered by its digest: the window
+#: holds a bounded number of bytes whatever clients send.
+_ID_LIMIT = 64
 
 
 def server_queues(target: Target, control_exchange: str = "openstack", *, durable_queues: bool = False,
@@ -346,6 +350,8 @@ class RPCServer:
             return
         unique_id = request.unique_id
         if unique_id is not None and self._window:
+            if len(unique_id) > _ID_LIMIT:
+                unique_id = request.unique_id = _digest(unique_id)
             if unique_id in self._seen:
                 self._log.error(
                     "Ignoring duplicate RPC message {unique_id} (method {method!r}) from routing key "
@@ -754,6 +760,14 @@ class _MissingQueue:
         self.replies: Deque[bytes] = deque()
         self.dropped = 0
         self.call: Any = None
+
+
+def _digest(unique_id: str) -> str:
+    """
+    @return: a C{_unique_id} too long to keep, as a fixed-size text that no
+        id of at most C{_ID_LIMIT} characters can be.
+    """
+    return "#" * (_ID_LIMIT + 1) + hashlib.sha256(unique_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _class_name(cls: Any) -> str:
