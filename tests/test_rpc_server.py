@@ -983,7 +983,7 @@ class ErrorTests(_Harness, SynchronousTestCase):
     def test_refused_call_reply_short(self) -> None:
         """
         When a call names a missing method of a megabyte, then its error
-        reply and its WARNING line stay short (under 8 KiB and 1,000
+        reply and its WARNING line stay short (under 4 KiB and 1,000
         characters).
         """
         self.make_server()
@@ -992,7 +992,7 @@ class ErrorTests(_Harness, SynchronousTestCase):
                                          reply_q="reply_test"))
         [reply] = replies
         self.assertEqual(json.loads(reply.failure)["class"], "NoSuchMethod")
-        self.assertLess(len(reply.failure), 8192)
+        self.assertLess(len(reply.failure), 4096)
         [warning] = self.events(LogLevel.warn)
         self.assertLess(len(formatEvent(warning)), 1000)
 
