@@ -21,7 +21,7 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.topology import Exchange, Queue
 from tests._services import poll
-from tests.test_transport_amqp import FAST, Admin, make_vhost, rabbit_url, started
+from tests.test_transport_amqp import FAST, RabbitFixture, rabbit_url, started
 
 _log = Logger()
 CONTROL = Exchange("openstack", "topic")
@@ -64,17 +64,17 @@ def _event_size(event: Dict[str, Any]) -> int:
 
 class _Broker(TestCase):
     """
-    A vhost per test, a server on topic C{svc} host C{host1} with its own
-    connection, and helpers to publish and to watch the broker.
+    A vhost per test (with an admin connection to look at its queues), the
+    log events of the test, and a server on topic C{svc} host C{host1} with
+    its own connection.
     """
 
     timeout = 120
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        self.vhost = yield make_vhost(self)
-        self.admin = Admin(self.vhost)
-        self.addCleanup(self.admin.close)
+        fixture = yield RabbitFixture.create(self)
+        self.vhost, self.admin = fixture.vhost, fixture.admin
         self.events: List[Dict[str, Any]] = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)

@@ -287,11 +287,12 @@ class RPCServer:
         if self._missing:
             missing, self._missing = self._missing, {}
             count = 0
-            for reply_q, queue in missing.items():
+            for queue in missing.values():
                 if queue.call is not None and queue.call.active():
                     queue.call.cancel()
                 count += len(queue.replies)
             self._held = self._held_bytes = 0
+            self._budget_warned = False
             self._log.warn("RPC server {topic}.{server} stopped: dropping {count} reply(ies) held for {queues} "
                            "missing queue(s)", topic=self.target.topic, server=self.target.server, count=count,
                            queues=len(missing))
