@@ -11,6 +11,7 @@ from novasvc.context import RequestContext
 from novasvc.rpc.dispatcher import BaseRPCAPI, RPCDispatcher
 from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion
 from novasvc.rpc.target import Target
+from novasvc.rpc.wire import serialize_failure
 
 
 def _logged(function):
@@ -151,6 +152,17 @@ class DispatchTests(SynchronousTestCase):
         self.assertIn("valu", text)
         self.assertEqual(self.plain.calls, [])
 
+    def test_wrong_arguments_quoted_short(self) -> None:
+        """
+        When a call names an argument of a megabyte, or ten thousand
+        arguments, then the TypeError quotes them cut, in a few hundred
+        characters.
+        """
+        for args in ({"v" * 1_000_000: 1}, {f"a{i}": i for i in range(10_000)}):
+            failure = self.failureResultOf(self.dispatcher.dispatch(self.ctxt, "echo", args), TypeError)
+            self.assertLess(len(str(failure.value)), 1000)
+            self.assertIn("characters)", str(failure.value))
+
     def test_missing_argument(self) -> None:
         """
         When a required argument is missing, then the TypeError says so.
@@ -267,6 +279,33 @@ class VersionAndNamespaceTests(SynchronousTestCase):
         NoSuchMethod.
         """
         self.failureResultOf(self._dispatch("missing", "ns", "2.0"), NoSuchMethod)
+
+    def test_errors_quote_short(self) -> None:
+        """
+        When the method name or the version is a megabyte, then NoSuchMethod
+        and UnsupportedVersion keep 200 characters of it and say how long it
+        was, and so does their serialized failure (traceback included).
+        """
+        huge = "m" * 1_000_000
+        failure = self.failureResultOf(self._dispatch(huge, "ns", "2.0"), NoSuchMethod)
+        self.assertEqual(failure.value.method, "m" * 200 + "... (1000000 characters)")
+        self.assertLess(len(str(failure.value)), 300)
+        failure = self.failureResultOf(self._dispatch(huge, "ns", "2." + "9" * 1_000_000), UnsupportedVersion)
+        self.assertLess(len(str(failure.value)), 600)
+        failure = self.failureResultOf(self._dispatch("frob", "ns", "v" * 1_000_000), UnsupportedVersion)
+        self.assertLess(len(str(failure.value)), 600)
+        self.assertLess(len(serialize_failure(failure)), 4096)
+
+    def test_long_version_not_cached(self) -> None:
+        """
+        When a compatible version is written with thousands of digits, then
+        the method is served but not cached.
+        """
+        version = "2." + "0" * 4000 + "1"
+        self.assertEqual(self.successResultOf(self._dispatch("frob", "ns", version)), "versioned")
+        self.assertNotIn(("ns", version, "frob"), self.dispatcher._cache)
+        self.successResultOf(self._dispatch("frob", "ns", "2.1"))
+        self.assertIn(("ns", "2.1", "frob"), self.dispatcher._cache)
 
     def test_default_version(self) -> None:
         """

@@ -105,6 +105,28 @@ class EnvelopeTests(SynchronousTestCase):
         self.assertRaises(MalformedMessage, decode_body, b"{nope")
         self.assertRaises(MalformedMessage, decode_body, b"\xff\xfe\x00")
 
+    def test_nested_too_deeply(self) -> None:
+        """
+        When a body or the envelope's message is nested deeper than the
+        parser can go, then it is malformed and says so.
+        """
+        deep = "[" * 100_000 + "]" * 100_000
+        for body in (deep.encode(), json.dumps({"oslo.version": "2.0", "oslo.message": deep}).encode(),
+                     json.dumps({"oslo.version": "2.0", "oslo.message": deep}, indent=1).encode()):
+            error = self.assertRaises(MalformedMessage, decode_body, body)
+            self.assertIn("nested too deeply", str(error))
+
+    def test_reason_short(self) -> None:
+        """
+        When the envelope version is a megabyte, or an integer has too many
+        digits, then the reason stays short.
+        """
+        error = self.assertRaises(MalformedMessage, decode_body,
+                                  json.dumps({"oslo.version": "v" * 1_000_000, "oslo.message": "{}"}).encode())
+        self.assertLess(len(error.reason), 300)
+        error = self.assertRaises(MalformedMessage, decode_body, b'{"a": ' + b"9" * 100_000 + b"}")
+        self.assertLess(len(error.reason), 300)
+
     def test_not_object(self) -> None:
         """
         When the message is JSON but not an object, then it is malformed.

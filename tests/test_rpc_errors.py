@@ -197,3 +197,46 @@ class OtherErrorTests(SynchronousTestCase):
         error = MalformedMessage("no method")
         self.assertEqual(str(error), "Malformed RPC message: no method")
         self.assertEqual((error.reason, error.msg_id, error.reply_q), ("no method", None, None))
+
+
+class QuoteTests(SynchronousTestCase):
+    """
+    L{errors.clip} and L{errors.quote} cut a client's values.
+    """
+
+    def test_clip(self) -> None:
+        """
+        When a string is longer than QUOTE_LIMIT, then clip keeps the first
+        200 characters and says how long it was; shorter strings and None
+        are kept, other values are quoted.
+        """
+        self.assertEqual(errors.QUOTE_LIMIT, 200)
+        self.assertEqual(errors.clip("a" * 1000), "a" * 200 + "... (1000 characters)")
+        self.assertEqual(errors.clip("short"), "short")
+        self.assertIsNone(errors.clip(None))
+        self.assertEqual(errors.clip(5), "5")
+
+    def test_quote(self) -> None:
+        """
+        When a value is quoted, then a string is its repr cut to 200
+        characters, and a container shows a few items of a few levels,
+        whatever its size and depth.
+        """
+        self.assertEqual(errors.quote("x"), "'x'")
+        self.assertEqual(errors.quote("x" * 1000), repr("x" * 200) + "... (1000 characters)")
+        deep: list = []
+        for _ in range(100_000):
+            deep = [deep]
+        self.assertEqual(errors.quote(deep), "[[[[...]]]]")
+        self.assertLess(len(errors.quote({"k" * 10_000: list(range(10_000))})), 600)
+
+    def test_quote_bad_repr(self) -> None:
+        """
+        When a value's repr raises, then quote still returns text.
+        """
+
+        class Bad:
+            def __repr__(self) -> str:
+                raise RuntimeError("no")
+
+        self.assertIn("Bad", errors.quote(Bad()))

@@ -109,6 +109,22 @@ class FailureSerializationTests(SynchronousTestCase):
         data = json.loads(serialize_failure(ValueError(object())))
         self.assertTrue(data["args"][0].startswith("<object object"))
 
+    def test_args_too_deep_or_circular(self) -> None:
+        """
+        When an exception's args are nested too deeply or circular (and its
+        str() fails), then it is still serialized, each argument as a short
+        repr.
+        """
+        deep: list = []
+        for _ in range(100_000):
+            deep = [deep]
+        circular: list = []
+        circular.append(circular)
+        for error in (ValueError(deep), KeyError(circular, {"a": circular})):
+            data = json.loads(serialize_failure(error))
+            self.assertEqual(data["class"], type(error).__name__)
+            self.assertTrue(all(isinstance(arg, str) and len(arg) < 300 for arg in data["args"]))
+
     def test_no_kwargs_dict(self) -> None:
         """
         When an exception's kwargs attribute is not a dict, then kwargs is

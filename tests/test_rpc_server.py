@@ -11,6 +11,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from novasvc.exceptions import TransportError, UnroutableError
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import InvalidTarget, RemoteError
@@ -314,24 +315,25 @@ class AckTests(_Harness, SynchronousTestCase):
         manager.pending[0].callback(None)
         self.assertEqual(self.unacked(transport, "svc"), 0)
 
-    def test_late_waits_for_reply(self) -> None:
+    def test_late_missing_reply_queue(self) -> None:
         """
-        When the reply queue is missing, then the request stays unacknowledged
-        while the reply is retried every 0.25 s; after reply_retry_timeout it
-        is abandoned (13 attempts for 3 s, as oslo), logged and acknowledged.
+        When the reply queue is missing, then the request is acknowledged and
+        its slot freed once the first attempt came back unroutable; the reply
+        is retried in the background every 0.25 s and abandoned after
+        reply_retry_timeout (13 attempts for 3 s, as oslo), with one WARNING.
         """
         server, _, transport = self.make_server(reply_retry_timeout=3)
         self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_missing"))
-        self.assertEqual(self.unacked(transport, "svc"), 1)
+        self.assertEqual((self.unacked(transport, "svc"), server.inflight, server.held_replies), (0, 0, 1))
         for _ in range(11):
             self.clock.advance(0.25)
-        self.assertEqual(self.unacked(transport, "svc"), 1)
+        self.assertEqual(server.held_replies, 1)
         self.clock.advance(0.25)  # t = 3 s: the 13th attempt fails too
         attempts = [p for p in transport.published if p[1] == "reply_missing"]
         self.assertEqual(len(attempts), 13)
         self.assertTrue(all(p[0].name == "" and p[5] for p in attempts))
-        self.assertEqual(self.unacked(transport, "svc"), 0)
-        self.assertEqual(server.inflight, 0)
+        self.assertEqual(server.held_replies, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(len([e for e in self.events(LogLevel.warn) if e.get("reply_q") == "reply_missing"]), 1)
 
     def test_obsolete_reply_queue(self) -> None:
@@ -357,6 +359,191 @@ class AckTests(_Harness, SynchronousTestCase):
         self.clock.advance(0.25)
         self.assertEqual([r.result["value"] for r in replies], [1])
         self.assertEqual(self.unacked(transport, "svc"), 0)
+
+
+class ReplyRetryTests(_Harness, SynchronousTestCase):
+    """
+    Replies to missing queues are retried in the background, within a budget,
+    and never hold an in-flight slot.
+    """
+
+    def missing_call(self, reply_q: str = "reply_missing", method: str = "echo", value: Any = 1) -> None:
+        self.publish(wire.encode_request(method, {"value": value}, {}, msg_id=wire.new_id(), reply_q=reply_q))
+
+    def attempts(self, transport: RecordingTransport, reply_q: str = "reply_missing") -> int:
+        return len([p for p in transport.published if p[1] == reply_q])
+
+    def test_dead_caller_holds_no_slot(self) -> None:
+        """
+        When a caller's reply queue is missing and its calls fill
+        max_inflight many times over, then each is acknowledged once its
+        reply came back unroutable, and a live call is answered at once.
+        """
+        server, manager, transport = self.make_server(max_inflight=2)
+        for i in range(10):
+            self.missing_call(value=i)
+        self.assertEqual((server.inflight, self.depth("svc"), self.unacked(transport, "svc")), (0, 0, 0))
+        self.assertEqual(self.successResultOf(self.client.call({}, "echo", value="live"))["value"], "live")
+        self.assertEqual(server.held_replies, 10)
+
+    def test_slot_held_until_unroutable(self) -> None:
+        """
+        When the first attempt of a reply has not come back yet, then the
+        request keeps its slot and stays unacknowledged; once it comes back
+        unroutable, both are released.
+        """
+        server, _, transport = self.make_server()
+        pending: List[defer.Deferred] = []
+        transport.publish = lambda *args, **kwargs: pending.append(defer.Deferred()) or pending[-1]
+        self.missing_call()
+        self.assertEqual((server.inflight, self.unacked(transport, "svc")), (1, 1))
+        pending[0].errback(UnroutableError("no queue"))
+        self.assertEqual((server.inflight, self.unacked(transport, "svc"), server.held_replies), (0, 0, 1))
+
+    def test_one_probe_per_missing_queue(self) -> None:
+        """
+        When several replies wait for the same missing queue, then later ones
+        are held without a publish, and each retry sends one probe.
+        """
+        server, _, transport = self.make_server()
+        for i in range(5):
+            self.missing_call(value=i)
+        self.assertEqual((self.attempts(transport), server.held_replies), (1, 5))
+        self.clock.advance(0.25)
+        self.clock.advance(0.25)
+        self.assertEqual(self.attempts(transport), 3)
+
+    def test_queue_appears(self) -> None:
+        """
+        When a missing reply queue appears while its replies are held, then
+        they are all delivered, in order, at the next retry.
+        """
+        server, _, _ = self.make_server()
+        for i in range(3):
+            self.missing_call("reply_late", value=i)
+        replies = self.reply_queue("reply_late")
+        self.clock.advance(0.25)
+        self.assertEqual([r.result["value"] for r in replies], [0, 1, 2])
+        self.assertEqual(server.held_replies, 0)
+        self.missing_call("reply_late", value=3)
+        self.assertEqual(replies[-1].result["value"], 3)
+
+    def test_gone_queue_dropped_at_once(self) -> None:
+        """
+        When a reply queue stayed missing for reply_retry_timeout, then it is
+        remembered as gone for 60 s: further replies to it are dropped
+        without a publish (a DEBUG line each, no more WARNING), the requests
+        acknowledged; after that, a reply to it is tried again.
+        """
+        server, _, transport = self.make_server(reply_retry_timeout=1)
+        self.missing_call()
+        self.clock.advance(1)
+        self.clock.advance(0.25)
+        attempts = self.attempts(transport)
+        self.assertEqual(server.held_replies, 0)
+        warnings = len(self.events(LogLevel.warn))
+        for i in range(3):
+            self.missing_call(value=i)
+        self.assertEqual(self.attempts(transport), attempts)
+        self.assertEqual((self.depth("svc"), self.unacked(transport, "svc"), server.inflight), (0, 0, 0))
+        self.assertEqual(len(self.events(LogLevel.warn)), warnings)
+        self.assertEqual(len([e for e in self.events(LogLevel.debug) if "gone" in e["log_format"]]), 3)
+        self.clock.advance(60)
+        self.missing_call()
+        self.assertEqual(self.attempts(transport), attempts + 1)
+
+    def test_gone_queues_bounded(self) -> None:
+        """
+        When more than 1,000 reply queues are found gone, then the oldest is
+        forgotten first: a reply to it is tried again, one to a recent one
+        is not.
+        """
+        _, _, transport = self.make_server(reply_retry_timeout=0)
+        for i in range(1001):
+            self.missing_call(f"reply_gone_{i}")
+        self.missing_call("reply_gone_0")
+        self.missing_call("reply_gone_1000")
+        self.assertEqual(self.attempts(transport, "reply_gone_0"), 2)
+        self.assertEqual(self.attempts(transport, "reply_gone_1000"), 1)
+
+    def test_budget_count(self) -> None:
+        """
+        When more replies wait for missing queues than reply_retry_max, then
+        the extra ones are dropped with one WARNING, and the abandon line
+        counts them.
+        """
+        server, _, _ = self.make_server(reply_retry_max=3, reply_retry_timeout=1)
+        for i in range(5):
+            self.missing_call(value=i)
+        self.assertEqual(server.held_replies, 3)
+        self.assertEqual(len([e for e in self.events(LogLevel.warn) if "budget" in e["log_format"]]), 1)
+        self.clock.advance(1)
+        self.clock.advance(0.25)
+        [abandoned] = [e for e in self.events(LogLevel.warn) if e.get("reply_q") == "reply_missing"]
+        self.assertEqual(abandoned["count"], 5)
+
+    def test_budget_bytes(self) -> None:
+        """
+        When the replies held would pass reply_retry_bytes, then the one that
+        does not fit is dropped, and its queue, found missing then, is given
+        up at once.
+        """
+        server, _, _ = self.make_server(reply_retry_bytes=1500)
+        self.missing_call("reply_a", value="x" * 1000)
+        self.missing_call("reply_b", value="y" * 1000)
+        self.assertEqual(server.held_replies, 1)
+        self.assertEqual([e["reply_q"] for e in self.events(LogLevel.warn) if "reply_q" in e], ["reply_b"])
+
+    def test_retry_transport_error(self) -> None:
+        """
+        When a retry fails for another reason than a missing queue, then the
+        held replies are dropped with one ERROR line, and the queue is not
+        taken for gone: the next reply to it is published.
+        """
+        server, _, transport = self.make_server()
+        self.missing_call()
+        self.missing_call()
+        publish = transport.publish
+        transport.publish = lambda *args, **kwargs: defer.fail(TransportError("connection lost"))
+        self.clock.advance(0.25)
+        self.assertEqual((server.held_replies, self.clock.getDelayedCalls()), (0, []))
+        [error] = self.events(LogLevel.error)
+        self.assertEqual(error["count"], 2)
+        transport.publish = publish
+        self.missing_call()
+        self.assertEqual(self.attempts(transport), 2)
+
+    def test_other_publish_error(self) -> None:
+        """
+        When a reply fails for another reason than a missing queue, then it
+        is logged once at ERROR, not retried, and the request acknowledged.
+        """
+        server, _, transport = self.make_server()
+        transport.publish = lambda *args, **kwargs: defer.fail(TransportError("x" * 10_000))
+        self.missing_call()
+        self.assertEqual((server.inflight, self.unacked(transport, "svc"), server.held_replies), (0, 0, 0))
+        [error] = self.events(LogLevel.error)
+        self.assertLess(len(formatEvent(error)), 1000)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_wait_drops_held(self) -> None:
+        """
+        When the server is stopped and waited for while replies are held,
+        then they are dropped with one WARNING and no timer is left; a reply
+        found unroutable afterwards is given up at once.
+        """
+        server, manager, transport = self.make_server()
+        self.missing_call()
+        self.missing_call("reply_other", method="slow")
+        waiting = server.wait(timeout=1)
+        self.clock.advance(1)
+        self.assertIs(self.successResultOf(waiting), False)
+        self.assertEqual(server.held_replies, 0)
+        self.assertEqual(len([e for e in self.events(LogLevel.warn) if "stopped" in e["log_format"]]), 1)
+        manager.pending[0].callback("late")
+        self.assertEqual(self.attempts(transport, "reply_other"), 1)
+        self.assertEqual((server.inflight, server.held_replies, self.clock.getDelayedCalls()), (0, 0, []))
+        self.assertEqual(len([e for e in self.events(LogLevel.warn) if e.get("reply_q") == "reply_other"]), 1)
 
 
 class InflightTests(_Harness, SynchronousTestCase):
@@ -440,6 +627,99 @@ class DuplicateTests(_Harness, SynchronousTestCase):
         self.publish(body)
         self.publish(body)
         self.assertEqual(len(replies), 1)
+
+    def test_copy_waits_for_running_original(self) -> None:
+        """
+        When a copy of a request arrives while the original still runs (late
+        ack), then it is not run and stays unacknowledged; once the original
+        is acknowledged, the copy is acknowledged too, with one ERROR line.
+        """
+        _, manager, transport = self.make_server()
+        body = wire.encode_request("slow", {"value": 1}, {}, unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual(manager.calls, [("slow", 1)])
+        self.assertEqual(self.unacked(transport, "svc"), 2)
+        self.assertEqual(self.events(LogLevel.error), [])
+        manager.pending[0].callback(None)
+        self.assertEqual((self.depth("svc"), self.unacked(transport, "svc")), (0, 0))
+        self.assertEqual(len([e for e in self.events(LogLevel.error) if e.get("unique_id") == "u1"]), 1)
+        self.publish(body)
+        self.assertEqual((manager.calls, self.unacked(transport, "svc")), ([("slow", 1)], 0))
+
+    def test_copy_of_call_waits(self) -> None:
+        """
+        When a copy of a call arrives while the original runs, then the
+        caller gets one reply, after which both messages are acknowledged.
+        """
+        _, manager, transport = self.make_server()
+        replies = self.reply_queue()
+        body = wire.encode_request("slow", {}, {}, msg_id="m1", reply_q="reply_test", unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        manager.pending[0].callback("done")
+        self.assertEqual([r.result for r in replies], ["done"])
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+
+    def test_copy_survives_a_crash(self) -> None:
+        """
+        When the server's connection closes while a copy waits for its
+        original, then both go back to the queue: the request is not lost.
+        """
+        _, manager, transport = self.make_server()
+        body = wire.encode_request("slow", {"value": 1}, {}, unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        self.successResultOf(transport.stop())
+        self.assertEqual(self.depth("svc"), 2)
+
+    def test_copy_requeued_when_original_not_completed(self) -> None:
+        """
+        When the original could not be completed (rejected after an
+        unexpected error), then the copy waiting for it goes back to the
+        broker and runs, and its caller gets the reply.
+        """
+        _, manager, transport = self.make_server()
+        replies = self.reply_queue()
+        body = wire.encode_request("slow", {}, {}, msg_id="m1", reply_q="reply_test", unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        publish = transport.publish
+        transport.publish = lambda *args, **kwargs: _raise(RuntimeError("broken publish"))
+        manager.pending[0].callback("first")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(manager.pending), 2)
+        transport.publish = publish
+        manager.pending[1].callback("second")
+        self.assertEqual([r.result for r in replies], ["second"])
+        self.assertEqual((self.depth("svc"), self.unacked(transport, "svc")), (0, 0))
+
+    def test_early_copy_dropped(self) -> None:
+        """
+        When ack is early and a copy arrives while the original runs, then
+        the copy is acknowledged at once as a duplicate (at-most-once, as
+        oslo).
+        """
+        _, manager, transport = self.make_server(ack="early")
+        body = wire.encode_request("slow", {"value": 1}, {}, unique_id="u1")
+        self.publish(body)
+        self.publish(body)
+        self.assertEqual((len(manager.calls), self.unacked(transport, "svc")), (1, 0))
+        self.assertEqual(len(self.events(LogLevel.error)), 1)
+
+    def test_long_unique_ids(self) -> None:
+        """
+        When requests carry _unique_ids of a megabyte, then a repeated one is
+        still a duplicate, a different one is not, and what the window keeps
+        of each is short.
+        """
+        server, manager, _ = self.make_server()
+        first, second = "u" * 1_000_000, "u" * 999_999 + "v"
+        for unique_id in (first, first, second):
+            self.publish(wire.encode_request("note", {"value": unique_id[-1]}, {}, unique_id=unique_id))
+        self.assertEqual(manager.calls, [("note", "u"), ("note", "v")])
+        self.assertEqual(len(server._seen), 2)
+        self.assertLess(max(len(unique_id) for unique_id in server._seen), 200)
 
     def test_no_unique_id(self) -> None:
         """
@@ -529,6 +809,50 @@ class MalformedTests(_Harness, SynchronousTestCase):
         self.assertEqual(len(replies), 1)
         self.assertEqual(replies[0].msg_id, "m1")
         self.assertEqual(json.loads(replies[0].failure)["class"], "MalformedMessage")
+        self._check_rejected_then_serving(transport)
+
+    def test_nested_too_deeply(self) -> None:
+        """
+        When a body is nested deeper than the parser can go, then it takes
+        the malformed path: one ERROR line without a traceback, rejected
+        without requeue, and the consumer keeps consuming.
+        """
+        _, _, transport = self.make_server()
+        deep = "[" * 100_000 + "]" * 100_000
+        self.publish(json.dumps({"oslo.version": "2.0", "oslo.message": '{"method": "echo", "args": {"value": '
+                                 + deep + '}}'}).encode())
+        [error] = self.events(LogLevel.error)
+        self.assertNotIn("log_failure", error)
+        self.assertIn("nested too deeply", formatEvent(error))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self._check_rejected_then_serving(transport)
+
+    def test_huge_values_short(self) -> None:
+        """
+        When a malformed call carries a method of a megabyte, then its ERROR
+        line stays under 1,000 characters and its error reply under 8 KiB.
+        """
+        _, _, transport = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_envelope({"method": "m" * 1_000_000, "args": ["a" * 1_000_000], "_msg_id": "m1",
+                                           "_reply_q": "reply_test"}))
+        [error] = self.events(LogLevel.error)
+        self.assertLess(len(formatEvent(error)), 1000)
+        [reply] = replies
+        self.assertLess(len(reply.failure), 8192)
+        self._check_rejected_then_serving(transport)
+
+    def test_wrong_content_type_call_answered(self) -> None:
+        """
+        When a call arrives with a content type that is not JSON, then it is
+        rejected and its caller still gets a MalformedMessage reply.
+        """
+        _, _, transport = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q="reply_test"),
+                     content_type="text/plain")
+        [reply] = replies
+        self.assertEqual(json.loads(reply.failure)["class"], "MalformedMessage")
         self._check_rejected_then_serving(transport)
 
     def test_unexpected_bug(self) -> None:
@@ -627,17 +951,50 @@ class ErrorTests(_Harness, SynchronousTestCase):
     def test_refused_cast(self) -> None:
         """
         When a cast names a missing method of 100,000 characters, then one
-        error line without a traceback names the error, with the name cut
-        to 200 characters.
+        WARNING line without a traceback names the error, with the name cut
+        to 200 characters, and nothing is logged as an error.
         """
         self.make_server()
         self.successResultOf(self.client.cast({}, "c" * 100_000))
-        [error] = self.events(LogLevel.error)
-        text = formatEvent(error)
-        self.assertNotIn("log_failure", error)
+        [warning] = self.events(LogLevel.warn)
+        text = formatEvent(warning)
+        self.assertNotIn("log_failure", warning)
         self.assertIn("c" * 200 + "... (100000 characters)", text)
         self.assertIn("refused: novasvc.rpc.errors.NoSuchMethod", text)
         self.assertLess(len(text), 1000)
+        self.assertEqual(self.events(LogLevel.error) + self.events(LogLevel.debug), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_refused_cast_kinds(self) -> None:
+        """
+        When casts name a private method, a lifecycle hook or an unsupported
+        version, then each is one WARNING line without a traceback.
+        """
+        self.make_server()
+        self.successResultOf(self.client.cast({}, "_private"))
+        self.successResultOf(self.client.cast({}, "init_host"))
+        self.successResultOf(self.client.prepare(version="9.0").cast({}, "note", value=1))
+        warnings = self.events(LogLevel.warn)
+        self.assertEqual(len(warnings), 3)
+        self.assertIn("UnsupportedVersion", formatEvent(warnings[2]))
+        self.assertFalse(any("log_failure" in event for event in warnings))
+        self.assertEqual(self.events(LogLevel.error), [])
+
+    def test_refused_call_reply_short(self) -> None:
+        """
+        When a call names a missing method of a megabyte, then its error
+        reply and its WARNING line stay short (under 4 KiB and 1,000
+        characters).
+        """
+        self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_request("m" * 1_000_000, {"v" * 1_000_000: 1}, {}, msg_id="m1",
+                                         reply_q="reply_test"))
+        [reply] = replies
+        self.assertEqual(json.loads(reply.failure)["class"], "NoSuchMethod")
+        self.assertLess(len(reply.failure), 4096)
+        [warning] = self.events(LogLevel.warn)
+        self.assertLess(len(formatEvent(warning)), 1000)
 
     def test_success_not_logged(self) -> None:
         """

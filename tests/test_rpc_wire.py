@@ -161,6 +161,49 @@ class RequestTests(SynchronousTestCase):
         error = self.assertRaises(MalformedMessage, wire.decode_request, b'{"args": {}, "_msg_id": 1}')
         self.assertEqual((error.msg_id, error.reply_q), (None, None))
 
+    def test_malformed_reason_short(self) -> None:
+        """
+        When a malformed request carries a client value of a megabyte (method,
+        version, namespace, content type), then its reason quotes 200
+        characters of it and says how long it was.
+        """
+        huge = "x" * 1_000_000
+        cases = [
+            (json.dumps({"method": "m", "args": [], "version": huge}), "application/json"),
+            (json.dumps({"method": huge, "args": []}), "application/json"),
+            (json.dumps({"method": [huge, huge]}), "application/json"),
+            (json.dumps({"method": "m", "namespace": {huge: huge}}), "application/json"),
+            (wire.encode_request("m", {}, {}), huge),
+        ]
+        for body, content_type in cases:
+            error = self.assertRaises(MalformedMessage, wire.decode_request, body.encode() if isinstance(
+                body, str) else body, content_type)
+            self.assertLess(len(error.reason), 600)
+            self.assertLess(len(wire.serialize_failure(error)), 4096)
+        self.assertIn("x" * 200 + "'... (1000000 characters)", error.reason)
+
+    def test_malformed_nested_too_deeply(self) -> None:
+        """
+        When a request's JSON is nested deeper than the parser can go, in the
+        envelope or bare, then it is malformed (not a RecursionError).
+        """
+        deep = "[" * 100_000 + "]" * 100_000
+        inner = '{"method": "m", "args": {"v": ' + deep + "}}"
+        for body in (json.dumps({"oslo.version": "2.0", "oslo.message": inner}).encode(), inner.encode()):
+            error = self.assertRaises(MalformedMessage, wire.decode_request, body)
+            self.assertIn("nested too deeply", error.reason)
+
+    def test_wrong_content_type_keeps_reply_address(self) -> None:
+        """
+        When a call's content type is not JSON but its body is, then the
+        error still carries its _msg_id and _reply_q.
+        """
+        body = wire.encode_request("m", {}, {}, msg_id="id1", reply_q="rq")
+        error = self.assertRaises(MalformedMessage, wire.decode_request, body, "text/plain")
+        self.assertEqual((error.msg_id, error.reply_q), ("id1", "rq"))
+        error = self.assertRaises(MalformedMessage, wire.decode_request, b"\x00", "text/plain")
+        self.assertEqual((error.msg_id, error.reply_q), (None, None))
+
     def test_encoded_once(self) -> None:
         """
         When a request is encoded, then the JSON encoder runs once (the

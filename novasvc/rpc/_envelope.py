@@ -17,7 +17,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, Dict, Union
 
 from novasvc.rpc._jsoncodec import decode, encode
-from novasvc.rpc.errors import MalformedMessage
+from novasvc.rpc.errors import MalformedMessage, clip, quote
 
 __all__ = ["ENVELOPE_VERSION", "CONTENT_TYPE", "encode_envelope", "decode_body"]
 
@@ -54,17 +54,33 @@ def _unwrap(value: Any) -> Any:
         try:
             major, minor = (int(p) for p in str(version).split(".")[:2])
         except ValueError:
-            raise MalformedMessage(f"envelope version {version!r} is not a version")
+            raise MalformedMessage(f"envelope version {quote(version)} is not a version")
         if major != 2 or minor > 0:
-            raise MalformedMessage(f"unsupported envelope version {version!r} (this peer reads 2.0)")
+            raise MalformedMessage(f"unsupported envelope version {quote(version)} (this peer reads 2.0)")
         inner = value[_MESSAGE_KEY]
         if not isinstance(inner, str):
             raise MalformedMessage("the envelope's oslo.message is not a string")
         try:
             return json.loads(inner)
-        except ValueError as e:
-            raise MalformedMessage(f"the envelope's oslo.message is not JSON ({e})")
+        except Exception as e:
+            raise _undecodable("the envelope's oslo.message", e)
     return value
+
+
+def _undecodable(what: str, error: Exception) -> MalformedMessage:
+    """
+    @param what: the text that could not be decoded.
+    @param error: why: the parser's C{ValueError} (not JSON, bad UTF-8, an
+        integer of too many digits), a C{RecursionError} (nested too deeply)
+        or anything else the parser raised.
+    @return: the L{MalformedMessage} to raise instead, its reason short
+        whatever the body.
+    """
+    if isinstance(error, RecursionError):
+        return MalformedMessage(f"{what} is nested too deeply to decode")
+    if isinstance(error, ValueError):
+        return MalformedMessage(f"{what} is not JSON ({clip(str(error))})")
+    return MalformedMessage(f"{what} cannot be decoded ({type(error).__name__}: {clip(str(error))})")
 
 
 def decode_body(body: Union[bytes, str]) -> Dict[str, Any]:
@@ -75,8 +91,9 @@ def decode_body(body: Union[bytes, str]) -> Dict[str, Any]:
     @param body: the message body.
     @return: the inner message.
     @rtype: C{dict}
-    @raise MalformedMessage: when the body is not JSON, the envelope version
-        is not compatible with 2.0, or the message is not an object.
+    @raise MalformedMessage: when the body is not JSON (or is nested too
+        deeply to decode, or anything else stops the parser), the envelope
+        version is not compatible with 2.0, or the message is not an object.
     """
     value = _decode_envelope_2_0(body)
     if value is None:
@@ -94,7 +111,7 @@ def _decode_envelope_2_0(body: Union[bytes, str]) -> Any:
 
     @return: the inner message (any JSON value), or C{None} when the body is
         not of that form (the general path then decides).
-    @raise MalformedMessage: when the inner message is not JSON.
+    @raise MalformedMessage: when the inner message cannot be decoded.
     """
     if type(body) is bytes:
         if not body.startswith(_ENVELOPE_HEAD_BYTES):
@@ -115,13 +132,13 @@ def _decode_envelope_2_0(body: Union[bytes, str]) -> Any:
         return None
     try:
         return decode(inner)
-    except ValueError as e:
-        raise MalformedMessage(f"the envelope's oslo.message is not JSON ({e})")
+    except Exception as e:
+        raise _undecodable("the envelope's oslo.message", e)
 
 
 def _decode_any(body: Union[bytes, str]) -> Any:
     try:
         value = json.loads(body)
-    except ValueError as e:  # includes UnicodeDecodeError
-        raise MalformedMessage(f"the body is not JSON ({e})")
+    except Exception as e:
+        raise _undecodable("the body", e)
     return _unwrap(value)

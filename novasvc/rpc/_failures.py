@@ -16,7 +16,7 @@ from typing import Collection, Dict, List, Union
 from twisted.python.failure import Failure
 
 from novasvc.rpc._jsoncodec import encode_lenient
-from novasvc.rpc.errors import RemoteError
+from novasvc.rpc.errors import RemoteError, quote
 
 __all__ = ["serialize_failure", "deserialize_failure"]
 
@@ -43,7 +43,10 @@ def serialize_failure(error: Union[BaseException, Failure]) -> str:
     C{{class, module, message, tb, args, kwargs}}. A re-raised remote
     exception (class and module both ending in C{_Remote}) is sent under its
     original names, as oslo.messaging's C{serialize_remote_exception}. Values
-    of C{args}/C{kwargs} that JSON cannot hold are sent as their C{repr}.
+    of C{args}/C{kwargs} that JSON cannot hold are sent as their C{repr};
+    when even that fails (a structure nested too deeply or circular), every
+    C{args}/C{kwargs} value is sent as its shortened C{repr}
+    (L{novasvc.rpc.errors.quote}). It never raises.
 
     @param error: the exception, or a L{Failure} wrapping it.
     @return: JSON text.
@@ -60,7 +63,7 @@ def serialize_failure(error: Union[BaseException, Failure]) -> str:
     try:
         message = str(value)
     except Exception:
-        message = repr(value)
+        message = quote(value)
     data = {
         "class": name,
         "module": module,
@@ -69,7 +72,12 @@ def serialize_failure(error: Union[BaseException, Failure]) -> str:
         "args": list(getattr(value, "args", ())),
         "kwargs": dict(kwargs),
     }
-    return encode_lenient(data)
+    try:
+        return encode_lenient(data)
+    except Exception:
+        data["args"] = [quote(arg) for arg in data["args"]]
+        data["kwargs"] = {str(key): quote(arg) for key, arg in data["kwargs"].items()}
+        return encode_lenient(data)
 
 
 _remote_classes: Dict[type, type] = {}

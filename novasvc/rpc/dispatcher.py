@@ -28,13 +28,16 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from twisted.internet import defer
 
 from novasvc.context import RequestContext
-from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion
+from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target, parse_version
 
 __all__ = ["RPCDispatcher", "BaseRPCAPI"]
 
 _DEFAULT_VERSION = "1.0"
 _CACHE_SIZE = 4096
+# A version is cached only up to this length: "1.000...0" of thousands of
+# digits is valid, and would otherwise pin kilobytes per cache entry.
+_CACHED_VERSION_LIMIT = 32
 _OBJECT_NAMES = frozenset(dir(object))
 _Key = Tuple[Optional[str], Optional[str], str]
 # Hidden on an endpoint that declares no rpc_hidden_names of its own (a
@@ -93,6 +96,9 @@ class RPCDispatcher:
             an unknown namespace and an unparsable version).
         @raise NoSuchMethod: when a compatible endpoint exists but none may
             serve C{method}.
+
+        The errors quote the client's method name and version cut by
+        L{novasvc.rpc.errors.clip}.
         """
         key = (namespace, version, method)
         bound = self._cache.get(key)
@@ -102,7 +108,8 @@ class RPCDispatcher:
         try:
             req = parse_version(requested)
         except ValueError:
-            raise UnsupportedVersion(requested, method)
+            # Not chained: the ValueError quotes the version in full.
+            raise UnsupportedVersion(clip(requested), clip(method)) from None
         compatible = False
         for endpoint, namespaces, imp in self._scan:
             if namespace not in namespaces:
@@ -112,13 +119,14 @@ class RPCDispatcher:
             compatible = True
             found = _allowed_method(endpoint, method)
             if found is not None:
-                if len(self._cache) >= _CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = found
+                if len(requested) <= _CACHED_VERSION_LIMIT:
+                    if len(self._cache) >= _CACHE_SIZE:
+                        self._cache.clear()
+                    self._cache[key] = found
                 return found
         if compatible:
-            raise NoSuchMethod(method)
-        raise UnsupportedVersion(requested, method)
+            raise NoSuchMethod(clip(method))
+        raise UnsupportedVersion(clip(requested), clip(method))
 
     def invoke(self, ctxt: RequestContext, method: str, args: Mapping[str, Any],
                namespace: Optional[str] = None, version: Optional[str] = None) -> Any:
@@ -224,8 +232,8 @@ def _argument_error(bound: Optional[Callable[..., Any]], method: str, ctxt: obje
             return None
     owner = type(getattr(bound, "__self__", bound)).__name__
     return TypeError(
-        f"RPC method {method!r} of {owner} cannot take the arguments "
-        f"({', '.join(sorted(args)) or 'none'}): {reason}"
+        f"RPC method {quote(method)} of {owner} cannot take the arguments "
+        f"({clip(', '.join(sorted(args))) or 'none'}): {clip(reason)}"
     )
 
 

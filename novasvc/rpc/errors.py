@@ -7,8 +7,14 @@ Every class keeps its constructor arguments in a C{kwargs} C{dict} of JSON
 values and leaves C{args} empty, so that a failure serialized on a server
 (L{novasvc.rpc.wire.serialize_failure}) is rebuilt on a client that allows
 the module C{novasvc.rpc.errors} as C{cls(**kwargs)} with the same fields.
+
+A value a client chose (a method name, an id, a version, an argument name)
+is quoted in an error, a reply or a log line only through L{clip} or
+L{quote}, which cut it to L{QUOTE_LIMIT} characters: a megabyte of method
+name is never a megabyte of log.
 """
 
+import reprlib
 from typing import Any, Optional, Sequence, Union
 
 from novasvc.exceptions import NovaSvcError
@@ -23,6 +29,52 @@ __all__ = [
     "RPCVersionCapError",
     "MalformedMessage",
 ]
+
+#: The most characters of a client's value that an error, a reply or a log
+#: line quotes.
+QUOTE_LIMIT = 200
+
+_repr = reprlib.Repr()
+_repr.maxlevel = 3
+_repr.maxstring = _repr.maxother = _repr.maxlong = QUOTE_LIMIT
+_repr.maxdict = _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxfrozenset = 8
+
+
+def clip(value: Any) -> Optional[str]:
+    """
+    A value a client chose, as text for an error or a log line.
+
+    @param value: any value; not a C{str} is shown as L{quote} shows it.
+    @return: C{value} cut to L{QUOTE_LIMIT} characters, saying how long it
+        was when cut; C{None} stays C{None}.
+    """
+    if value is None:
+        return None
+    if type(value) is not str:
+        return quote(value)
+    if len(value) <= QUOTE_LIMIT:
+        return value
+    return f"{value[:QUOTE_LIMIT]}... ({len(value)} characters)"
+
+
+def quote(value: Any) -> str:
+    """
+    The C{repr} of a value a client chose, cut to about L{QUOTE_LIMIT}
+    characters (a string says how long it was; containers show a few items
+    of a few levels), for an error or a log line. It never raises, whatever
+    the value's depth.
+
+    @param value: any value.
+    @rtype: C{str}
+    """
+    if type(value) is str:
+        if len(value) <= QUOTE_LIMIT:
+            return repr(value)
+        return f"{value[:QUOTE_LIMIT]!r}... ({len(value)} characters)"
+    try:
+        return _repr.repr(value)
+    except Exception:  # a hostile __repr__, or a depth reprlib did not expect
+        return f"<{type(value).__name__}>"
 
 
 class RPCError(NovaSvcError):

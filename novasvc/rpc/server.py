@@ -18,18 +18,40 @@ Delivery guarantees differ from oslo's on purpose, by default:
     at-most-once.
 
 In both modes requests are de-duplicated by C{_unique_id} over the last
-C{duplicate_window} ids (oslo remembers 16), at most C{max_inflight} methods
-run at once (the consumers' prefetch is the same number), and a request that
-cannot be decoded is rejected without requeue (logged once; a call still gets
-a L{novasvc.rpc.errors.MalformedMessage} failure reply when its C{_msg_id}
-and C{_reply_q} could be read). Nothing on the per-message path logs at INFO
-or above except errors, and the consumer callback never raises. A call whose
-method raised is logged once at WARNING (method, error class and message,
-C{_msg_id}, request id), its traceback at DEBUG. Values a client chose
-(method names, ids, routing keys, error messages) are cut to
-200 characters in log lines.
+C{duplicate_window} ids (oslo remembers 16). Under late ack an id counts as
+seen only once its first run has finished and was acknowledged: a copy that
+arrives while the original still runs (a redelivery after a lost connection,
+a client's resend) waits, unacknowledged, and is acknowledged as a duplicate
+when the original is; if the original could not be completed, the copy goes
+back to the broker (rejected with requeue). A copy is never acknowledged
+while the request it repeats could still be lost.
+
+At most C{max_inflight} methods run at once (the consumers' prefetch is the
+same number). A call holds its slot until its reply is confirmed, or found
+unroutable: then the request is settled, the slot freed, and the reply
+retried in the background as oslo.messaging does (every
+C{reply_retry_interval} seconds for C{reply_retry_timeout} seconds, one probe
+per missing queue), within a budget of C{reply_retry_max} replies and
+C{reply_retry_bytes} bytes held. A reply queue that stayed missing that long
+is remembered as gone for 60 s (the last 1,000 such queues): replies to it
+are dropped at once. A caller that vanished never holds a slot that live
+traffic needs.
+
+Bad input never stops the consumer, and the consumer callback never raises.
+A request that cannot be decoded (not JSON, nested too deeply, wrong types)
+is rejected without requeue and logged once at ERROR; a call still gets a
+L{novasvc.rpc.errors.MalformedMessage} failure reply when its C{_msg_id} and
+C{_reply_q} could be read. A cast the dispatcher refuses (unknown or private
+method, unsupported version) is one WARNING line without a traceback. A call
+whose method raised is logged once at WARNING (method, error class and
+message, C{_msg_id}, request id), its traceback at DEBUG. Values a client
+chose (method names, ids, routing keys, versions, error messages quoting
+them) are cut to 200 characters in log lines and in the errors the server
+replies with (L{novasvc.rpc.errors.clip}). Nothing on the per-message path
+logs at INFO or above when requests succeed.
 """
 
+import hashlib
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Union
 
@@ -44,17 +66,19 @@ from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
-from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 
 __all__ = ["RPCServer", "server_queues"]
 
-_OBSOLETE_REPLY_QUEUES = 200
-_OBSOLETE_FOR = 60.0
+#: How many reply queues found gone are remembered, and for how many seconds.
+_GONE_QUEUES = 1000
+_GONE_FOR = 60.0
 _REQUEST_ID = CONTEXT_PREFIX + "request_id"
-# The most characters of a client-chosen value shown in a log line.
-_LOG_VALUE_LIMIT = 200
+#: A C{_unique_id} longer than this is remembered by its digest: the window
+#: holds a bounded number of bytes whatever clients send.
+_ID_LIMIT = 64
 
 
 def server_queues(target: Target, control_exchange: str = "openstack", *, durable_queues: bool = False,
@@ -108,7 +132,8 @@ class RPCServer:
                  control_exchange: str = "openstack", clock: Any = None, max_inflight: int = 64,
                  ack: str = "late", duplicate_window: int = 1024, durable_queues: bool = False,
                  transient_queues_ttl: Optional[float] = 1800.0, reply_retry_timeout: float = 60.0,
-                 reply_retry_interval: float = 0.25) -> None:
+                 reply_retry_interval: float = 0.25, reply_retry_max: int = 1000,
+                 reply_retry_bytes: int = 16 * 1024 * 1024) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the server).
@@ -127,11 +152,16 @@ class RPCServer:
         @param durable_queues: oslo's C{amqp_durable_queues}.
         @param transient_queues_ttl: the fanout queue's C{x-expires} in
             B{seconds} (oslo's C{rabbit_transient_queues_ttl}).
-        @param reply_retry_timeout: how long, in B{seconds}, to retry a reply
-            whose queue does not exist (oslo's
-            C{kombu_missing_consumer_retry_timeout}, 60 s).
+        @param reply_retry_timeout: how long, in B{seconds}, to retry (in the
+            background) the replies to a queue that does not exist (oslo's
+            C{kombu_missing_consumer_retry_timeout}, 60 s); C{0} drops them
+            after the first attempt.
         @param reply_retry_interval: seconds between those retries (oslo:
             0.25 s).
+        @param reply_retry_max: the most replies held for retry at once, all
+            missing queues together; a reply beyond it is dropped.
+        @param reply_retry_bytes: the most bytes of replies held for retry at
+            once; a reply beyond it is dropped.
         @raise InvalidTarget: when the target lacks a topic or a server.
         @raise ValueError: for a bad C{ack}, C{max_inflight} or
             C{duplicate_window}.
@@ -153,15 +183,29 @@ class RPCServer:
         self._window = int(duplicate_window)
         self._retry_timeout = float(reply_retry_timeout)
         self._retry_interval = float(reply_retry_interval)
+        self._retry_max = int(reply_retry_max)
+        self._retry_bytes = int(reply_retry_bytes)
         self._consumers: List[IConsumer] = []
         self._running = 0
         self._backlog: Deque[IDelivery] = deque()
         self._pulling = False
         self._stopping = False
         self._drain_waiters: List[defer.Deferred] = []
+        # De-duplication: the ids seen (under late ack: whose first run
+        # finished), oldest first; and under late ack the ids running now,
+        # each with the copies waiting for it (None while there is none).
         self._seen: Set[str] = set()
         self._seen_order: Deque[str] = deque()
-        self._obsolete: Dict[str, float] = {}
+        self._active: Dict[str, Optional[List[IDelivery]]] = {}
+        # Replies: the queues found missing (retried in the background), and
+        # those found gone, with the time until which they stay so (oldest
+        # first).
+        self._missing: Dict[str, _MissingQueue] = {}
+        self._gone: Dict[str, float] = {}
+        self._held = 0
+        self._held_bytes = 0
+        self._budget_warned = False
+        self._retrying = True
 
     @property
     def _clock(self) -> Any:
@@ -173,9 +217,17 @@ class RPCServer:
     def inflight(self) -> int:
         """
         How many requests are being handled now: dispatched and not yet
-        settled (a call stays in flight until its reply is confirmed).
+        settled (a call stays in flight until its reply is confirmed or found
+        unroutable).
         """
         return self._running
+
+    @property
+    def held_replies(self) -> int:
+        """
+        How many replies to missing queues are held for a retry now.
+        """
+        return self._held
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -190,6 +242,7 @@ class RPCServer:
         if self._consumers:
             return defer.succeed(None)
         self._stopping = False
+        self._retrying = True
         for queue in self.queues:
             self._consumers.append(self._transport.consume(queue, self._on_delivery, prefetch=self._max_inflight))
         return _gather([consumer.whenActive() for consumer in self._consumers])
@@ -212,7 +265,9 @@ class RPCServer:
     def wait(self, timeout: Optional[float] = None) -> defer.Deferred:
         """
         Stop (if not stopped), wait for the requests in flight, then delete
-        the fanout queue, as oslo.messaging's C{RPCServer.wait}.
+        the fanout queue, as oslo.messaging's C{RPCServer.wait}. Replies still
+        held for missing queues are then dropped (logged once), and from then
+        on a reply to a missing queue is not retried.
 
         @param timeout: the most B{seconds} to wait for the requests in
             flight; C{None} waits for all of them. Requests still running
@@ -223,8 +278,25 @@ class RPCServer:
         """
         d = self.stop()
         d.addCallback(lambda _: self._when_drained(timeout))
+        d.addCallback(self._stop_retrying)
         d.addCallback(self._delete_fanout_queue)
         return d
+
+    def _stop_retrying(self, drained: bool) -> bool:
+        self._retrying = False
+        if self._missing:
+            missing, self._missing = self._missing, {}
+            count = 0
+            for queue in missing.values():
+                if queue.call is not None and queue.call.active():
+                    queue.call.cancel()
+                count += len(queue.replies)
+            self._held = self._held_bytes = 0
+            self._budget_warned = False
+            self._log.warn("RPC server {topic}.{server} stopped: dropping {count} reply(ies) held for {queues} "
+                           "missing queue(s)", topic=self.target.topic, server=self.target.server, count=count,
+                           queues=len(missing))
+        return drained
 
     def _when_drained(self, timeout: Optional[float]) -> Union[bool, defer.Deferred]:
         if self._running == 0:
@@ -268,7 +340,7 @@ class RPCServer:
 
     def _unexpected(self, delivery: IDelivery) -> None:
         self._log.failure("Unexpected error handling an RPC message from routing key {routing_key!r}; rejected",
-                          routing_key=_clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
+                          routing_key=clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
         _settle(delivery.reject, False)
 
     def _process(self, delivery: IDelivery) -> None:
@@ -279,18 +351,23 @@ class RPCServer:
             return
         unique_id = request.unique_id
         if unique_id is not None and self._window:
+            if len(unique_id) > _ID_LIMIT:
+                unique_id = request.unique_id = _digest(unique_id)
             if unique_id in self._seen:
                 self._log.error(
                     "Ignoring duplicate RPC message {unique_id} (method {method!r}) from routing key "
-                    "{routing_key!r}", unique_id=_clip(unique_id), method=_clip(request.method),
-                    routing_key=_clip(delivery.routing_key),
+                    "{routing_key!r}", unique_id=clip(unique_id), method=clip(request.method),
+                    routing_key=clip(delivery.routing_key),
                 )
                 delivery.ack()
                 return
-            self._seen.add(unique_id)
-            self._seen_order.append(unique_id)
-            if len(self._seen_order) > self._window:
-                self._seen.discard(self._seen_order.popleft())
+            if self._ack_early:
+                self._remember(unique_id)
+            elif unique_id in self._active:
+                self._park(unique_id, delivery, request)
+                return
+            else:
+                self._active[unique_id] = None
         if self._ack_early:
             delivery.ack()
         self._running += 1
@@ -310,10 +387,48 @@ class RPCServer:
             try:
                 monitor = self._start_monitor(request)
             except Exception:
-                self._log.failure("Could not start the call monitor of {msg_id}", msg_id=_clip(request.msg_id),
+                self._log.failure("Could not start the call monitor of {msg_id}", msg_id=clip(request.msg_id),
                                   level=LogLevel.error)
         result.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor),
                             errbackArgs=(delivery, request, monitor))
+
+    def _remember(self, unique_id: str) -> None:
+        """
+        Count C{unique_id} as seen, forgetting the oldest beyond the window.
+        """
+        self._seen.add(unique_id)
+        self._seen_order.append(unique_id)
+        if len(self._seen_order) > self._window:
+            self._seen.discard(self._seen_order.popleft())
+
+    def _park(self, unique_id: str, delivery: IDelivery, request: wire.Request) -> None:
+        """
+        A copy of a request that is still running (late ack): keep it,
+        unsettled, until the original is settled (see L{_settle_copies}).
+        """
+        self._log.debug("RPC message {unique_id} (method {method!r}) from routing key {routing_key!r} repeats a "
+                        "request still running; it waits for it", unique_id=clip(unique_id),
+                        method=clip(request.method), routing_key=clip(delivery.routing_key))
+        copies = self._active[unique_id]
+        if copies is None:
+            self._active[unique_id] = [delivery]
+        else:
+            copies.append(delivery)
+
+    def _settle_copies(self, unique_id: str, copies: List[IDelivery], done: bool) -> None:
+        """
+        The original of C{copies} was settled: acknowledge them as duplicates
+        when it was acknowledged (C{done}), give them back to the broker
+        otherwise.
+        """
+        for copy in copies:
+            if done:
+                self._log.error("Ignoring duplicate RPC message {unique_id} from routing key {routing_key!r}, "
+                                "received while its original ran", unique_id=clip(unique_id),
+                                routing_key=clip(copy.routing_key))
+                _settle(copy.ack)
+            else:
+                _settle(copy.reject, True)
 
     def _dispatched(self, result: Any, delivery: IDelivery, request: wire.Request,
                     monitor: Optional[task.LoopingCall]) -> None:
@@ -321,19 +436,19 @@ class RPCServer:
             if monitor is not None:
                 monitor.stop()
             if not request.is_call:
-                self._finish(delivery)
+                self._finish(delivery, request.unique_id)
                 return
             try:
                 body = wire.encode_reply(request.msg_id, result)  # type: ignore[arg-type]
             except Exception:
                 failure = Failure()
                 self._log.error("Result of RPC call {method!r} ({msg_id}) cannot be encoded: {error}",
-                                method=_clip(request.method), msg_id=_clip(request.msg_id),
-                                error=_clip(failure.getErrorMessage()))
+                                method=clip(request.method), msg_id=clip(request.msg_id),
+                                error=clip(failure.getErrorMessage()))
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
-            self._reply(request.reply_q, body).addBoth(self._replied, delivery)  # type: ignore[arg-type]
+            self._send_reply(request, body, delivery)
         except Exception:
-            self._bug(delivery)
+            self._bug(delivery, request.unique_id)
 
     def _dispatch_failed(self, failure: Failure, delivery: IDelivery, request: wire.Request,
                          monitor: Optional[task.LoopingCall]) -> None:
@@ -343,52 +458,66 @@ class RPCServer:
             if request.is_call:
                 self._call_failed(failure, request)
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
-                self._reply(request.reply_q, body).addBoth(self._replied, delivery)  # type: ignore[arg-type]
+                self._send_reply(request, body, delivery)
                 return
             if failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
-                self._log.debug("Cast {method!r}: {error}", method=_clip(request.method),
-                                error=_clip(failure.getErrorMessage()))
+                self._log.debug("Cast {method!r}: {error}", method=clip(request.method),
+                                error=clip(failure.getErrorMessage()))
             elif failure.check(NoSuchMethod, UnsupportedVersion):
-                # The dispatcher refused it: the traceback would say nothing,
-                # and the message quotes the client's method name in full.
-                self._log.error("Cast {method!r} from routing key {routing_key!r} refused: {error_class}: "
-                                "{error}", method=_clip(request.method), routing_key=_clip(delivery.routing_key),
-                                error_class=_class_name(failure.type), error=_clip(failure.getErrorMessage()))
+                # The dispatcher refused it, a client's mistake: its traceback
+                # would say nothing.
+                self._log.warn("Cast {method!r} from routing key {routing_key!r} refused: {error_class}: "
+                               "{error}", method=clip(request.method), routing_key=clip(delivery.routing_key),
+                               error_class=_class_name(failure.type), error=clip(failure.getErrorMessage()))
             else:
                 self._log.failure("Exception during message handling: cast {method!r} from routing key "
-                                  "{routing_key!r}", failure, level=LogLevel.error, method=_clip(request.method),
-                                  routing_key=_clip(delivery.routing_key))
-            self._finish(delivery)
+                                  "{routing_key!r}", failure, level=LogLevel.error, method=clip(request.method),
+                                  routing_key=clip(delivery.routing_key))
+            self._finish(delivery, request.unique_id)
         except Exception:
-            self._bug(delivery)
+            self._bug(delivery, request.unique_id)
 
     def _call_failed(self, failure: Failure, request: wire.Request) -> None:
-        fields = dict(method=_clip(request.method), msg_id=_clip(request.msg_id),
-                      request_id=_clip(request.message.get(_REQUEST_ID) or "-"))
+        fields = dict(method=clip(request.method), msg_id=clip(request.msg_id),
+                      request_id=clip(request.message.get(_REQUEST_ID) or "-"))
         self._log.warn("RPC call {method!r} failed with {error_class}: {error} (msg_id {msg_id}, "
                        "request {request_id})", error_class=_class_name(failure.type),
-                       error=_clip(failure.getErrorMessage()), **fields)
+                       error=clip(failure.getErrorMessage()), **fields)
         self._log.debug("Traceback of RPC call {method!r} (msg_id {msg_id}, request {request_id}):\n"
                         "{traceback}", traceback=_Traceback(failure), **fields)
 
-    def _bug(self, delivery: IDelivery) -> None:
+    def _bug(self, delivery: IDelivery, unique_id: Optional[str]) -> None:
         self._log.failure("Unexpected error completing an RPC request from routing key {routing_key!r}",
-                          routing_key=_clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
-        self._finish(delivery, ok=False)
+                          routing_key=clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
+        self._finish(delivery, unique_id, ok=False)
 
-    def _replied(self, _: object, delivery: IDelivery) -> None:
-        self._finish(delivery)
+    def _send_reply(self, request: wire.Request, body: bytes, delivery: IDelivery) -> None:
+        d = self._reply(request.reply_q, body)  # type: ignore[arg-type]
+        if d is None:
+            self._finish(delivery, request.unique_id)
+        else:
+            d.addBoth(self._replied, delivery, request.unique_id)
 
-    def _finish(self, delivery: IDelivery, ok: bool = True) -> None:
+    def _replied(self, _: object, delivery: IDelivery, unique_id: Optional[str]) -> None:
+        self._finish(delivery, unique_id)
+
+    def _finish(self, delivery: IDelivery, unique_id: Optional[str], ok: bool = True) -> None:
         """
-        The request is done: settle it (late ack), free its slot, start a
-        waiting one, and tell C{wait} when nothing is left.
+        The request is done: settle it (late ack) and the copies that waited
+        for it, free its slot, start a waiting one, and tell C{wait} when
+        nothing is left.
         """
         if not self._ack_early:
             if ok:
                 _settle(delivery.ack)
             else:
                 _settle(delivery.reject, False)
+            if unique_id is not None and self._window:
+                copies = self._active.pop(unique_id, None)
+                if ok:
+                    self._remember(unique_id)
+                if copies:
+                    self._settle_copies(unique_id, copies, ok)
         self._running -= 1
         if self._backlog:
             self._pull_backlog()
@@ -415,52 +544,174 @@ class RPCServer:
 
     def _reject_malformed(self, delivery: IDelivery, error: MalformedMessage) -> None:
         self._log.error("Rejected a malformed RPC message from exchange {exchange!r} routing key {routing_key!r}: "
-                        "{reason}", exchange=_clip(delivery.exchange), routing_key=_clip(delivery.routing_key),
-                        reason=_clip(error.reason))
+                        "{reason}", exchange=clip(delivery.exchange), routing_key=clip(delivery.routing_key),
+                        reason=clip(error.reason))
         delivery.reject(False)
         if error.msg_id is not None and error.reply_q is not None:
             self._reply(error.reply_q, wire.encode_reply(error.msg_id, failure=wire.serialize_failure(error)))
 
     # -- replies --------------------------------------------------------------
 
-    def _reply(self, reply_q: str, body: bytes) -> defer.Deferred:
+    def _reply(self, reply_q: str, body: bytes) -> Optional[defer.Deferred]:
         """
-        Publish a reply; retry while its queue is missing, as oslo.messaging.
+        Publish a reply (mandatory). When its queue is missing, the reply is
+        held and retried in the background (see L{_missing_reply}).
 
-        @return: a C{Deferred} firing with C{None} once the reply is
-            confirmed or abandoned (it never fails; problems are logged).
+        @return: C{None} when the reply was dropped or held at once (its
+            queue is known gone or missing); otherwise the publish's
+            C{Deferred}, firing with C{None} once the reply is confirmed, held
+            or dropped (it never fails; problems are logged).
         """
-        if self._obsolete:
-            expiry = self._obsolete.get(reply_q)
-            if expiry is not None:
-                if self._clock.seconds() < expiry:
-                    self._log.debug("Dropping a reply to the missing queue {reply_q}", reply_q=_clip(reply_q))
-                    return defer.succeed(None)
-                del self._obsolete[reply_q]
-        return self._publish_reply(reply_q, body, None)
-
-    def _publish_reply(self, reply_q: str, body: bytes, started: Optional[float]) -> defer.Deferred:
+        if self._gone and self._is_gone(reply_q):
+            self._log.debug("Dropping a reply to the gone queue {reply_q}", reply_q=clip(reply_q))
+            return None
+        if self._missing:
+            queue = self._missing.get(reply_q)
+            if queue is not None:
+                self._hold(queue, body)
+                return None
         d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=True)
-        d.addErrback(self._reply_failed, reply_q, body, started)
+        d.addErrback(self._reply_failed, reply_q, body)
         return d
 
-    def _reply_failed(self, failure: Failure, reply_q: str, body: bytes,
-                      started: Optional[float]) -> Optional[defer.Deferred]:
-        now = self._clock.seconds()
-        if started is None:
-            started = now
+    def _reply_failed(self, failure: Failure, reply_q: str, body: bytes) -> None:
         if failure.check(UnroutableError):
-            if now - started + self._retry_interval <= self._retry_timeout:
-                return task.deferLater(self._clock, self._retry_interval, self._publish_reply, reply_q, body, started)
-            self._log.warn("A reply to {reply_q} failed to send after {elapsed} s because the queue is missing; "
-                           "abandoning it", reply_q=_clip(reply_q), elapsed=now - started)
-            if len(self._obsolete) >= _OBSOLETE_REPLY_QUEUES:
-                self._obsolete.clear()
-            self._obsolete[reply_q] = now + _OBSOLETE_FOR
+            self._missing_reply(reply_q, body)
         else:
-            self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=_clip(reply_q),
-                            error=failure.getErrorMessage())
-        return None
+            self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=clip(reply_q),
+                            error=clip(failure.getErrorMessage()))
+
+    def _missing_reply(self, reply_q: str, body: bytes) -> None:
+        """
+        A reply came back unroutable: hold it for a retry, its queue now
+        known missing (retried every C{reply_retry_interval} seconds, one
+        reply at a time, until it appears or C{reply_retry_timeout} passed).
+        """
+        if self._gone and self._is_gone(reply_q):
+            self._log.debug("Dropping a reply to the gone queue {reply_q}", reply_q=clip(reply_q))
+            return
+        queue = self._missing.get(reply_q)
+        if queue is None:
+            now = self._clock.seconds()
+            if not self._retrying or self._retry_interval > self._retry_timeout or not self._fits(body):
+                self._abandon(reply_q, _MissingQueue(now), now, 1)
+                return
+            queue = self._missing[reply_q] = _MissingQueue(now)
+            queue.call = self._clock.callLater(self._retry_interval, self._retry, reply_q)
+            self._log.debug("The reply queue {reply_q} is missing; its replies are retried for {timeout} s",
+                            reply_q=clip(reply_q), timeout=self._retry_timeout)
+        self._hold(queue, body)
+
+    def _fits(self, body: bytes) -> bool:
+        """
+        @return: whether C{body} may be held within the retry budget (a
+            WARNING when the budget first refuses one).
+        """
+        if self._held < self._retry_max and self._held_bytes + len(body) <= self._retry_bytes:
+            return True
+        if not self._budget_warned:
+            self._budget_warned = True
+            self._log.warn("Reply retry budget full ({count} replies, {size} bytes held for {queues} missing "
+                           "queue(s)): dropping replies to missing queues until it frees",
+                           count=self._held, size=self._held_bytes, queues=len(self._missing))
+        return False
+
+    def _hold(self, queue: "_MissingQueue", body: bytes) -> None:
+        if not self._fits(body):
+            queue.dropped += 1
+            return
+        queue.replies.append(body)
+        self._held += 1
+        self._held_bytes += len(body)
+
+    def _release(self, body: bytes) -> None:
+        self._held -= 1
+        self._held_bytes -= len(body)
+        self._budget_warned = False
+
+    def _retry(self, reply_q: str) -> None:
+        queue = self._missing.get(reply_q)
+        if queue is None:
+            return
+        queue.call = None
+        try:
+            d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, queue.replies[0], mandatory=True)
+            d.addCallbacks(self._found, self._retry_failed, callbackArgs=(reply_q, queue),
+                           errbackArgs=(reply_q, queue))
+        except Exception:
+            del self._missing[reply_q]
+            self._log.failure("Retrying the replies to {reply_q} failed; {count} reply(ies) dropped",
+                              reply_q=clip(reply_q), count=self._drop(queue), level=LogLevel.error)
+
+    def _found(self, _: object, reply_q: str, queue: "_MissingQueue") -> None:
+        """
+        The first held reply went through: send the others the usual way.
+        """
+        if self._missing.get(reply_q) is not queue:
+            return  # dropped by wait() meanwhile
+        del self._missing[reply_q]
+        self._release(queue.replies.popleft())
+        self._log.debug("The reply queue {reply_q} appeared after {elapsed} s", reply_q=clip(reply_q),
+                        elapsed=self._clock.seconds() - queue.since)
+        if queue.dropped:
+            self._log.warn("{count} reply(ies) to {reply_q} were dropped while it was missing: the reply retry "
+                           "budget was full", count=queue.dropped, reply_q=clip(reply_q))
+        while queue.replies:
+            body = queue.replies.popleft()
+            self._release(body)
+            self._reply(reply_q, body)
+
+    def _retry_failed(self, failure: Failure, reply_q: str, queue: "_MissingQueue") -> None:
+        if self._missing.get(reply_q) is not queue:
+            return
+        now = self._clock.seconds()
+        if failure.check(UnroutableError) and now - queue.since + self._retry_interval <= self._retry_timeout:
+            queue.call = self._clock.callLater(self._retry_interval, self._retry, reply_q)
+            return
+        del self._missing[reply_q]
+        if failure.check(UnroutableError):
+            self._abandon(reply_q, queue, now, 0)
+            return
+        self._log.error("{count} reply(ies) to {reply_q} dropped: the retry could not be published: {error}",
+                        count=self._drop(queue), reply_q=clip(reply_q), error=clip(failure.getErrorMessage()))
+
+    def _drop(self, queue: "_MissingQueue") -> int:
+        """
+        @return: how many replies to C{queue} were dropped, now that its held
+            ones are.
+        """
+        for body in queue.replies:
+            self._release(body)
+        count = len(queue.replies) + queue.dropped
+        queue.replies.clear()
+        return count
+
+    def _abandon(self, reply_q: str, queue: "_MissingQueue", now: float, extra: int) -> None:
+        """
+        Give up on a missing reply queue: drop what it held, and remember it
+        as gone for C{_GONE_FOR} seconds, so replies to it are dropped at
+        once (one log line here, DEBUG for each later one).
+
+        @param extra: replies dropped that were not held.
+        """
+        count = self._drop(queue) + extra
+        gone = self._gone
+        gone.pop(reply_q, None)
+        while len(gone) >= _GONE_QUEUES:
+            del gone[next(iter(gone))]
+        gone[reply_q] = now + _GONE_FOR
+        self._log.warn("The reply queue {reply_q} is missing after {elapsed} s: abandoning {count} reply(ies), "
+                       "and replies to it for the next {ttl} s", reply_q=clip(reply_q), elapsed=now - queue.since,
+                       count=count, ttl=_GONE_FOR)
+
+    def _is_gone(self, reply_q: str) -> bool:
+        until = self._gone.get(reply_q)
+        if until is None:
+            return False
+        if self._clock.seconds() < until:
+            return True
+        del self._gone[reply_q]
+        return False
 
     # -- call monitoring ------------------------------------------------------
 
@@ -475,8 +726,8 @@ class RPCServer:
             interval = 0
         if interval < 1:
             self._log.warn("Call {method!r} ({msg_id}) sent an unusable call-monitor timeout {timeout!r}; "
-                           "no heartbeats", method=_clip(request.method), msg_id=_clip(request.msg_id),
-                           timeout=_clip(repr(request.timeout)))
+                           "no heartbeats", method=clip(request.method), msg_id=clip(request.msg_id),
+                           timeout=quote(request.timeout))
             return None
         loop = task.LoopingCall(self._heartbeat, request.reply_q, request.msg_id)
         loop.clock = self._clock
@@ -487,24 +738,37 @@ class RPCServer:
         try:
             d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, wire.encode_reply(msg_id, ending=False),
                                         mandatory=True)
-            d.addErrback(lambda f: self._log.debug("Heartbeat for {msg_id} not sent: {error}", msg_id=_clip(msg_id),
+            d.addErrback(lambda f: self._log.debug("Heartbeat for {msg_id} not sent: {error}", msg_id=clip(msg_id),
                                                    error=f.getErrorMessage()))
         except Exception:
-            self._log.failure("Heartbeat for {msg_id} failed", msg_id=_clip(msg_id), level=LogLevel.error)
+            self._log.failure("Heartbeat for {msg_id} failed", msg_id=clip(msg_id), level=LogLevel.error)
 
 
-def _clip(value: Any) -> Optional[str]:
+class _MissingQueue:
     """
-    @return: C{value} (a client's choice) as text for a log line, cut to
-        C{_LOG_VALUE_LIMIT} characters and saying how long it was; C{None}
-        stays C{None}.
+    A reply queue found missing: the replies held for it, oldest first.
+
+    @ivar since: when it was found missing, in seconds (the clock's).
+    @ivar replies: the reply bodies held, a C{deque} of C{bytes}.
+    @ivar dropped: how many replies to it the budget refused.
+    @ivar call: the pending retry, or C{None} while a probe is out.
     """
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= _LOG_VALUE_LIMIT:
-        return text
-    return f"{text[:_LOG_VALUE_LIMIT]}... ({len(text)} characters)"
+
+    __slots__ = ("since", "replies", "dropped", "call")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.replies: Deque[bytes] = deque()
+        self.dropped = 0
+        self.call: Any = None
+
+
+def _digest(unique_id: str) -> str:
+    """
+    @return: a C{_unique_id} too long to keep, as a fixed-size text that no
+        id of at most C{_ID_LIMIT} characters can be.
+    """
+    return "#" * (_ID_LIMIT + 1) + hashlib.sha256(unique_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _class_name(cls: Any) -> str:
@@ -516,7 +780,7 @@ def _class_name(cls: Any) -> str:
 class _Traceback:
     """
     A failure's traceback, formatted only if a log observer shows it, with
-    the error message (which may quote the client) cut as by L{_clip}.
+    the error message (which may quote the client) cut by L{clip}.
     """
 
     __slots__ = ("_failure",)
@@ -528,7 +792,7 @@ class _Traceback:
         failure = self._failure
         lines = ["Traceback (most recent call last):\n"]
         format_frames(failure.frames, lines.append)
-        lines.append(f"{_class_name(failure.type)}: {_clip(failure.getErrorMessage())}")
+        lines.append(f"{_class_name(failure.type)}: {clip(failure.getErrorMessage())}")
         return "".join(lines)
 
 

@@ -13,14 +13,14 @@ built on, so that callers import the whole format from one place:
 
 from collections.abc import Mapping
 from os import urandom
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import attrs
 
 from novasvc.rpc._envelope import CONTENT_TYPE, ENVELOPE_VERSION, decode_body, encode_envelope
 from novasvc.rpc._failures import deserialize_failure, serialize_failure
 from novasvc.rpc._jsoncodec import dumps, loads
-from novasvc.rpc.errors import MalformedMessage
+from novasvc.rpc.errors import MalformedMessage, quote
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -181,17 +181,19 @@ def decode_request(body: Union[bytes, str], content_type: Optional[str] = CONTEN
         C{application/json} (parameters such as C{; charset=utf-8} are
         accepted).
     @rtype: L{Request}
-    @raise MalformedMessage: for a wrong content type, a body that is not
-        JSON or not an object, an unsupported envelope, a missing or
-        non-string C{method}, C{args} that is not an object, or a
-        C{namespace}/C{version}/C{_unique_id} that is not a string. Its
-        C{msg_id} and C{reply_q} are set when those could be read, so the
-        caller can still be answered.
+    @raise MalformedMessage: for a wrong content type, a body that cannot
+        be decoded (not JSON, nested too deeply...) or is not an object, an
+        unsupported envelope, a missing or non-string C{method}, C{args}
+        that is not an object, or a C{namespace}/C{version}/C{_unique_id}
+        that is not a string. Its C{msg_id} and C{reply_q} are set when
+        those could be read (even under a wrong content type), so the caller
+        can still be answered. Its reason quotes the client's values cut by
+        L{novasvc.rpc.errors.quote}.
     """
     if content_type is None or (
         content_type != CONTENT_TYPE and content_type.split(";", 1)[0].strip().lower() != CONTENT_TYPE
     ):
-        raise _malformed(f"content type {content_type!r} is not {CONTENT_TYPE}")
+        raise _malformed(f"content type {quote(content_type)} is not {CONTENT_TYPE}", *_reply_address(body))
     message = decode_body(body)
     pop = message.pop
     method = pop("method", None)
@@ -205,17 +207,33 @@ def decode_request(body: Union[bytes, str], content_type: Optional[str] = CONTEN
     if type(msg_id) is not str or type(reply_q) is not str:
         msg_id = reply_q = None
     if type(method) is not str or not method:
-        raise _malformed(f"method {method!r} is not a non-empty string", msg_id, reply_q)
+        raise _malformed(f"method {quote(method)} is not a non-empty string", msg_id, reply_q)
     if args is None:
         args = {}
     elif type(args) is not dict:
-        raise _malformed(f"args of {method!r} is a JSON {type(args).__name__}, not an object", msg_id, reply_q)
+        raise _malformed(f"args of {quote(method)} is a JSON {type(args).__name__}, not an object", msg_id,
+                         reply_q)
     if type(namespace) not in _STR_OR_NONE or type(version) not in _STR_OR_NONE or \
             type(unique_id) not in _STR_OR_NONE:
         for name, value in (("namespace", namespace), ("version", version), ("_unique_id", unique_id)):
             if value is not None and type(value) is not str:
-                raise _malformed(f"{name} {value!r} is not a string", msg_id, reply_q)
+                raise _malformed(f"{name} {quote(value)} is not a string", msg_id, reply_q)
     return Request(method, args, message, namespace, version, msg_id, reply_q, timeout, unique_id)
+
+
+def _reply_address(body: Union[bytes, str]) -> Tuple[Optional[str], Optional[str]]:
+    """
+    @return: the C{_msg_id} and C{_reply_q} of a body, when it decodes to a
+        message where both are strings; C{(None, None)} otherwise.
+    """
+    try:
+        message = decode_body(body)
+    except MalformedMessage:
+        return None, None
+    msg_id, reply_q = message.get("_msg_id"), message.get("_reply_q")
+    if type(msg_id) is str and type(reply_q) is str:
+        return msg_id, reply_q
+    return None, None
 
 
 # -- replies ------------------------------------------------------------------
@@ -276,7 +294,7 @@ def decode_reply(body: Union[bytes, str]) -> Reply:
     message = decode_body(body)
     msg_id = message.get("_msg_id")
     if type(msg_id) is not str:
-        raise MalformedMessage(f"reply _msg_id {msg_id!r} is not a string")
+        raise MalformedMessage(f"reply _msg_id {quote(msg_id)} is not a string")
     failure = message.get("failure")
     if failure is not None and not isinstance(failure, str):
         raise MalformedMessage(f"reply failure of {msg_id} is not a string")
