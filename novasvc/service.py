@@ -198,11 +198,11 @@ class Service(AsyncMultiService):
                 thread_pool_size=config.database.thread_pool_size,
             )
         if transport is None:
-            from novasvc.transport import get_transport
+            from novasvc.transport import TLSOptions, get_transport
 
             transport = get_transport(
                 config.transport_url, reactor=clock,
-                heartbeat=int(config.heartbeat_timeout_threshold),
+                heartbeat=int(config.heartbeat_timeout_threshold), tls=TLSOptions.from_config(config),
             )
         if db is None:
             db = create_object(config.db_driver, load_object(config.db_driver), "database API",

@@ -29,6 +29,7 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
+from novasvc.transport.url import TLSOptions
 from tests.test_rpc_server import Manager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -596,10 +597,11 @@ class ConfigFileTests(SynchronousTestCase):
     def test_run_uses_settings(self) -> None:
         """
         When the file sets durable_queues, allowed_remote_exmods,
-        transient_queues_ttl and heartbeat_timeout_threshold, then the
-        client and the default transport get them.
+        transient_queues_ttl, heartbeat_timeout_threshold and the TLS keys,
+        then the client and the default transport get them.
         """
-        path = self.write(textwrap.dedent(self.FILE) + "transient_queues_ttl: 30\nheartbeat_timeout_threshold: 15\n")
+        path = self.write(textwrap.dedent(self.FILE) + "transient_queues_ttl: 30\nheartbeat_timeout_threshold: 15\n"
+                          "ssl: true\nssl_ca_file: /etc/ca.pem\n")
         made: List[Tuple[str, Dict[str, Any]]] = []
         clients: List[Dict[str, Any]] = []
         clock = task.Clock()
@@ -617,7 +619,8 @@ class ConfigFileTests(SynchronousTestCase):
         self.patch(cli, "RPCClient", RecordingClient)
         d = cli.run(clock, self.parse("-c", path, "cast", "t", "m"), stdout=io.StringIO(), stderr=io.StringIO())
         self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
-        self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15})])
+        self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15,
+                                                        "tls": TLSOptions(True, "/etc/ca.pem")})])
         (kwargs,) = clients
         self.assertEqual({key: kwargs[key] for key in ("timeout", "control_exchange", "allowed_remote_exmods",
                                                        "durable_queues", "transient_queues_ttl")},

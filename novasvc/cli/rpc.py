@@ -65,6 +65,7 @@ from novasvc.options import show_value
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout, RemoteError, RPCError
 from novasvc.rpc.target import Target, parse_version
+from novasvc.transport.url import TLSOptions
 
 __all__ = ["main", "run", "parse_arguments", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE"]
 
@@ -316,8 +317,8 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
         options do not (durable queues, allowed remote exception modules,
         reply queue TTL, AMQP heartbeat).
     @param transport_factory: makes the transport from C{(url, reactor=)};
-        L{novasvc.transport.get_transport}, with the settings' heartbeat,
-        when C{None}.
+        L{novasvc.transport.get_transport}, with the settings' heartbeat
+        and TLS options, when C{None}.
     @param stdout: where the result goes (C{sys.stdout} when C{None}).
     @param stderr: where errors go (C{sys.stderr} when C{None}).
     @return: a C{Deferred} firing with the exit status (see the module
@@ -327,7 +328,8 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     err = stderr or sys.stderr
     settings: Config = args.settings
     factory = transport_factory or partial(_default_transport,
-                                           heartbeat=int(settings.heartbeat_timeout_threshold))
+                                           heartbeat=int(settings.heartbeat_timeout_threshold),
+                                           tls=TLSOptions.from_config(settings))
     try:
         transport = factory(args.transport_url, reactor=reactor)
     except ConfigError as e:
@@ -350,10 +352,10 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     return d
 
 
-def _default_transport(url: str, reactor: Any, heartbeat: int) -> Any:
+def _default_transport(url: str, reactor: Any, heartbeat: int, tls: TLSOptions) -> Any:
     from novasvc.transport import get_transport
 
-    return get_transport(url, reactor=reactor, heartbeat=heartbeat)
+    return get_transport(url, reactor=reactor, heartbeat=heartbeat, tls=tls)
 
 
 def _send(reactor: Any, client: RPCClient, args: argparse.Namespace, out: IO[str],

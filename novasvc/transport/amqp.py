@@ -61,13 +61,15 @@ from novasvc.transport._amqp_connect import (
     AMQPProtocol,
     AMQPProtocolFactory,
     RoundRobinEndpoint,
+    TLSCreator,
+    client_tls,
     connection_parameters,
     default_connection_name,
 )
 from novasvc.transport._amqp_consume import AMQPConsumer, AMQPDelivery
 from novasvc.transport._amqp_publish import Publisher
 from novasvc.transport.topology import Exchange, Queue
-from novasvc.transport.url import TransportURL
+from novasvc.transport.url import TLSOptions, TransportURL
 
 __all__ = ["AMQPTransport", "AMQPConsumer", "AMQPDelivery"]
 
@@ -160,7 +162,11 @@ class AMQPTransport:
     adapter; see the module docstring for the channels it uses and what
     happens while the broker is away.
 
-    @ivar url: the L{TransportURL}; C{str(url)} hides the password.
+    @ivar url: the L{TransportURL}; C{str(url)} hides the passwords. With
+        TLS on, its scheme is C{rabbits} or C{amqps} and a host given
+        without a port is on 5671 (see L{TransportURL.with_tls}).
+    @ivar tls: the L{TLSOptions} in force (the URL's over the
+        configuration's).
     @ivar connection_name: the C{connection_name} client property.
     """
 
@@ -178,10 +184,12 @@ class AMQPTransport:
         retry_jitter: float = 1.0,
         publish_wait: float = 30.0,
         close_timeout: float = 5.0,
+        tls: Optional[TLSOptions] = None,
     ) -> None:
         """
-        @param url: a C{rabbit://} or C{amqp://} URL: credentials, hosts
-            (tried in order, round-robin on reconnect) and vhost.
+        @param url: a C{rabbit://}, C{rabbits://}, C{amqp://} or C{amqps://}
+            URL: hosts (tried in order, round-robin on reconnect), each with
+            its credentials, vhost, and the TLS options of its query.
         @param reactor: provides C{IReactorTCP} and C{IReactorTime}; the global
             reactor when C{None}, looked up only then.
         @param heartbeat: AMQP heartbeat to ask for, in B{seconds} (0 disables;
@@ -203,11 +211,22 @@ class AMQPTransport:
             L{TransportError}; 0 fails at once.
         @param close_timeout: B{seconds} L{stop} waits for the broker's
             C{connection.close-ok} before dropping the TCP connection.
-        @raise ConfigError: for a URL whose scheme is not C{rabbit} or
-            C{amqp}, or a negative time.
+        @param tls: the configuration's TLS options; what the URL says
+            (scheme, query) beats them. With TLS on, every connection is
+            TLS (never plain TCP as a fallback) and the broker's
+            certificate and host name are verified.
+        @raise ConfigError: for a URL whose scheme is not an AMQP one, a
+            negative time, certificate files given with TLS off, or a
+            certificate file that cannot be used (see L{client_tls}).
         """
-        if url.scheme not in ("rabbit", "amqp"):
-            raise ConfigError(f"AMQPTransport needs a rabbit:// or amqp:// transport_url, not {str(url)!r}")
+        if url.scheme not in ("rabbit", "rabbits", "amqp", "amqps"):
+            raise ConfigError(f"AMQPTransport needs a rabbit://, rabbits://, amqp:// or amqps:// transport_url, "
+                              f"not {str(url)!r}")
+        self.tls = url.tls.over(tls or TLSOptions())
+        self.tls.check()
+        self._tls: Optional[TLSCreator] = client_tls(self.tls) if self.tls.enabled else None
+        if self.tls.enabled:
+            url = url.with_tls()
         for name, value in [("heartbeat", heartbeat), ("connect_timeout", connect_timeout),
                             ("retry_interval", retry_interval), ("retry_max", retry_max),
                             ("retry_jitter", retry_jitter), ("publish_wait", publish_wait),
@@ -271,10 +290,11 @@ class AMQPTransport:
         self._state = _RUNNING
         if self._service is None:
             clock = self._clock
-            self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout, self._connect_failed)
-            factory = AMQPProtocolFactory(
-                connection_parameters(self.url, self._heartbeat, self.connection_name), clock, self._hooks
-            )
+            endpoint = self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout,
+                                                           self._connect_failed, self._tls)
+            per_host = [connection_parameters(self.url, self._heartbeat, self.connection_name, index)
+                        for index in range(len(self.url.hosts))]
+            factory = AMQPProtocolFactory(lambda: per_host[endpoint.index], clock, self._hooks)
             self._service = ClientService(self._endpoint, factory, retryPolicy=self._retry_delay, clock=clock,
                                           prepareConnection=self._prepare)
         self._service.startService()
