@@ -37,6 +37,7 @@ from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.servicegroup import ReportStateService, effective_service_down_time
+from novasvc.transport.topology import QuorumQueues
 
 _log = Logger()
 
@@ -94,7 +95,7 @@ class Service(AsyncMultiService):
             max_inflight=config.rpc_max_inflight, ack=config.rpc_ack,
             duplicate_window=config.rpc_duplicate_window,
             durable_queues=config.durable_queues,
-            transient_queues_ttl=config.transient_queues_ttl,
+            transient_queues_ttl=config.transient_queues_ttl, quorum=QuorumQueues.from_config(config),
         )
         _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
         if db is not None:
