@@ -930,6 +930,18 @@ class FrameWriterTests(unittest.SynchronousTestCase):
         self.assertIsNone(FrameWriter.for_channel(_PikaChannelDouble(object(), 1)))  # type: ignore[arg-type]
 
 
+class _CountingDict(dict):
+    """
+    A C{dict} counting its C{pop} calls.
+    """
+
+    pops = 0
+
+    def pop(self, *args: Any) -> Any:
+        self.pops += 1
+        return super().pop(*args)
+
+
 class ConfirmsTests(unittest.SynchronousTestCase):
     """
     L{Confirms} settles publishes from acks, nacks and returns.
@@ -975,6 +987,71 @@ class ConfirmsTests(unittest.SynchronousTestCase):
         self.assertIsNone(self.successResultOf(third))
         failure = self.failureResultOf(lost, UnroutableError)
         self.assertIn("'b'", str(failure.value))
+
+    def test_multiple_ack_after_many_single_acks(self) -> None:
+        """
+        When 100,000 publishes were acked one by one and then one multiple
+        ack comes, then it touches only the publish it settles: nothing of
+        the earlier ones is kept or walked again.
+        """
+        confirms = Confirms()
+        for tag in range(1, 100_001):
+            confirms.add("", "q", b"x", False)
+            confirms.confirmed(tag, False, True)
+        last = confirms.add("", "q", b"x", False)
+        self.assertEqual((len(confirms), len(confirms._order)), (1, 1))
+        looked_up = _CountingDict(confirms._pending)
+        confirms._pending = looked_up
+        confirms.confirmed(100_001, True, True)
+        self.assertIsNone(self.successResultOf(last))
+        self.assertEqual(looked_up.pops, 1)
+
+    def test_out_of_order_acks(self) -> None:
+        """
+        When single acks come out of order, then the numbers not settled yet
+        stay in order and a later multiple ack settles exactly those.
+        """
+        confirms = Confirms()
+        ds = [confirms.add("", "q", b"%d" % i, False) for i in range(5)]
+        for tag in (2, 4):
+            confirms.confirmed(tag, False, True)
+        self.assertEqual(list(confirms._order), [1, 2, 3, 4, 5])
+        confirms.confirmed(1, False, True)
+        self.assertEqual(list(confirms._order), [3, 4, 5])
+        confirms.confirmed(5, True, False)
+        self.assertEqual([d.called for d in ds], [True] * 5)
+        self.failureResultOf(ds[2], TransportError)
+        self.failureResultOf(ds[4], TransportError)
+        self.assertEqual((len(confirms), len(confirms._order)), (0, 0))
+
+    def test_returns_matched_in_publish_order(self) -> None:
+        """
+        When every third of 3,000 mandatory publishes to one exchange and key
+        comes back, then exactly those fail with UnroutableError, and nothing
+        is left over.
+        """
+        confirms = Confirms()
+        ds = [confirms.add("ex", "k", b"%d" % i, True) for i in range(3000)]
+        lost = set(range(2, 3000, 3))
+        for i in sorted(lost):
+            confirms.returned("ex", "k", b"%d" % i, "312 NO_ROUTE")
+            confirms.confirmed(i + 1, True, True)
+        confirms.confirmed(3000, True, True)
+        outcomes = [self.successResultOf(d.addCallbacks(lambda _: "ok", lambda f: f.trap(UnroutableError)))
+                    for d in ds]
+        self.assertEqual({i for i, outcome in enumerate(outcomes) if outcome is UnroutableError}, lost)
+        self.assertEqual((len(confirms), len(confirms._unreturned), confirms._mandatory), (0, 0, {}))
+
+    def test_routed_mandatory_publishes_not_kept(self) -> None:
+        """
+        When mandatory publishes are acked and none comes back, then none of
+        them is kept for matching returns.
+        """
+        confirms = Confirms()
+        for tag in range(1, 1001):
+            confirms.add("ex", "k", b"%d" % tag, True)
+            confirms.confirmed(tag, False, True)
+        self.assertEqual((len(confirms._unreturned), confirms._mandatory), (0, {}))
 
     def test_when_drained(self) -> None:
         """
