@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from novasvc.exceptions import ConfigError, TransportError, UnroutableError
+from novasvc.exceptions import ConfigError, DisconnectedError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
 from novasvc.log import LogControl
 from novasvc.transport import get_transport
@@ -515,6 +515,24 @@ class AMQPBrokerTests(unittest.TestCase):
         self.assertEqual(self.admin.message_count("drain"), 300)
 
     @defer.inlineCallbacks
+    def test_connection_lost_before_confirms(self) -> Any:
+        """
+        When the connection drops before the broker confirmed publishes,
+        then each fails with DisconnectedError, and after reconnecting the
+        same publishes go through.
+        """
+        self.admin.declare_queue("unconfirmed")
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        published = [transport.publish(DEFAULT_EXCHANGE, "unconfirmed", b"%d" % i, mandatory=True)
+                     for i in range(50)]
+        transport._protocol.transport.abortConnection()
+        results = yield defer.DeferredList(published, consumeErrors=True)
+        self.assertEqual({type(result.value) for _, result in results}, {DisconnectedError})
+        yield defer.gatherResults([transport.publish(DEFAULT_EXCHANGE, "unconfirmed", b"%d" % i, mandatory=True)
+                                   for i in range(50)])
+
+    @defer.inlineCallbacks
     def test_stop_during_handshake(self) -> Any:
         """
         When stop is called right after start, then it finishes promptly and
@@ -560,28 +578,30 @@ class AMQPNoBrokerTests(unittest.TestCase):
     def test_publish_while_disconnected(self) -> Any:
         """
         When publishing while the broker is away, then the publish fails
-        with TransportError after C{publish_wait} seconds, or at once when
-        it is 0.
+        with DisconnectedError (worth sending again) after C{publish_wait}
+        seconds, or at once when it is 0.
         """
         waiting = started(self, self.closed, publish_wait=0.05, **FAST)
-        failure = yield self.assertFailure(waiting.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+        failure = yield self.assertFailure(waiting.publish(DEFAULT_EXCHANGE, "q", b"x"), DisconnectedError)
         self.assertIn("within 0.05 seconds", str(failure))
         self.assertNotIn("s3cret", str(failure))
         impatient = started(self, self.closed, publish_wait=0, **FAST)
-        yield self.assertFailure(impatient.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+        yield self.assertFailure(impatient.publish(DEFAULT_EXCHANGE, "q", b"x"), DisconnectedError)
 
     @defer.inlineCallbacks
     def test_stop_fails_waiting_publishes_and_consumers(self) -> Any:
         """
         When a transport that never connected stops, then waiting publishes
-        fail with TransportError, whenActive fails with CancelledError, and
-        stopping twice is fine.
+        fail with TransportError (not DisconnectedError: sending again will
+        not help), whenActive fails with CancelledError, and stopping twice
+        is fine.
         """
         transport = started(self, self.closed, **FAST)
         published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
         active = transport.consume(Queue("q"), Collector()).whenActive()
         yield transport.stop()
-        yield self.assertFailure(published, TransportError)
+        failure = yield self.assertFailure(published, TransportError)
+        self.assertNotIsInstance(failure, DisconnectedError)
         yield self.assertFailure(active, defer.CancelledError)
         yield transport.stop()
 

@@ -20,7 +20,7 @@ from pika import spec
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from novasvc.exceptions import TransportError, UnroutableError
+from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
 from novasvc.transport._amqp_channel import Channel, describe, open_channel
 from novasvc.transport._amqp_frames import FrameWriter
 from novasvc.transport.topology import Exchange
@@ -279,7 +279,7 @@ class Publisher:
         except (TypeError, ValueError) as e:
             return defer.fail(e)
         except Exception as e:
-            return defer.fail(TransportError(f"cannot publish: {describe(e)}"))
+            return defer.fail(DisconnectedError(f"cannot publish: {describe(e)}"))
         return self.confirms.add(name, routing_key, body, mandatory)
 
     def _declare_then_publish(self, exchange: Exchange, *rest: Any) -> defer.Deferred:
@@ -309,11 +309,14 @@ class Publisher:
             self.publish(*args).chainDeferred(d)
 
     def _declare_failed(self, failure: Any, exchange: Exchange) -> None:
-        error = TransportError(
+        # Refused by the broker (e.g. a durability mismatch): sending again
+        # will not help. Lost with the connection: it may.
+        by_broker = getattr(failure.value, "by_broker", False)
+        error = (TransportError if by_broker else DisconnectedError)(
             f"cannot declare exchange {exchange.name!r} (type {exchange.type}, durable={exchange.durable}, "
             f"auto_delete={exchange.auto_delete}): {describe(getattr(failure.value, 'reason', None) or failure.value)}"
         )
-        if getattr(failure.value, "by_broker", False):
+        if by_broker:
             _log.warn("{error}", error=str(error))
         for _args, d in self._declaring.pop(exchange.name, ()):
             d.errback(error)
@@ -326,5 +329,8 @@ class Publisher:
         self.confirms.confirmed(method.delivery_tag, method.multiple, method.NAME == "Basic.Ack")
 
     def _closed(self, _channel: Channel, reason: Optional[BaseException]) -> None:
-        self.confirms.fail_all(TransportError(f"the publish channel closed before the broker confirmed: {describe(reason)}"))
+        # The owner first stops publishing here, so that a publish made again
+        # from a failed one's errback waits for the next channel.
         self._on_close(self, reason)
+        self.confirms.fail_all(
+            DisconnectedError(f"the publish channel closed before the broker confirmed: {describe(reason)}"))
