@@ -104,6 +104,9 @@ class Config:
     @ivar allowed_remote_exmods: modules whose exceptions a caller rebuilds
         from an error reply (C{tuple} of C{str}).
     @ivar transient_queues_ttl: seconds an unused reply or fanout queue lives.
+    @ivar kombu_missing_consumer_retry_timeout: seconds an RPC request that
+        no queue takes is sent again before it fails (oslo.messaging's
+        name; C{0}: fail at once).
     @ivar heartbeat_timeout_threshold: seconds without broker traffic before
         the connection is considered dead (C{0}: no heartbeats).
     @ivar log_level: the lowest level logged under twistd: C{"debug"},
@@ -151,6 +154,7 @@ class Config:
     rpc_duplicate_window: int = 1024
     allowed_remote_exmods: Tuple[str, ...] = ()
     transient_queues_ttl: float = 1800
+    kombu_missing_consumer_retry_timeout: float = 60
     heartbeat_timeout_threshold: float = 60
     log_level: str = "info"
     log_format: str = "text"
@@ -513,6 +517,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "rpc_duplicate_window": _integer(0),
     "allowed_remote_exmods": _module_names,
     "transient_queues_ttl": _seconds(positive=True),
+    "kombu_missing_consumer_retry_timeout": _seconds(),
     "heartbeat_timeout_threshold": _seconds(),
     "db_driver": _dotted_path,
     "log_level": _choice(*LOG_LEVELS),

@@ -28,10 +28,11 @@ gone (reconnection) is ignored: the broker has requeued it.
 Publishing while not connected: the publish waits for the connection for at
 most C{publish_wait} seconds (default 30; the longest reconnect delay is
 C{retry_max}, 30 s by default, so one full retry fits), then fails with
-L{TransportError}. C{publish_wait=0} fails at once. Publishes sent but not
-yet confirmed when the connection drops fail with L{TransportError}: the
-broker may or may not have the message, and it is not sent again (that
-choice belongs to the caller). L{AMQPTransport.stop} waits (within
+L{DisconnectedError}. C{publish_wait=0} fails at once. Publishes sent but
+not yet confirmed when the connection drops fail with L{DisconnectedError}:
+the broker may or may not have the message, and the transport does not send
+it again (that choice belongs to the caller; L{novasvc.rpc.client.RPCClient}
+sends the same bytes again, as its C{retry} allows). L{AMQPTransport.stop} waits (within
 C{close_timeout}) for the confirms of publishes already sent before closing;
 after it, every publish fails at once.
 
@@ -54,7 +55,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from novasvc._reactor import global_reactor_if_none
-from novasvc.exceptions import ConfigError, TransportError
+from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
 from novasvc.transport._amqp_connect import (
@@ -490,10 +491,12 @@ class AMQPTransport:
 
         @return: a C{Deferred} firing with C{None} on the broker's confirm;
             failing with L{novasvc.exceptions.UnroutableError} when a
-            mandatory message reached no queue, L{TransportError} on nack,
-            channel or connection loss before the confirm, no connection
-            within C{publish_wait} seconds, or after L{stop}; C{ValueError}
-            for a negative C{expiration}.
+            mandatory message reached no queue;
+            L{novasvc.exceptions.DisconnectedError} on channel or
+            connection loss before the confirm, or no connection within
+            C{publish_wait} seconds; L{TransportError} on nack, an exchange
+            declare the broker refused, or after L{stop}; C{ValueError} for
+            a negative C{expiration}.
         """
         publisher = self._publisher
         if publisher is not None:
@@ -504,7 +507,7 @@ class AMQPTransport:
         if self._state in (_STOPPING, _STOPPED):
             return defer.fail(TransportError(f"{self.url}: the transport is stopped"))
         if self._publish_wait <= 0:
-            return defer.fail(TransportError(f"not connected to {self.url}: {self._problem}"))
+            return defer.fail(DisconnectedError(f"not connected to {self.url}: {self._problem}"))
         entry: list = [args, None, None]
 
         def cancel(_: defer.Deferred) -> None:
@@ -528,7 +531,7 @@ class AMQPTransport:
             self._waiting.remove(entry)
         except ValueError:
             return
-        entry[1].errback(TransportError(
+        entry[1].errback(DisconnectedError(
             f"not connected to {self.url} within {self._publish_wait} seconds: {self._problem}"
         ))
 
