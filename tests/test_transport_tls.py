@@ -6,12 +6,14 @@ TLS transport is wrapped in TLS, each host logs in with its own credentials,
 and a TLS failure is described as one.
 """
 
+import socket
+import uuid
 from typing import Any, List
 
 import pika
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet import protocol
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -19,12 +21,27 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from novasvc.config import Config
-from novasvc.exceptions import ConfigError
+from novasvc.exceptions import ConfigError, TransportError
+from novasvc.testing.transport_contract import Collector
 from novasvc.transport import get_transport
 from novasvc.transport._amqp_connect import AMQPProtocol, RoundRobinEndpoint, client_tls
 from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport.topology import DEFAULT_EXCHANGE, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
+from tests._rabbitmq_node import START_DEADLINE, RabbitMQNode, check_available, free_ports
+from tests._services import poll
 from tests._tls_certs import make_certificates
+
+#: Quick retries, so a refused connection is tried a few times in a second.
+FAST = dict(retry_interval=0.05, retry_factor=1.5, retry_max=0.5, retry_jitter=0.0)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 class _Owner:
@@ -295,5 +312,108 @@ class DescribeTLSLossTests(unittest.SynchronousTestCase):
         description says so.
         """
         reason = Failure(VerificationError(errors=["mismatch"]))
-        self.assertIn("TLS: the broker's certificate does not name the host connected to",
-                      self.protocol.describe_loss(reason))
+        self.assertEqual(self.protocol.describe_loss(reason),
+                         "TLS: the broker's certificate does not name the host connected to")
+
+
+class TLSBrokerTests(unittest.TestCase):
+    """
+    Fault test: a RabbitMQ node of the test's own with a TLS listener whose
+    certificate (naming C{localhost} only) a CA made by the test signs, and
+    which asks every client for a certificate from that CA.
+    """
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        check_available()
+        self.files = make_certificates(self.mktemp(), server_names=("localhost",))
+        node = self.node = RabbitMQNode()
+        self.addCleanup(node.stop)
+        (self.tls_port,) = free_ports(1)
+
+        def copy(role: str) -> str:
+            with open(self.files[role], "rb") as f:
+                return node.write_file(f"{role}.pem", f.read())
+
+        for line in (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}",
+                     f"ssl_options.cacertfile = {copy('ca')}",
+                     f"ssl_options.certfile = {copy('server_cert')}",
+                     f"ssl_options.keyfile = {copy('server_key')}",
+                     "ssl_options.verify = verify_peer",
+                     "ssl_options.fail_if_no_peer_cert = true"):
+            node.add_config(line)
+        yield node.start()
+        yield poll(lambda: _accepts(self.tls_port), f"the TLS listener on {self.tls_port}", START_DEADLINE)
+
+    def transport(self, url: str, **options: Any) -> AMQPTransport:
+        transport = AMQPTransport(TransportURL.parse(url), reactor=reactor, **{**FAST, **options})
+        self.addCleanup(transport.stop)
+        return transport
+
+    def client_files(self) -> str:
+        return f"ssl_cert_file={self.files['client_cert']}&ssl_key_file={self.files['client_key']}"
+
+    @defer.inlineCallbacks
+    def round_trip(self, transport: AMQPTransport) -> Any:
+        collector = Collector("ack")
+        queue = Queue(f"tls-{uuid.uuid4().hex}", auto_delete=True)
+        consumer = transport.consume(queue, collector)
+        transport.start()
+        yield consumer.whenActive()
+        yield transport.publish(DEFAULT_EXCHANGE, queue.name, b"over TLS")
+        yield poll(lambda: collector.bodies == [b"over TLS"], "the message came back")
+
+    @defer.inlineCallbacks
+    def test_tls_connection(self) -> Any:
+        """
+        When a transport is given C{rabbits://localhost:<tls port>} with
+        the test's CA and a client certificate (in the URL's query, or as
+        the configuration's C{ssl} keys with a plain C{rabbit://} URL), then
+        a message goes round over TLS, and the broker lists each connection
+        as a TLS one.
+        """
+        url = (f"rabbits://guest:guest@localhost:{self.tls_port}/?ssl_ca_file={self.files['ca']}&"
+               f"{self.client_files()}")
+        yield self.round_trip(self.transport(url, connection_name="by-url"))
+        config = Config(ssl=True, ssl_ca_file=self.files["ca"], ssl_cert_file=self.files["client_combined"])
+        yield self.round_trip(self.transport(f"rabbit://guest:guest@localhost:{self.tls_port}/",
+                                             tls=TLSOptions.from_config(config), connection_name="by-config"))
+        out, err, code = yield self.node.rabbitmqctl("list_connections", "--silent", "client_properties", "ssl")
+        self.assertEqual(code, 0, err)
+        lines = sorted(line for line in out.decode().splitlines() if "by-" in line)
+        self.assertEqual(len(lines), 2, out)
+        for line in lines:
+            self.assertTrue(line.rstrip().endswith("true"), line)
+
+    @defer.inlineCallbacks
+    def test_refused(self) -> Any:
+        """
+        When TLS is asked for against the node's plain AMQP port, or with a
+        CA that did not sign the broker's certificate, or with a host name
+        the certificate does not give, or without a client certificate,
+        then nothing connects, no plain-TCP session is made, and a publish
+        fails with a TransportError that says what went wrong with TLS.
+        """
+        files = self.files
+        cases = [
+            (f"rabbits://guest:guest@localhost:{self.node.port}/?ssl_ca_file={files['ca']}&{self.client_files()}",
+             "TLS handshake failed", "TLS listener?"),
+            (f"rabbits://guest:guest@localhost:{self.tls_port}/?ssl_ca_file={files['other_ca']}&"
+             f"{self.client_files()}", "TLS handshake failed", "certificate verify failed"),
+            (f"rabbits://guest:guest@127.0.0.1:{self.tls_port}/?ssl_ca_file={files['ca']}&{self.client_files()}",
+             "TLS: the broker's certificate does not name the host", ""),
+            (f"rabbits://guest:guest@localhost:{self.tls_port}/?ssl_ca_file={files['ca']}",
+             "TLS handshake failed", "certificate required"),
+        ]
+        for url, *expected in cases:
+            transport = self.transport(url, publish_wait=1.0)
+            transport.start()
+            error = yield self.assertFailure(transport.publish(DEFAULT_EXCHANGE, "nowhere", b"x"), TransportError)
+            for text in expected:
+                self.assertIn(text, str(error), url)
+            self.assertFalse(transport.is_connected)
+            yield transport.stop()
+        out, err, code = yield self.node.rabbitmqctl("list_connections", "--silent", "name")
+        self.assertEqual((code, out.strip()), (0, b""), err)

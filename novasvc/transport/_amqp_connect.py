@@ -376,8 +376,7 @@ def _describe_tls(reason: Failure) -> Optional[str]:
     except ImportError:
         return None
     if reason.check(VerificationError):
-        return ("TLS: the broker's certificate does not name the host connected to "
-                f"({reason.value})")
+        return "TLS: the broker's certificate does not name the host connected to"
     if not reason.check(SSL.Error):
         return None
     texts = [entry[-1] for entry in (reason.value.args[0] if reason.value.args else [])
