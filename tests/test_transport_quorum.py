@@ -5,20 +5,34 @@ an RPC server declares with them, and the configuration keys that turn them
 on.
 """
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+from typing import Any, Dict, List, Tuple
 
-from twisted.internet import task
+import pika
+from twisted.internet import defer, reactor, task, threads
+from twisted.trial import unittest
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.config import Config, load_config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError
+from novasvc.manager import Manager
+from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import server_queues
 from novasvc.rpc.target import Target
 from novasvc.service import Service
+from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.memory import MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, QuorumQueues, topic_queue
+from novasvc.transport.url import TransportURL
+from tests._rabbitmq_node import start_node
+from tests._services import poll
 
 
 class TopologyTests(SynchronousTestCase):
@@ -182,3 +196,261 @@ class ServiceTests(SynchronousTestCase):
         topic, server, fanout = service.rpcserver.queues
         self.assertEqual([q.arguments_dict().get("x-delivery-limit") for q in (topic, server, fanout)], [4, 4, None])
         self.assertEqual(topic.dead_letter.name, "openstack.dlq")
+
+
+class PoisonManager(Manager):
+    """
+    A manager with a poison method, for L{PoisonBrokerTests}: C{poison}
+    kills the process handling it, C{record} appends its value to the file
+    C{$NOVASVC_TEST_RECORD}; each call is written there first.
+    """
+
+    topic = "poisoned"
+    target = Target(version="1.0")
+
+    def _write(self, line: str) -> None:
+        with open(os.environ["NOVASVC_TEST_RECORD"], "a") as f:
+            f.write(line + "\n")
+
+    def poison(self, ctxt: Any) -> None:
+        """
+        Die at once (as a worker does on a segfault or the OOM killer):
+        nothing is acknowledged.
+        """
+        self._write("poison")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def record(self, ctxt: Any, value: int) -> int:
+        """
+        @return: C{value}, written to the record file.
+        """
+        self._write(f"record {value}")
+        return value
+
+
+def _consume_all(port: int, queue: str) -> List[Tuple[bytes, Dict[str, Any]]]:
+    """
+    @return: every message of C{queue} on the node at C{port}, acked, as
+        (body, headers) pairs.
+    """
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+    try:
+        channel = connection.channel()
+        messages = []
+        for method, properties, body in channel.consume(queue, inactivity_timeout=1):
+            if method is None:
+                break
+            messages.append((body, dict(properties.headers or {})))
+            channel.basic_ack(method.delivery_tag)
+        return messages
+    finally:
+        connection.close()
+
+
+def _ready_counts(port: int, queues: Tuple[str, ...]) -> List[int]:
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+    try:
+        channel = connection.channel()
+        return [channel.queue_declare(name, passive=True).method.message_count for name in queues]
+    finally:
+        connection.close()
+
+
+class PoisonBrokerTests(unittest.TestCase):
+    """
+    Fault test: a worker (C{twistd novasvc}) on a RabbitMQ node of the
+    test's own, its topic queues quorum queues with a delivery limit of 2.
+    """
+
+    timeout = 240
+    LIMIT = 2
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.node = yield start_node(self)
+        self.workdir = os.path.abspath(self.mktemp())
+        os.makedirs(self.workdir)
+        self.record = os.path.join(self.workdir, "record")
+        open(self.record, "w").close()
+        self.config = os.path.join(self.workdir, "novasvc.yaml")
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                poisoned_manager: tests.test_transport_quorum.PoisonManager
+                transport_url: {self.node.url}
+                host: w1
+                rabbit_quorum_queue: true
+                rabbit_quorum_delivery_limit: {self.LIMIT}
+                rpc_max_inflight: 1
+                report_interval: 0
+                periodic_enable: false
+                database:
+                  connection: sqlite:///{self.workdir}/services.sqlite
+            """))
+        self.workers = 0
+
+    def start_worker(self) -> subprocess.Popen:
+        """
+        Start C{twistd -n novasvc} with the test's configuration; it is
+        killed at cleanup if still running.
+        """
+        self.workers += 1
+        log = open(os.path.join(self.workdir, f"worker-{self.workers}.log"), "wb")
+        self.addCleanup(log.close)
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "PYTHONPATH": here, "NOVASVC_TEST_RECORD": self.record}
+        process = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=", "novasvc",
+             f"--config={self.config}"], cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def reap() -> None:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+        self.addCleanup(reap)
+        return process
+
+    def worker_log(self) -> str:
+        texts = []
+        for number in range(1, self.workers + 1):
+            with open(os.path.join(self.workdir, f"worker-{number}.log"), errors="replace") as f:
+                texts.append(f.read())
+        return "\n".join(texts)
+
+    def lines(self) -> List[str]:
+        with open(self.record) as f:
+            return f.read().splitlines()
+
+    def ready(self, *queues: str) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with the number of ready messages in
+            each queue (C{queue.declare} passive, which the broker answers
+            from the queue itself, unlike the statistics of
+            C{rabbitmqctl list_queues}).
+        """
+        return threads.deferToThread(_ready_counts, self.node.port, queues)
+
+    @defer.inlineCallbacks
+    def queue_types(self) -> Any:
+        out, err, code = yield self.node.rabbitmqctl("list_queues", "--silent", "name", "type")
+        self.assertEqual(code, 0, err)
+        return dict(line.split() for line in out.decode().splitlines() if line.strip())
+
+    @defer.inlineCallbacks
+    def test_poison_cast_dead_lettered(self) -> Any:
+        """
+        When a cast kills every worker that handles it, and each dead
+        worker is replaced, then the cast is handled exactly limit + 1 (3)
+        times, lands in C{openstack.dlq} with C{delivery_limit} as its
+        C{x-first-death-reason}, and the casts sent behind it are then
+        handled, in order, by the next worker; the topic queues are quorum
+        queues and end empty.
+        """
+        worker = self.start_worker()
+        yield poll(lambda: "is ready" in self.worker_log(), "the first worker is ready", interval=0.1)
+        transport = AMQPTransport(TransportURL.parse(self.node.url), reactor=reactor, retry_interval=0.05)
+        self.addCleanup(transport.stop)
+        transport.start()
+        client = RPCClient(transport, Target(topic="poisoned"), durable_queues=True, clock=reactor)
+        yield client.cast({}, "poison")
+        for value in range(5):
+            yield client.cast({}, "record", value=value)
+        # Each worker handling the poison dies; a new one replaces it, as a
+        # supervisor would. The limit lets it be delivered LIMIT + 1 times.
+        for _death in range(self.LIMIT + 1):
+            yield poll(lambda: worker.poll() is not None, "the worker died", interval=0.05)
+            self.assertEqual(worker.returncode, -signal.SIGKILL, self.worker_log())
+            worker = self.start_worker()
+        yield poll(lambda: len(self.lines()) == self.LIMIT + 1 + 5, "the casts behind the poison were handled",
+                   interval=0.05)
+        self.assertEqual(self.lines(), ["poison"] * (self.LIMIT + 1) + [f"record {v}" for v in range(5)])
+
+        yield poll(lambda: self.ready("openstack.dlq").addCallback(lambda counts: counts == [1]),
+                   "the poison is in openstack.dlq", interval=0.1)
+        [(body, headers)] = yield threads.deferToThread(_consume_all, self.node.port, "openstack.dlq")
+        self.assertEqual(json.loads(json.loads(body)["oslo.message"])["method"], "poison")
+        self.assertEqual(headers["x-first-death-reason"], "delivery_limit")
+        self.assertEqual(headers["x-first-death-queue"], "poisoned")
+        counts = yield self.ready("poisoned", "poisoned.w1", "openstack.dlq")
+        self.assertEqual(counts, [0, 0, 0])
+        types = yield self.queue_types()
+        self.assertEqual([types[name] for name in ("poisoned", "poisoned.w1", "openstack.dlq")], ["quorum"] * 3)
+        # One fanout queue per worker (the killed ones' wait for x-expires).
+        self.assertEqual([kind for name, kind in types.items() if name.startswith("poisoned_fanout_")],
+                         ["classic"] * self.workers)
+        self.assertIsNone(worker.poll(), self.worker_log())
+
+
+def _die_holding(port: int, queue: str, times: int) -> List[List[Tuple[bytes, Any]]]:
+    """
+    Consume C{queue} C{times} times, each time taking every ready message
+    (prefetch 10) and closing the connection without acking any, as a
+    worker killed with several requests in flight.
+
+    @return: for each time, the (body, C{x-delivery-count}) received.
+    """
+    rounds = []
+    for _ in range(times):
+        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=10)
+            got = []
+            for method, properties, body in channel.consume(queue, inactivity_timeout=1):
+                if method is None:
+                    break
+                got.append((body, (properties.headers or {}).get("x-delivery-count")))
+            rounds.append(got)
+        finally:
+            connection.close()
+    return rounds
+
+
+class InFlightBrokerTests(unittest.TestCase):
+    """
+    Fault test: what the broker counts against the delivery limit of the
+    quorum queues novasvc declares, on a node of the test's own.
+    """
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_in_flight_messages_counted(self) -> Any:
+        """
+        When a consumer holding two messages (a poison one and the one
+        behind it) dies without acking them limit + 1 times, then both are
+        dead-lettered with C{delivery_limit}: every delivery that ends
+        without an ack counts, whatever request caused the death.
+        """
+        node = yield start_node(self)
+        quorum = QuorumQueues(delivery_limit=2)
+        exchange = Exchange("openstack", "topic", durable=True)
+        queue = topic_queue("t", Binding(exchange, "t"), quorum=quorum)
+
+        def declare_and_publish() -> None:
+            connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", node.port))
+            try:
+                channel = connection.channel()
+                channel.confirm_delivery()
+                dead = queue.dead_letter
+                for binding in dead.bindings:
+                    channel.exchange_declare(binding.exchange.name, binding.exchange.type, durable=True)
+                channel.queue_declare(dead.name, durable=True, arguments=dead.arguments_dict())
+                channel.queue_bind(dead.name, dead.bindings[0].exchange.name, "#")
+                channel.exchange_declare("openstack", "topic", durable=True)
+                channel.queue_declare("t", durable=True, arguments=queue.arguments_dict())
+                channel.queue_bind("t", "openstack", "t")
+                for body in (b"poison", b"behind"):
+                    channel.basic_publish("openstack", "t", body, pika.BasicProperties(delivery_mode=2))
+            finally:
+                connection.close()
+
+        yield threads.deferToThread(declare_and_publish)
+        rounds = yield threads.deferToThread(_die_holding, node.port, "t", 4)
+        self.assertEqual(rounds, [[(b"poison", None), (b"behind", None)], [(b"poison", 1), (b"behind", 1)],
+                                  [(b"poison", 2), (b"behind", 2)], []])
+        yield poll(lambda: threads.deferToThread(_ready_counts, node.port, ("openstack.dlq",))
+                   .addCallback(lambda counts: counts == [2]), "the two messages are in openstack.dlq", interval=0.1)
+        dead = yield threads.deferToThread(_consume_all, node.port, "openstack.dlq")
+        self.assertEqual(sorted((body, headers["x-first-death-reason"]) for body, headers in dead),
+                         [(b"behind", "delivery_limit"), (b"poison", "delivery_limit")])
