@@ -420,12 +420,16 @@ class InFlightBrokerTests(unittest.TestCase):
         When a consumer holding two messages (a poison one and the one
         behind it) dies without acking them limit + 1 times, then both are
         dead-lettered with C{delivery_limit}: every delivery that ends
-        without an ack counts, whatever request caused the death.
+        without an ack counts, whatever request caused the death. When the
+        same happens six times to a message of a classic durable queue
+        (C{durable_queues}), then it is delivered every time: classic
+        queues have no limit.
         """
         node = yield start_node(self)
         quorum = QuorumQueues(delivery_limit=2)
         exchange = Exchange("openstack", "topic", durable=True)
         queue = topic_queue("t", Binding(exchange, "t"), quorum=quorum)
+        classic = topic_queue("c", Binding(exchange, "c"), durable=True)
 
         def declare_and_publish() -> None:
             connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", node.port))
@@ -442,6 +446,8 @@ class InFlightBrokerTests(unittest.TestCase):
                 channel.queue_bind("t", "openstack", "t")
                 for body in (b"poison", b"behind"):
                     channel.basic_publish("openstack", "t", body, pika.BasicProperties(delivery_mode=2))
+                channel.queue_declare(classic.name, durable=classic.durable, arguments=classic.arguments_dict())
+                channel.basic_publish("", classic.name, b"poison", pika.BasicProperties(delivery_mode=2))
             finally:
                 connection.close()
 
@@ -454,3 +460,66 @@ class InFlightBrokerTests(unittest.TestCase):
         dead = yield threads.deferToThread(_consume_all, node.port, "openstack.dlq")
         self.assertEqual(sorted((body, headers["x-first-death-reason"]) for body, headers in dead),
                          [(b"behind", "delivery_limit"), (b"poison", "delivery_limit")])
+        rounds = yield threads.deferToThread(_die_holding, node.port, "c", 6)
+        self.assertEqual([[body for body, _ in got] for got in rounds], [[b"poison"]] * 6)
+
+
+class BrokerRestartTests(unittest.TestCase):
+    """
+    Fault test: what each queue setting keeps across a restart of the
+    broker (a node of the test's own, its application stopped and
+    started).
+    """
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def test_restart(self) -> Any:
+        """
+        When a request waits in the topic queue of a server's queues made
+        with each setting and the broker restarts, then the default queue
+        is gone with its request, and the C{durable_queues} and
+        C{rabbit_quorum_queue} ones are back with theirs.
+        """
+        node = yield start_node(self)
+        transport = AMQPTransport(TransportURL.parse(node.url), reactor=reactor, retry_interval=0.05,
+                                  retry_max=0.5, retry_jitter=0)
+        self.addCleanup(transport.stop)
+        transport.start()
+        settings = {"classic": {}, "durable": {"durable_queues": True}, "quorum": {"quorum": QuorumQueues()}}
+        for name, options in settings.items():
+            # One control exchange per setting: the exchange's durability
+            # follows the setting.
+            topic, *_ = server_queues(Target(topic=f"t_{name}", server="h"), f"ex_{name}", **options)
+            consumer = transport.consume(topic, lambda delivery: None)
+            yield consumer.whenActive()
+            yield consumer.cancel()
+            yield transport.publish(topic.bindings[0].exchange, topic.name, b"waiting")
+        before = yield threads.deferToThread(_ready_or_gone, node.port, [f"t_{name}" for name in settings])
+        self.assertEqual(before, [1, 1, 1])
+        yield node.stop_app()
+        yield node.start_app()
+        after = yield threads.deferToThread(_ready_or_gone, node.port, [f"t_{name}" for name in settings])
+        self.assertEqual(after, [None, 1, 1])
+
+
+def _ready_or_gone(port: int, queues: List[str]) -> List[Any]:
+    """
+    @return: the ready messages of each queue, C{None} for a queue that
+        does not exist.
+    """
+    counts: List[Any] = []
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+    try:
+        for name in queues:
+            channel = connection.channel()
+            try:
+                counts.append(channel.queue_declare(name, passive=True).method.message_count)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker as e:
+                if e.reply_code != 404:
+                    raise
+                counts.append(None)
+    finally:
+        connection.close()
+    return counts

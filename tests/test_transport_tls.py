@@ -7,6 +7,7 @@ and a TLS failure is described as one.
 """
 
 import socket
+import sys
 import uuid
 from typing import Any, List
 
@@ -144,6 +145,16 @@ class ClientTLSTests(unittest.SynchronousTestCase):
         e = self.assertRaises(ConfigError, client_tls, TLSOptions(True, None, self.files["client_cert"],
                                                                   self.files["server_key"]))
         self.assertIn("the key does not belong to the certificate", str(e))
+
+    def test_without_pyopenssl(self) -> None:
+        """
+        When pyOpenSSL cannot be imported, then ConfigError says which
+        extra to install.
+        """
+        self.patch(sys, "modules", {**sys.modules, "OpenSSL": None})
+        e = self.assertRaises(ConfigError, client_tls, TLSOptions(True))
+        self.assertEqual(str(e), "TLS to the broker needs pyOpenSSL and service_identity: "
+                                 "pip install 'novasvc[tls]'")
 
     def test_long_file_names_cut(self) -> None:
         """
