@@ -151,7 +151,8 @@ class ClientTLSTests(unittest.SynchronousTestCase):
         When pyOpenSSL cannot be imported, then ConfigError says which
         extra to install.
         """
-        self.patch(sys, "modules", {**sys.modules, "OpenSSL": None})
+        self.addCleanup(sys.modules.__setitem__, "OpenSSL", sys.modules["OpenSSL"])
+        sys.modules["OpenSSL"] = None  # type: ignore[assignment]
         e = self.assertRaises(ConfigError, client_tls, TLSOptions(True))
         self.assertEqual(str(e), "TLS to the broker needs pyOpenSSL and service_identity: "
                                  "pip install 'novasvc[tls]'")
