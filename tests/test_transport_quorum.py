@@ -69,6 +69,21 @@ class TopologyTests(SynchronousTestCase):
         self.assertNotIn("x-delivery-limit", arguments)
         self.assertEqual(arguments["x-dead-letter-exchange"], "openstack.dlx")
 
+    def test_oslo_quorum_arguments_differ(self) -> None:
+        """
+        When oslo.messaging declares a quorum topic queue with the same
+        delivery limit, then its arguments lack the dead-letter ones that
+        novasvc declares, and have the rest: the broker would refuse one of
+        the two declarations of a shared queue.
+        """
+        from oslo_messaging._drivers.impl_rabbit import QuorumMemConfig, _get_queue_arguments
+
+        oslo = _get_queue_arguments(False, 0, True, QuorumMemConfig(20, 0, 0), False)
+        ours = QuorumQueues(20).arguments("openstack")
+        self.assertEqual(set(ours) - set(oslo),
+                         {"x-dead-letter-exchange", "x-dead-letter-strategy", "x-overflow"})
+        self.assertEqual(oslo, {key: ours[key] for key in oslo})
+
     def test_classic_topic_queue(self) -> None:
         """
         When a topic queue is made without quorum settings, then it is the
@@ -343,8 +358,9 @@ class PoisonBrokerTests(unittest.TestCase):
         worker is replaced, then the cast is handled exactly limit + 1 (3)
         times, lands in C{openstack.dlq} with C{delivery_limit} as its
         C{x-first-death-reason}, and the casts sent behind it are then
-        handled, in order, by the next worker; the topic queues are quorum
-        queues and end empty.
+        handled, in order, by the next worker; a body the worker cannot read
+        lands there too, as C{rejected}; the topic queues are quorum queues
+        and end empty.
         """
         worker = self.start_worker()
         yield poll(lambda: "is ready" in self.worker_log(), "the first worker is ready", interval=0.1)
@@ -365,12 +381,16 @@ class PoisonBrokerTests(unittest.TestCase):
                    interval=0.05)
         self.assertEqual(self.lines(), ["poison"] * (self.LIMIT + 1) + [f"record {v}" for v in range(5)])
 
-        yield poll(lambda: self.ready("openstack.dlq").addCallback(lambda counts: counts == [1]),
-                   "the poison is in openstack.dlq", interval=0.1)
-        [(body, headers)] = yield threads.deferToThread(_consume_all, self.node.port, "openstack.dlq")
-        self.assertEqual(json.loads(json.loads(body)["oslo.message"])["method"], "poison")
-        self.assertEqual(headers["x-first-death-reason"], "delivery_limit")
-        self.assertEqual(headers["x-first-death-queue"], "poisoned")
+        # A body the server cannot read is rejected, so dead-lettered too.
+        yield transport.publish(Exchange("openstack", "topic", durable=True), "poisoned", b"not json")
+        yield poll(lambda: self.ready("openstack.dlq").addCallback(lambda counts: counts == [2]),
+                   "the poison and the unreadable body are in openstack.dlq", interval=0.1)
+        dead = yield threads.deferToThread(_consume_all, self.node.port, "openstack.dlq")
+        (garbage, rejected), (poison, headers) = sorted(dead, key=lambda message: message[0] != b"not json")
+        self.assertEqual(json.loads(json.loads(poison)["oslo.message"])["method"], "poison")
+        self.assertEqual((headers["x-first-death-reason"], headers["x-first-death-queue"]),
+                         ("delivery_limit", "poisoned"))
+        self.assertEqual((garbage, rejected["x-first-death-reason"]), (b"not json", "rejected"))
         counts = yield self.ready("poisoned", "poisoned.w1", "openstack.dlq")
         self.assertEqual(counts, [0, 0, 0])
         types = yield self.queue_types()
