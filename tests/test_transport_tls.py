@@ -37,12 +37,10 @@ from tests._tls_certs import make_certificates
 FAST = dict(retry_interval=0.05, retry_factor=1.5, retry_max=0.5, retry_jitter=0.0)
 
 
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 class _Owner:
@@ -357,7 +355,7 @@ class TLSBrokerTests(unittest.TestCase):
                      "ssl_options.fail_if_no_peer_cert = true"):
             node.add_config(line)
         yield node.start()
-        yield poll(lambda: _accepts(self.tls_port), f"the TLS listener on {self.tls_port}", START_DEADLINE)
+        yield poll(lambda: _listening(self.tls_port), f"the TLS listener on {self.tls_port}", START_DEADLINE)
 
     def transport(self, url: str, **options: Any) -> AMQPTransport:
         transport = AMQPTransport(TransportURL.parse(url), reactor=reactor, **{**FAST, **options})

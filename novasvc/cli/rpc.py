@@ -13,8 +13,9 @@ Every option may come before or after C{call|cast}:
     precedence: built-in defaults < file < command-line options. The CLI
     uses C{transport_url}, C{control_exchange}, C{rpc_response_timeout}
     (the default C{--timeout}), C{durable_queues}, C{allowed_remote_exmods},
-    C{transient_queues_ttl}, C{kombu_missing_consumer_retry_timeout} and
-    C{heartbeat_timeout_threshold}; it reads but
+    C{transient_queues_ttl}, C{kombu_missing_consumer_retry_timeout},
+    C{heartbeat_timeout_threshold} and the TLS keys (C{ssl},
+    C{ssl_ca_file}, C{ssl_cert_file}, C{ssl_key_file}); it reads but
     does not validate manager and driver sections;
   - C{--transport-url}, C{--control-exchange}: override the file; the
     environment variable C{NOVASVC_TRANSPORT_URL} stands in for the

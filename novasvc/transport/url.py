@@ -269,11 +269,7 @@ def _split_host_port(item: str, url: str, hide_port: bool = False) -> Tuple[str,
         that holds an unencoded C{,}.
     @return: the host and the port (C{None} when not given).
     """
-    if item.startswith("["):
-        host, _, rest = item[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = item.partition(":")
+    host, port = _host_and_port_text(item)
     if not port:
         return host, None
     if not port.isdigit() or not 0 < int(port) < 65536:
@@ -339,12 +335,20 @@ def _redact(url: str) -> str:
 
 
 def _reads_as_host(item: str) -> bool:
+    host, port = _host_and_port_text(item)
+    return bool(host) and (port == "" or port.isdigit())
+
+
+def _host_and_port_text(item: str) -> Tuple[str, str]:
+    """
+    @return: the host (without the brackets of an IPv6 address) and the
+        text of the port, C{""} when absent.
+    """
     if item.startswith("["):
         host, _, rest = item[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else rest
-    else:
-        host, _, port = item.partition(":")
-    return bool(host) and (port == "" or port.isdigit())
+        return host, rest[1:] if rest.startswith(":") else rest
+    host, _, port = item.partition(":")
+    return host, port
 
 
 redact = _redact
