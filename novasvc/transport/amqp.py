@@ -6,7 +6,9 @@ One AMQP connection per transport, kept up by Twisted's own
 L{twisted.application.internet.ClientService} with
 L{twisted.application.internet.backoffPolicy}: a broker that is absent at
 start or lost later is logged (WARNING, URL with the password hidden) and
-retried, round-robin over the URL's hosts. On every (re)connection the
+retried, round-robin over the URL's hosts, each with its own credentials,
+and over TLS when the URL or the configuration asks for it (never plain TCP
+then; see L{novasvc.transport._amqp_connect}). On every (re)connection the
 transport opens
 
   - a B{publish channel} in publisher-confirm mode: every C{publish()}
