@@ -32,10 +32,14 @@ setup(
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],
         "mysql": ["PyMySQL>=1.1"],
+        # TLS to the broker (rabbits://, ssl: true): pyOpenSSL and service_identity.
+        "tls": ["Twisted[tls]>=23.8"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
             "oslo.messaging>=14",
+            "Twisted[tls]>=23.8",
+            "cryptography",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

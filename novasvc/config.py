@@ -104,6 +104,9 @@ class Config:
     @ivar allowed_remote_exmods: modules whose exceptions a caller rebuilds
         from an error reply (C{tuple} of C{str}).
     @ivar transient_queues_ttl: seconds an unused reply or fanout queue lives.
+    @ivar kombu_missing_consumer_retry_timeout: seconds an RPC request that
+        no queue takes is sent again before it fails (oslo.messaging's
+        name; C{0}: fail at once).
     @ivar heartbeat_timeout_threshold: seconds without broker traffic before
         the connection is considered dead (C{0}: no heartbeats).
     @ivar log_level: the lowest level logged under twistd: C{"debug"},
@@ -118,6 +121,19 @@ class Config:
     @ivar sections: the sections declared by managers and drivers, validated
         by L{bind}, as a sorted tuple of (name, L{Section}) pairs; read with
         L{section}.
+    @ivar ssl: whether to reach the broker over TLS (C{bool}); a
+        C{rabbits://} transport URL or C{?ssl=} in it beats this.
+    @ivar ssl_ca_file: PEM file of the CAs that sign the broker's
+        certificate, or C{None} for the platform's trust store.
+    @ivar ssl_cert_file: PEM file of the client certificate, or C{None}.
+    @ivar ssl_key_file: PEM file of the client certificate's key, or
+        C{None} when C{ssl_cert_file} holds it.
+    @ivar rabbit_quorum_queue: whether the topic queues are quorum queues
+        (they are then durable, and so is the control exchange:
+        L{load_config} sets C{durable_queues} too).
+    @ivar rabbit_quorum_delivery_limit: how many times a quorum queue
+        redelivers a message before dead-lettering it (C{int}, C{0}: no
+        limit).
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -138,6 +154,7 @@ class Config:
     rpc_duplicate_window: int = 1024
     allowed_remote_exmods: Tuple[str, ...] = ()
     transient_queues_ttl: float = 1800
+    kombu_missing_consumer_retry_timeout: float = 60
     heartbeat_timeout_threshold: float = 60
     log_level: str = "info"
     log_format: str = "text"
@@ -146,6 +163,13 @@ class Config:
     sections: Tuple[Tuple[str, Section], ...] = ()
     # Sections the file gives that no component has declared yet (bind()).
     _unbound: Tuple["_RawSection", ...] = attrs.field(default=(), repr=False, eq=False)
+    # TLS to the broker and quorum queues (oslo.messaging's names).
+    ssl: bool = False
+    ssl_ca_file: Optional[str] = None
+    ssl_cert_file: Optional[str] = None
+    ssl_key_file: Optional[str] = None
+    rabbit_quorum_queue: bool = False
+    rabbit_quorum_delivery_limit: int = 20
 
     def section(self, name: str) -> Section:
         """
@@ -365,6 +389,8 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     _apply_overrides({key: value for key, (value, _) in defaults.items() if key not in given},
                      values, database, lambda key: defaults[key][1])
     _apply_overrides(overrides, values, database)
+    if values.get("rabbit_quorum_queue"):
+        values["durable_queues"] = True  # quorum queues are durable (oslo forces it too)
     return Config(database=DatabaseConfig(**database), managers=managers_from(managers),
                   unbound=tuple(unbound), **values)
 
@@ -454,6 +480,14 @@ def _transport_url(value: Any) -> str:
     return value
 
 
+def _file_name(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad("a file name or null")
+    return value
+
+
 def _database_url(value: Any) -> str:
     from sqlalchemy.engine import make_url
 
@@ -483,10 +517,17 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "rpc_duplicate_window": _integer(0),
     "allowed_remote_exmods": _module_names,
     "transient_queues_ttl": _seconds(positive=True),
+    "kombu_missing_consumer_retry_timeout": _seconds(),
     "heartbeat_timeout_threshold": _seconds(),
     "db_driver": _dotted_path,
     "log_level": _choice(*LOG_LEVELS),
     "log_format": _choice("text", "json"),
+    "ssl": _boolean,
+    "ssl_ca_file": _file_name,
+    "ssl_cert_file": _file_name,
+    "ssl_key_file": _file_name,
+    "rabbit_quorum_queue": _boolean,
+    "rabbit_quorum_delivery_limit": _integer(0),
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,

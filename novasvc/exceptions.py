@@ -45,6 +45,14 @@ class TransportError(NovaSvcError):
     """
 
 
+class DisconnectedError(TransportError):
+    """
+    The connection to the broker was down (and did not come back in time) or
+    was lost before the broker confirmed the message: the broker may or may
+    not have it, and sending it again once connected may succeed.
+    """
+
+
 class UnroutableError(TransportError):
     """
     A mandatory publish reached no queue (AMQP C{basic.return}).

@@ -44,6 +44,7 @@ from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.servicegroup import ReportStateService, effective_service_down_time
+from novasvc.transport.topology import QuorumQueues
 
 _log = Logger()
 
@@ -110,7 +111,7 @@ class Service(AsyncMultiService):
             max_inflight=config.rpc_max_inflight, ack=config.rpc_ack,
             duplicate_window=config.rpc_duplicate_window,
             durable_queues=config.durable_queues,
-            transient_queues_ttl=config.transient_queues_ttl,
+            transient_queues_ttl=config.transient_queues_ttl, quorum=QuorumQueues.from_config(config),
         )
         _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
         if db is not None:
@@ -214,11 +215,11 @@ class Service(AsyncMultiService):
                 thread_pool_size=config.database.thread_pool_size,
             )
         if transport is None:
-            from novasvc.transport import get_transport
+            from novasvc.transport import TLSOptions, get_transport
 
             transport = get_transport(
                 config.transport_url, reactor=clock,
-                heartbeat=int(config.heartbeat_timeout_threshold),
+                heartbeat=int(config.heartbeat_timeout_threshold), tls=TLSOptions.from_config(config),
             )
         if db is None:
             db = create_object(config.db_driver, load_object(config.db_driver), "database API",

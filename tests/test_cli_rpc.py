@@ -29,6 +29,8 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
+from novasvc.transport.topology import Binding, Exchange, Queue
+from novasvc.transport.url import TLSOptions
 from tests.test_rpc_server import Manager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -293,6 +295,9 @@ class RunTests(SynchronousTestCase):
         When no reply comes within --timeout, then the timeout goes to stderr
         and the status is 2.
         """
+        exchange = Exchange("openstack", "topic")
+        MemoryTransport(broker=self.broker, clock=self.clock).consume(
+            Queue("nobody", bindings=[Binding(exchange, "nobody")]), lambda delivery: delivery.ack())
         d = self.run_cli("call", "--timeout", "3", "nobody", "echo")
         self.clock.advance(2.9)
         self.assertNoResult(d)
@@ -311,6 +316,24 @@ class RunTests(SynchronousTestCase):
                          cli.EXIT_OK)
         self.assertEqual([m.calls[-1] for m in self.managers], [("note", 2), ("note", 2)])
         self.assertEqual(self.stdout.getvalue() + self.stderr.getvalue(), "")
+
+    def test_unroutable(self) -> None:
+        """
+        When no queue takes the request for
+        kombu_missing_consumer_retry_timeout seconds, then the status is 1
+        and stderr says so (not as a remote error).
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("kombu_missing_consumer_retry_timeout: 1\n")
+        for command in ("call", "cast"):
+            self.stderr.truncate(0)
+            self.stderr.seek(0)
+            d = self.run_cli("-c", path, command, "--timeout", "5", "nobody", "echo")
+            self.clock.pump([0.25] * 5)
+            self.assertEqual(self.successResultOf(d), cli.EXIT_REMOTE_ERROR)
+            self.assertRegex(self.stderr.getvalue(), f"^error: no queue took the {command} 'echo' sent to exchange "
+                                                     r"'openstack' with routing key 'nobody' \(5 sends over 1.00 s\)")
 
     def test_cast_unconfirmed(self) -> None:
         """
@@ -596,17 +619,22 @@ class ConfigFileTests(SynchronousTestCase):
     def test_run_uses_settings(self) -> None:
         """
         When the file sets durable_queues, allowed_remote_exmods,
-        transient_queues_ttl and heartbeat_timeout_threshold, then the
-        client and the default transport get them.
+        transient_queues_ttl, kombu_missing_consumer_retry_timeout,
+        heartbeat_timeout_threshold and the TLS keys, then the client and
+        the default transport get them.
         """
-        path = self.write(textwrap.dedent(self.FILE) + "transient_queues_ttl: 30\nheartbeat_timeout_threshold: 15\n")
+        path = self.write(textwrap.dedent(self.FILE) + "transient_queues_ttl: 30\nheartbeat_timeout_threshold: 15\n"
+                          "kombu_missing_consumer_retry_timeout: 9\nssl: true\nssl_ca_file: /etc/ca.pem\n")
         made: List[Tuple[str, Dict[str, Any]]] = []
         clients: List[Dict[str, Any]] = []
         clock = task.Clock()
 
         def get_transport(url: str, **kwargs: Any) -> StoppableTransport:
             made.append((url, kwargs))
-            return StoppableTransport(broker=MemoryBroker(), clock=clock)
+            transport = StoppableTransport(broker=MemoryBroker(), clock=clock)
+            exchange = Exchange("nova", "topic", durable=True)
+            transport.consume(Queue("t", bindings=[Binding(exchange, "t")]), lambda delivery: delivery.ack())
+            return transport
 
         class RecordingClient(cli.RPCClient):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -617,13 +645,15 @@ class ConfigFileTests(SynchronousTestCase):
         self.patch(cli, "RPCClient", RecordingClient)
         d = cli.run(clock, self.parse("-c", path, "cast", "t", "m"), stdout=io.StringIO(), stderr=io.StringIO())
         self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
-        self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15})])
+        self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15,
+                                                        "tls": TLSOptions(True, "/etc/ca.pem")})])
         (kwargs,) = clients
         self.assertEqual({key: kwargs[key] for key in ("timeout", "control_exchange", "allowed_remote_exmods",
-                                                       "durable_queues", "transient_queues_ttl")},
+                                                       "durable_queues", "transient_queues_ttl",
+                                                       "missing_consumer_retry_timeout")},
                          {"timeout": 7.0, "control_exchange": "nova",
                           "allowed_remote_exmods": ("novasvc.examples.echo",), "durable_queues": True,
-                          "transient_queues_ttl": 30.0})
+                          "transient_queues_ttl": 30.0, "missing_consumer_retry_timeout": 9.0})
 
 
 class ScriptTests(SynchronousTestCase):

@@ -466,7 +466,7 @@ class ValueErrorTests(_ConfigTestCase):
         """
         message = self.refused("transport_url: kafka://me:hunter2@broker/\n")
         self.assertEqual(message, ", line 1: transport_url: 'kafka://me:***@broker/': unknown "
-                                  "scheme 'kafka', expected one of rabbit://, amqp://, memory://")
+                                  "scheme 'kafka', expected one of rabbit://, rabbits://, amqp://, amqps://, memory://")
         message = self.refused("transport_url: rabbit://me:hunter2@broker:99999/\n")
         self.assertIn("port '99999' is not a number in 1..65535", message)
         self.assertNotIn("hunter2", message)
@@ -501,7 +501,7 @@ class ValueErrorTests(_ConfigTestCase):
                                   {"transport_url": "http://x:hunter2@h/"})
         self.assertEqual(str(error), "command line option --transport-url: 'http://x:***@h/': "
                                      "unknown scheme 'http', expected one of rabbit://, "
-                                     "amqp://, memory://")
+                                     "rabbits://, amqp://, amqps://, memory://")
 
     def test_unknown_override(self) -> None:
         """

@@ -76,6 +76,18 @@ class _Harness:
     def requests(self) -> List[tuple]:
         return [p for p in self.transport.published if p[0].name != ""]
 
+    def sink(self, key: str = "svc", exchange: Exchange = Exchange("openstack", "topic")) -> List[bytes]:
+        """
+        A queue bound to C{exchange} with C{key} that takes requests and
+        never answers.
+
+        @return: the bodies it received.
+        """
+        bodies: List[bytes] = []
+        queue = Queue(f"sink-{exchange.name}-{key}", bindings=[Binding(exchange, key)])
+        self.transport.consume(queue, lambda d: (d.ack(), bodies.append(d.body)))
+        return bodies
+
     def reply_queues(self) -> List[str]:
         return [name for name in self.broker.queues if name.startswith("reply_")]
 
@@ -99,13 +111,14 @@ class CallTests(_Harness, SynchronousTestCase):
     def test_request_on_the_wire(self) -> None:
         """
         When a call is sent, then it goes to the control exchange with the
-        topic as routing key, expiration = the timeout in ms, not mandatory,
+        topic as routing key, expiration = the timeout in ms, mandatory,
         with the §6 keys including the client's reply queue.
         """
+        self.sink()
         self.client.prepare(namespace="ns", version="1.1", timeout=7).call({"user_id": "u"}, "echo", value=1)
         ((exchange, key, body, content_type, expiration, mandatory),) = self.requests()
         self.assertEqual((exchange, key, content_type, expiration, mandatory),
-                         (Exchange("openstack", "topic"), "svc", "application/json", 7000, False))
+                         (Exchange("openstack", "topic"), "svc", "application/json", 7000, True))
         inner = json.loads(json.loads(body)["oslo.message"])
         self.assertEqual((inner["method"], inner["args"], inner["namespace"], inner["version"], inner["_timeout"]),
                          ("echo", {"value": 1}, "ns", "1.1", None))
@@ -129,6 +142,8 @@ class CallTests(_Harness, SynchronousTestCase):
         When a control exchange or a target exchange is set, then requests go
         there.
         """
+        self.sink(exchange=Exchange("nova", "topic"))
+        self.sink(exchange=Exchange("own", "topic"))
         client = RPCClient(self.transport, Target(topic="svc"), control_exchange="nova", clock=self.clock)
         self.successResultOf(client.cast({}, "note", value=1))
         self.successResultOf(client.prepare(exchange="own").cast({}, "note", value=1))
@@ -279,6 +294,7 @@ class TimeoutTests(_Harness, SynchronousTestCase):
         When no reply comes within the timeout, then MessagingTimeout names
         the topic, server, method, msg_id and elapsed seconds.
         """
+        self.sink("svc.host7")
         d = self.client.prepare(timeout=3, server="host7").call({}, "echo", value=1)
         self.clock.advance(2.9)
         self.assertNoResult(d)
@@ -486,11 +502,12 @@ class CastTests(_Harness, SynchronousTestCase):
     def test_topic_cast(self) -> None:
         """
         When a cast is sent, then it has no expiration, no reply fields and
-        is not mandatory.
+        is mandatory.
         """
+        self.sink()
         self.successResultOf(self.client.cast({}, "note", value=1))
         ((exchange, key, body, _, expiration, mandatory),) = self.requests()
-        self.assertEqual((exchange.name, key, expiration, mandatory), ("openstack", "svc", None, False))
+        self.assertEqual((exchange.name, key, expiration, mandatory), ("openstack", "svc", None, True))
         inner = json.loads(json.loads(body)["oslo.message"])
         self.assertNotIn("_msg_id", inner)
         self.assertNotIn("_reply_q", inner)
@@ -498,11 +515,13 @@ class CastTests(_Harness, SynchronousTestCase):
     def test_fanout_cast(self) -> None:
         """
         When a fanout cast is sent, then it goes to the <topic>_fanout
-        exchange (fanout, auto-delete) with an empty routing key.
+        exchange (fanout, auto-delete) with an empty routing key, mandatory.
         """
+        self.sink("", Exchange("svc_fanout", "fanout", auto_delete=True))
         self.successResultOf(self.client.prepare(fanout=True).cast({}, "note", value=1))
-        ((exchange, key, _, _, expiration, _),) = self.requests()
-        self.assertEqual((exchange, key, expiration), (Exchange("svc_fanout", "fanout", auto_delete=True), "", None))
+        ((exchange, key, _, _, expiration, mandatory),) = self.requests()
+        self.assertEqual((exchange, key, expiration, mandatory),
+                         (Exchange("svc_fanout", "fanout", auto_delete=True), "", None, True))
 
     def test_prepare(self) -> None:
         """

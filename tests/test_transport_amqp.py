@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from novasvc.exceptions import ConfigError, TransportError, UnroutableError
+from novasvc.exceptions import ConfigError, DisconnectedError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
 from novasvc.log import LogControl
 from novasvc.transport import get_transport
@@ -515,6 +515,24 @@ class AMQPBrokerTests(unittest.TestCase):
         self.assertEqual(self.admin.message_count("drain"), 300)
 
     @defer.inlineCallbacks
+    def test_connection_lost_before_confirms(self) -> Any:
+        """
+        When the connection drops before the broker confirmed publishes,
+        then each fails with DisconnectedError, and after reconnecting the
+        same publishes go through.
+        """
+        self.admin.declare_queue("unconfirmed")
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        published = [transport.publish(DEFAULT_EXCHANGE, "unconfirmed", b"%d" % i, mandatory=True)
+                     for i in range(50)]
+        transport._protocol.transport.abortConnection()
+        results = yield defer.DeferredList(published, consumeErrors=True)
+        self.assertEqual({type(result.value) for _, result in results}, {DisconnectedError})
+        yield defer.gatherResults([transport.publish(DEFAULT_EXCHANGE, "unconfirmed", b"%d" % i, mandatory=True)
+                                   for i in range(50)])
+
+    @defer.inlineCallbacks
     def test_stop_during_handshake(self) -> Any:
         """
         When stop is called right after start, then it finishes promptly and
@@ -560,28 +578,30 @@ class AMQPNoBrokerTests(unittest.TestCase):
     def test_publish_while_disconnected(self) -> Any:
         """
         When publishing while the broker is away, then the publish fails
-        with TransportError after C{publish_wait} seconds, or at once when
-        it is 0.
+        with DisconnectedError (worth sending again) after C{publish_wait}
+        seconds, or at once when it is 0.
         """
         waiting = started(self, self.closed, publish_wait=0.05, **FAST)
-        failure = yield self.assertFailure(waiting.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+        failure = yield self.assertFailure(waiting.publish(DEFAULT_EXCHANGE, "q", b"x"), DisconnectedError)
         self.assertIn("within 0.05 seconds", str(failure))
         self.assertNotIn("s3cret", str(failure))
         impatient = started(self, self.closed, publish_wait=0, **FAST)
-        yield self.assertFailure(impatient.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
+        yield self.assertFailure(impatient.publish(DEFAULT_EXCHANGE, "q", b"x"), DisconnectedError)
 
     @defer.inlineCallbacks
     def test_stop_fails_waiting_publishes_and_consumers(self) -> Any:
         """
         When a transport that never connected stops, then waiting publishes
-        fail with TransportError, whenActive fails with CancelledError, and
-        stopping twice is fine.
+        fail with TransportError (not DisconnectedError: sending again will
+        not help), whenActive fails with CancelledError, and stopping twice
+        is fine.
         """
         transport = started(self, self.closed, **FAST)
         published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
         active = transport.consume(Queue("q"), Collector()).whenActive()
         yield transport.stop()
-        yield self.assertFailure(published, TransportError)
+        failure = yield self.assertFailure(published, TransportError)
+        self.assertNotIsInstance(failure, DisconnectedError)
         yield self.assertFailure(active, defer.CancelledError)
         yield transport.stop()
 
@@ -930,6 +950,18 @@ class FrameWriterTests(unittest.SynchronousTestCase):
         self.assertIsNone(FrameWriter.for_channel(_PikaChannelDouble(object(), 1)))  # type: ignore[arg-type]
 
 
+class _CountingDict(dict):
+    """
+    A C{dict} counting its C{pop} calls.
+    """
+
+    pops = 0
+
+    def pop(self, *args: Any) -> Any:
+        self.pops += 1
+        return super().pop(*args)
+
+
 class ConfirmsTests(unittest.SynchronousTestCase):
     """
     L{Confirms} settles publishes from acks, nacks and returns.
@@ -975,6 +1007,71 @@ class ConfirmsTests(unittest.SynchronousTestCase):
         self.assertIsNone(self.successResultOf(third))
         failure = self.failureResultOf(lost, UnroutableError)
         self.assertIn("'b'", str(failure.value))
+
+    def test_multiple_ack_after_many_single_acks(self) -> None:
+        """
+        When 100,000 publishes were acked one by one and then one multiple
+        ack comes, then it touches only the publish it settles: nothing of
+        the earlier ones is kept or walked again.
+        """
+        confirms = Confirms()
+        for tag in range(1, 100_001):
+            confirms.add("", "q", b"x", False)
+            confirms.confirmed(tag, False, True)
+        last = confirms.add("", "q", b"x", False)
+        self.assertEqual((len(confirms), len(confirms._order)), (1, 1))
+        looked_up = _CountingDict(confirms._pending)
+        confirms._pending = looked_up
+        confirms.confirmed(100_001, True, True)
+        self.assertIsNone(self.successResultOf(last))
+        self.assertEqual(looked_up.pops, 1)
+
+    def test_out_of_order_acks(self) -> None:
+        """
+        When single acks come out of order, then the numbers not settled yet
+        stay in order and a later multiple ack settles exactly those.
+        """
+        confirms = Confirms()
+        ds = [confirms.add("", "q", b"%d" % i, False) for i in range(5)]
+        for tag in (2, 4):
+            confirms.confirmed(tag, False, True)
+        self.assertEqual(list(confirms._order), [1, 2, 3, 4, 5])
+        confirms.confirmed(1, False, True)
+        self.assertEqual(list(confirms._order), [3, 4, 5])
+        confirms.confirmed(5, True, False)
+        self.assertEqual([d.called for d in ds], [True] * 5)
+        self.failureResultOf(ds[2], TransportError)
+        self.failureResultOf(ds[4], TransportError)
+        self.assertEqual((len(confirms), len(confirms._order)), (0, 0))
+
+    def test_returns_matched_in_publish_order(self) -> None:
+        """
+        When every third of 3,000 mandatory publishes to one exchange and key
+        comes back, then exactly those fail with UnroutableError, and nothing
+        is left over.
+        """
+        confirms = Confirms()
+        ds = [confirms.add("ex", "k", b"%d" % i, True) for i in range(3000)]
+        lost = set(range(2, 3000, 3))
+        for i in sorted(lost):
+            confirms.returned("ex", "k", b"%d" % i, "312 NO_ROUTE")
+            confirms.confirmed(i + 1, True, True)
+        confirms.confirmed(3000, True, True)
+        outcomes = [self.successResultOf(d.addCallbacks(lambda _: "ok", lambda f: f.trap(UnroutableError)))
+                    for d in ds]
+        self.assertEqual({i for i, outcome in enumerate(outcomes) if outcome is UnroutableError}, lost)
+        self.assertEqual((len(confirms), len(confirms._unreturned), confirms._mandatory), (0, 0, {}))
+
+    def test_routed_mandatory_publishes_not_kept(self) -> None:
+        """
+        When mandatory publishes are acked and none comes back, then none of
+        them is kept for matching returns.
+        """
+        confirms = Confirms()
+        for tag in range(1, 1001):
+            confirms.add("ex", "k", b"%d" % tag, True)
+            confirms.confirmed(tag, False, True)
+        self.assertEqual((len(confirms._unreturned), confirms._mandatory), (0, {}))
 
     def test_when_drained(self) -> None:
         """

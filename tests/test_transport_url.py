@@ -8,7 +8,7 @@ from twisted.trial import unittest
 from novasvc.exceptions import ConfigError
 from novasvc.transport import get_transport
 from novasvc.transport.memory import MemoryTransport
-from novasvc.transport.url import DEFAULT_URL, TransportURL, redact
+from novasvc.transport.url import DEFAULT_URL, TLSOptions, TransportURL, redact
 
 
 class ParseTests(unittest.SynchronousTestCase):
@@ -56,12 +56,45 @@ class ParseTests(unittest.SynchronousTestCase):
 
     def test_multiple_hosts(self) -> None:
         """
-        When several hosts are given comma-separated, then they are kept in
-        order, each with its port or 5672, with one set of credentials.
+        When several hosts are given comma-separated and only the first has
+        credentials, then they are kept in order, each with its port or
+        5672, and every host logs in with those credentials.
         """
         url = TransportURL.parse("rabbit://u:p@h1:5673,h2,[::1]:5674/v")
         self.assertEqual(url.hosts, (("h1", 5673), ("h2", 5672), ("::1", 5674)))
         self.assertEqual((url.username, url.password, url.virtual_host), ("u", "p", "v"))
+        self.assertEqual([url.login(i) for i in range(3)], [("u", "p")] * 3)
+
+    def test_per_host_credentials(self) -> None:
+        """
+        When each host carries its own credentials (oslo's multi-host form),
+        then each host logs in with its own, and the password of one never
+        swallows the hosts after it.
+        """
+        url = TransportURL.parse("rabbit://a:b@h1:5672,c:d@h2:5673/vh")
+        self.assertEqual(url.hosts, (("h1", 5672), ("h2", 5673)))
+        self.assertEqual((url.login(0), url.login(1)), (("a", "b"), ("c", "d")))
+        self.assertEqual((url.username, url.password, url.virtual_host), ("a", "b", "vh"))
+
+    def test_host_without_credentials_uses_first_given(self) -> None:
+        """
+        When some hosts have credentials and others not, then a host
+        without them uses the first credentials the URL gives, wherever it
+        stands; with none given, every host uses guest.
+        """
+        url = TransportURL.parse("rabbit://h0,a:b@h1,h2,c:d@h3/")
+        self.assertEqual([url.login(i) for i in range(4)], [("a", "b"), ("a", "b"), ("a", "b"), ("c", "d")])
+        url = TransportURL.parse("rabbit://h1,h2/")
+        self.assertEqual([url.login(i) for i in range(2)], [("guest", "guest")] * 2)
+
+    def test_per_host_quoted_credentials(self) -> None:
+        """
+        When per-host credentials are percent-encoded, a C{,} among them,
+        then each is decoded for its own host.
+        """
+        url = TransportURL.parse("rabbit://a:p%2Cq@h1,c:x%40y@[::1]:5674/")
+        self.assertEqual((url.login(0), url.login(1)), (("a", "p,q"), ("c", "x@y")))
+        self.assertEqual(url.hosts, (("h1", 5672), ("::1", 5674)))
 
     def test_quoted_credentials(self) -> None:
         """
@@ -75,10 +108,10 @@ class ParseTests(unittest.SynchronousTestCase):
 
     def test_query_options(self) -> None:
         """
-        When the URL has a query string, then its pairs are the options.
+        When the URL's query gives TLS options, then they are the options.
         """
-        url = TransportURL.parse("rabbit://h/v?heartbeat=5&b=2")
-        self.assertEqual(url.options, {"heartbeat": "5", "b": "2"})
+        url = TransportURL.parse("rabbit://h/v?ssl=1&ssl_ca_file=/etc/ca.pem")
+        self.assertEqual(url.options, {"ssl": "1", "ssl_ca_file": "/etc/ca.pem"})
         self.assertEqual(url.virtual_host, "v")
 
     def test_memory(self) -> None:
@@ -98,6 +131,99 @@ class ParseTests(unittest.SynchronousTestCase):
         transport = get_transport("memory://url-test", reactor=object())
         self.assertIsInstance(transport, MemoryTransport)
         self.assertEqual(transport.url.hosts, (("url-test", 0),))
+
+
+class TLSTests(unittest.SynchronousTestCase):
+    """
+    What a URL says about TLS (L{TransportURL.tls}), and L{TLSOptions}.
+    """
+
+    def test_tls_schemes(self) -> None:
+        """
+        When the scheme is C{rabbits} or C{amqps}, then TLS is on and a host
+        without a port is on 5671; a port given is kept.
+        """
+        url = TransportURL.parse("rabbits://u:p@h1,h2:5999/")
+        self.assertEqual((url.scheme, url.tls.enabled), ("rabbits", True))
+        self.assertEqual(url.hosts, (("h1", 5671), ("h2", 5999)))
+        self.assertEqual(TransportURL.parse("AMQPS://h").tls.enabled, True)
+
+    def test_ssl_query(self) -> None:
+        """
+        When the query says C{ssl} with one of oslo's boolean words, then
+        TLS is on or off as it says, and 5671 is the default port when on;
+        without it, the URL does not say.
+        """
+        for word in ("1", "true", "Yes", "on"):
+            url = TransportURL.parse(f"rabbit://h?ssl={word}")
+            self.assertEqual((url.tls.enabled, url.hosts), (True, (("h", 5671),)))
+        for word in ("0", "False", "no", "off"):
+            url = TransportURL.parse(f"rabbit://h?ssl={word}")
+            self.assertEqual((url.tls.enabled, url.hosts), (False, (("h", 5672),)))
+        self.assertIsNone(TransportURL.parse("rabbit://h/").tls.enabled)
+
+    def test_tls_files_from_query(self) -> None:
+        """
+        When the query names the CA, certificate and key files, then they
+        are the URL's TLS options.
+        """
+        url = TransportURL.parse("rabbits://h/?ssl_ca_file=/c/ca.pem&ssl_cert_file=/c/me.pem"
+                                 "&ssl_key_file=/c/me.key")
+        self.assertEqual(url.tls, TLSOptions(True, "/c/ca.pem", "/c/me.pem", "/c/me.key"))
+
+    def test_url_beats_configuration(self) -> None:
+        """
+        When the URL and the configuration both give TLS options, then the
+        URL's win field by field, and what the URL leaves out comes from the
+        configuration.
+        """
+        config = TLSOptions(True, "/etc/ca.pem", "/etc/me.pem", None)
+        url = TransportURL.parse("rabbit://h/?ssl_ca_file=/mine/ca.pem")
+        self.assertEqual(url.tls.over(config), TLSOptions(True, "/mine/ca.pem", "/etc/me.pem", None))
+        self.assertEqual(TransportURL.parse("rabbit://h/?ssl=0").tls.over(config).enabled, False)
+
+    def test_with_tls(self) -> None:
+        """
+        When TLS is turned on for a plain URL (by the configuration), then
+        the URL's scheme gets its C{s} and only the hosts given without a
+        port move to 5671.
+        """
+        url = TransportURL.parse("rabbit://u:p@h1,h2:5672/").with_tls()
+        self.assertEqual((url.scheme, url.hosts), ("rabbits", (("h1", 5671), ("h2", 5672))))
+        self.assertEqual(str(url), "rabbits://u:***@h1:5671,h2:5672/")
+        self.assertEqual(TransportURL.parse("amqp://h:1234").with_tls().hosts, (("h", 1234),))
+
+    def test_files_without_tls_refused(self) -> None:
+        """
+        When certificate files are given but TLS is off, then L{TLSOptions.check}
+        refuses, naming the files and how to turn TLS on.
+        """
+        e = self.assertRaises(ConfigError, TLSOptions(None, "/c/ca.pem", "/c/me.pem").check)
+        self.assertIn("ssl_ca_file, ssl_cert_file given but TLS is off", str(e))
+        self.assertIn("rabbits://", str(e))
+        e = self.assertRaises(ConfigError, TransportURL.parse("rabbit://h/?ssl=0&ssl_ca_file=/ca").tls.check)
+        self.assertIn("ssl_ca_file given but TLS is off", str(e))
+        TLSOptions(True, "/c/ca.pem").check()
+        TLSOptions().check()
+
+    def test_key_without_certificate_refused(self) -> None:
+        """
+        When a key file is given without a certificate file, then
+        L{TLSOptions.check} refuses.
+        """
+        e = self.assertRaises(ConfigError, TLSOptions(True, key_file="/c/me.key").check)
+        self.assertIn("ssl_key_file given without ssl_cert_file", str(e))
+
+    def test_from_config(self) -> None:
+        """
+        When TLS options are read from a configuration, then its C{ssl*}
+        keys are the fields.
+        """
+        from novasvc.config import Config
+
+        config = Config(ssl=True, ssl_ca_file="/a", ssl_cert_file="/b", ssl_key_file="/c")
+        self.assertEqual(TLSOptions.from_config(config), TLSOptions(True, "/a", "/b", "/c"))
+        self.assertEqual(TLSOptions.from_config(Config()), TLSOptions(False))
 
 
 class BadURLTests(unittest.SynchronousTestCase):
@@ -131,6 +257,51 @@ class BadURLTests(unittest.SynchronousTestCase):
         self.assertRefused("rabbit://u:s3cret@h:0/", "port '0'")
         self.assertRefused("amqp://u:s3cret@h1,h2:65536/", "port '65536'")
 
+    def test_unknown_query_option(self) -> None:
+        """
+        When the query holds an option novasvc does not implement (say, one
+        oslo.messaging accepts for another driver), then it is refused with
+        the options accepted, and its value is not shown.
+        """
+        message = self.assertRefused("rabbit://u:s3cret@h/?heartbeat=5", "unknown option 'heartbeat' in the query",
+                                     "ssl, ssl_ca_file, ssl_cert_file, ssl_key_file", "u:***@h")
+        self.assertNotIn("=5", message)
+        self.assertRefused("rabbit://u:s3cret@h/?ssl_version=TLSv1_2", "unknown option 'ssl_version'")
+        self.assertRefused("memory://x?ssl=1", "unknown option 'ssl'", "none for memory://")
+        message = self.assertRefused("rabbit://h/?" + "k" * 300 + "=1", "unknown option")
+        self.assertLess(len(message), 300)
+
+    def test_repeated_query_option(self) -> None:
+        """
+        When an option is given twice, then the URL is refused.
+        """
+        self.assertRefused("rabbit://u:s3cret@h/?ssl=1&ssl=0", "option ssl given twice")
+
+    def test_bad_ssl_value(self) -> None:
+        """
+        When C{ssl} is not one of oslo's boolean words, or says 0 in a
+        C{rabbits://} URL, then the URL is refused.
+        """
+        self.assertRefused("rabbit://u:s3cret@h/?ssl=maybe", "ssl='maybe'", "1, true, yes, on, 0")
+        self.assertRefused("rabbit://u:s3cret@h/?ssl", "ssl=''")
+        self.assertRefused("rabbits://u:s3cret@h/?ssl=0", "ssl=0 contradicts the rabbits:// scheme")
+
+    def test_empty_file_option(self) -> None:
+        """
+        When a file option is empty, then the URL is refused.
+        """
+        self.assertRefused("rabbits://u:s3cret@h/?ssl_ca_file=", "ssl_ca_file is empty")
+
+    def test_unencoded_comma_in_password(self) -> None:
+        """
+        When a password holds an unencoded C{,} (which separates hosts),
+        then the error asks for percent-encoding and shows no piece of the
+        password.
+        """
+        message = self.assertRefused("rabbit://u:s3x,cr@h/", "%2C", "'rabbit://***,***@h/'")
+        self.assertNotIn("s3x", message)
+        self.assertNotIn("cr@", message)
+
     def test_unencoded_special_characters_in_password(self) -> None:
         """
         When a password holds an unencoded C{#}, C{?} or C{/} (which end the
@@ -155,6 +326,15 @@ class DisplayTests(unittest.SynchronousTestCase):
         self.assertEqual(str(url), "rabbit://nova:***@h1:5672,h2:5673/prod")
         self.assertEqual(str(TransportURL.parse("amqp://h/")), "amqp://guest:***@h:5672/")
 
+    def test_str_per_host_credentials(self) -> None:
+        """
+        When hosts have their own credentials, then str() shows each host
+        with its user name and C{***}.
+        """
+        url = TransportURL.parse("rabbit://a:s3cret@h1:5672,c:s3cond@h2:5673/vh")
+        self.assertEqual(str(url), "rabbit://a:***@h1:5672,c:***@h2:5673/vh")
+        self.assertEqual(str(TransportURL.parse("rabbit://a:s3@[::1],h2/")), "rabbit://a:***@[::1]:5672,h2:5672/")
+
     def test_repr_hides_password(self) -> None:
         """
         When a URL is shown with repr(), then the password is absent.
@@ -173,3 +353,20 @@ class DisplayTests(unittest.SynchronousTestCase):
         self.assertEqual(redact("rabbit://u:s3#cr@h/v"), "rabbit://u:***@h/v")
         self.assertEqual(redact("rabbit://u@h/v"), "rabbit://u@h/v")
         self.assertEqual(redact("rabbit://h/v"), "rabbit://h/v")
+
+    def test_redact_per_host(self) -> None:
+        """
+        When a raw URL string has per-host credentials, then each password
+        is C{***} and every host is kept.
+        """
+        self.assertEqual(redact("rabbit://a:s3cret@h1:5672,c:s3cond@h2:5673/vh?ssl=1"),
+                         "rabbit://a:***@h1:5672,c:***@h2:5673/vh?ssl=1")
+        self.assertEqual(redact("rabbit://h1:5672,c:s3cond@h2/"), "rabbit://h1:5672,c:***@h2/")
+
+    def test_redact_unencoded_comma(self) -> None:
+        """
+        When a password holds an unencoded C{,}, then the pieces before
+        the last C{@} that do not read as a host are hidden.
+        """
+        self.assertEqual(redact("rabbit://u:s3x,cr@h/"), "rabbit://***,***@h/")
+        self.assertEqual(redact("rabbit://u:s3x,y,cr:z@h/"), "rabbit://***,y,cr:***@h/")

@@ -13,7 +13,9 @@ Every option may come before or after C{call|cast}:
     precedence: built-in defaults < file < command-line options. The CLI
     uses C{transport_url}, C{control_exchange}, C{rpc_response_timeout}
     (the default C{--timeout}), C{durable_queues}, C{allowed_remote_exmods},
-    C{transient_queues_ttl} and C{heartbeat_timeout_threshold}; it reads but
+    C{transient_queues_ttl}, C{kombu_missing_consumer_retry_timeout},
+    C{heartbeat_timeout_threshold} and the TLS keys (C{ssl},
+    C{ssl_ca_file}, C{ssl_cert_file}, C{ssl_key_file}); it reads but
     does not validate manager and driver sections;
   - C{--transport-url}, C{--control-exchange}: override the file; the
     environment variable C{NOVASVC_TRANSPORT_URL} stands in for the
@@ -38,7 +40,10 @@ Output and exit status:
   - B{0}: C{call} printed the result as one line of JSON on stdout; C{cast}
     was confirmed by the broker (nothing printed);
   - B{1}: the remote method raised (C{Remote error: <class> <message>} and
-    the remote traceback on stderr) or the request could not be sent;
+    the remote traceback on stderr) or the request could not be sent
+    (C{error: <message>}, e.g. no queue took it within
+    C{kombu_missing_consumer_retry_timeout} seconds: no server consumes the
+    topic);
   - B{2}: no reply (or, for a cast, no broker confirmation) within
     C{--timeout} seconds (default: C{rpc_response_timeout}, 60);
   - B{64} (C{EX_USAGE}): bad command-line arguments, a bad configuration
@@ -60,11 +65,12 @@ from twisted.python.failure import Failure
 
 from novasvc.config import DEFAULT_TRANSPORT_URL, Config, load_config
 from novasvc.context import get_admin_context
-from novasvc.exceptions import ConfigError
+from novasvc.exceptions import ConfigError, TransportError
 from novasvc.options import show_value
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout, RemoteError, RPCError
 from novasvc.rpc.target import Target, parse_version
+from novasvc.transport.url import TLSOptions
 
 __all__ = ["main", "run", "parse_arguments", "EXIT_OK", "EXIT_REMOTE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE"]
 
@@ -297,7 +303,7 @@ def parse_arguments(argv: Optional[Sequence[str]] = None, *, stdin: Optional[IO[
 def _describe(error: BaseException) -> str:
     if isinstance(error, RemoteError):
         return str(error)
-    if isinstance(error, RPCError) or not str(error):
+    if isinstance(error, (RPCError, TransportError)) or not str(error):
         return f"error: {error or type(error).__name__}"
     name = type(error).__name__
     if type(error).__module__.endswith("_Remote"):
@@ -316,8 +322,8 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
         options do not (durable queues, allowed remote exception modules,
         reply queue TTL, AMQP heartbeat).
     @param transport_factory: makes the transport from C{(url, reactor=)};
-        L{novasvc.transport.get_transport}, with the settings' heartbeat,
-        when C{None}.
+        L{novasvc.transport.get_transport}, with the settings' heartbeat
+        and TLS options, when C{None}.
     @param stdout: where the result goes (C{sys.stdout} when C{None}).
     @param stderr: where errors go (C{sys.stderr} when C{None}).
     @return: a C{Deferred} firing with the exit status (see the module
@@ -327,7 +333,8 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     err = stderr or sys.stderr
     settings: Config = args.settings
     factory = transport_factory or partial(_default_transport,
-                                           heartbeat=int(settings.heartbeat_timeout_threshold))
+                                           heartbeat=int(settings.heartbeat_timeout_threshold),
+                                           tls=TLSOptions.from_config(settings))
     try:
         transport = factory(args.transport_url, reactor=reactor)
     except ConfigError as e:
@@ -340,7 +347,9 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
         client = RPCClient(transport, target, timeout=args.timeout, control_exchange=args.control_exchange,
                            allowed_remote_exmods=settings.allowed_remote_exmods,
                            durable_queues=settings.durable_queues,
-                           transient_queues_ttl=settings.transient_queues_ttl, clock=reactor)
+                           transient_queues_ttl=settings.transient_queues_ttl,
+                           missing_consumer_retry_timeout=settings.kombu_missing_consumer_retry_timeout,
+                           clock=reactor)
     except ValueError as e:
         print(f"novasvc-rpc: {e}", file=err)
         d = defer.succeed(EXIT_USAGE)
@@ -350,10 +359,10 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     return d
 
 
-def _default_transport(url: str, reactor: Any, heartbeat: int) -> Any:
+def _default_transport(url: str, reactor: Any, heartbeat: int, tls: TLSOptions) -> Any:
     from novasvc.transport import get_transport
 
-    return get_transport(url, reactor=reactor, heartbeat=heartbeat)
+    return get_transport(url, reactor=reactor, heartbeat=heartbeat, tls=tls)
 
 
 def _send(reactor: Any, client: RPCClient, args: argparse.Namespace, out: IO[str],

@@ -4,24 +4,40 @@ The RPC client: C{call} (request and reply) and C{cast} (one way, to one
 server of a topic, one host, or every server with fanout), as
 oslo.messaging's C{RPCClient}, returning C{Deferred}s.
 
+Every request is published C{mandatory}, so a request that no queue takes
+(the server is re-declaring its queues after a broker restart, or there is
+no server) comes back instead of being confirmed and dropped. It is sent
+again every 0.25 s for at most C{missing_consumer_retry_timeout} seconds
+(oslo's C{kombu_missing_consumer_retry_timeout}, 60 s), then its C{Deferred}
+fails with L{novasvc.exceptions.UnroutableError}. A request lost with its
+channel or connection before the broker confirmed it
+(L{novasvc.exceptions.DisconnectedError}) is sent again once the transport
+is back, as many times as C{retry} allows (oslo's C{retry}: C{None} for
+ever, C{0} never, C{N} at most N times). Either way it is the same bytes
+again, with the same C{_unique_id}, so a server drops the copy it already
+ran. A call never waits past its timeout for any of this.
+
 Replies come back through one reply queue per transport, C{reply_<uuid hex>}
 with C{x-expires}, made on the first call and shared by every client of that
-transport (oslo-wire-protocol.md §3); a reply is acknowledged as soon as it
-arrives and handed to the call waiting for its C{_msg_id}. A reply for which
-nobody waits any more (it came after the call timed out or was cancelled) is
-dropped with a DEBUG log, as oslo does.
+transport (oslo-wire-protocol.md §3); a call's request is published once that
+queue's consumer is active, and consumed again when its transport was
+stopped and started. A reply is acknowledged as soon as it arrives and handed
+to the call waiting for its C{_msg_id}. A reply for which nobody waits any
+more (it came after the call timed out or was cancelled) is dropped with a
+DEBUG log, as oslo does.
 """
 
 import copy
 import weakref
 from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple, Union
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import RequestContext
+from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
@@ -33,6 +49,14 @@ __all__ = ["RPCClient"]
 _log = Logger()
 _UNSET: Any = object()
 _ContextLike = Union[RequestContext, Mapping[str, Any], None]
+
+#: Seconds between two sends of a request that no queue took (as oslo's
+#: server sends a reply again while its queue is missing).
+UNROUTABLE_RETRY_INTERVAL = 0.25
+#: The longest wait, in seconds, before sending again a request lost with
+#: its connection: the first is sent again at once (the transport holds it
+#: until it is connected), the next after 1, 2, 4... seconds.
+RESEND_DELAY_MAX = 30.0
 
 
 class RPCClient:
@@ -47,13 +71,18 @@ class RPCClient:
         C{None}.
     @ivar allowed_remote_exmods: modules whose exceptions are rebuilt as
         themselves (see L{novasvc.rpc.wire.deserialize_failure}).
+    @ivar retry: how many times a request lost with its connection is sent
+        again: C{None} (or C{-1}) without limit, C{0} never.
+    @ivar missing_consumer_retry_timeout: how long, in B{seconds}, a request
+        that no queue takes is sent again before it fails.
     """
 
     def __init__(self, transport: ITransport, target: Target, *, timeout: Optional[float] = None,
                  version_cap: Optional[str] = None, control_exchange: str = "openstack",
                  allowed_remote_exmods: Collection[str] = (), call_monitor_timeout: Optional[float] = None,
                  rpc_response_timeout: float = 60.0, transient_queues_ttl: Optional[float] = 1800.0,
-                 durable_queues: bool = False, clock: Any = None) -> None:
+                 durable_queues: bool = False, retry: Optional[int] = None,
+                 missing_consumer_retry_timeout: float = 60.0, clock: Any = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the client).
@@ -78,10 +107,23 @@ class RPCClient:
             decides it).
         @param durable_queues: oslo's C{amqp_durable_queues}; must match the
             servers', since it is the control exchange's C{durable} flag.
-        @param clock: C{IReactorTime} for call timeouts; the global reactor
-            when C{None}.
+        @param retry: as oslo.messaging's C{retry}: how many times a request
+            lost with its channel or connection before the broker confirmed
+            it (L{novasvc.exceptions.DisconnectedError}) is sent again once
+            the transport is back; C{None} or C{-1} without limit, C{0}
+            never, C{N} at most N times. The transport's C{publish_wait}
+            bounds each wait for a connection; a call's timeout bounds them
+            all.
+        @param missing_consumer_retry_timeout: how long, in B{seconds}, a
+            request that no queue took (L{novasvc.exceptions.UnroutableError})
+            is sent again, every 0.25 s, before its C{Deferred} fails (oslo's
+            C{kombu_missing_consumer_retry_timeout}); C{0} fails at once.
+        @param clock: C{IReactorTime} for call timeouts and the waits
+            between sends; the global reactor when C{None}.
         @raise InvalidTarget: when the target's version is not a version.
-        @raise ValueError: when C{version_cap} is not a version.
+        @raise ValueError: when C{version_cap} is not a version, C{retry} is
+            neither C{None} nor an integer >= -1, or
+            C{missing_consumer_retry_timeout} is negative.
         """
         self._transport = transport
         self._clock_arg = clock
@@ -94,9 +136,17 @@ class RPCClient:
         self.timeout = timeout
         self.version_cap = version_cap
         self.call_monitor_timeout = call_monitor_timeout
+        self.retry = retry
+        self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
+        if not self.missing_consumer_retry_timeout >= 0:
+            raise ValueError("missing_consumer_retry_timeout must be a number of seconds >= 0, "
+                             f"not {missing_consumer_retry_timeout!r}")
         self._check_versions()
 
     def _check_versions(self) -> None:
+        retry = self.retry
+        if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < -1):
+            raise ValueError(f"retry must be None, -1 or an integer >= 0, not {retry!r}")
         if self.target.version is not None:
             try:
                 parse_version(self.target.version)
@@ -114,7 +164,8 @@ class RPCClient:
     def prepare(self, exchange: Optional[str] = _UNSET, topic: Optional[str] = _UNSET,
                 namespace: Optional[str] = _UNSET, version: Optional[str] = _UNSET,
                 server: Optional[str] = _UNSET, fanout: bool = _UNSET, timeout: Optional[float] = _UNSET,
-                version_cap: Optional[str] = _UNSET, call_monitor_timeout: Optional[float] = _UNSET) -> "RPCClient":
+                version_cap: Optional[str] = _UNSET, call_monitor_timeout: Optional[float] = _UNSET,
+                retry: Optional[int] = _UNSET) -> "RPCClient":
         """
         A client with some settings changed, as oslo.messaging's
         C{RPCClient.prepare}; arguments not given keep their value, C{None}
@@ -123,7 +174,8 @@ class RPCClient:
 
         @return: a new L{RPCClient}.
         @raise InvalidTarget: when C{version} is not a version.
-        @raise ValueError: when C{version_cap} is not a version.
+        @raise ValueError: when C{version_cap} is not a version, or C{retry}
+            is neither C{None} nor an integer >= -1.
         """
         changes = {
             name: value
@@ -140,6 +192,8 @@ class RPCClient:
             prepared.version_cap = version_cap
         if call_monitor_timeout is not _UNSET:
             prepared.call_monitor_timeout = call_monitor_timeout
+        if retry is not _UNSET:
+            prepared.retry = retry
         prepared._check_versions()
         return prepared
 
@@ -195,9 +249,14 @@ class RPCClient:
             L{novasvc.rpc.errors.RemoteError}; L{InvalidTarget} (no topic, or
             a fanout target); L{RPCVersionCapError}; C{TypeError} for
             arguments that cannot be encoded;
+            L{novasvc.exceptions.UnroutableError} when no queue took the
+            request within C{missing_consumer_retry_timeout} seconds or the
+            timeout, whichever ends first;
+            L{novasvc.exceptions.DisconnectedError} when the request was
+            lost with the connection more often than C{retry} allows;
             L{novasvc.exceptions.TransportError} when the broker does not
-            take the request. Cancelling it stops waiting (a late reply is
-            then dropped).
+            take the request (e.g. the transport is stopped). Cancelling it
+            stops waiting (a late reply is then dropped).
         """
         error = self._check(call=True)
         if error is not None:
@@ -213,8 +272,8 @@ class RPCClient:
                                        timeout=self.call_monitor_timeout, prefixed=prefixed)
         except Exception:
             return defer.fail()
-        pending = _PendingCall(self, waiter, msg_id, method, timeout)
-        return pending.send(*self._address(), body)
+        exchange, key = self._address()
+        return _PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
 
     def cast(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
         """
@@ -228,9 +287,14 @@ class RPCClient:
         @param method: the remote method's name.
         @param kwargs: its keyword arguments.
         @return: a C{Deferred} firing with C{None} once the broker confirmed
-            the request, or failing with L{InvalidTarget},
-            L{RPCVersionCapError}, C{TypeError} or
-            L{novasvc.exceptions.TransportError}.
+            that a queue took the request, or failing with
+            L{InvalidTarget}, L{RPCVersionCapError}, C{TypeError},
+            L{novasvc.exceptions.UnroutableError} (no queue took it within
+            C{missing_consumer_retry_timeout} seconds: no server of the
+            target is consuming), L{novasvc.exceptions.DisconnectedError}
+            (lost with the connection more often than C{retry} allows) or
+            L{novasvc.exceptions.TransportError}. Cancelling it stops the
+            sending (a copy already sent may still run).
         """
         error = self._check(call=False)
         if error is not None:
@@ -246,7 +310,16 @@ class RPCClient:
             exchange, key = Exchange(f"{target.topic}_fanout", "fanout", auto_delete=True), ""
         else:
             exchange, key = self._address()
-        return self._transport.publish(exchange, key, body)
+        try:
+            d = self._transport.publish(exchange, key, body, mandatory=True)
+        except Exception:
+            return defer.fail()
+        return d.addErrback(self._cast_failed, exchange, key, body, method)
+
+    def _cast_failed(self, failure: Failure, exchange: Exchange, routing_key: str, body: bytes,
+                     method: str) -> Any:
+        # Only a cast that failed pays for the state of sending it again.
+        return _CastResend(self, method, exchange, routing_key, body).failed(failure)
 
 
 def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
@@ -268,23 +341,111 @@ def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
     return to_dict(), False
 
 
-class _PendingCall:
+class _Sending:
     """
-    One call waiting for its reply: its Deferred, its timers and what the
-    timeout error names.
+    One encoded request and what decides whether, and when, it is sent
+    again after a failed publish (see the module docstring).
+
+    @ivar unroutable_since: when (clock B{seconds}) the first of the current
+        run of unroutable sends came back, or C{None}.
+    @ivar unroutable_sends: how many sends of that run came back.
+    @ivar resends: how many times it was sent again after losing its
+        connection.
     """
 
-    __slots__ = ("client", "waiter", "msg_id", "method", "timeout", "started", "deferred", "timer", "monitor",
-                 "result")
+    __slots__ = ("client", "method", "exchange", "routing_key", "body", "unroutable_since", "unroutable_sends",
+                 "resends")
+    kind = "request"
 
-    def __init__(self, client: RPCClient, waiter: "_ReplyWaiter", msg_id: str, method: str, timeout: float) -> None:
+    def __init__(self, client: RPCClient, method: str, exchange: Exchange, routing_key: str, body: bytes) -> None:
         self.client = client
+        self.method = method
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = body
+        self.unroutable_since: Optional[float] = None
+        self.unroutable_sends = 0
+        self.resends = 0
+
+    def next_send(self, failure: Failure) -> Union[float, Failure]:
+        """
+        Decide what follows a failed publish of the request.
+
+        @return: the B{seconds} to wait before sending it again, or the
+            failure to report.
+        """
+        client = self.client
+        if failure.check(UnroutableError):
+            now = client._clock.seconds()
+            if self.unroutable_since is None:
+                self.unroutable_since = now
+            self.unroutable_sends += 1
+            if now - self.unroutable_since + UNROUTABLE_RETRY_INTERVAL <= client.missing_consumer_retry_timeout:
+                return UNROUTABLE_RETRY_INTERVAL
+            return Failure(self.unroutable_error(now))
+        if failure.check(DisconnectedError):
+            self.unroutable_since = None
+            self.unroutable_sends = 0
+            retry, resends = client.retry, self.resends
+            if retry is not None and 0 <= retry <= resends:
+                if resends:
+                    return Failure(DisconnectedError(
+                        f"the {self.kind} {self.method!r} was lost with the connection {resends + 1} times "
+                        f"(retry={retry}): {failure.value}"))
+                return failure
+            self.resends = resends + 1
+            return 0.0 if not resends else min(2.0 ** (resends - 1), RESEND_DELAY_MAX)
+        return failure
+
+    def unroutable_error(self, now: float) -> UnroutableError:
+        """
+        @return: the error saying that no queue took the request.
+        """
+        since = now if self.unroutable_since is None else self.unroutable_since
+        return UnroutableError(
+            f"no queue took the {self.kind} {self.method!r} sent to exchange {self.exchange.name!r} with routing "
+            f"key {self.routing_key!r} ({self.unroutable_sends} sends over {now - since:.2f} s): "
+            f"no server of its target consumes it")
+
+
+class _CastResend(_Sending):
+    """
+    A cast whose publish failed: sent again as L{_Sending.next_send} says,
+    its C{Deferred} chained to the caller's.
+    """
+
+    __slots__ = ()
+    kind = "cast"
+
+    def failed(self, failure: Failure) -> Any:
+        delay = self.next_send(failure)
+        if isinstance(delay, Failure):
+            return delay
+        return task.deferLater(self.client._clock, delay, self._send)
+
+    def _send(self) -> defer.Deferred:
+        return self.client._transport.publish(self.exchange, self.routing_key, self.body,
+                                              mandatory=True).addErrback(self.failed)
+
+
+class _PendingCall(_Sending):
+    """
+    One call waiting for its reply: its request, its Deferred, its timers
+    and what the timeout error names.
+    """
+
+    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "resend", "result")
+    kind = "call"
+
+    def __init__(self, client: RPCClient, waiter: "_ReplyWaiter", msg_id: str, method: str, timeout: float,
+                 exchange: Exchange, routing_key: str, body: bytes) -> None:
+        _Sending.__init__(self, client, method, exchange, routing_key, body)
         self.waiter = waiter
         self.msg_id = msg_id
-        self.method = method
         self.timeout = timeout
         self.result: Any = None
         self.monitor: Any = None
+        self.resend: Any = None
         self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
         clock = client._clock
         self.started: float = clock.seconds()
@@ -292,29 +453,46 @@ class _PendingCall:
         if client.call_monitor_timeout:
             self.monitor = clock.callLater(client.call_monitor_timeout, self._monitor_timed_out)
 
-    def send(self, exchange: Exchange, routing_key: str, body: bytes) -> defer.Deferred:
+    def send(self) -> defer.Deferred:
+        """
+        Wait for replies and publish the request (once the reply queue is
+        consumed).
+
+        @return: the call's C{Deferred}.
+        """
         self.waiter.pending[self.msg_id] = self
         try:
-            ready = self.waiter.ready()
+            self.waiter.publish_when_ready(self)
         except Exception:
             self.fail(Failure())
-            return self.deferred
-        if ready is None:
-            self._publish(None, exchange, routing_key, body)
-        else:
-            ready.addCallbacks(self._publish, self.fail, callbackArgs=(exchange, routing_key, body))
         return self.deferred
 
-    def _publish(self, _: object, exchange: Exchange, routing_key: str, body: bytes) -> None:
+    def publish(self) -> None:
+        """
+        Publish the request, with what is left of the timeout as its
+        expiration.
+        """
+        self.resend = None
         if self.deferred.called:
             return
-        expiration = max(1, int(self.timeout * 1000))
+        remaining = self.timeout - (self.client._clock.seconds() - self.started)
+        expiration = max(1, int(remaining * 1000))
         try:
-            d = self.client._transport.publish(exchange, routing_key, body, expiration=expiration)
+            d = self.client._transport.publish(self.exchange, self.routing_key, self.body, expiration=expiration,
+                                               mandatory=True)
         except Exception:
             self.fail(Failure())
             return
-        d.addErrback(self.fail)
+        d.addErrback(self._publish_failed)
+
+    def _publish_failed(self, failure: Failure) -> None:
+        if self.deferred.called:
+            return
+        delay = self.next_send(failure)
+        if isinstance(delay, Failure):
+            self.fail(delay)
+        else:
+            self.resend = self.client._clock.callLater(delay, self.publish)
 
     def on_reply(self, reply: wire.Reply) -> None:
         if reply.is_heartbeat:
@@ -337,8 +515,10 @@ class _PendingCall:
             self.deferred.errback(failure)
 
     def _done(self) -> None:
-        self.waiter.pending.pop(self.msg_id, None)
-        for call in (self.timer, self.monitor):
+        waiter = self.waiter
+        waiter.pending.pop(self.msg_id, None)
+        waiter.unsent.pop(self.msg_id, None)
+        for call in (self.timer, self.monitor, self.resend):
             if call is not None and call.active():
                 call.cancel()
 
@@ -354,6 +534,10 @@ class _PendingCall:
 
     def _timed_out(self) -> None:
         self._done()
+        if self.unroutable_since is not None:
+            # Still waiting for a queue: the server never had it.
+            self.deferred.errback(self.unroutable_error(self.client._clock.seconds()))
+            return
         self.deferred.errback(self._timeout_error())
 
     def _monitor_timed_out(self) -> None:
@@ -365,44 +549,59 @@ class _PendingCall:
 class _ReplyWaiter:
     """
     A transport's reply queue and the calls waiting on it.
+
+    @ivar pending: the calls waiting for a reply, by C{_msg_id}.
+    @ivar unsent: those of them whose request waits for the reply consumer
+        to be active.
     """
 
     def __init__(self, transport: ITransport, ttl: Optional[float]) -> None:
         self.queue = Queue(f"reply_{wire.new_id()}",
                            arguments={"x-expires": int(ttl * 1000)} if ttl else {})
         self.pending: Dict[str, _PendingCall] = {}
+        self.unsent: Dict[str, _PendingCall] = {}
         self._transport: Callable[[], Any] = weakref.ref(transport) if _weakrefable(transport) else _Strong(transport)
         self._consumer: Optional[IConsumer] = None
         self._active = False
-        self._activating: list = []
 
-    def ready(self) -> Optional[defer.Deferred]:
+    def publish_when_ready(self, call: _PendingCall) -> None:
         """
-        @return: C{None} when the reply consumer is active, else a
-            C{Deferred} firing once it is (the consumer is made on the first
-            call).
+        Publish C{call}'s request now if the reply consumer is active, else
+        once it is. The consumer is made on the first call, and made again
+        when the one there is cancelled (its transport was stopped): a
+        consumer with a true C{cancelled} attribute, as both of novasvc's
+        transports make, delivers nothing more.
         """
+        consumer = self._consumer
         if self._active:
-            return None
-        d: defer.Deferred = defer.Deferred()
-        self._activating.append(d)
-        if self._consumer is None:
+            if not getattr(consumer, "cancelled", False):
+                call.publish()
+                return
+            self._active = False
+            consumer = self._consumer = None
+        self.unsent[call.msg_id] = call
+        if consumer is None:
             transport = self._transport()
-            self._consumer = transport.consume(self.queue, self._on_reply)  # type: ignore[union-attr]
-            self._consumer.whenActive().addCallbacks(self._became_active, self._activation_failed)
-        return d
+            consumer = self._consumer = transport.consume(self.queue, self._on_reply)  # type: ignore[union-attr]
+            consumer.whenActive().addCallbacks(self._became_active, self._activation_failed,  # type: ignore[union-attr]
+                                               callbackArgs=(consumer,), errbackArgs=(consumer,))
 
-    def _became_active(self, _: object) -> None:
+    def _became_active(self, _: object, consumer: IConsumer) -> None:
+        if consumer is not self._consumer:
+            return
         self._active = True
-        waiting, self._activating = self._activating, []
-        for d in waiting:
-            d.callback(None)
+        unsent, self.unsent = self.unsent, {}
+        for call in unsent.values():
+            call.publish()
 
-    def _activation_failed(self, failure: Failure) -> None:
+    def _activation_failed(self, failure: Failure, consumer: IConsumer) -> None:
+        if consumer is not self._consumer:
+            return
         self._consumer = None
-        waiting, self._activating = self._activating, []
-        for d in waiting:
-            d.errback(failure)
+        unsent, self.unsent = self.unsent, {}
+        error = TransportError(f"cannot consume the reply queue {self.queue.name}: {failure.getErrorMessage()}")
+        for call in unsent.values():
+            call.fail(Failure(error))
 
     def _on_reply(self, delivery: IDelivery) -> None:
         try:

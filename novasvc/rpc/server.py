@@ -68,7 +68,7 @@ from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target
-from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
+from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue, QuorumQueues, topic_queue
 
 __all__ = ["RPCServer", "server_queues"]
 
@@ -83,7 +83,7 @@ _ID_LIMIT = 64
 
 def server_queues(target: Target, control_exchange: str = "openstack", *, durable_queues: bool = False,
                   transient_queues_ttl: Optional[float] = 1800.0,
-                  fanout_suffix: Optional[str] = None) -> Sequence[Queue]:
+                  fanout_suffix: Optional[str] = None, quorum: Optional[QuorumQueues] = None) -> Sequence[Queue]:
     """
     The three queues an RPC server for C{target} consumes, exactly as
     oslo.messaging declares them.
@@ -98,6 +98,8 @@ def server_queues(target: Target, control_exchange: str = "openstack", *, durabl
         B{seconds}; C{0} or C{None} for none.
     @param fanout_suffix: the fanout queue's suffix; a fresh uuid4 hex when
         C{None}.
+    @param quorum: oslo's C{rabbit_quorum_queue}: the two topic queues are
+        quorum queues (see L{topic_queue}), and durable, as the exchange.
     @return: the queues C{<topic>}, C{<topic>.<server>} and
         C{<topic>_fanout_<suffix>}, in that order.
     @raise InvalidTarget: when C{target} lacks a topic or a server.
@@ -105,12 +107,13 @@ def server_queues(target: Target, control_exchange: str = "openstack", *, durabl
     if not target.topic or not target.server:
         raise InvalidTarget("an RPC server needs a target with a topic and a server", target)
     topic, server = target.topic, target.server
-    exchange = Exchange(target.exchange or control_exchange, "topic", durable=durable_queues, auto_delete=False)
+    exchange = Exchange(target.exchange or control_exchange, "topic", durable=durable_queues or quorum is not None,
+                        auto_delete=False)
     fanout = Exchange(f"{topic}_fanout", "fanout", durable=False, auto_delete=True)
     arguments = {"x-expires": int(transient_queues_ttl * 1000)} if transient_queues_ttl else {}
     return (
-        Queue(topic, durable=durable_queues, bindings=(Binding(exchange, topic),)),
-        Queue(f"{topic}.{server}", durable=durable_queues, bindings=(Binding(exchange, f"{topic}.{server}"),)),
+        topic_queue(topic, Binding(exchange, topic), durable_queues, quorum),
+        topic_queue(f"{topic}.{server}", Binding(exchange, f"{topic}.{server}"), durable_queues, quorum),
         Queue(f"{topic}_fanout_{fanout_suffix or wire.new_id()}", arguments=arguments,
               bindings=(Binding(fanout, topic),)),
     )
@@ -133,7 +136,8 @@ class RPCServer:
                  ack: str = "late", duplicate_window: int = 1024, durable_queues: bool = False,
                  transient_queues_ttl: Optional[float] = 1800.0, reply_retry_timeout: float = 60.0,
                  reply_retry_interval: float = 0.25, reply_retry_max: int = 1000,
-                 reply_retry_bytes: int = 16 * 1024 * 1024) -> None:
+                 reply_retry_bytes: int = 16 * 1024 * 1024,
+                 quorum: Optional[QuorumQueues] = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the server).
@@ -162,6 +166,7 @@ class RPCServer:
             missing queues together; a reply beyond it is dropped.
         @param reply_retry_bytes: the most bytes of replies held for retry at
             once; a reply beyond it is dropped.
+        @param quorum: oslo's C{rabbit_quorum_queue} (see L{server_queues}).
         @raise InvalidTarget: when the target lacks a topic or a server.
         @raise ValueError: for a bad C{ack}, C{max_inflight} or
             C{duplicate_window}.
@@ -173,7 +178,7 @@ class RPCServer:
         if int(duplicate_window) < 0:
             raise ValueError(f"duplicate_window must not be negative, not {duplicate_window!r}")
         self.queues = server_queues(target, control_exchange, durable_queues=durable_queues,
-                                    transient_queues_ttl=transient_queues_ttl)
+                                    transient_queues_ttl=transient_queues_ttl, quorum=quorum)
         self.target = target
         self.dispatcher = endpoints if isinstance(endpoints, RPCDispatcher) else RPCDispatcher(endpoints)
         self._transport = transport

@@ -167,6 +167,7 @@ class ServiceHarness:
                          control_exchange=self.config.control_exchange,
                          allowed_remote_exmods=self.config.allowed_remote_exmods,
                          rpc_response_timeout=self.config.rpc_response_timeout,
+                         missing_consumer_retry_timeout=self.config.kombu_missing_consumer_retry_timeout,
                          clock=self.clock)
 
     def _default_client(self) -> RPCClient:

@@ -7,7 +7,7 @@ process) and C{rabbit://}/C{amqp://} (RabbitMQ through pika's Twisted adapter).
 from typing import Optional, Union
 
 from novasvc.interfaces import ITransport
-from novasvc.transport.url import TransportURL
+from novasvc.transport.url import TLSOptions, TransportURL
 
 
 def get_transport(url: Union[str, TransportURL], *, reactor=None, **options) -> ITransport:
@@ -17,7 +17,7 @@ def get_transport(url: Union[str, TransportURL], *, reactor=None, **options) -> 
 
     @param url: e.g. C{rabbit://guest:guest@localhost:5672/} or C{memory://}.
     @param reactor: the reactor (and clock) to use; the global one when C{None}.
-    @param options: passed to the AMQP transport (e.g. C{heartbeat}).
+    @param options: passed to the AMQP transport (e.g. C{heartbeat}, C{tls}).
     @raise novasvc.exceptions.ConfigError: for a URL that cannot be parsed.
     """
     if not isinstance(url, TransportURL):
@@ -31,4 +31,4 @@ def get_transport(url: Union[str, TransportURL], *, reactor=None, **options) -> 
     return AMQPTransport(url, reactor=reactor, **options)
 
 
-__all__ = ["get_transport", "TransportURL"]
+__all__ = ["get_transport", "TLSOptions", "TransportURL"]

@@ -1,16 +1,17 @@
 # -*- test-case-name: tests.test_transport_amqp -*-
 """
 How L{novasvc.transport.amqp.AMQPTransport} reaches the broker: pika
-connection parameters made from a L{TransportURL}, an endpoint that walks the
-URL's hosts round-robin, and the protocol (pika's
-C{TwistedProtocolConnection}) that tells the transport when it connects and
-when it is lost.
+connection parameters made from a L{TransportURL} (each host with its own
+credentials), an endpoint that walks the URL's hosts round-robin, over TLS
+when asked (Twisted's C{wrapClientTLS}, the broker's certificate and host
+name always verified), and the protocol (pika's C{TwistedProtocolConnection})
+that tells the transport when it connects and when it is lost.
 """
 
 import os
 import sys
 import uuid
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import pika
 from pika import exceptions as pika_errors
@@ -18,14 +19,16 @@ from pika import spec
 from pika.adapters.twisted_connection import TwistedProtocolConnection
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from novasvc.exceptions import ConfigError
+from novasvc.options import show_value
 from novasvc.transport._amqp_channel import describe
-from novasvc.transport.url import TransportURL
+from novasvc.transport.url import TLSOptions, TransportURL
 
 
 #: Seconds a connection pika decided to drop may take to close before it is
@@ -44,21 +47,93 @@ def default_connection_name() -> str:
     return f"{program}:{os.getpid()}:{uuid.uuid4()}"
 
 
-def connection_parameters(url: TransportURL, heartbeat: int, connection_name: str) -> pika.ConnectionParameters:
+def connection_parameters(url: TransportURL, heartbeat: int, connection_name: str,
+                          index: int = 0) -> pika.ConnectionParameters:
     """
-    pika's parameters for C{url}: credentials, vhost, heartbeat and the
-    client properties (pika's own capabilities plus C{connection_name}).
-    Host and port are not used by pika's Twisted adapter; the endpoint picks
-    them.
+    pika's parameters for host C{index} of C{url}: its credentials, the
+    vhost, heartbeat and the client properties (pika's own capabilities plus
+    C{connection_name}). Host and port are not used by pika's Twisted
+    adapter; the endpoint picks them.
 
     @param heartbeat: the heartbeat to ask for, in B{seconds} (0 disables).
+    @param index: the position of the host in C{url.hosts}.
     """
+    username, password = url.login(index)
     return pika.ConnectionParameters(
         virtual_host=url.virtual_host,
-        credentials=pika.PlainCredentials(url.username, url.password),
+        credentials=pika.PlainCredentials(username, password),
         heartbeat=heartbeat,
         client_properties={"connection_name": connection_name},
     )
+
+
+#: Makes the TLS settings for one host name (see L{client_tls}).
+TLSCreator = Callable[[str], IOpenSSLClientConnectionCreator]
+
+
+def client_tls(options: TLSOptions) -> TLSCreator:
+    """
+    Read the certificate files C{options} names, once.
+
+    @param options: TLS options with C{enabled} true (see
+        L{TLSOptions.check}).
+    @return: a function of a host name giving Twisted's TLS client settings
+        for it (C{optionsForClientTLS}): the broker's certificate must chain
+        to C{ca_file} (the platform's trust store when not given) and name
+        that host (a DNS name, or an IP address for a host given as one);
+        C{cert_file}/C{key_file} are the client certificate, when given.
+    @raise ConfigError: when pyOpenSSL is not installed, or a file cannot be
+        read, holds no usable PEM certificate or key, or the key does not
+        belong to the certificate; the message names the option and the
+        file.
+    """
+    try:
+        from OpenSSL import SSL, crypto
+        from twisted.internet import ssl
+        from twisted.internet.error import VerifyError
+    except ImportError:
+        raise ConfigError("TLS to the broker needs pyOpenSSL and service_identity: "
+                          "pip install 'novasvc[tls]'") from None
+    trust: Any = None
+    if options.ca_file is not None:
+        pem = _read_pem("ssl_ca_file", options.ca_file)
+        blocks = [b"-----BEGIN CERTIFICATE-----" + block for block in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]]
+        try:
+            trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(block) for block in blocks])
+        except (crypto.Error, ValueError, SSL.Error):
+            blocks = []
+        if not blocks:
+            raise ConfigError(f"ssl_ca_file {show_value(options.ca_file)}: no PEM certificate in it")
+    client: Any = None
+    if options.cert_file is not None:
+        pem = _read_pem("ssl_cert_file", options.cert_file)
+        key = pem if options.key_file is None else _read_pem("ssl_key_file", options.key_file)
+        try:
+            certificate = ssl.Certificate.loadPEM(pem)
+        except (crypto.Error, ValueError):
+            raise ConfigError(f"ssl_cert_file {show_value(options.cert_file)}: no PEM certificate in it") from None
+        key_option = "ssl_key_file" if options.key_file is not None else "ssl_cert_file"
+        key_path = show_value(options.key_file or options.cert_file)
+        try:
+            # An empty passphrase, so that an encrypted key is refused
+            # rather than asked for on the terminal.
+            private = crypto.load_privatekey(crypto.FILETYPE_PEM, key, passphrase=b"")
+        except (crypto.Error, ValueError):
+            raise ConfigError(f"{key_option} {key_path}: no unencrypted PEM private key in it") from None
+        try:
+            client = ssl.PrivateCertificate.fromCertificateAndKeyPair(certificate, ssl.KeyPair(private))
+        except VerifyError:
+            raise ConfigError(f"{key_option} {key_path}: the key does not belong to the certificate in "
+                              f"{show_value(options.cert_file)}") from None
+    return lambda host: ssl.optionsForClientTLS(host, trust, client)
+
+
+def _read_pem(option: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"{option} {show_value(path)}: cannot read it: {e.strerror or e}") from None
 
 
 def _endpoint_for(reactor: Any, host: str, port: int, timeout: float) -> IStreamClientEndpoint:
@@ -78,30 +153,43 @@ class RoundRobinEndpoint:
     failover.
 
     @ivar current: the (host, port) of the latest attempt.
+    @ivar index: the position of L{current} in the hosts.
     """
 
     def __init__(self, reactor: Any, hosts: Tuple[Tuple[str, int], ...], timeout: float,
-                 on_failure: Callable[[Tuple[str, int], Failure], None]) -> None:
+                 on_failure: Callable[[Tuple[str, int], Failure], None], tls: Optional[TLSCreator] = None) -> None:
         """
         @param hosts: (host, port) pairs, tried in order.
         @param timeout: TCP connect timeout in B{seconds}.
         @param on_failure: called with C{((host, port), failure)} when an
             attempt fails.
+        @param tls: TLS settings per host name (L{client_tls}), or C{None}
+            for plain TCP.
         """
         self._reactor = reactor
         self._hosts = hosts
         self._timeout = timeout
         self._next = 0
         self._on_failure = on_failure
+        self._tls = tls
+        self._tls_by_host: Dict[str, IOpenSSLClientConnectionCreator] = {}
         self.current: Tuple[str, int] = hosts[0]
+        self.index = 0
 
     def connect(self, protocolFactory: Any) -> defer.Deferred:
         """
         See L{IStreamClientEndpoint.connect}.
         """
-        host = self.current = self._hosts[self._next % len(self._hosts)]
+        self.index = self._next % len(self._hosts)
+        host = self.current = self._hosts[self.index]
         self._next += 1
-        d = _endpoint_for(self._reactor, host[0], host[1], self._timeout).connect(protocolFactory)
+        endpoint = _endpoint_for(self._reactor, host[0], host[1], self._timeout)
+        if self._tls is not None:
+            creator = self._tls_by_host.get(host[0])
+            if creator is None:
+                creator = self._tls_by_host[host[0]] = self._tls(host[0])
+            endpoint = wrapClientTLS(creator, endpoint)
+        d = endpoint.connect(protocolFactory)
 
         def failed(failure: Failure) -> Failure:
             self._on_failure(host, failure)
@@ -192,6 +280,9 @@ class AMQPProtocol(TwistedProtocolConnection):
         """
         if self.abort_reason is not None:
             return self.abort_reason
+        tls = _describe_tls(reason)
+        if tls is not None:
+            return tls
         if self.error is not None:
             return describe(self.error)
         return reason.getErrorMessage()
@@ -274,6 +365,28 @@ class AMQPProtocol(TwistedProtocolConnection):
                     d.callback(None)
 
 
+def _describe_tls(reason: Failure) -> Optional[str]:
+    """
+    @return: what went wrong when C{reason} is a TLS failure (the
+        handshake, the broker's certificate or its host name), else C{None}.
+    """
+    try:
+        from OpenSSL import SSL
+        from service_identity import VerificationError
+    except ImportError:
+        return None
+    if reason.check(VerificationError):
+        return "TLS: the broker's certificate does not name the host connected to"
+    if not reason.check(SSL.Error):
+        return None
+    texts = [entry[-1] for entry in (reason.value.args[0] if reason.value.args else [])
+             if isinstance(entry, tuple) and entry]
+    text = "; ".join(str(t) for t in texts) or str(reason.value)
+    hint = " (is this port a TLS listener?)" if ("wrong version number" in text or "record layer" in text
+                                                  or "packet length" in text) else ""
+    return f"TLS handshake failed: {text}{hint}"
+
+
 class AMQPProtocolFactory(Factory):
     """
     Builds one L{AMQPProtocol} per connection attempt.
@@ -281,12 +394,19 @@ class AMQPProtocolFactory(Factory):
 
     noisy = False
 
-    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any) -> None:
+    def __init__(self, parameters: Union[pika.ConnectionParameters, Callable[[], pika.ConnectionParameters]],
+                 reactor: Any, owner: Any) -> None:
+        """
+        @param parameters: pika's parameters, or a function giving those of
+            the host being connected to (hosts may have their own
+            credentials).
+        """
         self._parameters = parameters
         self._reactor = reactor
         self._owner = owner
 
     def buildProtocol(self, addr: Any) -> AMQPProtocol:
-        protocol = AMQPProtocol(self._parameters, self._reactor, self._owner)
+        parameters = self._parameters() if callable(self._parameters) else self._parameters
+        protocol = AMQPProtocol(parameters, self._reactor, self._owner)
         protocol.factory = self
         return protocol

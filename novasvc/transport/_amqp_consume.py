@@ -164,6 +164,10 @@ class ConsumerChannel:
         channel = self.channel
         assert channel is not None
         queue = self.consumer.queue
+        if queue.dead_letter is not None:
+            yield self._declare_dead_letter(channel, queue.dead_letter)
+            if self.draining:
+                return
         seen = set()
         for binding in queue.bindings:
             exchange = binding.exchange
@@ -202,6 +206,24 @@ class ConsumerChannel:
             self._cancel_on_broker()
             return
         self.consumer._activated(self)
+
+    @defer.inlineCallbacks
+    def _declare_dead_letter(self, channel: Channel, queue: Queue) -> Any:
+        # The queue keeping what the consumed queue dead-letters: its
+        # exchanges, itself and its bindings, before the queue that names it.
+        for binding in queue.bindings:
+            exchange = binding.exchange
+            self.step = f"declaring dead-letter exchange {exchange.name!r} (type {exchange.type})"
+            yield channel.call("exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
+                               durable=exchange.durable, auto_delete=exchange.auto_delete)
+        self.step = f"declaring dead-letter queue {queue.name!r} (arguments={queue.arguments_dict()})"
+        yield channel.call("queue_declare", queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
+                           auto_delete=queue.auto_delete, arguments=queue.arguments_dict() or None)
+        for binding in queue.bindings:
+            self.step = (f"binding dead-letter queue {queue.name!r} to exchange {binding.exchange.name!r} "
+                         f"with key {binding.routing_key!r}")
+            yield channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
+                               routing_key=binding.routing_key)
 
     def _setup_failed(self, failure: Any) -> None:
         if isinstance(failure.value, ChannelError):

@@ -13,13 +13,14 @@ durability mismatch closes the channel that asked) fails only the publishes
 that named that exchange, never the confirms pending on this channel.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from pika import spec
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from novasvc.exceptions import TransportError, UnroutableError
+from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
 from novasvc.transport._amqp_channel import Channel, describe, open_channel
 from novasvc.transport._amqp_frames import FrameWriter
 from novasvc.transport.topology import Exchange
@@ -80,16 +81,23 @@ class Confirms:
     RabbitMQ numbers the publishes of a channel in confirm mode from 1; a
     C{basic.ack} or C{basic.nack} names one number or, with C{multiple}, every
     number up to it. A mandatory message that no queue took comes back as
-    C{basic.return} (exchange, routing key, body) I{before} its C{basic.ack};
-    the return is matched to the oldest pending mandatory publish with the
-    same exchange, routing key and body.
+    C{basic.return} (exchange, routing key, body) I{before} its C{basic.ack}.
+
+    The cost of a confirm is in the publishes it settles, never in the span
+    of numbers it names: the numbers not settled yet are kept in publish
+    order (L{_order}), so a multiple ack pops them from the front, and a
+    single ack drops the settled numbers it uncovers at the front. Returns
+    come in publish order too, so each is matched by walking forward from
+    the previous one (L{_unreturned}): every mandatory publish is passed over
+    at most once.
     """
 
     def __init__(self) -> None:
         self.sequence = 0
         self._pending: Dict[int, defer.Deferred] = {}
-        self._floor = 0
+        self._order: Deque[int] = deque()
         self._mandatory: Dict[int, Tuple[str, str, bytes]] = {}
+        self._unreturned: Deque[int] = deque()
         self._returned: Dict[int, str] = {}
         self._drain_waiters: List[defer.Deferred] = []
 
@@ -104,17 +112,24 @@ class Confirms:
         """
         self.sequence = sequence = self.sequence + 1
         d = self._pending[sequence] = defer.Deferred()
+        self._order.append(sequence)
         if mandatory:
             self._mandatory[sequence] = (exchange, routing_key, body)
+            self._unreturned.append(sequence)
         return d
 
     def returned(self, exchange: str, routing_key: str, body: bytes, reply_text: str) -> None:
         """
-        A C{basic.return} arrived: mark the publish it belongs to.
+        A C{basic.return} arrived: mark the publish it belongs to, the first
+        mandatory publish after the previous return with this exchange,
+        routing key and body (those passed over were routed).
         """
         key = (exchange, routing_key, body)
-        for sequence, sent in self._mandatory.items():
-            if sent == key and sequence not in self._returned:
+        mandatory, unreturned = self._mandatory, self._unreturned
+        for position, sequence in enumerate(unreturned):
+            if mandatory.get(sequence) == key:
+                for _ in range(position + 1):
+                    unreturned.popleft()
                 self._returned[sequence] = reply_text
                 return
 
@@ -124,33 +139,41 @@ class Confirms:
         names. Returned messages fail with L{UnroutableError}, nacked ones
         with L{TransportError}, the others succeed with C{None}.
         """
-        pending = self._pending
+        pending, order = self._pending, self._order
         if multiple:
-            tags: Any = range(self._floor + 1, delivery_tag + 1)
-            if delivery_tag > self._floor:
-                self._floor = delivery_tag
+            while order and order[0] <= delivery_tag:
+                tag = order.popleft()
+                d = pending.pop(tag, None)
+                if d is not None:
+                    self._settle(tag, d, ack)
         else:
-            tags = (delivery_tag,)
+            d = pending.pop(delivery_tag, None)
+            if d is not None:
+                self._settle(delivery_tag, d, ack)
+            while order and order[0] not in pending:
+                order.popleft()
+        unreturned = self._unreturned
+        while unreturned and unreturned[0] not in pending:
+            unreturned.popleft()
+        if self._drain_waiters and not pending:
+            self._drained()
+
+    def _settle(self, tag: int, d: defer.Deferred, ack: bool) -> None:
         mandatory = self._mandatory
-        for tag in tags:
-            d = pending.pop(tag, None)
-            if d is None:
-                continue
-            if mandatory:
-                sent = mandatory.pop(tag, None)
-                if sent is not None and tag in self._returned:
-                    reply = self._returned.pop(tag)
+        if mandatory:
+            sent = mandatory.pop(tag, None)
+            if sent is not None and self._returned:
+                reply = self._returned.pop(tag, None)
+                if reply is not None:
                     d.errback(UnroutableError(
                         f"no queue took the message published to exchange {sent[0]!r} "
                         f"with routing key {sent[1]!r} ({reply})"
                     ))
-                    continue
-            if ack:
-                d.callback(None)
-            else:
-                d.errback(TransportError("the broker refused the message (basic.nack)"))
-        if self._drain_waiters and not pending:
-            self._drained()
+                    return
+        if ack:
+            d.callback(None)
+        else:
+            d.errback(TransportError("the broker refused the message (basic.nack)"))
 
     def when_drained(self) -> defer.Deferred:
         """
@@ -174,7 +197,9 @@ class Confirms:
         closed: the broker may or may not have the message).
         """
         pending, self._pending = self._pending, {}
+        self._order.clear()
         self._mandatory.clear()
+        self._unreturned.clear()
         self._returned.clear()
         for d in pending.values():
             d.errback(error)
@@ -254,7 +279,7 @@ class Publisher:
         except (TypeError, ValueError) as e:
             return defer.fail(e)
         except Exception as e:
-            return defer.fail(TransportError(f"cannot publish: {describe(e)}"))
+            return defer.fail(DisconnectedError(f"cannot publish: {describe(e)}"))
         return self.confirms.add(name, routing_key, body, mandatory)
 
     def _declare_then_publish(self, exchange: Exchange, *rest: Any) -> defer.Deferred:
@@ -284,11 +309,14 @@ class Publisher:
             self.publish(*args).chainDeferred(d)
 
     def _declare_failed(self, failure: Any, exchange: Exchange) -> None:
-        error = TransportError(
+        # Refused by the broker (e.g. a durability mismatch): sending again
+        # will not help. Lost with the connection: it may.
+        by_broker = getattr(failure.value, "by_broker", False)
+        error = (TransportError if by_broker else DisconnectedError)(
             f"cannot declare exchange {exchange.name!r} (type {exchange.type}, durable={exchange.durable}, "
             f"auto_delete={exchange.auto_delete}): {describe(getattr(failure.value, 'reason', None) or failure.value)}"
         )
-        if getattr(failure.value, "by_broker", False):
+        if by_broker:
             _log.warn("{error}", error=str(error))
         for _args, d in self._declaring.pop(exchange.name, ()):
             d.errback(error)
@@ -301,5 +329,8 @@ class Publisher:
         self.confirms.confirmed(method.delivery_tag, method.multiple, method.NAME == "Basic.Ack")
 
     def _closed(self, _channel: Channel, reason: Optional[BaseException]) -> None:
-        self.confirms.fail_all(TransportError(f"the publish channel closed before the broker confirmed: {describe(reason)}"))
+        # The owner first stops publishing here, so that a publish made again
+        # from a failed one's errback waits for the next channel.
         self._on_close(self, reason)
+        self.confirms.fail_all(
+            DisconnectedError(f"the publish channel closed before the broker confirmed: {describe(reason)}"))

@@ -6,7 +6,9 @@ One AMQP connection per transport, kept up by Twisted's own
 L{twisted.application.internet.ClientService} with
 L{twisted.application.internet.backoffPolicy}: a broker that is absent at
 start or lost later is logged (WARNING, URL with the password hidden) and
-retried, round-robin over the URL's hosts. On every (re)connection the
+retried, round-robin over the URL's hosts, each with its own credentials,
+and over TLS when the URL or the configuration asks for it (never plain TCP
+then; see L{novasvc.transport._amqp_connect}). On every (re)connection the
 transport opens
 
   - a B{publish channel} in publisher-confirm mode: every C{publish()}
@@ -28,10 +30,11 @@ gone (reconnection) is ignored: the broker has requeued it.
 Publishing while not connected: the publish waits for the connection for at
 most C{publish_wait} seconds (default 30; the longest reconnect delay is
 C{retry_max}, 30 s by default, so one full retry fits), then fails with
-L{TransportError}. C{publish_wait=0} fails at once. Publishes sent but not
-yet confirmed when the connection drops fail with L{TransportError}: the
-broker may or may not have the message, and it is not sent again (that
-choice belongs to the caller). L{AMQPTransport.stop} waits (within
+L{DisconnectedError}. C{publish_wait=0} fails at once. Publishes sent but
+not yet confirmed when the connection drops fail with L{DisconnectedError}:
+the broker may or may not have the message, and the transport does not send
+it again (that choice belongs to the caller; L{novasvc.rpc.client.RPCClient}
+sends the same bytes again, as its C{retry} allows). L{AMQPTransport.stop} waits (within
 C{close_timeout}) for the confirms of publishes already sent before closing;
 after it, every publish fails at once.
 
@@ -54,20 +57,22 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from novasvc._reactor import global_reactor_if_none
-from novasvc.exceptions import ConfigError, TransportError
+from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
 from novasvc.transport._amqp_connect import (
     AMQPProtocol,
     AMQPProtocolFactory,
     RoundRobinEndpoint,
+    TLSCreator,
+    client_tls,
     connection_parameters,
     default_connection_name,
 )
 from novasvc.transport._amqp_consume import AMQPConsumer, AMQPDelivery
 from novasvc.transport._amqp_publish import Publisher
 from novasvc.transport.topology import Exchange, Queue
-from novasvc.transport.url import TransportURL
+from novasvc.transport.url import TLSOptions, TransportURL
 
 __all__ = ["AMQPTransport", "AMQPConsumer", "AMQPDelivery"]
 
@@ -160,7 +165,11 @@ class AMQPTransport:
     adapter; see the module docstring for the channels it uses and what
     happens while the broker is away.
 
-    @ivar url: the L{TransportURL}; C{str(url)} hides the password.
+    @ivar url: the L{TransportURL}; C{str(url)} hides the passwords. With
+        TLS on, its scheme is C{rabbits} or C{amqps} and a host given
+        without a port is on 5671 (see L{TransportURL.with_tls}).
+    @ivar tls: the L{TLSOptions} in force (the URL's over the
+        configuration's).
     @ivar connection_name: the C{connection_name} client property.
     """
 
@@ -178,10 +187,12 @@ class AMQPTransport:
         retry_jitter: float = 1.0,
         publish_wait: float = 30.0,
         close_timeout: float = 5.0,
+        tls: Optional[TLSOptions] = None,
     ) -> None:
         """
-        @param url: a C{rabbit://} or C{amqp://} URL: credentials, hosts
-            (tried in order, round-robin on reconnect) and vhost.
+        @param url: a C{rabbit://}, C{rabbits://}, C{amqp://} or C{amqps://}
+            URL: hosts (tried in order, round-robin on reconnect), each with
+            its credentials, vhost, and the TLS options of its query.
         @param reactor: provides C{IReactorTCP} and C{IReactorTime}; the global
             reactor when C{None}, looked up only then.
         @param heartbeat: AMQP heartbeat to ask for, in B{seconds} (0 disables;
@@ -203,11 +214,22 @@ class AMQPTransport:
             L{TransportError}; 0 fails at once.
         @param close_timeout: B{seconds} L{stop} waits for the broker's
             C{connection.close-ok} before dropping the TCP connection.
-        @raise ConfigError: for a URL whose scheme is not C{rabbit} or
-            C{amqp}, or a negative time.
+        @param tls: the configuration's TLS options; what the URL says
+            (scheme, query) beats them. With TLS on, every connection is
+            TLS (never plain TCP as a fallback) and the broker's
+            certificate and host name are verified.
+        @raise ConfigError: for a URL whose scheme is not an AMQP one, a
+            negative time, certificate files given with TLS off, or a
+            certificate file that cannot be used (see L{client_tls}).
         """
-        if url.scheme not in ("rabbit", "amqp"):
-            raise ConfigError(f"AMQPTransport needs a rabbit:// or amqp:// transport_url, not {str(url)!r}")
+        if url.scheme not in ("rabbit", "rabbits", "amqp", "amqps"):
+            raise ConfigError(f"AMQPTransport needs a rabbit://, rabbits://, amqp:// or amqps:// transport_url, "
+                              f"not {str(url)!r}")
+        self.tls = url.tls.over(tls or TLSOptions())
+        self.tls.check()
+        self._tls: Optional[TLSCreator] = client_tls(self.tls) if self.tls.enabled else None
+        if self.tls.enabled:
+            url = url.with_tls()
         for name, value in [("heartbeat", heartbeat), ("connect_timeout", connect_timeout),
                             ("retry_interval", retry_interval), ("retry_max", retry_max),
                             ("retry_jitter", retry_jitter), ("publish_wait", publish_wait),
@@ -271,10 +293,11 @@ class AMQPTransport:
         self._state = _RUNNING
         if self._service is None:
             clock = self._clock
-            self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout, self._connect_failed)
-            factory = AMQPProtocolFactory(
-                connection_parameters(self.url, self._heartbeat, self.connection_name), clock, self._hooks
-            )
+            endpoint = self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout,
+                                                           self._connect_failed, self._tls)
+            per_host = [connection_parameters(self.url, self._heartbeat, self.connection_name, index)
+                        for index in range(len(self.url.hosts))]
+            factory = AMQPProtocolFactory(lambda: per_host[endpoint.index], clock, self._hooks)
             self._service = ClientService(self._endpoint, factory, retryPolicy=self._retry_delay, clock=clock,
                                           prepareConnection=self._prepare)
         self._service.startService()
@@ -470,10 +493,12 @@ class AMQPTransport:
 
         @return: a C{Deferred} firing with C{None} on the broker's confirm;
             failing with L{novasvc.exceptions.UnroutableError} when a
-            mandatory message reached no queue, L{TransportError} on nack,
-            channel or connection loss before the confirm, no connection
-            within C{publish_wait} seconds, or after L{stop}; C{ValueError}
-            for a negative C{expiration}.
+            mandatory message reached no queue;
+            L{novasvc.exceptions.DisconnectedError} on channel or
+            connection loss before the confirm, or no connection within
+            C{publish_wait} seconds; L{TransportError} on nack, an exchange
+            declare the broker refused, or after L{stop}; C{ValueError} for
+            a negative C{expiration}.
         """
         publisher = self._publisher
         if publisher is not None:
@@ -484,7 +509,7 @@ class AMQPTransport:
         if self._state in (_STOPPING, _STOPPED):
             return defer.fail(TransportError(f"{self.url}: the transport is stopped"))
         if self._publish_wait <= 0:
-            return defer.fail(TransportError(f"not connected to {self.url}: {self._problem}"))
+            return defer.fail(DisconnectedError(f"not connected to {self.url}: {self._problem}"))
         entry: list = [args, None, None]
 
         def cancel(_: defer.Deferred) -> None:
@@ -508,7 +533,7 @@ class AMQPTransport:
             self._waiting.remove(entry)
         except ValueError:
             return
-        entry[1].errback(TransportError(
+        entry[1].errback(DisconnectedError(
             f"not connected to {self.url} within {self._publish_wait} seconds: {self._problem}"
         ))
 

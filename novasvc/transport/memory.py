@@ -273,6 +273,8 @@ class _MemoryConsumer:
         self.unacked: Dict[_MemoryDelivery, None] = {}
         self.active = True
         self.declared = True
+        # As the AMQP consumer's: set by cancel() or the transport's stop().
+        self.cancelled = False
         self._waiters: List[defer.Deferred] = []
 
     def can_take(self) -> bool:
@@ -305,6 +307,7 @@ class _MemoryConsumer:
         return defer.succeed(None)
 
     def _detach(self) -> None:
+        self.cancelled = True
         if not self.active:
             return
         self.active = False

@@ -5,7 +5,7 @@ bindings. Transports declare them; the RPC layer decides which ones exist (as
 oslo.messaging's rabbit driver does).
 """
 
-from typing import Any, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 
@@ -65,6 +65,8 @@ class Queue:
         kept as a sorted tuple of pairs so the value stays hashable; read it
         with L{arguments_dict}.
     @ivar bindings: the L{Binding}s to declare with the queue.
+    @ivar dead_letter: the queue (with its bindings) that keeps what this
+        one dead-letters, declared before it; C{None} for none.
     """
 
     name: str
@@ -73,9 +75,84 @@ class Queue:
     exclusive: bool = False
     arguments: Tuple[Tuple[str, Any], ...] = attrs.field(default=(), converter=_freeze_arguments)
     bindings: Tuple[Binding, ...] = attrs.field(default=(), converter=tuple)
+    dead_letter: Optional["Queue"] = None
 
     def arguments_dict(self) -> dict:
         """
         @return: the declare arguments as a new C{dict}.
         """
         return dict(self.arguments)
+
+
+@attrs.frozen
+class QuorumQueues:
+    """
+    oslo.messaging's C{rabbit_quorum_queue}: the topic queues of RPC servers
+    are durable quorum queues, with a delivery limit whose poison messages
+    are dead-lettered (C{at-least-once}) to the exchange
+    C{<exchange>.dlx}, and kept in the durable quorum queue
+    C{<exchange>.dlq} bound to it with C{#} (the broker records why in the
+    message's C{x-first-death-reason} and C{x-death} headers).
+
+    @ivar delivery_limit: how many times a message is redelivered before it
+        is dead-lettered (C{x-delivery-limit}); C{0} for no limit (the
+        broker's default).
+    """
+
+    delivery_limit: int = 20
+
+    @classmethod
+    def from_config(cls, config: Any) -> Optional["QuorumQueues"]:
+        """
+        @param config: a L{novasvc.config.Config}.
+        @return: its C{rabbit_quorum_queue} and
+            C{rabbit_quorum_delivery_limit}, or C{None} when quorum queues
+            are off.
+        """
+        if not config.rabbit_quorum_queue:
+            return None
+        return cls(config.rabbit_quorum_delivery_limit)
+
+    def dead_letter_queue(self, exchange: str) -> Queue:
+        """
+        @param exchange: the name of the exchange feeding the topic queues.
+        @return: the queue C{<exchange>.dlq}, bound to C{<exchange>.dlx}.
+        """
+        dlx = Exchange(f"{exchange}.dlx", "topic", durable=True)
+        return Queue(f"{exchange}.dlq", durable=True, arguments={"x-queue-type": "quorum"},
+                     bindings=(Binding(dlx, "#"),))
+
+    def arguments(self, exchange: str) -> Dict[str, Any]:
+        """
+        @return: the declare arguments of a topic queue fed by C{exchange}.
+        """
+        arguments: Dict[str, Any] = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": f"{exchange}.dlx",
+            # At-least-once dead-lettering needs reject-publish; without a
+            # length limit the queue never rejects a publish.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+        if self.delivery_limit:
+            arguments["x-delivery-limit"] = self.delivery_limit
+        return arguments
+
+
+def topic_queue(name: str, binding: Binding, durable: bool = False,
+                quorum: Optional[QuorumQueues] = None) -> Queue:
+    """
+    A topic queue of an RPC server (C{<topic>} or C{<topic>.<host>}).
+
+    @param binding: its binding to the control exchange.
+    @param durable: oslo's C{amqp_durable_queues}.
+    @param quorum: the quorum queue settings, or C{None} for a classic
+        queue.
+    @return: a classic queue, durable as asked, or a durable quorum queue
+        with its dead-letter queue.
+    """
+    if quorum is None:
+        return Queue(name, durable=durable, bindings=(binding,))
+    exchange = binding.exchange.name
+    return Queue(name, durable=True, arguments=quorum.arguments(exchange), bindings=(binding,),
+                 dead_letter=quorum.dead_letter_queue(exchange))
