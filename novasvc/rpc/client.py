@@ -6,10 +6,13 @@ oslo.messaging's C{RPCClient}, returning C{Deferred}s.
 
 Every request is published C{mandatory}, so a request that no queue takes
 (the server is re-declaring its queues after a broker restart, or there is
-no server) comes back instead of being confirmed and dropped. It is sent
-again every 0.25 s for at most C{missing_consumer_retry_timeout} seconds
-(oslo's C{kombu_missing_consumer_retry_timeout}, 60 s), then its C{Deferred}
-fails with L{novasvc.exceptions.UnroutableError}. A request lost with its
+no server) comes back instead of being confirmed and dropped. The requests
+to one exchange and routing key that came back wait together: every 0.25 s
+one of them is sent again, and once a queue takes it the others follow.
+Each fails with L{novasvc.exceptions.UnroutableError} once
+C{missing_consumer_retry_timeout} seconds (oslo's
+C{kombu_missing_consumer_retry_timeout}, 60 s) have passed since it first
+came back. A request lost with its
 channel or connection before the broker confirmed it
 (L{novasvc.exceptions.DisconnectedError}) is sent again once the transport
 is back, as many times as C{retry} allows (oslo's C{retry}: C{None} for
@@ -50,7 +53,7 @@ _log = Logger()
 _UNSET: Any = object()
 _ContextLike = Union[RequestContext, Mapping[str, Any], None]
 
-#: Seconds between two sends of a request that no queue took (as oslo's
+#: Seconds between two tries of a route that no queue took (as oslo's
 #: server sends a reply again while its queue is missing).
 UNROUTABLE_RETRY_INTERVAL = 0.25
 #: The longest wait, in seconds, before sending again a request lost with
@@ -74,7 +77,7 @@ class RPCClient:
     @ivar retry: how many times a request lost with its connection is sent
         again: C{None} (or C{-1}) without limit, C{0} never.
     @ivar missing_consumer_retry_timeout: how long, in B{seconds}, a request
-        that no queue takes is sent again before it fails.
+        that no queue takes waits for one before it fails.
     """
 
     def __init__(self, transport: ITransport, target: Target, *, timeout: Optional[float] = None,
@@ -116,8 +119,9 @@ class RPCClient:
             all.
         @param missing_consumer_retry_timeout: how long, in B{seconds}, a
             request that no queue took (L{novasvc.exceptions.UnroutableError})
-            is sent again, every 0.25 s, before its C{Deferred} fails (oslo's
-            C{kombu_missing_consumer_retry_timeout}); C{0} fails at once.
+            waits for one, tried every 0.25 s, before its C{Deferred} fails
+            (oslo's C{kombu_missing_consumer_retry_timeout}); C{0} fails at
+            once.
         @param clock: C{IReactorTime} for call timeouts and the waits
             between sends; the global reactor when C{None}.
         @raise InvalidTarget: when the target's version is not a version.
@@ -136,6 +140,8 @@ class RPCClient:
         self.timeout = timeout
         self.version_cap = version_cap
         self.call_monitor_timeout = call_monitor_timeout
+        # Shared with the clients prepare() makes.
+        self._routes: Dict[Tuple[str, str], _Route] = {}
         self.retry = retry
         self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
         if not self.missing_consumer_retry_timeout >= 0:
@@ -317,9 +323,20 @@ class RPCClient:
         return d.addErrback(self._cast_failed, exchange, key, body, method)
 
     def _cast_failed(self, failure: Failure, exchange: Exchange, routing_key: str, body: bytes,
-                     method: str) -> Any:
+                     method: str) -> defer.Deferred:
         # Only a cast that failed pays for the state of sending it again.
-        return _CastResend(self, method, exchange, routing_key, body).failed(failure)
+        return _CastResend(self, method, exchange, routing_key, body).start(failure)
+
+    def _route(self, exchange: str, routing_key: str) -> "_Route":
+        """
+        @return: the L{_Route} of requests waiting for a queue on this
+            exchange and routing key, made when the first one comes back.
+        """
+        key = (exchange, routing_key)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = _Route(self, key)
+        return route
 
 
 def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
@@ -351,10 +368,14 @@ class _Sending:
     @ivar unroutable_sends: how many sends of that run came back.
     @ivar resends: how many times it was sent again after losing its
         connection.
+    @ivar resend: the timer of the next send after a lost connection, or
+        C{None}.
+    @ivar route: the L{_Route} it waits in while no queue takes it, or
+        C{None}.
     """
 
     __slots__ = ("client", "method", "exchange", "routing_key", "body", "unroutable_since", "unroutable_sends",
-                 "resends")
+                 "resends", "resend", "route")
     kind = "request"
 
     def __init__(self, client: RPCClient, method: str, exchange: Exchange, routing_key: str, body: bytes) -> None:
@@ -366,13 +387,38 @@ class _Sending:
         self.unroutable_since: Optional[float] = None
         self.unroutable_sends = 0
         self.resends = 0
+        self.resend: Any = None
+        self.route: Optional[_Route] = None
 
-    def next_send(self, failure: Failure) -> Union[float, Failure]:
+    def send_again(self) -> None:
         """
-        Decide what follows a failed publish of the request.
+        Publish the request again; L{sent_again} or L{after_failure} follow.
+        """
+        raise NotImplementedError()
 
-        @return: the B{seconds} to wait before sending it again, or the
-            failure to report.
+    def give_up(self, failure: Failure) -> None:
+        """
+        Fail the request's C{Deferred} with C{failure} (it left its route).
+        """
+        raise NotImplementedError()
+
+    def sent_again(self) -> None:
+        """
+        A queue took the request sent again: if it was its route's probe,
+        the others waiting there go too.
+        """
+        route = self.route
+        if route is not None:
+            route.routed(self)
+
+    def after_failure(self, failure: Failure) -> Optional[Failure]:
+        """
+        Act on a failed publish of the request: wait in its route when no
+        queue took it, send it again later when it was lost with its
+        connection and C{retry} allows.
+
+        @return: the failure to report when it is not sent again, else
+            C{None}.
         """
         client = self.client
         if failure.check(UnroutableError):
@@ -380,22 +426,45 @@ class _Sending:
             if self.unroutable_since is None:
                 self.unroutable_since = now
             self.unroutable_sends += 1
-            if now - self.unroutable_since + UNROUTABLE_RETRY_INTERVAL <= client.missing_consumer_retry_timeout:
-                return UNROUTABLE_RETRY_INTERVAL
+            if not self.expired(now):
+                client._route(self.exchange.name, self.routing_key).wait(self)
+                return None
+            self.stop()
             return Failure(self.unroutable_error(now))
-        if failure.check(DisconnectedError):
-            self.unroutable_since = None
-            self.unroutable_sends = 0
-            retry, resends = client.retry, self.resends
-            if retry is not None and 0 <= retry <= resends:
-                if resends:
-                    return Failure(DisconnectedError(
-                        f"the {self.kind} {self.method!r} was lost with the connection {resends + 1} times "
-                        f"(retry={retry}): {failure.value}"))
-                return failure
-            self.resends = resends + 1
-            return 0.0 if not resends else min(2.0 ** (resends - 1), RESEND_DELAY_MAX)
-        return failure
+        self.stop()
+        if not failure.check(DisconnectedError):
+            return failure
+        self.unroutable_since = None
+        self.unroutable_sends = 0
+        retry, resends = client.retry, self.resends
+        if retry is not None and 0 <= retry <= resends:
+            if resends:
+                return Failure(DisconnectedError(
+                    f"the {self.kind} {self.method!r} was lost with the connection {resends + 1} times "
+                    f"(retry={retry}): {failure.value}"))
+            return failure
+        self.resends = resends + 1
+        delay = 0.0 if not resends else min(2.0 ** (resends - 1), RESEND_DELAY_MAX)
+        self.resend = client._clock.callLater(delay, self.send_again)
+        return None
+
+    def expired(self, now: float) -> bool:
+        """
+        @return: whether the request has come back unroutable for as long
+            as C{missing_consumer_retry_timeout} allows.
+        """
+        since = self.unroutable_since
+        return since is not None and now - since + UNROUTABLE_RETRY_INTERVAL > self.client.missing_consumer_retry_timeout
+
+    def stop(self) -> None:
+        """
+        Send it no more: cancel the next send, leave the route.
+        """
+        resend, self.resend = self.resend, None
+        if resend is not None and resend.active():
+            resend.cancel()
+        if self.route is not None:
+            self.route.leave(self)
 
     def unroutable_error(self, now: float) -> UnroutableError:
         """
@@ -408,24 +477,132 @@ class _Sending:
             f"no server of its target consumes it")
 
 
+class _Route:
+    """
+    The requests to one exchange and routing key that no queue took: every
+    C{UNROUTABLE_RETRY_INTERVAL} seconds one of them (the probe) is sent
+    again, and once a queue takes it the others are sent too. So a missing
+    queue costs the broker four publishes a second, however many requests
+    wait for it; each request still fails on its own when its time is up.
+
+    @ivar waiting: the requests waiting, oldest first.
+    @ivar probe: the request sent to try the route, or C{None}.
+    """
+
+    def __init__(self, client: RPCClient, key: Tuple[str, str]) -> None:
+        self._routes = client._routes
+        self._key = key
+        self._clock = client._clock
+        self.waiting: Dict[_Sending, None] = {}
+        self.probe: Optional[_Sending] = None
+        self._timer: Any = None
+
+    def wait(self, sending: _Sending) -> None:
+        """
+        C{sending} came back unroutable (again): wait for the route.
+        """
+        if self.probe is sending:
+            self.probe = None
+        sending.route = self
+        self.waiting[sending] = None
+        if self._timer is None:
+            self._timer = self._clock.callLater(UNROUTABLE_RETRY_INTERVAL, self._tick)
+
+    def leave(self, sending: _Sending) -> None:
+        """
+        C{sending} waits no more (it ended, or it is sent another way).
+        """
+        sending.route = None
+        if self.probe is sending:
+            self.probe = None
+        self.waiting.pop(sending, None)
+        self._close_if_idle()
+
+    def routed(self, sending: _Sending) -> None:
+        """
+        A queue took C{sending}: send every request waiting.
+        """
+        sending.route = None
+        if self.probe is sending:
+            self.probe = None
+        waiting, self.waiting = self.waiting, {}
+        for other in waiting:
+            other.route = None
+            other.send_again()
+        self._close_if_idle()
+
+    def _tick(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        for sending in [sending for sending in self.waiting if sending.expired(now)]:
+            del self.waiting[sending]
+            sending.route = None
+            sending.give_up(Failure(sending.unroutable_error(now)))
+        if self.probe is None and self.waiting:
+            probe = self.probe = next(iter(self.waiting))
+            del self.waiting[probe]
+            probe.send_again()
+        if self.waiting or self.probe is not None:
+            if self._timer is None:
+                self._timer = self._clock.callLater(UNROUTABLE_RETRY_INTERVAL, self._tick)
+        else:
+            self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if self.waiting or self.probe is not None:
+            return
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        if self._routes.get(self._key) is self:
+            del self._routes[self._key]
+
+
 class _CastResend(_Sending):
     """
-    A cast whose publish failed: sent again as L{_Sending.next_send} says,
+    A cast whose first publish failed: sent again as L{_Sending} decides,
     its C{Deferred} chained to the caller's.
     """
 
-    __slots__ = ()
+    __slots__ = ("deferred",)
     kind = "cast"
 
-    def failed(self, failure: Failure) -> Any:
-        delay = self.next_send(failure)
-        if isinstance(delay, Failure):
-            return delay
-        return task.deferLater(self.client._clock, delay, self._send)
+    def start(self, failure: Failure) -> defer.Deferred:
+        """
+        @param failure: why the first publish failed.
+        @return: a C{Deferred} firing once a queue took the cast, or failing
+            when it is not sent again; cancelling it stops the sending.
+        """
+        self.deferred: defer.Deferred = defer.Deferred(lambda _: self.stop())
+        self._failed(failure)
+        return self.deferred
 
-    def _send(self) -> defer.Deferred:
-        return self.client._transport.publish(self.exchange, self.routing_key, self.body,
-                                              mandatory=True).addErrback(self.failed)
+    def send_again(self) -> None:
+        self.resend = None
+        if self.deferred.called:
+            return
+        try:
+            d = self.client._transport.publish(self.exchange, self.routing_key, self.body, mandatory=True)
+        except Exception:
+            self._failed(Failure())
+            return
+        d.addCallbacks(self._sent, self._failed)
+
+    def give_up(self, failure: Failure) -> None:
+        if not self.deferred.called:
+            self.deferred.errback(failure)
+
+    def _sent(self, _: object) -> None:
+        self.sent_again()
+        if not self.deferred.called:
+            self.deferred.callback(None)
+
+    def _failed(self, failure: Failure) -> None:
+        if self.deferred.called:
+            return
+        final = self.after_failure(failure)
+        if final is not None:
+            self.deferred.errback(final)
 
 
 class _PendingCall(_Sending):
@@ -434,7 +611,7 @@ class _PendingCall(_Sending):
     and what the timeout error names.
     """
 
-    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "resend", "result")
+    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "result")
     kind = "call"
 
     def __init__(self, client: RPCClient, waiter: "_ReplyWaiter", msg_id: str, method: str, timeout: float,
@@ -445,7 +622,6 @@ class _PendingCall(_Sending):
         self.timeout = timeout
         self.result: Any = None
         self.monitor: Any = None
-        self.resend: Any = None
         self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
         clock = client._clock
         self.started: float = clock.seconds()
@@ -469,30 +645,48 @@ class _PendingCall(_Sending):
 
     def publish(self) -> None:
         """
-        Publish the request, with what is left of the timeout as its
-        expiration.
+        Publish the request, with the timeout as its expiration.
         """
-        self.resend = None
         if self.deferred.called:
             return
-        remaining = self.timeout - (self.client._clock.seconds() - self.started)
-        expiration = max(1, int(remaining * 1000))
         try:
-            d = self.client._transport.publish(self.exchange, self.routing_key, self.body, expiration=expiration,
-                                               mandatory=True)
+            d = self.client._transport.publish(self.exchange, self.routing_key, self.body,
+                                               expiration=max(1, int(self.timeout * 1000)), mandatory=True)
         except Exception:
             self.fail(Failure())
             return
         d.addErrback(self._publish_failed)
 
+    def send_again(self) -> None:
+        """
+        Publish the request again, with what is left of the timeout as its
+        expiration (only then: a first send keeps the message properties
+        every call with this timeout shares).
+        """
+        self.resend = None
+        if self.deferred.called:
+            return
+        remaining = self.timeout - (self.client._clock.seconds() - self.started)
+        try:
+            d = self.client._transport.publish(self.exchange, self.routing_key, self.body,
+                                               expiration=max(1, int(remaining * 1000)), mandatory=True)
+        except Exception:
+            self._publish_failed(Failure())
+            return
+        d.addCallbacks(self._sent_again, self._publish_failed)
+
+    def give_up(self, failure: Failure) -> None:
+        self.fail(failure)
+
+    def _sent_again(self, _: object) -> None:
+        self.sent_again()
+
     def _publish_failed(self, failure: Failure) -> None:
         if self.deferred.called:
             return
-        delay = self.next_send(failure)
-        if isinstance(delay, Failure):
-            self.fail(delay)
-        else:
-            self.resend = self.client._clock.callLater(delay, self.publish)
+        final = self.after_failure(failure)
+        if final is not None:
+            self.fail(final)
 
     def on_reply(self, reply: wire.Reply) -> None:
         if reply.is_heartbeat:
@@ -518,7 +712,8 @@ class _PendingCall(_Sending):
         waiter = self.waiter
         waiter.pending.pop(self.msg_id, None)
         waiter.unsent.pop(self.msg_id, None)
-        for call in (self.timer, self.monitor, self.resend):
+        self.stop()
+        for call in (self.timer, self.monitor):
             if call is not None and call.active():
                 call.cancel()
 
