@@ -4,15 +4,15 @@ unroutable requests sent again for a bounded time, requests lost with their
 connection sent again as C{retry} allows, always the same bytes; and the
 reply waiter, which keeps nothing of a call that ended and consumes again
 after its transport was stopped and started. Over the in-memory transport
-with a L{task.Clock}.
+with a L{task.Clock}, and the last over RabbitMQ too.
 """
 
 import gc
 import json
 from typing import Any, List
 
-from twisted.internet import defer, task
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
 from novasvc.rpc.client import UNROUTABLE_RETRY_INTERVAL, RPCClient, _PendingCall, _reply_waiter
@@ -20,7 +20,10 @@ from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.memory import MemoryBroker
+from novasvc.transport.amqp import AMQPTransport
+from tests._services import poll
 from tests.test_rpc_server import Manager, RecordingTransport
+from tests.test_transport_amqp import FAST, make_vhost, rabbit_url
 
 
 def _inner(body: bytes) -> dict:
@@ -120,10 +123,10 @@ class UnroutableTests(_Harness, SynchronousTestCase):
         self.clock.advance(UNROUTABLE_RETRY_INTERVAL)
         error = self.failureResultOf(d, UnroutableError).value
         self.assertEqual(str(error), "no queue took the cast 'note' sent to exchange 'openstack' with routing key "
-                                     "'svc' (9 sends over 2.00 s): no server of its target consumes it")
-        self.assertEqual(len(self.requests()), 9)
+                                     "'svc' (8 sends over 2.00 s): no server of its target consumes it")
+        self.assertEqual(self.transport.sent_at, [0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
         self.clock.advance(10)
-        self.assertEqual(len(self.requests()), 9)
+        self.assertEqual(len(self.requests()), 8)
 
     def test_no_retry_time(self) -> None:
         """
@@ -145,7 +148,22 @@ class UnroutableTests(_Harness, SynchronousTestCase):
         self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 4)
         self.failureResultOf(d, UnroutableError)
         self.assertEqual({key for _, key, _, _, _, _ in self.requests()}, {""})
-        self.assertEqual(len(self.requests()), 5)
+        self.assertEqual(len(self.requests()), 4)
+
+    def test_fanout_cast_one_queue_enough(self) -> None:
+        """
+        When a fanout cast finds the fanout queue of one server, then it is
+        confirmed, and a server whose fanout queue appears later does not
+        get it.
+        """
+        first = self.make_server()
+        self.successResultOf(self.client.prepare(fanout=True).cast({}, "note", value=1))
+        transport = RecordingTransport(broker=self.broker, clock=self.clock)
+        late = Manager("host2")
+        self.successResultOf(RPCServer(transport, Target(topic="svc", server="host2"), [late],
+                                       clock=self.clock).start())
+        self.clock.advance(60)
+        self.assertEqual((first.calls, late.calls), ([("note", 1)], []))
 
     def test_cancel_stops_sending(self) -> None:
         """
@@ -159,6 +177,40 @@ class UnroutableTests(_Harness, SynchronousTestCase):
         sent = len(self.requests())
         self.clock.advance(60)
         self.assertEqual(len(self.requests()), sent)
+
+    def test_one_probe_per_route(self) -> None:
+        """
+        When 100 casts to one topic find no queue, then one of them is sent
+        again every 0.25 s, not each; once a queue takes it the 99 others
+        are sent, and each runs once.
+        """
+        ds = [self.client.cast({}, "note", value=i) for i in range(100)]
+        self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 4)
+        self.assertEqual(len(self.requests()), 104)
+        manager = self.make_server()
+        self.clock.advance(UNROUTABLE_RETRY_INTERVAL)
+        for d in ds:
+            self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(sorted(value for _, value in manager.calls), list(range(100)))
+        self.assertEqual(len(self.requests()), 204)
+        self.assertEqual((self.client._routes, self.clock.getDelayedCalls()), ({}, []))
+
+    def test_each_request_on_its_own_time(self) -> None:
+        """
+        When two casts wait for the same missing queue, sent 0.5 s apart,
+        then each fails missing_consumer_retry_timeout seconds after it
+        first came back.
+        """
+        client = RPCClient(self.transport, Target(topic="svc"), missing_consumer_retry_timeout=1, clock=self.clock)
+        first = client.cast({}, "note", value=1)
+        self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 2)
+        second = client.cast({}, "note", value=2)
+        self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 2)
+        self.failureResultOf(first, UnroutableError)
+        self.assertNoResult(second)
+        self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 2)
+        self.failureResultOf(second, UnroutableError)
+        self.assertEqual((client._routes, self.clock.getDelayedCalls()), ({}, []))
 
     def test_call_waits_for_the_queue(self) -> None:
         """
@@ -200,7 +252,7 @@ class UnroutableTests(_Harness, SynchronousTestCase):
         d = self.client.prepare(timeout=2).call({}, "echo")
         self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 8)
         self.assertIn("no queue took the call 'echo'", str(self.failureResultOf(d, UnroutableError).value))
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual((self.client._routes, self.clock.getDelayedCalls()), ({}, []))
 
 
 class ResendTests(_Harness, SynchronousTestCase):
@@ -298,8 +350,8 @@ class ResendTests(_Harness, SynchronousTestCase):
         self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 6)
         self.assertNoResult(d)
         self.clock.advance(UNROUTABLE_RETRY_INTERVAL)
-        self.assertIn("(5 sends over 1.00 s)", str(self.failureResultOf(d, UnroutableError).value))
-        self.assertEqual(self.transport.sent_at, [0, 0.25, 0.5, 0.75, 0.75, 1.0, 1.25, 1.5, 1.75])
+        self.assertIn("(4 sends over 1.00 s)", str(self.failureResultOf(d, UnroutableError).value))
+        self.assertEqual(self.transport.sent_at, [0, 0.25, 0.5, 0.75, 0.75, 1.0, 1.25, 1.5])
 
     def test_bad_retry(self) -> None:
         """
@@ -361,3 +413,34 @@ class ReplyWaiterTests(_Harness, SynchronousTestCase):
         d = self.client.call({}, "echo")
         consumer.waiting[0].errback(defer.CancelledError("the consumer was cancelled"))
         self.assertIn("cannot consume the reply queue", str(self.failureResultOf(d, TransportError).value))
+
+
+class AMQPTransportRestartTests(TestCase):
+    """
+    The reply waiter over RabbitMQ.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_transport_restarted(self) -> Any:
+        """
+        When the client's AMQP transport is stopped and started again, then
+        the next call gets its reply.
+        """
+        vhost = yield make_vhost(self)
+        transports = []
+        for _ in range(2):
+            transport = AMQPTransport(rabbit_url(vhost), reactor=reactor, **FAST)
+            transport.start()
+            self.addCleanup(transport.stop)
+            transports.append(transport)
+        server = RPCServer(transports[0], Target(topic="svc", server="host1"), [Manager("host1")])
+        yield server.start()
+        self.addCleanup(server.stop)
+        client = RPCClient(transports[1], Target(topic="svc"), timeout=10)
+        self.assertEqual((yield client.call({}, "echo", value=1))["value"], 1)
+        yield transports[1].stop()
+        transports[1].start()
+        yield poll(lambda: transports[1].is_connected, "the client's transport connected again")
+        self.assertEqual((yield client.call({}, "echo", value=2))["value"], 2)

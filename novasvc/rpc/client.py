@@ -6,10 +6,13 @@ oslo.messaging's C{RPCClient}, returning C{Deferred}s.
 
 Every request is published C{mandatory}, so a request that no queue takes
 (the server is re-declaring its queues after a broker restart, or there is
-no server) comes back instead of being confirmed and dropped. It is sent
-again every 0.25 s for at most C{missing_consumer_retry_timeout} seconds
-(oslo's C{kombu_missing_consumer_retry_timeout}, 60 s), then its C{Deferred}
-fails with L{novasvc.exceptions.UnroutableError}. A request lost with its
+no server) comes back instead of being confirmed and dropped. The requests
+to one exchange and routing key that came back wait together: every 0.25 s
+one of them is sent again, and once a queue takes it the others follow.
+Each fails with L{novasvc.exceptions.UnroutableError} once
+C{missing_consumer_retry_timeout} seconds (oslo's
+C{kombu_missing_consumer_retry_timeout}, 60 s) have passed since it first
+came back. A request lost with its
 channel or connection before the broker confirmed it
 (L{novasvc.exceptions.DisconnectedError}) is sent again once the transport
 is back, as many times as C{retry} allows (oslo's C{retry}: C{None} for
@@ -31,32 +34,25 @@ import copy
 import weakref
 from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple, Union
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import RequestContext
-from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
+from novasvc.exceptions import TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
+from novasvc.rpc._resend import RESEND_DELAY_MAX, UNROUTABLE_RETRY_INTERVAL, CastResend, Route, Sending
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
 from novasvc.rpc.target import Target, parse_version, version_is_compatible
 from novasvc.transport.topology import Exchange, Queue
 
-__all__ = ["RPCClient"]
+__all__ = ["RPCClient", "UNROUTABLE_RETRY_INTERVAL", "RESEND_DELAY_MAX"]
 
 _log = Logger()
 _UNSET: Any = object()
 _ContextLike = Union[RequestContext, Mapping[str, Any], None]
-
-#: Seconds between two sends of a request that no queue took (as oslo's
-#: server sends a reply again while its queue is missing).
-UNROUTABLE_RETRY_INTERVAL = 0.25
-#: The longest wait, in seconds, before sending again a request lost with
-#: its connection: the first is sent again at once (the transport holds it
-#: until it is connected), the next after 1, 2, 4... seconds.
-RESEND_DELAY_MAX = 30.0
 
 
 class RPCClient:
@@ -74,7 +70,7 @@ class RPCClient:
     @ivar retry: how many times a request lost with its connection is sent
         again: C{None} (or C{-1}) without limit, C{0} never.
     @ivar missing_consumer_retry_timeout: how long, in B{seconds}, a request
-        that no queue takes is sent again before it fails.
+        that no queue takes waits for one before it fails.
     """
 
     def __init__(self, transport: ITransport, target: Target, *, timeout: Optional[float] = None,
@@ -116,8 +112,9 @@ class RPCClient:
             all.
         @param missing_consumer_retry_timeout: how long, in B{seconds}, a
             request that no queue took (L{novasvc.exceptions.UnroutableError})
-            is sent again, every 0.25 s, before its C{Deferred} fails (oslo's
-            C{kombu_missing_consumer_retry_timeout}); C{0} fails at once.
+            waits for one, tried every 0.25 s, before its C{Deferred} fails
+            (oslo's C{kombu_missing_consumer_retry_timeout}); C{0} fails at
+            once.
         @param clock: C{IReactorTime} for call timeouts and the waits
             between sends; the global reactor when C{None}.
         @raise InvalidTarget: when the target's version is not a version.
@@ -136,6 +133,8 @@ class RPCClient:
         self.timeout = timeout
         self.version_cap = version_cap
         self.call_monitor_timeout = call_monitor_timeout
+        # Shared with the clients prepare() makes.
+        self._routes: Dict[Tuple[str, str], Route] = {}
         self.retry = retry
         self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
         if not self.missing_consumer_retry_timeout >= 0:
@@ -317,9 +316,20 @@ class RPCClient:
         return d.addErrback(self._cast_failed, exchange, key, body, method)
 
     def _cast_failed(self, failure: Failure, exchange: Exchange, routing_key: str, body: bytes,
-                     method: str) -> Any:
+                     method: str) -> defer.Deferred:
         # Only a cast that failed pays for the state of sending it again.
-        return _CastResend(self, method, exchange, routing_key, body).failed(failure)
+        return CastResend(self, method, exchange, routing_key, body).start(failure)
+
+    def _route(self, exchange: str, routing_key: str) -> Route:
+        """
+        @return: the L{Route} of requests waiting for a queue on this
+            exchange and routing key, made when the first one comes back.
+        """
+        key = (exchange, routing_key)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = Route(self, key)
+        return route
 
 
 def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
@@ -341,111 +351,23 @@ def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
     return to_dict(), False
 
 
-class _Sending:
-    """
-    One encoded request and what decides whether, and when, it is sent
-    again after a failed publish (see the module docstring).
-
-    @ivar unroutable_since: when (clock B{seconds}) the first of the current
-        run of unroutable sends came back, or C{None}.
-    @ivar unroutable_sends: how many sends of that run came back.
-    @ivar resends: how many times it was sent again after losing its
-        connection.
-    """
-
-    __slots__ = ("client", "method", "exchange", "routing_key", "body", "unroutable_since", "unroutable_sends",
-                 "resends")
-    kind = "request"
-
-    def __init__(self, client: RPCClient, method: str, exchange: Exchange, routing_key: str, body: bytes) -> None:
-        self.client = client
-        self.method = method
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.body = body
-        self.unroutable_since: Optional[float] = None
-        self.unroutable_sends = 0
-        self.resends = 0
-
-    def next_send(self, failure: Failure) -> Union[float, Failure]:
-        """
-        Decide what follows a failed publish of the request.
-
-        @return: the B{seconds} to wait before sending it again, or the
-            failure to report.
-        """
-        client = self.client
-        if failure.check(UnroutableError):
-            now = client._clock.seconds()
-            if self.unroutable_since is None:
-                self.unroutable_since = now
-            self.unroutable_sends += 1
-            if now - self.unroutable_since + UNROUTABLE_RETRY_INTERVAL <= client.missing_consumer_retry_timeout:
-                return UNROUTABLE_RETRY_INTERVAL
-            return Failure(self.unroutable_error(now))
-        if failure.check(DisconnectedError):
-            self.unroutable_since = None
-            self.unroutable_sends = 0
-            retry, resends = client.retry, self.resends
-            if retry is not None and 0 <= retry <= resends:
-                if resends:
-                    return Failure(DisconnectedError(
-                        f"the {self.kind} {self.method!r} was lost with the connection {resends + 1} times "
-                        f"(retry={retry}): {failure.value}"))
-                return failure
-            self.resends = resends + 1
-            return 0.0 if not resends else min(2.0 ** (resends - 1), RESEND_DELAY_MAX)
-        return failure
-
-    def unroutable_error(self, now: float) -> UnroutableError:
-        """
-        @return: the error saying that no queue took the request.
-        """
-        since = now if self.unroutable_since is None else self.unroutable_since
-        return UnroutableError(
-            f"no queue took the {self.kind} {self.method!r} sent to exchange {self.exchange.name!r} with routing "
-            f"key {self.routing_key!r} ({self.unroutable_sends} sends over {now - since:.2f} s): "
-            f"no server of its target consumes it")
-
-
-class _CastResend(_Sending):
-    """
-    A cast whose publish failed: sent again as L{_Sending.next_send} says,
-    its C{Deferred} chained to the caller's.
-    """
-
-    __slots__ = ()
-    kind = "cast"
-
-    def failed(self, failure: Failure) -> Any:
-        delay = self.next_send(failure)
-        if isinstance(delay, Failure):
-            return delay
-        return task.deferLater(self.client._clock, delay, self._send)
-
-    def _send(self) -> defer.Deferred:
-        return self.client._transport.publish(self.exchange, self.routing_key, self.body,
-                                              mandatory=True).addErrback(self.failed)
-
-
-class _PendingCall(_Sending):
+class _PendingCall(Sending):
     """
     One call waiting for its reply: its request, its Deferred, its timers
     and what the timeout error names.
     """
 
-    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "resend", "result")
+    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "result")
     kind = "call"
 
     def __init__(self, client: RPCClient, waiter: "_ReplyWaiter", msg_id: str, method: str, timeout: float,
                  exchange: Exchange, routing_key: str, body: bytes) -> None:
-        _Sending.__init__(self, client, method, exchange, routing_key, body)
+        Sending.__init__(self, client, method, exchange, routing_key, body)
         self.waiter = waiter
         self.msg_id = msg_id
         self.timeout = timeout
         self.result: Any = None
         self.monitor: Any = None
-        self.resend: Any = None
         self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
         clock = client._clock
         self.started: float = clock.seconds()
@@ -469,30 +391,48 @@ class _PendingCall(_Sending):
 
     def publish(self) -> None:
         """
-        Publish the request, with what is left of the timeout as its
-        expiration.
+        Publish the request, with the timeout as its expiration.
         """
-        self.resend = None
         if self.deferred.called:
             return
-        remaining = self.timeout - (self.client._clock.seconds() - self.started)
-        expiration = max(1, int(remaining * 1000))
         try:
-            d = self.client._transport.publish(self.exchange, self.routing_key, self.body, expiration=expiration,
-                                               mandatory=True)
+            d = self.client._transport.publish(self.exchange, self.routing_key, self.body,
+                                               expiration=max(1, int(self.timeout * 1000)), mandatory=True)
         except Exception:
             self.fail(Failure())
             return
         d.addErrback(self._publish_failed)
 
+    def send_again(self) -> None:
+        """
+        Publish the request again, with what is left of the timeout as its
+        expiration (only then: a first send keeps the message properties
+        every call with this timeout shares).
+        """
+        self.resend = None
+        if self.deferred.called:
+            return
+        remaining = self.timeout - (self.client._clock.seconds() - self.started)
+        try:
+            d = self.client._transport.publish(self.exchange, self.routing_key, self.body,
+                                               expiration=max(1, int(remaining * 1000)), mandatory=True)
+        except Exception:
+            self._publish_failed(Failure())
+            return
+        d.addCallbacks(self._sent_again, self._publish_failed)
+
+    def give_up(self, failure: Failure) -> None:
+        self.fail(failure)
+
+    def _sent_again(self, _: object) -> None:
+        self.sent_again()
+
     def _publish_failed(self, failure: Failure) -> None:
         if self.deferred.called:
             return
-        delay = self.next_send(failure)
-        if isinstance(delay, Failure):
-            self.fail(delay)
-        else:
-            self.resend = self.client._clock.callLater(delay, self.publish)
+        final = self.after_failure(failure)
+        if final is not None:
+            self.fail(final)
 
     def on_reply(self, reply: wire.Reply) -> None:
         if reply.is_heartbeat:
@@ -518,7 +458,8 @@ class _PendingCall(_Sending):
         waiter = self.waiter
         waiter.pending.pop(self.msg_id, None)
         waiter.unsent.pop(self.msg_id, None)
-        for call in (self.timer, self.monitor, self.resend):
+        self.stop()
+        for call in (self.timer, self.monitor):
             if call is not None and call.active():
                 call.cancel()
 
