@@ -112,6 +112,7 @@ class Service(AsyncMultiService):
             duplicate_window=config.rpc_duplicate_window,
             durable_queues=config.durable_queues,
             transient_queues_ttl=config.transient_queues_ttl, quorum=QuorumQueues.from_config(config),
+            reply_retry_timeout=config.kombu_missing_consumer_retry_timeout,
         )
         _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
         if db is not None:

@@ -242,6 +242,15 @@ class CreateTests(ServiceTestMixin, SynchronousTestCase):
         error = self.assertRaises(ConfigError, self.make, config=config)
         self.assertIn("recording.colour: unknown key", str(error))
 
+    def test_reply_retry_timeout(self):
+        """
+        When C{kombu_missing_consumer_retry_timeout} is set, then the RPC
+        server retries replies to a missing reply queue for that long (as
+        oslo.messaging uses the option).
+        """
+        service = self.make(config=Config(host="h1", kombu_missing_consumer_retry_timeout=7))
+        self.assertEqual(service.rpcserver._retry_timeout, 7)
+
     def test_arguments_beat_config(self):
         """
         When timer settings are passed, then they win over the config.
