@@ -710,3 +710,39 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         service.manager.init_host = broken
         self.failureResultOf(service.startService(), ServiceExists)
         self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])
+
+
+class ImportCostTests(SynchronousTestCase):
+    """
+    A service on the memory store does not pay for SQL.
+    """
+
+    def test_memory_store_without_sqlalchemy(self):
+        """
+        When a service is created on the memory store and started, then
+        SQLAlchemy is not imported (the manager's database API opens on
+        first use).
+        """
+        import os
+        import subprocess
+        import sys
+
+        code = "\n".join([
+            "import sys",
+            "from twisted.internet import task",
+            "from novasvc.config import Config",
+            "from novasvc.db.memory import MemoryServiceStore",
+            "from novasvc.examples.echo import EchoManager",
+            "from novasvc.service import Service",
+            "from novasvc.transport.memory import MemoryTransport",
+            "clock = task.Clock()",
+            "s = Service.create(manager=EchoManager, config=Config(host='h'),",
+            "                   store=MemoryServiceStore(), transport=MemoryTransport(clock=clock),",
+            "                   clock=clock)",
+            "s.startService()",
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))",
+        ])
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=root).stdout
+        self.assertEqual(out.strip(), "[]")

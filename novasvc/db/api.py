@@ -20,6 +20,7 @@ otherwise (a service on the memory store, a test) the database named by
 C{database.connection} is opened on first use.
 """
 
+import sys
 from typing import Any, Callable, List, Optional, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
@@ -54,9 +55,11 @@ class Database:
             global one, when first needed).
         @param connection: an SQLAlchemy URL overriding the configuration's.
         """
-        from novasvc.db.store import SQLServiceStore
-
-        self._owned = not isinstance(store, SQLServiceStore) or connection is not None
+        # Not imported for a memory store: it would load SQLAlchemy, which
+        # is loaded on first use instead.
+        store_module = sys.modules.get("novasvc.db.store")
+        shares = store_module is not None and isinstance(store, store_module.SQLServiceStore)
+        self._owned = not shares or connection is not None
         self.connection: Optional[str] = None
         self._store: Optional[Any] = None if self._owned else store
         self._reactor = reactor
