@@ -137,7 +137,7 @@ class RPCServer:
                  transient_queues_ttl: Optional[float] = 1800.0, reply_retry_timeout: float = 60.0,
                  reply_retry_interval: float = 0.25, reply_retry_max: int = 1000,
                  reply_retry_bytes: int = 16 * 1024 * 1024,
-                 quorum: Optional[QuorumQueues] = None) -> None:
+                 quorum: Optional[QuorumQueues] = None, tracing: Any = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the server).
@@ -167,6 +167,8 @@ class RPCServer:
         @param reply_retry_bytes: the most bytes of replies held for retry at
             once; a reply beyond it is dropped.
         @param quorum: oslo's C{rabbit_quorum_queue} (see L{server_queues}).
+        @param tracing: a L{novasvc.tracing.Tracing} making each request's
+            run a span, or C{None} (no tracing, no cost).
         @raise InvalidTarget: when the target lacks a topic or a server.
         @raise ValueError: for a bad C{ack}, C{max_inflight} or
             C{duplicate_window}.
@@ -211,6 +213,7 @@ class RPCServer:
         self._held_bytes = 0
         self._budget_warned = False
         self._retrying = True
+        self._tracing = tracing
 
     @property
     def _clock(self) -> Any:
@@ -379,7 +382,12 @@ class RPCServer:
         try:
             ctxt = RequestContext.from_dict(request.message, CONTEXT_PREFIX)
             ctxt.client_timeout = request.timeout
-            result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace, request.version)
+            tracing = self._tracing
+            if tracing is None:
+                result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace,
+                                                request.version)
+            else:
+                result = tracing.invoke(self.dispatcher, ctxt, request, self.target)
         except Exception:
             self._dispatch_failed(Failure(), delivery, request, None)
             return
