@@ -18,7 +18,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from twisted.internet import defer, reactor, task
+from twisted.internet.testing import EventLoggingObserver
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import novasvc.tracing
@@ -413,8 +415,10 @@ class BadHeaderTests(_Harness, SynchronousTestCase):
         that nothing is logged and the call works.
         """
         novasvc.tracing.uninstall(self.tracing)
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         with self.assertNoLogs(level="WARNING"):
             self.assertEqual(self.successResultOf(self.rpc_client("b").call(ctxt, "echo", value=7)), 7)
+        self.assertEqual([e for e in observer if e["log_level"] >= LogLevel.warn], [])
 
     def test_garbage_traceparent(self) -> None:
         """
@@ -611,6 +615,23 @@ class ServiceTests(SynchronousTestCase):
         with mock.patch.dict(sys.modules, {"opentelemetry.sdk.trace": None}):
             error = self.assertRaises(ConfigError, exporter_factory, "console")
         self.assertIn("pip install opentelemetry-sdk", str(error))
+
+    def test_global_provider(self) -> None:
+        """
+        When the exporter is none and no provider is given, then the spans
+        go to the process's global tracer provider.
+        """
+        provider, exporter = _provider()
+        self.patch(trace, "get_tracer_provider", lambda: provider)
+        tracing = Tracing("s", "h")
+        tracing.start()
+        self.addCleanup(tracing.stop)
+        clock = task.Clock()
+        client = RPCClient(MemoryTransport(clock=clock), Target(topic="t"), clock=clock,
+                           missing_consumer_retry_timeout=0)
+        self.failureResultOf(client.cast({}, "nobody"))
+        self.assertEqual([(s.name, s.status.status_code) for s in exporter.get_finished_spans()],
+                         [("t.nobody", StatusCode.ERROR)])
 
     def test_unknown_exporter(self) -> None:
         """
