@@ -34,12 +34,18 @@ setup(
         "mysql": ["PyMySQL>=1.1"],
         # TLS to the broker (rabbits://, ssl: true): pyOpenSSL and service_identity.
         "tls": ["Twisted[tls]>=23.8"],
+        # tracing.enabled: spans through the OpenTelemetry API; the SDK and an
+        # exporter are the user's choice (tracing.exporter: console and otlp
+        # need opentelemetry-sdk, otlp also an OTLP exporter package).
+        "tracing": ["opentelemetry-api>=1.20"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
             "oslo.messaging>=14",
             "Twisted[tls]>=23.8",
             "cryptography",
+            "opentelemetry-api>=1.20",
+            "opentelemetry-sdk>=1.20",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

@@ -11,7 +11,7 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface
 
-from novasvc.config import Config, DatabaseConfig, load_config
+from novasvc.config import Config, DatabaseConfig, TracingConfig, load_config
 from novasvc.exceptions import ConfigError
 from novasvc.options import DriverOpt, Opt, Section
 
@@ -112,6 +112,33 @@ class LoadConfigTests(_ConfigTestCase):
         """
         config = self.load("database:\n  # connection: sqlite://\n")
         self.assertEqual(config.database, DatabaseConfig())
+
+    def test_tracing(self) -> None:
+        """
+        When the C{tracing:} section sets its keys, then they are read into
+        L{TracingConfig}; the keys not given keep their default.
+        """
+        config = self.load("tracing:\n  enabled: true\n  service_name: vol\n  exporter: otlp\n")
+        self.assertEqual(config.tracing, TracingConfig(enabled=True, service_name="vol", exporter="otlp"))
+        self.assertEqual(self.load("tracing:\n  enabled: true\n").tracing, TracingConfig(enabled=True))
+        self.assertEqual(self.load("tracing:\n").tracing, TracingConfig())
+        self.assertEqual(load_config(None).tracing, TracingConfig(enabled=False, service_name=None,
+                                                                  exporter="none"))
+
+    def test_tracing_refused(self) -> None:
+        """
+        When a C{tracing:} value is of the wrong kind, or a key is unknown,
+        then the file is refused naming the line and the key.
+        """
+        self.assertEqual(self.refused("tracing:\n  enabled: yes please\n"),
+                         ", line 2: tracing.enabled: expected true or false, got 'yes please'")
+        self.assertEqual(self.refused("tracing:\n  exporter: zipkin\n"),
+                         ", line 2: tracing.exporter: expected one of 'none', 'console', 'otlp', got 'zipkin'")
+        self.assertEqual(self.refused("tracing:\n  service_name: ''\n"),
+                         ", line 2: tracing.service_name: expected a non-empty string or null, got ''")
+        self.assertIn("tracing.enable: unknown key (did you mean 'enabled'?)",
+                      self.refused("tracing:\n  enable: true\n"))
+        self.assertIn("tracing: expected a mapping", self.refused("tracing: true\n"))
 
     def test_null_interval_max(self) -> None:
         """
@@ -827,6 +854,7 @@ class SampleTests(SynchronousTestCase):
         expected = {f.name for f in attrs.fields(Config)} - {"managers", "database", "sections",
                                                              "_unbound"}
         expected |= {f.name for f in attrs.fields(DatabaseConfig)} | {"database", "echo_manager"}
+        expected |= {f.name for f in attrs.fields(TracingConfig)}
         self.assertEqual(expected - keys, set())
 
 

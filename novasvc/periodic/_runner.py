@@ -26,6 +26,25 @@ __all__ = ["PeriodicTasks"]
 _log = Logger(namespace="novasvc.periodic")
 
 
+def _request_id(context: Any) -> Optional[str]:
+    """
+    @return: the C{request_id} of a task's context (a
+        L{novasvc.context.RequestContext}), or C{None} when it has none.
+    """
+    request_id = getattr(context, "request_id", None)
+    return request_id if isinstance(request_id, str) else None
+
+
+def _error_format(context: Any) -> str:
+    """
+    @return: the format of a task's error line: with the context's request
+        id when it has one.
+    """
+    if _request_id(context) is None:
+        return "Error during {task}"
+    return "Error during {task} (request {request_id})"
+
+
 class _Random(Protocol):
     def random(self) -> float: ...
 
@@ -161,7 +180,10 @@ class PeriodicTasks:
 
         A task whose previous run (a C{Deferred} or coroutine) has not
         finished is skipped (DEBUG) and stays due. An exception is logged as
-        C{"Error during <Class>.<task>"} and the other tasks still run; an
+        C{"Error during <Class>.<task>"}, followed by C{"(request
+        <request_id>)"} when the context has a request id (as the
+        L{novasvc.context.RequestContext} the service passes does), and the
+        other tasks still run; an
         asynchronous failure is logged the same way when it arrives.
 
         @param context: passed to each task.
@@ -216,7 +238,8 @@ class PeriodicTasks:
         except Exception:
             if raise_on_error:
                 raise
-            _log.failure("Error during {task}", task=full_name, level=LogLevel.error)
+            _log.failure(_error_format(context), task=full_name, request_id=_request_id(context),
+                         level=LogLevel.error)
             return
         if isinstance(result, Deferred):
             running = result
@@ -225,16 +248,18 @@ class PeriodicTasks:
         else:
             return
         state.running[task.name] = running
-        running.addBoth(self._periodic_finished, state, task.name, full_name, running)
+        running.addBoth(self._periodic_finished, state, task.name, full_name, running, context)
 
     def _periodic_finished(
-        self, result: object, state: _State, name: str, full_name: str, running: Deferred
+        self, result: object, state: _State, name: str, full_name: str, running: Deferred,
+        context: Any = None,
     ) -> None:
         if state.running.get(name) is running:
             del state.running[name]
         if isinstance(result, Failure):
             _log.failure(
-                "Error during {task}", failure=result, task=full_name, level=LogLevel.error
+                _error_format(context), failure=result, task=full_name,
+                request_id=_request_id(context), level=LogLevel.error,
             )
         if not state.running and state.waiters:
             waiters, state.waiters = state.waiters, []

@@ -137,7 +137,7 @@ class RPCServer:
                  transient_queues_ttl: Optional[float] = 1800.0, reply_retry_timeout: float = 60.0,
                  reply_retry_interval: float = 0.25, reply_retry_max: int = 1000,
                  reply_retry_bytes: int = 16 * 1024 * 1024,
-                 quorum: Optional[QuorumQueues] = None) -> None:
+                 quorum: Optional[QuorumQueues] = None, tracing: Any = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the server).
@@ -167,6 +167,8 @@ class RPCServer:
         @param reply_retry_bytes: the most bytes of replies held for retry at
             once; a reply beyond it is dropped.
         @param quorum: oslo's C{rabbit_quorum_queue} (see L{server_queues}).
+        @param tracing: a L{novasvc.tracing.Tracing} making each request's
+            run a span, or C{None} (no tracing, no cost).
         @raise InvalidTarget: when the target lacks a topic or a server.
         @raise ValueError: for a bad C{ack}, C{max_inflight} or
             C{duplicate_window}.
@@ -211,6 +213,7 @@ class RPCServer:
         self._held_bytes = 0
         self._budget_warned = False
         self._retrying = True
+        self._tracing = tracing
 
     @property
     def _clock(self) -> Any:
@@ -379,7 +382,12 @@ class RPCServer:
         try:
             ctxt = RequestContext.from_dict(request.message, CONTEXT_PREFIX)
             ctxt.client_timeout = request.timeout
-            result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace, request.version)
+            tracing = self._tracing
+            if tracing is None:
+                result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace,
+                                                request.version)
+            else:
+                result = tracing.invoke(self.dispatcher, ctxt, request, self.target)
         except Exception:
             self._dispatch_failed(Failure(), delivery, request, None)
             return
@@ -447,9 +455,9 @@ class RPCServer:
                 body = wire.encode_reply(request.msg_id, result)  # type: ignore[arg-type]
             except Exception:
                 failure = Failure()
-                self._log.error("Result of RPC call {method!r} ({msg_id}) cannot be encoded: {error}",
-                                method=clip(request.method), msg_id=clip(request.msg_id),
-                                error=clip(failure.getErrorMessage()))
+                self._log.error("Result of RPC call {method!r} ({msg_id}, request {request_id}) cannot be "
+                                "encoded: {error}", method=clip(request.method), msg_id=clip(request.msg_id),
+                                request_id=_request_id(request), error=clip(failure.getErrorMessage()))
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
             self._send_reply(request, body, delivery)
         except Exception:
@@ -465,6 +473,7 @@ class RPCServer:
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
                 self._send_reply(request, body, delivery)
                 return
+            request_id = _request_id(request)
             if failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
                 self._log.debug("Cast {method!r}: {error}", method=clip(request.method),
                                 error=clip(failure.getErrorMessage()))
@@ -472,19 +481,20 @@ class RPCServer:
                 # The dispatcher refused it, a client's mistake: its traceback
                 # would say nothing.
                 self._log.warn("Cast {method!r} from routing key {routing_key!r} refused: {error_class}: "
-                               "{error}", method=clip(request.method), routing_key=clip(delivery.routing_key),
-                               error_class=_class_name(failure.type), error=clip(failure.getErrorMessage()))
+                               "{error} (request {request_id})", method=clip(request.method),
+                               routing_key=clip(delivery.routing_key), error_class=_class_name(failure.type),
+                               error=clip(failure.getErrorMessage()), request_id=request_id)
             else:
                 self._log.failure("Exception during message handling: cast {method!r} from routing key "
-                                  "{routing_key!r}", failure, level=LogLevel.error, method=clip(request.method),
-                                  routing_key=clip(delivery.routing_key))
+                                  "{routing_key!r} (request {request_id})", failure, level=LogLevel.error,
+                                  method=clip(request.method), routing_key=clip(delivery.routing_key),
+                                  request_id=request_id)
             self._finish(delivery, request.unique_id)
         except Exception:
             self._bug(delivery, request.unique_id)
 
     def _call_failed(self, failure: Failure, request: wire.Request) -> None:
-        fields = dict(method=clip(request.method), msg_id=clip(request.msg_id),
-                      request_id=clip(request.message.get(_REQUEST_ID) or "-"))
+        fields = dict(method=clip(request.method), msg_id=clip(request.msg_id), request_id=_request_id(request))
         self._log.warn("RPC call {method!r} failed with {error_class}: {error} (msg_id {msg_id}, "
                        "request {request_id})", error_class=_class_name(failure.type),
                        error=clip(failure.getErrorMessage()), **fields)
@@ -774,6 +784,14 @@ def _digest(unique_id: str) -> str:
         id of at most C{_ID_LIMIT} characters can be.
     """
     return "#" * (_ID_LIMIT + 1) + hashlib.sha256(unique_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _request_id(request: wire.Request) -> str:
+    """
+    @return: the request id of C{request}'s context, cut by L{clip}, or
+        C{"-"} when it has none.
+    """
+    return clip(request.message.get(_REQUEST_ID) or "-")  # type: ignore[return-value]
 
 
 def _class_name(cls: Any) -> str:
