@@ -122,6 +122,19 @@ class CallTests(_Harness, SynchronousTestCase):
         self.assertEqual(self.answer({"method": "echo", "args": {"value": [1, {"a": "b"}]}}),
                          (200, {"result": {"value": [1, {"a": "b"}], "host": "host1"}}))
 
+    def test_readme_example(self) -> None:
+        """
+        When the README's request reaches the echo service, then its answer
+        is the README's.
+        """
+        from novasvc.examples.echo import EchoManager
+
+        manager = EchoManager(host="host1", service_name="echo")
+        server = RPCServer(self.make_transport(), Target(topic="echo", server="host1"), [manager], clock=self.clock)
+        self.successResultOf(server.start())
+        status, payload = self.answer(json.loads('{"method": "echo", "args": {"value": 1}}'), topic="echo")
+        self.assertEqual((status, json.dumps(payload)), (200, '{"result": 1}'))
+
     def test_server(self) -> None:
         """
         When the body names a server, then that server runs the call.
