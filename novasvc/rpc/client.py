@@ -148,6 +148,34 @@ class RPCClient:
                              f"not {missing_consumer_retry_timeout!r}")
         self._check_versions()
 
+    @classmethod
+    def from_config(cls, transport: ITransport, config: Any, target: Optional[Target] = None, *,
+                    clock: Any = None, **overrides: Any) -> "RPCClient":
+        """
+        A client with the broker settings of a configuration, as
+        C{twistd novasvc} reads them.
+
+        @param transport: see L{__init__}.
+        @param config: a L{novasvc.config.Config}; its C{control_exchange},
+            C{allowed_remote_exmods}, C{rpc_response_timeout},
+            C{transient_queues_ttl}, C{durable_queues} and
+            C{kombu_missing_consumer_retry_timeout} are used.
+        @param target: where requests go; an empty L{Target} (set the topic
+            with L{prepare}) when C{None}.
+        @param clock: see L{__init__}.
+        @param overrides: more L{__init__} keyword arguments, which beat
+            the configuration's (e.g. C{timeout}, C{retry}).
+        @return: a new L{RPCClient}.
+        @raise ValueError: as L{__init__}.
+        """
+        settings: Dict[str, Any] = dict(
+            control_exchange=config.control_exchange, allowed_remote_exmods=config.allowed_remote_exmods,
+            rpc_response_timeout=config.rpc_response_timeout, transient_queues_ttl=config.transient_queues_ttl,
+            durable_queues=config.durable_queues,
+            missing_consumer_retry_timeout=config.kombu_missing_consumer_retry_timeout)
+        settings.update(overrides)
+        return cls(transport, Target() if target is None else target, clock=clock, **settings)
+
     def _check_versions(self) -> None:
         retry = self.retry
         if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < -1):
