@@ -92,9 +92,12 @@ def listen_socket(description: str) -> ListeningSocket:
     recorder = _Recorder()
     try:
         endpoint = serverFromString(recorder, description)
-        endpoint.listen(Factory())
     except Exception as e:
         raise ValueError(f"not a server endpoint string: {_quote(description)} ({str(e)[:100]})") from None
+    try:
+        endpoint.listen(Factory()).addErrback(lambda _: None)
+    except Exception:
+        pass  # asked the recorder for something other than listenTCP
     if recorder.args is None:
         raise ValueError(f"only tcp: and tcp6: endpoints can be shared by worker processes, "
                          f"got {_quote(description)}")
