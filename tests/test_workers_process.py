@@ -256,6 +256,7 @@ class MemoryWorkersProcessTests(_WorkersMixin, TestCase):
                                     r"status 1 before it was ready: novasvc: error: .*no\.such\.Manager")
         self.assertNotIn("restarting in", out)
         self.assertNotIn("Traceback", out)
+        self.assertFalse(any(_running(pid) for pid in self.workers().values()))
 
     @defer.inlineCallbacks
     def test_daemon(self) -> None:

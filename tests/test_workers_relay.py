@@ -141,3 +141,29 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual(texts[1], "hi")
         self.assertEqual(self.events[1]["log_level"], LogLevel.info)
         self.assertEqual(self.events[1]["log_namespace"], "novasvc.workers")
+
+
+class ParentFormatTests(SynchronousTestCase):
+    """
+    The relayed events are written in the parent's own format.
+    """
+
+    def test_json_parent(self) -> None:
+        """
+        When the parent logs JSON, then a worker's line is one JSON object
+        with the worker's text, namespace and index.
+        """
+        out = io.StringIO()
+        relay = OutputRelay(3, file_observer(out, "json"))
+        relay.feed(1, _json_lines(lambda log: log.info("ready on {host}", host="h1")))
+        line = json.loads(out.getvalue())
+        self.assertEqual((line["log_text"], line["log_namespace"], line["worker"]), ("ready on h1", "novasvc.service", 3))
+
+    def test_text_parent(self) -> None:
+        """
+        When the parent logs text, then a worker's line names the worker.
+        """
+        out = io.StringIO()
+        relay = OutputRelay(3, file_observer(out, "text"))
+        relay.feed(1, _json_lines(lambda log: log.info("ready")))
+        self.assertTrue(out.getvalue().endswith(" [worker-3 novasvc.service#info] ready\n"), out.getvalue())

@@ -102,6 +102,7 @@ class SupervisorTests(SynchronousTestCase):
         self.assertIsInstance(pool, WorkerPool)
         self.assertEqual(pool.count, 2)
         self.assertEqual(pool._stop_timeout, 60 + KILL_GRACE)
+        self.assertEqual((KILL_GRACE, pool._hurry_timeout), (10, 8))
 
     def test_no_limit(self) -> None:
         """
