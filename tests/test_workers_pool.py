@@ -341,6 +341,19 @@ class SignalTests(_PoolTestCase):
         pool.stopService()
         self.assertEqual([p.signals for p in self.spawner.spawned], [[], ["TERM"]])
 
+    def test_stop_twice(self) -> None:
+        """
+        When the pool is asked to stop twice, then the workers get one
+        SIGTERM, and both stops fire once they have ended.
+        """
+        pool = self.started(1)
+        first, second = pool.stopService(), pool.stopService()
+        self.assertEqual(self.spawner.current(1).signals, ["TERM"])
+        self.assertNoResult(second)
+        self.spawner.current(1).end(code=0)
+        self.assertIsNone(self.successResultOf(first))
+        self.assertIsNone(self.successResultOf(second))
+
     def test_stop_cancels_restart(self) -> None:
         """
         When the pool stops while a worker waits for its restart, then it

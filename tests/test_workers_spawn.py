@@ -192,3 +192,23 @@ class SpawnTests(TestCase):
         """
         spawner = ProcessSpawner(reactor, ["/nonexistent/novasvc-worker"])
         self.assertRaises(OSError, spawner.spawn, 1, 1, lambda: None, lambda: None, lambda how: None)
+
+    @defer.inlineCallbacks
+    def test_link_failure_kills(self) -> None:
+        """
+        When the parent cannot take its end of the link, then the process
+        it started is killed (it could never say it is ready) and the spawn
+        raises.
+        """
+        class Reactor:
+            def spawnProcess(self, *args: Any, **kwargs: Any) -> Any:
+                return reactor.spawnProcess(*args, **kwargs)
+
+            def adoptStreamConnection(self, *args: Any) -> Any:
+                raise OSError(24, "Too many open files")
+
+        spawner = ProcessSpawner(Reactor(), [sys.executable, "-c", "import time; time.sleep(60)"],
+                                 env=_environ())
+        ended: defer.Deferred = defer.Deferred()
+        self.assertRaises(OSError, spawner.spawn, 1, 1, lambda: None, lambda: None, ended.callback)
+        self.assertEqual((yield ended), WorkerExit(signal=signal.SIGKILL))

@@ -328,6 +328,8 @@ class WorkerPool(Service):
         @return: a C{Deferred} firing with C{None} once every worker has
             ended.
         """
+        if self._stopped is not None:  # stopping already: wait for that stop
+            return self._when_stopped()
         Service.stopService(self)
         for slot in self._slots:
             if slot.restart is not None and slot.restart.active():
@@ -337,7 +339,7 @@ class WorkerPool(Service):
         if starting is not None:
             starting.errback(defer.CancelledError("the workers were stopped before they were ready"))
         self._stopped = defer.Deferred()
-        stopped = self._stopped
+        stopped = self._when_stopped()
         running = self._running()
         if running:
             _log.info("Stopping {count} workers: SIGTERM", count=len(running))
@@ -346,6 +348,15 @@ class WorkerPool(Service):
                 self._arm_kill(self._stop_timeout)
         self._maybe_stopped()
         return stopped
+
+    def _when_stopped(self) -> defer.Deferred:
+        """
+        @return: a new C{Deferred} firing with C{None} once the stop under
+            way has ended.
+        """
+        waiter: defer.Deferred = defer.Deferred()
+        self._stopped.addBoth(lambda _: waiter.callback(None))  # type: ignore[union-attr]
+        return waiter
 
     def stop_now(self) -> None:
         """

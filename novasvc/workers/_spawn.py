@@ -154,7 +154,11 @@ class ProcessSpawner:
             finally:
                 child_end.close()
             relay.pid = transport.pid
-            protocol.channel = self._adopt(parent_end, _ParentEnd(ready, stopping))
+            try:
+                protocol.channel = self._adopt(parent_end, _ParentEnd(ready, stopping))
+            except Exception:
+                transport.signalProcess("KILL")  # a worker its parent cannot hear is no use
+                raise
         finally:
             parent_end.close()
         transport.closeStdin()
