@@ -156,6 +156,10 @@ class Config:
     @ivar rabbit_quorum_delivery_limit: how many times a quorum queue
         redelivers a message before dead-lettering it (C{int}, C{0}: no
         limit).
+    @ivar workers: how many processes run the service (C{int} >= 1); above
+        1, C{twistd novasvc} is a supervising parent of that many workers
+        (see L{novasvc.workers}), as Nova's C{service.serve(server,
+        workers=N)}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -193,6 +197,7 @@ class Config:
     ssl_key_file: Optional[str] = None
     rabbit_quorum_queue: bool = False
     rabbit_quorum_delivery_limit: int = 20
+    workers: int = 1
 
     def section(self, name: str) -> Section:
         """
@@ -558,6 +563,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "ssl_key_file": _file_name,
     "rabbit_quorum_queue": _boolean,
     "rabbit_quorum_delivery_limit": _integer(0),
+    "workers": _integer(1),
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,
