@@ -516,6 +516,28 @@ class PrepareTests(SynchronousTestCase):
         self.assertEqual(_version_rows(self.engine), [HEAD_REVISION])
 
 
+class SyncTests(SynchronousTestCase):
+    """
+    L{migration.sync} in the states only a failure or a hand leaves.
+    """
+
+    def test_revision_without_table(self) -> None:
+        """
+        When the database has a revision but no services table, then sync
+        runs every revision from the first and the table is there.
+        """
+        url = "sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite"
+        engine = _engine(url)
+        self.addCleanup(engine.dispose)
+        migration.sync(engine)
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE services"))
+        before, after = migration.sync(engine)
+        self.assertEqual((before, after), (SchemaState(HEAD_REVISION, False),
+                                           SchemaState(HEAD_REVISION, True)))
+        self.assertEqual(_differences(engine), [])
+
+
 class ServiceTests(TestCase):
     """
     C{database.auto_sync} reaches the service's store.
@@ -570,7 +592,7 @@ class ImportCostTests(SynchronousTestCase):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, cwd=os.path.dirname(HERE)).stdout
         self.assertEqual(out.strip(), "[]")
-        self.assertTrue(os.path.exists(path))
+        self.assertEqual(migration.current("sqlite:///" + path), HEAD_REVISION)
 
 
 class TwistdTests(TwistdProcessMixin, TestCase):

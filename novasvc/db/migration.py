@@ -19,11 +19,11 @@ database says with L{HEAD_REVISION}, a constant a test holds equal to
 Alembic's head. Only L{sync} and L{head} import Alembic.
 """
 
-from typing import Callable, FrozenSet, Iterator, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Any, Callable, FrozenSet, Iterator, Optional, Tuple, Union
 
 import attrs
 import sqlalchemy as sa
-from contextlib import contextmanager
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
@@ -36,6 +36,7 @@ __all__ = [
     "CREATED",
     "CURRENT",
     "UPGRADED",
+    "SYNC_HINT",
     "SchemaVersionError",
     "SchemaOutOfDate",
     "SchemaTooNew",
@@ -272,7 +273,9 @@ def prepare(engine: Engine, *, auto_sync: bool = False,
 
       - an empty database gets the newest schema (L{schema.metadata}) and
         is stamped L{HEAD_REVISION}: a new database is not out of date;
-      - a database at L{HEAD_REVISION} is used as it is;
+      - a database at L{HEAD_REVISION} is used as it is (its C{services}
+        table is created if missing: another process stamped it and is
+        creating it);
       - one at an older revision, or made before migrations, is refused
         with L{SchemaOutOfDate}, unless C{auto_sync} upgrades it (L{sync});
       - one at a revision this novasvc does not know is always refused
@@ -345,7 +348,7 @@ def _engine(url_or_engine: Union[str, Engine]) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _alembic_config() -> "object":
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     config = Config()
@@ -359,10 +362,11 @@ def sync(url_or_engine: Union[str, Engine]) -> Tuple[SchemaState, SchemaState]:
     one transaction where the database allows it (PostgreSQL; MySQL and
     MariaDB commit each DDL statement).
 
-    An empty database gets every revision from the first; a database made
-    before migrations has its C{services} table checked for revision
-    C{0001}'s columns, is stamped C{0001}, then upgraded; one at the head
-    is left as it is.
+    An empty database gets every revision from the first, and so does one
+    with a revision but no C{services} table (there is nothing to keep); a
+    database made before migrations has its C{services} table checked for
+    revision C{0001}'s columns, is stamped C{0001}, then upgraded; one at
+    the head is left as it is.
 
     @param url_or_engine: an SQLAlchemy URL (C{str}, opened as a store
         opens it and closed again) or an engine.
@@ -394,6 +398,8 @@ def sync(url_or_engine: Union[str, Engine]) -> Tuple[SchemaState, SchemaState]:
                         f"{REVISIONS[0]}; it is not one novasvc made, and is left as it is"
                     )
                 command.stamp(config, REVISIONS[0])
+            elif before.revision is not None and not before.has_services:
+                command.stamp(config, "base")
             command.upgrade(config, "head")
             after = read_state(connection)
         return before, after
