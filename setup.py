@@ -19,7 +19,11 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "."},
     packages=find_packages(include=["novasvc", "novasvc.*"]) + ["twisted.plugins"],
-    package_data={"novasvc": ["py.typed"], "novasvc.db": ["migrations/*.py"]},
+    package_data={
+        "novasvc": ["py.typed"],
+        # The Alembic script directory (not a package): env.py, versions/.
+        "novasvc.db": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+    },
     install_requires=[
         "Twisted>=23.8",
         # novasvc.transport reaches into pika 1.x internals (see _amqp_frames.py).
@@ -28,6 +32,8 @@ setup(
         "zope.interface>=6",
         "PyYAML>=6",
         "attrs>=23.1",
+        # Schema migrations (novasvc-manage db sync).
+        "alembic>=1.13",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],
@@ -52,6 +58,7 @@ setup(
     entry_points={
         "console_scripts": [
             "novasvc-rpc = novasvc.cli.rpc:main",
+            "novasvc-manage = novasvc.cli.manage:main",
         ],
     },
     classifiers=[

@@ -66,10 +66,14 @@ class DatabaseConfig:
 
     @ivar connection: an SQLAlchemy URL (SQLite, PostgreSQL, MySQL/MariaDB).
     @ivar thread_pool_size: the most threads doing database work at once.
+    @ivar auto_sync: whether a service upgrades an out-of-date schema at
+        start-up instead of refusing to start (C{bool}; see
+        L{novasvc.db.migration.prepare}).
     """
 
     connection: str = attrs.field(default=DEFAULT_DATABASE_CONNECTION, repr=_hide_password)
     thread_pool_size: int = 10
+    auto_sync: bool = False
 
 
 #: The values of C{tracing.exporter}.
@@ -377,9 +381,10 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     C{overrides}.
 
     The file is a mapping whose keys are L{Config}'s field names (except
-    C{managers}), plus a C{database:} mapping with C{connection} and
-    C{thread_pool_size}, plus any number of C{<topic>_manager: dotted.path}
-    keys (collected into L{Config.managers}). Any other top-level mapping is
+    C{managers}), plus a C{database:} mapping with C{connection},
+    C{thread_pool_size} and C{auto_sync}, plus any number of
+    C{<topic>_manager: dotted.path} keys (collected into
+    L{Config.managers}). Any other top-level mapping is
     the section of a manager or driver: it is kept aside for
     L{Config.bind}, which validates it once the components are known. An
     empty file is an empty mapping.
@@ -568,6 +573,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,
     "thread_pool_size": _integer(1),
+    "auto_sync": _boolean,
 }
 _TRACING_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "enabled": _boolean,

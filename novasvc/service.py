@@ -225,6 +225,7 @@ class Service(AsyncMultiService):
             store = SQLServiceStore(
                 config.database.connection, reactor=threads,
                 thread_pool_size=config.database.thread_pool_size,
+                auto_sync=config.database.auto_sync,
             )
         if transport is None:
             from novasvc.transport import TLSOptions, get_transport

@@ -105,6 +105,15 @@ class LoadConfigTests(_ConfigTestCase):
         config = self.load("database:\n  thread_pool_size: 2\n")
         self.assertEqual(config.database, DatabaseConfig(thread_pool_size=2))
 
+    def test_auto_sync(self) -> None:
+        """
+        When the C{database:} section sets C{auto_sync: true}, then
+        C{database.auto_sync} is C{True}; by default it is C{False}.
+        """
+        self.assertEqual(self.load("database:\n  auto_sync: true\n").database,
+                         DatabaseConfig(auto_sync=True))
+        self.assertIs(self.load("host: h\n").database.auto_sync, False)
+
     def test_empty_database_section(self) -> None:
         """
         When the C{database:} section is empty (its keys commented out), then
@@ -342,7 +351,7 @@ class FileErrorTests(_ConfigTestCase):
         """
         self.assertEqual(self.refused("database: [1]\n"),
                          ", line 1: database: expected a mapping with keys connection, "
-                         "thread_pool_size, got a list")
+                         "thread_pool_size, auto_sync, got a list")
         self.assertEqual(self.refused("database:\n  conection: sqlite://\n"),
                          ", line 2: database.conection: unknown key "
                          "(did you mean 'connection'?)")
@@ -415,6 +424,13 @@ class ValueErrorTests(_ConfigTestCase):
         """
         self.assertRefused("database:\n  thread_pool_size: 2.5\n", ", line 2: "
                            "database.thread_pool_size: expected an integer >= 1, got 2.5")
+
+    def test_auto_sync_boolean(self) -> None:
+        """
+        When C{database.auto_sync} is not a boolean, then it is refused.
+        """
+        self.assertRefused("database:\n  auto_sync: yes please\n", ", line 2: "
+                           "database.auto_sync: expected true or false, got 'yes please'")
 
     def test_null_refused(self) -> None:
         """
