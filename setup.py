@@ -34,12 +34,16 @@ setup(
         "mysql": ["PyMySQL>=1.1"],
         # TLS to the broker (rabbits://, ssl: true): pyOpenSSL and service_identity.
         "tls": ["Twisted[tls]>=23.8"],
+        # Metrics exported in Prometheus's format (novasvc.metrics.prometheus).
+        "api": ["prometheus_client>=0.17"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
             "oslo.messaging>=14",
             "Twisted[tls]>=23.8",
             "cryptography",
+            "prometheus_client>=0.17",
+            "treq",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

@@ -116,6 +116,22 @@ class RPCServerMetricsTests(SynchronousTestCase):
         self.assertEqual(labels, {"method0": 1, "method1": 2, "method2": 1, OTHER: 997, UNKNOWN_METHOD: 0})
         self.assertLessEqual(len(metrics._methods), 4)
 
+    def test_default_label_bound(self) -> None:
+        """
+        When a recorder is made without C{max_label_values}, then a server
+        keeps 256 method labels and a recorder 256 task labels, the rest
+        under C{<other>}.
+        """
+        recorder = Recorder()
+        metrics = recorder.rpc_server("svc", "host1")
+        for i in range(300):
+            metrics.request(f"method{i}", OK, 0.0)
+            recorder.periodic_task_run(f"M.task{i}", 0.0, False)
+        labels = [label for label, _, _ in metrics.methods()]
+        self.assertEqual((len(labels), labels.count(OTHER)), (257, 1))
+        tasks = [label for label, _, _ in recorder.periodic_tasks()]
+        self.assertEqual((len(tasks), tasks.count(OTHER)), (257, 1))
+
     def test_method_label_clipped(self) -> None:
         """
         When a method name is longer than L{LABEL_LIMIT}, then its label is
