@@ -186,6 +186,9 @@ class RPCServerMetricsTests(SynchronousTestCase):
         gc.collect()
         self.assertEqual(metrics.inflight, 0)
         self.assertEqual(len(metrics._servers), 1)
+        for _ in range(100):
+            metrics.watch(_Server(1))
+        self.assertEqual(len(metrics._servers), 2)
 
 
 class RecorderTests(SynchronousTestCase):

@@ -225,8 +225,10 @@ class RPCServerMetrics:
         is held by a weak reference.
 
         @param server: an object with an C{inflight} C{int} attribute (an
-            L{novasvc.rpc.server.RPCServer}).
+            L{novasvc.rpc.server.RPCServer}). Servers garbage collected are
+            forgotten.
         """
+        self._servers = [ref for ref in self._servers if ref() is not None]
         self._servers.append(weakref.ref(server))
 
     @property
