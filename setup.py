@@ -44,6 +44,8 @@ setup(
         # exporter are the user's choice (tracing.exporter: console and otlp
         # need opentelemetry-sdk, otlp also an OTLP exporter package).
         "tracing": ["opentelemetry-api>=1.20"],
+        # Metrics exported in Prometheus's format (novasvc.metrics.prometheus).
+        "api": ["prometheus_client>=0.17"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
@@ -52,6 +54,8 @@ setup(
             "cryptography",
             "opentelemetry-api>=1.20",
             "opentelemetry-sdk>=1.20",
+            "prometheus_client>=0.17",
+            "treq",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

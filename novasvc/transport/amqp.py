@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transport_amqp -*-
+# -*- test-case-name: tests.test_transport_amqp,tests.test_metrics_prometheus -*-
 """
 L{AMQPTransport}: the L{ITransport} for RabbitMQ, on pika's Twisted adapter.
 
@@ -44,6 +44,9 @@ connection callbacks and catch the broker's C{connection.close} reason, which
 the adapter otherwise replaces with Twisted's C{ConnectionDone}), and its
 C{_adapter_disconnect_stream} (to abort a close that hangs on a dead peer);
 see L{novasvc.transport._amqp_connect}.
+
+Metrics (L{novasvc.metrics}): every connection fully set up after the first
+one since L{AMQPTransport.start} counts as a broker reconnection.
 """
 
 from collections import deque
@@ -58,6 +61,7 @@ from zope.interface import implementer
 
 from novasvc._reactor import global_reactor_if_none
 from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
+from novasvc.metrics import Recorder, get_recorder
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
 from novasvc.transport._amqp_connect import (
@@ -188,6 +192,7 @@ class AMQPTransport:
         publish_wait: float = 30.0,
         close_timeout: float = 5.0,
         tls: Optional[TLSOptions] = None,
+        metrics: Optional[Recorder] = None,
     ) -> None:
         """
         @param url: a C{rabbit://}, C{rabbits://}, C{amqp://} or C{amqps://}
@@ -218,6 +223,8 @@ class AMQPTransport:
             (scheme, query) beats them. With TLS on, every connection is
             TLS (never plain TCP as a fallback) and the broker's
             certificate and host name are verified.
+        @param metrics: where to count reconnections; the process's
+            L{novasvc.metrics.get_recorder} when C{None}.
         @raise ConfigError: for a URL whose scheme is not an AMQP one, a
             negative time, certificate files given with TLS off, or a
             certificate file that cannot be used (see L{client_tls}).
@@ -261,6 +268,8 @@ class AMQPTransport:
         self._failures = 0
         self._problem = "not connected yet"
         self._stop_waiters: List[defer.Deferred] = []
+        self._metrics = get_recorder() if metrics is None else metrics
+        self._connected_before = False
 
     def __repr__(self) -> str:
         return f"<AMQPTransport {self.url} {self._state}>"
@@ -291,6 +300,7 @@ class AMQPTransport:
             self._when_stopped().addCallback(lambda _: self.start())
             return
         self._state = _RUNNING
+        self._connected_before = False
         if self._service is None:
             clock = self._clock
             endpoint = self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout,
@@ -431,6 +441,9 @@ class AMQPTransport:
             return
         self._publisher = publisher
         self._failures = 0
+        if self._connected_before:
+            self._metrics.broker_reconnect()
+        self._connected_before = True
         host, port = self._endpoint.current if self._endpoint else ("?", 0)
         _log.info("Connected to AMQP broker {url} at {host}:{port} as {name}",
                   url=str(self.url), host=host, port=port, name=self.connection_name)
