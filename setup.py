@@ -34,12 +34,17 @@ setup(
         "mysql": ["PyMySQL>=1.1"],
         # TLS to the broker (rabbits://, ssl: true): pyOpenSSL and service_identity.
         "tls": ["Twisted[tls]>=23.8"],
+        # The HTTP API (api.enabled, twistd novasvc-api): klein's routing.
+        "api": ["klein>=23.5"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
             "oslo.messaging>=14",
             "Twisted[tls]>=23.8",
             "cryptography",
+            "klein>=23.5",
+            "treq>=23.11",
+            "schemathesis>=4",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 import attrs
 import yaml
 
+from novasvc.api_config import APIConfig, parse_api_section
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path, load_object
 from novasvc.options import (
@@ -134,6 +135,7 @@ class Config:
     @ivar rabbit_quorum_delivery_limit: how many times a quorum queue
         redelivers a message before dead-lettering it (C{int}, C{0}: no
         limit).
+    @ivar api: the C{api:} section, an L{APIConfig}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -170,6 +172,8 @@ class Config:
     ssl_key_file: Optional[str] = None
     rabbit_quorum_queue: bool = False
     rabbit_quorum_delivery_limit: int = 20
+    # The optional HTTP API (novasvc.api_config).
+    api: APIConfig = attrs.field(factory=APIConfig)
 
     def section(self, name: str) -> Section:
         """
@@ -241,7 +245,7 @@ class Config:
         for leftover in raw.values():
             if leftover.name in topics:
                 continue  # the section of another manager this file configures
-            known = [*_CHECKS, "database", "<topic>_manager", *bound]
+            known = [*_CHECKS, "database", "<topic>_manager", "api", *bound]
             raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
         kept = tuple(section for section in raw.values() if section.name in topics)
         sections = tuple(sorted(bound.items()))
@@ -567,6 +571,8 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                 if sub not in _DATABASE_CHECKS:
                     raise ConfigError(f"{where(name)}: unknown key{_suggest(str(sub), _DATABASE_CHECKS)}")
                 database[sub] = _check(where(name), name, _DATABASE_CHECKS[sub], subvalue)
+        elif key == "api":
+            values[key] = parse_api_section(value, where)
         elif key.endswith(_MANAGER_SUFFIX) and len(key) > len(_MANAGER_SUFFIX):
             if not is_dotted_path(value):
                 raise ConfigError(f"{where(key)}: expected the dotted path of a manager class "
@@ -585,7 +591,7 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                                        tuple(section_lines)))
         else:
             raise ConfigError(f"{where(key)}: unknown key"
-                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager'])}")
+                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager', 'api'])}")
 
 
 def _option_name(key: str) -> str:
@@ -733,7 +739,23 @@ def _key_lines(node: Any) -> Dict[str, int]:
         if isinstance(key_node, yaml.ScalarNode):
             lines[key_node.value] = key_node.start_mark.line + 1
             if isinstance(value_node, yaml.MappingNode):
-                for sub, _ in value_node.value:
+                for sub, subvalue in value_node.value:
                     if isinstance(sub, yaml.ScalarNode):
                         lines[f"{key_node.value}.{sub.value}"] = sub.start_mark.line + 1
+                        _item_lines(f"{key_node.value}.{sub.value}", subvalue, lines)
     return lines
+
+
+def _item_lines(key: str, node: Any, lines: Dict[str, int]) -> None:
+    """
+    Record the line of each item of a list of mappings (C{api.tokens[0]})
+    and of each of their keys (C{api.tokens[0].role}).
+    """
+    if not isinstance(node, yaml.SequenceNode):
+        return
+    for index, item in enumerate(node.value):
+        lines[f"{key}[{index}]"] = item.start_mark.line + 1
+        if isinstance(item, yaml.MappingNode):
+            for sub, _ in item.value:
+                if isinstance(sub, yaml.ScalarNode):
+                    lines[f"{key}[{index}].{sub.value}"] = sub.start_mark.line + 1
