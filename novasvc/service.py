@@ -76,6 +76,8 @@ class Service(AsyncMultiService):
     @ivar rpcserver: the L{RPCServer} serving C{Target(topic, server=host)}.
     @ivar db: the manager's L{IDatabaseAPI}, or C{None}; stopped after the
         manager's C{cleanup_host}.
+    @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
+        else C{None}; its C{port} is the port it listens on.
     """
 
     def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
@@ -130,6 +132,13 @@ class Service(AsyncMultiService):
         if periodic_enable:
             delay = fuzzy_delay(periodic_fuzzy_delay, self._rng)
             _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
+        self.api = None
+        if config.api.enabled:
+            # The HTTP API comes last: it starts after everything, stops first.
+            from novasvc.api.service import APIService  # twisted.web and klein, only when on
+
+            self.api = APIService.for_service(self)
+            self.api.setServiceParent(self)
 
     @classmethod
     def create(cls, host: Optional[str] = None, binary: Optional[str] = None,
