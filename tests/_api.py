@@ -156,3 +156,25 @@ def raw_exchange(port: int, data: bytes, host: str = "127.0.0.1") -> defer.Defer
     endpoint = TCP4ClientEndpoint(reactor, host, port)
     d = endpoint.connect(protocol.Factory.forProtocol(Exchange))
     return d.addCallback(lambda p: p.done)
+
+
+def fake_client_exchange(site: Any, data: bytes, peer: Any) -> bytes:
+    """
+    Run one HTTP exchange through C{site} (its real channel, request,
+    filters and routes) on an in-memory transport whose client address is
+    C{peer}: how a test sees the API from a non-loopback client without
+    sending traffic to a non-loopback address.
+
+    @return: the bytes the site wrote.
+    """
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    channel = site.buildProtocol(peer)
+    transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 8774),
+                                peerAddress=peer)
+    channel.makeConnection(transport)
+    channel.dataReceived(data)
+    written = transport.value()
+    channel.connectionLost(None)
+    return written

@@ -221,6 +221,15 @@ class _APIChannel(http.HTTPChannel):
             return
         http.HTTPChannel.allHeadersReceived(self)
 
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # HTTPChannel's answer to a request it cannot parse (a bad request
+        # line or header), in the API's JSON shape.
+        body = json_body(error_payload(400, "the request is not valid HTTP/1.1"))
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                             % (len(body), body))
+        self.loseConnection()
+
     def allContentReceived(self) -> None:
         if not self._refused:
             http.HTTPChannel.allContentReceived(self)
@@ -297,6 +306,7 @@ class APISite(server.Site):
     """
 
     requestFactory = _APIRequest
+    noisy = False
     closing = False
     connections: Any = None
 
@@ -325,7 +335,8 @@ def load_resource(path: str, what: str, *args: Any) -> IResource:
     try:
         factory = load_object(path)
     except LoadError as e:
-        raise ConfigError(f"{what}: {e}") from None
+        hint = " (the API needs klein: pip install 'novasvc[api]')" if "klein" in str(e) else ""
+        raise ConfigError(f"{what}: {e}{hint}") from None
     resource = factory(*args)
     if not IResource.providedBy(resource):
         raise ConfigError(f"{what}: {path} returned {type(resource).__name__}, not an IResource")
