@@ -141,3 +141,62 @@ class ServedTests(unittest.TestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers["content-type"], "application/json")
         self.assertEqual(response.json(), document())
+
+
+class ReadmeTests(unittest.SynchronousTestCase):
+    """
+    The README's section "The API service" says what the code does.
+    """
+
+    def section(self) -> str:
+        import os
+
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "README.rst")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        start = text.index("The API service\n---")
+        return text[start:text.index("\n------", start + 40)]
+
+    def test_routes_table(self) -> None:
+        """
+        When the README's table of routes is read, then it lists exactly the
+        document's operations.
+        """
+        def shape(path: str) -> str:
+            return re.sub(r"{[^}]+}", "{}", path)
+
+        listed = {(method, shape(path)) for method, path in
+                  re.findall(r"^``([A-Z]+) (/[^` ?]*)``", self.section(), re.MULTILINE)}
+        documented = {(method.upper(), shape(path)) for path, method, _ in operations(document())}
+        self.assertEqual(listed, documented)
+
+    def test_config_keys(self) -> None:
+        """
+        When the README's C{api:} example is read, then it has every key of
+        the section, with the defaults (tokens aside).
+        """
+        import attrs
+        import yaml
+
+        from novasvc.api_config import APIConfig
+
+        section = self.section()
+        start = section.index("    api:\n")
+        block = section[start:section.index("\n\n", start)]
+        api = yaml.safe_load(block.replace("<the hex SHA-256 of the token>", "x"))["api"]
+        self.assertEqual(set(api), {f.name for f in attrs.fields(APIConfig)})
+        defaults = APIConfig()
+        for key, value in api.items():
+            if key != "tokens":
+                expected = getattr(defaults, key)
+                self.assertEqual(tuple(value) if isinstance(value, list) else value, expected, key)
+
+    def test_access_line(self) -> None:
+        """
+        When the README's access log line is read, then it has the shape of
+        the real one.
+        """
+        [line] = re.findall(r"^    (API 127\.0\.0\.1 .*)$", self.section(), re.MULTILINE)
+        self.assertRegex(line, r'^API 127\.0\.0\.1 "GET /v1/services\?host=h" 200 \d+ '
+                               r'\d+\.\d{3}s request_id=req-\S+ user=ops$')

@@ -8,13 +8,15 @@ import re
 from typing import Any, List
 
 import treq
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.trial import unittest
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from novasvc.api.filter import FilterResource
-from novasvc.api.site import _printable
+from novasvc.api.site import LINGER, _printable
 from novasvc.api_config import APIConfig
 from tests._api import JSON, capture_log, raw_exchange, start_api
 
@@ -135,6 +137,18 @@ class BodyLimitTests(unittest.TestCase):
             "message": "the request body is 10000000 bytes; the most is 1000"}})
         self.assertIn(b"\r\nConnection: close\r\n", answer)
 
+    async def test_request_id_kept(self) -> None:
+        """
+        When a refused request gave a safe request id, then the answer
+        echoes it.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\n"
+                                    b"Host: api\r\nX-Request-Id: req-big-1\r\n"
+                                    b"Content-Length: 1001\r\n\r\n")
+        self.assertEqual(_status(answer), 413)
+        self.assertIn(b"\r\nX-Request-Id: req-big-1\r\n", answer)
+
     async def test_expect_continue(self) -> None:
         """
         When the client asks whether to send a body over the limit
@@ -209,6 +223,64 @@ class BodyLimitTests(unittest.TestCase):
                                     + b"GET /healthz HTTP/1.1\r\nHost: api\r\n\r\n")
         self.assertEqual(answer.count(b"HTTP/1.1 "), 1)
         self.assertEqual(_status(answer), 413)
+
+
+@implementer(IHalfCloseableProtocol)
+class _KeepSending(protocol.Protocol):
+    """
+    Sends a request with too large a body, then keeps sending body bytes
+    every 20 ms, even after the server stopped writing, until the server
+    closes the connection.
+    """
+
+    def __init__(self) -> None:
+        self.received: List[bytes] = []
+        self.sent = 0
+        self.closed: defer.Deferred = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"PUT /v1/services/1 HTTP/1.1\r\nHost: api\r\n"
+                             b"Content-Length: 100000000\r\n\r\n")
+        self.sender = task.LoopingCall(self.send)
+        self.sender.start(0.02)
+
+    def send(self) -> None:
+        self.transport.write(b"x" * 1000)
+        self.sent += 1000
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def readConnectionLost(self) -> None:
+        pass  # the server stopped writing: keep sending
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.sender.running:
+            self.sender.stop()
+        self.closed.callback(b"".join(self.received))
+
+
+class LingerTests(unittest.TestCase):
+    """
+    After a refusal, the connection is not kept open for long.
+    """
+
+    async def test_closed_while_client_sends(self) -> None:
+        """
+        When a refused client keeps sending its body, then it has the 413
+        answer, and the server closes the connection anyway (after at most
+        L{LINGER} seconds of dropping what comes).
+        """
+        live = await start_api(self, api=LIMITS)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", live.service.port)
+        client = await endpoint.connect(protocol.Factory.forProtocol(_KeepSending))
+        answer = await client.closed
+        self.assertEqual(_status(answer), 413)
+        self.assertGreater(client.sent, 0)
+        self.assertEqual(LINGER, 2.0)
 
 
 class AccessLogTests(unittest.TestCase):

@@ -33,6 +33,7 @@ from twisted.web.resource import IResource
 
 from novasvc.api.context import APIContext, request_info
 from novasvc.api.errors import JSON_TYPE, error_payload, json_body
+from novasvc.api.request_id import SAFE_REQUEST_ID
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import load_object
 from novasvc.rpc.errors import clip
@@ -123,6 +124,9 @@ class _APIRequest(server.Request):
         and close the connection after it.
         """
         self._refused = True
+        given = self.requestHeaders.getRawHeaders(b"x-request-id", [None])[0]
+        if given is not None and SAFE_REQUEST_ID.fullmatch(given):
+            request_info(self).request_id = given.decode("ascii")
         body = json_body(error_payload(code, message))
         self.setResponseCode(code)
         self.setHeader(b"Content-Type", JSON_TYPE)
