@@ -44,8 +44,9 @@ setup(
         # exporter are the user's choice (tracing.exporter: console and otlp
         # need opentelemetry-sdk, otlp also an OTLP exporter package).
         "tracing": ["opentelemetry-api>=1.20"],
-        # Metrics exported in Prometheus's format (novasvc.metrics.prometheus).
-        "api": ["prometheus_client>=0.17"],
+        # The HTTP API (api.enabled, twistd novasvc-api): klein's routing and
+        # metrics in Prometheus's format (novasvc.metrics.prometheus).
+        "api": ["klein>=23.5", "prometheus_client>=0.17"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
@@ -55,7 +56,9 @@ setup(
             "opentelemetry-api>=1.20",
             "opentelemetry-sdk>=1.20",
             "prometheus_client>=0.17",
-            "treq",
+            "klein>=23.5",
+            "treq>=23.11",
+            "schemathesis>=4",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 import attrs
 import yaml
 
+from novasvc.api_config import APIConfig, parse_api_section
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path, load_object
 from novasvc.options import (
@@ -164,6 +165,7 @@ class Config:
         1, C{twistd novasvc} is a supervising parent of that many workers
         (see L{novasvc.workers}), as Nova's C{service.serve(server,
         workers=N)}.
+    @ivar api: the C{api:} section, an L{APIConfig}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -202,6 +204,8 @@ class Config:
     rabbit_quorum_queue: bool = False
     rabbit_quorum_delivery_limit: int = 20
     workers: int = 1
+    # The optional HTTP API (novasvc.api_config).
+    api: APIConfig = attrs.field(factory=APIConfig)
 
     def section(self, name: str) -> Section:
         """
@@ -273,7 +277,7 @@ class Config:
         for leftover in raw.values():
             if leftover.name in topics:
                 continue  # the section of another manager this file configures
-            known = [*_CHECKS, "database", "<topic>_manager", "tracing", *bound]
+            known = [*_CHECKS, "database", "<topic>_manager", "tracing", "api", *bound]
             raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
         kept = tuple(section for section in raw.values() if section.name in topics)
         sections = tuple(sorted(bound.items()))
@@ -616,6 +620,8 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                 database[sub] = _check(where(name), name, _DATABASE_CHECKS[sub], subvalue)
         elif key == "tracing":
             _apply_mapping(key, value, _TRACING_CHECKS, tracing, where)
+        elif key == "api":
+            values[key] = parse_api_section(value, where)
         elif key.endswith(_MANAGER_SUFFIX) and len(key) > len(_MANAGER_SUFFIX):
             if not is_dotted_path(value):
                 raise ConfigError(f"{where(key)}: expected the dotted path of a manager class "
@@ -634,7 +640,7 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                                        tuple(section_lines)))
         else:
             raise ConfigError(f"{where(key)}: unknown key"
-                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager', 'tracing'])}")
+                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager', 'tracing', 'api'])}")
 
 
 def _apply_mapping(key: str, value: Any, checks: Mapping[str, Callable[[Any], Any]], into: Dict[str, Any],
@@ -799,7 +805,23 @@ def _key_lines(node: Any) -> Dict[str, int]:
         if isinstance(key_node, yaml.ScalarNode):
             lines[key_node.value] = key_node.start_mark.line + 1
             if isinstance(value_node, yaml.MappingNode):
-                for sub, _ in value_node.value:
+                for sub, subvalue in value_node.value:
                     if isinstance(sub, yaml.ScalarNode):
                         lines[f"{key_node.value}.{sub.value}"] = sub.start_mark.line + 1
+                        _item_lines(f"{key_node.value}.{sub.value}", subvalue, lines)
     return lines
+
+
+def _item_lines(key: str, node: Any, lines: Dict[str, int]) -> None:
+    """
+    Record the line of each item of a list of mappings (C{api.tokens[0]})
+    and of each of their keys (C{api.tokens[0].role}).
+    """
+    if not isinstance(node, yaml.SequenceNode):
+        return
+    for index, item in enumerate(node.value):
+        lines[f"{key}[{index}]"] = item.start_mark.line + 1
+        if isinstance(item, yaml.MappingNode):
+            for sub, _ in item.value:
+                if isinstance(sub, yaml.ScalarNode):
+                    lines[f"{key}[{index}].{sub.value}"] = sub.start_mark.line + 1

@@ -79,6 +79,8 @@ class Service(AsyncMultiService):
     @ivar tracing: the L{novasvc.tracing.Tracing} of the service's RPC when
         C{config.tracing.enabled}, else C{None}; it starts first and stops
         last.
+    @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
+        else C{None}; its C{port} is the port it listens on.
     """
 
     def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
@@ -141,6 +143,13 @@ class Service(AsyncMultiService):
         if periodic_enable:
             delay = fuzzy_delay(periodic_fuzzy_delay, self._rng)
             _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
+        self.api = None
+        if config.api.enabled:
+            # The HTTP API comes last: it starts after everything, stops first.
+            from novasvc.api.service import APIService  # twisted.web and klein, only when on
+
+            self.api = APIService.for_service(self)
+            self.api.setServiceParent(self)
 
     @classmethod
     def create(cls, host: Optional[str] = None, binary: Optional[str] = None,

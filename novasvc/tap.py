@@ -109,6 +109,8 @@ class Options(usage.Options):
         ["no-periodic", None, "Do not run periodic tasks."],
         ["traceback", None,
          "Show the traceback of a start-up error (default: one line naming the cause)."],
+        ["api-only", None,
+         "Serve only the HTTP API (api: section), without a manager: as twistd novasvc-api."],
     ]
 
     settings: Config
@@ -182,6 +184,16 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     if reactor is None:
         from twisted.internet import reactor
+    if options["api-only"]:
+        from novasvc.api.tap import make_api_service
+
+        try:
+            api = make_api_service(options.settings, reactor)
+        except ConfigError as e:
+            raise SystemExit(f"novasvc: error: {e}") from None
+        return HangupService(api, reactor, LogControl.from_options(options, reactor),
+                             daemon=getattr(options, "parent", None))
+
     if options["worker-index"] is None and options.settings.workers > 1:
         from novasvc.workers.twistd import make_supervisor
 

@@ -703,6 +703,17 @@ class SQLServiceStore:
             return fail()
         return self._submit(self._list_services, filters, include_deleted)
 
+    def ping(self) -> Deferred:
+        """
+        See L{IServiceStore.ping}: C{SELECT 1} in the store's thread pool (a
+        connection is opened if the pool has none).
+        """
+        return self._submit(self._ping)
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def _list_services(self, filters: Dict[str, str], include_deleted: bool) -> List[ServiceRecord]:
         query = sa.select(_services).order_by(_services.c.id)
         for name, value in filters.items():
