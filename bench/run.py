@@ -42,6 +42,7 @@ import tempfile
 import time
 import uuid
 from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import urlsplit
 
 from _driver import BenchError, Broker, Child, child_env, cpu_seconds, local_broker_pid, rss_mib
 from _report import Summary, describe_counts, render
@@ -211,7 +212,7 @@ class Run:
         The local broker's process id (looked up once), or C{None}.
         """
         if not hasattr(self, "_broker_pid"):
-            self._broker_pid = local_broker_pid()
+            self._broker_pid = local_broker_pid(urlsplit(self.broker.url).port or 5672)
         return self._broker_pid
 
     def profiling(self, system: str, rep: int, phase: str, server: Child, client: Child) -> "_Profiling":
