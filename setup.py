@@ -38,6 +38,8 @@ setup(
         # exporter are the user's choice (tracing.exporter: console and otlp
         # need opentelemetry-sdk, otlp also an OTLP exporter package).
         "tracing": ["opentelemetry-api>=1.20"],
+        # The JSON codec's faster path (novasvc.rpc._jsoncodec; NOVASVC_JSON=stdlib turns it off).
+        "speedups": ["orjson>=3.9"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
@@ -46,6 +48,8 @@ setup(
             "cryptography",
             "opentelemetry-api>=1.20",
             "opentelemetry-sdk>=1.20",
+            "orjson>=3.9",
+            "hypothesis>=6",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },
