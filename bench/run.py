@@ -435,10 +435,10 @@ _READING = """\
   each cell is the median (min–max) over the reps. Ratios are computed within a rep, then
   summarized. Dispatch and drain rates run from the first to the last cast reaching the
   endpoint; publish rates until the broker has every cast (confirms for novasvc, the
-  oslo-protocol floor and oslo, a
-  synchronous command after the batch for the floor). CPU is user + system time of the server
-  process, the client process and the broker (RabbitMQ's Erlang VM, when it runs on this
-  machine; the broker's other vhosts are idle) during (b) or (c), per 10,000 messages.
+  oslo-protocol floor and oslo, a synchronous command after the batch for the floor). CPU is
+  user + system time of the server process, the client process and the broker (RabbitMQ's
+  Erlang VM, when it runs on this machine; the broker's other vhosts are idle) during (b) or
+  (c), per 10,000 messages.
 """
 
 
