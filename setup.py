@@ -47,6 +47,8 @@ setup(
         # The HTTP API (api.enabled, twistd novasvc-api): klein's routing and
         # metrics in Prometheus's format (novasvc.metrics.prometheus).
         "api": ["klein>=23.5", "prometheus_client>=0.17"],
+        # The JSON codec's faster path (novasvc.rpc._jsoncodec; NOVASVC_JSON=stdlib turns it off).
+        "speedups": ["orjson>=3.9"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
@@ -59,6 +61,8 @@ setup(
             "klein>=23.5",
             "treq>=23.11",
             "schemathesis>=4",
+            "orjson>=3.9",
+            "hypothesis>=6",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

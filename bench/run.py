@@ -1,14 +1,18 @@
 # -*- test-case-name: tests.test_bench -*-
 """
-Benchmark novasvc's RPC against the floor (the same pattern by hand on
-pika's Twisted adapter) and oslo.messaging, on the local RabbitMQ.
+Benchmark novasvc's RPC against two floors and oslo.messaging, on the local
+RabbitMQ: the floor (novasvc's RPC pattern by hand on pika's Twisted adapter,
+no protocol around it) and the oslo-protocol floor (oslo.messaging's wire
+protocol by hand on pika's Twisted public API, L{_oslo_protocol}).
 
     python bench/run.py                 # full run, writes bench/RESULTS.md
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
+    python bench/run.py --systems novasvc,floor,floor-oslo,oslo --quick --output /tmp/quick.md
 
 For each system, server and client are separate processes
-(C{bench/_server_<system>.py}, C{bench/_client_<system>.py}) driven over
+(C{bench/_server_<system>.py}, C{bench/_client_<system>.py}, a C{-} in the
+system's name written C{_}) driven over
 their stdin/stdout (see L{_child}); the systems are interleaved, A B C A B
 C ..., one rep at a time. Each rep of a system measures, in order:
 
@@ -54,6 +58,7 @@ ROOT = os.path.dirname(HERE)
 SYSTEMS: Dict[str, Any] = {
     "novasvc": ("novasvc", True),
     "floor": ("floor (pika Twisted, by hand)", True),
+    "floor-oslo": ("oslo-protocol floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
 }
 
@@ -67,8 +72,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(description="Benchmark novasvc's RPC against the floor and oslo.messaging.")
     parser.add_argument("--quick", action="store_true", help="1 rep, counts 200/1000/2000, 1 start-up run")
-    parser.add_argument("--systems", default="novasvc,floor,oslo",
-                        help="comma-separated, among novasvc, floor, oslo (default: all three)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated, among {', '.join(SYSTEMS)} (default: all)")
     parser.add_argument("--url", default="rabbit://guest:guest@127.0.0.1:5672/", help="the broker")
     parser.add_argument("--vhost", choices=("auto", "none"), default="auto",
                         help="auto: a private vhost through rabbitmqctl when it works; none: the URL's vhost")
@@ -154,7 +159,8 @@ class Run:
         children: List[Child] = []
 
         def start(role: str, **extra: Any) -> Child:
-            child = Child(f"{system} {role}", f"_{role}_{system}.py", dict(settings, **extra), self.log_dir, self.env)
+            script = f"_{role}_{system.replace('-', '_')}.py"
+            child = Child(f"{system} {role}", script, dict(settings, **extra), self.log_dir, self.env)
             children.append(child)
             child.wait_event("ready", timeout)
             return child
@@ -413,18 +419,27 @@ _READING = """\
 - **floor**: the same RPC pattern written by hand on pika's Twisted adapter (request queue,
   exclusive reply queue, correlation id, JSON body, manual acks, prefetch 64, direct callback on
   the channel, no publisher confirms): what any framework on this client adds to.
+- **oslo-protocol floor**: oslo.messaging's wire protocol written by hand on pika's Twisted
+  public API (`bench/_oslo_protocol.py`: topic exchange and the server's three queues, envelope
+  2.0 with double JSON by the standard library, the 26 context entries as `_context_*` keys,
+  `_msg_id`/`_reply_q`/`_unique_id`, replies with `ending`; every publish mandatory, persistent
+  and confirmed; late acks, a call's after its reply is confirmed; prefetch 64); no context
+  object, no de-duplication, no dispatcher rules, no call timer. Beside the floor: what the
+  protocol costs; novasvc beside it: what the framework costs.
 - **novasvc**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`, called
   with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks and
   publisher confirms all on. **oslo.messaging**: rabbit driver, threading executor, its
-  `RPCClient`; (b) runs on 64 client threads, the casts of (c) from one thread (each waits for
-  its confirm; that is faster than a pool).
+  `RPCClient`, in the same client shape as the others (one process, many messages in flight):
+  its calls and casts block, so (b) and the casts of (c) run on one pool of 64 client threads
+  (up to 64 in flight; earlier reports sent the casts from one thread, one in flight).
 - Server and client are separate processes; systems are interleaved (A B C, A B C, ...) and
   each cell is the median (min–max) over the reps. Ratios are computed within a rep, then
   summarized. Dispatch and drain rates run from the first to the last cast reaching the
-  endpoint; publish rates until the broker has every cast (confirms for novasvc and oslo, a
-  synchronous command after the batch for the floor). CPU is user + system time of the server
-  process, the client process and the broker (RabbitMQ's Erlang VM, when it runs on this
-  machine; the broker's other vhosts are idle) during (b) or (c), per 10,000 messages.
+  endpoint; publish rates until the broker has every cast (confirms for novasvc, the
+  oslo-protocol floor and oslo, a synchronous command after the batch for the floor). CPU is
+  user + system time of the server process, the client process and the broker (RabbitMQ's
+  Erlang VM, when it runs on this machine; the broker's other vhosts are idle) during (b) or
+  (c), per 10,000 messages.
 """
 
 
