@@ -32,6 +32,9 @@ setup(
         "zope.interface>=6",
         "PyYAML>=6",
         "attrs>=23.1",
+        # The JSON codec's fast path (novasvc.rpc._jsoncodec); without it, or
+        # with NOVASVC_JSON=stdlib, the standard library's JSON is used.
+        "orjson>=3.9",
         # Schema migrations (novasvc-manage db sync).
         "alembic>=1.13",
     ],
@@ -47,8 +50,6 @@ setup(
         # The HTTP API (api.enabled, twistd novasvc-api): klein's routing and
         # metrics in Prometheus's format (novasvc.metrics.prometheus).
         "api": ["klein>=23.5", "prometheus_client>=0.17"],
-        # The JSON codec's faster path (novasvc.rpc._jsoncodec; NOVASVC_JSON=stdlib turns it off).
-        "speedups": ["orjson>=3.9"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",

@@ -11,7 +11,7 @@ Two paths, the same values on the wire:
     (datetimes, sets, UUIDs, bytes, mappings, iterables, objects with
     C{to_dict()}); it calls the C encoder and scanner directly when the
     interpreter has them (the hot path encodes and decodes every message).
-  - B{orjson} (the C{speedups} extra), used when importable: the same JSON
+  - B{orjson} (a dependency of novasvc), used when importable: the same JSON
     values, written without spaces. It only ever handles what it reads and
     writes exactly as the stdlib path does; everything else goes to the
     stdlib path, so the values, the errors and the oslo-compatible
@@ -306,7 +306,7 @@ def _choose(environ: Mapping[str, str], import_orjson: Callable[[], Optional[Any
     orjson = import_orjson()
     if orjson is None:
         if wanted == "orjson":
-            raise ImportError(f"{BACKEND_VARIABLE}=orjson but orjson is not installed (pip install novasvc[speedups])")
+            raise ImportError(f"{BACKEND_VARIABLE}=orjson but orjson is not installed (pip install orjson)")
         return stdlib
     return _orjson_codec(orjson, stdlib)
 
