@@ -57,3 +57,14 @@ class UnroutableError(TransportError):
     """
     A mandatory publish reached no queue (AMQP C{basic.return}).
     """
+
+
+class WorkerStartError(NovaSvcError):
+    """
+    A worker ended, other than by a signal, before every worker of the pool
+    had been ready once: the pool's start fails instead of restarting it
+    in a loop (a configuration or import error ends every worker alike).
+    Defined here, not in L{novasvc.workers}, so that the launcher can
+    recognise it without importing the workers' code in a one-process
+    service.
+    """

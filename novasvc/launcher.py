@@ -22,9 +22,8 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from novasvc.exceptions import ConfigError, LoadError
+from novasvc.exceptions import ConfigError, LoadError, WorkerStartError
 from novasvc.log import LogControl
-from novasvc.workers._pool import WorkerStartError
 
 __all__ = ["HangupService", "READY_WAIT", "STOP_NOW_GRACE"]
 

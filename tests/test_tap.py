@@ -345,3 +345,67 @@ class MakeServiceTests(SynchronousTestCase):
         """
         _patch_create(self, _FakeCreate(RuntimeError("bug")))
         self.assertRaises(RuntimeError, makeService, self.parse(), _ThreadCalls())
+
+
+class ImportCostTests(SynchronousTestCase):
+    """
+    C{twistd novasvc} imports only what its configuration uses (issue #12):
+    each test builds and starts the service in a fresh interpreter and
+    looks at C{sys.modules}.
+    """
+
+    def started_modules(self, *argv: str) -> List[str]:
+        """
+        @param argv: C{twistd novasvc} options, after a manager, a memory
+            transport and a SQLite file in a temporary directory.
+        @return: the names of the modules imported once the service built by
+            L{makeService} from C{argv} has started (its store open, its RPC
+            consumers active), sorted.
+        """
+        import os
+        import subprocess
+
+        url = "sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite"
+        options = ["--manager=novasvc.examples.echo.EchoManager", "--transport-url=memory://",
+                   f"--database-connection={url}", "--periodic-fuzzy-delay=0", *argv]
+        code = "\n".join([
+            "import sys",
+            "from twisted.internet import defer, task",
+            "from novasvc.tap import Options, makeService",
+            "async def main(reactor):",
+            "    options = Options()",
+            f"    options.parseOptions({options!r})",
+            "    service = makeService(options, reactor).service",
+            "    await defer.maybeDeferred(service.startService)",
+            "    print(' '.join(sorted(sys.modules)))",
+            "    await defer.maybeDeferred(service.stopService)",
+            "task.react(lambda reactor: defer.ensureDeferred(main(reactor)))",
+        ])
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        return result.stdout.split()
+
+    def test_one_process_without_workers(self) -> None:
+        """
+        When the service runs in one process (C{workers: 1}), then nothing of
+        L{novasvc.workers} is imported, nor C{twisted.protocols.basic} that
+        only the workers' pipes use.
+        """
+        modules = self.started_modules()
+        self.assertIn("novasvc.service", modules)
+        self.assertEqual([m for m in modules if m.startswith("novasvc.workers")], [])
+        self.assertNotIn("twisted.protocols.basic", modules)
+
+    def test_no_config_file_without_yaml(self) -> None:
+        """
+        When no C{--config} file is given, then PyYAML is not imported; with
+        one, it is.
+        """
+        self.assertEqual([m for m in self.started_modules() if m.split(".")[0] == "yaml"], [])
+        import os
+
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("report_interval: 10\n")
+        self.assertIn("yaml", self.started_modules(f"--config={path}"))

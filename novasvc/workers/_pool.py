@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-from novasvc.exceptions import NovaSvcError
+from novasvc.exceptions import WorkerStartError
 from novasvc.workers._backoff import Backoff
 
 __all__ = ["IWorkerProcess", "IWorkerSpawner", "KILL_GRACE", "HURRY_GRACE", "WorkerExit",
@@ -75,14 +75,6 @@ class WorkerExit:
         if self.code is not None:
             return f"exited with status {self.code}"
         return "could not be started"
-
-
-class WorkerStartError(NovaSvcError):
-    """
-    A worker ended, other than by a signal, before every worker of the pool
-    had been ready once: the pool's start fails instead of restarting it
-    in a loop (a configuration or import error ends every worker alike).
-    """
 
 
 class IWorkerProcess(Interface):
