@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-__all__ = ["DispatchClock", "PAYLOAD_SIZE", "encode_event", "latency_summary", "make_payload", "percentile",
+__all__ = ["DispatchClock", "PAYLOAD_SIZE", "combine_tallies", "encode_event", "latency_summary", "make_payload", "percentile",
            "read_settings"]
 
 #: The default size of the echoed value, in characters (ASCII, so bytes).
@@ -123,6 +123,7 @@ class DispatchClock:
         self._expected = 0
         self._count = 0
         self._first = 0.0
+        self._last = 0.0
 
     def arm(self, n: int) -> None:
         """
@@ -132,6 +133,7 @@ class DispatchClock:
             self._expected = int(n)
             self._count = 0
             self._first = 0.0
+            self._last = 0.0
 
     def hit(self) -> None:
         """
@@ -142,6 +144,7 @@ class DispatchClock:
                 return
             now = time.monotonic()
             self._count += 1
+            self._last = now
             if self._count == 1:
                 self._first = now
             if self._count < self._expected:
@@ -149,3 +152,29 @@ class DispatchClock:
             n, first = self._count, self._first
             self._expected = 0
         self._report({"event": "dispatched", "n": n, "first": first, "last": now})
+
+    def tally(self) -> Dict[str, Any]:
+        """
+        The batch in progress so far, for a server that is one of several
+        workers sharing a queue (each sees only part of a batch, so none
+        reaches the armed count: the driver adds up the workers' tallies).
+
+        @return: C{{"event": "tally", "n", "first", "last"}}: how many hits
+            since L{arm} and the C{time.monotonic()} of the first and of the
+            latest (B{seconds}; C{0.0} before the first hit).
+        """
+        with self._lock:
+            return {"event": "tally", "n": self._count, "first": self._first, "last": self._last}
+
+
+def combine_tallies(tallies: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """
+    @param tallies: the workers' C{tally} replies (C{n}, C{first}, C{last}).
+    @return: C{{"n", "first", "last"}} of the workers together: the sum of
+        the counts, the earliest first and the latest last dispatch among
+        the workers that dispatched any (both C{0.0} when none did).
+    """
+    busy = [t for t in tallies if t["n"] > 0]
+    return {"n": sum(t["n"] for t in busy),
+            "first": min((t["first"] for t in busy), default=0.0),
+            "last": max((t["last"] for t in busy), default=0.0)}

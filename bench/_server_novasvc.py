@@ -11,7 +11,8 @@ C{echo} also ticks the L{DispatchClock}.
 
 Settings: C{url}, C{topic}, C{exchange}, C{host}, and C{arm} (optional: a
 number of casts to time from the very start, for the drain phase).
-Commands: C{arm} (C{n}), C{profile}, C{exit} (graceful stop).
+Commands: C{arm} (C{n}), C{tally} (the armed batch so far, for one of several
+workers on the same queue), C{profile}, C{exit} (graceful stop).
 """
 
 from typing import Any, Dict
@@ -50,6 +51,7 @@ def setup(reactor: Any, commands: Commands) -> Any:
         clock.arm(command["n"])
 
     commands.handle("arm", arm)
+    commands.handle("tally", lambda _: clock.tally())
     commands.handle("exit", lambda _: service.stopService())
     return service.startService()
 

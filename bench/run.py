@@ -9,6 +9,7 @@ protocol by hand on pika's Twisted public API, L{_oslo_protocol}).
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
     python bench/run.py --systems novasvc,floor,floor-oslo,oslo --quick --output /tmp/quick.md
+    python bench/run.py --systems novasvc,novasvc-2w,floor --quick --output /tmp/startup-quick.md
 
 For each system, server and client are separate processes
 (C{bench/_server_<system>.py}, C{bench/_client_<system>.py}, a C{-} in the
@@ -25,6 +26,12 @@ C ..., one rep at a time. Each rep of a system measures, in order:
     the server's CPU seconds for them and its RSS afterwards; then the
     server is stopped, C{--drain} casts are published into its queue, a new
     server is started and the drain msg/s timed (first to last dispatch).
+
+C{novasvc-2w} is novasvc with 2 workers: two server processes on the same
+topic (as C{workers: 2} runs them), whose CPU and RSS are added up; a
+batch's dispatch runs from the first to the last cast either worker got.
+Beside each phase the report gives the cores the server(s), the client and
+the broker kept busy, and names the one that limits the rate.
 
 Everything runs in a private vhost made with C{rabbitmqctl} and deleted at
 the end (C{--vhost none}: in the URL's vhost, with unique names, deleted by
@@ -48,6 +55,7 @@ import uuid
 from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
+from _child import combine_tallies
 from _driver import BenchError, Broker, Child, child_env, cpu_seconds, local_broker_pid, rss_mib
 from _report import Summary, describe_counts, render
 
@@ -60,7 +68,18 @@ SYSTEMS: Dict[str, Any] = {
     "floor": ("floor (pika Twisted, by hand)", True),
     "floor-oslo": ("oslo-protocol floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
+    "novasvc-2w": ("novasvc, 2 workers", False),
 }
+
+#: system key -> (the system whose server and client scripts it runs, how
+#: many server processes share its queues): the worker processes of
+#: C{workers: N}, each consuming the same topic (the broker hands the
+#: messages round robin).
+WORKERS: Dict[str, Any] = {"novasvc-2w": ("novasvc", 2)}
+
+#: How often, in B{seconds}, the driver asks the workers of a multi-worker
+#: system how many casts of a batch they dispatched so far.
+TALLY_INTERVAL = 0.05
 
 FULL = {"seq": 2000, "inflight": 10000, "casts": 20000, "drain": 20000, "reps": 3, "startup_runs": 5}
 QUICK = {"seq": 200, "inflight": 1000, "casts": 2000, "drain": 2000, "reps": 1, "startup_runs": 1}
@@ -126,7 +145,9 @@ class Run:
         self.broker = broker
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:10]
-        self.env = child_env([] if _novasvc_importable() else [ROOT])
+        # The children run this checkout's novasvc, whatever is installed.
+        self.env = child_env([ROOT] if os.path.isdir(os.path.join(ROOT, "novasvc")) or not _novasvc_importable()
+                             else [])
         self.results: Dict[str, List[Dict[str, float]]] = {s: [] for s in args.systems}
         self.declared_queues: List[str] = []
         self.declared_exchanges: List[str] = []
@@ -156,61 +177,69 @@ class Run:
         """
         counts, timeout = self.counts, self.args.timeout
         settings = self.settings(system, rep)
+        scripts, workers = WORKERS.get(system, (system, 1))
         children: List[Child] = []
 
-        def start(role: str, **extra: Any) -> Child:
-            script = f"_{role}_{system.replace('-', '_')}.py"
-            child = Child(f"{system} {role}", script, dict(settings, **extra), self.log_dir, self.env)
+        def spawn(role: str, name: str, **extra: Any) -> Child:
+            script = f"_{role}_{scripts.replace('-', '_')}.py"
+            child = Child(f"{system} {name}", script, dict(settings, **extra), self.log_dir, self.env)
             children.append(child)
-            child.wait_event("ready", timeout)
             return child
 
+        def start_servers(**extra: Any) -> List[Child]:
+            # Every worker is spawned before any is waited for, as a
+            # supervisor starts its workers.
+            names = ["server"] if workers == 1 else [f"server {k}" for k in range(1, workers + 1)]
+            servers = [spawn("server", name, **extra) for name in names]
+            for server in servers:
+                server.wait_event("ready", timeout)
+            return servers
+
         try:
-            server = start("server")
-            client = start("client")
-            rss_idle = rss_mib(server.pid)
+            servers = start_servers()
+            client = spawn("client", "client")
+            client.wait_event("ready", timeout)
+            rss_idle = sum(rss_mib(server.pid) for server in servers)
             seq = client.request("seq", timeout, n=counts["seq"])
 
-            pids = (server.pid, client.pid, self.broker_pid)
-            cpu = _cpu(pids)
-            with self.profiling(system, rep, "inflight", server, client):
+            pids = ([server.pid for server in servers], client.pid, self.broker_pid)
+            cpu, started = _cpu(pids), time.monotonic()
+            with self.profiling(system, rep, "inflight", servers[0], client):
                 inflight = client.request("inflight", timeout, n=counts["inflight"], window=counts["window"])
-            cpu_calls = _cpu_spent(pids, cpu)
+            cpu_calls, wall_calls = _cpu_spent(pids, cpu), time.monotonic() - started
 
-            server.request("arm", timeout, n=counts["casts"])
-            cpu = _cpu(pids)
-            with self.profiling(system, rep, "cast", server, client):
+            for server in servers:
+                server.request("arm", timeout, n=counts["casts"])
+            cpu, started = _cpu(pids), time.monotonic()
+            with self.profiling(system, rep, "cast", servers[0], client):
                 cast = client.request("cast", timeout, n=counts["casts"])
-                dispatched = server.wait_event("dispatched", timeout)
-            cpu_casts = _cpu_spent(pids, cpu)
-            rss = rss_mib(server.pid)
-            _closed(server)
+                dispatched = _dispatched(servers, counts["casts"], timeout)
+            cpu_casts, wall_casts = _cpu_spent(pids, cpu), time.monotonic() - started
+            rss = sum(rss_mib(server.pid) for server in servers)
+            for server in servers:
+                _closed(server)
 
             client.request("cast", timeout, n=counts["drain"])
-            drainer = start("server", arm=counts["drain"])
-            drained = drainer.wait_event("dispatched", timeout)
-            _closed(drainer)
+            drainers = start_servers(arm=counts["drain"])
+            drained = _dispatched(drainers, counts["drain"], timeout)
+            for drainer in drainers:
+                _closed(drainer)
             _closed(client)
         finally:
             for child in children:
                 child.kill()
-        return {
+        result = {
             "seq_p50_us": seq["p50_us"], "seq_p99_us": seq["p99_us"], "seq_rate": seq["rate"],
             "inflight_rate": inflight["rate"],
             "cast_publish_rate": cast["rate"],
             "cast_dispatch_rate": _rate(dispatched),
             "drain_rate": _rate(drained),
-            "cpu_calls": cpu_calls[0] * 10000 / counts["inflight"],
-            "cpu_casts": cpu_casts[0] * 10000 / counts["casts"],
-            "client_cpu_calls": cpu_calls[1] * 10000 / counts["inflight"],
-            "client_cpu_casts": cpu_casts[1] * 10000 / counts["casts"],
-            "broker_cpu_calls": cpu_calls[2] * 10000 / counts["inflight"],
-            "broker_cpu_casts": cpu_casts[2] * 10000 / counts["casts"],
-            "total_cpu_calls": sum(cpu_calls) * 10000 / counts["inflight"],
-            "total_cpu_casts": sum(cpu_casts) * 10000 / counts["casts"],
             "rss_idle_mib": rss_idle,
             "rss_mib": rss,
         }
+        result.update(_cpu_metrics("calls", cpu_calls, counts["inflight"], wall_calls))
+        result.update(_cpu_metrics("casts", cpu_casts, counts["casts"], wall_casts))
+        return result
 
     @property
     def broker_pid(self) -> Optional[int]:
@@ -264,15 +293,71 @@ def _rate(dispatched: Dict[str, Any]) -> float:
     return (dispatched["n"] - 1) / seconds if seconds > 0 else float("nan")
 
 
-def _cpu(pids: Sequence[Optional[int]]) -> List[float]:
+def _dispatched(servers: Sequence[Child], n: int, timeout: float) -> Dict[str, Any]:
     """
-    @return: the CPU seconds used so far by each process (NaN for C{None}).
+    Wait until the armed C{servers} dispatched a batch of C{n} casts.
+
+    One server reports the batch itself (its C{dispatched} event); several
+    workers sharing the queue each see part of it, so their C{tally}s are
+    added up every L{TALLY_INTERVAL} until they make C{n}.
+
+    @param timeout: B{seconds} allowed.
+    @return: C{{"n", "first", "last"}}: the first and last dispatch of the
+        batch, C{time.monotonic()} B{seconds}, over every server.
+    @raise BenchError: when the batch is not dispatched within C{timeout}.
     """
-    return [cpu_seconds(pid) if pid is not None else math.nan for pid in pids]
+    if len(servers) == 1:
+        return servers[0].wait_event("dispatched", timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        tallies = [server.request("tally", timeout) for server in servers]
+        total = combine_tallies(tallies)
+        if total["n"] >= n:
+            return total
+        if time.monotonic() > deadline:
+            raise BenchError(f"{total['n']} of {n} casts dispatched by {len(servers)} workers "
+                             f"within {timeout:.0f} s")
+        time.sleep(TALLY_INTERVAL)
 
 
-def _cpu_spent(pids: Sequence[Optional[int]], before: List[float]) -> List[float]:
+def _cpu(pids: Sequence[Any]) -> List[float]:
+    """
+    @param pids: process ids, C{None}, or lists of process ids (the
+        workers of one system, whose CPU is added up).
+    @return: the CPU seconds used so far by each entry (NaN for C{None}).
+    """
+    def one(pid: Any) -> float:
+        if isinstance(pid, list):
+            return sum(cpu_seconds(p) for p in pid)
+        return cpu_seconds(pid) if pid is not None else math.nan
+
+    return [one(pid) for pid in pids]
+
+
+def _cpu_spent(pids: Sequence[Any], before: List[float]) -> List[float]:
     return [now - then for now, then in zip(_cpu(pids), before)]
+
+
+def _cpu_metrics(phase: str, spent: Sequence[float], n: int, wall: float) -> Dict[str, float]:
+    """
+    @param phase: C{"calls"} (b) or C{"casts"} (c).
+    @param spent: CPU B{seconds} of the server(s), the client and the broker
+        during the phase.
+    @param n: the messages of the phase.
+    @param wall: the phase's B{seconds}.
+    @return: CPU seconds per 10k messages of each process and of the three,
+        and the cores each kept busy (CPU seconds per second of the phase).
+    """
+    server, client, broker = spent
+    return {
+        f"cpu_{phase}": server * 10000 / n,
+        f"client_cpu_{phase}": client * 10000 / n,
+        f"broker_cpu_{phase}": broker * 10000 / n,
+        f"total_cpu_{phase}": sum(spent) * 10000 / n,
+        f"server_cores_{phase}": server / wall if wall > 0 else math.nan,
+        f"client_cores_{phase}": client / wall if wall > 0 else math.nan,
+        f"broker_cores_{phase}": broker / wall if wall > 0 else math.nan,
+    }
 
 
 def _closed(child: Child) -> None:
