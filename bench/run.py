@@ -6,6 +6,7 @@ pika's Twisted adapter) and oslo.messaging, on the local RabbitMQ.
     python bench/run.py                 # full run, writes bench/RESULTS.md
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
+    python bench/run.py --systems novasvc,novasvc-public,floor   # what pika's fast path buys
 
 For each system, server and client are separate processes
 (C{bench/_server_<system>.py}, C{bench/_client_<system>.py}) driven over
@@ -41,7 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from _driver import BenchError, Broker, Child, child_env, cpu_seconds, local_broker_pid, rss_mib
 from _report import Summary, describe_counts, render
@@ -52,8 +53,18 @@ ROOT = os.path.dirname(HERE)
 #: key -> (title, profilable): the systems, in the order they run in a rep.
 SYSTEMS: Dict[str, Any] = {
     "novasvc": ("novasvc", True),
+    "novasvc-public": ("novasvc, pika's public API", True),
     "floor": ("floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
+}
+
+#: key -> (the system whose C{_server_*}/C{_client_*} scripts run, the
+#: environment they get on top of the driver's): novasvc with pika's fast
+#: path forced on, and with the public API (C{NOVASVC_PIKA_FAST_PATH=0}; see
+#: novasvc/transport/_pika_internals.py).
+CHILDREN: Dict[str, Tuple[str, Dict[str, str]]] = {
+    "novasvc": ("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}),
+    "novasvc-public": ("novasvc", {"NOVASVC_PIKA_FAST_PATH": "0"}),
 }
 
 FULL = {"seq": 2000, "inflight": 10000, "casts": 20000, "drain": 20000, "reps": 3, "startup_runs": 5}
@@ -67,7 +78,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark novasvc's RPC against the floor and oslo.messaging.")
     parser.add_argument("--quick", action="store_true", help="1 rep, counts 200/1000/2000, 1 start-up run")
     parser.add_argument("--systems", default="novasvc,floor,oslo",
-                        help="comma-separated, among novasvc, floor, oslo (default: all three)")
+                        help="comma-separated, among novasvc, novasvc-public (novasvc on pika's public API), "
+                             "floor, oslo (default: novasvc,floor,oslo)")
     parser.add_argument("--url", default="rabbit://guest:guest@127.0.0.1:5672/", help="the broker")
     parser.add_argument("--vhost", choices=("auto", "none"), default="auto",
                         help="auto: a private vhost through rabbitmqctl when it works; none: the URL's vhost")
@@ -120,7 +132,7 @@ class Run:
         self.broker = broker
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:10]
-        self.env = child_env([] if _novasvc_importable() else [ROOT])
+        self.env = child_env(_checkout())
         self.results: Dict[str, List[Dict[str, float]]] = {s: [] for s in args.systems}
         self.declared_queues: List[str] = []
         self.declared_exchanges: List[str] = []
@@ -152,8 +164,10 @@ class Run:
         settings = self.settings(system, rep)
         children: List[Child] = []
 
+        script, env = child_setup(system, self.env)
+
         def start(role: str, **extra: Any) -> Child:
-            child = Child(f"{system} {role}", f"_{role}_{system}.py", dict(settings, **extra), self.log_dir, self.env)
+            child = Child(f"{system} {role}", f"_{role}_{script}.py", dict(settings, **extra), self.log_dir, env)
             children.append(child)
             child.wait_event("ready", timeout)
             return child
@@ -249,6 +263,16 @@ class _Profiling:
                 child.request("profile", self._timeout, action="stop", path=path)
 
 
+def child_setup(system: str, env: Dict[str, str]) -> Tuple[str, Dict[str, str]]:
+    """
+    @param env: the driver's environment for the children.
+    @return: the system whose scripts run for C{system}, and their
+        environment (see L{CHILDREN}).
+    """
+    script, extra = CHILDREN.get(system, (system, {}))
+    return script, dict(env, **extra)
+
+
 def _rate(dispatched: Dict[str, Any]) -> float:
     """
     @return: msg/s from the first to the last dispatch of a batch.
@@ -274,12 +298,13 @@ def _closed(child: Child) -> None:
         raise BenchError(f"{child.name} exited with status {code}\n{child.log_tail()}")
 
 
-def _novasvc_importable() -> bool:
-    try:
-        import novasvc  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _checkout() -> List[str]:
+    """
+    @return: C{[ROOT]} when this file is in a checkout of novasvc, so that
+        the children run that checkout's code (not another copy installed,
+        e.g. editable from another worktree); else nothing.
+    """
+    return [ROOT] if os.path.isfile(os.path.join(ROOT, "novasvc", "__init__.py")) else []
 
 
 def measure_startup(url: str, runs: int, idle: float) -> Optional[Dict[str, Summary]]:
@@ -414,7 +439,9 @@ _READING = """\
   the channel, no publisher confirms): what any framework on this client adds to.
 - **novasvc**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`, called
   with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks and
-  publisher confirms all on. **oslo.messaging**: rabbit driver, threading executor, its
+  publisher confirms all on. **novasvc, pika's public API**: the same with
+  `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of frames written by
+  novasvc): what the fast path buys. **oslo.messaging**: rabbit driver, threading executor, its
   `RPCClient`; (b) runs on 64 client threads, the casts of (c) from one thread (each waits for
   its confirm; that is faster than a pool).
 - Server and client are separate processes; systems are interleaved (A B C, A B C, ...) and

@@ -4,6 +4,7 @@ the fast path and pika's public API, and what the transport makes of it
 (what the path changes on a real broker is in L{tests.test_transport_amqp}).
 """
 
+import configparser
 import os
 import re
 from typing import Any, List
@@ -90,6 +91,20 @@ class CheckTests(unittest.SynchronousTestCase):
         with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as f:
             requirements = re.findall(r'"pika([^"]*)"', f.read())
         self.assertEqual(requirements, [PIN])
+
+    def test_tox_runs_the_public_path(self) -> None:
+        """
+        When tox.ini is read, then plain C{tox} (CI) runs the pika-fallback
+        environment, which sets NOVASVC_PIKA_FAST_PATH=0 and runs the AMQP
+        transport's contract and integration suites.
+        """
+        tox = configparser.ConfigParser(interpolation=None)
+        tox.read(os.path.join(ROOT, "tox.ini"), encoding="utf-8")
+        self.assertIn("pika-fallback", [env.strip() for env in tox["tox"]["envlist"].split(",")])
+        section = tox["testenv:pika-fallback"]
+        self.assertIn(f"{ENVIRONMENT_VARIABLE} = 0", section["setenv"].splitlines())
+        for module in ("tests.test_transport_amqp", "tests.test_rpc_interop", "tests.test_delivery_faults"):
+            self.assertIn(module, section["commands"])
 
     def test_missing_internal(self) -> None:
         """
