@@ -9,6 +9,7 @@ protocol by hand on pika's Twisted public API, L{_oslo_protocol}).
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
     python bench/run.py --systems novasvc,floor,floor-oslo,oslo --quick --output /tmp/quick.md
+    python bench/run.py --systems novasvc,novasvc-public,floor   # what pika's fast path buys
 
 For each system, server and client are separate processes
 (C{bench/_server_<system>.py}, C{bench/_client_<system>.py}, a C{-} in the
@@ -45,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from _driver import BenchError, Broker, Child, child_env, cpu_seconds, local_broker_pid, rss_mib
@@ -57,9 +58,19 @@ ROOT = os.path.dirname(HERE)
 #: key -> (title, profilable): the systems, in the order they run in a rep.
 SYSTEMS: Dict[str, Any] = {
     "novasvc": ("novasvc", True),
+    "novasvc-public": ("novasvc, pika's public API", True),
     "floor": ("floor (pika Twisted, by hand)", True),
     "floor-oslo": ("oslo-protocol floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
+}
+
+#: key -> (the system whose C{_server_*}/C{_client_*} scripts run, the
+#: environment they get on top of the driver's): novasvc with pika's fast
+#: path forced on, and with the public API (C{NOVASVC_PIKA_FAST_PATH=0}; see
+#: novasvc/transport/_pika_internals.py).
+CHILDREN: Dict[str, Tuple[str, Dict[str, str]]] = {
+    "novasvc": ("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}),
+    "novasvc-public": ("novasvc", {"NOVASVC_PIKA_FAST_PATH": "0"}),
 }
 
 FULL = {"seq": 2000, "inflight": 10000, "casts": 20000, "drain": 20000, "reps": 3, "startup_runs": 5}
@@ -126,7 +137,7 @@ class Run:
         self.broker = broker
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:10]
-        self.env = child_env([] if _novasvc_importable() else [ROOT])
+        self.env = child_env(_checkout())
         self.results: Dict[str, List[Dict[str, float]]] = {s: [] for s in args.systems}
         self.declared_queues: List[str] = []
         self.declared_exchanges: List[str] = []
@@ -158,9 +169,11 @@ class Run:
         settings = self.settings(system, rep)
         children: List[Child] = []
 
+        script, env = child_setup(system, self.env)
+
         def start(role: str, **extra: Any) -> Child:
-            script = f"_{role}_{system.replace('-', '_')}.py"
-            child = Child(f"{system} {role}", script, dict(settings, **extra), self.log_dir, self.env)
+            child = Child(f"{system} {role}", f"_{role}_{script.replace('-', '_')}.py",
+                          dict(settings, **extra), self.log_dir, env)
             children.append(child)
             child.wait_event("ready", timeout)
             return child
@@ -256,6 +269,16 @@ class _Profiling:
                 child.request("profile", self._timeout, action="stop", path=path)
 
 
+def child_setup(system: str, env: Dict[str, str]) -> Tuple[str, Dict[str, str]]:
+    """
+    @param env: the driver's environment for the children.
+    @return: the system whose scripts run for C{system}, and their
+        environment (see L{CHILDREN}).
+    """
+    script, extra = CHILDREN.get(system, (system, {}))
+    return script, dict(env, **extra)
+
+
 def _rate(dispatched: Dict[str, Any]) -> float:
     """
     @return: msg/s from the first to the last dispatch of a batch.
@@ -281,12 +304,13 @@ def _closed(child: Child) -> None:
         raise BenchError(f"{child.name} exited with status {code}\n{child.log_tail()}")
 
 
-def _novasvc_importable() -> bool:
-    try:
-        import novasvc  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _checkout() -> List[str]:
+    """
+    @return: C{[ROOT]} when this file is in a checkout of novasvc, so that
+        the children run that checkout's code (not another copy installed,
+        e.g. editable from another worktree); else nothing.
+    """
+    return [ROOT] if os.path.isfile(os.path.join(ROOT, "novasvc", "__init__.py")) else []
 
 
 def measure_startup(url: str, runs: int, idle: float) -> Optional[Dict[str, Summary]]:
@@ -428,7 +452,9 @@ _READING = """\
   protocol costs; novasvc beside it: what the framework costs.
 - **novasvc**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`, called
   with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks and
-  publisher confirms all on. **oslo.messaging**: rabbit driver, threading executor, its
+  publisher confirms all on. **novasvc, pika's public API**: the same with
+  `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of frames written by
+  novasvc): what the fast path buys. **oslo.messaging**: rabbit driver, threading executor, its
   `RPCClient`, in the same client shape as the others (one process, many messages in flight):
   its calls and casts block, so (b) and the casts of (c) run on one pool of 64 client threads
   (up to 64 in flight; earlier reports sent the casts from one thread, one in flight).

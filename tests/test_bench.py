@@ -7,7 +7,9 @@ client; a smoke run of C{bench/run.py} on tiny counts and of
 C{bench/jsoncodec.py}.
 """
 
+import contextlib
 import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -193,6 +195,70 @@ class ReportTests(SynchronousTestCase):
                       "| 60.0 MiB | **not met** |", text)
         self.assertIn("| idle server RSS ≤ 50 MiB (the benchmark's server: memory service store) | 35.0 MiB "
                       "| **met** |", text)
+
+
+def _load_run():
+    """
+    Import C{bench/run.py}, which finds its helpers on C{sys.path}.
+    """
+    sys.path.insert(0, BENCH)
+    try:
+        return _load("run")
+    finally:
+        sys.path.remove(BENCH)
+
+
+class SystemsTests(SynchronousTestCase):
+    """
+    The systems C{bench/run.py} can run.
+    """
+
+    def test_novasvc_on_pika_public_api(self):
+        """
+        When novasvc-public is asked for, then it runs novasvc's scripts with
+        NOVASVC_PIKA_FAST_PATH=0, while novasvc runs them with the fast path
+        forced on and the floor as it is; systems keep their order.
+        """
+        run = _load_run()
+        self.assertEqual(run.parse_args(["--systems", "floor,novasvc-public,novasvc"]).systems,
+                         ["novasvc", "novasvc-public", "floor"])
+        env = {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "0"}
+        self.assertEqual(run.child_setup("novasvc-public", {"PATH": "/bin"}),
+                         ("novasvc", {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "0"}))
+        self.assertEqual(run.child_setup("novasvc", env), ("novasvc", {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "1"}))
+        self.assertEqual(run.child_setup("floor", env), ("floor", env))
+
+    def test_children_run_the_checkout(self):
+        """
+        When bench/run.py is in a checkout, then its children get the
+        checkout first on PYTHONPATH, whatever novasvc is installed (e.g.
+        editable, from another worktree).
+        """
+        run = _load_run()
+        self.assertEqual(run._checkout(), [ROOT])
+        self.assertEqual(run.child_env(run._checkout())["PYTHONPATH"].split(os.pathsep)[0], ROOT)
+
+
+class PikaPathTests(SynchronousTestCase):
+    """
+    Tests for C{bench/pika_path.py}.
+    """
+
+    def test_measures_both_paths(self):
+        """
+        When run on a few messages, then it gives the CPU microseconds per
+        publish and per ack on the fast path and on pika's public API, and
+        prints them as a table.
+        """
+        pika_path = _load("pika_path")
+        result = pika_path.measure(n=50, reps=1, payload=10)
+        self.assertEqual(sorted(result), ["ack_fast", "ack_public", "publish_fast", "publish_public"])
+        self.assertTrue(all(value >= 0 for value in result.values()), result)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(pika_path.main(["--n", "20", "--reps", "1"]), 0)
+        self.assertIn("| | fast path | pika's public API | public ÷ fast |", out.getvalue())
+        self.assertRegex(out.getvalue(), r"\| publish \| [0-9.]+ \| [0-9.]+ \| [0-9.]+× \|")
 
 
 class SmokeRunTests(SynchronousTestCase):
