@@ -6,11 +6,10 @@ on the memory store and transport, plus one run on SQLite with RabbitMQ.
 import os
 import sys
 import types
-from typing import Any, List
+from typing import Any, Dict, List
 
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
-from twisted.web.resource import Resource
 
 from novasvc.api.app import HEALTH_TIMEOUT, _Shared, make_app
 from novasvc.api_config import APIConfig
@@ -41,6 +40,15 @@ def missing_module(case: unittest.TestCase, name: str) -> None:
     Make C{name} impossible to import until C{case} ends.
     """
     _swap(case, name, None)
+
+
+def not_imported(case: unittest.TestCase, name: str) -> None:
+    """
+    Take C{name} out of C{sys.modules} until C{case} ends, so that the next
+    import runs it again.
+    """
+    _swap(case, name, None)
+    del sys.modules[name]
 
 
 def _swap(case: unittest.TestCase, name: str, value: Any) -> None:
@@ -490,8 +498,9 @@ class MountTests(_App):
         """
         When an admin posts to C{/v1/rpc/{topic}}, then the gateway gets the
         topic, the JSON body and a request context with the request id, the
-        token's name and admin; its status and payload are the answer; one
-        gateway serves every request and is stopped with the API.
+        token's name and admin; its status and payload are the answer (an
+        error payload gets the API's C{title}); one gateway serves every
+        request and is stopped with the API.
         """
         fake_module(self, "novasvc.api.gateway", RPCGateway=GatewayRecorder)
         live = await self.api(api=APIConfig(tokens=token_entries()))
@@ -504,7 +513,8 @@ class MountTests(_App):
                                                         "type": "RemoteError"}}))
         response = await live.request("POST", "/v1/rpc/other.topic", [1], ADMIN)
         self.assertEqual(response.code, 502)
-        self.assertEqual(response.json()["error"]["type"], "RemoteError")
+        self.assertEqual(response.json(), {"error": {"code": 502, "title": "Bad Gateway",
+                                                     "message": "boom", "type": "RemoteError"}})
         self.assertEqual(GatewayRecorder.made, [gateway])
         self.assertEqual(gateway.args, (live.transport, live.service.context.config,
                                         live.service.context.clock))
@@ -543,20 +553,35 @@ class MountTests(_App):
         self.assertEqual(response.code, 415)
         self.assertEqual([g.calls for g in GatewayRecorder.made], [])
 
-    async def test_not_installed(self) -> None:
+    async def test_metrics_not_installed(self) -> None:
         """
-        When the gateway, the status page or the metrics exporter is not
-        installed, then its route answers 501 in the JSON error shape.
+        When C{prometheus_client} cannot be imported, then C{/metrics}
+        answers 501 in the JSON error shape, naming the C{api} extra, and
+        the other routes still answer.
         """
-        for name in ["novasvc.api.gateway", "novasvc.api.status_page",
-                     "novasvc.metrics_prometheus"]:
+        not_imported(self, "novasvc.metrics.prometheus")
+        for name in [n for n in sys.modules if n.split(".")[0] == "prometheus_client"]:
             missing_module(self, name)
+        missing_module(self, "prometheus_client")
         live = await self.api()
-        for method, path, body in [("POST", "/v1/rpc/echo", {"method": "echo"}),
-                                   ("GET", "/", None), ("GET", "/metrics", None)]:
-            response = await live.request(method, path, body)
-            self.assertEqual(response.code, 501, path)
-            self.assertIn("is not part of this installation", response.json()["error"]["message"])
+        response = await live.request("GET", "/metrics")
+        self.assertEqual(response.code, 501)
+        self.assertEqual(response.json()["error"]["message"],
+                         "the metrics exporter needs prometheus_client: pip install 'novasvc[api]'")
+        self.assertEqual((await live.request("GET", "/healthz")).code, 200)
+
+    async def test_metrics_import_bug(self) -> None:
+        """
+        When the exporter fails to import for another reason than a missing
+        C{prometheus_client}, then C{/metrics} is a 500 (a bug), not a
+        501.
+        """
+        not_imported(self, "novasvc.metrics.prometheus")
+        missing_module(self, "novasvc.metrics._recorder")
+        live = await self.api()
+        response = await live.request("GET", "/metrics")
+        self.assertEqual(response.code, 500)
+        self.flushLoggedErrors(ImportError)
 
     async def test_status_page(self) -> None:
         """
@@ -582,29 +607,35 @@ class MountTests(_App):
 
     async def test_metrics(self) -> None:
         """
-        When C{/metrics} is asked for, then the exporter's resource (built
-        once, with the context's recorder) renders it.
+        When C{/metrics} is asked for with a reader's token, then the
+        exporter renders the context's recorder in Prometheus's text format
+        (parsed back with C{prometheus_client}'s parser), as it is at each
+        request; without a token it is 401.
         """
-        made: List[Any] = []
+        from prometheus_client.parser import text_string_to_metric_families
 
-        class Metrics(Resource):
-            isLeaf = True
+        from novasvc.metrics import Recorder
+        from novasvc.metrics.prometheus import CONTENT_TYPE
 
-            def __init__(self, recorder: Any) -> None:
-                Resource.__init__(self)
-                made.append(recorder)
+        def samples(body: bytes) -> Dict[Any, float]:
+            return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                    for family in text_string_to_metric_families(body.decode("utf-8"))
+                    for s in family.samples}
 
-            def render_GET(self, request: Any) -> bytes:
-                request.setHeader(b"Content-Type", b"text/plain; version=0.0.4")
-                return b"novasvc_up 1\n"
-
-        fake_module(self, "novasvc.metrics_prometheus", MetricsResource=Metrics)
-        recorder = object()
-        live = await self.api(recorder=recorder)
-        for _ in range(2):
-            response = await live.request("GET", "/metrics")
-            self.assertEqual((response.code, response.body), (200, b"novasvc_up 1\n"))
-        self.assertEqual(made, [recorder])
+        recorder = Recorder()
+        server = recorder.rpc_server("echo", "h1")
+        server.request("echo", "ok", 0.002)
+        live = await self.api(api=APIConfig(tokens=token_entries()), recorder=recorder)
+        response = await live.request("GET", "/metrics", headers=READER)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers["content-type"], CONTENT_TYPE)
+        key = ("novasvc_rpc_requests_total", (("host", "h1"), ("method", "echo"),
+                                               ("outcome", "ok"), ("topic", "echo")))
+        self.assertEqual(samples(response.body)[key], 1)
+        server.request("echo", "ok", 0.003)
+        response = await live.request("GET", "/metrics", headers=READER)
+        self.assertEqual(samples(response.body)[key], 2)
+        self.assertEqual((await live.request("GET", "/metrics")).code, 401)
 
     def test_make_app(self) -> None:
         """
@@ -613,13 +644,12 @@ class MountTests(_App):
         """
         from twisted.web.resource import IResource
 
-        before = {"novasvc.api.gateway", "novasvc.api.status_page",
-                  "novasvc.metrics_prometheus"} & set(sys.modules)
+        parts = {"novasvc.api.gateway", "novasvc.api.status_page", "novasvc.metrics.prometheus"}
+        for name in parts:
+            not_imported(self, name)
         context = types.SimpleNamespace(on_stop=lambda f: None)
         self.assertTrue(IResource.providedBy(make_app(context)))
-        after = {"novasvc.api.gateway", "novasvc.api.status_page",
-                 "novasvc.metrics_prometheus"} & set(sys.modules)
-        self.assertEqual(after, before)
+        self.assertEqual(parts & set(sys.modules), set())
 
 
 class RealServicesTests(_App):

@@ -246,8 +246,8 @@ class PackagingTests(SynchronousTestCase):
 
     def test_extras(self) -> None:
         """
-        When setup.py is read, then the C{api} extra is C{prometheus_client}
-        and the C{test} extra has it and C{treq}.
+        When setup.py is read, then the C{api} extra has C{prometheus_client}
+        (beside klein) and the C{test} extra has it and C{treq}.
         """
         with open(os.path.join(os.path.dirname(_README), "setup.py"), encoding="utf-8") as f:
             tree = ast.parse(f.read())
@@ -255,7 +255,7 @@ class PackagingTests(SynchronousTestCase):
                     if isinstance(node, ast.keyword) and node.arg == "extras_require"]
         names = {extra: {re.split(r"[<>=\[]", requirement)[0] for requirement in requirements}
                  for extra, requirements in extras.items()}
-        self.assertEqual(names["api"], {"prometheus_client"})
+        self.assertEqual(names["api"], {"klein", "prometheus_client"})
         self.assertLessEqual({"prometheus_client", "treq"}, names["test"])
 
 
