@@ -690,3 +690,205 @@ class RealServicesTests(_App):
         await transport.stop()
         health = await live.request("GET", "/healthz")
         self.assertEqual((health.code, health.json()["checks"]["broker"]["ok"]), (503, False))
+
+
+class StatusPageHTTPTests(_App):
+    """
+    C{GET /}: the real status page over HTTP.
+    """
+
+    async def test_page(self) -> None:
+        """
+        When a reader asks for C{/}, then 200 with the page of the live
+        services as C{text/html; charset=utf-8}; without a token it is
+        401; with no token configured, a loopback client gets it.
+        """
+        live = await self.api(api=APIConfig(tokens=token_entries()))
+        await self.services(live.store, 2)
+        response = await live.request("GET", "/", headers=READER)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers["content-type"], "text/html; charset=utf-8")
+        page = response.body.decode("utf-8")
+        self.assertTrue(page.startswith("<!DOCTYPE html>"), page[:100])
+        self.assertIn('<span class="up">2 up</span>, <span class="down">0 down</span>, 0 disabled',
+                      page)
+        for host in ("h1", "h2"):
+            self.assertIn(f"<td>{host}</td>", page)
+        self.assertEqual((await live.request("GET", "/")).code, 401)
+        live = await self.api()
+        await self.services(live.store, 1)
+        response = await live.request("GET", "/")
+        self.assertEqual((response.code, response.headers["content-type"]),
+                         (200, "text/html; charset=utf-8"))
+
+
+class GatewayHTTPTests(_App):
+    """
+    C{POST /v1/rpc/{topic}}: the real L{novasvc.api.gateway.RPCGateway}
+    over HTTP, on the memory broker with a real L{RPCServer} serving the
+    topic C{svc} and a L{task.Clock} for the timeouts.
+    """
+
+    async def setUp(self) -> None:
+        from novasvc.rpc.server import RPCServer
+        from novasvc.rpc.target import Target
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+        from tests.test_api_gateway import GatewayManager
+
+        self.clock = task.Clock()
+        self.broker = MemoryBroker()
+        self.manager = GatewayManager("host1")
+        server = RPCServer(MemoryTransport(broker=self.broker, clock=self.clock),
+                           Target(topic="svc", server="host1"), [self.manager], clock=self.clock)
+        await server.start()
+        self.addCleanup(server.stop)
+        self.transport = MemoryTransport(broker=self.broker, clock=self.clock)
+
+    async def gateway_api(self, **kwargs: Any):
+        config = Config(host="h1", rpc_response_timeout=30, kombu_missing_consumer_retry_timeout=10)
+        return await self.api(transport=self.transport, clock=self.clock, config=config, **kwargs)
+
+    async def test_call_and_cast(self) -> None:
+        """
+        When an admin posts a call, then 200 with the method's result; a
+        cast is 202 with the request id, and runs.
+        """
+        live = await self.gateway_api(api=APIConfig(tokens=token_entries()))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "echo", "args": {"value": 1}},
+                                      ADMIN)
+        self.assertEqual((response.code, response.json()),
+                         (200, {"result": {"value": 1, "host": "host1"}}))
+        response = await live.request("POST", "/v1/rpc/svc",
+                                      {"method": "note", "args": {"value": 7}, "cast": True},
+                                      {**ADMIN, "X-Request-Id": "req-cast-1"})
+        self.assertEqual((response.code, response.json()),
+                         (202, {"accepted": True, "request_id": "req-cast-1"}))
+        self.assertEqual(self.manager.casts, [7])
+
+    async def test_admin_only(self) -> None:
+        """
+        When a reader posts, then 403; with no token, 401; with no token
+        configured, a loopback client is admin and its call runs.
+        """
+        live = await self.gateway_api(api=APIConfig(tokens=token_entries()))
+        body = {"method": "echo", "args": {"value": 1}}
+        self.assertEqual((await live.request("POST", "/v1/rpc/svc", body, READER)).code, 403)
+        response = await live.request("POST", "/v1/rpc/svc", body)
+        self.assertEqual((response.code, response.headers["www-authenticate"][:6]), (401, "Bearer"))
+        live = await self.gateway_api()
+        response = await live.request("POST", "/v1/rpc/svc", body)
+        self.assertEqual((response.code, response.json()["result"]["value"]), (200, 1))
+
+    async def test_remote_error(self) -> None:
+        """
+        When the method raises, then 502 in the API's error shape, with the
+        remote class and message and no traceback.
+        """
+        live = await self.gateway_api()
+        response = await live.request("POST", "/v1/rpc/svc",
+                                      {"method": "fail", "args": {"message": "bad value"}})
+        self.assertEqual((response.code, response.json()), (502, {"error": {
+            "code": 502, "title": "Bad Gateway", "type": "RemoteError", "message": "bad value",
+            "exc_type": "ValueError"}}))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "nope"})
+        self.assertEqual((response.code, response.json()["error"]["type"]), (404, "NoSuchMethod"))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "echo", "bogus": 1})
+        self.assertEqual((response.code, response.json()["error"]["field"]), (400, "bogus"))
+
+    async def test_timeout(self) -> None:
+        """
+        When the method does not answer within the body's timeout, then 504
+        MessagingTimeout once it passed, not before.
+        """
+        live = await self.gateway_api()
+        pending = defer.ensureDeferred(live.request("POST", "/v1/rpc/svc",
+                                                    {"method": "slow", "timeout": 2.5}))
+        await poll(lambda: self.manager.pending, "the method runs")
+        self.clock.advance(2.4)
+        self.assertNoResult(pending)
+        self.clock.advance(0.1)
+        response = await pending
+        self.assertEqual((response.code, response.json()["error"]["type"]), (504, "MessagingTimeout"))
+
+    async def test_unroutable(self) -> None:
+        """
+        When no server consumes the topic, then 503 UnroutableError once
+        the timeout passed.
+        """
+        live = await self.gateway_api()
+        pending = defer.ensureDeferred(live.request("POST", "/v1/rpc/nobody",
+                                                    {"method": "echo", "timeout": 1}))
+
+        def answered() -> bool:
+            self.clock.advance(0.25)
+            return pending.called
+
+        await poll(answered, "the gateway answered")
+        response = await pending
+        self.assertEqual((response.code, response.json()["error"]["type"]), (503, "UnroutableError"))
+        self.assertIn("'nobody'", response.json()["error"]["message"])
+
+    async def test_request_id(self) -> None:
+        """
+        When a client sends C{X-Request-Id}, then the manager's request
+        context has it, the response echoes it, and it is in the access log
+        line and in the server's line for the failing call.
+        """
+        logged = capture_log(self)
+        live = await self.gateway_api(api=APIConfig(tokens=token_entries()))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "whoami"},
+                                      {**ADMIN, "X-Request-Id": "req-trace-42"})
+        self.assertEqual(response.json()["result"],
+                         {"request_id": "req-trace-42", "user_id": "ops", "is_admin": True})
+        self.assertEqual(response.headers["x-request-id"], "req-trace-42")
+        response = await live.request("POST", "/v1/rpc/svc",
+                                      {"method": "fail", "args": {"message": "no"}},
+                                      {**ADMIN, "X-Request-Id": "req-trace-43"})
+        self.assertEqual(response.code, 502)
+        await poll(lambda: any("request_id=req-trace-43" in line for line in logged),
+                   "the access log line is written")
+        [access] = [line for line in logged if "request_id=req-trace-42" in line]
+        self.assertRegex(access, r'^API 127\.0\.0\.1 "POST /v1/rpc/svc" 200 \d+ \d+\.\d{3}s '
+                                 r'request_id=req-trace-42 user=ops$')
+        [failed] = [line for line in logged if line.startswith("RPC call 'fail' failed")]
+        self.assertIn("(msg_id ", failed)
+        self.assertTrue(failed.endswith("request req-trace-43)"), failed)
+
+
+class ReadmeGatewayTests(_App):
+    """
+    The README's gateway examples, run against the echo service.
+    """
+
+    async def test_examples(self) -> None:
+        """
+        When the README's C{curl} requests to the gateway are sent to an
+        API in front of the echo service, then the answers are the
+        README's, byte for byte.
+        """
+        import re
+
+        from novasvc.examples.echo import EchoManager
+        from novasvc.rpc.server import RPCServer
+        from novasvc.rpc.target import Target
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+        from tests.test_api_openapi import ReadmeTests
+
+        section = ReadmeTests().section()
+        examples = re.findall(r"\$ curl -s -X POST (.*?)\n    (\{.*?\})\n", section, re.DOTALL)
+        self.assertEqual(len(examples), 2, section)
+        broker = MemoryBroker()
+        manager = EchoManager(host="host1", service_name="echo")
+        server = RPCServer(MemoryTransport(broker=broker, clock=reactor),
+                           Target(topic="echo", server="host1"), [manager], clock=reactor)
+        await server.start()
+        self.addCleanup(server.stop)
+        live = await self.api(api=APIConfig(tokens=token_entries()),
+                              transport=MemoryTransport(broker=broker, clock=reactor))
+        for command, answer in examples:
+            headers = dict(re.findall(r"-H '([^:']+): ([^']*)'", command))
+            headers.update(ADMIN)
+            [body] = re.findall(r"-d '([^']*)'", command)
+            [path] = re.findall(r"http://127\.0\.0\.1:8774(/\S+)", command)
+            response = await live.request("POST", path, body.encode(), headers)
+            self.assertEqual(response.body.decode(), answer, command)
