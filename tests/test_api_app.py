@@ -855,9 +855,10 @@ class GatewayHTTPTests(_App):
         self.assertTrue(failed.endswith("request req-trace-43)"), failed)
 
 
-class ReadmeGatewayTests(_App):
+class ReadmeExamplesTests(_App):
     """
-    The README's gateway examples, run against the echo service.
+    The README's examples of the gateway and of C{/metrics}, run against
+    the echo service.
     """
 
     async def test_examples(self) -> None:
@@ -892,3 +893,22 @@ class ReadmeGatewayTests(_App):
             [path] = re.findall(r"http://127\.0\.0\.1:8774(/\S+)", command)
             response = await live.request("POST", path, body.encode(), headers)
             self.assertEqual(response.body.decode(), answer, command)
+
+    async def test_metrics_example(self) -> None:
+        """
+        When the echo service answered 3 calls, then C{/metrics} has the
+        README's line, with this test's host.
+        """
+        import re
+
+        from novasvc.metrics import Recorder
+        from tests.test_api_openapi import ReadmeTests
+
+        [(command, line)] = re.findall(r"\$ (curl .*/metrics .*)\n    (.*)\n", ReadmeTests().section())
+        recorder = Recorder()
+        for _ in range(3):
+            recorder.rpc_server("echo", "myhost").request("echo", "ok", 0.001)
+        live = await self.api(api=APIConfig(tokens=token_entries()), recorder=recorder)
+        response = await live.request("GET", "/metrics", headers=READER)
+        [pattern] = re.findall(r"grep '([^']*)'", command)
+        self.assertEqual([row for row in response.body.decode().splitlines() if pattern in row], [line])

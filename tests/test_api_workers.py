@@ -502,7 +502,9 @@ class ProcessTests(unittest.TestCase):
             response = await get()
             self.assertEqual(response.code, 200)
             await response.content()
-            seen = set(map(int, re.findall(r"\[worker-(\d+) \S+\] API 127\.0\.0\.1 \"GET ", self.output())))
+            seen = set(map(int, re.findall(r'\[worker-(\d+) twisted\.python\.log#info\] API 127\.0\.0\.1 '
+                                           r'"GET /healthz" 200 \d+ \d+\.\d{3}s request_id=req-\S+ user=-\n',
+                                           self.output())))
             return indexes <= seen
 
         await poll(lambda: defer.ensureDeferred(asked()), f"requests answered by workers {sorted(indexes)}",
