@@ -26,8 +26,9 @@ setup(
     },
     install_requires=[
         "Twisted>=23.8",
-        # novasvc.transport reaches into pika 1.x internals (see _amqp_frames.py).
-        "pika>=1.3,<2",
+        # The releases the transport was verified with, fast path and public
+        # API (novasvc/transport/_pika_internals.py: PIN, checked at start-up).
+        "pika>=1.3.0,!=1.4.0,<1.4.5",
         "SQLAlchemy>=2.0",
         "zope.interface>=6",
         "PyYAML>=6",

@@ -9,11 +9,13 @@ protocol by hand on pika's Twisted public API, L{_oslo_protocol}).
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
     python bench/run.py --systems novasvc,floor,floor-oslo,oslo --quick --output /tmp/quick.md
+    python bench/run.py --systems novasvc,novasvc-public,floor   # what pika's fast path buys
     python bench/run.py --systems novasvc,novasvc-2w,floor --quick --output /tmp/startup-quick.md
 
 For each system, server and client are separate processes
 (C{bench/_server_<system>.py}, C{bench/_client_<system>.py}, a C{-} in the
-system's name written C{_}) driven over
+system's name written C{_}; or another system's scripts, with more
+environment, server processes or settings, as L{CHILDREN} says) driven over
 their stdin/stdout (see L{_child}); the systems are interleaved, A B C A B
 C ..., one rep at a time. Each rep of a system measures, in order:
 
@@ -52,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 from urllib.parse import urlsplit
 
 from _child import combine_tallies
@@ -65,17 +67,40 @@ ROOT = os.path.dirname(HERE)
 #: key -> (title, profilable): the systems, in the order they run in a rep.
 SYSTEMS: Dict[str, Any] = {
     "novasvc": ("novasvc", True),
+    "novasvc-public": ("novasvc, pika's public API", True),
+    "novasvc-2w": ("novasvc, 2 workers", False),
     "floor": ("floor (pika Twisted, by hand)", True),
     "floor-oslo": ("oslo-protocol floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
-    "novasvc-2w": ("novasvc, 2 workers", False),
 }
 
-#: system key -> (the system whose server and client scripts it runs, how
-#: many server processes share its queues): the worker processes of
-#: C{workers: N}, each consuming the same topic (the broker hands the
-#: messages round robin).
-WORKERS: Dict[str, Any] = {"novasvc-2w": ("novasvc", 2)}
+
+class Setup(NamedTuple):
+    """
+    How the driver runs one system's children.
+    """
+
+    #: The system whose C{_server_*}/C{_client_*} scripts run.
+    scripts: str
+    #: The environment they get on top of the driver's.
+    env: Dict[str, str] = {}
+    #: How many server processes share its queues: the worker processes of
+    #: C{workers: N}, each consuming the same topic (the broker hands the
+    #: messages round robin).
+    workers: int = 1
+    #: Settings they get on top of the run's (L{Run.settings}).
+    settings: Dict[str, Any] = {}
+
+
+#: key -> its L{Setup}, for the systems that are not simply their own
+#: scripts: novasvc with pika's fast path forced on, with the public API
+#: (C{NOVASVC_PIKA_FAST_PATH=0}; see novasvc/transport/_pika_internals.py),
+#: and with 2 workers (the fast path on).
+CHILDREN: Dict[str, Setup] = {
+    "novasvc": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}),
+    "novasvc-public": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "0"}),
+    "novasvc-2w": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}, workers=2),
+}
 
 #: How often, in B{seconds}, the driver asks the workers of a multi-worker
 #: system how many casts of a batch they dispatched so far.
@@ -146,8 +171,7 @@ class Run:
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:10]
         # The children run this checkout's novasvc, whatever is installed.
-        self.env = child_env([ROOT] if os.path.isdir(os.path.join(ROOT, "novasvc")) or not _novasvc_importable()
-                             else [])
+        self.env = child_env(_checkout())
         self.results: Dict[str, List[Dict[str, float]]] = {s: [] for s in args.systems}
         self.declared_queues: List[str] = []
         self.declared_exchanges: List[str] = []
@@ -177,19 +201,21 @@ class Run:
         """
         counts, timeout = self.counts, self.args.timeout
         settings = self.settings(system, rep)
-        scripts, workers = WORKERS.get(system, (system, 1))
         children: List[Child] = []
 
+        setup = child_setup(system, self.env)
+        settings.update(setup.settings)
+
         def spawn(role: str, name: str, **extra: Any) -> Child:
-            script = f"_{role}_{scripts.replace('-', '_')}.py"
-            child = Child(f"{system} {name}", script, dict(settings, **extra), self.log_dir, self.env)
+            script = f"_{role}_{setup.scripts.replace('-', '_')}.py"
+            child = Child(f"{system} {name}", script, dict(settings, **extra), self.log_dir, setup.env)
             children.append(child)
             return child
 
         def start_servers(**extra: Any) -> List[Child]:
             # Every worker is spawned before any is waited for, as a
             # supervisor starts its workers.
-            names = ["server"] if workers == 1 else [f"server {k}" for k in range(1, workers + 1)]
+            names = ["server"] if setup.workers == 1 else [f"server {k}" for k in range(1, setup.workers + 1)]
             servers = [spawn("server", name, **extra) for name in names]
             for server in servers:
                 server.wait_event("ready", timeout)
@@ -285,6 +311,17 @@ class _Profiling:
                 child.request("profile", self._timeout, action="stop", path=path)
 
 
+def child_setup(system: str, env: Dict[str, str]) -> Setup:
+    """
+    @param env: the driver's environment for the children.
+    @return: C{system}'s L{Setup} (L{CHILDREN}; a system not there runs its
+        own scripts, one server, as they are), with C{env} under its
+        environment.
+    """
+    setup = CHILDREN.get(system, Setup(system))
+    return setup._replace(env=dict(env, **setup.env))
+
+
 def _rate(dispatched: Dict[str, Any]) -> float:
     """
     @return: msg/s from the first to the last dispatch of a batch.
@@ -366,12 +403,13 @@ def _closed(child: Child) -> None:
         raise BenchError(f"{child.name} exited with status {code}\n{child.log_tail()}")
 
 
-def _novasvc_importable() -> bool:
-    try:
-        import novasvc  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _checkout() -> List[str]:
+    """
+    @return: C{[ROOT]} when this file is in a checkout of novasvc, so that
+        the children run that checkout's code (not another copy installed,
+        e.g. editable from another worktree); else nothing.
+    """
+    return [ROOT] if os.path.isfile(os.path.join(ROOT, "novasvc", "__init__.py")) else []
 
 
 def measure_startup(url: str, runs: int, idle: float) -> Optional[Dict[str, Summary]]:
@@ -513,7 +551,9 @@ _READING = """\
   protocol costs; novasvc beside it: what the framework costs.
 - **novasvc**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`, called
   with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks and
-  publisher confirms all on. **oslo.messaging**: rabbit driver, threading executor, its
+  publisher confirms all on. **novasvc, pika's public API**: the same with
+  `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of frames written by
+  novasvc): what the fast path buys. **oslo.messaging**: rabbit driver, threading executor, its
   `RPCClient`, in the same client shape as the others (one process, many messages in flight):
   its calls and casts block, so (b) and the casts of (c) run on one pool of 64 client threads
   (up to 64 in flight; earlier reports sent the casts from one thread, one in flight).

@@ -7,7 +7,9 @@ client; a smoke run of C{bench/run.py} on tiny counts and of
 C{bench/jsoncodec.py}.
 """
 
+import contextlib
 import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -270,6 +272,89 @@ class WorkersReportTests(SynchronousTestCase):
         self.assertIn("| novasvc, 2 workers | (c) cast dispatch msg/s | 8,000 | 1.00 | 0.20 | 0.50 |", text)
         alone = _report.render({"novasvc": [_run(**cores)]}, {"novasvc": "novasvc"})
         self.assertNotIn("### Workers and the broker", alone)
+
+
+def _load_run():
+    """
+    Import C{bench/run.py}, which finds its helpers on C{sys.path}.
+    """
+    sys.path.insert(0, BENCH)
+    try:
+        return _load("run")
+    finally:
+        sys.path.remove(BENCH)
+
+
+class SystemsTests(SynchronousTestCase):
+    """
+    The systems C{bench/run.py} can run.
+    """
+
+    def test_novasvc_on_pika_public_api(self):
+        """
+        When novasvc-public is asked for, then it runs novasvc's scripts with
+        NOVASVC_PIKA_FAST_PATH=0, while novasvc runs them with the fast path
+        forced on and the floor as it is; systems keep their order.
+        """
+        run = _load_run()
+        self.assertEqual(run.parse_args(["--systems", "floor,novasvc-public,novasvc"]).systems,
+                         ["novasvc", "novasvc-public", "floor"])
+        env = {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "0"}
+        self.assertEqual(run.child_setup("novasvc-public", {"PATH": "/bin"}),
+                         run.Setup("novasvc", {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "0"}))
+        self.assertEqual(run.child_setup("novasvc", env),
+                         run.Setup("novasvc", {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "1"}))
+        self.assertEqual(run.child_setup("floor", env), run.Setup("floor", env))
+        self.assertEqual(run.child_setup("floor-oslo", env), run.Setup("floor-oslo", env, 1, {}))
+
+    def test_novasvc_with_two_workers(self):
+        """
+        When novasvc-2w is asked for, then it runs two servers of novasvc's
+        scripts with the fast path forced on, after novasvc-public and before
+        the floor; a system runs one server with no extra settings unless
+        its setup says otherwise.
+        """
+        run = _load_run()
+        self.assertEqual(run.parse_args(["--systems", "floor,novasvc-2w,novasvc-public"]).systems,
+                         ["novasvc-public", "novasvc-2w", "floor"])
+        setup = run.child_setup("novasvc-2w", {"PATH": "/bin"})
+        self.assertEqual((setup.scripts, setup.env, setup.workers, setup.settings),
+                         ("novasvc", {"PATH": "/bin", "NOVASVC_PIKA_FAST_PATH": "1"}, 2, {}))
+        for system in ("novasvc", "novasvc-public", "floor", "floor-oslo", "oslo"):
+            self.assertEqual(run.child_setup(system, {}).workers, 1, system)
+            self.assertEqual(run.child_setup(system, {}).settings, {}, system)
+
+    def test_children_run_the_checkout(self):
+        """
+        When bench/run.py is in a checkout, then its children get the
+        checkout first on PYTHONPATH, whatever novasvc is installed (e.g.
+        editable, from another worktree).
+        """
+        run = _load_run()
+        self.assertEqual(run._checkout(), [ROOT])
+        self.assertEqual(run.child_env(run._checkout())["PYTHONPATH"].split(os.pathsep)[0], ROOT)
+
+
+class PikaPathTests(SynchronousTestCase):
+    """
+    Tests for C{bench/pika_path.py}.
+    """
+
+    def test_measures_both_paths(self):
+        """
+        When run on a few messages, then it gives the CPU microseconds per
+        publish and per ack on the fast path and on pika's public API, and
+        prints them as a table.
+        """
+        pika_path = _load("pika_path")
+        result = pika_path.measure(n=50, reps=1, payload=10)
+        self.assertEqual(sorted(result), ["ack_fast", "ack_public", "publish_fast", "publish_public"])
+        self.assertTrue(all(value >= 0 for value in result.values()), result)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(pika_path.main(["--n", "20", "--reps", "1"]), 0)
+        self.assertIn("| | fast path | pika's public API | public ÷ fast |", out.getvalue())
+        self.assertRegex(out.getvalue(), r"\| publish \| [0-9.]+ \| [0-9.]+ \| [0-9.]+× \|")
 
 
 class SmokeRunTests(SynchronousTestCase):

@@ -28,6 +28,8 @@ from zope.interface import implementer
 from novasvc.exceptions import ConfigError
 from novasvc.options import show_value
 from novasvc.transport._amqp_channel import describe
+from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._pika_internals import connection_of
 from novasvc.transport.url import TLSOptions, TransportURL
 
 
@@ -201,6 +203,36 @@ class RoundRobinEndpoint:
         return "<AMQP endpoint {}>".format(",".join(f"{h}:{p}" for h, p in self._hosts))
 
 
+class GuardedTransport:
+    """
+    The Twisted transport as pika's connection (and L{AMQPProtocol}) see it:
+    the same, except that C{loseConnection()} also tells the protocol, which
+    aborts the connection if it is still there after L{DISCONNECT_GRACE}
+    seconds. pika drops a connection only through C{loseConnection()}, so
+    this needs no hook inside pika.
+    """
+
+    def __init__(self, transport: Any, dropping: Callable[[], None]) -> None:
+        """
+        @param transport: the TCP (or TLS) transport.
+        @param dropping: called after each C{loseConnection()}.
+        """
+        self.wrapped = transport
+        self._dropping = dropping
+        self.write = transport.write
+        self.writeSequence = transport.writeSequence
+
+    def loseConnection(self) -> None:
+        """
+        Close once the data written is sent; abort after a grace period.
+        """
+        self.wrapped.loseConnection()
+        self._dropping()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
 class AMQPProtocol(TwistedProtocolConnection):
     """
     pika's Twisted protocol, telling its owner when the TCP connection is made
@@ -211,25 +243,39 @@ class AMQPProtocol(TwistedProtocolConnection):
     @ivar error: pika's latest reason for failing or closing, or C{None}.
     @ivar abort_reason: why novasvc dropped the connection, or C{None}.
     @ivar lost: C{True} once the TCP connection is gone.
+    @ivar fast_path: C{True} when L{frame_writer} gives writers.
     """
 
-    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any) -> None:
+    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any,
+                 fast_path: bool = False) -> None:
+        """
+        @param fast_path: write the frames of C{basic.publish} and
+            C{basic.ack} directly (see L{frame_writer}); the transport passes
+            the process's L{novasvc.transport._pika_internals.verdict}.
+        @raise TransportError: for a pika without the connection novasvc
+            needs (see L{connection_of}).
+        """
         super().__init__(parameters, custom_reactor=reactor)
         self._owner = owner
+        self.fast_path = fast_path
         self.error: Optional[BaseException] = None
         self.abort_reason: Optional[str] = None
         self.lost = False
         self._lost_waiters: List[defer.Deferred] = []
-        self._impl.add_on_open_error_callback(self._record_error, remove_default=False)
-        self._impl.add_on_close_callback(self._record_error)
+        connection = self._connection = connection_of(self)
+        connection.add_on_open_error_callback(self._record_error, remove_default=False)
+        connection.add_on_close_callback(self._record_error)
         # pika's Twisted adapter replaces the broker's connection.close reason
         # (e.g. 403 ACCESS_REFUSED, 320 CONNECTION_FORCED) with Twisted's
-        # ConnectionDone once the socket closes; catch the frame itself.
-        self._impl.callbacks.add(0, spec.Connection.Close, self._broker_closing, one_shot=False)
-        # When pika drops the connection (heartbeat timeout, close-ok), a
-        # plain loseConnection() can wait forever on a dead peer with a full
-        # send buffer; abort it if it is not gone after a grace period.
-        self._impl._adapter_disconnect_stream = self._disconnect_stream
+        # ConnectionDone once the socket closes; catch the frame itself
+        # (through pika's public but undocumented callback registry, when it
+        # is there: without it, the log gives Twisted's reason).
+        add = getattr(getattr(connection, "callbacks", None), "add", None)
+        if callable(add):
+            try:
+                add(0, spec.Connection.Close, self._broker_closing, one_shot=False)
+            except TypeError:
+                pass
         self._reactor = reactor
         self._abort_call: Any = None
         self.receiving = False
@@ -240,7 +286,18 @@ class AMQPProtocol(TwistedProtocolConnection):
         """
         The pika C{Connection} under this protocol (channels open on it).
         """
-        return self._impl
+        return self._connection
+
+    def frame_writer(self, raw: Any) -> Optional[FrameWriter]:
+        """
+        @param raw: an open pika C{Channel} of this connection.
+        @return: the L{FrameWriter} for it on the fast path, else (or when
+            the connection is gone) C{None}: use pika's C{basic_publish} and
+            C{basic_ack}.
+        """
+        if not self.fast_path or self.transport is None or self.lost:
+            return None
+        return FrameWriter.for_channel(raw, self.transport.write)
 
     def unwrapped(self) -> "AMQPProtocol":
         """
@@ -323,11 +380,11 @@ class AMQPProtocol(TwistedProtocolConnection):
             self.send_acks()
         return super().close(reply_code, reply_text)
 
-    def _disconnect_stream(self) -> None:
-        if self.transport is None or self.lost:
-            return
-        self.transport.loseConnection()
-        if self._abort_call is None:
+    def _dropping(self) -> None:
+        # pika asked its transport to close (heartbeat timeout, close-ok): a
+        # plain loseConnection() can wait forever on a dead peer with a full
+        # send buffer; abort it if it is not gone after a grace period.
+        if not self.lost and self._abort_call is None:
             self._abort_call = self._reactor.callLater(DISCONNECT_GRACE, self.abort)
 
     def _record_error(self, _connection: Any, error: Optional[BaseException] = None) -> None:
@@ -346,7 +403,7 @@ class AMQPProtocol(TwistedProtocolConnection):
                 set_no_delay(True)
             except OSError:
                 pass
-        super().makeConnection(transport)
+        super().makeConnection(GuardedTransport(transport, self._dropping))
         self._owner.protocol_connected(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -395,18 +452,20 @@ class AMQPProtocolFactory(Factory):
     noisy = False
 
     def __init__(self, parameters: Union[pika.ConnectionParameters, Callable[[], pika.ConnectionParameters]],
-                 reactor: Any, owner: Any) -> None:
+                 reactor: Any, owner: Any, fast_path: bool = False) -> None:
         """
         @param parameters: pika's parameters, or a function giving those of
             the host being connected to (hosts may have their own
             credentials).
+        @param fast_path: see L{AMQPProtocol.fast_path}.
         """
         self._parameters = parameters
         self._reactor = reactor
         self._owner = owner
+        self._fast_path = fast_path
 
     def buildProtocol(self, addr: Any) -> AMQPProtocol:
         parameters = self._parameters() if callable(self._parameters) else self._parameters
-        protocol = AMQPProtocol(parameters, self._reactor, self._owner)
+        protocol = AMQPProtocol(parameters, self._reactor, self._owner, self._fast_path)
         protocol.factory = self
         return protocol

@@ -38,12 +38,12 @@ sends the same bytes again, as its C{retry} allows). L{AMQPTransport.stop} waits
 C{close_timeout}) for the confirms of publishes already sent before closing;
 after it, every publish fails at once.
 
-pika internals used (pika 1.x): the C{_impl} connection of
-C{TwistedProtocolConnection} (to open plain pika channels, register
-connection callbacks and catch the broker's C{connection.close} reason, which
-the adapter otherwise replaces with Twisted's C{ConnectionDone}), and its
-C{_adapter_disconnect_stream} (to abort a close that hangs on a dead peer);
-see L{novasvc.transport._amqp_connect}.
+What of pika is used beyond its documented API (the C{_impl} connection
+of C{TwistedProtocolConnection}; on the B{fast path}, the frames of
+C{basic.publish} and C{basic.ack} written directly) and the check that
+decides, once per process, between the fast path and pika's public
+C{basic_publish}/C{basic_ack} (C{NOVASVC_PIKA_FAST_PATH=0} forces the
+latter): see L{novasvc.transport._pika_internals}.
 
 Metrics (L{novasvc.metrics}): every connection fully set up after the first
 one since L{AMQPTransport.start} counts as a broker reconnection.
@@ -75,6 +75,7 @@ from novasvc.transport._amqp_connect import (
 )
 from novasvc.transport._amqp_consume import AMQPConsumer, AMQPDelivery
 from novasvc.transport._amqp_publish import Publisher
+from novasvc.transport._pika_internals import verdict
 from novasvc.transport.topology import Exchange, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
 
@@ -175,6 +176,11 @@ class AMQPTransport:
     @ivar tls: the L{TLSOptions} in force (the URL's over the
         configuration's).
     @ivar connection_name: the C{connection_name} client property.
+    @ivar fast_path: C{True} when this process writes the frames of
+        C{basic.publish} and C{basic.ack} itself, C{False} when it uses
+        pika's C{basic_publish} and C{basic_ack} (see
+        L{novasvc.transport._pika_internals}); said in the log line of each
+        connection.
     """
 
     def __init__(
@@ -228,6 +234,8 @@ class AMQPTransport:
         @raise ConfigError: for a URL whose scheme is not an AMQP one, a
             negative time, certificate files given with TLS off, or a
             certificate file that cannot be used (see L{client_tls}).
+        @raise TransportError: for a pika release the transport cannot use
+            at all (see L{novasvc.transport._pika_internals.connection_of}).
         """
         if url.scheme not in ("rabbit", "rabbits", "amqp", "amqps"):
             raise ConfigError(f"AMQPTransport needs a rabbit://, rabbits://, amqp:// or amqps:// transport_url, "
@@ -247,6 +255,8 @@ class AMQPTransport:
             raise ConfigError(f"retry_factor must be >= 1, not {retry_factor!r}")
         self.url = url
         self.connection_name = connection_name or default_connection_name()
+        self._pika = verdict()
+        self.fast_path = self._pika.fast_path
         self._reactor = reactor
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
@@ -307,7 +317,7 @@ class AMQPTransport:
                                                            self._connect_failed, self._tls)
             per_host = [connection_parameters(self.url, self._heartbeat, self.connection_name, index)
                         for index in range(len(self.url.hosts))]
-            factory = AMQPProtocolFactory(lambda: per_host[endpoint.index], clock, self._hooks)
+            factory = AMQPProtocolFactory(lambda: per_host[endpoint.index], clock, self._hooks, self.fast_path)
             self._service = ClientService(self._endpoint, factory, retryPolicy=self._retry_delay, clock=clock,
                                           prepareConnection=self._prepare)
         self._service.startService()
@@ -434,7 +444,7 @@ class AMQPTransport:
         self._session = session
         connection = protocol.connection
         attached = [consumer.attach(protocol) for consumer in list(self._consumers)]
-        publisher = yield Publisher.open(connection, session.control, self._publisher_closed)
+        publisher = yield Publisher.open(connection, session.control, self._publisher_closed, protocol.frame_writer)
         session.publisher = publisher
         yield defer.gatherResults(attached)
         if not session.alive or self._session is not session:
@@ -445,8 +455,8 @@ class AMQPTransport:
             self._metrics.broker_reconnect()
         self._connected_before = True
         host, port = self._endpoint.current if self._endpoint else ("?", 0)
-        _log.info("Connected to AMQP broker {url} at {host}:{port} as {name}",
-                  url=str(self.url), host=host, port=port, name=self.connection_name)
+        _log.info("Connected to AMQP broker {url} at {host}:{port} as {name} ({pika})",
+                  url=str(self.url), host=host, port=port, name=self.connection_name, pika=self._pika.describe())
         self._flush_waiting()
 
     def _set_up_failed(self, failure: Failure, protocol: AMQPProtocol) -> None:
@@ -492,7 +502,8 @@ class AMQPTransport:
         def failed(failure: Failure) -> None:
             session.protocol.abort(f"cannot reopen the publish channel: {failure.getErrorMessage()}")
 
-        Publisher.open(session.connection, session.control, self._publisher_closed).addCallbacks(reopened, failed)
+        Publisher.open(session.connection, session.control, self._publisher_closed,
+                       session.protocol.frame_writer).addCallbacks(reopened, failed)
 
     # -- publish -----------------------------------------------------------------
 
