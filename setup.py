@@ -19,7 +19,9 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "."},
     packages=find_packages(include=["novasvc", "novasvc.*"]) + ["twisted.plugins"],
-    package_data={"novasvc": ["py.typed"], "novasvc.db": ["migrations/*.py"]},
+    package_data={"novasvc": ["py.typed"], "novasvc.db": ["migrations/*.py"],
+                  # txamqp's machine description of AMQP 0-9-1 (amqp_client: txamqp).
+                  "novasvc.transport": ["amqp0-9-1.xml"]},
     install_requires=[
         "Twisted>=23.8",
         # novasvc.transport reaches into pika 1.x internals (see _amqp_frames.py).
@@ -34,12 +36,15 @@ setup(
         "mysql": ["PyMySQL>=1.1"],
         # TLS to the broker (rabbits://, ssl: true): pyOpenSSL and service_identity.
         "tls": ["Twisted[tls]>=23.8"],
+        # RabbitMQ through txamqp (amqp_client: txamqp); its spec file ships with novasvc.
+        "txamqp": ["txamqp>=0.8"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
             "oslo.messaging>=14",
             "Twisted[tls]>=23.8",
             "cryptography",
+            "txamqp>=0.8",
         ],
         "bench": ["oslo.messaging>=14", "psutil"],
     },

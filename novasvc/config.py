@@ -134,6 +134,9 @@ class Config:
     @ivar rabbit_quorum_delivery_limit: how many times a quorum queue
         redelivers a message before dead-lettering it (C{int}, C{0}: no
         limit).
+    @ivar amqp_client: the AMQP client library of a C{rabbit://}
+        transport: C{"pika"} (the default) or C{"txamqp"} (see
+        L{novasvc.transport.get_transport}).
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -170,6 +173,7 @@ class Config:
     ssl_key_file: Optional[str] = None
     rabbit_quorum_queue: bool = False
     rabbit_quorum_delivery_limit: int = 20
+    amqp_client: str = "pika"
 
     def section(self, name: str) -> Section:
         """
@@ -528,6 +532,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "ssl_key_file": _file_name,
     "rabbit_quorum_queue": _boolean,
     "rabbit_quorum_delivery_limit": _integer(0),
+    "amqp_client": _choice("pika", "txamqp"),
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,

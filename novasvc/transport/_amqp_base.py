@@ -307,6 +307,13 @@ class BaseAMQPTransport:
         """
         raise NotImplementedError()
 
+    def _client_close(self, protocol: Any) -> None:
+        """
+        Begin closing the connection (AMQP C{connection.close}); the protocol
+        sends held acks first.
+        """
+        protocol.close()
+
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
@@ -380,7 +387,7 @@ class BaseAMQPTransport:
 
         def close(_: Any) -> None:
             try:
-                protocol.close()
+                self._client_close(protocol)
             except Exception:
                 protocol.abort()
 
