@@ -6,6 +6,7 @@ pika's Twisted adapter) and oslo.messaging, on the local RabbitMQ.
     python bench/run.py                 # full run, writes bench/RESULTS.md
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
+    python bench/run.py --systems novasvc,novasvc-txamqp,floor --quick
 
 For each system, server and client are separate processes
 (C{bench/_server_<system>.py}, C{bench/_client_<system>.py}) driven over
@@ -51,9 +52,16 @@ ROOT = os.path.dirname(HERE)
 
 #: key -> (title, profilable): the systems, in the order they run in a rep.
 SYSTEMS: Dict[str, Any] = {
-    "novasvc": ("novasvc", True),
+    "novasvc": ("novasvc (pika)", True),
+    "novasvc-txamqp": ("novasvc (txamqp)", True),
     "floor": ("floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
+}
+
+#: system -> (the name in its children's file names, extra settings), for
+#: the systems that share another's children.
+CHILDREN: Dict[str, Any] = {
+    "novasvc-txamqp": ("novasvc", {"amqp_client": "txamqp"}),
 }
 
 FULL = {"seq": 2000, "inflight": 10000, "casts": 20000, "drain": 20000, "reps": 3, "startup_runs": 5}
@@ -67,7 +75,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark novasvc's RPC against the floor and oslo.messaging.")
     parser.add_argument("--quick", action="store_true", help="1 rep, counts 200/1000/2000, 1 start-up run")
     parser.add_argument("--systems", default="novasvc,floor,oslo",
-                        help="comma-separated, among novasvc, floor, oslo (default: all three)")
+                        help="comma-separated, among novasvc, novasvc-txamqp, floor, oslo "
+                             "(default: novasvc, floor, oslo)")
     parser.add_argument("--url", default="rabbit://guest:guest@127.0.0.1:5672/", help="the broker")
     parser.add_argument("--vhost", choices=("auto", "none"), default="auto",
                         help="auto: a private vhost through rabbitmqctl when it works; none: the URL's vhost")
@@ -133,7 +142,7 @@ class Run:
         """
         topic = f"bench-{self.run_id}-{system}-{rep}"
         settings = {"url": self.broker.run_url, "topic": topic, "exchange": f"bench-{self.run_id}-{system}",
-                    "host": "benchhost", "payload": self.counts["payload"]}
+                    "host": "benchhost", "payload": self.counts["payload"], **CHILDREN.get(system, (None, {}))[1]}
         if system == "oslo":
             # Reply and fanout queues expire two minutes after their last use.
             settings["url"] += "?rabbit_transient_queues_ttl=120"
@@ -153,7 +162,8 @@ class Run:
         children: List[Child] = []
 
         def start(role: str, **extra: Any) -> Child:
-            child = Child(f"{system} {role}", f"_{role}_{system}.py", dict(settings, **extra), self.log_dir, self.env)
+            script = CHILDREN.get(system, (system,))[0]
+            child = Child(f"{system} {role}", f"_{role}_{script}.py", dict(settings, **extra), self.log_dir, self.env)
             children.append(child)
             child.wait_event("ready", timeout)
             return child
@@ -412,9 +422,10 @@ _READING = """\
 - **floor**: the same RPC pattern written by hand on pika's Twisted adapter (request queue,
   exclusive reply queue, correlation id, JSON body, manual acks, prefetch 64, direct callback on
   the channel, no publisher confirms): what any framework on this client adds to.
-- **novasvc**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`, called
-  with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks and
-  publisher confirms all on. **oslo.messaging**: rabbit driver, threading executor, its
+- **novasvc (pika)**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`,
+  called with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks
+  and publisher confirms all on. **novasvc (txamqp)**: the same on `TxAMQPTransport`
+  (`amqp_client: txamqp`), server and client. **oslo.messaging**: rabbit driver, threading executor, its
   `RPCClient`; (b) runs on 64 client threads, the casts of (c) from one thread (each waits for
   its confirm; that is faster than a pool).
 - Server and client are separate processes; systems are interleaved (A B C, A B C, ...) and

@@ -233,14 +233,16 @@ class ConstructionTests(unittest.SynchronousTestCase):
 
     def test_config_refuses_other_clients(self) -> None:
         """
-        When the configuration names another client, then ConfigError names
-        the key and the choices.
+        When the configuration file names another client, then ConfigError
+        names the line, the key and the choices.
         """
         from novasvc.config import load_config
 
-        e = self.assertRaises(ConfigError, load_config, None, {"amqp_client": "kombu"}, environ={})
-        self.assertIn("amqp-client", str(e))
-        self.assertIn("'pika', 'txamqp'", str(e))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("amqp_client: kombu\n")
+        e = self.assertRaises(ConfigError, load_config, path, environ={})
+        self.assertIn("line 1: amqp_client: expected one of 'pika', 'txamqp', got 'kombu'", str(e))
 
     def test_memory_url_refused(self) -> None:
         """
