@@ -19,17 +19,27 @@ setup(
     python_requires=">=3.11",
     package_dir={"": "."},
     packages=find_packages(include=["novasvc", "novasvc.*"]) + ["twisted.plugins"],
-    package_data={"novasvc": ["py.typed"], "novasvc.db": ["migrations/*.py"],
-                  # txamqp's machine description of AMQP 0-9-1 (amqp_client: txamqp).
-                  "novasvc.transport": ["amqp0-9-1.xml"]},
+    package_data={
+        "novasvc": ["py.typed"],
+        # The Alembic script directory (not a package): env.py, versions/.
+        "novasvc.db": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+        # txamqp's machine description of AMQP 0-9-1 (amqp_client: txamqp).
+        "novasvc.transport": ["amqp0-9-1.xml"],
+    },
     install_requires=[
         "Twisted>=23.8",
-        # novasvc.transport reaches into pika 1.x internals (see _amqp_frames.py).
-        "pika>=1.3,<2",
+        # The releases the transport was verified with, fast path and public
+        # API (novasvc/transport/_pika_internals.py: PIN, checked at start-up).
+        "pika>=1.3.0,!=1.4.0,<1.4.5",
         "SQLAlchemy>=2.0",
         "zope.interface>=6",
         "PyYAML>=6",
         "attrs>=23.1",
+        # The JSON codec's fast path (novasvc.rpc._jsoncodec); without it, or
+        # with NOVASVC_JSON=stdlib, the standard library's JSON is used.
+        "orjson>=3.9",
+        # Schema migrations (novasvc-manage db sync).
+        "alembic>=1.13",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],
@@ -38,6 +48,13 @@ setup(
         "tls": ["Twisted[tls]>=23.8"],
         # RabbitMQ through txamqp (amqp_client: txamqp); its spec file ships with novasvc.
         "txamqp": ["txamqp>=0.8"],
+        # tracing.enabled: spans through the OpenTelemetry API; the SDK and an
+        # exporter are the user's choice (tracing.exporter: console and otlp
+        # need opentelemetry-sdk, otlp also an OTLP exporter package).
+        "tracing": ["opentelemetry-api>=1.20"],
+        # The HTTP API (api.enabled, twistd novasvc-api): klein's routing and
+        # metrics in Prometheus's format (novasvc.metrics.prometheus).
+        "api": ["klein>=23.5", "prometheus_client>=0.17"],
         "test": [
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
@@ -45,12 +62,22 @@ setup(
             "Twisted[tls]>=23.8",
             "cryptography",
             "txamqp>=0.8",
+            "opentelemetry-api>=1.20",
+            "opentelemetry-sdk>=1.20",
+            "prometheus_client>=0.17",
+            "klein>=23.5",
+            "treq>=23.11",
+            "schemathesis>=4",
+            "orjson>=3.9",
+            "hypothesis>=6",
         ],
-        "bench": ["oslo.messaging>=14", "psutil"],
+        # bench/run.py's systems: oslo.messaging's, and novasvc on txamqp.
+        "bench": ["oslo.messaging>=14", "psutil", "txamqp>=0.8"],
     },
     entry_points={
         "console_scripts": [
             "novasvc-rpc = novasvc.cli.rpc:main",
+            "novasvc-manage = novasvc.cli.manage:main",
         ],
     },
     classifiers=[

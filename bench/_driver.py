@@ -197,11 +197,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def local_broker_pid() -> Optional[int]:
+def local_broker_pid(port: int = 5672) -> Optional[int]:
     """
-    @return: the process id of a RabbitMQ running on this machine (its Erlang
-        VM, C{beam.smp}, with C{rabbit} on its command line), or C{None}
-        when there is none (a remote broker: its CPU is then not measured).
+    @param port: the broker's AMQP port.
+    @return: the process id of the RabbitMQ on this machine that listens on
+        C{port} (its Erlang VM, C{beam.smp}, with C{rabbit} on its command
+        line), or C{None} when there is none (a remote broker: its CPU is
+        then not measured). Other RabbitMQ nodes on this machine (a fault
+        test's own, on other ports) are never taken for it.
     """
     import psutil
 
@@ -209,9 +212,13 @@ def local_broker_pid() -> Optional[int]:
         try:
             name = process.info["name"] or ""
             cmdline = " ".join(process.info["cmdline"] or ())
+            if not (name.startswith("beam") and "rabbit" in cmdline):
+                continue
+            listening = {c.laddr.port for c in process.net_connections("tcp")
+                         if c.status == psutil.CONN_LISTEN}
         except psutil.Error:
             continue
-        if name.startswith("beam") and "rabbit" in cmdline:
+        if port in listening:
             return int(process.pid)
     return None
 

@@ -1,15 +1,20 @@
 # -*- test-case-name: tests.test_bench -*-
 """
-Benchmark novasvc's RPC against the floor (the same pattern by hand on
-pika's Twisted adapter) and oslo.messaging, on the local RabbitMQ.
+Benchmark novasvc's RPC against two floors and oslo.messaging, on the local
+RabbitMQ: the floor (novasvc's RPC pattern by hand on pika's Twisted adapter,
+no protocol around it) and the oslo-protocol floor (oslo.messaging's wire
+protocol by hand on pika's Twisted public API, L{_oslo_protocol}).
 
     python bench/run.py                 # full run, writes bench/RESULTS.md
     python bench/run.py --quick         # short run (1 rep, small counts)
     python bench/run.py --systems novasvc,floor --profile /tmp/prof
-    python bench/run.py --systems novasvc,novasvc-txamqp,floor --quick
+    python bench/run.py --systems novasvc,floor,floor-oslo,oslo --quick --output /tmp/quick.md
+    python bench/run.py --systems novasvc,novasvc-public,floor   # what pika's fast path buys
+    python bench/run.py --systems novasvc,novasvc-txamqp,floor --quick   # pika beside txamqp
 
 For each system, server and client are separate processes
-(C{bench/_server_<system>.py}, C{bench/_client_<system>.py}) driven over
+(C{bench/_server_<system>.py}, C{bench/_client_<system>.py}, a C{-} in the
+system's name written C{_}) driven over
 their stdin/stdout (see L{_child}); the systems are interleaved, A B C A B
 C ..., one rep at a time. Each rep of a system measures, in order:
 
@@ -42,7 +47,8 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 from _driver import BenchError, Broker, Child, child_env, cpu_seconds, local_broker_pid, rss_mib
 from _report import Summary, describe_counts, render
@@ -53,15 +59,23 @@ ROOT = os.path.dirname(HERE)
 #: key -> (title, profilable): the systems, in the order they run in a rep.
 SYSTEMS: Dict[str, Any] = {
     "novasvc": ("novasvc (pika)", True),
+    "novasvc-public": ("novasvc (pika's public API)", True),
     "novasvc-txamqp": ("novasvc (txamqp)", True),
     "floor": ("floor (pika Twisted, by hand)", True),
+    "floor-oslo": ("oslo-protocol floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
 }
 
-#: system -> (the name in its children's file names, extra settings), for
-#: the systems that share another's children.
-CHILDREN: Dict[str, Any] = {
-    "novasvc-txamqp": ("novasvc", {"amqp_client": "txamqp"}),
+#: key -> (the system whose C{_server_*}/C{_client_*} scripts run, the
+#: environment they get on top of the driver's, the settings they get on top
+#: of the run's): novasvc on pika with its fast path forced on, on pika's
+#: public API (C{NOVASVC_PIKA_FAST_PATH=0}; see
+#: novasvc/transport/_pika_internals.py), and on txamqp (C{amqp_client:
+#: txamqp}; see novasvc/transport/txamqp.py).
+CHILDREN: Dict[str, Tuple[str, Dict[str, str], Dict[str, Any]]] = {
+    "novasvc": ("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}, {}),
+    "novasvc-public": ("novasvc", {"NOVASVC_PIKA_FAST_PATH": "0"}, {}),
+    "novasvc-txamqp": ("novasvc", {}, {"amqp_client": "txamqp"}),
 }
 
 FULL = {"seq": 2000, "inflight": 10000, "casts": 20000, "drain": 20000, "reps": 3, "startup_runs": 5}
@@ -74,9 +88,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(description="Benchmark novasvc's RPC against the floor and oslo.messaging.")
     parser.add_argument("--quick", action="store_true", help="1 rep, counts 200/1000/2000, 1 start-up run")
-    parser.add_argument("--systems", default="novasvc,floor,oslo",
-                        help="comma-separated, among novasvc, novasvc-txamqp, floor, oslo "
-                             "(default: novasvc, floor, oslo)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated, among {', '.join(SYSTEMS)} (default: all)")
     parser.add_argument("--url", default="rabbit://guest:guest@127.0.0.1:5672/", help="the broker")
     parser.add_argument("--vhost", choices=("auto", "none"), default="auto",
                         help="auto: a private vhost through rabbitmqctl when it works; none: the URL's vhost")
@@ -129,7 +142,7 @@ class Run:
         self.broker = broker
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:10]
-        self.env = child_env([] if _novasvc_importable() else [ROOT])
+        self.env = child_env(_checkout())
         self.results: Dict[str, List[Dict[str, float]]] = {s: [] for s in args.systems}
         self.declared_queues: List[str] = []
         self.declared_exchanges: List[str] = []
@@ -142,7 +155,7 @@ class Run:
         """
         topic = f"bench-{self.run_id}-{system}-{rep}"
         settings = {"url": self.broker.run_url, "topic": topic, "exchange": f"bench-{self.run_id}-{system}",
-                    "host": "benchhost", "payload": self.counts["payload"], **CHILDREN.get(system, (None, {}))[1]}
+                    "host": "benchhost", "payload": self.counts["payload"]}
         if system == "oslo":
             # Reply and fanout queues expire two minutes after their last use.
             settings["url"] += "?rabbit_transient_queues_ttl=120"
@@ -158,12 +171,13 @@ class Run:
         @raise BenchError: when a child fails.
         """
         counts, timeout = self.counts, self.args.timeout
-        settings = self.settings(system, rep)
+        script, env, extra_settings = child_setup(system, self.env)
+        settings = dict(self.settings(system, rep), **extra_settings)
         children: List[Child] = []
 
         def start(role: str, **extra: Any) -> Child:
-            script = CHILDREN.get(system, (system,))[0]
-            child = Child(f"{system} {role}", f"_{role}_{script}.py", dict(settings, **extra), self.log_dir, self.env)
+            child = Child(f"{system} {role}", f"_{role}_{script.replace('-', '_')}.py",
+                          dict(settings, **extra), self.log_dir, env)
             children.append(child)
             child.wait_event("ready", timeout)
             return child
@@ -221,7 +235,7 @@ class Run:
         The local broker's process id (looked up once), or C{None}.
         """
         if not hasattr(self, "_broker_pid"):
-            self._broker_pid = local_broker_pid()
+            self._broker_pid = local_broker_pid(urlsplit(self.broker.url).port or 5672)
         return self._broker_pid
 
     def profiling(self, system: str, rep: int, phase: str, server: Child, client: Child) -> "_Profiling":
@@ -259,6 +273,17 @@ class _Profiling:
                 child.request("profile", self._timeout, action="stop", path=path)
 
 
+def child_setup(system: str, env: Dict[str, str]) -> Tuple[str, Dict[str, str], Dict[str, Any]]:
+    """
+    @param env: the driver's environment for the children.
+    @return: the system whose scripts run for C{system}, their
+        environment, and the settings they get beside the run's (see
+        L{CHILDREN}).
+    """
+    script, extra_env, settings = CHILDREN.get(system, (system, {}, {}))
+    return script, dict(env, **extra_env), dict(settings)
+
+
 def _rate(dispatched: Dict[str, Any]) -> float:
     """
     @return: msg/s from the first to the last dispatch of a batch.
@@ -284,12 +309,13 @@ def _closed(child: Child) -> None:
         raise BenchError(f"{child.name} exited with status {code}\n{child.log_tail()}")
 
 
-def _novasvc_importable() -> bool:
-    try:
-        import novasvc  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _checkout() -> List[str]:
+    """
+    @return: C{[ROOT]} when this file is in a checkout of novasvc, so that
+        the children run that checkout's code (not another copy installed,
+        e.g. editable from another worktree); else nothing.
+    """
+    return [ROOT] if os.path.isfile(os.path.join(ROOT, "novasvc", "__init__.py")) else []
 
 
 def measure_startup(url: str, runs: int, idle: float) -> Optional[Dict[str, Summary]]:
@@ -422,19 +448,31 @@ _READING = """\
 - **floor**: the same RPC pattern written by hand on pika's Twisted adapter (request queue,
   exclusive reply queue, correlation id, JSON body, manual acks, prefetch 64, direct callback on
   the channel, no publisher confirms): what any framework on this client adds to.
-- **novasvc (pika)**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`,
-  called with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks
-  and publisher confirms all on. **novasvc (txamqp)**: the same on `TxAMQPTransport`
-  (`amqp_client: txamqp`), server and client. **oslo.messaging**: rabbit driver, threading executor, its
-  `RPCClient`; (b) runs on 64 client threads, the casts of (c) from one thread (each waits for
-  its confirm; that is faster than a pool).
+- **oslo-protocol floor**: oslo.messaging's wire protocol written by hand on pika's Twisted
+  public API (`bench/_oslo_protocol.py`: topic exchange and the server's three queues, envelope
+  2.0 with double JSON by the standard library, the 26 context entries as `_context_*` keys,
+  `_msg_id`/`_reply_q`/`_unique_id`, replies with `ending`; every publish mandatory, persistent
+  and confirmed; late acks, a call's after its reply is confirmed; prefetch 64); no context
+  object, no de-duplication, no dispatcher rules, no call timer. Beside the floor: what the
+  protocol costs; novasvc beside it: what the framework costs.
+- **novasvc (pika)**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`
+  (pika, its fast path on), called with `RPCClient`: oslo envelope, request context,
+  de-duplication, dispatcher, late acks and publisher confirms all on. **novasvc (pika's public
+  API)**: the same with `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of
+  frames written by novasvc): what the fast path buys. **novasvc (txamqp)**: the same on
+  `TxAMQPTransport` (`amqp_client: txamqp`), server and client. **oslo.messaging**: rabbit
+  driver, threading executor, its `RPCClient`, in the same client shape as the others (one
+  process, many messages in flight): its calls and casts block, so (b) and the casts of (c) run
+  on one pool of 64 client threads (up to 64 in flight; earlier reports sent the casts from one
+  thread, one in flight).
 - Server and client are separate processes; systems are interleaved (A B C, A B C, ...) and
   each cell is the median (min–max) over the reps. Ratios are computed within a rep, then
   summarized. Dispatch and drain rates run from the first to the last cast reaching the
-  endpoint; publish rates until the broker has every cast (confirms for novasvc and oslo, a
-  synchronous command after the batch for the floor). CPU is user + system time of the server
-  process, the client process and the broker (RabbitMQ's Erlang VM, when it runs on this
-  machine; the broker's other vhosts are idle) during (b) or (c), per 10,000 messages.
+  endpoint; publish rates until the broker has every cast (confirms for novasvc, the
+  oslo-protocol floor and oslo, a synchronous command after the batch for the floor). CPU is
+  user + system time of the server process, the client process and the broker (RabbitMQ's
+  Erlang VM, when it runs on this machine; the broker's other vhosts are idle) during (b) or
+  (c), per 10,000 messages.
 """
 
 

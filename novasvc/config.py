@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 import attrs
 import yaml
 
+from novasvc.api_config import APIConfig, parse_api_section
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path, load_object
 from novasvc.options import (
@@ -39,7 +40,7 @@ from novasvc.options import (
 )
 from novasvc.transport.url import TransportURL, redact
 
-__all__ = ["Config", "DatabaseConfig", "load_config", "managers_from"]
+__all__ = ["Config", "DatabaseConfig", "TracingConfig", "load_config", "managers_from"]
 
 DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_CONNECTION = "sqlite:///novasvc.sqlite"
@@ -66,10 +67,35 @@ class DatabaseConfig:
 
     @ivar connection: an SQLAlchemy URL (SQLite, PostgreSQL, MySQL/MariaDB).
     @ivar thread_pool_size: the most threads doing database work at once.
+    @ivar auto_sync: whether a service upgrades an out-of-date schema at
+        start-up instead of refusing to start (C{bool}; see
+        L{novasvc.db.migration.prepare}).
     """
 
     connection: str = attrs.field(default=DEFAULT_DATABASE_CONNECTION, repr=_hide_password)
     thread_pool_size: int = 10
+    auto_sync: bool = False
+
+
+#: The values of C{tracing.exporter}.
+TRACING_EXPORTERS = ("none", "console", "otlp")
+
+
+@attrs.frozen
+class TracingConfig:
+    """
+    The C{tracing:} section (see L{novasvc.tracing}).
+
+    @ivar enabled: whether RPC calls and casts are traced (C{bool}).
+    @ivar service_name: the C{service.name} of the tracer provider novasvc
+        sets up, or C{None} for the service's binary.
+    @ivar exporter: C{"none"} (use the process's global tracer provider),
+        C{"console"} or C{"otlp"} (set up an SDK provider exporting there).
+    """
+
+    enabled: bool = False
+    service_name: Optional[str] = None
+    exporter: str = "none"
 
 
 @attrs.frozen
@@ -95,6 +121,7 @@ class Config:
     @ivar graceful_shutdown_timeout: seconds to finish in-flight work on
         stop (C{0}: no limit).
     @ivar database: the L{DatabaseConfig}.
+    @ivar tracing: the L{TracingConfig}.
     @ivar durable_queues: whether topic queues and exchanges survive a broker
         restart (C{bool}).
     @ivar rpc_max_inflight: the most requests handled at once (C{int} >= 1).
@@ -137,6 +164,11 @@ class Config:
     @ivar amqp_client: the AMQP client library of a C{rabbit://}
         transport: C{"pika"} (the default) or C{"txamqp"} (see
         L{novasvc.transport.get_transport}).
+    @ivar workers: how many processes run the service (C{int} >= 1); above
+        1, C{twistd novasvc} is a supervising parent of that many workers
+        (see L{novasvc.workers}), as Nova's C{service.serve(server,
+        workers=N)}.
+    @ivar api: the C{api:} section, an L{APIConfig}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -150,6 +182,7 @@ class Config:
     periodic_interval_max: Optional[float] = None
     graceful_shutdown_timeout: float = 60
     database: DatabaseConfig = attrs.field(factory=DatabaseConfig)
+    tracing: TracingConfig = attrs.field(factory=TracingConfig)
     # RPC server and client (oslo.messaging's names where they exist).
     durable_queues: bool = False
     rpc_max_inflight: int = 64
@@ -174,6 +207,9 @@ class Config:
     rabbit_quorum_queue: bool = False
     rabbit_quorum_delivery_limit: int = 20
     amqp_client: str = "pika"
+    workers: int = 1
+    # The optional HTTP API (novasvc.api_config).
+    api: APIConfig = attrs.field(factory=APIConfig)
 
     def section(self, name: str) -> Section:
         """
@@ -245,7 +281,7 @@ class Config:
         for leftover in raw.values():
             if leftover.name in topics:
                 continue  # the section of another manager this file configures
-            known = [*_CHECKS, "database", "<topic>_manager", *bound]
+            known = [*_CHECKS, "database", "<topic>_manager", "tracing", "api", *bound]
             raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
         kept = tuple(section for section in raw.values() if section.name in topics)
         sections = tuple(sorted(bound.items()))
@@ -353,9 +389,10 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     C{overrides}.
 
     The file is a mapping whose keys are L{Config}'s field names (except
-    C{managers}), plus a C{database:} mapping with C{connection} and
-    C{thread_pool_size}, plus any number of C{<topic>_manager: dotted.path}
-    keys (collected into L{Config.managers}). Any other top-level mapping is
+    C{managers}), plus a C{database:} mapping with C{connection},
+    C{thread_pool_size} and C{auto_sync}, plus any number of
+    C{<topic>_manager: dotted.path} keys (collected into
+    L{Config.managers}). Any other top-level mapping is
     the section of a manager or driver: it is kept aside for
     L{Config.bind}, which validates it once the components are known. An
     empty file is an empty mapping.
@@ -382,11 +419,12 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     """
     values: Dict[str, Any] = {}
     database: Dict[str, Any] = {}
+    tracing: Dict[str, Any] = {}
     managers: Dict[str, str] = {}
     unbound: List[_RawSection] = []
     if path is not None:
         data, lines = _read_yaml(path, os.environ if environ is None else environ)
-        _apply_file(path, data, lines, values, database, managers, unbound)
+        _apply_file(path, data, lines, values, database, managers, unbound, tracing)
     # A default the file or an override beats is not even checked.
     given = {*values, *("database_" + key for key in database),
              *(key for key, value in overrides.items() if value is not None)}
@@ -395,8 +433,8 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     _apply_overrides(overrides, values, database)
     if values.get("rabbit_quorum_queue"):
         values["durable_queues"] = True  # quorum queues are durable (oslo forces it too)
-    return Config(database=DatabaseConfig(**database), managers=managers_from(managers),
-                  unbound=tuple(unbound), **values)
+    return Config(database=DatabaseConfig(**database), tracing=TracingConfig(**tracing),
+                  managers=managers_from(managers), unbound=tuple(unbound), **values)
 
 
 # -- checkers: each takes the YAML value and returns the value to keep, or
@@ -442,6 +480,12 @@ def _integer(minimum: int) -> Callable[[Any], Any]:
 def _string(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _Bad("a non-empty string")
+    return value
+
+
+def _name_or_null(value: Any) -> Optional[str]:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _Bad("a non-empty string or null")
     return value
 
 
@@ -533,10 +577,17 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "rabbit_quorum_queue": _boolean,
     "rabbit_quorum_delivery_limit": _integer(0),
     "amqp_client": _choice("pika", "txamqp"),
+    "workers": _integer(1),
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,
     "thread_pool_size": _integer(1),
+    "auto_sync": _boolean,
+}
+_TRACING_CHECKS: Dict[str, Callable[[Any], Any]] = {
+    "enabled": _boolean,
+    "service_name": _name_or_null,
+    "exporter": _choice(*TRACING_EXPORTERS),
 }
 _SECRET = {"transport_url", "database.connection"}
 _MANAGER_SUFFIX = "_manager"
@@ -547,7 +598,7 @@ _MANAGER_SUFFIX = "_manager"
 
 def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, Any],
                 database: Dict[str, Any], managers: Dict[str, str],
-                unbound: List[_RawSection]) -> None:
+                unbound: List[_RawSection], tracing: Dict[str, Any]) -> None:
     def where(key: str) -> str:
         line = lines.get(key)
         return f"{path}, line {line}: {key}" if line else f"{path}: {key}"
@@ -572,6 +623,10 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                 if sub not in _DATABASE_CHECKS:
                     raise ConfigError(f"{where(name)}: unknown key{_suggest(str(sub), _DATABASE_CHECKS)}")
                 database[sub] = _check(where(name), name, _DATABASE_CHECKS[sub], subvalue)
+        elif key == "tracing":
+            _apply_mapping(key, value, _TRACING_CHECKS, tracing, where)
+        elif key == "api":
+            values[key] = parse_api_section(value, where)
         elif key.endswith(_MANAGER_SUFFIX) and len(key) > len(_MANAGER_SUFFIX):
             if not is_dotted_path(value):
                 raise ConfigError(f"{where(key)}: expected the dotted path of a manager class "
@@ -590,7 +645,24 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                                        tuple(section_lines)))
         else:
             raise ConfigError(f"{where(key)}: unknown key"
-                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager'])}")
+                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager', 'tracing', 'api'])}")
+
+
+def _apply_mapping(key: str, value: Any, checks: Mapping[str, Callable[[Any], Any]], into: Dict[str, Any],
+                   where: Callable[[str], str]) -> None:
+    """
+    Check a built-in mapping of the file (such as C{tracing:}) key by key
+    into C{into}; a C{null} mapping (every key commented out) is empty.
+    """
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where(key)}: expected a mapping with keys {', '.join(checks)}, "
+                          f"got {_show(key, value)}")
+    for sub, subvalue in value.items():
+        name = f"{key}.{sub}"
+        if sub not in checks:
+            raise ConfigError(f"{where(name)}: unknown key{_suggest(str(sub), checks)}")
+        into[sub] = _check(where(name), name, checks[sub], subvalue)
 
 
 def _option_name(key: str) -> str:
@@ -738,7 +810,23 @@ def _key_lines(node: Any) -> Dict[str, int]:
         if isinstance(key_node, yaml.ScalarNode):
             lines[key_node.value] = key_node.start_mark.line + 1
             if isinstance(value_node, yaml.MappingNode):
-                for sub, _ in value_node.value:
+                for sub, subvalue in value_node.value:
                     if isinstance(sub, yaml.ScalarNode):
                         lines[f"{key_node.value}.{sub.value}"] = sub.start_mark.line + 1
+                        _item_lines(f"{key_node.value}.{sub.value}", subvalue, lines)
     return lines
+
+
+def _item_lines(key: str, node: Any, lines: Dict[str, int]) -> None:
+    """
+    Record the line of each item of a list of mappings (C{api.tokens[0]})
+    and of each of their keys (C{api.tokens[0].role}).
+    """
+    if not isinstance(node, yaml.SequenceNode):
+        return
+    for index, item in enumerate(node.value):
+        lines[f"{key}[{index}]"] = item.start_mark.line + 1
+        if isinstance(item, yaml.MappingNode):
+            for sub, _ in item.value:
+                if isinstance(sub, yaml.ScalarNode):
+                    lines[f"{key}[{index}].{sub.value}"] = sub.start_mark.line + 1

@@ -94,6 +94,12 @@ class ITransport(Interface):
         "from; its C{str()} hides the password."
     )
 
+    is_connected = Attribute(
+        "C{True} while the transport can publish (connected to the broker, "
+        "for a transport that has one); C{False} once stopped. A C{bool}, "
+        "read by the API's C{/healthz}."
+    )
+
     def start():
         """
         Begin connecting. Does not wait for the broker.
@@ -246,6 +252,16 @@ class IServiceStore(Interface):
         """
         @return: a C{Deferred} firing with a C{list} of records ordered by id,
             filtered by whichever of C{host}, C{binary} and C{topic} is given.
+        """
+
+    def ping():
+        """
+        Check that the database answers (one trivial query), for health
+        checks.
+
+        @return: a C{Deferred} firing with C{None} when it answered; failing
+            with the database error, or with C{RuntimeError} when the store
+            is not running.
         """
 
 

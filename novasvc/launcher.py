@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.log import LogControl
+from novasvc.workers._pool import WorkerStartError
 
 __all__ = ["HangupService", "READY_WAIT", "STOP_NOW_GRACE"]
 
@@ -55,8 +56,8 @@ class HangupService(MultiService):
     process exits anyway. The SIGTERM handler stays installed until the
     process ends, so no later SIGTERM reaches twistd's handler.
 
-    A start that fails logs one line for a L{ConfigError} or L{LoadError}
-    (a traceback for anything else) and ends the process with status 1,
+    A start that fails logs one line for a L{ConfigError}, L{LoadError} or
+    L{novasvc.workers.WorkerStartError} (a traceback for anything else) and ends the process with status 1,
     after twistd has removed its pid file. Under twistd without C{-n}, the
     parent process that twistd leaves waiting on its status pipe is told the
     outcome: it exits 0 once the service is ready, 1 with the error when
@@ -211,7 +212,7 @@ class HangupService(MultiService):
             _log.info("Stopped before the service was ready")
             self._tell_parent("stopped before the service was ready")
             return
-        if failure.check(ConfigError, LoadError):
+        if failure.check(ConfigError, LoadError, WorkerStartError):
             _log.error("The service failed to start: {error}", error=failure.getErrorMessage())
         else:
             _log.failure("The service failed to start; exiting", failure)

@@ -116,16 +116,20 @@ class LogControl:
         self.set_level(level)
 
     @classmethod
-    def from_options(cls, options: Any, reactor: Any = None) -> "LogControl":
+    def from_options(cls, options: Any, reactor: Any = None,
+                     log_format: Optional[str] = None) -> "LogControl":
         """
         @param options: parsed L{novasvc.tap.Options}: its C{settings}, its
             C{config} and C{log-level} options, and its C{parent} (twistd's
             options, when twistd parsed them).
         @param reactor: see L{__init__}.
+        @param log_format: a format that wins over the configuration's
+            (a worker process logs C{json} for its parent to read), or
+            C{None}.
         @return: the L{LogControl} for those options.
         """
         parent = getattr(options, "parent", None)
-        return cls(options.settings.log_level, options.settings.log_format,
+        return cls(options.settings.log_level, log_format or options.settings.log_format,
                    config_path=options["config"], fixed_level=options["log-level"],
                    twistd_options=parent if isinstance(parent, ServerOptions) else None,
                    reactor=reactor)

@@ -109,6 +109,7 @@ class Manager(PeriodicTasks):
             "wait_for_periodic_tasks",
             "clock",
             "run_external_periodic_tasks",
+            "periodic_metrics",
         }
     )
 

@@ -76,6 +76,11 @@ class Service(AsyncMultiService):
     @ivar rpcserver: the L{RPCServer} serving C{Target(topic, server=host)}.
     @ivar db: the manager's L{IDatabaseAPI}, or C{None}; stopped after the
         manager's C{cleanup_host}.
+    @ivar tracing: the L{novasvc.tracing.Tracing} of the service's RPC when
+        C{config.tracing.enabled}, else C{None}; it starts first and stops
+        last.
+    @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
+        else C{None}; its C{port} is the port it listens on.
     """
 
     def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
@@ -104,6 +109,11 @@ class Service(AsyncMultiService):
         self.setName(binary)
 
         manager.clock = clock
+        self.tracing = None
+        if config.tracing.enabled:
+            from novasvc.tracing import Tracing  # imports OpenTelemetry: only when enabled
+
+            self.tracing = Tracing.from_config(config.tracing, binary, host, reactor=clock)
         endpoints = [manager, BaseRPCAPI(manager.service_name)] + list(manager.additional_endpoints)
         self.rpcserver = RPCServer(
             transport, Target(topic=topic, server=host), endpoints,
@@ -112,8 +122,11 @@ class Service(AsyncMultiService):
             duplicate_window=config.rpc_duplicate_window,
             durable_queues=config.durable_queues,
             transient_queues_ttl=config.transient_queues_ttl, quorum=QuorumQueues.from_config(config),
-            reply_retry_timeout=config.kombu_missing_consumer_retry_timeout,
+            reply_retry_timeout=config.kombu_missing_consumer_retry_timeout, tracing=self.tracing,
         )
+        if self.tracing is not None:
+            # First to start, last to stop: it flushes the spans of the stop.
+            _Step(start=self.tracing.start, stop=self.tracing.stop, name="tracing").setServiceParent(self)
         _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
         if db is not None:
             # Opened on first use (or by the manager); closed after cleanup_host.
@@ -130,6 +143,13 @@ class Service(AsyncMultiService):
         if periodic_enable:
             delay = fuzzy_delay(periodic_fuzzy_delay, self._rng)
             _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
+        self.api = None
+        if config.api.enabled:
+            # The HTTP API comes last: it starts after everything, stops first.
+            from novasvc.api.service import APIService  # twisted.web and klein, only when on
+
+            self.api = APIService.for_service(self)
+            self.api.setServiceParent(self)
 
     @classmethod
     def create(cls, host: Optional[str] = None, binary: Optional[str] = None,
@@ -214,6 +234,7 @@ class Service(AsyncMultiService):
             store = SQLServiceStore(
                 config.database.connection, reactor=threads,
                 thread_pool_size=config.database.thread_pool_size,
+                auto_sync=config.database.auto_sync,
             )
         if transport is None:
             from novasvc.transport import TLSOptions, get_transport

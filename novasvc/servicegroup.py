@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_servicegroup -*-
+# -*- test-case-name: tests.test_servicegroup,tests.test_metrics_instrumentation -*-
 """
 Whether a service is up, and the timer that keeps it up: Nova's servicegroup
 DB driver (C{nova/servicegroup/drivers/db.py}) in Twisted's shape.
@@ -28,6 +28,7 @@ from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import naive_utc
 from novasvc.exceptions import ServiceNotFound
 from novasvc.interfaces import IServiceStore
+from novasvc.metrics import Recorder, get_recorder
 
 #: Seconds between a service's start and its first report, as Nova's
 #: C{INITIAL_REPORTING_DELAY}.
@@ -118,7 +119,9 @@ class ReportStateService(Service):
     (L{ServiceNotFound}) as an ERROR asking the operator to restart the
     service (the row is not recreated, as in Nova); the first success after
     a failure as INFO C{"Recovered from being unable to report status."}.
-    Successful reports log nothing.
+    Successful reports log nothing. Each tick counts as C{ok} or C{failed}
+    in the metrics (L{novasvc.metrics}); a tick skipped because the row does
+    not exist yet counts as neither.
 
     @ivar model_disconnected: C{True} while reporting fails (Nova's name).
     @type model_disconnected: C{bool}
@@ -134,6 +137,7 @@ class ReportStateService(Service):
         report_interval: Optional[float],
         clock: Optional[Any] = None,
         initial_delay: float = INITIAL_REPORTING_DELAY,
+        metrics: Optional[Recorder] = None,
     ) -> None:
         """
         @param store: where to report.
@@ -149,6 +153,8 @@ class ReportStateService(Service):
         @param initial_delay: B{seconds} from L{startService} to the first
             report (Nova: 5).
         @type initial_delay: C{float}
+        @param metrics: where to count reports; the process's
+            L{novasvc.metrics.get_recorder} when C{None}.
         @raise TypeError: if C{store} does not provide L{IServiceStore}.
         @raise ValueError: for a negative C{report_interval} or
             C{initial_delay}.
@@ -168,6 +174,7 @@ class ReportStateService(Service):
         self._loop: Optional[LoopingCall] = None
         self._loop_done: Optional[Deferred] = None
         self._failing: Optional[str] = None
+        self._metrics = get_recorder() if metrics is None else metrics
 
     @property
     def model_disconnected(self) -> bool:
@@ -238,11 +245,13 @@ class ReportStateService(Service):
         return d
 
     def _reported(self, record: ServiceRecord) -> None:
+        self._metrics.report_state_succeeded()
         if self._failing is not None:
             self._failing = None
             self._log.info("Recovered from being unable to report status.")
 
     def _failed(self, failure: Failure) -> None:
+        self._metrics.report_state_failed()
         state = _NOT_FOUND if failure.check(ServiceNotFound) else _LOST
         if state != self._failing:
             if state == _NOT_FOUND:

@@ -10,7 +10,8 @@ C{--config} YAML file, overridden by the options given here: an option that
 is not given is C{None} and leaves the file's value alone.
 """
 
-from typing import Any, Callable, Dict, Optional
+import sys
+from typing import Any, Callable, Dict, List, Optional
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -36,6 +37,24 @@ def _seconds(option: str) -> Callable[[str], float]:
             return float(text)
         except ValueError:
             raise ValueError(f"--{option}: expected a number of seconds, got {text!r}") from None
+
+    return parse
+
+
+def _count(option: str) -> Callable[[str], int]:
+    """
+    @param option: the option's name, for the message.
+    @return: the parser of an option taking an integer >= 1, which raises
+        C{ValueError} (shown by L{usage.Options}) otherwise.
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"--{option}: expected an integer >= 1, got {text[:40]!r}")
+        return value
 
     return parse
 
@@ -79,14 +98,31 @@ class Options(usage.Options):
          _seconds("periodic-interval-max")],
         ["log-level", None, None,
          "Lowest level logged: debug, info, warning, error or critical (config default: info)."],
+        ["workers", None, None,
+         "Processes running the service (config default: 1); above 1, this process supervises "
+         "that many workers.", _count("workers")],
+        ["worker-index", None, None,
+         "Internal: run as worker K of the supervising parent that passes it.",
+         _count("worker-index")],
     ]
     optFlags = [
         ["no-periodic", None, "Do not run periodic tasks."],
         ["traceback", None,
          "Show the traceback of a start-up error (default: one line naming the cause)."],
+        ["api-only", None,
+         "Serve only the HTTP API (api: section), without a manager: as twistd novasvc-api."],
     ]
 
     settings: Config
+    #: The arguments given to L{parseOptions}, which workers are given again.
+    argv: List[str] = []
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
+        """
+        self.argv = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
 
     def overrides(self) -> Dict[str, Any]:
         """
@@ -103,6 +139,7 @@ class Options(usage.Options):
             "periodic_fuzzy_delay": self["periodic-fuzzy-delay"],
             "periodic_interval_max": self["periodic-interval-max"],
             "log_level": self["log-level"],
+            "workers": self["workers"],
         }
 
     def postOptions(self) -> None:
@@ -130,6 +167,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     L{HangupService} that turns SIGHUP into C{service.reset()} and logs
     through a L{LogControl} (C{log_level}, C{log_format}).
 
+    With C{workers} above 1 (and no C{--worker-index}), it is instead the
+    supervising parent of that many worker processes, each running this
+    function again with C{--worker-index K} (see L{novasvc.workers.twistd}).
+
     This is the only function that touches the global reactor.
 
     @param options: parsed L{Options}.
@@ -143,6 +184,20 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     if reactor is None:
         from twisted.internet import reactor
+    if options["api-only"]:
+        from novasvc.api.tap import make_api_service
+
+        try:
+            api = make_api_service(options.settings, reactor)
+        except ConfigError as e:
+            raise SystemExit(f"novasvc: error: {e}") from None
+        return HangupService(api, reactor, LogControl.from_options(options, reactor),
+                             daemon=getattr(options, "parent", None))
+
+    if options["worker-index"] is None and options.settings.workers > 1:
+        from novasvc.workers.twistd import make_supervisor
+
+        return make_supervisor(options, reactor)
     from novasvc.service import Service as NovaService
 
     try:
@@ -162,6 +217,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
         if options["traceback"]:
             raise
         raise SystemExit(f"novasvc: error: {e}") from None
+    if options["worker-index"] is not None:
+        from novasvc.workers.twistd import make_worker
+
+        return make_worker(service, options, reactor)
     # twistd's own options (the plugin's parent) hold its daemon status pipe.
     return HangupService(service, reactor, LogControl.from_options(options, reactor),
                          daemon=getattr(options, "parent", None))

@@ -11,7 +11,7 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface
 
-from novasvc.config import Config, DatabaseConfig, load_config
+from novasvc.config import Config, DatabaseConfig, TracingConfig, load_config
 from novasvc.exceptions import ConfigError
 from novasvc.options import DriverOpt, Opt, Section
 
@@ -105,6 +105,15 @@ class LoadConfigTests(_ConfigTestCase):
         config = self.load("database:\n  thread_pool_size: 2\n")
         self.assertEqual(config.database, DatabaseConfig(thread_pool_size=2))
 
+    def test_auto_sync(self) -> None:
+        """
+        When the C{database:} section sets C{auto_sync: true}, then
+        C{database.auto_sync} is C{True}; by default it is C{False}.
+        """
+        self.assertEqual(self.load("database:\n  auto_sync: true\n").database,
+                         DatabaseConfig(auto_sync=True))
+        self.assertIs(self.load("host: h\n").database.auto_sync, False)
+
     def test_empty_database_section(self) -> None:
         """
         When the C{database:} section is empty (its keys commented out), then
@@ -112,6 +121,33 @@ class LoadConfigTests(_ConfigTestCase):
         """
         config = self.load("database:\n  # connection: sqlite://\n")
         self.assertEqual(config.database, DatabaseConfig())
+
+    def test_tracing(self) -> None:
+        """
+        When the C{tracing:} section sets its keys, then they are read into
+        L{TracingConfig}; the keys not given keep their default.
+        """
+        config = self.load("tracing:\n  enabled: true\n  service_name: vol\n  exporter: otlp\n")
+        self.assertEqual(config.tracing, TracingConfig(enabled=True, service_name="vol", exporter="otlp"))
+        self.assertEqual(self.load("tracing:\n  enabled: true\n").tracing, TracingConfig(enabled=True))
+        self.assertEqual(self.load("tracing:\n").tracing, TracingConfig())
+        self.assertEqual(load_config(None).tracing, TracingConfig(enabled=False, service_name=None,
+                                                                  exporter="none"))
+
+    def test_tracing_refused(self) -> None:
+        """
+        When a C{tracing:} value is of the wrong kind, or a key is unknown,
+        then the file is refused naming the line and the key.
+        """
+        self.assertEqual(self.refused("tracing:\n  enabled: yes please\n"),
+                         ", line 2: tracing.enabled: expected true or false, got 'yes please'")
+        self.assertEqual(self.refused("tracing:\n  exporter: zipkin\n"),
+                         ", line 2: tracing.exporter: expected one of 'none', 'console', 'otlp', got 'zipkin'")
+        self.assertEqual(self.refused("tracing:\n  service_name: ''\n"),
+                         ", line 2: tracing.service_name: expected a non-empty string or null, got ''")
+        self.assertIn("tracing.enable: unknown key (did you mean 'enabled'?)",
+                      self.refused("tracing:\n  enable: true\n"))
+        self.assertIn("tracing: expected a mapping", self.refused("tracing: true\n"))
 
     def test_null_interval_max(self) -> None:
         """
@@ -315,7 +351,7 @@ class FileErrorTests(_ConfigTestCase):
         """
         self.assertEqual(self.refused("database: [1]\n"),
                          ", line 1: database: expected a mapping with keys connection, "
-                         "thread_pool_size, got a list")
+                         "thread_pool_size, auto_sync, got a list")
         self.assertEqual(self.refused("database:\n  conection: sqlite://\n"),
                          ", line 2: database.conection: unknown key "
                          "(did you mean 'connection'?)")
@@ -388,6 +424,13 @@ class ValueErrorTests(_ConfigTestCase):
         """
         self.assertRefused("database:\n  thread_pool_size: 2.5\n", ", line 2: "
                            "database.thread_pool_size: expected an integer >= 1, got 2.5")
+
+    def test_auto_sync_boolean(self) -> None:
+        """
+        When C{database.auto_sync} is not a boolean, then it is refused.
+        """
+        self.assertRefused("database:\n  auto_sync: yes please\n", ", line 2: "
+                           "database.auto_sync: expected true or false, got 'yes please'")
 
     def test_null_refused(self) -> None:
         """
@@ -827,6 +870,7 @@ class SampleTests(SynchronousTestCase):
         expected = {f.name for f in attrs.fields(Config)} - {"managers", "database", "sections",
                                                              "_unbound"}
         expected |= {f.name for f in attrs.fields(DatabaseConfig)} | {"database", "echo_manager"}
+        expected |= {f.name for f in attrs.fields(TracingConfig)}
         self.assertEqual(expected - keys, set())
 
 

@@ -2,6 +2,8 @@
 Tests for L{novasvc.examples.echo}.
 """
 
+import os
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.config import Config
@@ -30,6 +32,13 @@ class EchoManagerTests(SynchronousTestCase):
         self.assertNoResult(d)
         self.harness.advance(1)
         self.assertEqual(self.successResultOf(d), 3)
+
+    def test_pid(self) -> None:
+        """
+        When C{pid} is called, then the reply is the id of the process that
+        answered.
+        """
+        self.assertEqual(self.successResultOf(self.harness.call("pid")), os.getpid())
 
     def test_fail(self) -> None:
         """

@@ -10,6 +10,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from novasvc.context import RequestContext
 from novasvc.periodic import DEFAULT_INTERVAL, PeriodicTasks, periodic_task
 from tests._periodic import CONTEXT, Recorder, make, messages
 
@@ -511,6 +512,29 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual([n for n, _ in obj.ran], ["first", "broken", "last"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertIn("Error during T.broken", messages(observer, LogLevel.error))
+
+    def test_failureRequestId(self) -> None:
+        """
+        When a task run with a request context raises, at once or later
+        from its Deferred, then the error line gives the context's request
+        id; with a context that has none, the line has no request part.
+        """
+
+        class Late(Recorder):
+            @periodic_task(spacing=1, run_immediately=True)
+            async def broken_later(self, context):
+                raise ValueError("async boom")
+
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        make(self.T).run_periodic_tasks(RequestContext(request_id="req-periodic"))
+        make(Late).run_periodic_tasks(RequestContext(request_id="req-later"))
+        make(self.T).run_periodic_tasks(CONTEXT)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError, ValueError)), 3)
+        self.assertEqual(messages(observer, LogLevel.error), [
+            "Error during T.broken (request req-periodic)",
+            "Error during Late.broken_later (request req-later)",
+            "Error during T.broken",
+        ])
 
     def test_raiseOnError(self) -> None:
         """

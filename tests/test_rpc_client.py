@@ -535,6 +535,31 @@ class CastTests(_Harness, SynchronousTestCase):
         self.assertEqual(self.client.target, Target(topic="svc"))
 
 
+class FromConfigTests(SynchronousTestCase):
+    """
+    L{RPCClient.from_config}.
+    """
+
+    def test_settings(self) -> None:
+        """
+        When a client is made from a configuration, then it takes the
+        broker settings from it, keyword arguments beat them, and the target
+        is empty unless given.
+        """
+        from novasvc.config import Config
+
+        config = Config(control_exchange="nova", rpc_response_timeout=7, allowed_remote_exmods=("m",),
+                        kombu_missing_consumer_retry_timeout=3, transient_queues_ttl=30, durable_queues=True)
+        transport = RecordingTransport(broker=MemoryBroker(), clock=task.Clock())
+        client = RPCClient.from_config(transport, config, retry=0)
+        self.assertEqual((client.target, client._control_exchange, client._rpc_response_timeout,
+                          client.allowed_remote_exmods, client.missing_consumer_retry_timeout, client._ttl,
+                          client._durable, client.retry, client.timeout),
+                         (Target(), "nova", 7.0, ("m",), 3.0, 30, True, 0, None))
+        other = RPCClient.from_config(transport, config, Target(topic="t"), allowed_remote_exmods=())
+        self.assertEqual((other.target, other.allowed_remote_exmods), (Target(topic="t"), ()))
+
+
 class FacadeTests(SynchronousTestCase):
     """
     The novasvc.rpc facade.

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 # RequestContext: looked up by name in this module by test_rebuild_problems
 # (a class that is not an Exception).
 from novasvc.context import RequestContext  # noqa: F401
-from novasvc.rpc._failures import deserialize_failure, serialize_failure
+from novasvc.rpc._failures import deserialize_failure, remote_origin, serialize_failure
 from novasvc.rpc.errors import NoSuchMethod, RemoteError
 
 
@@ -218,3 +218,33 @@ class FailureDeserializationTests(SynchronousTestCase):
         """
         self.assertIsInstance(deserialize_failure("not json"), RemoteError)
         self.assertIsInstance(deserialize_failure("[1]"), RemoteError)
+
+
+class RemoteOriginTests(SynchronousTestCase):
+    """
+    L{remote_origin} tells rebuilt remote exceptions from local ones.
+    """
+
+    def test_rebuilt(self) -> None:
+        """
+        When a builtin, an allowed module's exception or a RemoteError is
+        rebuilt from a reply, then remote_origin gives the remote class name
+        and the message without the traceback.
+        """
+        cases = [
+            (deserialize_failure(serialize_failure(_raised(ValueError("bad value")))), ("ValueError", "bad value")),
+            (deserialize_failure(serialize_failure(_raised(ProbeError("it broke"))), [__name__]),
+             ("ProbeError", "it broke")),
+            (deserialize_failure(serialize_failure(_raised(ProbeError("it broke")))), ("ProbeError", "it broke")),
+            (deserialize_failure("not json"), ("MalformedFailure", "not json")),
+        ]
+        for error, expected in cases:
+            self.assertEqual(remote_origin(error), expected, repr(error))
+
+    def test_local(self) -> None:
+        """
+        When an exception was raised here, even of a builtin class a server
+        could send, then remote_origin gives None.
+        """
+        for error in (_raised(ValueError("bad value")), ProbeError("x"), TypeError()):
+            self.assertIsNone(remote_origin(error), repr(error))

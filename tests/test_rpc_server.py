@@ -11,6 +11,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from novasvc.context import RequestContext
 from novasvc.exceptions import TransportError, UnroutableError
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient
@@ -881,12 +882,16 @@ class ErrorTests(_Harness, SynchronousTestCase):
 
     def test_cast_exception_logged(self) -> None:
         """
-        When a cast raises, then the exception is logged, the message is
-        acknowledged and the server goes on.
+        When a cast raises, then the exception is logged with the request
+        id of its context, the message is acknowledged and the server goes
+        on.
         """
         _, _, transport = self.make_server()
-        self.successResultOf(self.client.cast({}, "fail"))
+        self.successResultOf(self.client.cast(RequestContext(request_id="req-cast"), "fail"))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        [error] = self.events(LogLevel.error)
+        self.assertEqual(formatEvent(error), "Exception during message handling: cast 'fail' from routing key "
+                                             "'svc' (request req-cast)")
         self.assertEqual(self.unacked(transport, "svc"), 0)
         self.assertEqual(self.successResultOf(self.client.call({}, "echo", value=1))["value"], 1)
 
@@ -917,6 +922,17 @@ class ErrorTests(_Harness, SynchronousTestCase):
         self.assertIn("it failed", formatEvent(debug))
         self.assertEqual(self.events(LogLevel.error) + self.events(LogLevel.info), [])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_call_failure_request_context(self) -> None:
+        """
+        When a method called with a L{RequestContext} raises, then the
+        WARNING line gives that context's request id.
+        """
+        self.make_server()
+        ctxt = RequestContext("u", "p")
+        self.failureResultOf(self.client.call(ctxt, "fail"), ValueError)
+        [warning] = self.events(LogLevel.warn)
+        self.assertTrue(formatEvent(warning).endswith(f"request {ctxt.request_id})"), formatEvent(warning))
 
     def test_call_failure_class_path(self) -> None:
         """
@@ -955,10 +971,11 @@ class ErrorTests(_Harness, SynchronousTestCase):
         to 200 characters, and nothing is logged as an error.
         """
         self.make_server()
-        self.successResultOf(self.client.cast({}, "c" * 100_000))
+        self.successResultOf(self.client.cast({"request_id": "req-refused"}, "c" * 100_000))
         [warning] = self.events(LogLevel.warn)
         text = formatEvent(warning)
         self.assertNotIn("log_failure", warning)
+        self.assertTrue(text.endswith("(request req-refused)"), text)
         self.assertIn("c" * 200 + "... (100000 characters)", text)
         self.assertIn("refused: novasvc.rpc.errors.NoSuchMethod", text)
         self.assertLess(len(text), 1000)

@@ -282,7 +282,8 @@ class ExportsTests(SynchronousTestCase):
             sorted(wire.__all__),
             sorted(["ENVELOPE_VERSION", "CONTENT_TYPE", "CONTEXT_PREFIX", "Request", "Reply", "dumps", "loads",
                     "new_id", "encode_envelope", "decode_body", "encode_request", "decode_request",
-                    "encode_reply", "decode_reply", "serialize_failure", "deserialize_failure"]),
+                    "encode_reply", "decode_reply", "serialize_failure", "deserialize_failure",
+                    "remote_origin"]),
         )
         homes = {
             "dumps": _jsoncodec,
@@ -293,6 +294,7 @@ class ExportsTests(SynchronousTestCase):
             "decode_body": _envelope,
             "serialize_failure": _failures,
             "deserialize_failure": _failures,
+            "remote_origin": _failures,
         }
         for name, module in homes.items():
             self.assertIs(getattr(wire, name), getattr(module, name), name)

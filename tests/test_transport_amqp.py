@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import uuid
 from typing import Any, Callable, List, Optional, Tuple
+from unittest import mock
 
 import pika
+from pika import frame, spec
 from twisted.internet import defer, error, protocol, reactor
 from twisted.internet.testing import MemoryReactorClock, StringTransport, StringTransportWithDisconnection
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
@@ -27,9 +29,18 @@ from zope.interface.verify import verifyObject
 from novasvc.exceptions import ConfigError, DisconnectedError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
 from novasvc.log import LogControl
+from novasvc.metrics import Recorder
 from novasvc.transport import get_transport
-from novasvc.transport._amqp_connect import RoundRobinEndpoint, connection_parameters, default_connection_name
+from novasvc.transport import _pika_internals
+from novasvc.transport._amqp_connect import (
+    AMQPProtocol,
+    RoundRobinEndpoint,
+    connection_parameters,
+    default_connection_name,
+)
 from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_link import DISCONNECT_GRACE
+from novasvc.transport._pika_internals import _probe as _make_probe
 from novasvc.transport._amqp_publish import Confirms, message_properties
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
@@ -355,15 +366,15 @@ class AMQPBrokerTests(unittest.TestCase):
     def test_connect_line_names_the_client(self) -> Any:
         """
         When the transport connects, then one INFO line names the URL
-        (password hidden), the host and port, and the client library
-        (C{via pika}, C{via txamqp}).
+        (password hidden), the host and port, and the client library with
+        its version (C{(pika 1.4.4, fast path)}, C{(txamqp 0.8.2)}).
         """
         logs = capture_logs(self)
         transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield poll(lambda: transport.is_connected, "connected")
         [line] = [text for text in logs if "Connected to AMQP broker" in text]
         expected = (r"^info Connected to AMQP broker rabbit://guest:\*\*\*@127\.0\.0\.1:5672/\S+ "
-                    rf"at 127\.0\.0\.1:5672 as \S+ via {self.transport_class.client}$")
+                    rf"at 127\.0\.0\.1:5672 as \S+ \({self.transport_class.client} \d[^ ,)]*(, [^)]+)?\)$")
         self.assertRegex(line.split(" {")[0], expected)
 
     @defer.inlineCallbacks
@@ -409,6 +420,27 @@ class AMQPBrokerTests(unittest.TestCase):
         collector.deliveries[2].ack()
         self.assertEqual(collector.bodies, [b"first", b"first", b"after"])
         yield poll(lambda: self.admin.message_count("restored") == 0, "nothing left ready")
+
+    @defer.inlineCallbacks
+    def test_reconnections_counted(self) -> Any:
+        """
+        When a started transport connects, loses its connection and
+        connects again, then its metrics recorder counts one broker
+        reconnection (the first connection is not one), and none more for
+        the first connection after a stop and a start.
+        """
+        recorder = Recorder()
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, metrics=recorder, **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        self.assertEqual(recorder.broker_reconnects, 0)
+        transport._protocol.transport.abortConnection()
+        yield poll(lambda: not transport.is_connected, "the connection dropped")
+        yield poll(lambda: transport.is_connected, "the transport reconnected")
+        self.assertEqual(recorder.broker_reconnects, 1)
+        yield transport.stop()
+        transport.start()
+        yield poll(lambda: transport.is_connected, "connected after the restart")
+        self.assertEqual(recorder.broker_reconnects, 1)
 
     @defer.inlineCallbacks
     def test_reconnect_after_broker_closes_connection(self) -> Any:
@@ -572,6 +604,136 @@ class AMQPBrokerTests(unittest.TestCase):
         yield poll(lambda: transport._protocol is not None, "TCP connected")
         yield transport.stop()
         self.assertFalse(transport.is_connected)
+
+
+#: Why this run uses pika's public API (NOVASVC_PIKA_FAST_PATH=0, as in
+#: C{tox -e pika-fallback}), or C{None}.
+FORCED_PUBLIC = _pika_internals.environment_reason(os.environ)
+
+
+class _PikaCalls:
+    """
+    Counts the calls of pika's C{Channel.basic_publish} and C{basic_ack}
+    made during a test (they still do their work).
+    """
+
+    def __init__(self, case: unittest.TestCase) -> None:
+        self.calls: List[str] = []
+        for name in ("basic_publish", "basic_ack"):
+            original = getattr(pika.channel.Channel, name)
+
+            def counted(channel: Any, *args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+                self.calls.append(_name)
+                return _original(channel, *args, **kwargs)
+
+            case.patch(pika.channel.Channel, name, counted)
+
+
+class PikaPathTests(unittest.TestCase):
+    """
+    The fast path (frames written by novasvc) or pika's public API, as
+    L{novasvc.transport._pika_internals} decides, against the broker.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.vhost = yield make_vhost(self)
+        self.admin = Admin(self.vhost)
+        self.addCleanup(self.admin.close)
+
+    @defer.inlineCallbacks
+    def round_trip(self, transport: AMQPTransport, queue_name: str) -> Any:
+        """
+        Publish six messages (one over several frames), consume and ack them
+        (acks made while handling incoming data, so some go as one multiple
+        ack), stop the transport, and check that none is left.
+        """
+        collector = Collector("ack")
+        consumer = transport.consume(Queue(queue_name), collector)
+        yield consumer.whenActive()
+        bodies = [b"%d" % i for i in range(5)] + [b"x" * 300000]
+        yield defer.gatherResults([transport.publish(DEFAULT_EXCHANGE, queue_name, body, mandatory=True)
+                                   for body in bodies])
+        yield poll(lambda: len(collector.deliveries) == 6, "the six deliveries")
+        self.assertEqual(collector.bodies, bodies)
+        yield transport.stop()
+        self.assertEqual(self.admin.message_count(queue_name), 0, "every message acked")
+
+    @defer.inlineCallbacks
+    def test_fast_path_active(self) -> Any:
+        """
+        When the tests run without NOVASVC_PIKA_FAST_PATH=0, then the
+        installed (pinned) pika passes the check: the transport takes the
+        fast path, its connection line says so, and messages published and
+        acked go through without pika's basic_publish or basic_ack.
+        """
+        if FORCED_PUBLIC is not None:
+            raise unittest.SkipTest(f"{FORCED_PUBLIC}: this run checks pika's public API instead")
+        logs = capture_logs(self)
+        pika_calls = _PikaCalls(self)
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        self.assertTrue(transport.fast_path)
+        yield poll(lambda: transport.is_connected, "connected")
+        self.assertTrue([t for t in logs if "Connected to AMQP broker" in t and
+                         f"(pika {pika.__version__}, fast path)" in t])
+        yield self.round_trip(transport, "fast")
+        self.assertEqual(pika_calls.calls, [])
+
+    @defer.inlineCallbacks
+    def test_public_path_active(self) -> Any:
+        """
+        When the tests run with NOVASVC_PIKA_FAST_PATH=0, then the transport
+        uses pika's public API: its connection line says so, and every
+        publish is a basic_publish and acks are basic_ack calls.
+        """
+        if FORCED_PUBLIC is None:
+            raise unittest.SkipTest(f"{_pika_internals.ENVIRONMENT_VARIABLE} is not 0: this run checks the fast path "
+                                    f"instead (tox -e pika-fallback runs this)")
+        logs = capture_logs(self)
+        pika_calls = _PikaCalls(self)
+        transport = started(self, rabbit_url(self.vhost), **FAST)
+        self.assertFalse(transport.fast_path)
+        yield poll(lambda: transport.is_connected, "connected")
+        self.assertTrue([t for t in logs if "Connected to AMQP broker" in t and
+                         f"(pika {pika.__version__}, public API: {FORCED_PUBLIC})" in t])
+        yield self.round_trip(transport, "public")
+        self.assertEqual(pika_calls.calls.count("basic_publish"), 6)
+        self.assertIn("basic_ack", pika_calls.calls)
+
+    @defer.inlineCallbacks
+    def test_fallback_when_an_internal_is_missing(self) -> Any:
+        """
+        When pika's connection lacks what the fast path needs, then one
+        warning names it, the connection line gives the reason, and messages
+        go through pika's basic_publish and basic_ack.
+        """
+        self.patch(_pika_internals, "_verdict", None)
+        self.patch(_pika_internals, "_probe", lambda: _without("frames_sent"))
+        logs = capture_logs(self)
+        pika_calls = _PikaCalls(self)
+        with mock.patch.dict(os.environ, {_pika_internals.ENVIRONMENT_VARIABLE: "1"}):
+            transport = started(self, rabbit_url(self.vhost), **FAST)
+        self.assertFalse(transport.fast_path)
+        yield poll(lambda: transport.is_connected, "connected")
+        reason = "pika's Connection has no integer frames_sent counter"
+        self.assertEqual(len([t for t in logs if t.startswith("warn ") and reason in t]), 1)
+        self.assertTrue([t for t in logs if "Connected to AMQP broker" in t and
+                         f"(pika {pika.__version__}, public API: {reason})" in t])
+        yield self.round_trip(transport, "fallback")
+        self.assertEqual(pika_calls.calls.count("basic_publish"), 6)
+        self.assertIn("basic_ack", pika_calls.calls)
+
+
+def _without(name: str) -> Any:
+    """
+    @return: pika's Twisted protocol (never connected) whose connection
+        lacks the attribute C{name}.
+    """
+    probe = _make_probe()
+    delattr(_pika_internals.connection_of(probe), name)
+    return probe
 
 
 # -- AMQP only, no broker needed -------------------------------------------------------
@@ -892,24 +1054,35 @@ class MessagePropertiesTests(unittest.SynchronousTestCase):
         self.assertRaises(ValueError, message_properties, "a", 1.5)
 
 
+class _FrameMax:
+    """
+    pika's parameters as far as L{FrameWriter} reads them (pika's own
+    refuse a frame size under 4096 bytes, which the tests use to keep
+    bodies small).
+    """
+
+    def __init__(self, frame_max: int) -> None:
+        self.frame_max = frame_max
+
+
 class _PikaConnectionDouble:
     """
-    What L{FrameWriter} uses of pika's connection: the emit hook, the body
-    size and the counters.
+    What L{FrameWriter} uses of pika's connection: the negotiated frame size
+    and the counters; and the Twisted transport's C{write}.
     """
 
     def __init__(self, body_max_length: int) -> None:
-        self._body_max_length = body_max_length
+        self.params = _FrameMax(body_max_length + 8)
         self.bytes_sent = 0
         self.frames_sent = 0
         self.written: List[bytes] = []
 
-    def _adapter_emit_data(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         self.written.append(data)
 
 
 class _PikaChannelDouble:
-    def __init__(self, connection: _PikaConnectionDouble, channel_number: int) -> None:
+    def __init__(self, connection: Any, channel_number: int) -> None:
         self.connection = connection
         self.channel_number = channel_number
 
@@ -938,7 +1111,7 @@ class FrameWriterTests(unittest.SynchronousTestCase):
         pika's do, and each message is one write.
         """
         connection = _PikaConnectionDouble(body_max_length=100)
-        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 7))
+        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 7), connection.write)
         assert writer is not None
         cases = [(b"", None, False), (b"x" * 99, 1500, True), (b"y" * 100, None, True),
                  (b"z" * 250, 60000, False), ("é".encode() * 80, None, False)]
@@ -960,7 +1133,7 @@ class FrameWriterTests(unittest.SynchronousTestCase):
         from pika import frame, spec
 
         connection = _PikaConnectionDouble(body_max_length=100)
-        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 3))
+        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 3), connection.write)
         assert writer is not None
         for tags, multiple in (([1], False), ([2, 3, 2 ** 40], False), ([9], True)):
             writer.acks(tags, multiple)
@@ -974,7 +1147,7 @@ class FrameWriterTests(unittest.SynchronousTestCase):
         When the body is not bytes, then TypeError and nothing is written.
         """
         connection = _PikaConnectionDouble(body_max_length=100)
-        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 1))
+        writer = FrameWriter.for_channel(_PikaChannelDouble(connection, 1), connection.write)
         assert writer is not None
         self.assertRaises(TypeError, writer.write, "", "q", "text", message_properties(None, None), False)
         self.assertEqual(connection.written, [])
@@ -984,7 +1157,123 @@ class FrameWriterTests(unittest.SynchronousTestCase):
         When pika's connection lacks what the writer needs, then there is no
         writer (the publisher falls back to basic_publish).
         """
-        self.assertIsNone(FrameWriter.for_channel(_PikaChannelDouble(object(), 1)))  # type: ignore[arg-type]
+        self.assertIsNone(FrameWriter.for_channel(_PikaChannelDouble(object(), 1), [].append))
+
+
+class _Owner:
+    """
+    What L{AMQPProtocol} tells its transport, ignored.
+    """
+
+    def protocol_connected(self, protocol: Any) -> None:
+        pass
+
+    def protocol_lost(self, protocol: Any, reason: Any) -> None:
+        pass
+
+
+def open_pika(frame_max: int, fast_path: bool = True) -> Tuple[AMQPProtocol, StringTransport, MemoryReactorClock]:
+    """
+    An L{AMQPProtocol} over a L{StringTransport}, taken through the AMQP
+    handshake by feeding it the broker's frames (C{connection.start},
+    C{connection.tune} with C{frame_max}, C{connection.open-ok}).
+
+    @return: the open protocol, its transport and its clock.
+    """
+    clock = MemoryReactorClock()
+    amqp = AMQPProtocol(pika.ConnectionParameters(heartbeat=0), clock, _Owner(), fast_path)
+    tcp = StringTransport()
+    amqp.makeConnection(tcp)
+    for method in (spec.Connection.Start(server_properties={}, mechanisms="PLAIN", locales="en_US"),
+                   spec.Connection.Tune(channel_max=16, frame_max=frame_max, heartbeat=0),
+                   spec.Connection.OpenOk()):
+        amqp.dataReceived(frame.Method(0, method).marshal())
+    assert amqp.connection.is_open
+    return amqp, tcp, clock
+
+
+def open_raw_channel(amqp: AMQPProtocol) -> Any:
+    """
+    @return: a pika channel opened on C{amqp} (see L{open_pika}).
+    """
+    opened: List[Any] = []
+    raw = amqp.connection.channel(on_open_callback=opened.append)
+    amqp.dataReceived(frame.Method(raw.channel_number, spec.Channel.OpenOk()).marshal())
+    assert opened == [raw]
+    return raw
+
+
+class OpenConnectionTests(unittest.SynchronousTestCase):
+    """
+    L{AMQPProtocol} on a pika connection opened over a L{StringTransport}:
+    its frame writers and its guard on the Twisted transport.
+    """
+
+    def test_writer_writes_what_pika_writes(self) -> None:
+        """
+        When the broker tuned the frame size to 4096 bytes, then a publish
+        over several frames and acks written by the protocol's frame writer
+        are, byte for byte and in pika's counters, what pika's basic_publish
+        and basic_ack write on the same connection.
+        """
+        amqp, tcp, _clock = open_pika(frame_max=4096)
+        connection = amqp.connection
+        raw = open_raw_channel(amqp)
+        writer = amqp.frame_writer(raw)
+        assert writer is not None
+        properties = message_properties("application/json", 5000)
+        body = bytes(range(256)) * 50
+
+        def sent(action: Callable[[], None]) -> Tuple[bytes, int, int]:
+            tcp.clear()
+            before = (connection.bytes_sent, connection.frames_sent)
+            action()
+            return tcp.value(), connection.bytes_sent - before[0], connection.frames_sent - before[1]
+
+        by_pika = sent(lambda: raw.basic_publish("ex", "key", body, properties, True))
+        self.assertEqual(by_pika[2], 2 + 4)
+        self.assertEqual(sent(lambda: writer.write("ex", "key", body, properties, True)), by_pika)
+        by_pika = sent(lambda: [raw.basic_ack(tag, multiple=False) for tag in (3, 4)])
+        self.assertEqual(sent(lambda: writer.acks([3, 4], False)), by_pika)
+
+    def test_no_writer_off_the_fast_path(self) -> None:
+        """
+        When the protocol is not on the fast path, or its connection is
+        lost, then it gives no frame writer.
+        """
+        amqp, _tcp, _clock = open_pika(frame_max=4096, fast_path=False)
+        self.assertIsNone(amqp.frame_writer(open_raw_channel(amqp)))
+        amqp, _tcp, _clock = open_pika(frame_max=4096)
+        raw = open_raw_channel(amqp)
+        amqp.connectionLost(Failure(error.ConnectionDone()))
+        self.assertIsNone(amqp.frame_writer(raw))
+
+    def test_close_aborted_after_grace(self) -> None:
+        """
+        When pika drops the connection after the close handshake and the
+        peer never closes TCP, then the connection is aborted
+        DISCONNECT_GRACE seconds later.
+        """
+        amqp, tcp, clock = open_pika(frame_max=4096)
+        amqp.close()
+        amqp.dataReceived(frame.Method(0, spec.Connection.CloseOk()).marshal())
+        self.assertTrue(tcp.disconnecting)
+        clock.advance(DISCONNECT_GRACE - 0.1)
+        self.assertFalse(tcp.disconnected)
+        clock.advance(0.1)
+        self.assertTrue(tcp.disconnected)
+
+    def test_close_not_aborted_once_lost(self) -> None:
+        """
+        When the connection is gone within the grace period after pika
+        dropped it, then nothing is aborted and no timer is left.
+        """
+        amqp, tcp, clock = open_pika(frame_max=4096)
+        amqp.close()
+        amqp.dataReceived(frame.Method(0, spec.Connection.CloseOk()).marshal())
+        amqp.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertFalse(tcp.disconnected)
 
 
 class _CountingDict(dict):

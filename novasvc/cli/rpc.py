@@ -344,12 +344,7 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     target = Target(topic=args.topic, server=args.server, fanout=args.fanout, namespace=args.namespace,
                     version=args.rpc_version)
     try:
-        client = RPCClient(transport, target, timeout=args.timeout, control_exchange=args.control_exchange,
-                           allowed_remote_exmods=settings.allowed_remote_exmods,
-                           durable_queues=settings.durable_queues,
-                           transient_queues_ttl=settings.transient_queues_ttl,
-                           missing_consumer_retry_timeout=settings.kombu_missing_consumer_retry_timeout,
-                           clock=reactor)
+        client = RPCClient.from_config(transport, settings, target, timeout=args.timeout, clock=reactor)
     except ValueError as e:
         print(f"novasvc-rpc: {e}", file=err)
         d = defer.succeed(EXIT_USAGE)

@@ -220,3 +220,9 @@ class MemoryServiceStore:
             ]
 
         return self._run(select)
+
+    def ping(self) -> Deferred:
+        """
+        See L{IServiceStore.ping}: fires at once while running.
+        """
+        return self._run(lambda: None)

@@ -23,6 +23,12 @@ directory is missing) from those that may pass (the server refuses
 connections, does not answer in time, is starting up): the first kind fails
 with L{PermanentDatabaseError}, a one-line L{ConfigError}; the second with
 the database error itself, for the caller to retry.
+
+It also checks the schema revision (L{novasvc.db.migration.prepare}): an
+empty database gets the C{services} table at the newest revision, and one
+that is out of date is refused with a one-line
+L{novasvc.db.migration.SchemaOutOfDate} saying to run C{novasvc-manage db
+sync} (or is upgraded, with C{auto_sync}); neither is retried.
 """
 
 import datetime
@@ -31,6 +37,7 @@ import math
 import os
 import re
 import uuid
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import attrs
@@ -46,7 +53,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from novasvc._reactor import global_reactor_if_none
-from novasvc.db import rules, schema
+from novasvc.db import migration, rules, schema
 from novasvc.db.record import ServiceRecord
 from novasvc.exceptions import ConfigError, ServiceExists, ServiceNotFound
 from novasvc.interfaces import IServiceStore
@@ -256,6 +263,34 @@ def _make_engine(
         raise ConfigError(f"database connection {shown} cannot be used: {e}") from e
 
 
+def open_engine(connection: str, *, connect_timeout: float = 10,
+                query_timeout: float = 60) -> Engine:
+    """
+    An engine on C{connection} made as a store makes its own (the installed
+    driver chosen, bounded timeouts, connections checked before use), with
+    one connection, for tools that work synchronously (C{novasvc-manage},
+    L{novasvc.db.migration.sync}). The caller disposes of it.
+
+    @param connection: an SQLAlchemy URL, as C{database.connection}.
+    @param connect_timeout: see L{SQLServiceStore.__init__}, in B{seconds}.
+    @param query_timeout: see L{SQLServiceStore.__init__}, in B{seconds}.
+    @return: the SQLAlchemy C{Engine}.
+    @raise ConfigError: if C{connection} is not a usable URL or its driver
+        is not installed (the message hides the password).
+    """
+    return _make_engine(connection, 1, connect_timeout, query_timeout)
+
+
+def record_from_row(row: RowMapping) -> ServiceRecord:
+    """
+    @param row: a row of the C{services} table, as a mapping.
+    @return: it as a L{ServiceRecord}, booleans as C{bool} whatever the
+        database stores them as (for tools that query the table
+        themselves).
+    """
+    return _record(row)
+
+
 def _record(row: RowMapping) -> ServiceRecord:
     values = {name: row[name] for name in _FIELDS}
     values["disabled"] = bool(values["disabled"])
@@ -295,6 +330,7 @@ class SQLServiceStore:
         utcnow: Optional[Callable[[], datetime.datetime]] = None,
         connect_timeout: float = 10,
         query_timeout: float = 60,
+        auto_sync: bool = False,
     ) -> None:
         """
         @param connection: an SQLAlchemy URL, as C{database.connection}.
@@ -317,6 +353,10 @@ class SQLServiceStore:
             timeouts). PostgreSQL uses TCP keepalives (about 25 seconds)
             instead.
         @type query_timeout: C{float}
+        @param auto_sync: let L{start} upgrade a database whose schema is
+            out of date instead of refusing it (C{database.auto_sync}; see
+            L{novasvc.db.migration.prepare}).
+        @type auto_sync: C{bool}
 
         @raise ConfigError: if C{connection} is not a usable URL or its
             driver is not installed (the message hides the password).
@@ -334,6 +374,7 @@ class SQLServiceStore:
         self._reactor = reactor
         self._thread_pool_size = thread_pool_size
         self._utcnow = utcnow if utcnow is not None else rules.default_utcnow
+        self._auto_sync = auto_sync
         self._pool: Optional[ThreadPool] = None
         self._shutdown_trigger: Optional[object] = None
         self._closing = False
@@ -394,15 +435,20 @@ class SQLServiceStore:
 
     def start(self) -> Deferred:
         """
-        Start the thread pool and create the C{services} table if it is
-        missing (C{create_all}).
+        Start the thread pool and check the schema revision
+        (L{migration.prepare}): an empty database gets the C{services}
+        table, one at the newest revision is used, an out-of-date one is
+        refused (or upgraded, with C{auto_sync}).
 
         @return: a C{Deferred} firing with C{None}. It fails with
             L{PermanentDatabaseError} when retrying cannot help (see
-            L{permanent_cause}), with the database error itself otherwise
-            (for example when the server cannot be reached); either way the
-            store is stopped again and L{start} may be retried. It fails with
-            C{RuntimeError} if the store is running already.
+            L{permanent_cause}), with a
+            L{migration.SchemaVersionError} (a L{ConfigError} too) when the
+            schema is out of date or newer than this novasvc, with the
+            database error itself otherwise (for example when the server
+            cannot be reached); either way the store is stopped again and
+            L{start} may be retried. It fails with C{RuntimeError} if the
+            store is running already.
         """
         if self._pool is not None:
             return fail(RuntimeError("the service store is already running"))
@@ -414,11 +460,17 @@ class SQLServiceStore:
         self._shutdown_trigger = reactor.addSystemEventTrigger(
             "during", "shutdown", self._stop_at_shutdown
         )
-        d = self._submit(schema.metadata.create_all, self.engine)
+        d = self._submit(partial(migration.prepare, auto_sync=self._auto_sync), self.engine)
         d.addCallbacks(self._started, self._start_failed)
         return d
 
-    def _started(self, _: object) -> None:
+    def _started(self, outcome: str) -> None:
+        if outcome == migration.CREATED:
+            self._log.info("Created the services table at {url} (schema revision {revision})",
+                           url=repr(self), revision=migration.HEAD_REVISION)
+        elif outcome == migration.UPGRADED:
+            self._log.info("Upgraded the schema at {url} to revision {revision} "
+                           "(database.auto_sync)", url=repr(self), revision=migration.HEAD_REVISION)
         self._log.info("Opened the services table at {url}", url=repr(self))
 
     def _start_failed(self, failure: Failure) -> Deferred:
@@ -650,6 +702,17 @@ class SQLServiceStore:
         except TypeError:
             return fail()
         return self._submit(self._list_services, filters, include_deleted)
+
+    def ping(self) -> Deferred:
+        """
+        See L{IServiceStore.ping}: C{SELECT 1} in the store's thread pool (a
+        connection is opened if the pool has none).
+        """
+        return self._submit(self._ping)
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
 
     def _list_services(self, filters: Dict[str, str], include_deleted: bool) -> List[ServiceRecord]:
         query = sa.select(_services).order_by(_services.c.id)

@@ -11,6 +11,8 @@ and call it::
     novasvc-rpc call echo echo value='"hello"'
 """
 
+import os
+
 from twisted.internet import task
 from twisted.logger import Logger
 
@@ -56,6 +58,13 @@ class EchoManager(Manager):
         @return: C{value}, unchanged (any JSON value).
         """
         return value
+
+    def pid(self, ctxt) -> int:
+        """
+        @return: the id of the process that answered (C{int}): with
+            C{workers: N}, which worker it was.
+        """
+        return os.getpid()
 
     def sleep(self, ctxt, seconds: float):
         """

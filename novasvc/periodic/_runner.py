@@ -1,9 +1,13 @@
-# -*- test-case-name: tests.test_periodic_runner -*-
+# -*- test-case-name: tests.test_periodic_runner,tests.test_metrics_instrumentation -*-
 """
 The runner: L{PeriodicTasks}, the mixin that holds a class's tasks (collected
 by L{novasvc.periodic._decorator}) and runs those that are due, with the
 oslo.service "nearest boundary" bookkeeping, and waits for the tasks still
 running.
+
+Each run is counted in the metrics (L{novasvc.metrics}) with its outcome
+and duration on the runner's clock (for a C{Deferred} or coroutine: until it
+fired).
 
 Public through L{novasvc.periodic}.
 """
@@ -19,11 +23,31 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from novasvc._reactor import global_reactor_if_none
+from novasvc.metrics import Recorder, get_recorder
 from novasvc.periodic._decorator import DEFAULT_INTERVAL, Task, collect, spec_of, task_from
 
 __all__ = ["PeriodicTasks"]
 
 _log = Logger(namespace="novasvc.periodic")
+
+
+def _request_id(context: Any) -> Optional[str]:
+    """
+    @return: the C{request_id} of a task's context (a
+        L{novasvc.context.RequestContext}), or C{None} when it has none.
+    """
+    request_id = getattr(context, "request_id", None)
+    return request_id if isinstance(request_id, str) else None
+
+
+def _error_format(context: Any) -> str:
+    """
+    @return: the format of a task's error line: with the context's request
+        id when it has one.
+    """
+    if _request_id(context) is None:
+        return "Error during {task}"
+    return "Error during {task} (request {request_id})"
 
 
 class _Random(Protocol):
@@ -69,12 +93,14 @@ class PeriodicTasks:
     @ivar run_external_periodic_tasks: C{False} skips tasks declared with
         C{external_process_ok=True} (oslo's option of the same name).
     @type run_external_periodic_tasks: C{bool}
+    @ivar periodic_metrics: where runs are counted, see L{periodic_metrics}.
     """
 
     run_external_periodic_tasks: bool = True
 
     _periodic_tasks: Tuple[Task, ...] = ()
     _periodic_clock: Optional[IReactorTime] = None
+    _periodic_recorder: Optional[Recorder] = None
     _periodic_random: _Random = random
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -109,6 +135,19 @@ class PeriodicTasks:
     @clock.setter
     def clock(self, clock: Optional[IReactorTime]) -> None:
         self._periodic_clock = clock
+
+    @property
+    def periodic_metrics(self) -> Recorder:
+        """
+        The L{Recorder} counting task runs. Set it to use another; until
+        then it is the process's (L{novasvc.metrics.get_recorder}).
+        """
+        recorder = self._periodic_recorder
+        return get_recorder() if recorder is None else recorder
+
+    @periodic_metrics.setter
+    def periodic_metrics(self, recorder: Optional[Recorder]) -> None:
+        self._periodic_recorder = recorder
 
     def _periodic_state(self) -> _State:
         try:
@@ -161,7 +200,10 @@ class PeriodicTasks:
 
         A task whose previous run (a C{Deferred} or coroutine) has not
         finished is skipped (DEBUG) and stays due. An exception is logged as
-        C{"Error during <Class>.<task>"} and the other tasks still run; an
+        C{"Error during <Class>.<task>"}, followed by C{"(request
+        <request_id>)"} when the context has a request id (as the
+        L{novasvc.context.RequestContext} the service passes does), and the
+        other tasks still run; an
         asynchronous failure is logged the same way when it arrives.
 
         @param context: passed to each task.
@@ -208,33 +250,43 @@ class PeriodicTasks:
     def _periodic_call(
         self, state: _State, task: Task, context: Any, full_name: str, raise_on_error: bool
     ) -> None:
+        clock = self.clock
+        start = clock.seconds()
         try:
             if task.bound:
                 result = task.function(context)
             else:
                 result = task.function(self, context)
         except Exception:
+            self.periodic_metrics.periodic_task_run(full_name, clock.seconds() - start, True)
             if raise_on_error:
                 raise
-            _log.failure("Error during {task}", task=full_name, level=LogLevel.error)
+            _log.failure(_error_format(context), task=full_name, request_id=_request_id(context),
+                         level=LogLevel.error)
             return
         if isinstance(result, Deferred):
             running = result
         elif inspect.iscoroutine(result):
             running = Deferred.fromCoroutine(result)
         else:
+            self.periodic_metrics.periodic_task_run(full_name, clock.seconds() - start, False)
             return
         state.running[task.name] = running
-        running.addBoth(self._periodic_finished, state, task.name, full_name, running)
+        running.addBoth(self._periodic_finished, state, task.name, full_name, running, start,
+                        context)
 
     def _periodic_finished(
-        self, result: object, state: _State, name: str, full_name: str, running: Deferred
+        self, result: object, state: _State, name: str, full_name: str, running: Deferred,
+        start: float, context: Any = None,
     ) -> None:
         if state.running.get(name) is running:
             del state.running[name]
+        self.periodic_metrics.periodic_task_run(full_name, self.clock.seconds() - start,
+                                                isinstance(result, Failure))
         if isinstance(result, Failure):
             _log.failure(
-                "Error during {task}", failure=result, task=full_name, level=LogLevel.error
+                _error_format(context), failure=result, task=full_name,
+                request_id=_request_id(context), level=LogLevel.error,
             )
         if not state.running and state.waiters:
             waiters, state.waiters = state.waiters, []

@@ -11,17 +11,19 @@ import importlib
 import json
 import traceback
 from collections.abc import Mapping
-from typing import Collection, Dict, List, Union
+from typing import Collection, Dict, List, Optional, Tuple, Union
 
 from twisted.python.failure import Failure
 
 from novasvc.rpc._jsoncodec import encode_lenient
 from novasvc.rpc.errors import RemoteError, quote
 
-__all__ = ["serialize_failure", "deserialize_failure"]
+__all__ = ["serialize_failure", "deserialize_failure", "remote_origin"]
 
 _REMOTE_SUFFIX = "_Remote"
 _BUILTIN_MODULES = ("builtins", "exceptions")
+#: The attribute L{deserialize_failure} sets on the exceptions it rebuilds.
+_ORIGIN = "_remote_origin"
 
 
 def _format_traceback(error: Union[BaseException, Failure]) -> List[str]:
@@ -117,6 +119,8 @@ def deserialize_failure(data: str, allowed_remote_exmods: Collection[str] = ()) 
         class, not an C{Exception}, constructor refusing the arguments):
         L{RemoteError}.
 
+    L{remote_origin} tells what it returns from a local exception.
+
     @param data: the JSON text made by L{serialize_failure}.
     @param allowed_remote_exmods: module names whose exceptions may be rebuilt.
     @return: the exception to raise (never raises itself).
@@ -153,10 +157,32 @@ def deserialize_failure(data: str, allowed_remote_exmods: Collection[str] = ()) 
         return RemoteError(name, message, tb)
     if module == "builtins":
         error.args = (remote_text,) + tuple(error.args[1:])
-        return error
-    try:
-        error._remote_text = remote_text  # type: ignore[attr-defined]
-        error.__class__ = _remote_class(cls)
-    except (TypeError, AttributeError):
-        error.args = (remote_text,) + tuple(error.args[1:])
+    else:
+        try:
+            error._remote_text = remote_text  # type: ignore[attr-defined]
+            error.__class__ = _remote_class(cls)
+        except (TypeError, AttributeError):
+            error.args = (remote_text,) + tuple(error.args[1:])
+    # Every exception instance has a __dict__ (BaseException's).
+    setattr(error, _ORIGIN, (name, message))
     return error
+
+
+def remote_origin(error: BaseException) -> Optional[Tuple[str, str]]:
+    """
+    Tell a remote exception (one that L{deserialize_failure} made from a
+    reply) from a local one, whatever its class: a rebuilt builtin such as
+    C{ValueError} is otherwise the same class as a local one.
+
+    @param error: any exception.
+    @return: C{(class name, message)} as the server sent them (the message
+        without the remote traceback; neither shortened) for a
+        L{RemoteError} or an exception L{deserialize_failure} rebuilt;
+        C{None} for any other exception.
+    """
+    if isinstance(error, RemoteError):
+        return (str(error.exc_type), "" if error.value is None else str(error.value))
+    origin = getattr(error, _ORIGIN, None)
+    if type(origin) is tuple:
+        return origin
+    return None

@@ -28,6 +28,11 @@ stopped and started. A reply is acknowledged as soon as it arrives and handed
 to the call waiting for its C{_msg_id}. A reply for which nobody waits any
 more (it came after the call timed out or was cancelled) is dropped with a
 DEBUG log, as oslo does.
+
+While a L{novasvc.tracing.Tracing} is installed (a service with
+C{tracing.enabled} runs in the process), each call and cast is a span and
+carries its W3C trace context in the request context; otherwise the only
+cost is reading C{novasvc.tracing.active}.
 """
 
 import copy
@@ -38,6 +43,7 @@ from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from novasvc import tracing as _tracing
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import RequestContext
 from novasvc.exceptions import TransportError
@@ -141,6 +147,34 @@ class RPCClient:
             raise ValueError("missing_consumer_retry_timeout must be a number of seconds >= 0, "
                              f"not {missing_consumer_retry_timeout!r}")
         self._check_versions()
+
+    @classmethod
+    def from_config(cls, transport: ITransport, config: Any, target: Optional[Target] = None, *,
+                    clock: Any = None, **overrides: Any) -> "RPCClient":
+        """
+        A client with the broker settings of a configuration, as
+        C{twistd novasvc} reads them.
+
+        @param transport: see L{__init__}.
+        @param config: a L{novasvc.config.Config}; its C{control_exchange},
+            C{allowed_remote_exmods}, C{rpc_response_timeout},
+            C{transient_queues_ttl}, C{durable_queues} and
+            C{kombu_missing_consumer_retry_timeout} are used.
+        @param target: where requests go; an empty L{Target} (set the topic
+            with L{prepare}) when C{None}.
+        @param clock: see L{__init__}.
+        @param overrides: more L{__init__} keyword arguments, which beat
+            the configuration's (e.g. C{timeout}, C{retry}).
+        @return: a new L{RPCClient}.
+        @raise ValueError: as L{__init__}.
+        """
+        settings: Dict[str, Any] = dict(
+            control_exchange=config.control_exchange, allowed_remote_exmods=config.allowed_remote_exmods,
+            rpc_response_timeout=config.rpc_response_timeout, transient_queues_ttl=config.transient_queues_ttl,
+            durable_queues=config.durable_queues,
+            missing_consumer_retry_timeout=config.kombu_missing_consumer_retry_timeout)
+        settings.update(overrides)
+        return cls(transport, Target() if target is None else target, clock=clock, **settings)
 
     def _check_versions(self) -> None:
         retry = self.retry
@@ -264,15 +298,20 @@ class RPCClient:
         waiter = _reply_waiter(self._transport, self._ttl)
         msg_id = wire.new_id()
         target = self.target
+        exchange, key = self._address()
+        tracing, span = _tracing.active, None
         try:
             context, prefixed = _context_entries(ctxt)
+            if tracing is not None:
+                context, span = tracing.client_span(target, "call", method, context, prefixed, key, msg_id)
             body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
                                        version=target.version, msg_id=msg_id, reply_q=waiter.queue.name,
                                        timeout=self.call_monitor_timeout, prefixed=prefixed)
         except Exception:
-            return defer.fail()
-        exchange, key = self._address()
-        return _PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
+            d = defer.fail()
+        else:
+            d = _PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
+        return d if span is None else tracing.follow(d, span)
 
     def cast(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
         """
@@ -299,21 +338,24 @@ class RPCClient:
         if error is not None:
             return defer.fail(error)
         target = self.target
-        try:
-            context, prefixed = _context_entries(ctxt)
-            body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
-                                       version=target.version, prefixed=prefixed)
-        except Exception:
-            return defer.fail()
         if target.fanout:
             exchange, key = Exchange(f"{target.topic}_fanout", "fanout", auto_delete=True), ""
         else:
             exchange, key = self._address()
+        tracing, span = _tracing.active, None
         try:
+            context, prefixed = _context_entries(ctxt)
+            if tracing is not None:
+                context, span = tracing.client_span(target, "fanout" if target.fanout else "cast", method, context,
+                                                    prefixed, exchange.name if target.fanout else key)
+            body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
+                                       version=target.version, prefixed=prefixed)
             d = self._transport.publish(exchange, key, body, mandatory=True)
         except Exception:
-            return defer.fail()
-        return d.addErrback(self._cast_failed, exchange, key, body, method)
+            d = defer.fail()
+        else:
+            d.addErrback(self._cast_failed, exchange, key, body, method)
+        return d if span is None else tracing.follow(d, span)
 
     def _cast_failed(self, failure: Failure, exchange: Exchange, routing_key: str, body: bytes,
                      method: str) -> defer.Deferred:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rpc_server -*-
+# -*- test-case-name: tests.test_rpc_server,tests.test_metrics_instrumentation -*-
 """
 The RPC server: consume a topic's queues, dispatch each request to the
 endpoints and reply to calls, in the oslo.messaging wire format.
@@ -49,6 +49,13 @@ chose (method names, ids, routing keys, versions, error messages quoting
 them) are cut to 200 characters in log lines and in the errors the server
 replies with (L{novasvc.rpc.errors.clip}). Nothing on the per-message path
 logs at INFO or above when requests succeed.
+
+Metrics (L{novasvc.metrics}): each request dispatched is counted by method
+and outcome with its dispatch latency (from the dispatch to the method's
+result, on the server's clock), and so are duplicates dropped and malformed
+messages rejected; the requests in flight are read from L{RPCServer.inflight}
+when metrics are scraped. A method the dispatcher refused is counted under
+the method label C{<unknown>}: a client cannot create series.
 """
 
 import hashlib
@@ -63,6 +70,7 @@ from novasvc._reactor import global_reactor_if_none
 from novasvc.context import RequestContext
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
+from novasvc.metrics import ERROR, NO_SUCH_METHOD, OK, UNKNOWN_METHOD, UNSUPPORTED_VERSION, Recorder, get_recorder
 from novasvc.rpc import wire
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
@@ -137,7 +145,8 @@ class RPCServer:
                  transient_queues_ttl: Optional[float] = 1800.0, reply_retry_timeout: float = 60.0,
                  reply_retry_interval: float = 0.25, reply_retry_max: int = 1000,
                  reply_retry_bytes: int = 16 * 1024 * 1024,
-                 quorum: Optional[QuorumQueues] = None) -> None:
+                 quorum: Optional[QuorumQueues] = None, tracing: Any = None,
+                 metrics: Optional[Recorder] = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the server).
@@ -167,6 +176,10 @@ class RPCServer:
         @param reply_retry_bytes: the most bytes of replies held for retry at
             once; a reply beyond it is dropped.
         @param quorum: oslo's C{rabbit_quorum_queue} (see L{server_queues}).
+        @param tracing: a L{novasvc.tracing.Tracing} making each request's
+            run a span, or C{None} (no tracing, no cost).
+        @param metrics: where to count requests (see the module docstring);
+            the process's L{novasvc.metrics.get_recorder} when C{None}.
         @raise InvalidTarget: when the target lacks a topic or a server.
         @raise ValueError: for a bad C{ack}, C{max_inflight} or
             C{duplicate_window}.
@@ -211,6 +224,10 @@ class RPCServer:
         self._held_bytes = 0
         self._budget_warned = False
         self._retrying = True
+        self._tracing = tracing
+        self._metrics = (get_recorder() if metrics is None else metrics).rpc_server(target.topic, target.server)
+        self._metrics.watch(self)
+        self._seconds: Any = None
 
     @property
     def _clock(self) -> Any:
@@ -248,6 +265,7 @@ class RPCServer:
             return defer.succeed(None)
         self._stopping = False
         self._retrying = True
+        self._seconds = self._clock.seconds
         for queue in self.queues:
             self._consumers.append(self._transport.consume(queue, self._on_delivery, prefetch=self._max_inflight))
         return _gather([consumer.whenActive() for consumer in self._consumers])
@@ -365,6 +383,7 @@ class RPCServer:
                     routing_key=clip(delivery.routing_key),
                 )
                 delivery.ack()
+                self._metrics.duplicate_dropped()
                 return
             if self._ack_early:
                 self._remember(unique_id)
@@ -376,16 +395,22 @@ class RPCServer:
         if self._ack_early:
             delivery.ack()
         self._running += 1
+        start = self._seconds()
         try:
             ctxt = RequestContext.from_dict(request.message, CONTEXT_PREFIX)
             ctxt.client_timeout = request.timeout
-            result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace, request.version)
+            tracing = self._tracing
+            if tracing is None:
+                result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace,
+                                                request.version)
+            else:
+                result = tracing.invoke(self.dispatcher, ctxt, request, self.target)
         except Exception:
-            self._dispatch_failed(Failure(), delivery, request, None)
+            self._dispatch_failed(Failure(), delivery, request, None, start)
             return
         if not isinstance(result, defer.Deferred):
             # The usual case, a plain method: no Deferred on the way.
-            self._dispatched(result, delivery, request, None)
+            self._dispatched(result, delivery, request, None, start)
             return
         monitor = None
         if request.timeout is not None and request.is_call and not result.called:
@@ -394,8 +419,8 @@ class RPCServer:
             except Exception:
                 self._log.failure("Could not start the call monitor of {msg_id}", msg_id=clip(request.msg_id),
                                   level=LogLevel.error)
-        result.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor),
-                            errbackArgs=(delivery, request, monitor))
+        result.addCallbacks(self._dispatched, self._dispatch_failed, callbackArgs=(delivery, request, monitor, start),
+                            errbackArgs=(delivery, request, monitor, start))
 
     def _remember(self, unique_id: str) -> None:
         """
@@ -432,12 +457,14 @@ class RPCServer:
                                 "received while its original ran", unique_id=clip(unique_id),
                                 routing_key=clip(copy.routing_key))
                 _settle(copy.ack)
+                self._metrics.duplicate_dropped()
             else:
                 _settle(copy.reject, True)
 
     def _dispatched(self, result: Any, delivery: IDelivery, request: wire.Request,
-                    monitor: Optional[task.LoopingCall]) -> None:
+                    monitor: Optional[task.LoopingCall], start: float) -> None:
         try:
+            self._metrics.request(request.method, OK, self._seconds() - start)
             if monitor is not None:
                 monitor.stop()
             if not request.is_call:
@@ -447,17 +474,18 @@ class RPCServer:
                 body = wire.encode_reply(request.msg_id, result)  # type: ignore[arg-type]
             except Exception:
                 failure = Failure()
-                self._log.error("Result of RPC call {method!r} ({msg_id}) cannot be encoded: {error}",
-                                method=clip(request.method), msg_id=clip(request.msg_id),
-                                error=clip(failure.getErrorMessage()))
+                self._log.error("Result of RPC call {method!r} ({msg_id}, request {request_id}) cannot be "
+                                "encoded: {error}", method=clip(request.method), msg_id=clip(request.msg_id),
+                                request_id=_request_id(request), error=clip(failure.getErrorMessage()))
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
             self._send_reply(request, body, delivery)
         except Exception:
             self._bug(delivery, request.unique_id)
 
     def _dispatch_failed(self, failure: Failure, delivery: IDelivery, request: wire.Request,
-                         monitor: Optional[task.LoopingCall]) -> None:
+                         monitor: Optional[task.LoopingCall], start: float) -> None:
         try:
+            self._count_failure(failure, request, start)
             if monitor is not None:
                 monitor.stop()
             if request.is_call:
@@ -465,6 +493,7 @@ class RPCServer:
                 body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
                 self._send_reply(request, body, delivery)
                 return
+            request_id = _request_id(request)
             if failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
                 self._log.debug("Cast {method!r}: {error}", method=clip(request.method),
                                 error=clip(failure.getErrorMessage()))
@@ -472,19 +501,41 @@ class RPCServer:
                 # The dispatcher refused it, a client's mistake: its traceback
                 # would say nothing.
                 self._log.warn("Cast {method!r} from routing key {routing_key!r} refused: {error_class}: "
-                               "{error}", method=clip(request.method), routing_key=clip(delivery.routing_key),
-                               error_class=_class_name(failure.type), error=clip(failure.getErrorMessage()))
+                               "{error} (request {request_id})", method=clip(request.method),
+                               routing_key=clip(delivery.routing_key), error_class=_class_name(failure.type),
+                               error=clip(failure.getErrorMessage()), request_id=request_id)
             else:
                 self._log.failure("Exception during message handling: cast {method!r} from routing key "
-                                  "{routing_key!r}", failure, level=LogLevel.error, method=clip(request.method),
-                                  routing_key=clip(delivery.routing_key))
+                                  "{routing_key!r} (request {request_id})", failure, level=LogLevel.error,
+                                  method=clip(request.method), routing_key=clip(delivery.routing_key),
+                                  request_id=request_id)
             self._finish(delivery, request.unique_id)
         except Exception:
             self._bug(delivery, request.unique_id)
 
+    def _count_failure(self, failure: Failure, request: wire.Request, start: float) -> None:
+        seconds = self._seconds() - start
+        if failure.check(NoSuchMethod):
+            self._metrics.request(UNKNOWN_METHOD, NO_SUCH_METHOD, seconds)
+        elif failure.check(UnsupportedVersion):
+            self._metrics.request(UNKNOWN_METHOD, UNSUPPORTED_VERSION, seconds)
+        else:
+            self._metrics.request(self._method_label(request), ERROR, seconds)
+
+    def _method_label(self, request: wire.Request) -> str:
+        """
+        @return: the request's method name when the dispatcher serves it
+            (the error came from the method), else L{UNKNOWN_METHOD} (it
+            came before: a context that could not be read).
+        """
+        try:
+            self.dispatcher.resolve(request.method, request.namespace, request.version)
+        except Exception:
+            return UNKNOWN_METHOD
+        return request.method
+
     def _call_failed(self, failure: Failure, request: wire.Request) -> None:
-        fields = dict(method=clip(request.method), msg_id=clip(request.msg_id),
-                      request_id=clip(request.message.get(_REQUEST_ID) or "-"))
+        fields = dict(method=clip(request.method), msg_id=clip(request.msg_id), request_id=_request_id(request))
         self._log.warn("RPC call {method!r} failed with {error_class}: {error} (msg_id {msg_id}, "
                        "request {request_id})", error_class=_class_name(failure.type),
                        error=clip(failure.getErrorMessage()), **fields)
@@ -552,6 +603,7 @@ class RPCServer:
                         "{reason}", exchange=clip(delivery.exchange), routing_key=clip(delivery.routing_key),
                         reason=clip(error.reason))
         delivery.reject(False)
+        self._metrics.malformed_rejected()
         if error.msg_id is not None and error.reply_q is not None:
             self._reply(error.reply_q, wire.encode_reply(error.msg_id, failure=wire.serialize_failure(error)))
 
@@ -774,6 +826,14 @@ def _digest(unique_id: str) -> str:
         id of at most C{_ID_LIMIT} characters can be.
     """
     return "#" * (_ID_LIMIT + 1) + hashlib.sha256(unique_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _request_id(request: wire.Request) -> str:
+    """
+    @return: the request id of C{request}'s context, cut by L{clip}, or
+        C{"-"} when it has none.
+    """
+    return clip(request.message.get(_REQUEST_ID) or "-")  # type: ignore[return-value]
 
 
 def _class_name(cls: Any) -> str:

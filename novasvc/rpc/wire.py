@@ -7,8 +7,8 @@ built on, so that callers import the whole format from one place:
   - the JSON codec (L{dumps}, L{loads}): L{novasvc.rpc._jsoncodec};
   - the 2.0 envelope (L{encode_envelope}, L{decode_body},
     L{ENVELOPE_VERSION}, L{CONTENT_TYPE}): L{novasvc.rpc._envelope};
-  - remote failures (L{serialize_failure}, L{deserialize_failure}):
-    L{novasvc.rpc._failures}.
+  - remote failures (L{serialize_failure}, L{deserialize_failure},
+    L{remote_origin}): L{novasvc.rpc._failures}.
 """
 
 from collections.abc import Mapping
@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import attrs
 
 from novasvc.rpc._envelope import CONTENT_TYPE, ENVELOPE_VERSION, decode_body, encode_envelope
-from novasvc.rpc._failures import deserialize_failure, serialize_failure
+from novasvc.rpc._failures import deserialize_failure, remote_origin, serialize_failure
 from novasvc.rpc._jsoncodec import dumps, loads
 from novasvc.rpc.errors import MalformedMessage, quote
 
@@ -39,6 +39,7 @@ __all__ = [
     "decode_reply",
     "serialize_failure",
     "deserialize_failure",
+    "remote_origin",
 ]
 
 #: What a request's context entries start with (C{_context_user_id}, ...).

@@ -488,4 +488,13 @@ def make_store_contract_tests(
             await self.assert_fails(self.store.start(), RuntimeError)
             await self.create()
 
+        async def test_ping(self) -> None:
+            """
+            When a running store is pinged, then the C{Deferred} fires with
+            C{None}; once stopped, the ping fails with C{RuntimeError}.
+            """
+            self.assertIsNone(await self.store.ping())
+            await self.store.stop()
+            await self.assert_fails(self.store.ping(), RuntimeError)
+
     return StoreContractTests

@@ -497,4 +497,15 @@ def make_transport_contract_tests(fixture_factory: Callable[[unittest.TestCase],
             yield self.assertFailure(transport.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
             self.assertIsNone((yield transport.stop()))
 
+        @defer.inlineCallbacks
+        def test_is_connected(self) -> Any:
+            """
+            When a transport is started, then C{is_connected} becomes
+            C{True} (once connected); when it is stopped, C{False}.
+            """
+            transport = yield self.fixture.make_transport()
+            yield self.fixture.wait_for(lambda: transport.is_connected is True, "connected")
+            yield transport.stop()
+            self.assertIs(transport.is_connected, False)
+
     return TransportContractTests

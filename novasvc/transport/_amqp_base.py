@@ -6,8 +6,10 @@ txamqp for L{novasvc.transport.txamqp.TxAMQPTransport}): one connection kept
 up by Twisted's L{ClientService} with one backoff policy
 (L{retry_policy}), the hosts of the URL walked round-robin, the sessions set
 up on every (re)connection, publishes made while disconnected held for at
-most C{publish_wait} seconds, and the stop that waits for outstanding
-confirms.
+most C{publish_wait} seconds, the stop that waits for outstanding
+confirms, and the connection's metrics (every connection fully set up after
+the first one since L{BaseAMQPTransport.start} counts as a broker
+reconnection: L{novasvc.metrics.Recorder.broker_reconnect}).
 
 L{BaseAMQPTransport} does all that; a subclass says how its client library
 connects, shakes hands, opens a channel, a publisher and a consumer (the
@@ -29,6 +31,7 @@ from twisted.python.failure import Failure
 from novasvc._reactor import global_reactor_if_none
 from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery
+from novasvc.metrics import Recorder, get_recorder
 from novasvc.transport._amqp_channel import ChannelError, describe
 from novasvc.transport._amqp_connect import RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name
 from novasvc.transport.topology import Exchange, Queue
@@ -189,6 +192,7 @@ class BaseAMQPTransport:
         publish_wait: float = 30.0,
         close_timeout: float = 5.0,
         tls: Optional[TLSOptions] = None,
+        metrics: Optional[Recorder] = None,
     ) -> None:
         """
         @param url: a C{rabbit://}, C{rabbits://}, C{amqp://} or C{amqps://}
@@ -217,6 +221,8 @@ class BaseAMQPTransport:
             (scheme, query) beats them. With TLS on, every connection is
             TLS (never plain TCP as a fallback) and the broker's
             certificate and host name are verified.
+        @param metrics: where to count reconnections; the process's
+            L{novasvc.metrics.get_recorder} when C{None}.
         @raise ConfigError: for a URL whose scheme is not an AMQP one, a
             negative time, certificate files given with TLS off, or a
             certificate file that cannot be used (see L{client_tls}).
@@ -253,6 +259,8 @@ class BaseAMQPTransport:
         self._failures = 0
         self._problem = "not connected yet"
         self._stop_waiters: List[defer.Deferred] = []
+        self._metrics = get_recorder() if metrics is None else metrics
+        self._connected_before = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} {self._state}>"
@@ -271,6 +279,13 @@ class BaseAMQPTransport:
         return self._publisher is not None
 
     # -- what a client library provides ------------------------------------------
+
+    def _client_description(self) -> str:
+        """
+        @return: the client library as the connection's log line names it
+            (e.g. C{"pika 1.4.4, fast path"}); L{client} by default.
+        """
+        return self.client
 
     def _client_factory(self, endpoint: RoundRobinEndpoint) -> Any:
         """
@@ -327,6 +342,7 @@ class BaseAMQPTransport:
             self._when_stopped().addCallback(lambda _: self.start())
             return
         self._state = _RUNNING
+        self._connected_before = False
         if self._service is None:
             clock = self._clock
             endpoint = self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout,
@@ -461,9 +477,13 @@ class BaseAMQPTransport:
             return
         self._publisher = publisher
         self._failures = 0
+        if self._connected_before:
+            self._metrics.broker_reconnect()
+        self._connected_before = True
         host, port = self._endpoint.current if self._endpoint else ("?", 0)
-        _log.info("Connected to AMQP broker {url} at {host}:{port} as {name} via {client}",
-                  url=str(self.url), host=host, port=port, name=self.connection_name, client=self.client)
+        _log.info("Connected to AMQP broker {url} at {host}:{port} as {name} ({client})",
+                  url=str(self.url), host=host, port=port, name=self.connection_name,
+                  client=self._client_description())
         self._flush_waiting()
 
     def _set_up_failed(self, failure: Failure, protocol: Any) -> None:

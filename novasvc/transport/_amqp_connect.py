@@ -27,7 +27,9 @@ from zope.interface import implementer
 
 from novasvc.exceptions import ConfigError
 from novasvc.options import show_value
+from novasvc.transport._amqp_frames import FrameWriter
 from novasvc.transport._amqp_link import Link
+from novasvc.transport._pika_internals import connection_of
 from novasvc.transport.url import TLSOptions, TransportURL
 
 
@@ -196,34 +198,91 @@ class RoundRobinEndpoint:
         return "<AMQP endpoint {}>".format(",".join(f"{h}:{p}" for h, p in self._hosts))
 
 
+class GuardedTransport:
+    """
+    The Twisted transport as pika's connection (and L{AMQPProtocol}) see it:
+    the same, except that C{loseConnection()} also tells the protocol, which
+    aborts the connection if it is still there after
+    L{novasvc.transport._amqp_link.DISCONNECT_GRACE} seconds. pika drops a
+    connection only through C{loseConnection()}, so this needs no hook inside
+    pika.
+    """
+
+    def __init__(self, transport: Any, dropping: Callable[[], None]) -> None:
+        """
+        @param transport: the TCP (or TLS) transport.
+        @param dropping: called after each C{loseConnection()}.
+        """
+        self.wrapped = transport
+        self._dropping = dropping
+        self.write = transport.write
+        self.writeSequence = transport.writeSequence
+
+    def loseConnection(self) -> None:
+        """
+        Close once the data written is sent; abort after a grace period.
+        """
+        self.wrapped.loseConnection()
+        self._dropping()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
 class AMQPProtocol(Link, TwistedProtocolConnection):
     """
     pika's Twisted protocol, telling its owner when the TCP connection is made
     and lost (see L{Link}), and keeping the reason pika gives when AMQP fails
     (which pika's C{ready} Deferred replaces with a bare
     C{AMQPConnectionError}).
+
+    @ivar fast_path: C{True} when L{frame_writer} gives writers.
     """
 
-    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any) -> None:
+    def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any,
+                 fast_path: bool = False) -> None:
+        """
+        @param fast_path: write the frames of C{basic.publish} and
+            C{basic.ack} directly (see L{frame_writer}); the transport passes
+            the process's L{novasvc.transport._pika_internals.verdict}.
+        @raise TransportError: for a pika without the connection novasvc
+            needs (see L{connection_of}).
+        """
         TwistedProtocolConnection.__init__(self, parameters, custom_reactor=reactor)
         self._link(owner, reactor)
-        self._impl.add_on_open_error_callback(self._record_error, remove_default=False)
-        self._impl.add_on_close_callback(self._record_error)
+        self.fast_path = fast_path
+        connection = self._connection = connection_of(self)
+        connection.add_on_open_error_callback(self._record_error, remove_default=False)
+        connection.add_on_close_callback(self._record_error)
         # pika's Twisted adapter replaces the broker's connection.close reason
         # (e.g. 403 ACCESS_REFUSED, 320 CONNECTION_FORCED) with Twisted's
-        # ConnectionDone once the socket closes; catch the frame itself.
-        self._impl.callbacks.add(0, spec.Connection.Close, self._broker_closing, one_shot=False)
-        # When pika drops the connection (heartbeat timeout, close-ok), a
-        # plain loseConnection() can wait forever on a dead peer with a full
-        # send buffer; abort it if it is not gone after a grace period.
-        self._impl._adapter_disconnect_stream = self.disconnect
+        # ConnectionDone once the socket closes; catch the frame itself
+        # (through pika's public but undocumented callback registry, when it
+        # is there: without it, the log gives Twisted's reason).
+        add = getattr(getattr(connection, "callbacks", None), "add", None)
+        if callable(add):
+            try:
+                add(0, spec.Connection.Close, self._broker_closing, one_shot=False)
+            except TypeError:
+                pass
 
     @property
     def connection(self) -> Any:
         """
         The pika C{Connection} under this protocol (channels open on it).
         """
-        return self._impl
+        return self._connection
+
+    def frame_writer(self, raw: Any) -> Optional[FrameWriter]:
+        """
+        @param raw: an open pika C{Channel} of this connection.
+        @return: the L{FrameWriter} for it on the fast path, else (or when
+            the connection is gone) C{None}: use pika's C{basic_publish} and
+            C{basic_ack}.
+        """
+        if not self.fast_path or self.transport is None or self.lost:
+            return None
+        return FrameWriter.for_channel(raw, self.transport.write)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -249,7 +308,9 @@ class AMQPProtocol(Link, TwistedProtocolConnection):
 
     def makeConnection(self, transport: Any) -> None:
         self._made(transport)
-        super().makeConnection(transport)
+        # pika drops the connection (heartbeat timeout, close-ok) through the
+        # transport's loseConnection(): guarded, as Link.disconnect does it.
+        super().makeConnection(GuardedTransport(transport, self._dropping))
         self._owner.protocol_connected(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -264,18 +325,20 @@ class AMQPProtocolFactory(Factory):
     noisy = False
 
     def __init__(self, parameters: Union[pika.ConnectionParameters, Callable[[], pika.ConnectionParameters]],
-                 reactor: Any, owner: Any) -> None:
+                 reactor: Any, owner: Any, fast_path: bool = False) -> None:
         """
         @param parameters: pika's parameters, or a function giving those of
             the host being connected to (hosts may have their own
             credentials).
+        @param fast_path: see L{AMQPProtocol.fast_path}.
         """
         self._parameters = parameters
         self._reactor = reactor
         self._owner = owner
+        self._fast_path = fast_path
 
     def buildProtocol(self, addr: Any) -> AMQPProtocol:
         parameters = self._parameters() if callable(self._parameters) else self._parameters
-        protocol = AMQPProtocol(parameters, self._reactor, self._owner)
+        protocol = AMQPProtocol(parameters, self._reactor, self._owner, self._fast_path)
         protocol.factory = self
         return protocol

@@ -152,7 +152,7 @@ class ConsumerChannel:
 
     def _opened(self, channel: Channel) -> defer.Deferred:
         self.channel = channel
-        self._writer = FrameWriter.for_channel(channel.raw)
+        self._writer = self._protocol.frame_writer(channel.raw)
         channel.raw.add_on_cancel_callback(self._broker_cancelled)
         if self.draining:
             channel.close()
@@ -315,8 +315,8 @@ class ConsumerChannel:
             self._close()
 
     def _ack(self, delivery_tags: Sequence[int], multiple: bool) -> None:
-        # One write for all of them when pika's internals allow it (see
-        # FrameWriter), else pika's basic_ack for each.
+        # One write for all of them on the fast path (see FrameWriter), else
+        # pika's basic_ack for each.
         channel = self.channel
         assert channel is not None
         if self._writer is not None and channel.raw.is_open:

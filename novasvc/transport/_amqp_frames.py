@@ -1,11 +1,11 @@
 # -*- test-case-name: tests.test_transport_amqp -*-
 """
-AMQP frames for the per-message methods, written straight to pika's
-connection: see L{FrameWriter}.
+AMQP frames for the per-message methods, written straight to the Twisted
+transport under pika's connection: see L{FrameWriter}.
 """
 
 import struct
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from pika import frame, spec
 
@@ -14,6 +14,7 @@ _CONTENT_HEAD = struct.Struct(">HxxQ").pack
 _METHOD_ID = struct.Struct(">I").pack
 _ACK_ARGUMENTS = struct.Struct(">Q?").pack
 _FRAME_END = b"\xce"
+_FRAME_OVERHEAD = spec.FRAME_HEADER_SIZE + spec.FRAME_END_SIZE
 _METHODS_MAX = 1024
 
 
@@ -21,41 +22,52 @@ class FrameWriter:
     """
     Writes the frames of the two methods sent for every message on one
     channel, byte for byte as pika makes them: C{basic.publish} (method,
-    content header, body frames of at most the connection's body size) with
+    content header, body frames of at most the connection's frame size) with
     what repeats between messages made once (the method frame of an exchange
     and routing key, the encoded properties), and C{basic.ack}; the frames of
     one call go to the socket in one write instead of one per frame.
 
-    It uses pika's connection internals (C{_adapter_emit_data},
-    C{_body_max_length} and the byte counters), so L{for_channel} returns
-    C{None} when a pika release lacks them, and the callers then use pika's
-    C{basic_publish} and C{basic_ack}. The tests check the bytes against
-    pika's own frames.
+    This is the transport's fast path; whether it is taken is decided once
+    per process by L{novasvc.transport._pika_internals.verdict} (otherwise
+    the callers use pika's C{basic_publish} and C{basic_ack}). It uses
+    pika's public connection attributes only (C{params.frame_max} as
+    negotiated, and the C{bytes_sent} and C{frames_sent} counters, kept as
+    pika keeps them) and writes with the Twisted transport's C{write}, as
+    pika's adapter does. The tests check the bytes against pika's own
+    frames.
     """
 
-    def __init__(self, connection: Any, channel_number: int) -> None:
+    def __init__(self, connection: Any, channel_number: int, write: Callable[[bytes], None]) -> None:
+        """
+        @param connection: pika's C{Connection}, open (its frame size
+            negotiated).
+        @param write: the Twisted transport's C{write} (pika's adapter writes
+            to the same).
+        """
         self._connection = connection
-        self._emit = connection._adapter_emit_data
+        self._emit = write
         self._channel_number = channel_number
+        self._step = connection.params.frame_max - _FRAME_OVERHEAD
         self._header_head = _FRAME_HEAD(spec.FRAME_HEADER, channel_number, 0)[:3]
         self._body_head = _FRAME_HEAD(spec.FRAME_BODY, channel_number, 0)[:3]
         self._methods: Dict[Tuple[str, str, bool], bytes] = {}
         self._ack_head = _FRAME_HEAD(spec.FRAME_METHOD, channel_number, 13) + _METHOD_ID(spec.Basic.Ack.INDEX)
 
     @classmethod
-    def for_channel(cls, raw: Any) -> Optional["FrameWriter"]:
+    def for_channel(cls, raw: Any, write: Callable[[bytes], None]) -> Optional["FrameWriter"]:
         """
         @param raw: an open pika C{Channel}.
-        @return: its writer, or C{None} when pika's internals are not the
-            expected ones.
+        @param write: the Twisted transport's C{write}.
+        @return: its writer, or C{None} when pika's connection does not have
+            the expected counters and frame size.
         """
         connection = getattr(raw, "connection", None)
-        if not (callable(getattr(connection, "_adapter_emit_data", None))
-                and isinstance(getattr(connection, "_body_max_length", None), int)
-                and isinstance(getattr(connection, "bytes_sent", None), int)
-                and isinstance(getattr(connection, "frames_sent", None), int)):
+        frame_max = getattr(getattr(connection, "params", None), "frame_max", None)
+        if not (type(frame_max) is int and frame_max > _FRAME_OVERHEAD
+                and type(getattr(connection, "bytes_sent", None)) is int
+                and type(getattr(connection, "frames_sent", None)) is int):
             return None
-        return cls(connection, raw.channel_number)
+        return cls(connection, raw.channel_number, write)
 
     def frames(self, exchange: str, routing_key: str, body: bytes, properties: Any,
                mandatory: bool) -> Tuple[bytes, int]:
@@ -79,7 +91,7 @@ class FrameWriter:
         length = len(body)
         header = _CONTENT_HEAD(spec.BasicProperties.INDEX, length) + properties.encoded
         parts = [method, self._header_head, struct.pack(">I", len(header)), header, _FRAME_END]
-        step = self._connection._body_max_length
+        step = self._step
         for start in range(0, length, step):
             chunk = body[start:start + step] if length > step else body
             parts += (self._body_head, struct.pack(">I", len(chunk)), chunk, _FRAME_END)

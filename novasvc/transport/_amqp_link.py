@@ -91,7 +91,13 @@ class Link:
         if self.transport is None or self.lost:
             return
         self.transport.loseConnection()
-        if self._abort_call is None:
+        self._dropping()
+
+    def _dropping(self) -> None:
+        # The TCP connection is being closed (by disconnect, or by a client
+        # library calling the transport's loseConnection itself): abort it if
+        # it is not gone after the grace period.
+        if not self.lost and self._abort_call is None:
             self._abort_call = self._clock.callLater(DISCONNECT_GRACE, self.abort)
 
     def describe_loss(self, reason: Failure) -> str:

@@ -4,7 +4,8 @@ The publishing side of one AMQP connection: a channel in publisher-confirm
 mode whose C{basic.ack}/C{basic.nack}/C{basic.return} frames settle the
 C{Deferred} each publish returned.
 
-This is the hot path, so it stays flat: one socket write (L{FrameWriter}),
+This is the hot path, so it stays flat: one socket write (L{FrameWriter}, on
+the fast path; else pika's C{basic_publish}),
 one C{Deferred} and one C{dict} entry per message, message properties shared
 between messages that use the same content type and expiration, and no
 logging per message. Exchanges are declared once per connection on a separate control
@@ -217,27 +218,29 @@ class Publisher:
     """
 
     def __init__(self, channel: Channel, control: Callable[[], defer.Deferred],
-                 on_close: Callable[["Publisher", Optional[BaseException]], None]) -> None:
+                 on_close: Callable[["Publisher", Optional[BaseException]], None],
+                 writer: Optional[FrameWriter] = None) -> None:
         self.channel = channel
         self.confirms = Confirms()
         self._control = control
         self._declared: Set[str] = set()
         self._declaring: Dict[str, List[Tuple[tuple, defer.Deferred]]] = {}
         self._on_close = on_close
-        self._attach(channel)
+        self._attach(channel, writer)
         channel.add_on_close(self._closed)
 
-    def _attach(self, channel: Channel) -> None:
-        # What the client library needs: the frame writer, and the callback
-        # of basic.return.
+    def _attach(self, channel: Channel, writer: Optional[FrameWriter]) -> None:
+        # What the client library needs: the frame writer (None: pika's
+        # basic_publish), and the callback of basic.return.
         self._raw = channel.raw
         self._basic_publish = channel.raw.basic_publish
-        self._writer = FrameWriter.for_channel(channel.raw)
+        self._writer = writer
         channel.raw.add_on_return_callback(self._on_return)
 
     @classmethod
     def open(cls, connection: Any, control: Callable[[], defer.Deferred],
-             on_close: Callable[["Publisher", Optional[BaseException]], None]) -> defer.Deferred:
+             on_close: Callable[["Publisher", Optional[BaseException]], None],
+             frame_writer: Callable[[Any], Optional[FrameWriter]] = lambda raw: None) -> defer.Deferred:
         """
         Open a channel on C{connection} and turn on publisher confirms.
 
@@ -246,13 +249,16 @@ class Publisher:
             declare exchanges on.
         @param on_close: called with C{(publisher, reason)} when the channel
             closes.
+        @param frame_writer: gives the L{FrameWriter} for a pika channel, or
+            C{None} to publish with pika's C{basic_publish} (see
+            L{novasvc.transport._amqp_connect.AMQPProtocol.frame_writer}).
         @return: a C{Deferred} firing with the L{Publisher}, or failing with
             L{novasvc.transport._amqp_channel.ChannelError}.
         """
         publisher: List[Publisher] = []
 
         def confirm(channel: Channel) -> defer.Deferred:
-            publisher.append(cls(channel, control, on_close))
+            publisher.append(cls(channel, control, on_close, frame_writer(channel.raw)))
             return channel.call("confirm_delivery", ack_nack_callback=publisher[0]._on_confirm)
 
         return open_channel(connection).addCallback(confirm).addCallback(lambda _: publisher[0])
@@ -285,9 +291,13 @@ class Publisher:
 
     def _write(self, exchange: str, routing_key: str, body: bytes, properties: SharedProperties,
                mandatory: bool) -> None:
-        # Send one basic.publish with its content; raise on failure.
+        # Send one basic.publish with its content; raise on failure
+        # (TypeError for a body that is not bytes).
         if self._writer is not None and self._raw.is_open:
             self._writer.write(exchange, routing_key, body, properties, mandatory)
+        elif type(body) is not bytes:
+            # As the writer: pika's basic_publish would encode a str.
+            raise TypeError(f"the body must be bytes, not {type(body).__name__}")
         else:
             self._basic_publish(exchange, routing_key, body, properties, mandatory)
 

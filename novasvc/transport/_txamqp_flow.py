@@ -53,7 +53,9 @@ class TxPublisher(Publisher):
 
         return protocol.open_channel().addCallback(confirm)
 
-    def _attach(self, channel: TxChannel) -> None:  # type: ignore[override]
+    def _attach(self, channel: TxChannel, writer: Any) -> None:  # type: ignore[override]
+        # txamqp's channel: its frames are written here (see _write), never
+        # by pika's FrameWriter (writer is None).
         channel.handler = self
         self._protocol = channel.protocol
         self._number = channel.number

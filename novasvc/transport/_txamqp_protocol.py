@@ -285,6 +285,19 @@ class TxAMQPProtocol(Link, AMQClient):
         self._lost(reason, lambda why: AMQClient.connectionLost(self, why))
 
 
+def txamqp_version() -> str:
+    """
+    @return: the installed txamqp's version (C{"?"} when it has no
+        package metadata).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("txamqp")
+    except PackageNotFoundError:  # pragma: no cover - installed without metadata
+        return "?"
+
+
 def client_properties(connection_name: str) -> Dict[str, Any]:
     """
     @return: the client properties novasvc's txamqp connections send: the
@@ -292,16 +305,10 @@ def client_properties(connection_name: str) -> Dict[str, Any]:
         and a refused login's reason, and oslo.messaging's
         C{connection_name}.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        txamqp_version = version("txamqp")
-    except PackageNotFoundError:  # pragma: no cover - installed without metadata
-        txamqp_version = "?"
     return {
         "product": "novasvc",
         "platform": f"Python {platform.python_version()}",
-        "information": f"txamqp {txamqp_version}",
+        "information": f"txamqp {txamqp_version()}",
         "connection_name": connection_name,
         "capabilities": {
             "publisher_confirms": True,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transport_amqp -*-
+# -*- test-case-name: tests.test_transport_amqp,tests.test_metrics_prometheus -*-
 """
 L{AMQPTransport}: the L{ITransport} for RabbitMQ, on pika's Twisted adapter.
 
@@ -39,12 +39,16 @@ sends the same bytes again, as its C{retry} allows). L{AMQPTransport.stop} waits
 C{close_timeout}) for the confirms of publishes already sent before closing;
 after it, every publish fails at once.
 
-pika internals used (pika 1.x): the C{_impl} connection of
-C{TwistedProtocolConnection} (to open plain pika channels, register
-connection callbacks and catch the broker's C{connection.close} reason, which
-the adapter otherwise replaces with Twisted's C{ConnectionDone}), and its
-C{_adapter_disconnect_stream} (to abort a close that hangs on a dead peer);
-see L{novasvc.transport._amqp_connect}.
+What of pika is used beyond its documented API (the C{_impl} connection
+of C{TwistedProtocolConnection}; on the B{fast path}, the frames of
+C{basic.publish} and C{basic.ack} written directly) and the check that
+decides, once per process, between the fast path and pika's public
+C{basic_publish}/C{basic_ack} (C{NOVASVC_PIKA_FAST_PATH=0} forces the
+latter): see L{novasvc.transport._pika_internals}.
+
+Metrics (L{novasvc.metrics}): every connection fully set up after the first
+one since L{AMQPTransport.start} counts as a broker reconnection (in
+L{novasvc.transport._amqp_base}, for both clients).
 """
 
 from typing import Any, Callable
@@ -59,7 +63,9 @@ from novasvc.transport._amqp_channel import open_channel
 from novasvc.transport._amqp_connect import AMQPProtocol, AMQPProtocolFactory, RoundRobinEndpoint, connection_parameters
 from novasvc.transport._amqp_consume import AMQPConsumer, AMQPDelivery
 from novasvc.transport._amqp_publish import Publisher
+from novasvc.transport._pika_internals import verdict
 from novasvc.transport.topology import Queue
+from novasvc.transport.url import TransportURL
 
 __all__ = ["AMQPTransport", "AMQPConsumer", "AMQPDelivery"]
 
@@ -71,14 +77,34 @@ class AMQPTransport(BaseAMQPTransport):
     adapter; see the module docstring for the channels it uses and what
     happens while the broker is away, and L{BaseAMQPTransport.__init__} for
     its options.
+
+    @ivar fast_path: C{True} when this process writes the frames of
+        C{basic.publish} and C{basic.ack} itself, C{False} when it uses
+        pika's C{basic_publish} and C{basic_ack} (see
+        L{novasvc.transport._pika_internals}); said in the log line of each
+        connection.
     """
 
     client = "pika"
 
+    def __init__(self, url: TransportURL, **options: Any) -> None:
+        """
+        @param url: see L{BaseAMQPTransport.__init__}, as the C{options}.
+        @raise ConfigError: see L{BaseAMQPTransport.__init__}.
+        @raise TransportError: for a pika release the transport cannot use
+            at all (see L{novasvc.transport._pika_internals.connection_of}).
+        """
+        super().__init__(url, **options)
+        self._pika = verdict()
+        self.fast_path = self._pika.fast_path
+
+    def _client_description(self) -> str:
+        return self._pika.describe()
+
     def _client_factory(self, endpoint: RoundRobinEndpoint) -> AMQPProtocolFactory:
         per_host = [connection_parameters(self.url, self._heartbeat, self.connection_name, index)
                     for index in range(len(self.url.hosts))]
-        return AMQPProtocolFactory(lambda: per_host[endpoint.index], self._clock, self._hooks)
+        return AMQPProtocolFactory(lambda: per_host[endpoint.index], self._clock, self._hooks, self.fast_path)
 
     def _client_handshake(self, protocol: AMQPProtocol) -> defer.Deferred:
         ready = protocol.ready
@@ -90,7 +116,8 @@ class AMQPTransport(BaseAMQPTransport):
         return open_channel(protocol.connection)
 
     def _client_publisher(self, session: Session) -> defer.Deferred:
-        return Publisher.open(session.protocol.connection, session.control, self._publisher_closed)
+        protocol = session.protocol
+        return Publisher.open(protocol.connection, session.control, self._publisher_closed, protocol.frame_writer)
 
     def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
         return AMQPConsumer(self._hooks, queue, on_message, prefetch)

@@ -354,6 +354,14 @@ class MemoryTransport:
         self._stopped = False
         self._ids = itertools.count(1)
 
+    @property
+    def is_connected(self) -> bool:
+        """
+        C{True} until L{stop} (and again after L{start}): the in-process
+        broker is always reachable.
+        """
+        return not self._stopped
+
     def start(self) -> None:
         self._stopped = False
 

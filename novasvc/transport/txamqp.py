@@ -37,7 +37,7 @@ from novasvc.transport._amqp_base import BaseAMQPTransport, Session
 from novasvc.transport._amqp_connect import RoundRobinEndpoint
 from novasvc.transport._amqp_consume import AMQPDelivery
 from novasvc.transport._txamqp_flow import TxAMQPConsumer, TxPublisher
-from novasvc.transport._txamqp_protocol import TxAMQPProtocol, TxAMQPProtocolFactory
+from novasvc.transport._txamqp_protocol import TxAMQPProtocol, TxAMQPProtocolFactory, txamqp_version
 from novasvc.transport.topology import Queue
 
 __all__ = ["TxAMQPTransport", "TxAMQPConsumer", "AMQPDelivery"]
@@ -52,6 +52,9 @@ class TxAMQPTransport(BaseAMQPTransport):
     """
 
     client = "txamqp"
+
+    def _client_description(self) -> str:
+        return f"txamqp {txamqp_version()}"
 
     def _client_factory(self, endpoint: RoundRobinEndpoint) -> TxAMQPProtocolFactory:
         return TxAMQPProtocolFactory(lambda: self.url.login(endpoint.index), self.url.virtual_host,

@@ -1,5 +1,6 @@
 """
-The C{twistd novasvc} plugin: all the work is in L{novasvc.tap}.
+The C{twistd novasvc} and C{twistd novasvc-api} plugins: all the work is in
+L{novasvc.tap} and L{novasvc.api.tap}.
 """
 
 from twisted.application.service import ServiceMaker
@@ -9,4 +10,11 @@ novasvc = ServiceMaker(
     "novasvc.tap",
     "Run a Nova-style service: one Manager behind RPC, periodic tasks and a services table.",
     "novasvc",
+)
+
+novasvc_api = ServiceMaker(
+    "novasvc-api",
+    "novasvc.api.tap",
+    "Serve the novasvc HTTP API (services table, health, metrics, RPC gateway) on its own.",
+    "novasvc-api",
 )

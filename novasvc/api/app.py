@@ -1,0 +1,426 @@
+# -*- test-case-name: tests.test_api_app -*-
+"""
+The API's routes (klein), the default application of C{api.app}:
+L{make_app}.
+
+  - C{GET /healthz}: 200 C{{"status": "ok", "checks": {...}}}, or 503 with
+    C{"status": "degraded"} when the broker or the database is not
+    reachable (each reported under C{checks}).
+  - C{GET /v1/services} (C{?host=}, C{?binary=}), C{GET}, C{PUT} and
+    C{DELETE /v1/services/{id}}: the services table, as Nova's
+    C{os-services} API (microversion 2.53's body for C{PUT}).
+  - C{POST /v1/rpc/{topic}}: the RPC gateway (admin only),
+    L{novasvc.api.gateway.RPCGateway}.
+  - C{GET /metrics}: Prometheus metrics,
+    L{novasvc.metrics_prometheus.MetricsResource}.
+  - C{GET /}: the status page, L{novasvc.api.status_page.render}.
+  - C{GET /v1/openapi.json}: L{novasvc.api.openapi.document}.
+
+A part that is not installed (the gateway, the metrics exporter, the status
+page) answers 501. Errors are JSON (L{novasvc.api.errors}); an unknown path
+is 404 and a known path with another method 405 (with C{Allow}); a bug is
+500 with a generic message, its traceback logged once with the request id.
+"""
+
+import datetime
+import importlib
+import json
+from typing import Any, Callable, Dict, List, Optional
+
+from klein import Klein
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from novasvc.api.context import APIContext, request_context, request_info
+from novasvc.api.errors import APIError, render_error, render_json
+from novasvc.db.record import ServiceRecord
+from novasvc.db.rules import MAX_STRING_LENGTH
+from novasvc.exceptions import ServiceNotFound
+from novasvc.rpc.errors import clip, quote
+from novasvc.servicegroup import is_up
+
+__all__ = ["HEALTH_TIMEOUT", "MAX_SERVICE_ID", "make_app", "read_json", "service_view"]
+
+_log = Logger()
+
+#: Seconds the database check of C{/healthz} may take.
+HEALTH_TIMEOUT = 5.0
+#: The largest service id a path may name (the column is a 32-bit integer).
+MAX_SERVICE_ID = 2**31 - 1
+_JSON_TYPES = (b"application/json",)
+_SERVICE_FILTERS = ("host", "binary")
+_PUT_FIELDS = ("status", "disabled_reason", "forced_down")
+_STATUSES = ("enabled", "disabled")
+
+
+def _klein() -> Klein:
+    app = Klein()
+    app.url_map.merge_slashes = False  # no redirect for //v1/services
+    return app
+
+
+def _path(request: IRequest) -> str:
+    return request.path.decode("utf-8", "replace")
+
+
+def _iso(when: Optional[datetime.datetime]) -> Optional[str]:
+    if when is None:
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def service_view(record: ServiceRecord, now: datetime.datetime,
+                 service_down_time: float) -> Dict[str, Any]:
+    """
+    A services row as the API shows it.
+
+    @param now: the current time, naive UTC.
+    @param service_down_time: B{seconds}, for L{is_up}.
+    @return: C{id}, C{host}, C{binary}, C{topic}, C{status}
+        (C{"enabled"}/C{"disabled"}), C{state} (C{"up"}/C{"down"} by
+        L{is_up}: C{forced_down} is down), C{updated_at} (ISO 8601 UTC with
+        C{Z}, or C{None}), C{disabled_reason} and C{forced_down}.
+    """
+    return {
+        "id": record.id,
+        "host": record.host,
+        "binary": record.binary,
+        "topic": record.topic,
+        "status": "disabled" if record.disabled else "enabled",
+        "state": "up" if is_up(record, now, service_down_time) else "down",
+        "updated_at": _iso(record.updated_at),
+        "disabled_reason": record.disabled_reason,
+        "forced_down": record.forced_down,
+    }
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(request: IRequest) -> Any:
+    """
+    The request's JSON body.
+
+    @return: the decoded value.
+    @raise APIError: 415 when the content type is not C{application/json};
+        400 when the body is not JSON (or nests too deeply, or holds
+        C{NaN}).
+    """
+    given = request.getHeader(b"content-type") or b""
+    if given.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
+        raise APIError(415, "the body must be JSON, sent with Content-Type: application/json")
+    raw = request.content.read() if request.content is not None else b""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise APIError(400, "the body is not valid JSON") from None
+
+
+def _read_object(request: IRequest) -> Dict[str, Any]:
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise APIError(400, "the body must be a JSON object")
+    return body
+
+
+def _optional(module: str, name: str) -> Optional[Any]:
+    """
+    @return: C{module.name}, or C{None} when the module is not there (a
+        part not installed in this build); any other import error raises.
+    """
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            return None
+        raise
+    return getattr(found, name, None)
+
+
+def _require_admin(request: IRequest) -> None:
+    principal = request_info(request).principal
+    if principal is None or not principal.is_admin:
+        raise APIError(403, "this needs a token with the role 'admin'")
+
+
+class _Shared:
+    """
+    One run of an operation at a time, its result given to everyone who
+    asked while it ran.
+    """
+
+    def __init__(self, operation: Callable[[], defer.Deferred]) -> None:
+        self._operation = operation
+        self._waiters: Optional[List[defer.Deferred]] = None
+
+    def __call__(self) -> defer.Deferred:
+        waiter: defer.Deferred = defer.Deferred()
+        if self._waiters is None:
+            self._waiters = [waiter]
+            defer.maybeDeferred(self._operation).addBoth(self._done)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def _done(self, result: Any) -> None:
+        waiters, self._waiters = self._waiters or [], None
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(result)
+
+
+class _Routes:
+    """
+    The routes, bound to one L{APIContext}.
+    """
+
+    app = _klein()
+
+    def __init__(self, context: APIContext) -> None:
+        self.context = context
+        self._ping = _Shared(self._check_database)
+        self._gateway: Optional[Any] = None
+        self._metrics: Optional[IResource] = None
+        context.on_stop(self._stop)
+
+    def _stop(self) -> Any:
+        gateway, self._gateway = self._gateway, None
+        stop = getattr(gateway, "stop", None)
+        return stop() if stop is not None else None
+
+    # -- errors ------------------------------------------------------------
+
+    @app.handle_errors(APIError)
+    def _api_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        return render_error(request, error.code, error.message, error.headers, **error.extra)
+
+    @app.handle_errors(HTTPException)
+    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        method = request.method.decode("ascii", "replace")
+        if isinstance(error, MethodNotAllowed):
+            allowed = sorted(error.valid_methods or ())
+            return render_error(request, 405, f"{clip(method)} is not allowed on "
+                                f"{clip(_path(request))}; allowed: {', '.join(allowed)}",
+                                {b"Allow": ", ".join(allowed).encode("ascii")})
+        if isinstance(error, NotFound) or not 400 <= (error.code or 0) < 600:
+            return render_error(request, 404, f"no such resource: {clip(_path(request))}")
+        return render_error(request, error.code, error.description or "error")
+
+    @app.handle_errors(Exception)
+    def _bug(self, request: IRequest, failure: Failure) -> bytes:
+        request_id = request_info(request).request_id
+        _log.failure("Error handling {method} {path} (request {request_id})", failure,
+                     method=clip(request.method.decode("ascii", "replace")),
+                     path=clip(_path(request)), request_id=request_id)
+        return render_error(request, 500, f"internal error (request {request_id}); "
+                            "the server's log has the details")
+
+    # -- health ------------------------------------------------------------
+
+    @app.route("/healthz", methods=["GET"])
+    async def healthz(self, request: IRequest) -> bytes:
+        connected = bool(getattr(self.context.transport, "is_connected", False))
+        broker: Dict[str, Any] = {"ok": connected}
+        if not connected:
+            broker["error"] = "not connected to the broker"
+        database = await self._ping()
+        ok = connected and database["ok"]
+        payload = {"status": "ok" if ok else "degraded",
+                   "checks": {"broker": broker, "database": database}}
+        return render_json(request, 200 if ok else 503, payload)
+
+    def _check_database(self) -> defer.Deferred:
+        d = defer.maybeDeferred(self.context.store.ping)
+        d.addTimeout(HEALTH_TIMEOUT, self.context.clock)
+
+        def failed(failure: Failure) -> Dict[str, Any]:
+            if failure.check(defer.TimeoutError, defer.CancelledError):
+                reason = f"no answer within {HEALTH_TIMEOUT:g} s"
+            elif failure.check(RuntimeError):
+                reason = "the services table is not open"
+            else:
+                reason = f"the database check failed ({failure.type.__name__})"
+            return {"ok": False, "error": reason}
+
+        return d.addCallbacks(lambda _: {"ok": True}, failed)
+
+    # -- services ----------------------------------------------------------
+
+    @app.route("/v1/services", methods=["GET"])
+    async def list_services(self, request: IRequest) -> bytes:
+        filters: Dict[str, str] = {}
+        for raw, values in (request.args or {}).items():
+            name = raw.decode("utf-8", "replace")
+            if name not in _SERVICE_FILTERS:
+                raise APIError(400, f"unknown query parameter {quote(name)}; "
+                               f"accepted: {', '.join(_SERVICE_FILTERS)}")
+            if len(values) != 1:
+                raise APIError(400, f"query parameter {name!r} is given {len(values)} times")
+            try:
+                value = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise APIError(400, f"query parameter {name!r} is not UTF-8") from None
+            if not 1 <= len(value) <= MAX_STRING_LENGTH:
+                raise APIError(400, f"query parameter {name!r} must be 1 to "
+                               f"{MAX_STRING_LENGTH} characters long")
+            filters[name] = value
+        records = await self.context.store.list_services(**filters)
+        now = self.context.utcnow()
+        views = [service_view(r, now, self.context.service_down_time) for r in records]
+        return render_json(request, 200, {"services": views})
+
+    # The range is checked by _get_id: werkzeug's own bounds turn an id out
+    # of range into 405 for the other methods.
+    _ID = "/v1/services/<int:service_id>"
+
+    @app.route(_ID, methods=["GET"])
+    async def show_service(self, request: IRequest, service_id: int) -> bytes:
+        record = await self._get(_service_id(service_id))
+        return render_json(request, 200, {"service": self._view(record)})
+
+    @app.route(_ID, methods=["PUT"])
+    async def update_service(self, request: IRequest, service_id: int) -> bytes:
+        _require_admin(request)
+        service_id = _service_id(service_id)
+        changes = _service_changes(_read_object(request))
+        try:
+            record = await self.context.store.update(service_id, **changes)
+        except ServiceNotFound:
+            raise APIError(404, f"no service with id {service_id}") from None
+        return render_json(request, 200, {"service": self._view(record)})
+
+    @app.route(_ID, methods=["DELETE"])
+    async def delete_service(self, request: IRequest, service_id: int) -> bytes:
+        _require_admin(request)
+        service_id = _service_id(service_id)
+        try:
+            await self.context.store.destroy(service_id)
+        except ServiceNotFound:
+            raise APIError(404, f"no service with id {service_id}") from None
+        request.setResponseCode(204)
+        request.responseHeaders.removeHeader(b"content-type")
+        return b""
+
+    async def _get(self, service_id: int) -> ServiceRecord:
+        try:
+            return await self.context.store.get(service_id)
+        except ServiceNotFound:
+            raise APIError(404, f"no service with id {service_id}") from None
+
+    def _view(self, record: ServiceRecord) -> Dict[str, Any]:
+        return service_view(record, self.context.utcnow(), self.context.service_down_time)
+
+    # -- RPC gateway -------------------------------------------------------
+
+    @app.route("/v1/rpc/<topic>", methods=["POST"])
+    async def rpc(self, request: IRequest, topic: str) -> bytes:
+        _require_admin(request)
+        body = read_json(request)
+        gateway = self._get_gateway()
+        status, payload = await gateway.handle(topic, body, request_context(request))
+        return render_json(request, status, payload)
+
+    def _get_gateway(self) -> Any:
+        if self._gateway is None:
+            factory = _optional("novasvc.api.gateway", "RPCGateway")
+            if factory is None:
+                raise APIError(501, "the RPC gateway is not part of this installation")
+            self._gateway = factory(self.context.transport, self.context.config, self.context.clock)
+        return self._gateway
+
+    # -- metrics and the status page ---------------------------------------
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request: IRequest) -> IResource:
+        if self._metrics is None:
+            factory = _optional("novasvc.metrics_prometheus", "MetricsResource")
+            if factory is None:
+                raise APIError(501, "the metrics exporter is not part of this installation")
+            self._metrics = factory(self.context.recorder)
+        return self._metrics
+
+    @app.route("/", methods=["GET"])
+    async def status_page(self, request: IRequest) -> bytes:
+        render = _optional("novasvc.api.status_page", "render")
+        if render is None:
+            raise APIError(501, "the status page is not part of this installation")
+        records = await self.context.store.list_services()
+        page = render(records, self.context.utcnow(), self.context.service_down_time)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'none'; style-src 'unsafe-inline'")
+        return page
+
+    # -- the document ------------------------------------------------------
+
+    @app.route("/v1/openapi.json", methods=["GET"])
+    def openapi(self, request: IRequest) -> bytes:
+        from novasvc.api.openapi import document
+
+        return render_json(request, 200, document())
+
+
+def _service_id(service_id: int) -> int:
+    """
+    @raise APIError: 404 for an id no row can have (not 1 to
+        L{MAX_SERVICE_ID}).
+    """
+    if not 1 <= service_id <= MAX_SERVICE_ID:
+        raise APIError(404, f"no service with id {clip(str(service_id))}")
+    return service_id
+
+
+def _service_changes(body: Dict[str, Any]) -> Dict[str, Any]:
+    """
+    The store update a C{PUT /v1/services/{id}} body asks for (Nova's 2.53
+    C{PUT /os-services/{id}}).
+
+    @raise APIError: 400 naming the field for an unknown field, a wrong type,
+        a reason without C{"status": "disabled"}, or neither C{status} nor
+        C{forced_down}.
+    """
+    unknown = sorted(str(key) for key in body if key not in _PUT_FIELDS)
+    if unknown:
+        raise APIError(400, f"unknown field {quote(unknown[0])}; accepted: "
+                       f"{', '.join(_PUT_FIELDS)}")
+    if "status" not in body and "forced_down" not in body:
+        raise APIError(400, "give 'status' (enabled or disabled), 'forced_down', or both")
+    changes: Dict[str, Any] = {}
+    status = body.get("status")
+    if "status" in body and status not in _STATUSES:
+        raise APIError(400, f"status: expected 'enabled' or 'disabled', got {quote(status)}")
+    reason = body.get("disabled_reason")
+    if "disabled_reason" in body:
+        if status != "disabled":
+            raise APIError(400, "disabled_reason: only given with \"status\": \"disabled\"")
+        if reason is not None and (not isinstance(reason, str)
+                                   or not 1 <= len(reason) <= MAX_STRING_LENGTH):
+            raise APIError(400, f"disabled_reason: expected a string of 1 to "
+                           f"{MAX_STRING_LENGTH} characters or null, got {quote(reason)}")
+    if status == "disabled":
+        changes.update(disabled=True, disabled_reason=reason)
+    elif status == "enabled":
+        changes.update(disabled=False, disabled_reason=None)
+    if "forced_down" in body:
+        if not isinstance(body["forced_down"], bool):
+            raise APIError(400, f"forced_down: expected true or false, "
+                           f"got {quote(body['forced_down'])}")
+        changes["forced_down"] = body["forced_down"]
+    return changes
+
+
+def make_app(context: APIContext) -> IResource:
+    """
+    The default C{api.app}.
+
+    @param context: the L{APIContext}.
+    @return: the routes as one resource.
+    """
+    return _Routes(context).app.resource()

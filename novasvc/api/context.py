@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_api_context -*-
+"""
+What the API's parts share: L{APIContext} (what the application factory and
+each filter are given), and what one request carries from filter to handler:
+its request id and who made it (L{RequestInfo}), turned into the
+L{novasvc.context.RequestContext} of the RPC world by L{request_context}.
+"""
+
+import datetime
+from typing import Any, Callable, List, Optional
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from zope.interface import Attribute, Interface
+
+from novasvc.config import Config
+from novasvc.context import RequestContext, generate_request_id
+from novasvc.db.rules import default_utcnow
+from novasvc.interfaces import IServiceStore, ITransport
+from novasvc.servicegroup import effective_service_down_time
+
+__all__ = ["APIContext", "Principal", "RequestInfo", "request_context", "request_info"]
+
+_log = Logger()
+
+
+@attrs.frozen
+class APIContext:
+    """
+    What the application factory (C{app(context)}) and each filter
+    (C{filter(resource, context)}) get.
+
+    @ivar config: the whole L{Config}; C{config.api} is the C{api:} section.
+    @ivar store: the services table (L{IServiceStore}), shared with the
+        service the API runs in, if any.
+    @ivar transport: the broker connection (L{ITransport}).
+    @ivar clock: the reactor: an C{IReactorTime} (C{callLater},
+        C{seconds}) for timeouts and durations.
+    @ivar service_down_time: B{seconds} without a report after which a
+        service is down, as the service computes it (Nova's rule: see
+        L{effective_service_down_time}).
+    @ivar utcnow: returns the current time as a naive UTC C{datetime}, the
+        stores' clock, for L{novasvc.servicegroup.is_up}.
+    @ivar recorder: the metrics recorder C{GET /metrics} exports, or
+        C{None} for the process's own.
+    """
+
+    config: Config
+    store: IServiceStore
+    transport: ITransport
+    clock: Any
+    service_down_time: float
+    utcnow: Callable[[], datetime.datetime] = default_utcnow
+    recorder: Any = None
+    _stoppers: List[Callable[[], Any]] = attrs.field(factory=list, init=False, repr=False,
+                                                      eq=False)
+
+    def on_stop(self, stopper: Callable[[], Any]) -> None:
+        """
+        Have C{stopper()} (which may return a C{Deferred}) called when the
+        API stops, after it stopped listening: a part that holds something
+        (an RPC client's reply queue) releases it there.
+        """
+        self._stoppers.append(stopper)
+
+    def stop(self) -> defer.Deferred:
+        """
+        Call every stopper given to L{on_stop}, the last given first; a
+        failure is logged and the others still run.
+
+        @return: a C{Deferred} firing with C{None} once they are done.
+        """
+        stoppers = list(reversed(self._stoppers))
+        self._stoppers.clear()
+        done = [defer.maybeDeferred(stopper).addErrback(
+            lambda f: _log.failure("Error while stopping the API", f)) for stopper in stoppers]
+        return defer.gatherResults(done).addCallback(lambda _: None)
+
+    @classmethod
+    def create(cls, config: Config, store: IServiceStore, transport: ITransport, clock: Any,
+               **kwargs: Any) -> "APIContext":
+        """
+        @return: a context whose C{service_down_time} is the one a service
+            with C{config} uses.
+        """
+        down = effective_service_down_time(config.report_interval, config.service_down_time)
+        return cls(config=config, store=store, transport=transport, clock=clock,
+                   service_down_time=down, **kwargs)
+
+
+@attrs.frozen
+class Principal:
+    """
+    Who made a request.
+
+    @ivar name: the token's name, or C{"loopback"} for a loopback client
+        when no token is configured.
+    @ivar role: C{"reader"} or C{"admin"}.
+    """
+
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@attrs.define
+class RequestInfo:
+    """
+    What the filters learnt about one request.
+
+    @ivar request_id: the request id (C{str}), echoed as C{X-Request-Id}.
+    @ivar principal: the authenticated L{Principal}, or C{None} (a public
+        route, or no auth filter).
+    """
+
+    request_id: str = attrs.field(factory=generate_request_id)
+    principal: Optional[Principal] = None
+
+
+class _IRequestInfo(Interface):
+    request_id = Attribute("the request id")
+
+
+def request_info(request: IRequest) -> RequestInfo:
+    """
+    @param request: a C{twisted.web.server.Request} (a C{Componentized}).
+    @return: the request's L{RequestInfo}, made with a new request id on
+        first use.
+    """
+    info = request.getComponent(_IRequestInfo)  # type: ignore[attr-defined]
+    if info is None:
+        info = RequestInfo()
+        request.setComponent(_IRequestInfo, info)  # type: ignore[attr-defined]
+    return info
+
+
+def request_context(request: IRequest) -> RequestContext:
+    """
+    The RPC request context of an API request: its request id, the token's
+    name as C{user_id}, its role in C{roles}, C{is_admin} for an admin, and
+    the client's address.
+
+    @return: a new L{RequestContext}.
+    """
+    info = request_info(request)
+    principal = info.principal
+    address = request.getClientAddress()
+    host = getattr(address, "host", None)
+    return RequestContext(
+        user_id=principal.name if principal else None,
+        request_id=info.request_id,
+        is_admin=bool(principal and principal.is_admin),
+        roles=[principal.role] if principal else [],
+        remote_address=host if isinstance(host, str) else None,
+    )

@@ -1,0 +1,318 @@
+# -*- test-case-name: tests.test_api_openapi -*-
+"""
+The OpenAPI 3.0 document of the API, served at C{GET /v1/openapi.json}.
+
+It is written here as data, next to nothing else, and kept in step with the
+routes of L{novasvc.api.app} by a test that walks both.
+"""
+
+import copy
+from typing import Any, Dict
+
+from novasvc.api.app import HEALTH_TIMEOUT, MAX_SERVICE_ID
+from novasvc.db.rules import MAX_STRING_LENGTH
+
+__all__ = ["document"]
+
+
+def _ref(name: str) -> Dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Dict[str, Any], description: str) -> Dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> Dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_AUTH_ERRORS = {
+    "401": _error("No bearer token, or one that is not valid (with WWW-Authenticate: Bearer)."),
+    "403": _error("The token's role does not allow this, or no token is configured and the "
+                  "client is not on a loopback address."),
+}
+_BODY_ERRORS = {
+    "400": _error("The body is not valid JSON, or a field is missing or wrong (named in the "
+                  "message)."),
+    "415": _error("The body is not sent as application/json."),
+}
+_NOT_INSTALLED = _error("This part is not installed.")
+_SERVICE_ID = {
+    "name": "service_id",
+    "in": "path",
+    "required": True,
+    "description": "The service's id; any other value (not an integer from 1 to "
+                   f"{MAX_SERVICE_ID}) is not found (404).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SERVICE_ID},
+}
+_NOT_FOUND = _error("No live service has this id.")
+_REASON = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH, "nullable": True}
+_FILTER = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH}
+
+_SCHEMAS: Dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "title", "message"],
+                "properties": {
+                    "code": {"type": "integer", "description": "The HTTP status."},
+                    "title": {"type": "string", "description": "The status's reason phrase."},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+    "Check": {
+        "type": "object",
+        "required": ["ok"],
+        "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "checks": {
+                "type": "object",
+                "required": ["broker", "database"],
+                "properties": {"broker": _ref("Check"), "database": _ref("Check")},
+            },
+        },
+    },
+    "Service": {
+        "type": "object",
+        "required": ["id", "host", "binary", "topic", "status", "state", "updated_at",
+                     "disabled_reason", "forced_down"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "host": {"type": "string"},
+            "binary": {"type": "string"},
+            "topic": {"type": "string", "nullable": True},
+            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "state": {"type": "string", "enum": ["up", "down"],
+                      "description": "Down when forced_down, or when the last report is "
+                                     "older than service_down_time."},
+            "updated_at": {"type": "string", "format": "date-time", "nullable": True,
+                           "description": "ISO 8601, UTC, ending in Z."},
+            "disabled_reason": {"type": "string", "nullable": True},
+            "forced_down": {"type": "boolean"},
+        },
+    },
+    "ServiceUpdate": {
+        "description": "As Nova's PUT /os-services/{id} (microversion 2.53): disable with a "
+                       "reason, enable (which clears the reason), set forced_down, or both.",
+        "oneOf": [
+            {"type": "object", "required": ["status"], "additionalProperties": False,
+             "properties": {"status": {"type": "string", "enum": ["disabled"]},
+                            "disabled_reason": _REASON,
+                            "forced_down": {"type": "boolean"}}},
+            {"type": "object", "required": ["status"], "additionalProperties": False,
+             "properties": {"status": {"type": "string", "enum": ["enabled"]},
+                            "forced_down": {"type": "boolean"}}},
+            {"type": "object", "required": ["forced_down"], "additionalProperties": False,
+             "properties": {"forced_down": {"type": "boolean"}}},
+        ],
+    },
+    "RPCRequest": {
+        "type": "object",
+        "required": ["method"],
+        "additionalProperties": False,
+        "properties": {
+            "method": {"type": "string", "minLength": 1,
+                       "description": "A public method of the topic's manager."},
+            "args": {"type": "object", "description": "Its keyword arguments."},
+            "server": {"type": "string", "description": "Send to this host's server only."},
+            "cast": {"type": "boolean", "default": False,
+                     "description": "Send without waiting for a result (202)."},
+            "timeout": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                        "description": "Seconds to wait for the result (default "
+                                       "rpc_response_timeout)."},
+        },
+    },
+    "RPCResult": {
+        "type": "object",
+        "required": ["result"],
+        "properties": {"result": {"description": "What the method returned (any JSON)."}},
+    },
+    "RPCAccepted": {
+        "type": "object",
+        "description": "A cast the broker took.",
+        "additionalProperties": True,
+    },
+    "RemoteError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "type"],
+                "properties": {
+                    "code": {"type": "integer"},
+                    "title": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string", "enum": ["RemoteError"]},
+                    "exc_type": {"type": "string",
+                                 "description": "The class of the remote exception."},
+                },
+            },
+        },
+    },
+}
+
+_PATHS: Dict[str, Any] = {
+    "/": {
+        "get": {
+            "summary": "The status page: the services, up or down, as HTML.",
+            "operationId": "statusPage",
+            "responses": {
+                "200": {"description": "The page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}}},
+                **_AUTH_ERRORS,
+                "501": _NOT_INSTALLED,
+            },
+        },
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Whether the process is up and reaches the broker and the database.",
+            "description": "Public (no token), for load balancers. The database check waits "
+                           f"at most {HEALTH_TIMEOUT:g} s.",
+            "operationId": "health",
+            "security": [],
+            "responses": {
+                "200": _json(_ref("Health"), "Everything is reachable."),
+                "503": _json(_ref("Health"), "The broker or the database is not reachable."),
+            },
+        },
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Metrics in Prometheus's text format.",
+            "operationId": "metrics",
+            "responses": {
+                "200": {"description": "The metrics.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                **_AUTH_ERRORS,
+                "501": _NOT_INSTALLED,
+            },
+        },
+    },
+    "/v1/openapi.json": {
+        "get": {
+            "summary": "This document.",
+            "operationId": "openapi",
+            "responses": {
+                "200": _json({"type": "object"}, "The OpenAPI document."),
+                **_AUTH_ERRORS,
+            },
+        },
+    },
+    "/v1/services": {
+        "get": {
+            "summary": "The live services (Nova's os-services).",
+            "operationId": "listServices",
+            "parameters": [
+                {"name": "host", "in": "query", "schema": _FILTER,
+                 "description": "Only the services on this host."},
+                {"name": "binary", "in": "query", "schema": _FILTER,
+                 "description": "Only the services with this binary."},
+            ],
+            "responses": {
+                "200": _json({"type": "object", "required": ["services"],
+                              "properties": {"services": {"type": "array",
+                                                          "items": _ref("Service")}}},
+                             "The services, by id."),
+                "400": _error("An unknown or repeated query parameter, or an empty one."),
+                **_AUTH_ERRORS,
+            },
+        },
+    },
+    "/v1/services/{service_id}": {
+        "parameters": [_SERVICE_ID],
+        "get": {
+            "summary": "One service.",
+            "operationId": "showService",
+            "responses": {
+                "200": _json({"type": "object", "required": ["service"],
+                              "properties": {"service": _ref("Service")}}, "The service."),
+                **_AUTH_ERRORS,
+                "404": _NOT_FOUND,
+            },
+        },
+        "put": {
+            "summary": "Disable (with a reason) or enable a service, or set forced_down.",
+            "operationId": "updateService",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("ServiceUpdate")}}},
+            "responses": {
+                "200": _json({"type": "object", "required": ["service"],
+                              "properties": {"service": _ref("Service")}},
+                             "The updated service."),
+                **_BODY_ERRORS,
+                **_AUTH_ERRORS,
+                "404": _NOT_FOUND,
+            },
+        },
+        "delete": {
+            "summary": "Delete a service (a soft delete, as Nova's).",
+            "operationId": "deleteService",
+            "responses": {
+                "204": {"description": "Deleted."},
+                **_AUTH_ERRORS,
+                "404": _NOT_FOUND,
+            },
+        },
+    },
+    "/v1/rpc/{topic}": {
+        "parameters": [{"name": "topic", "in": "path", "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                        "description": "The RPC topic, e.g. volume."}],
+        "post": {
+            "summary": "Call or cast a method of the topic's service over RPC (admin only).",
+            "operationId": "rpc",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("RPCRequest")}}},
+            "responses": {
+                "200": _json(_ref("RPCResult"), "The call's result."),
+                "202": _json(_ref("RPCAccepted"), "The cast was sent."),
+                **_BODY_ERRORS,
+                **_AUTH_ERRORS,
+                "404": _error("The service has no such method."),
+                "501": _NOT_INSTALLED,
+                "502": _json(_ref("RemoteError"), "The method raised an exception."),
+                "503": _error("The broker is not reachable, or no server takes the topic."),
+                "504": _error("No result within the timeout."),
+            },
+        },
+    },
+}
+
+_DOCUMENT: Dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "novasvc API",
+        "version": "1.0",
+        "description": "The services table, health, metrics and an RPC gateway of a novasvc "
+                       "deployment. Every error is {\"error\": {\"code\": <HTTP status>, "
+                       "\"title\": <reason>, \"message\": <text>}}. GET and HEAD need a token "
+                       "with the role reader or admin; everything else needs admin. With no "
+                       "token configured, loopback clients are admin and others refused.",
+    },
+    "security": [{"bearer": []}],
+    "paths": _PATHS,
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": _SCHEMAS,
+    },
+}
+
+
+def document() -> Dict[str, Any]:
+    """
+    @return: the OpenAPI document (a new copy, which the caller may change).
+    """
+    return copy.deepcopy(_DOCUMENT)

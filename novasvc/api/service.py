@@ -1,0 +1,192 @@
+# -*- test-case-name: tests.test_api_service -*-
+"""
+L{APIService}: the API's site listening on C{api.listen}, as a Twisted
+service: the last child of a L{novasvc.service.Service} when C{api.enabled}
+is true (it starts after everything else and stops first), or the heart of
+C{twistd novasvc-api} (L{novasvc.api.tap}).
+
+Once listening it logs C{API listening on http://127.0.0.1:PORT} and keeps
+the port in L{APIService.port}, which is how a C{tcp:0} listener tells the
+free port it got. Stopping stops listening, lets requests under way finish
+(up to C{graceful_shutdown_timeout} seconds), closes idle connections, then
+runs the stoppers of L{APIContext.on_stop}.
+"""
+
+from typing import Any, List, Optional, Set
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.logger import Logger
+
+from novasvc._reactor import global_reactor_if_none
+from novasvc.api.context import APIContext
+from novasvc.api.site import APISite, build_site
+
+__all__ = ["APIService", "describe_address"]
+
+_log = Logger()
+
+
+def describe_address(listen: str, address: Any) -> str:
+    """
+    @param listen: the endpoint string listened on (its type decides
+        between C{http} and C{https}).
+    @param address: the listening port's C{getHost()}.
+    @return: where clients reach it: C{http://127.0.0.1:8774},
+        C{https://[::1]:8443} or C{unix:/run/api.sock}.
+    """
+    scheme = "https" if listen.split(":", 1)[0].strip().lower() == "ssl" else "http"
+    if isinstance(address, IPv6Address):
+        return f"{scheme}://[{address.host}]:{address.port}"
+    if isinstance(address, IPv4Address):
+        return f"{scheme}://{address.host}:{address.port}"
+    if isinstance(address, UNIXAddress):
+        name = address.name.decode("utf-8", "replace") if isinstance(address.name, bytes) \
+            else address.name
+        return f"unix:{name}"
+    return str(address)
+
+
+class _Connections:
+    """
+    The open connections of a site, to close them on stop.
+    """
+
+    def __init__(self, site: APISite, clock: Any) -> None:
+        self._site = site
+        self._clock = clock
+        self._channels: Set[Any] = set()
+        self._empty: List[defer.Deferred] = []
+        site.connections = self
+
+    def opened(self, channel: Any) -> None:
+        self._channels.add(channel)
+
+    def closed(self, channel: Any) -> None:
+        self._channels.discard(channel)
+        if not self._channels:
+            waiters, self._empty = self._empty, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def close(self, timeout: float) -> defer.Deferred:
+        """
+        Close idle connections now, the others once their request is
+        answered, and abort those still open after C{timeout} seconds
+        (C{0}: no limit).
+
+        @return: a C{Deferred} firing once every connection is closed.
+        """
+        self._site.closing = True
+        for channel in list(self._channels):
+            if not channel.requests:
+                channel.transport.loseConnection()
+        if not self._channels:
+            return defer.succeed(None)
+        done: defer.Deferred = defer.Deferred()
+        self._empty.append(done)
+        if timeout:
+            call = self._clock.callLater(timeout, self._abort)
+            done.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
+        return done
+
+    def _abort(self) -> None:
+        if self._channels:
+            _log.warn("Closing {count} API connection(s) whose request did not finish in time",
+                      count=len(self._channels))
+        for channel in list(self._channels):
+            channel.transport.abortConnection()
+
+
+class APIService(Service):
+    """
+    The API listening on one endpoint.
+
+    @ivar context: the L{APIContext}.
+    @ivar site: the L{APISite} (built by L{build_site} at construction).
+    @ivar listen: the endpoint string.
+    @ivar port: the TCP port listened on (C{int}), once listening; C{None}
+        before, after the stop, and for a unix socket.
+    @ivar url: where clients reach the API (see L{describe_address}), once
+        listening.
+    """
+
+    name = "api"
+
+    def __init__(self, context: APIContext, *, listen: Optional[str] = None,
+                 reactor: Any = None, site: Optional[APISite] = None) -> None:
+        """
+        @param context: the L{APIContext}.
+        @param listen: the endpoint string (default: C{api.listen}).
+        @param reactor: the reactor to listen with (default: the global one,
+            looked up at the start).
+        @param site: the site (default: L{build_site}C{(context)}).
+        @raise novasvc.exceptions.ConfigError: when the application or a
+            filter cannot be loaded.
+        """
+        self.context = context
+        self.listen = listen or context.config.api.listen
+        self._reactor = reactor
+        self.site = site if site is not None else build_site(context)
+        self._connections = _Connections(self.site, context.clock)
+        self._listening: Optional[IListeningPort] = None
+        self.port: Optional[int] = None
+        self.url: Optional[str] = None
+
+    @classmethod
+    def for_service(cls, service: Any) -> "APIService":
+        """
+        The API of a L{novasvc.service.Service}: its configuration, store,
+        transport, clock and service down time.
+        """
+        context = APIContext(config=service.config, store=service.store,
+                             transport=service.transport, clock=service.clock,
+                             service_down_time=service.service_down_time)
+        reactor = service.clock if IReactorTCP.providedBy(service.clock) else None
+        return cls(context, reactor=reactor)
+
+    def startService(self) -> defer.Deferred:
+        """
+        Listen.
+
+        @return: a C{Deferred} firing once listening, or failing (e.g.
+            C{CannotListenError} when the port is taken).
+        """
+        Service.startService(self)
+        self.site.closing = False
+        reactor = global_reactor_if_none(self._reactor)
+        d = serverFromString(reactor, self.listen).listen(self.site)
+        d.addCallback(self._listening_on)
+        return d
+
+    def _listening_on(self, listening: IListeningPort) -> None:
+        self._listening = listening
+        address = listening.getHost()
+        self.port = getattr(address, "port", None)
+        self.url = describe_address(self.listen, address)
+        _log.info("API listening on {url}", url=self.url)
+
+    def stopService(self) -> defer.Deferred:
+        """
+        Stop listening, let the requests under way finish (up to
+        C{graceful_shutdown_timeout} seconds), close the connections, run
+        the context's stoppers.
+
+        @return: a C{Deferred} firing once done.
+        """
+        Service.stopService(self)
+        listening, self._listening = self._listening, None
+        d = defer.maybeDeferred(listening.stopListening) if listening else defer.succeed(None)
+        d.addCallback(lambda _: self._connections.close(
+            self.context.config.graceful_shutdown_timeout))
+        d.addCallback(lambda _: self.context.stop())
+        d.addCallback(self._stopped)
+        return d
+
+    def _stopped(self, _: Any) -> None:
+        if self.url is not None:
+            _log.info("API stopped listening on {url}", url=self.url)
+        self.port = None

@@ -1,0 +1,257 @@
+# -*- test-case-name: tests.test_api_config -*-
+"""
+The C{api:} section of the configuration: L{APIConfig}, an immutable value
+on L{novasvc.config.Config.api}, and L{parse_api_section}, which validates
+the YAML mapping the way the rest of the file is validated (unknown keys
+refused with a "did you mean", each refusal naming the file, the line and
+the key).
+
+This module lives outside the C{novasvc.api} package on purpose: reading the
+configuration never imports the API itself (twisted.web, klein), which a
+service loads only when C{api.enabled} is true.
+"""
+
+import difflib
+import re
+from typing import Any, Callable, Dict, Tuple
+
+import attrs
+
+from novasvc.exceptions import ConfigError
+from novasvc.loader import is_dotted_path
+from novasvc.options import show_value
+
+__all__ = [
+    "APIConfig",
+    "APIToken",
+    "DEFAULT_APP",
+    "DEFAULT_FILTERS",
+    "DEFAULT_LISTEN",
+    "ROLES",
+    "check_listen",
+    "parse_api_section",
+]
+
+#: Where the API listens unless told: Nova's osapi_compute port, loopback only.
+DEFAULT_LISTEN = "tcp:8774:interface=127.0.0.1"
+#: The application factory, C{app(context) -> IResource}.
+DEFAULT_APP = "novasvc.api.app.make_app"
+#: The filters wrapped around the application, the first outermost.
+DEFAULT_FILTERS = ("novasvc.api.request_id.request_id_filter", "novasvc.api.auth.auth_filter")
+#: The roles a token may have: C{reader} may read (GET, HEAD), C{admin}
+#: may do everything.
+ROLES = ("reader", "admin")
+#: The smallest C{max_url_len}: shorter would refuse the API's own routes.
+MIN_URL_LEN = 64
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
+
+
+@attrs.frozen
+class APIToken:
+    """
+    One bearer token the API accepts, known only by its hash.
+
+    @ivar name: who holds it (C{str}, 1 to 64 of C{A-Z a-z 0-9 _ . @ : -});
+        it is the request context's C{user_id} and goes into the access log.
+    @ivar role: C{"reader"} or C{"admin"}.
+    @ivar sha256: the SHA-256 of the token, 64 lower-case hex digits (what
+        C{novasvc-manage token new} prints); kept out of C{repr}.
+    """
+
+    name: str
+    role: str
+    sha256: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class APIConfig:
+    """
+    The C{api:} section. C{etc/novasvc.yaml} documents each key.
+
+    @ivar enabled: whether C{twistd novasvc} also serves the API (C{bool},
+        default C{False}); C{twistd novasvc-api} serves it regardless.
+    @ivar listen: a Twisted server endpoint string, such as
+        C{tcp:8774:interface=127.0.0.1}, C{tcp:0} (a free port),
+        C{ssl:8443:privateKey=key.pem:certKey=cert.pem} or
+        C{unix:/run/novasvc/api.sock}.
+    @ivar workers: how many processes serve the API (C{int} >= 1).
+    @ivar max_url_len: the longest request target, in bytes; a longer one
+        gets 414 (C{int} >= L{MIN_URL_LEN}).
+    @ivar max_body_size: the largest request body, in bytes; a larger one
+        gets 413 (C{int} >= 0).
+    @ivar app: the dotted path of the application factory,
+        C{app(context) -> IResource}.
+    @ivar filters: dotted paths of the filters,
+        C{filter(resource, context) -> IResource}, the first outermost
+        (C{tuple} of C{str}).
+    @ivar tokens: the accepted bearer tokens (C{tuple} of L{APIToken});
+        none means only loopback clients are served.
+    """
+
+    enabled: bool = False
+    listen: str = DEFAULT_LISTEN
+    workers: int = 1
+    max_url_len: int = 8192
+    max_body_size: int = 1024 * 1024
+    app: str = DEFAULT_APP
+    filters: Tuple[str, ...] = DEFAULT_FILTERS
+    tokens: Tuple[APIToken, ...] = ()
+
+
+class _Bad(Exception):
+    """
+    A value was refused; C{args[0]} says what was expected.
+    """
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad("true or false")
+    return value
+
+
+def _integer(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _Bad(f"an integer >= {minimum}")
+        return value
+
+    return check
+
+
+def _dotted_path(value: Any) -> str:
+    if not is_dotted_path(value):
+        raise _Bad("a dotted path such as mypackage.api.make_app")
+    return value
+
+
+def _dotted_paths(value: Any) -> Tuple[str, ...]:
+    if not isinstance(value, list) or not all(is_dotted_path(item) for item in value):
+        raise _Bad("a list of dotted paths such as [novasvc.api.auth.auth_filter]")
+    return tuple(value)
+
+
+def check_listen(value: Any) -> str:
+    """
+    Check a server endpoint string by building the endpoint (without a
+    reactor: nothing listens yet). An C{ssl:} endpoint reads its key and
+    certificate files here, so a missing file is refused at start-up.
+
+    @param value: the C{listen} value.
+    @return: C{value}.
+    @raise ConfigError: (its message is what was expected, without the
+        key) if Twisted's endpoint parser refuses it.
+    """
+    try:
+        return _listen(value)
+    except _Bad as e:
+        raise ConfigError(f"expected {e.args[0]}, got {show_value(value)}") from None
+
+
+def _listen(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad("a Twisted server endpoint string such as tcp:8774:interface=127.0.0.1")
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(None, value)
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200]
+        raise _Bad("a Twisted server endpoint string such as tcp:8774:interface=127.0.0.1 "
+                   f"({type(e).__name__}: {reason})") from None
+    return value
+
+
+_CHECKS: Dict[str, Callable[[Any], Any]] = {
+    "enabled": _boolean,
+    "listen": _listen,
+    "workers": _integer(1),
+    "max_url_len": _integer(MIN_URL_LEN),
+    "max_body_size": _integer(0),
+    "app": _dotted_path,
+    "filters": _dotted_paths,
+    "tokens": lambda value: value,  # checked item by item in _tokens()
+}
+_TOKEN_KEYS = ("name", "role", "sha256")
+
+
+def _suggest(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return "; expected one of: " + ", ".join(known)
+
+
+def _tokens(value: Any, where: Callable[[str], str]) -> Tuple[APIToken, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where('api.tokens')}: expected a list of mappings with keys "
+                          f"name, role and sha256, got {show_value(value)}")
+    tokens = []
+    names = set()
+    for index, item in enumerate(value):
+        key = f"api.tokens[{index}]"
+        at = where(key)
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at}: expected a mapping with keys name, role and sha256, "
+                              f"got {show_value(item)}")
+        for sub in item:
+            if sub not in _TOKEN_KEYS:
+                raise ConfigError(f"{where(f'{key}.{sub}')}: unknown key{_suggest(str(sub), _TOKEN_KEYS)}")
+        for sub in _TOKEN_KEYS:
+            if sub not in item:
+                raise ConfigError(f"{at}: {sub} is missing")
+        name, role, digest = item["name"], item["role"], item["sha256"]
+        if not isinstance(name, str) or not _TOKEN_NAME.fullmatch(name):
+            raise ConfigError(f"{where(key + '.name')}: expected 1 to 64 letters, digits or _ . @ : -, "
+                              f"got {show_value(name)}")
+        if name in names:
+            raise ConfigError(f"{where(key + '.name')}: {name!r} names another token already")
+        names.add(name)
+        if role not in ROLES:
+            raise ConfigError(f"{where(key + '.role')}: expected one of {', '.join(ROLES)}, "
+                              f"got {show_value(role)}")
+        if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+            # Never shown: it might be the token itself, pasted by mistake.
+            raise ConfigError(f"{where(key + '.sha256')}: expected the SHA-256 of the token as 64 hex digits "
+                              "(what 'novasvc-manage token new' prints), got something else")
+        tokens.append(APIToken(name=name, role=role, sha256=digest.lower()))
+    return tuple(tokens)
+
+
+def parse_api_section(value: Any, where: Callable[[str], str]) -> APIConfig:
+    """
+    Validate the C{api:} mapping of the configuration file.
+
+    @param value: the YAML value (C{None} for an empty section).
+    @param where: gives the place of a key for a message, e.g.
+        C{where("api.listen")} -> C{"etc/novasvc.yaml, line 12: api.listen"}.
+    @return: the L{APIConfig}, defaults filled in.
+    @raise ConfigError: for a value that is not a mapping, an unknown key
+        (with a "did you mean"), a value of the wrong type or out of range,
+        a listen string Twisted cannot parse, or a bad token entry; the
+        message names the place and what was expected. A token's C{sha256}
+        is never shown.
+    """
+    if value is None:
+        return APIConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where('api')}: expected a mapping with keys "
+                          f"{', '.join(_CHECKS)}, got {show_value(value)}")
+    values: Dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"api.{key}"
+        if key not in _CHECKS:
+            raise ConfigError(f"{where(name)}: unknown key{_suggest(str(key), _CHECKS)}")
+        if key == "tokens":
+            values[key] = _tokens(item, where)
+            continue
+        try:
+            values[key] = _CHECKS[key](item)
+        except _Bad as e:
+            raise ConfigError(f"{where(name)}: expected {e.args[0]}, got {show_value(item)}") from None
+    return APIConfig(**values)
+

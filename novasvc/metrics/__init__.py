@@ -1,0 +1,55 @@
+# -*- test-case-name: tests.test_metrics_recorder -*-
+"""
+Metrics of a novasvc process: RPC requests by method and outcome, dispatch
+latency, requests in flight, duplicates dropped, malformed messages
+rejected, broker reconnections, report_state outcomes, periodic task runs
+and durations.
+
+L{Recorder} holds them as plain Python counters, cheap enough for the
+per-message path (a few dictionary and list operations per request). Every
+instrumented object (L{novasvc.rpc.server.RPCServer},
+L{novasvc.transport.amqp.AMQPTransport},
+L{novasvc.servicegroup.ReportStateService}, the periodic runner
+L{novasvc.periodic.PeriodicTasks}) writes to the process's recorder,
+L{get_recorder}, unless it was given its own.
+
+Exporting is separate: L{novasvc.metrics.prometheus} renders a recorder in
+Prometheus's text format with C{prometheus_client} (C{pip install
+'novasvc[api]'}), which nothing imports unless metrics are exported.
+"""
+
+from novasvc.metrics._recorder import (
+    ERROR,
+    FAILED,
+    LABEL_LIMIT,
+    NO_SUCH_METHOD,
+    OK,
+    OTHER,
+    RPC_BUCKETS,
+    RPC_OUTCOMES,
+    TASK_BUCKETS,
+    UNKNOWN_METHOD,
+    UNSUPPORTED_VERSION,
+    Histogram,
+    Recorder,
+    RPCServerMetrics,
+    get_recorder,
+)
+
+__all__ = [
+    "Recorder",
+    "RPCServerMetrics",
+    "Histogram",
+    "get_recorder",
+    "OK",
+    "ERROR",
+    "NO_SUCH_METHOD",
+    "UNSUPPORTED_VERSION",
+    "FAILED",
+    "RPC_OUTCOMES",
+    "UNKNOWN_METHOD",
+    "OTHER",
+    "LABEL_LIMIT",
+    "RPC_BUCKETS",
+    "TASK_BUCKETS",
+]

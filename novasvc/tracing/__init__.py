@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.test_tracing -*-
+"""
+Tracing of RPC with OpenTelemetry, the role Nova gives its C{ManagerMeta}
+and osprofiler: with C{tracing.enabled}, every call and cast a client sends
+and every request a server runs is a span, and the W3C trace context
+travels in the request context, so the spans of one request link into one
+trace across services.
+
+What is a span (all named C{<topic>.<method>}):
+
+  - the client's: a call is a C{CLIENT} span from the send until the reply
+    (or the error) arrives; a cast or fanout cast is a C{PRODUCER} span until
+    the broker confirmed it (OpenTelemetry's kind for a one-way message);
+  - the server's: the run of a manager method, a C{SERVER} span for a call
+    and a C{CONSUMER} span for a cast, ended when the method's result is
+    ready (a C{Deferred} or coroutine: when it fires), with status C{ERROR}
+    and the exception recorded when it raised. A request the dispatcher
+    refuses (unknown or private method, unsupported version) is a span named
+    C{<topic>} with the error.
+
+The trace context travels as the context entries C{traceparent} and
+C{tracestate} (C{_context_traceparent}, C{_context_tracestate} on the
+wire), the keys oslo.messaging's own OpenTelemetry tracing injects into
+the context: an oslo peer with tracing on continues our traces and we
+continue its, and one without it passes the entries through like any other
+context key. A client's span is the child of the current span (a manager
+method making a call while it runs, or in a coroutine or C{inlineCallbacks}
+it returned), else of the trace context its request context carries (the
+server puts its span's there, so a call made later from a plain
+C{Deferred} callback with the same context links too), else it starts a
+trace. A C{traceparent} or C{tracestate} that is not a well-formed string
+of at most 512 characters is ignored (the request starts a new trace) and
+never logged.
+
+This package imports nothing of OpenTelemetry: L{Tracing} (imported from
+here on first use) does. A process without tracing enabled never imports
+it.
+
+@var active: the L{Tracing} whose C{start} ran last (and whose C{stop} has
+    not run), which every L{novasvc.rpc.client.RPCClient} of the process
+    uses; C{None} when tracing is off. Read it as C{novasvc.tracing.active}.
+"""
+
+import importlib
+from typing import Any, List, Optional
+
+__all__ = ["Tracing", "active", "install", "uninstall"]
+
+active: Optional[Any] = None
+
+
+def install(tracing: Any) -> None:
+    """
+    Make C{tracing} the process's: every RPC client traces with it from now
+    on (L{Tracing.start} calls this).
+
+    @param tracing: a L{Tracing}.
+    """
+    global active
+    active = tracing
+
+
+def uninstall(tracing: Any) -> None:
+    """
+    Stop tracing the process's RPC clients with C{tracing}, if it is the
+    installed one (L{Tracing.stop} calls this).
+
+    @param tracing: a L{Tracing}.
+    """
+    global active
+    if active is tracing:
+        active = None
+
+
+_EXPORTS = {"Tracing": "novasvc.tracing._spans"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'novasvc.tracing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,251 @@
+# -*- test-case-name: tests.test_transport_pika_internals -*-
+"""
+What L{novasvc.transport.amqp.AMQPTransport} relies on in pika beyond its
+documented API, and the one check, made once per process, that decides
+whether the transport may take its B{fast path}: write the frames of
+C{basic.publish} and C{basic.ack} itself (L{novasvc.transport._amqp_frames}),
+or use pika's C{basic_publish} and C{basic_ack} (the B{public path}).
+
+What is used, and why:
+
+  - C{TwistedProtocolConnection._impl}, the pika C{Connection} under pika's
+    Twisted protocol (there is no public accessor): channels are opened on it
+    and its public callbacks (C{add_on_open_error_callback},
+    C{add_on_close_callback}) are registered on it. Both paths need it;
+    L{connection_of} is the one place it is read, and a pika without it is
+    refused at start-up with L{TransportError}.
+  - C{Connection.callbacks} (a public attribute pika does not document): a
+    callback on channel 0 for C{connection.close} keeps the broker's reason
+    (e.g. C{403 ACCESS_REFUSED}), which pika's Twisted adapter replaces with
+    Twisted's C{ConnectionDone}. Both paths use it when it is there (see
+    L{novasvc.transport._amqp_connect.AMQPProtocol}).
+  - the fast path: frames written to the Twisted transport (public Twisted
+    API) next to pika's, counted in pika's public C{bytes_sent} and
+    C{frames_sent}, split at the negotiated C{params.frame_max}. What it
+    assumes of pika cannot be seen from outside: that C{Channel.basic_publish}
+    and C{basic_ack} keep no state per message (so frames pika did not make
+    leave it consistent), and that pika writes synchronously to the same
+    transport (so frames keep their order). That is why it is pinned to the
+    pika releases it was verified with (L{VERIFIED}).
+
+Replaced by public API (no cost: the same calls, one level less):
+C{Connection._adapter_emit_data} (the Twisted transport's C{write}),
+C{Connection._body_max_length} (C{params.frame_max} less the 8 bytes of frame
+head and end), and the override of C{Connection._adapter_disconnect_stream}
+(a guard on the Twisted transport, see
+L{novasvc.transport._amqp_connect.GuardedTransport}).
+
+The fast path is off, for the whole process, when
+C{NOVASVC_PIKA_FAST_PATH=0} (L{ENVIRONMENT_VARIABLE}), when pika's version is
+outside L{VERIFIED}, or when pika's connection does not have the shape the
+fast path needs (or the frames it would write differ from pika's own); then
+one warning names the reason (an INFO line for the environment variable).
+"""
+
+import os
+import re
+from typing import Any, FrozenSet, Mapping, Optional, Tuple
+
+import attrs
+import pika
+from pika import frame, spec
+from twisted.logger import Logger
+
+from novasvc.exceptions import TransportError
+from novasvc.rpc.errors import clip
+from novasvc.transport._amqp_frames import FrameWriter
+
+_log = Logger()
+
+#: The environment variable that turns the fast path off (C{0}) for the
+#: process.
+ENVIRONMENT_VARIABLE = "NOVASVC_PIKA_FAST_PATH"
+
+#: The pika releases the transport was verified with: (oldest, first one
+#: after the newest), as in setup.py's pin, less L{BROKEN}.
+VERIFIED: Tuple[Tuple[int, int, int], Tuple[int, int, int]] = ((1, 3, 0), (1, 4, 5))
+
+#: Releases in that range left out: pika 1.4.0's C{Channel.close} changes
+#: the dict of consumers it walks (C{RuntimeError}), so a consumer's channel
+#: does not close (fixed in 1.4.1).
+BROKEN: FrozenSet[Tuple[int, int, int]] = frozenset({(1, 4, 0)})
+
+#: L{VERIFIED} and L{BROKEN} as a requirement specifier.
+PIN = ">={}.{}.{},{},<{}.{}.{}".format(*VERIFIED[0], ",".join("!={}.{}.{}".format(*v) for v in sorted(BROKEN)),
+                                      *VERIFIED[1])
+
+_OFF = ("0", "false", "no", "off")
+_ON = ("", "1", "true", "yes", "on")
+
+
+def connection_of(protocol: Any) -> Any:
+    """
+    The pika C{Connection} under pika's Twisted protocol.
+
+    @param protocol: a C{TwistedProtocolConnection}.
+    @return: its C{_impl}.
+    @raise TransportError: when it has none (a pika release that
+        L{novasvc.transport.amqp.AMQPTransport} cannot use at all).
+    """
+    connection = getattr(protocol, "_impl", None)
+    if not isinstance(connection, pika.connection.Connection):
+        raise TransportError(
+            f"pika {pika.__version__}: TwistedProtocolConnection has no _impl connection; "
+            f"novasvc's AMQP transport needs pika{PIN}"
+        )
+    return connection
+
+
+def check(protocol: Any = None, version: Optional[str] = None,
+          environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """
+    Decide whether the fast path may be used.
+
+    @param protocol: a pika C{TwistedProtocolConnection} to look at; by
+        default one made for the purpose (never connected).
+    @param version: pika's version; by default C{pika.__version__}.
+    @param environ: the environment; by default C{os.environ}.
+    @return: C{None} when the fast path may be used, else why not (one
+        line).
+    @raise TransportError: when C{protocol} has no pika connection (see
+        L{connection_of}).
+    """
+    reason = environment_reason(os.environ if environ is None else environ)
+    if reason is not None:
+        return reason
+    version = pika.__version__ if version is None else version
+    release = _release(version)
+    if release is None or not VERIFIED[0] <= release < VERIFIED[1] or release in BROKEN:
+        return f"pika {clip(version)} is not a release the fast path was verified with ({PIN})"
+    connection = connection_of(_probe() if protocol is None else protocol)
+    for name in ("bytes_sent", "frames_sent"):
+        if type(getattr(connection, name, None)) is not int:
+            return f"pika's Connection has no integer {name} counter"
+    if type(getattr(getattr(connection, "params", None), "frame_max", None)) is not int:
+        return "pika's Connection has no integer params.frame_max"
+    return _compare_frames()
+
+
+def environment_reason(environ: Mapping[str, str]) -> Optional[str]:
+    """
+    @param environ: the environment.
+    @return: why L{ENVIRONMENT_VARIABLE} turns the fast path off (C{0},
+        C{false}, C{no}, C{off}, or a value that is none of those nor C{1},
+        C{true}, C{yes}, C{on}, empty), else C{None}.
+    """
+    value = environ.get(ENVIRONMENT_VARIABLE)
+    if value is None or value.strip().lower() in _ON:
+        return None
+    if value.strip().lower() in _OFF:
+        return f"{ENVIRONMENT_VARIABLE}={clip(value)}"
+    return f"{ENVIRONMENT_VARIABLE}={clip(value)} is neither 0 nor 1"
+
+
+@attrs.frozen
+class Verdict:
+    """
+    The check's outcome for this process.
+
+    @ivar fast_path: C{True} when frames are written directly.
+    @ivar reason: why not, when not.
+    @ivar version: pika's version.
+    """
+
+    fast_path: bool
+    reason: Optional[str]
+    version: str
+
+    def describe(self) -> str:
+        """
+        @return: e.g. C{"pika 1.4.4, fast path"}, or C{"pika 1.4.4, public
+            API: NOVASVC_PIKA_FAST_PATH=0"}.
+        """
+        if self.fast_path:
+            return f"pika {self.version}, fast path"
+        return f"pika {self.version}, public API: {self.reason}"
+
+
+_verdict: Optional[Verdict] = None
+
+
+def verdict() -> Verdict:
+    """
+    L{check} once per process; the first call logs the outcome when the
+    fast path is off: one WARNING naming the reason, or one INFO line when
+    L{ENVIRONMENT_VARIABLE} asked for it.
+
+    @return: the process's L{Verdict}.
+    @raise TransportError: for a pika the transport cannot use (see
+        L{connection_of}); not remembered, so every transport made says so.
+    """
+    global _verdict
+    if _verdict is None:
+        reason = check()
+        _verdict = Verdict(reason is None, reason, pika.__version__)
+        if reason is not None:
+            if reason.startswith(ENVIRONMENT_VARIABLE + "="):
+                _log.info("AMQP transport: {why}: pika's public API (basic_publish, basic_ack)", why=reason)
+            else:
+                _log.warn("AMQP transport: {why}; falling back to pika's public API "
+                          "(basic_publish, basic_ack) for this process", why=reason)
+    return _verdict
+
+
+def _release(version: str) -> Optional[Tuple[int, int, int]]:
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
+    return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
+
+
+def _probe() -> Any:
+    # Never connected: only its pika connection's attributes are looked at.
+    from pika.adapters.twisted_connection import TwistedProtocolConnection
+    from twisted.internet.task import Clock
+
+    return TwistedProtocolConnection(pika.ConnectionParameters(), custom_reactor=Clock())
+
+
+class _Sink:
+    """
+    A connection and transport for L{_compare_frames}.
+    """
+
+    def __init__(self, frame_max: int) -> None:
+        self.params = pika.ConnectionParameters(frame_max=frame_max)
+        self.bytes_sent = 0
+        self.frames_sent = 0
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+
+def _compare_frames() -> Optional[str]:
+    """
+    @return: C{None} when L{FrameWriter} writes what pika's frame classes
+        make for a message over several frames and for two acks, else what
+        differs.
+    """
+    from novasvc.transport._amqp_publish import message_properties
+
+    # The properties the transport sends, encoded once by the publisher
+    # (message_properties) and here again by pika from scratch.
+    oslo = spec.BasicProperties(content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+                                expiration="1000")
+    sink = _Sink(frame_max=4096)
+    writer = FrameWriter(sink, 5, sink.write)
+    body = bytes(range(256)) * 40
+    properties = message_properties("application/json", 1000)
+    writer.write("exchange", "routing.key", body, properties, True)
+    step = 4096 - spec.FRAME_HEADER_SIZE - spec.FRAME_END_SIZE
+    expected = [frame.Method(5, spec.Basic.Publish(exchange="exchange", routing_key="routing.key",
+                                                   mandatory=True)).marshal(),
+                frame.Header(5, len(body), oslo).marshal()]
+    expected += [frame.Body(5, body[start:start + step]).marshal() for start in range(0, len(body), step)]
+    if sink.written != b"".join(expected) or sink.frames_sent != len(expected):
+        return f"the frames of basic.publish differ from pika {pika.__version__}'s own"
+    sink.written = b""
+    writer.acks([7, 2 ** 40], True)
+    if sink.written != b"".join(frame.Method(5, spec.Basic.Ack(delivery_tag=tag, multiple=True)).marshal()
+                                for tag in (7, 2 ** 40)):
+        return f"the frames of basic.ack differ from pika {pika.__version__}'s own"
+    return None

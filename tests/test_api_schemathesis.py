@@ -1,0 +1,71 @@
+"""
+A property-based run of schemathesis against a live API: every operation of
+C{/v1/openapi.json}, fed generated valid and invalid requests with an admin
+token, answers without a 5xx and as the document says.
+"""
+
+import importlib.util
+import os
+import sys
+from typing import List
+
+from twisted.internet import utils
+from twisted.trial import unittest
+
+from novasvc.api_config import APIConfig
+from tests._api import ADMIN, start_api, token_entries
+
+#: Examples per operation and phase: enough to find a 5xx, few enough to
+#: finish well under a minute on a busy two-core machine.
+MAX_EXAMPLES = 10
+SEED = 20260301
+
+
+def _schemathesis() -> str:
+    """
+    @return: the C{schemathesis} script beside the running interpreter.
+    """
+    return os.path.join(os.path.dirname(sys.executable), "schemathesis")
+
+
+class SchemathesisTests(unittest.TestCase):
+    """
+    schemathesis' checks against the live API.
+    """
+
+    timeout = 240
+
+    async def test_no_server_errors(self) -> None:
+        """
+        When schemathesis runs every check (no 5xx, status codes, content
+        types, headers and bodies as documented, invalid input refused,
+        valid input accepted, auth enforced, 405 with Allow, deleted
+        services gone) against the live API with an admin token, then it
+        finds no issue.
+
+        The RPC gateway is left out: with no server for the topics it makes
+        up, its documented answer is 503, which the no-5xx check would
+        flag; the gateway's own tests cover it. The status page and the
+        metrics are left out when they are not installed (their 501 is a
+        5xx too).
+        """
+        live = await start_api(self, api=APIConfig(tokens=token_entries()))
+        for n in range(3):
+            await live.store.create(f"host-{n}", "novasvc-echo", f"echo-{n}")
+        excluded: List[str] = ["--exclude-path", "/v1/rpc/{topic}"]
+        for module, path in [("novasvc.api.status_page", "/"),
+                             ("novasvc.metrics_prometheus", "/metrics")]:
+            if importlib.util.find_spec(module) is None:
+                excluded += ["--exclude-path", path]
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        args = ["run", live.url + "/v1/openapi.json", "--url", live.url,
+                "-H", f"Authorization: {ADMIN['Authorization']}",
+                "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
+                "--workers", "1", "--request-timeout", "20", *excluded]
+        out, err, code = await utils.getProcessOutputAndValue(
+            _schemathesis(), args, env=dict(os.environ, NO_COLOR="1"), path=workdir)
+        report = (out + err).decode("utf-8", "replace")
+        self.assertEqual(code, 0, report[-8000:])
+        self.assertIn("No issues found", report)
+        self.assertRegex(report, r"\d+ generated, \d+ passed")

@@ -1,0 +1,260 @@
+"""
+Tests for L{novasvc.api.service}: listening (port 0, TLS), stopping with
+requests under way, and the API as the last child of a
+L{novasvc.service.Service}.
+"""
+
+import os
+import subprocess
+import sys
+from typing import Any, List
+
+import treq
+from twisted.internet import defer, error, reactor, ssl
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.trial import unittest
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+
+from novasvc.api.service import describe_address
+from novasvc.api_config import APIConfig
+from novasvc.config import Config
+from novasvc.db.memory import MemoryServiceStore
+from novasvc.examples.echo import EchoManager
+from novasvc.exceptions import ConfigError
+from novasvc.service import Service
+from novasvc.transport.memory import MemoryBroker, MemoryTransport
+from tests._api import capture_log, start_api
+from tests._services import poll
+from tests.test_api_app import GatewayRecorder, fake_module
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ListenTests(unittest.TestCase):
+    """
+    Where the API listens, and what it says about it.
+    """
+
+    async def test_port_zero(self) -> None:
+        """
+        When the API listens on port 0, then the port it got is readable as
+        C{port}, its URL as C{url}, and logged; after the stop, C{port} is
+        C{None} and the port is closed.
+        """
+        log = capture_log(self)
+        live = await start_api(self)
+        port = live.service.port
+        self.assertIsInstance(port, int)
+        self.assertGreater(port, 0)
+        self.assertEqual(live.service.url, f"http://127.0.0.1:{port}")
+        self.assertIn(f"API listening on http://127.0.0.1:{port}", log)
+        self.assertEqual((await live.request("GET", "/healthz")).code, 200)
+        await live.service.stopService()
+        self.assertIsNone(live.service.port)
+        self.assertIn(f"API stopped listening on http://127.0.0.1:{port}", log)
+        with self.assertRaises(error.ConnectionRefusedError):
+            await live.request("GET", "/healthz")
+
+    async def test_port_taken(self) -> None:
+        """
+        When the port is taken, then the start fails with
+        C{CannotListenError}.
+        """
+        live = await start_api(self)
+        with self.assertRaises(error.CannotListenError):
+            await start_api(self, listen=f"tcp:{live.service.port}:interface=127.0.0.1")
+
+    async def test_tls(self) -> None:
+        """
+        When the API listens on an C{ssl:} endpoint, then its URL is
+        https, a client trusting the CA is served, and plain HTTP is not.
+        """
+        from tests._tls_certs import make_certificates
+
+        certs = make_certificates(os.path.abspath(self.mktemp()))
+        live = await start_api(self, listen=f"ssl:0:interface=127.0.0.1:"
+                                            f"privateKey={certs['server_key']}:"
+                                            f"certKey={certs['server_cert']}")
+        port = live.service.port
+        self.assertEqual(live.url, f"https://127.0.0.1:{port}")
+        with open(certs["ca"], "rb") as f:
+            trust = ssl.Certificate.loadPEM(f.read())
+        agent = Agent(reactor, BrowserLikePolicyForHTTPS(trustRoot=trust), pool=live.pool)
+        response = await treq.client.HTTPClient(agent).get(f"https://127.0.0.1:{port}/healthz")
+        self.assertEqual((response.code, (await response.json())["status"]), (200, "ok"))
+        with self.assertRaises(Exception):
+            await treq.get(f"http://127.0.0.1:{port}/healthz", pool=live.pool, timeout=5)
+
+    def test_describe(self) -> None:
+        """
+        When a listening address is described, then it is the URL clients
+        use.
+        """
+        self.assertEqual(describe_address("tcp:0", IPv4Address("TCP", "0.0.0.0", 8774)),
+                         "http://0.0.0.0:8774")
+        self.assertEqual(describe_address("ssl:0", IPv6Address("TCP", "::1", 8443)),
+                         "https://[::1]:8443")
+        self.assertEqual(describe_address("unix:/x", UNIXAddress(b"/run/a.sock")), "unix:/run/a.sock")
+
+
+class StopTests(unittest.TestCase):
+    """
+    Stopping with connections open.
+    """
+
+    def setUp(self) -> None:
+        GatewayRecorder.made = []
+        fake_module(self, "novasvc.api.gateway", RPCGateway=GatewayRecorder)
+
+    async def slow_call(self, live: Any) -> defer.Deferred:
+        answer: defer.Deferred = defer.Deferred()
+        await live.request("POST", "/v1/rpc/echo", {"method": "warm-up"})
+        GatewayRecorder.made[0].answer = answer
+        pending = defer.ensureDeferred(live.request("POST", "/v1/rpc/echo", {"method": "slow"}))
+        await poll(lambda: len(GatewayRecorder.made[0].calls) == 2, "the slow call reached the gateway")
+        return answer, pending
+
+    async def test_request_finishes(self) -> None:
+        """
+        When the API stops while a request is under way, then it stops
+        listening at once, the request is answered, and the stop ends once
+        it is; idle connections are closed.
+        """
+        live = await start_api(self)
+        idle_pool = HTTPConnectionPool(reactor, persistent=True)
+        self.assertEqual((await treq.get(live.url + "/healthz", pool=idle_pool)).code, 200)
+        answer, pending = await self.slow_call(live)
+        stopping = live.service.stopService()
+        with self.assertRaises(error.ConnectionRefusedError):
+            await live.request("GET", "/healthz")
+        self.assertNoResult(stopping)
+        answer.callback((200, {"result": "late"}))
+        response = await pending
+        self.assertEqual((response.code, response.json()), (200, {"result": "late"}))
+        await stopping
+        await idle_pool.closeCachedConnections()
+
+    async def test_request_cut_after_timeout(self) -> None:
+        """
+        When a request is still under way C{graceful_shutdown_timeout}
+        seconds after the stop began, then its connection is aborted and
+        the stop ends.
+        """
+        live = await start_api(self, config=Config(graceful_shutdown_timeout=0.2))
+        answer, pending = await self.slow_call(live)
+        await live.service.stopService()
+        with self.assertRaises(Exception):
+            await pending
+
+
+class ServiceChildTests(unittest.TestCase):
+    """
+    The API as the last child of a service (C{api.enabled: true}).
+    """
+
+    def make(self, **api: Any) -> Service:
+        config = Config(host="h1", report_interval=0, periodic_enable=False,
+                        api=APIConfig(enabled=True, listen="tcp:0:interface=127.0.0.1", **api))
+        broker = MemoryBroker()
+        return Service.create(manager=EchoManager, config=config, store=MemoryServiceStore(),
+                              transport=MemoryTransport(broker=broker, clock=reactor),
+                              clock=reactor)
+
+    async def test_start_last_stop_first(self) -> None:
+        """
+        When the service starts, then the API starts after every other
+        step (its record exists and RPC is consuming), and serves that
+        record; when it stops, the API stops before the RPC server.
+        """
+        service = self.make()
+        self.assertIs(list(service)[-1], service.api)
+        events: List[Any] = []
+        start, stop = service.api.startService, service.api.stopService
+        rpc_stop = service.rpcserver.stop
+
+        def api_start() -> Any:
+            events.append(("api start", service.service_ref is not None))
+            return start()
+
+        def api_stop() -> Any:
+            events.append("api stop")
+            return stop()
+
+        def rpc_stopping() -> Any:
+            events.append("rpc stop")
+            return rpc_stop()
+
+        service.api.startService, service.api.stopService = api_start, api_stop
+        service.rpcserver.stop = rpc_stopping
+        await service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        self.assertEqual(events[0], ("api start", True))
+        response = await treq.get(f"http://127.0.0.1:{service.api.port}/v1/services",
+                                  pool=HTTPConnectionPool(reactor, persistent=False))
+        [row] = (await response.json())["services"]
+        self.assertEqual((row["host"], row["binary"], row["state"]), ("h1", "novasvc-echo", "up"))
+        await service.stopService()
+        self.assertEqual(events[1:3], ["api stop", "rpc stop"])
+
+    def test_bad_app(self) -> None:
+        """
+        When C{api.app} cannot be imported, then creating the service fails
+        with C{ConfigError} naming it (before anything starts).
+        """
+        error = self.assertRaises(ConfigError, self.make, app="no.such.app")
+        self.assertIn("api.app", str(error))
+
+    def test_disabled(self) -> None:
+        """
+        When the API is not enabled, then the service has no API child.
+        """
+        service = Service.create(manager=EchoManager, config=Config(host="h1"),
+                                 store=MemoryServiceStore(), transport=MemoryTransport(clock=reactor),
+                                 clock=reactor)
+        self.assertIsNone(service.api)
+        self.assertNotIn("api", [child.name for child in service])
+
+
+class ImportCostTests(unittest.SynchronousTestCase):
+    """
+    A service with the API off does not load it.
+    """
+
+    def run_service(self, enabled: bool) -> List[str]:
+        code = "\n".join([
+            "import sys",
+            "from twisted.internet import reactor",
+            "from novasvc.api_config import APIConfig",
+            "from novasvc.config import Config",
+            "from novasvc.db.memory import MemoryServiceStore",
+            "from novasvc.examples.echo import EchoManager",
+            "from novasvc.service import Service",
+            "from novasvc.transport.memory import MemoryTransport",
+            f"api = APIConfig(enabled={enabled}, listen='tcp:0:interface=127.0.0.1')",
+            "s = Service.create(manager=EchoManager, config=Config(host='h', api=api),",
+            "                   store=MemoryServiceStore(), transport=MemoryTransport(clock=reactor),",
+            "                   clock=reactor)",
+            "s.startService()",
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('klein', 'werkzeug')",
+            "             or m.startswith('novasvc.api') or m == 'twisted.web.server'))",
+        ])
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=ROOT).stdout
+        return eval(out)
+
+    def test_off(self) -> None:
+        """
+        When a service with the API off is created and started, then
+        neither klein, werkzeug, twisted.web.server nor C{novasvc.api} is
+        imported (only the configuration module C{novasvc.api_config}).
+        """
+        self.assertEqual(self.run_service(False), ["novasvc.api_config"])
+
+    def test_on(self) -> None:
+        """
+        When the API is on, then they are imported (the check above can
+        fail).
+        """
+        loaded = self.run_service(True)
+        for name in ["klein", "twisted.web.server", "novasvc.api.service"]:
+            self.assertIn(name, loaded)

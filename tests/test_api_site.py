@@ -1,0 +1,383 @@
+"""
+Tests for L{novasvc.api.site}: request limits (413, 414), the access log,
+and failures outside the routes, over real connections on loopback.
+"""
+
+import json
+import re
+from typing import Any, List
+
+import treq
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.trial import unittest
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from zope.interface import implementer
+
+from novasvc.api.filter import FilterResource
+from novasvc.api.site import LINGER, _printable
+from novasvc.api_config import APIConfig
+from tests._api import JSON, capture_log, raw_exchange, start_api
+
+LIMITS = APIConfig(max_url_len=100, max_body_size=1000)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def _body(answer: bytes) -> Any:
+    return json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+@implementer(IBodyProducer)
+class Chunks:
+    """
+    A body of unknown length (so sent chunked), C{count} pieces of C{size}
+    bytes, one per reactor turn.
+    """
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, count: int, size: int) -> None:
+        self._count, self._size = count, size
+        self._stopped = False
+
+    def startProducing(self, consumer: Any) -> defer.Deferred:
+        async def produce() -> None:
+            for _ in range(self._count):
+                if self._stopped:
+                    return
+                consumer.write(b"x" * self._size)
+                await task.deferLater(reactor, 0, lambda: None)
+
+        return defer.ensureDeferred(produce())
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+
+
+class URLLimitTests(unittest.TestCase):
+    """
+    A request target over C{api.max_url_len} bytes gets 414.
+    """
+
+    async def test_too_long(self) -> None:
+        """
+        When the target is one byte over the limit, then 414 in the JSON
+        error shape, with a request id, and the connection closes; at the
+        limit, the request is served.
+        """
+        live = await start_api(self, api=LIMITS)
+        at_limit = "/v1/services?host=" + "h" * (100 - len("/v1/services?host="))
+        response = await live.request("GET", at_limit)
+        self.assertEqual(response.code, 200)
+        response = await live.request("GET", at_limit + "h")
+        self.assertEqual(response.code, 414)
+        self.assertEqual(response.json(), {"error": {
+            "code": 414, "title": "Request-URI Too Long",
+            "message": "the request target is over 100 bytes"}})
+        self.assertTrue(response.headers["x-request-id"].startswith("req-"))
+
+    async def test_line_without_end(self) -> None:
+        """
+        When a request line goes on past what is ever buffered without
+        ending, then 414 comes without waiting for its end.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port, b"GET /" + b"a" * 70000)
+        self.assertEqual(_status(answer), 414)
+        self.assertEqual(_body(answer)["error"]["code"], 414)
+
+    async def test_default_limit(self) -> None:
+        """
+        When the default limit (8192) is passed, then 414; a target of 8000
+        bytes is served.
+        """
+        live = await start_api(self)
+        response = await live.request("GET", "/v1/services?host=" + "h" * 8200)
+        self.assertEqual(response.code, 414)
+        response = await live.request("GET", "/" + "a" * 8000)
+        self.assertEqual(response.code, 404)
+
+    async def test_header_line_too_long(self) -> None:
+        """
+        When one header line is longer than a line may be, then 431.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port,
+                                    b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n")
+        self.assertEqual(_status(answer), 431)
+
+
+class BodyLimitTests(unittest.TestCase):
+    """
+    A body over C{api.max_body_size} bytes gets 413, without being read.
+    """
+
+    async def test_content_length(self) -> None:
+        """
+        When the Content-Length is over the limit, then 413 comes as soon as
+        the headers are in, before any of the body was sent.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\n"
+                                    b"Host: api\r\nContent-Type: application/json\r\n"
+                                    b"Content-Length: 10000000\r\n\r\n")
+        self.assertEqual(_status(answer), 413)
+        self.assertEqual(_body(answer), {"error": {
+            "code": 413, "title": "Request Entity Too Large",
+            "message": "the request body is 10000000 bytes; the most is 1000"}})
+        self.assertIn(b"\r\nConnection: close\r\n", answer)
+
+    async def test_request_id_kept(self) -> None:
+        """
+        When a refused request gave a safe request id, then the answer
+        echoes it.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\n"
+                                    b"Host: api\r\nX-Request-Id: req-big-1\r\n"
+                                    b"Content-Length: 1001\r\n\r\n")
+        self.assertEqual(_status(answer), 413)
+        self.assertIn(b"\r\nX-Request-Id: req-big-1\r\n", answer)
+
+    async def test_expect_continue(self) -> None:
+        """
+        When the client asks whether to send a body over the limit
+        (C{Expect: 100-continue}), then the answer is 413, not C{100
+        Continue}.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\n"
+                                    b"Host: api\r\nExpect: 100-continue\r\n"
+                                    b"Content-Length: 1001\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413 "), answer)
+        self.assertNotIn(b"100 Continue", answer)
+
+    async def test_big_body_sent(self) -> None:
+        """
+        When a client sends a body of several megabytes anyway, then it reads
+        the 413 answer (the server reads and drops what still comes rather
+        than resetting the connection).
+        """
+        live = await start_api(self, api=LIMITS)
+        for _ in range(3):
+            response = await live.request("PUT", "/v1/services/1", b"x" * (5 << 20), JSON)
+            self.assertEqual(response.code, 413)
+
+    async def test_chunked_over(self) -> None:
+        """
+        When a chunked body passes the limit, then 413 as it passes, and the
+        request is not handled.
+        """
+        live = await start_api(self, api=LIMITS)
+        service = await live.store.create("h1", "novasvc-x", "x")
+        chunk = b'{"status": "disabled", "disabled_reason": "' + b"r" * 500
+        answer = await raw_exchange(
+            live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\nHost: api\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 2 + b"0\r\n\r\n")
+        self.assertEqual(_status(answer), 413)
+        self.assertEqual(_body(answer)["error"]["message"], "the request body is over 1000 bytes")
+        self.assertEqual(await live.store.get(service.id), service)
+
+    async def test_chunked_streamed(self) -> None:
+        """
+        When a client streams a chunked body of megabytes, then it gets 413.
+        """
+        live = await start_api(self, api=LIMITS)
+        response = await treq.put(live.url + "/v1/services/1", data=Chunks(300, 10000),
+                                  headers=JSON, pool=live.pool)
+        self.assertEqual(response.code, 413)
+        await response.content()
+
+    async def test_chunked_within(self) -> None:
+        """
+        When a chunked body stays within the limit, then it is handled.
+        """
+        live = await start_api(self, api=LIMITS)
+        await live.store.create("h1", "novasvc-x", "x")
+        body = b'{"status": "disabled"}'
+        answer = await raw_exchange(
+            live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\nHost: api\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (5, body[:5], len(body) - 5, body[5:]))
+        self.assertEqual(_status(answer), 200, answer)
+
+    async def test_next_request_dropped(self) -> None:
+        """
+        When a refused request is followed by another on the same
+        connection, then only the refusal is answered.
+        """
+        live = await start_api(self, api=LIMITS)
+        answer = await raw_exchange(live.service.port, b"PUT /v1/services/1 HTTP/1.1\r\n"
+                                    b"Host: api\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000
+                                    + b"GET /healthz HTTP/1.1\r\nHost: api\r\n\r\n")
+        self.assertEqual(answer.count(b"HTTP/1.1 "), 1)
+        self.assertEqual(_status(answer), 413)
+
+
+@implementer(IHalfCloseableProtocol)
+class _KeepSending(protocol.Protocol):
+    """
+    Sends a request with too large a body, then keeps sending body bytes
+    every 20 ms, even after the server stopped writing, until the server
+    closes the connection.
+    """
+
+    def __init__(self) -> None:
+        self.received: List[bytes] = []
+        self.sent = 0
+        self.closed: defer.Deferred = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"PUT /v1/services/1 HTTP/1.1\r\nHost: api\r\n"
+                             b"Content-Length: 100000000\r\n\r\n")
+        self.sender = task.LoopingCall(self.send)
+        self.sender.start(0.02)
+
+    def send(self) -> None:
+        self.transport.write(b"x" * 1000)
+        self.sent += 1000
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def readConnectionLost(self) -> None:
+        pass  # the server stopped writing: keep sending
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.sender.running:
+            self.sender.stop()
+        self.closed.callback(b"".join(self.received))
+
+
+class LingerTests(unittest.TestCase):
+    """
+    After a refusal, the connection is not kept open for long.
+    """
+
+    async def test_closed_while_client_sends(self) -> None:
+        """
+        When a refused client keeps sending its body, then it has the 413
+        answer, and the server closes the connection anyway (after at most
+        L{LINGER} seconds of dropping what comes).
+        """
+        live = await start_api(self, api=LIMITS)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", live.service.port)
+        client = await endpoint.connect(protocol.Factory.forProtocol(_KeepSending))
+        answer = await client.closed
+        self.assertEqual(_status(answer), 413)
+        self.assertGreater(client.sent, 0)
+        self.assertEqual(LINGER, 2.0)
+
+
+class AccessLogTests(unittest.TestCase):
+    """
+    One access log line per request.
+    """
+
+    async def test_line(self) -> None:
+        """
+        When a request is answered, then one line gives the client, the
+        method and target, the status, the bytes sent, the duration, the
+        request id and the user.
+        """
+        log = capture_log(self)
+        live = await start_api(self, api=LIMITS)
+        response = await live.request("GET", "/v1/services?host=h", headers={"X-Request-Id": "r-1"})
+        lines = [line for line in log if line.startswith("API 127.0.0.1 ")]
+        self.assertEqual(len(lines), 1, log)
+        self.assertRegex(lines[0], r'^API 127\.0\.0\.1 "GET /v1/services\?host=h" 200 '
+                                   rf'{len(response.body)} \d+\.\d{{3}}s request_id=r-1 '
+                                   r'user=loopback$')
+
+    async def test_refusals_logged(self) -> None:
+        """
+        When requests are refused with 413 and 414, then each has its line.
+        """
+        log = capture_log(self)
+        live = await start_api(self, api=LIMITS)
+        await live.request("PUT", "/v1/services/1", b"x" * 2000, JSON)
+        await live.request("GET", "/" + "u" * 200)
+        lines = [line for line in log if line.startswith("API 127.0.0.1 ")]
+        self.assertEqual([re.search(r'" (\d+) ', line).group(1) for line in lines], ["413", "414"])
+
+    async def test_clipped(self) -> None:
+        """
+        When the target is long, then the line is clipped, saying how long
+        it was.
+        """
+        log = capture_log(self)
+        live = await start_api(self)
+        await live.request("GET", "/" + "p" * 5000)
+        lines = [line for line in log if line.startswith("API 127.0.0.1 ")]
+        self.assertEqual(len(lines), 1, log)
+        self.assertLess(len(lines[0]), 500)
+        self.assertIn("(5001 characters)", lines[0])
+
+    def test_escaped(self) -> None:
+        """
+        When what the line shows holds control characters, then they are
+        escaped.
+        """
+        self.assertEqual(_printable(b"/a\x1bb\nc\xff"), "/a\\x1bb\\x0ac\xff")
+
+
+class BadRequestTests(unittest.TestCase):
+    """
+    What Twisted cannot parse gets the JSON error shape too.
+    """
+
+    async def test_bad_request_line(self) -> None:
+        """
+        When the request line holds a control character, then 400 in the
+        JSON error shape, and the connection closes.
+        """
+        live = await start_api(self)
+        answer = await raw_exchange(live.service.port, b"GET /a\x1bb HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(_status(answer), 400)
+        self.assertEqual(_body(answer)["error"], {
+            "code": 400, "title": "Bad Request", "message": "the request is not valid HTTP/1.1"})
+
+
+class _Broken(FilterResource):
+    def filter(self, request: Any) -> Any:
+        raise KeyError("no such " + "thing " * 1000)
+
+
+def broken_filter(resource: Any, context: Any) -> Any:
+    return _Broken(resource)
+
+
+class FailureTests(unittest.TestCase):
+    """
+    A failure outside the routes (in a filter) is a JSON 500 too.
+    """
+
+    async def test_filter_fails(self) -> None:
+        """
+        When a filter raises, then 500 in the JSON error shape with the
+        request id, and the traceback is logged once.
+        """
+        log = capture_log(self)
+        live = await start_api(self, api=APIConfig(filters=(
+            "novasvc.api.request_id.request_id_filter", f"{__name__}.broken_filter")))
+        response = await live.request("GET", "/healthz", headers={"X-Request-Id": "req-f"})
+        self.assertEqual(response.code, 500)
+        self.assertEqual(response.json()["error"]["message"],
+                         "internal error (request req-f); the server's log has the details")
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+        errors: List[str] = [line for line in log if line.startswith("Error handling")]
+        self.assertEqual(errors, ["Error handling GET /healthz (request req-f)"])
