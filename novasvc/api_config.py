@@ -13,7 +13,7 @@ service loads only when C{api.enabled} is true.
 
 import difflib
 import re
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 
@@ -28,7 +28,10 @@ __all__ = [
     "DEFAULT_FILTERS",
     "DEFAULT_LISTEN",
     "ROLES",
+    "SHARED_SCHEMES",
     "check_listen",
+    "check_workers",
+    "embedded_refusal",
     "parse_api_section",
 ]
 
@@ -41,6 +44,9 @@ DEFAULT_FILTERS = ("novasvc.api.request_id.request_id_filter", "novasvc.api.auth
 #: The roles a token may have: C{reader} may read (GET, HEAD), C{admin}
 #: may do everything.
 ROLES = ("reader", "admin")
+#: The endpoint types whose socket worker processes can share
+#: (C{api.workers} > 1).
+SHARED_SCHEMES = ("tcp", "tcp6", "ssl")
 #: The smallest C{max_url_len}: shorter would refuse the API's own routes.
 MIN_URL_LEN = 64
 
@@ -76,7 +82,10 @@ class APIConfig:
         C{tcp:8774:interface=127.0.0.1}, C{tcp:0} (a free port),
         C{ssl:8443:privateKey=key.pem:certKey=cert.pem} or
         C{unix:/run/novasvc/api.sock}.
-    @ivar workers: how many processes serve the API (C{int} >= 1).
+    @ivar workers: how many processes serve the standalone API (C{int} >=
+        1; above 1 see L{novasvc.api.workers}, and L{check_workers} for the
+        endpoints they can share); with C{enabled} it must be 1
+        (L{embedded_refusal}).
     @ivar max_url_len: the longest request target, in bytes; a longer one
         gets 414 (C{int} >= L{MIN_URL_LEN}).
     @ivar max_body_size: the largest request body, in bytes; a larger one
@@ -162,6 +171,43 @@ def _listen(value: Any) -> str:
         raise _Bad("a Twisted server endpoint string such as tcp:8774:interface=127.0.0.1 "
                    f"({type(e).__name__}: {reason})") from None
     return value
+
+
+def check_workers(api: APIConfig) -> None:
+    """
+    Check that C{api.workers} processes can share C{api.listen}.
+
+    @raise ConfigError: (without the key) when C{workers} > 1 and C{listen}
+        is not a C{tcp:}, C{tcp6:} or C{ssl:} endpoint (a unix socket, say).
+    """
+    scheme = api.listen.split(":", 1)[0].strip().lower()
+    if api.workers > 1 and scheme not in SHARED_SCHEMES:
+        raise ConfigError(f"{api.workers} workers need a tcp:, tcp6: or ssl: listen endpoint to "
+                          f"share, got {show_value(api.listen)}")
+
+
+def embedded_refusal(api: APIConfig, workers: int = 1) -> Optional[str]:
+    """
+    Why C{twistd novasvc} cannot serve this API inside its service (the API
+    as the service's last child), if it cannot.
+
+    @param api: the C{api:} section.
+    @param workers: the service's C{workers}.
+    @return: the message, or C{None} when C{api.enabled} is false or the
+        API can be served there.
+    """
+    if not api.enabled:
+        return None
+    if api.workers > 1:
+        return (f"api.workers is {api.workers}, but with api.enabled the API runs in the service's "
+                f"own process: set api.workers: 1, or serve the API on its own with "
+                f"'twistd novasvc-api' (or 'twistd novasvc --api-only'), which runs api.workers "
+                f"processes")
+    if workers > 1:
+        return (f"api.enabled with workers: {workers}: every worker would listen on api.listen; "
+                f"serve the API on its own with 'twistd novasvc-api' (its api.workers runs "
+                f"several processes)")
+    return None
 
 
 _CHECKS: Dict[str, Callable[[Any], Any]] = {
@@ -253,5 +299,10 @@ def parse_api_section(value: Any, where: Callable[[str], str]) -> APIConfig:
             values[key] = _CHECKS[key](item)
         except _Bad as e:
             raise ConfigError(f"{where(name)}: expected {e.args[0]}, got {show_value(item)}") from None
-    return APIConfig(**values)
+    api = APIConfig(**values)
+    try:
+        check_workers(api)
+    except ConfigError as e:
+        raise ConfigError(f"{where('api.workers')}: {e}") from None
+    return api
 

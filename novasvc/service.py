@@ -32,6 +32,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from novasvc._reactor import global_reactor_if_none
+from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
 from novasvc.context import get_admin_context
 from novasvc.exceptions import ConfigError, LoadError, ServiceExists, ServiceNotFound
@@ -80,7 +81,10 @@ class Service(AsyncMultiService):
         C{config.tracing.enabled}, else C{None}; it starts first and stops
         last.
     @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
-        else C{None}; its C{port} is the port it listens on.
+        else C{None}; its C{port} is the port it listens on. With
+        C{api.workers} above 1 the constructor raises L{ConfigError}
+        (L{novasvc.api_config.embedded_refusal}): API worker processes are
+        C{twistd novasvc-api}'s.
     """
 
     def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
@@ -145,6 +149,9 @@ class Service(AsyncMultiService):
             _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
         self.api = None
         if config.api.enabled:
+            refusal = embedded_refusal(config.api)
+            if refusal is not None:
+                raise ConfigError(refusal)
             # The HTTP API comes last: it starts after everything, stops first.
             from novasvc.api.service import APIService  # twisted.web and klein, only when on
 

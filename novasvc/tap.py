@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 from twisted.application.service import IService
 from twisted.python import usage
 
+from novasvc.api_config import embedded_refusal
 from novasvc.config import Config, load_config
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path
@@ -170,6 +171,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     With C{workers} above 1 (and no C{--worker-index}), it is instead the
     supervising parent of that many worker processes, each running this
     function again with C{--worker-index K} (see L{novasvc.workers.twistd}).
+    With C{--api-only} it is the standalone API
+    (L{novasvc.api.tap.serve}: C{api.workers}, not C{workers}, sets its
+    processes). C{api.enabled} with C{api.workers} or C{workers} above 1
+    is refused (L{novasvc.api_config.embedded_refusal}).
 
     This is the only function that touches the global reactor.
 
@@ -185,15 +190,12 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor
     if options["api-only"]:
-        from novasvc.api.tap import make_api_service
+        from novasvc.api.tap import serve
 
-        try:
-            api = make_api_service(options.settings, reactor)
-        except ConfigError as e:
-            raise SystemExit(f"novasvc: error: {e}") from None
-        return HangupService(api, reactor, LogControl.from_options(options, reactor),
-                             daemon=getattr(options, "parent", None))
-
+        return serve(options, reactor, "novasvc")
+    refusal = embedded_refusal(options.settings.api, options.settings.workers)
+    if refusal is not None:
+        raise SystemExit(f"novasvc: error: {refusal}")
     if options["worker-index"] is None and options.settings.workers > 1:
         from novasvc.workers.twistd import make_supervisor
 

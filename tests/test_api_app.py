@@ -6,11 +6,10 @@ on the memory store and transport, plus one run on SQLite with RabbitMQ.
 import os
 import sys
 import types
-from typing import Any, List
+from typing import Any, Dict, List
 
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
-from twisted.web.resource import Resource
 
 from novasvc.api.app import HEALTH_TIMEOUT, _Shared, make_app
 from novasvc.api_config import APIConfig
@@ -41,6 +40,15 @@ def missing_module(case: unittest.TestCase, name: str) -> None:
     Make C{name} impossible to import until C{case} ends.
     """
     _swap(case, name, None)
+
+
+def not_imported(case: unittest.TestCase, name: str) -> None:
+    """
+    Take C{name} out of C{sys.modules} until C{case} ends, so that the next
+    import runs it again.
+    """
+    _swap(case, name, None)
+    del sys.modules[name]
 
 
 def _swap(case: unittest.TestCase, name: str, value: Any) -> None:
@@ -490,8 +498,9 @@ class MountTests(_App):
         """
         When an admin posts to C{/v1/rpc/{topic}}, then the gateway gets the
         topic, the JSON body and a request context with the request id, the
-        token's name and admin; its status and payload are the answer; one
-        gateway serves every request and is stopped with the API.
+        token's name and admin; its status and payload are the answer (an
+        error payload gets the API's C{title}); one gateway serves every
+        request and is stopped with the API.
         """
         fake_module(self, "novasvc.api.gateway", RPCGateway=GatewayRecorder)
         live = await self.api(api=APIConfig(tokens=token_entries()))
@@ -504,7 +513,8 @@ class MountTests(_App):
                                                         "type": "RemoteError"}}))
         response = await live.request("POST", "/v1/rpc/other.topic", [1], ADMIN)
         self.assertEqual(response.code, 502)
-        self.assertEqual(response.json()["error"]["type"], "RemoteError")
+        self.assertEqual(response.json(), {"error": {"code": 502, "title": "Bad Gateway",
+                                                     "message": "boom", "type": "RemoteError"}})
         self.assertEqual(GatewayRecorder.made, [gateway])
         self.assertEqual(gateway.args, (live.transport, live.service.context.config,
                                         live.service.context.clock))
@@ -543,20 +553,35 @@ class MountTests(_App):
         self.assertEqual(response.code, 415)
         self.assertEqual([g.calls for g in GatewayRecorder.made], [])
 
-    async def test_not_installed(self) -> None:
+    async def test_metrics_not_installed(self) -> None:
         """
-        When the gateway, the status page or the metrics exporter is not
-        installed, then its route answers 501 in the JSON error shape.
+        When C{prometheus_client} cannot be imported, then C{/metrics}
+        answers 501 in the JSON error shape, naming the C{api} extra, and
+        the other routes still answer.
         """
-        for name in ["novasvc.api.gateway", "novasvc.api.status_page",
-                     "novasvc.metrics_prometheus"]:
+        not_imported(self, "novasvc.metrics.prometheus")
+        for name in [n for n in sys.modules if n.split(".")[0] == "prometheus_client"]:
             missing_module(self, name)
+        missing_module(self, "prometheus_client")
         live = await self.api()
-        for method, path, body in [("POST", "/v1/rpc/echo", {"method": "echo"}),
-                                   ("GET", "/", None), ("GET", "/metrics", None)]:
-            response = await live.request(method, path, body)
-            self.assertEqual(response.code, 501, path)
-            self.assertIn("is not part of this installation", response.json()["error"]["message"])
+        response = await live.request("GET", "/metrics")
+        self.assertEqual(response.code, 501)
+        self.assertEqual(response.json()["error"]["message"],
+                         "the metrics exporter needs prometheus_client: pip install 'novasvc[api]'")
+        self.assertEqual((await live.request("GET", "/healthz")).code, 200)
+
+    async def test_metrics_import_bug(self) -> None:
+        """
+        When the exporter fails to import for another reason than a missing
+        C{prometheus_client}, then C{/metrics} is a 500 (a bug), not a
+        501.
+        """
+        not_imported(self, "novasvc.metrics.prometheus")
+        missing_module(self, "novasvc.metrics._recorder")
+        live = await self.api()
+        response = await live.request("GET", "/metrics")
+        self.assertEqual(response.code, 500)
+        self.flushLoggedErrors(ImportError)
 
     async def test_status_page(self) -> None:
         """
@@ -582,29 +607,35 @@ class MountTests(_App):
 
     async def test_metrics(self) -> None:
         """
-        When C{/metrics} is asked for, then the exporter's resource (built
-        once, with the context's recorder) renders it.
+        When C{/metrics} is asked for with a reader's token, then the
+        exporter renders the context's recorder in Prometheus's text format
+        (parsed back with C{prometheus_client}'s parser), as it is at each
+        request; without a token it is 401.
         """
-        made: List[Any] = []
+        from prometheus_client.parser import text_string_to_metric_families
 
-        class Metrics(Resource):
-            isLeaf = True
+        from novasvc.metrics import Recorder
+        from novasvc.metrics.prometheus import CONTENT_TYPE
 
-            def __init__(self, recorder: Any) -> None:
-                Resource.__init__(self)
-                made.append(recorder)
+        def samples(body: bytes) -> Dict[Any, float]:
+            return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                    for family in text_string_to_metric_families(body.decode("utf-8"))
+                    for s in family.samples}
 
-            def render_GET(self, request: Any) -> bytes:
-                request.setHeader(b"Content-Type", b"text/plain; version=0.0.4")
-                return b"novasvc_up 1\n"
-
-        fake_module(self, "novasvc.metrics_prometheus", MetricsResource=Metrics)
-        recorder = object()
-        live = await self.api(recorder=recorder)
-        for _ in range(2):
-            response = await live.request("GET", "/metrics")
-            self.assertEqual((response.code, response.body), (200, b"novasvc_up 1\n"))
-        self.assertEqual(made, [recorder])
+        recorder = Recorder()
+        server = recorder.rpc_server("echo", "h1")
+        server.request("echo", "ok", 0.002)
+        live = await self.api(api=APIConfig(tokens=token_entries()), recorder=recorder)
+        response = await live.request("GET", "/metrics", headers=READER)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers["content-type"], CONTENT_TYPE)
+        key = ("novasvc_rpc_requests_total", (("host", "h1"), ("method", "echo"),
+                                               ("outcome", "ok"), ("topic", "echo")))
+        self.assertEqual(samples(response.body)[key], 1)
+        server.request("echo", "ok", 0.003)
+        response = await live.request("GET", "/metrics", headers=READER)
+        self.assertEqual(samples(response.body)[key], 2)
+        self.assertEqual((await live.request("GET", "/metrics")).code, 401)
 
     def test_make_app(self) -> None:
         """
@@ -613,13 +644,12 @@ class MountTests(_App):
         """
         from twisted.web.resource import IResource
 
-        before = {"novasvc.api.gateway", "novasvc.api.status_page",
-                  "novasvc.metrics_prometheus"} & set(sys.modules)
+        parts = {"novasvc.api.gateway", "novasvc.api.status_page", "novasvc.metrics.prometheus"}
+        for name in parts:
+            not_imported(self, name)
         context = types.SimpleNamespace(on_stop=lambda f: None)
         self.assertTrue(IResource.providedBy(make_app(context)))
-        after = {"novasvc.api.gateway", "novasvc.api.status_page",
-                 "novasvc.metrics_prometheus"} & set(sys.modules)
-        self.assertEqual(after, before)
+        self.assertEqual(parts & set(sys.modules), set())
 
 
 class RealServicesTests(_App):
@@ -660,3 +690,225 @@ class RealServicesTests(_App):
         await transport.stop()
         health = await live.request("GET", "/healthz")
         self.assertEqual((health.code, health.json()["checks"]["broker"]["ok"]), (503, False))
+
+
+class StatusPageHTTPTests(_App):
+    """
+    C{GET /}: the real status page over HTTP.
+    """
+
+    async def test_page(self) -> None:
+        """
+        When a reader asks for C{/}, then 200 with the page of the live
+        services as C{text/html; charset=utf-8}; without a token it is
+        401; with no token configured, a loopback client gets it.
+        """
+        live = await self.api(api=APIConfig(tokens=token_entries()))
+        await self.services(live.store, 2)
+        response = await live.request("GET", "/", headers=READER)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers["content-type"], "text/html; charset=utf-8")
+        page = response.body.decode("utf-8")
+        self.assertTrue(page.startswith("<!DOCTYPE html>"), page[:100])
+        self.assertIn('<span class="up">2 up</span>, <span class="down">0 down</span>, 0 disabled',
+                      page)
+        for host in ("h1", "h2"):
+            self.assertIn(f"<td>{host}</td>", page)
+        self.assertEqual((await live.request("GET", "/")).code, 401)
+        live = await self.api()
+        await self.services(live.store, 1)
+        response = await live.request("GET", "/")
+        self.assertEqual((response.code, response.headers["content-type"]),
+                         (200, "text/html; charset=utf-8"))
+
+
+class GatewayHTTPTests(_App):
+    """
+    C{POST /v1/rpc/{topic}}: the real L{novasvc.api.gateway.RPCGateway}
+    over HTTP, on the memory broker with a real L{RPCServer} serving the
+    topic C{svc} and a L{task.Clock} for the timeouts.
+    """
+
+    async def setUp(self) -> None:
+        from novasvc.rpc.server import RPCServer
+        from novasvc.rpc.target import Target
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+        from tests.test_api_gateway import GatewayManager
+
+        self.clock = task.Clock()
+        self.broker = MemoryBroker()
+        self.manager = GatewayManager("host1")
+        server = RPCServer(MemoryTransport(broker=self.broker, clock=self.clock),
+                           Target(topic="svc", server="host1"), [self.manager], clock=self.clock)
+        await server.start()
+        self.addCleanup(server.stop)
+        self.transport = MemoryTransport(broker=self.broker, clock=self.clock)
+
+    async def gateway_api(self, **kwargs: Any):
+        config = Config(host="h1", rpc_response_timeout=30, kombu_missing_consumer_retry_timeout=10)
+        return await self.api(transport=self.transport, clock=self.clock, config=config, **kwargs)
+
+    async def test_call_and_cast(self) -> None:
+        """
+        When an admin posts a call, then 200 with the method's result; a
+        cast is 202 with the request id, and runs.
+        """
+        live = await self.gateway_api(api=APIConfig(tokens=token_entries()))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "echo", "args": {"value": 1}},
+                                      ADMIN)
+        self.assertEqual((response.code, response.json()),
+                         (200, {"result": {"value": 1, "host": "host1"}}))
+        response = await live.request("POST", "/v1/rpc/svc",
+                                      {"method": "note", "args": {"value": 7}, "cast": True},
+                                      {**ADMIN, "X-Request-Id": "req-cast-1"})
+        self.assertEqual((response.code, response.json()),
+                         (202, {"accepted": True, "request_id": "req-cast-1"}))
+        self.assertEqual(self.manager.casts, [7])
+
+    async def test_admin_only(self) -> None:
+        """
+        When a reader posts, then 403; with no token, 401; with no token
+        configured, a loopback client is admin and its call runs.
+        """
+        live = await self.gateway_api(api=APIConfig(tokens=token_entries()))
+        body = {"method": "echo", "args": {"value": 1}}
+        self.assertEqual((await live.request("POST", "/v1/rpc/svc", body, READER)).code, 403)
+        response = await live.request("POST", "/v1/rpc/svc", body)
+        self.assertEqual((response.code, response.headers["www-authenticate"][:6]), (401, "Bearer"))
+        live = await self.gateway_api()
+        response = await live.request("POST", "/v1/rpc/svc", body)
+        self.assertEqual((response.code, response.json()["result"]["value"]), (200, 1))
+
+    async def test_remote_error(self) -> None:
+        """
+        When the method raises, then 502 in the API's error shape, with the
+        remote class and message and no traceback.
+        """
+        live = await self.gateway_api()
+        response = await live.request("POST", "/v1/rpc/svc",
+                                      {"method": "fail", "args": {"message": "bad value"}})
+        self.assertEqual((response.code, response.json()), (502, {"error": {
+            "code": 502, "title": "Bad Gateway", "type": "RemoteError", "message": "bad value",
+            "exc_type": "ValueError"}}))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "nope"})
+        self.assertEqual((response.code, response.json()["error"]["type"]), (404, "NoSuchMethod"))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "echo", "bogus": 1})
+        self.assertEqual((response.code, response.json()["error"]["field"]), (400, "bogus"))
+
+    async def test_timeout(self) -> None:
+        """
+        When the method does not answer within the body's timeout, then 504
+        MessagingTimeout once it passed, not before.
+        """
+        live = await self.gateway_api()
+        pending = defer.ensureDeferred(live.request("POST", "/v1/rpc/svc",
+                                                    {"method": "slow", "timeout": 2.5}))
+        await poll(lambda: self.manager.pending, "the method runs")
+        self.clock.advance(2.4)
+        self.assertNoResult(pending)
+        self.clock.advance(0.1)
+        response = await pending
+        self.assertEqual((response.code, response.json()["error"]["type"]), (504, "MessagingTimeout"))
+
+    async def test_unroutable(self) -> None:
+        """
+        When no server consumes the topic, then 503 UnroutableError once
+        the timeout passed.
+        """
+        live = await self.gateway_api()
+        pending = defer.ensureDeferred(live.request("POST", "/v1/rpc/nobody",
+                                                    {"method": "echo", "timeout": 1}))
+
+        def answered() -> bool:
+            self.clock.advance(0.25)
+            return pending.called
+
+        await poll(answered, "the gateway answered")
+        response = await pending
+        self.assertEqual((response.code, response.json()["error"]["type"]), (503, "UnroutableError"))
+        self.assertIn("'nobody'", response.json()["error"]["message"])
+
+    async def test_request_id(self) -> None:
+        """
+        When a client sends C{X-Request-Id}, then the manager's request
+        context has it, the response echoes it, and it is in the access log
+        line and in the server's line for the failing call.
+        """
+        logged = capture_log(self)
+        live = await self.gateway_api(api=APIConfig(tokens=token_entries()))
+        response = await live.request("POST", "/v1/rpc/svc", {"method": "whoami"},
+                                      {**ADMIN, "X-Request-Id": "req-trace-42"})
+        self.assertEqual(response.json()["result"],
+                         {"request_id": "req-trace-42", "user_id": "ops", "is_admin": True})
+        self.assertEqual(response.headers["x-request-id"], "req-trace-42")
+        response = await live.request("POST", "/v1/rpc/svc",
+                                      {"method": "fail", "args": {"message": "no"}},
+                                      {**ADMIN, "X-Request-Id": "req-trace-43"})
+        self.assertEqual(response.code, 502)
+        await poll(lambda: any("request_id=req-trace-43" in line for line in logged),
+                   "the access log line is written")
+        [access] = [line for line in logged if "request_id=req-trace-42" in line]
+        self.assertRegex(access, r'^API 127\.0\.0\.1 "POST /v1/rpc/svc" 200 \d+ \d+\.\d{3}s '
+                                 r'request_id=req-trace-42 user=ops$')
+        [failed] = [line for line in logged if line.startswith("RPC call 'fail' failed")]
+        self.assertIn("(msg_id ", failed)
+        self.assertTrue(failed.endswith("request req-trace-43)"), failed)
+
+
+class ReadmeExamplesTests(_App):
+    """
+    The README's examples of the gateway and of C{/metrics}, run against
+    the echo service.
+    """
+
+    async def test_examples(self) -> None:
+        """
+        When the README's C{curl} requests to the gateway are sent to an
+        API in front of the echo service, then the answers are the
+        README's, byte for byte.
+        """
+        import re
+
+        from novasvc.examples.echo import EchoManager
+        from novasvc.rpc.server import RPCServer
+        from novasvc.rpc.target import Target
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+        from tests.test_api_openapi import ReadmeTests
+
+        section = ReadmeTests().section()
+        examples = re.findall(r"\$ curl -s -X POST (.*?)\n    (\{.*?\})\n", section, re.DOTALL)
+        self.assertEqual(len(examples), 2, section)
+        broker = MemoryBroker()
+        manager = EchoManager(host="host1", service_name="echo")
+        server = RPCServer(MemoryTransport(broker=broker, clock=reactor),
+                           Target(topic="echo", server="host1"), [manager], clock=reactor)
+        await server.start()
+        self.addCleanup(server.stop)
+        live = await self.api(api=APIConfig(tokens=token_entries()),
+                              transport=MemoryTransport(broker=broker, clock=reactor))
+        for command, answer in examples:
+            headers = dict(re.findall(r"-H '([^:']+): ([^']*)'", command))
+            headers.update(ADMIN)
+            [body] = re.findall(r"-d '([^']*)'", command)
+            [path] = re.findall(r"http://127\.0\.0\.1:8774(/\S+)", command)
+            response = await live.request("POST", path, body.encode(), headers)
+            self.assertEqual(response.body.decode(), answer, command)
+
+    async def test_metrics_example(self) -> None:
+        """
+        When the echo service answered 3 calls, then C{/metrics} has the
+        README's line, with this test's host.
+        """
+        import re
+
+        from novasvc.metrics import Recorder
+        from tests.test_api_openapi import ReadmeTests
+
+        [(command, line)] = re.findall(r"\$ (curl .*/metrics .*)\n    (.*)\n", ReadmeTests().section())
+        recorder = Recorder()
+        for _ in range(3):
+            recorder.rpc_server("echo", "myhost").request("echo", "ok", 0.001)
+        live = await self.api(api=APIConfig(tokens=token_entries()), recorder=recorder)
+        response = await live.request("GET", "/metrics", headers=READER)
+        [pattern] = re.findall(r"grep '([^']*)'", command)
+        self.assertEqual([row for row in response.body.decode().splitlines() if pattern in row], [line])

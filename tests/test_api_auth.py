@@ -261,6 +261,37 @@ class TokenTests(unittest.TestCase):
         self.assertIn(" 401 ", access[2])
         self.assertIn("user=-", access[3])
 
+    async def test_manage_token_new(self) -> None:
+        """
+        When C{novasvc-manage token new} makes a reader token and the
+        configuration it prints is loaded, then the API serves that token's
+        GET and refuses its PUT with 403, naming the token in the access
+        log.
+        """
+        import io
+
+        from novasvc.cli.manage import main
+        from novasvc.config import load_config
+        from tests._services import poll
+
+        out = io.StringIO()
+        self.assertEqual(main(["token", "new", "--role", "reader", "--name", "grafana"], stdout=out), 0)
+        text = out.getvalue()
+        token = text.splitlines()[1]
+        path = os.path.abspath(self.mktemp()) + ".yaml"
+        with open(path, "w") as f:
+            f.write(text[text.index("api:"):])
+        logged = capture_log(self)
+        live = await start_api(self, config=load_config(path))
+        headers = {"Authorization": f"Bearer {token}"}
+        self.assertEqual((await live.request("GET", "/v1/services", headers=headers)).code, 200)
+        response = await live.request("PUT", "/v1/services/1", {"status": "enabled"}, headers)
+        self.assertEqual(response.code, 403)
+        await poll(lambda: any(line.startswith('API 127.0.0.1 "GET /v1/services" 200')
+                               and line.endswith("user=grafana") for line in logged),
+                   "the access line names the token")
+        self.assertFalse(any(token in line for line in logged))
+
     def test_token_repr(self) -> None:
         """
         When a token's configuration is shown, then its hash is not.

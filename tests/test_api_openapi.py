@@ -103,20 +103,35 @@ class DocumentTests(unittest.SynchronousTestCase):
 
     def test_gateway_operation(self) -> None:
         """
-        When the gateway's operation is read, then its body is method, args,
-        server, cast and timeout (> 0), and it documents 200, 202 and the
-        error statuses of the gateway.
+        When the gateway's operation is read, then its body has exactly the
+        gateway's fields (method required, timeout > 0), its topic the
+        gateway's length limit, and it documents 200, 202 and the error
+        statuses of the gateway (no 501: the gateway is always there).
         """
+        from novasvc.api.gateway import FIELDS, TOPIC_MAX_LENGTH
+
         doc = document()
-        operation = doc["paths"]["/v1/rpc/{topic}"]["post"]
+        item = doc["paths"]["/v1/rpc/{topic}"]
+        operation = item["post"]
         body = doc["components"]["schemas"]["RPCRequest"]
-        self.assertEqual(set(body["properties"]), {"method", "args", "server", "cast", "timeout"})
+        self.assertEqual(set(body["properties"]), set(FIELDS))
         self.assertEqual(body["required"], ["method"])
         self.assertEqual((body["properties"]["timeout"]["minimum"],
                           body["properties"]["timeout"]["exclusiveMinimum"]), (0, True))
+        [topic] = item["parameters"]
+        self.assertEqual(topic["schema"]["maxLength"], TOPIC_MAX_LENGTH)
         self.assertEqual(set(operation["responses"]),
-                         {"200", "202", "400", "401", "403", "404", "415", "501", "502", "503",
+                         {"200", "202", "400", "401", "403", "404", "415", "500", "502", "503",
                           "504"})
+
+    def test_only_metrics_may_be_missing(self) -> None:
+        """
+        When the document is read, then only C{/metrics} documents a 501
+        (C{prometheus_client} missing).
+        """
+        with501 = {path for path, _, operation in operations(document())
+                   if "501" in operation["responses"]}
+        self.assertEqual(with501, {"/metrics"})
 
     def test_copy(self) -> None:
         """

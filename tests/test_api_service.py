@@ -1,12 +1,16 @@
 """
 Tests for L{novasvc.api.service}: listening (port 0, TLS), stopping with
 requests under way, and the API as the last child of a
-L{novasvc.service.Service}.
+L{novasvc.service.Service}, in process and in a real C{twistd novasvc}
+process whose C{/metrics} is read after RPC traffic on RabbitMQ.
 """
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import uuid
 from typing import Any, List
 
 import treq
@@ -21,11 +25,16 @@ from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError
+from novasvc.rpc.client import RPCClient
+from novasvc.rpc.target import Target
 from novasvc.service import Service
+from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from tests._api import capture_log, start_api
 from tests._services import poll
 from tests.test_api_app import GatewayRecorder, fake_module
+from tests.test_service_process import TwistdProcessMixin
+from tests.test_transport_amqp import make_vhost, rabbit_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -258,3 +267,65 @@ class ImportCostTests(unittest.SynchronousTestCase):
         loaded = self.run_service(True)
         for name in ["klein", "twisted.web.server", "novasvc.api.service"]:
             self.assertIn(name, loaded)
+
+
+class MetricsProcessTests(TwistdProcessMixin, unittest.TestCase):
+    """
+    C{GET /metrics} of a real C{twistd -n novasvc} process with
+    C{api.enabled: true}, on RabbitMQ (a vhost of the test's own) and an
+    SQLite file, after real RPC traffic.
+    """
+
+    timeout = 180
+
+    async def test_metrics_after_traffic(self) -> None:
+        """
+        When a client makes 3 C{echo} calls and 1 C{fail} call to the echo
+        service, then its C{/metrics}, parsed with C{prometheus_client}'s
+        parser, counts 3 C{echo} requests ok and 1 C{fail} request in error
+        for the service's topic and host, and the dispatch histogram's
+        count of C{echo} is 3; SIGTERM then ends the process with status 0.
+        """
+        vhost = await make_vhost(self)
+        topic = f"mx-{uuid.uuid4().hex[:8]}"
+        config = os.path.abspath(self.mktemp()) + ".yaml"
+        with open(config, "w") as f:
+            f.write("api:\n  enabled: true\n  listen: tcp:0:interface=127.0.0.1\n")
+        process = self.start_twistd(
+            "--manager=novasvc.examples.echo.EchoManager", f"--topic={topic}", "--host=mx-host",
+            f"--transport-url=rabbit://guest:guest@127.0.0.1:5672/{vhost}",
+            f"--database-connection=sqlite:///{os.path.abspath(self.mktemp())}.sqlite",
+            f"--config={config}")
+
+        def port() -> Any:
+            found = re.search(r"API listening on http://127\.0\.0\.1:(\d+)", self.output())
+            return found and int(found.group(1))
+
+        number = await poll(port, "the API is listening", interval=0.1)
+        transport = AMQPTransport(rabbit_url(vhost), reactor=reactor)
+        transport.start()
+        self.addCleanup(transport.stop)
+        client = RPCClient(transport, Target(topic=topic), timeout=30, clock=reactor)
+        for value in range(3):
+            self.assertEqual(await client.call({}, "echo", value=value), value)
+        with self.assertRaises(Exception):
+            await client.call({}, "fail", message="on purpose")
+        response = await treq.get(f"http://127.0.0.1:{number}/metrics",
+                                  pool=HTTPConnectionPool(reactor, persistent=False))
+        self.assertEqual(response.code, 200)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families((await response.content()).decode())
+                   for s in family.samples}
+
+        def sample(name: str, **labels: str) -> float:
+            return samples[(name, tuple(sorted(dict(topic=topic, host="mx-host", **labels).items())))]
+
+        self.assertEqual(sample("novasvc_rpc_requests_total", method="echo", outcome="ok"), 3)
+        self.assertEqual(sample("novasvc_rpc_requests_total", method="echo", outcome="error"), 0)
+        self.assertEqual(sample("novasvc_rpc_requests_total", method="fail", outcome="error"), 1)
+        self.assertEqual(sample("novasvc_rpc_dispatch_seconds_count", method="echo"), 3)
+        self.assertEqual(sample("novasvc_rpc_dispatch_seconds_count", method="fail"), 1)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(await self.wait_exit(process), 0, self.output()[-5000:])

@@ -246,8 +246,8 @@ class PackagingTests(SynchronousTestCase):
 
     def test_extras(self) -> None:
         """
-        When setup.py is read, then the C{api} extra is klein and C{prometheus_client}
-        and the C{test} extra has it and C{treq}.
+        When setup.py is read, then the C{api} extra has C{prometheus_client}
+        (beside klein) and the C{test} extra has it and C{treq}.
         """
         with open(os.path.join(os.path.dirname(_README), "setup.py"), encoding="utf-8") as f:
             tree = ast.parse(f.read())

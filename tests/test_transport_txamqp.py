@@ -231,6 +231,23 @@ class ConstructionTests(unittest.SynchronousTestCase):
             self.assertIs(type(service.transport), expected)
             self.assertEqual(service.transport._heartbeat, 7)
 
+    def test_standalone_api_selects_txamqp(self) -> None:
+        """
+        When the configuration says C{amqp_client: txamqp}, then the
+        standalone API's transport (C{twistd novasvc-api}) is a
+        TxAMQPTransport too; by default it is pika's AMQPTransport.
+        """
+        from novasvc.api.tap import make_api_service
+        from novasvc.config import load_config
+        from novasvc.transport.amqp import AMQPTransport
+
+        clock = MemoryReactorClock()
+        for overrides, expected in (({"amqp_client": "txamqp"}, TxAMQPTransport), ({}, AMQPTransport)):
+            config = load_config(None, {"transport_url": "rabbit://h/", "database_connection": "sqlite://",
+                                        **overrides}, environ={})
+            standalone = make_api_service(config, clock)
+            self.assertIs(type(standalone.api.context.transport), expected)
+
     def test_config_refuses_other_clients(self) -> None:
         """
         When the configuration file names another client, then ConfigError

@@ -10,20 +10,22 @@ L{make_app}.
     C{DELETE /v1/services/{id}}: the services table, as Nova's
     C{os-services} API (microversion 2.53's body for C{PUT}).
   - C{POST /v1/rpc/{topic}}: the RPC gateway (admin only),
-    L{novasvc.api.gateway.RPCGateway}.
-  - C{GET /metrics}: Prometheus metrics,
-    L{novasvc.metrics_prometheus.MetricsResource}.
+    L{novasvc.api.gateway.RPCGateway}; its error payloads get the API's
+    C{title} too.
+  - C{GET /metrics}: Prometheus metrics of the context's recorder,
+    L{novasvc.metrics.prometheus.MetricsResource}; 501 naming the C{api}
+    extra when C{prometheus_client} is not installed.
   - C{GET /}: the status page, L{novasvc.api.status_page.render}.
   - C{GET /v1/openapi.json}: L{novasvc.api.openapi.document}.
 
-A part that is not installed (the gateway, the metrics exporter, the status
-page) answers 501. Errors are JSON (L{novasvc.api.errors}); an unknown path
-is 404 and a known path with another method 405 (with C{Allow}); a bug is
-500 with a generic message, its traceback logged once with the request id.
+The gateway, the status page and the exporter are imported on their first
+request, not with this module. Errors are JSON (L{novasvc.api.errors}); an
+unknown path is 404 and a known path with another method 405 (with
+C{Allow}); a bug is 500 with a generic message, its traceback logged once
+with the request id.
 """
 
 import datetime
-import importlib
 import json
 from typing import Any, Callable, Dict, List, Optional
 
@@ -36,7 +38,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from novasvc.api.context import APIContext, request_context, request_info
-from novasvc.api.errors import APIError, render_error, render_json
+from novasvc.api.errors import APIError, render_error, render_json, status_title
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_STRING_LENGTH
 from novasvc.exceptions import ServiceNotFound
@@ -128,18 +130,22 @@ def _read_object(request: IRequest) -> Dict[str, Any]:
     return body
 
 
-def _optional(module: str, name: str) -> Optional[Any]:
+def _metrics_resource(recorder: Any) -> IResource:
     """
-    @return: C{module.name}, or C{None} when the module is not there (a
-        part not installed in this build); any other import error raises.
+    @param recorder: the recorder to export, or C{None} for the process's.
+    @return: a L{novasvc.metrics.prometheus.MetricsResource}.
+    @raise APIError: 501 naming the C{api} extra when C{prometheus_client}
+        cannot be imported; any other import error raises as it is.
     """
     try:
-        found = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            return None
-        raise
-    return getattr(found, name, None)
+        from novasvc.metrics.prometheus import MetricsResource
+    except ImportError as e:
+        missing = e.__cause__ if isinstance(e.__cause__, ImportError) else e
+        if (getattr(missing, "name", None) or "").split(".")[0] != "prometheus_client":
+            raise
+        raise APIError(501, "the metrics exporter needs prometheus_client: "
+                       "pip install 'novasvc[api]'") from None
+    return MetricsResource(recorder)
 
 
 def _require_admin(request: IRequest) -> None:
@@ -325,14 +331,18 @@ class _Routes:
         body = read_json(request)
         gateway = self._get_gateway()
         status, payload = await gateway.handle(topic, body, request_context(request))
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict) and "title" not in error:
+            # The API's one error shape: code, title, message (and more).
+            payload = {**payload, "error": {"code": status, "title": status_title(status), **error}}
         return render_json(request, status, payload)
 
     def _get_gateway(self) -> Any:
         if self._gateway is None:
-            factory = _optional("novasvc.api.gateway", "RPCGateway")
-            if factory is None:
-                raise APIError(501, "the RPC gateway is not part of this installation")
-            self._gateway = factory(self.context.transport, self.context.config, self.context.clock)
+            from novasvc.api.gateway import RPCGateway  # the RPC client, on first use
+
+            self._gateway = RPCGateway(self.context.transport, self.context.config,
+                                       self.context.clock)
         return self._gateway
 
     # -- metrics and the status page ---------------------------------------
@@ -340,17 +350,13 @@ class _Routes:
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> IResource:
         if self._metrics is None:
-            factory = _optional("novasvc.metrics_prometheus", "MetricsResource")
-            if factory is None:
-                raise APIError(501, "the metrics exporter is not part of this installation")
-            self._metrics = factory(self.context.recorder)
+            self._metrics = _metrics_resource(self.context.recorder)
         return self._metrics
 
     @app.route("/", methods=["GET"])
     async def status_page(self, request: IRequest) -> bytes:
-        render = _optional("novasvc.api.status_page", "render")
-        if render is None:
-            raise APIError(501, "the status page is not part of this installation")
+        from novasvc.api.status_page import render
+
         records = await self.context.store.list_services()
         page = render(records, self.context.utcnow(), self.context.service_down_time)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")

@@ -15,13 +15,19 @@ from twisted.web.iweb import IRequest
 
 from novasvc.rpc.errors import clip
 
-__all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_error", "render_json"]
+__all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_error", "render_json",
+           "status_title"]
 
 #: The content type of every JSON response.
 JSON_TYPE = b"application/json"
 
 
-def _title(code: int) -> str:
+def status_title(code: int) -> str:
+    """
+    @param code: an HTTP status.
+    @return: its reason phrase (C{"Not Found"}), or C{"Error"} for a status
+        HTTP does not name.
+    """
     try:
         return HTTPStatus(code).phrase
     except ValueError:
@@ -57,7 +63,7 @@ def error_payload(code: int, message: str, **extra: Any) -> Dict[str, Any]:
     @param extra: more members of the C{error} object.
     @return: C{{"error": {"code", "title", "message", ...}}}.
     """
-    return {"error": {"code": code, "title": _title(code), "message": clip(message), **extra}}
+    return {"error": {"code": code, "title": status_title(code), "message": clip(message), **extra}}
 
 
 def json_body(payload: Any) -> bytes:

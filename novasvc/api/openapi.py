@@ -37,7 +37,6 @@ _BODY_ERRORS = {
                   "message)."),
     "415": _error("The body is not sent as application/json."),
 }
-_NOT_INSTALLED = _error("This part is not installed.")
 _SERVICE_ID = {
     "name": "service_id",
     "in": "path",
@@ -47,6 +46,8 @@ _SERVICE_ID = {
     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SERVICE_ID},
 }
 _NOT_FOUND = _error("No live service has this id.")
+#: L{novasvc.api.gateway.TOPIC_MAX_LENGTH}, without importing the gateway.
+_TOPIC_MAX_LENGTH = 215
 _REASON = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH, "nullable": True}
 _FILTER = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH}
 
@@ -62,6 +63,11 @@ _SCHEMAS: Dict[str, Any] = {
                     "code": {"type": "integer", "description": "The HTTP status."},
                     "title": {"type": "string", "description": "The status's reason phrase."},
                     "message": {"type": "string"},
+                    "type": {"type": "string",
+                             "description": "The RPC gateway's name for the error, e.g. "
+                                            "BadRequest, NoSuchMethod, MessagingTimeout."},
+                    "field": {"type": "string",
+                              "description": "The RPC gateway's field at fault (BadRequest)."},
                 },
             },
         },
@@ -122,15 +128,27 @@ _SCHEMAS: Dict[str, Any] = {
         "required": ["method"],
         "additionalProperties": False,
         "properties": {
-            "method": {"type": "string", "minLength": 1,
-                       "description": "A public method of the topic's manager."},
-            "args": {"type": "object", "description": "Its keyword arguments."},
-            "server": {"type": "string", "description": "Send to this host's server only."},
-            "cast": {"type": "boolean", "default": False,
+            "method": {"type": "string", "minLength": 1, "maxLength": 255,
+                       "description": "A public method of the topic's manager: a Python "
+                                      "identifier not starting with _."},
+            "args": {"type": "object", "nullable": True,
+                     "description": "Its keyword arguments (default {})."},
+            "server": {"type": "string", "minLength": 1, "maxLength": 255, "nullable": True,
+                       "description": "Send to this host's server only (no spaces)."},
+            "cast": {"type": "boolean", "default": False, "nullable": True,
                      "description": "Send without waiting for a result (202)."},
             "timeout": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
-                        "description": "Seconds to wait for the result (default "
-                                       "rpc_response_timeout)."},
+                        "nullable": True,
+                        "description": "Seconds to wait for the result, or for the broker to "
+                                       "take a cast: at most 600, or rpc_response_timeout if "
+                                       "longer (default rpc_response_timeout)."},
+            "version": {"type": "string", "pattern": r"^[0-9]+\.[0-9]+(\.[0-9]+)?$",
+                        "nullable": True, "description": "The RPC API version asked for."},
+            "namespace": {"type": "string", "minLength": 1, "maxLength": 255, "nullable": True,
+                          "description": "The endpoint namespace."},
+            "fanout": {"type": "boolean", "default": False, "nullable": True,
+                       "description": "Cast to every server of the topic (needs cast; not "
+                                      "with server)."},
         },
     },
     "RPCResult": {
@@ -140,8 +158,10 @@ _SCHEMAS: Dict[str, Any] = {
     },
     "RPCAccepted": {
         "type": "object",
-        "description": "A cast the broker took.",
-        "additionalProperties": True,
+        "description": "A cast a queue took, as the broker confirmed.",
+        "required": ["accepted", "request_id"],
+        "properties": {"accepted": {"type": "boolean", "enum": [True]},
+                       "request_id": {"type": "string"}},
     },
     "RemoteError": {
         "type": "object",
@@ -149,7 +169,7 @@ _SCHEMAS: Dict[str, Any] = {
         "properties": {
             "error": {
                 "type": "object",
-                "required": ["code", "message", "type"],
+                "required": ["code", "title", "message", "type"],
                 "properties": {
                     "code": {"type": "integer"},
                     "title": {"type": "string"},
@@ -172,7 +192,6 @@ _PATHS: Dict[str, Any] = {
                 "200": {"description": "The page.",
                         "content": {"text/html": {"schema": {"type": "string"}}}},
                 **_AUTH_ERRORS,
-                "501": _NOT_INSTALLED,
             },
         },
     },
@@ -197,7 +216,8 @@ _PATHS: Dict[str, Any] = {
                 "200": {"description": "The metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}}},
                 **_AUTH_ERRORS,
-                "501": _NOT_INSTALLED,
+                "501": _error("prometheus_client is not installed (pip install "
+                              "'novasvc[api]')."),
             },
         },
     },
@@ -269,7 +289,9 @@ _PATHS: Dict[str, Any] = {
     },
     "/v1/rpc/{topic}": {
         "parameters": [{"name": "topic", "in": "path", "required": True,
-                        "schema": {"type": "string", "minLength": 1},
+                        "schema": {"type": "string", "minLength": 1,
+                                   "maxLength": _TOPIC_MAX_LENGTH,
+                                   "pattern": "^[A-Za-z0-9_.:-]+$"},
                         "description": "The RPC topic, e.g. volume."}],
         "post": {
             "summary": "Call or cast a method of the topic's service over RPC (admin only).",
@@ -281,11 +303,14 @@ _PATHS: Dict[str, Any] = {
                 "202": _json(_ref("RPCAccepted"), "The cast was sent."),
                 **_BODY_ERRORS,
                 **_AUTH_ERRORS,
-                "404": _error("The service has no such method."),
-                "501": _NOT_INSTALLED,
+                "404": _error("The service has no such method (NoSuchMethod)."),
+                "500": _error("Anything else (InternalError); the message gives the request "
+                              "id, the server's log the details."),
                 "502": _json(_ref("RemoteError"), "The method raised an exception."),
-                "503": _error("The broker is not reachable, or no server takes the topic."),
-                "504": _error("No result within the timeout."),
+                "503": _error("No server takes the topic (UnroutableError), the broker did "
+                              "not take the request or lost it (TransportError, "
+                              "DisconnectedError), or the gateway is stopping."),
+                "504": _error("No result within the timeout (MessagingTimeout)."),
             },
         },
     },

@@ -18,7 +18,7 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IStreamServerEndpoint
 from twisted.logger import Logger
 
 from novasvc._reactor import global_reactor_if_none
@@ -117,19 +117,25 @@ class APIService(Service):
     name = "api"
 
     def __init__(self, context: APIContext, *, listen: Optional[str] = None,
-                 reactor: Any = None, site: Optional[APISite] = None) -> None:
+                 reactor: Any = None, site: Optional[APISite] = None,
+                 endpoint: Optional[IStreamServerEndpoint] = None) -> None:
         """
         @param context: the L{APIContext}.
         @param listen: the endpoint string (default: C{api.listen}).
         @param reactor: the reactor to listen with (default: the global one,
             looked up at the start).
         @param site: the site (default: L{build_site}C{(context)}).
+        @param endpoint: where to listen instead of C{listen}'s endpoint
+            (a worker process's inherited socket,
+            L{novasvc.api.workers.InheritedEndpoint}); C{listen} then only
+            tells the scheme of L{url}.
         @raise novasvc.exceptions.ConfigError: when the application or a
             filter cannot be loaded.
         """
         self.context = context
         self.listen = listen or context.config.api.listen
         self._reactor = reactor
+        self._endpoint = endpoint
         self.site = site if site is not None else build_site(context)
         self._connections = _Connections(self.site, context.clock)
         self._listening: Optional[IListeningPort] = None
@@ -157,8 +163,10 @@ class APIService(Service):
         """
         Service.startService(self)
         self.site.closing = False
-        reactor = global_reactor_if_none(self._reactor)
-        d = serverFromString(reactor, self.listen).listen(self.site)
+        endpoint = self._endpoint
+        if endpoint is None:
+            endpoint = serverFromString(global_reactor_if_none(self._reactor), self.listen)
+        d = endpoint.listen(self.site)
         d.addCallback(self._listening_on)
         return d
 

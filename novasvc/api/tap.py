@@ -7,13 +7,16 @@ plugin in C{twisted/plugins/novasvc_plugin.py} and by C{twistd novasvc
 --api-only}.
 
 Signals, systemd and the exit status are L{novasvc.launcher.HangupService}'s,
-as for C{twistd novasvc}. A database that cannot be reached at start-up does
+as for C{twistd novasvc}. With C{api.workers} above 1 the process is the
+supervising parent of that many API worker processes
+(L{novasvc.api.workers}). A database that cannot be reached at start-up does
 not stop the API: C{/healthz} reports it, and opening it is retried in the
 background (1, 2, 4... up to 30 seconds apart); a database refused for good
 (L{novasvc.db.store.PermanentDatabaseError}) fails the start.
 """
 
-from typing import Any, Optional
+import sys
+from typing import Any, List, Optional
 
 import attrs
 from twisted.application.service import IService, Service
@@ -21,12 +24,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from novasvc.api_config import check_listen
+from novasvc.api_config import check_listen, check_workers
 from novasvc.config import Config, load_config
 from novasvc.exceptions import ConfigError
 from novasvc.lifecycle import AsyncMultiService
 
-__all__ = ["Options", "StandaloneAPI", "makeService", "make_api_service"]
+__all__ = ["Options", "StandaloneAPI", "makeService", "make_api_service", "serve"]
 
 _log = Logger()
 
@@ -34,6 +37,20 @@ _log = Logger()
 #: L{RETRY_MAX}.
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
+
+
+def _index(text: str) -> int:
+    """
+    Parse C{--worker-index}: an integer >= 1 (C{ValueError} otherwise, which
+    L{usage.Options} shows).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"--worker-index: expected an integer >= 1, got {text[:40]!r}")
+    return value
 
 
 class Options(usage.Options):
@@ -59,9 +76,20 @@ class Options(usage.Options):
         ["database-connection", None, None, "SQLAlchemy URL of the services table's database."],
         ["log-level", None, None,
          "Lowest level logged: debug, info, warning, error or critical (config default: info)."],
+        ["worker-index", None, None,
+         "Internal: run as API worker K of the supervising parent that passes it.", _index],
     ]
 
     settings: Config
+    #: The arguments given to L{parseOptions}, which workers are given again.
+    argv: List[str] = []
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
+        """
+        self.argv = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
 
     def postOptions(self) -> None:
         """
@@ -82,6 +110,10 @@ class Options(usage.Options):
                 except ConfigError as e:
                     raise ConfigError(f"command line option --listen: {e}") from None
                 settings = settings.replace(api=attrs.evolve(settings.api, listen=self["listen"]))
+                try:
+                    check_workers(settings.api)
+                except ConfigError as e:
+                    raise ConfigError(f"command line option --listen: {e}") from None
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
         self.settings = settings
@@ -180,12 +212,14 @@ class StandaloneAPI(AsyncMultiService):
         """
 
 
-def make_api_service(config: Config, reactor: Any) -> StandaloneAPI:
+def make_api_service(config: Config, reactor: Any, endpoint: Any = None) -> StandaloneAPI:
     """
     Build the standalone API for C{config}: an SQL store on
     C{database.connection}, a transport on C{transport_url} and the API on
     C{api.listen}.
 
+    @param endpoint: where to listen instead (an API worker's inherited
+        socket), or C{None}.
     @raise ConfigError: for a database URL or transport URL that cannot be
         used, or an application or filter that cannot be loaded.
     """
@@ -196,18 +230,17 @@ def make_api_service(config: Config, reactor: Any) -> StandaloneAPI:
 
     store = SQLServiceStore(config.database.connection, reactor=reactor,
                             thread_pool_size=config.database.thread_pool_size)
-    transport = get_transport(config.transport_url, reactor=reactor,
+    transport = get_transport(config.transport_url, reactor=reactor, client=config.amqp_client,
                               heartbeat=int(config.heartbeat_timeout_threshold),
                               tls=TLSOptions.from_config(config))
     context = APIContext.create(config, store, transport, reactor)
-    return StandaloneAPI(store, transport, APIService(context, reactor=reactor), reactor)
+    return StandaloneAPI(store, transport, APIService(context, reactor=reactor, endpoint=endpoint),
+                         reactor)
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
-    Build the service for C{twistd novasvc-api}: L{make_api_service} inside
-    a L{novasvc.launcher.HangupService} (signals, exit status, systemd,
-    logging).
+    Build the service for C{twistd novasvc-api}: L{serve}.
 
     This and L{novasvc.tap.makeService} are the only functions that touch
     the global reactor.
@@ -216,12 +249,43 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     if reactor is None:
         from twisted.internet import reactor
+    return serve(options, reactor, "novasvc-api")
+
+
+def serve(options: Any, reactor: Any, plugin: str) -> IService:
+    """
+    The standalone API for parsed options (of C{twistd novasvc-api}, or of
+    C{twistd novasvc --api-only}):
+
+      - with C{api.workers} above 1 (and no C{--worker-index}), the
+        supervising parent of that many workers, each running C{plugin}
+        with the same options (L{novasvc.api.workers.make_api_supervisor});
+      - with C{--worker-index}, one of those workers
+        (L{novasvc.api.workers.make_api_worker});
+      - otherwise L{make_api_service} inside a
+        L{novasvc.launcher.HangupService} (signals, exit status, systemd,
+        logging).
+
+    @param options: the parsed options: C{settings}, C{argv}, C{config},
+        C{log-level}, C{worker-index}.
+    @param plugin: the twistd plugin the workers run.
+    @raise SystemExit: with a one-line message (C{<plugin>: error: ...})
+        for a configuration error.
+    """
+    try:
+        if options["worker-index"] is not None:
+            from novasvc.api.workers import make_api_worker
+
+            return make_api_worker(options, reactor)
+        if options.settings.api.workers > 1:
+            from novasvc.api.workers import make_api_supervisor
+
+            return make_api_supervisor(options, reactor, plugin)
+        service = make_api_service(options.settings, reactor)
+    except ConfigError as e:
+        raise SystemExit(f"{plugin}: error: {e}") from None
     from novasvc.launcher import HangupService
     from novasvc.log import LogControl
 
-    try:
-        service = make_api_service(options.settings, reactor)
-    except ConfigError as e:
-        raise SystemExit(f"novasvc-api: error: {e}") from None
     return HangupService(service, reactor, LogControl.from_options(options, reactor),
                          daemon=getattr(options, "parent", None))

@@ -31,16 +31,19 @@ __all__ = ["make_supervisor", "make_worker", "worker_argv"]
 _TWISTD = "from twisted.scripts.twistd import run; run()"
 
 
-def worker_argv(plugin_args: Sequence[str], index: int, executable: str = sys.executable) -> List[str]:
+def worker_argv(plugin_args: Sequence[str], index: int, executable: str = sys.executable,
+                plugin: str = "novasvc") -> List[str]:
     """
-    @param plugin_args: the options the parent's C{novasvc} plugin was given.
+    @param plugin_args: the options the parent's plugin was given.
     @param index: the worker's index (1-based).
     @param executable: the Python interpreter (default: this one).
+    @param plugin: the twistd plugin (C{novasvc}, or C{novasvc-api} for
+        the API's workers).
     @return: the command of worker C{index}: twistd in the foreground
         without a pid file, its log on standard output (which the parent
         reads), the same plugin options, and C{--worker-index}.
     """
-    return [executable, "-c", _TWISTD, "-n", "--pidfile=", "novasvc", *plugin_args,
+    return [executable, "-c", _TWISTD, "-n", "--pidfile=", plugin, *plugin_args,
             f"--worker-index={index}"]
 
 
