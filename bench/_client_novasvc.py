@@ -1,12 +1,14 @@
 # -*- test-case-name: tests.test_bench -*-
 """
 The benchmark's novasvc client: L{novasvc.rpc.client.RPCClient} on an
-L{AMQPTransport}, sending C{echo(value)} with a Nova-style
+L{AMQPTransport} (or L{novasvc.transport.txamqp.TxAMQPTransport} with
+C{amqp_client} C{txamqp}), sending C{echo(value)} with a Nova-style
 L{RequestContext} (user, project, request id, roles) to the topic.
 
     python bench/_client_novasvc.py SETTINGS_JSON
 
-Settings: C{url}, C{topic}, C{exchange}, C{payload} (the value's size).
+Settings: C{url}, C{topic}, C{exchange}, C{payload} (the value's size),
+C{amqp_client} (optional: C{pika} or C{txamqp}).
 Commands (see L{_twisted_child}): C{seq} (C{n}), C{inflight} (C{n},
 C{window}), C{cast} (C{n}), C{profile}, C{exit}.
 """
@@ -19,8 +21,7 @@ from twisted.internet import defer
 from novasvc.context import RequestContext
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
-from novasvc.transport.url import TransportURL
+from novasvc.transport import get_transport
 
 from _child import make_payload, read_settings
 from _twisted_child import Commands, run, sequential_calls, when_all, windowed_calls
@@ -37,7 +38,7 @@ def setup(reactor: Any, commands: Commands) -> defer.Deferred:
     settings = read_settings()
     value = make_payload(settings["payload"])
     ctxt = RequestContext(user_id="bench-user", project_id="bench-project", roles=["member", "reader"])
-    transport = AMQPTransport(TransportURL.parse(settings["url"]), reactor=reactor)
+    transport = get_transport(settings["url"], reactor=reactor, client=settings.get("amqp_client", "pika"))
     transport.start()
     client = RPCClient(transport, Target(topic=settings["topic"]), control_exchange=settings["exchange"],
                        timeout=120, transient_queues_ttl=120, clock=reactor)

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_bench -*-
 """
 The benchmark's novasvc server: a whole L{novasvc.service.Service} (memory
-service store, L{AMQPTransport}, periodic tasks and report_state on, every
+service store, L{AMQPTransport} or, with C{amqp_client} C{txamqp},
+L{novasvc.transport.txamqp.TxAMQPTransport}, periodic tasks and report_state on, every
 RPC feature at its default: oslo envelope, request context, de-duplication,
 the dispatcher with its version and access checks, late acks, publisher
 confirms on replies) hosting L{novasvc.examples.echo.EchoManager}, whose
@@ -9,8 +10,9 @@ C{echo} also ticks the L{DispatchClock}.
 
     python bench/_server_novasvc.py SETTINGS_JSON
 
-Settings: C{url}, C{topic}, C{exchange}, C{host}, and C{arm} (optional: a
-number of casts to time from the very start, for the drain phase).
+Settings: C{url}, C{topic}, C{exchange}, C{host}, C{amqp_client}
+(optional: C{pika} or C{txamqp}) and C{arm} (optional: a number of casts to
+time from the very start, for the drain phase).
 Commands: C{arm} (C{n}), C{tally} (the armed batch so far, for one of several
 workers on the same queue), C{profile}, C{exit} (graceful stop).
 """
@@ -21,8 +23,7 @@ from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.service import Service
-from novasvc.transport.amqp import AMQPTransport
-from novasvc.transport.url import TransportURL
+from novasvc.transport import get_transport
 
 from _child import DispatchClock, read_settings
 from _twisted_child import Commands, run
@@ -42,7 +43,7 @@ def setup(reactor: Any, commands: Commands) -> Any:
             clock.hit()
             return value
 
-    transport = AMQPTransport(TransportURL.parse(settings["url"]), reactor=reactor)
+    transport = get_transport(settings["url"], reactor=reactor, client=settings.get("amqp_client", "pika"))
     config = Config(host=settings["host"], control_exchange=settings["exchange"], transient_queues_ttl=120)
     service = Service.create(host=settings["host"], topic=settings["topic"], manager=TimedEchoManager,
                              config=config, store=MemoryServiceStore(), transport=transport, clock=reactor)

@@ -11,6 +11,7 @@ protocol by hand on pika's Twisted public API, L{_oslo_protocol}).
     python bench/run.py --systems novasvc,floor,floor-oslo,oslo --quick --output /tmp/quick.md
     python bench/run.py --systems novasvc,novasvc-public,floor   # what pika's fast path buys
     python bench/run.py --systems novasvc,novasvc-2w,floor --quick --output /tmp/startup-quick.md
+    python bench/run.py --systems novasvc,novasvc-txamqp,floor --quick   # pika beside txamqp
 
 For each system, server and client are separate processes
 (C{bench/_server_<system>.py}, C{bench/_client_<system>.py}, a C{-} in the
@@ -66,9 +67,10 @@ ROOT = os.path.dirname(HERE)
 
 #: key -> (title, profilable): the systems, in the order they run in a rep.
 SYSTEMS: Dict[str, Any] = {
-    "novasvc": ("novasvc", True),
-    "novasvc-public": ("novasvc, pika's public API", True),
-    "novasvc-2w": ("novasvc, 2 workers", False),
+    "novasvc": ("novasvc (pika)", True),
+    "novasvc-public": ("novasvc (pika's public API)", True),
+    "novasvc-txamqp": ("novasvc (txamqp)", True),
+    "novasvc-2w": ("novasvc (pika), 2 workers", False),
     "floor": ("floor (pika Twisted, by hand)", True),
     "floor-oslo": ("oslo-protocol floor (pika Twisted, by hand)", True),
     "oslo": ("oslo.messaging", False),
@@ -95,10 +97,12 @@ class Setup(NamedTuple):
 #: key -> its L{Setup}, for the systems that are not simply their own
 #: scripts: novasvc with pika's fast path forced on, with the public API
 #: (C{NOVASVC_PIKA_FAST_PATH=0}; see novasvc/transport/_pika_internals.py),
-#: and with 2 workers (the fast path on).
+#: on txamqp (C{amqp_client: txamqp}; see novasvc/transport/txamqp.py), and
+#: with 2 workers (the fast path on).
 CHILDREN: Dict[str, Setup] = {
     "novasvc": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}),
     "novasvc-public": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "0"}),
+    "novasvc-txamqp": Setup("novasvc", settings={"amqp_client": "txamqp"}),
     "novasvc-2w": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}, workers=2),
 }
 
@@ -200,11 +204,9 @@ class Run:
         @raise BenchError: when a child fails.
         """
         counts, timeout = self.counts, self.args.timeout
-        settings = self.settings(system, rep)
-        children: List[Child] = []
-
         setup = child_setup(system, self.env)
-        settings.update(setup.settings)
+        settings = dict(self.settings(system, rep), **setup.settings)
+        children: List[Child] = []
 
         def spawn(role: str, name: str, **extra: Any) -> Child:
             script = f"_{role}_{setup.scripts.replace('-', '_')}.py"
@@ -549,14 +551,16 @@ _READING = """\
   and confirmed; late acks, a call's after its reply is confirmed; prefetch 64); no context
   object, no de-duplication, no dispatcher rules, no call timer. Beside the floor: what the
   protocol costs; novasvc beside it: what the framework costs.
-- **novasvc**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`, called
-  with `RPCClient`: oslo envelope, request context, de-duplication, dispatcher, late acks and
-  publisher confirms all on. **novasvc, pika's public API**: the same with
-  `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of frames written by
-  novasvc): what the fast path buys. **oslo.messaging**: rabbit driver, threading executor, its
-  `RPCClient`, in the same client shape as the others (one process, many messages in flight):
-  its calls and casts block, so (b) and the casts of (c) run on one pool of 64 client threads
-  (up to 64 in flight; earlier reports sent the casts from one thread, one in flight).
+- **novasvc (pika)**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`
+  (pika, its fast path on), called with `RPCClient`: oslo envelope, request context,
+  de-duplication, dispatcher, late acks and publisher confirms all on. **novasvc (pika's public
+  API)**: the same with `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of
+  frames written by novasvc): what the fast path buys. **novasvc (txamqp)**: the same on
+  `TxAMQPTransport` (`amqp_client: txamqp`), server and client. **oslo.messaging**: rabbit
+  driver, threading executor, its `RPCClient`, in the same client shape as the others (one
+  process, many messages in flight): its calls and casts block, so (b) and the casts of (c) run
+  on one pool of 64 client threads (up to 64 in flight; earlier reports sent the casts from one
+  thread, one in flight).
 - Server and client are separate processes; systems are interleaved (A B C, A B C, ...) and
   each cell is the median (min–max) over the reps. Ratios are computed within a rep, then
   summarized. Dispatch and drain rates run from the first to the last cast reaching the

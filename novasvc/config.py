@@ -158,6 +158,9 @@ class Config:
     @ivar rabbit_quorum_delivery_limit: how many times a quorum queue
         redelivers a message before dead-lettering it (C{int}, C{0}: no
         limit).
+    @ivar amqp_client: the AMQP client library of a C{rabbit://}
+        transport: C{"pika"} (the default) or C{"txamqp"} (see
+        L{novasvc.transport.get_transport}).
     @ivar workers: how many processes run the service (C{int} >= 1); above
         1, C{twistd novasvc} is a supervising parent of that many workers
         (see L{novasvc.workers}), as Nova's C{service.serve(server,
@@ -200,6 +203,7 @@ class Config:
     ssl_key_file: Optional[str] = None
     rabbit_quorum_queue: bool = False
     rabbit_quorum_delivery_limit: int = 20
+    amqp_client: str = "pika"
     workers: int = 1
     # The optional HTTP API (novasvc.api_config).
     api: APIConfig = attrs.field(factory=APIConfig)
@@ -571,6 +575,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "ssl_key_file": _file_name,
     "rabbit_quorum_queue": _boolean,
     "rabbit_quorum_delivery_limit": _integer(0),
+    "amqp_client": _choice("pika", "txamqp"),
     "workers": _integer(1),
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {

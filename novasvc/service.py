@@ -247,7 +247,7 @@ class Service(AsyncMultiService):
             from novasvc.transport import TLSOptions, get_transport
 
             transport = get_transport(
-                config.transport_url, reactor=clock,
+                config.transport_url, reactor=clock, client=config.amqp_client,
                 heartbeat=int(config.heartbeat_timeout_threshold), tls=TLSOptions.from_config(config),
             )
         if db is None:

@@ -324,6 +324,19 @@ class SystemsTests(SynchronousTestCase):
             self.assertEqual(run.child_setup(system, {}).workers, 1, system)
             self.assertEqual(run.child_setup(system, {}).settings, {}, system)
 
+    def test_novasvc_on_txamqp(self):
+        """
+        When novasvc-txamqp is asked for, then it runs novasvc's scripts,
+        with the environment as it is and C{amqp_client: txamqp} in their
+        settings; it runs after novasvc on pika, before the floors.
+        """
+        run = _load_run()
+        self.assertEqual(run.parse_args(["--systems", "floor-oslo,novasvc-txamqp,floor,novasvc"]).systems,
+                         ["novasvc", "novasvc-txamqp", "floor", "floor-oslo"])
+        env = {"PATH": "/bin"}
+        self.assertEqual(run.child_setup("novasvc-txamqp", env),
+                         run.Setup("novasvc", env, 1, {"amqp_client": "txamqp"}))
+
     def test_children_run_the_checkout(self):
         """
         When bench/run.py is in a checkout, then its children get the
@@ -364,10 +377,11 @@ class SmokeRunTests(SynchronousTestCase):
 
     def test_quick_run(self):
         """
-        When C{bench/run.py --quick} runs novasvc and the floor on tiny
-        counts with C{--output}, then it exits 0 within the deadline, prints
-        the tables with both systems, writes them to the output file and
-        leaves C{bench/RESULTS.md} alone.
+        When C{bench/run.py --quick} runs novasvc on pika and on txamqp and
+        both floors on tiny counts with C{--output}, then it exits 0 within
+        the deadline, prints the tables with the four columns and the
+        ratios of both clients to both floors, writes them to the output
+        file and leaves C{bench/RESULTS.md} alone.
         """
         require_service("RabbitMQ", "127.0.0.1", 5672)
         output = os.path.abspath(self.mktemp())
@@ -375,16 +389,18 @@ class SmokeRunTests(SynchronousTestCase):
         started = time.monotonic()
         process = subprocess.run(
             [sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--count-scale", "0.25",
-             "--systems", "novasvc,floor,floor-oslo", "--startup-runs", "0", "--vhost", "none", "--output", output],
+             "--systems", "novasvc,novasvc-txamqp,floor,floor-oslo", "--startup-runs", "0", "--vhost", "none",
+             "--output", output],
             cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
         )
         self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
         self.assertLess(time.monotonic() - started, SMOKE_DEADLINE)
-        header = ("| metric | novasvc | floor (pika Twisted, by hand) | oslo-protocol floor (pika Twisted, by hand) "
-                  "|")
+        header = ("| metric | novasvc (pika) | novasvc (txamqp) | floor (pika Twisted, by hand) "
+                  "| oslo-protocol floor (pika Twisted, by hand) |")
         self.assertIn(header, process.stdout)
         self.assertIn("| (a) sequential call p50, µs |", process.stdout)
-        self.assertIn("| ratio | novasvc ÷ floor | novasvc ÷ oslo-protocol floor |", process.stdout)
+        self.assertIn("| ratio | novasvc (pika) ÷ floor | novasvc (pika) ÷ oslo-protocol floor "
+                      "| novasvc (txamqp) ÷ floor | novasvc (txamqp) ÷ oslo-protocol floor |", process.stdout)
         self.assertIn("| seq call p50 ≤ 1.1× floor |", process.stdout)
         with open(output, encoding="utf-8") as f:
             self.assertIn(header, f.read())
@@ -407,9 +423,9 @@ class SmokeRunTests(SynchronousTestCase):
         self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
         with open(output, encoding="utf-8") as f:
             report = f.read()
-        self.assertIn("| metric | novasvc | novasvc, 2 workers |", report)
+        self.assertIn("| metric | novasvc (pika) | novasvc (pika), 2 workers |", report)
         self.assertIn("### Workers and the broker", report)
-        for system in ("novasvc", "novasvc, 2 workers"):
+        for system in ("novasvc (pika)", "novasvc (pika), 2 workers"):
             for phase in ("(b) calls/s", "(c) cast dispatch msg/s"):
                 self.assertIn(f"| {system} | {phase} | ", report)
 

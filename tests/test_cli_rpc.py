@@ -620,11 +620,12 @@ class ConfigFileTests(SynchronousTestCase):
         """
         When the file sets durable_queues, allowed_remote_exmods,
         transient_queues_ttl, kombu_missing_consumer_retry_timeout,
-        heartbeat_timeout_threshold and the TLS keys, then the client and
-        the default transport get them.
+        heartbeat_timeout_threshold, the TLS keys and amqp_client, then the
+        client and the default transport get them.
         """
         path = self.write(textwrap.dedent(self.FILE) + "transient_queues_ttl: 30\nheartbeat_timeout_threshold: 15\n"
-                          "kombu_missing_consumer_retry_timeout: 9\nssl: true\nssl_ca_file: /etc/ca.pem\n")
+                          "kombu_missing_consumer_retry_timeout: 9\nssl: true\nssl_ca_file: /etc/ca.pem\n"
+                          "amqp_client: txamqp\n")
         made: List[Tuple[str, Dict[str, Any]]] = []
         clients: List[Dict[str, Any]] = []
         clock = task.Clock()
@@ -646,7 +647,7 @@ class ConfigFileTests(SynchronousTestCase):
         d = cli.run(clock, self.parse("-c", path, "cast", "t", "m"), stdout=io.StringIO(), stderr=io.StringIO())
         self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
         self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15,
-                                                        "tls": TLSOptions(True, "/etc/ca.pem")})])
+                                                        "tls": TLSOptions(True, "/etc/ca.pem"), "client": "txamqp"})])
         (kwargs,) = clients
         self.assertEqual({key: kwargs[key] for key in ("timeout", "control_exchange", "allowed_remote_exmods",
                                                        "durable_queues", "transient_queues_ttl",

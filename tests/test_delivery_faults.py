@@ -25,8 +25,8 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.url import TransportURL
+from tests._clients import AMQPTransport, on_txamqp
 from tests._rabbitmq_node import start_node
 from tests._services import poll
 
@@ -60,7 +60,11 @@ class Worker:
 class _Broker:
     """
     A node, a server and a client transport, set up for one test.
+
+    @cvar transport_class: the AMQP transport used (see L{tests._clients}).
     """
+
+    transport_class = AMQPTransport
 
     @defer.inlineCallbacks
     def set_up(self, durable: bool = False) -> Any:
@@ -77,7 +81,7 @@ class _Broker:
         self.client_transport = self.transport(url, CLIENT_RECONNECT)
 
     def transport(self, url: TransportURL, reconnect: Dict[str, float]) -> AMQPTransport:
-        transport = AMQPTransport(url, reactor=reactor, **reconnect)  # type: ignore[arg-type]
+        transport = self.transport_class(url, reactor=reactor, **reconnect)  # type: ignore[arg-type]
         transport.start()
         self.addCleanup(transport.stop)
         return transport
@@ -223,6 +227,7 @@ class QueuedAcrossRestartTests(unittest.TestCase):
     """
 
     timeout = 120
+    transport_class = AMQPTransport
     casts = 100
 
     @defer.inlineCallbacks
@@ -238,14 +243,14 @@ class QueuedAcrossRestartTests(unittest.TestCase):
         workers = {durable: Worker() for durable in (False, True)}
         servers = {}
         for durable, worker in workers.items():
-            transport = AMQPTransport(url, reactor=reactor, **CLIENT_RECONNECT)  # type: ignore[arg-type]
+            transport = self.transport_class(url, reactor=reactor, **CLIENT_RECONNECT)  # type: ignore[arg-type]
             transport.start()
             self.addCleanup(transport.stop)
             servers[durable] = RPCServer(transport, Target(topic=f"queued-{durable}", server="h1"), [worker],
                                          control_exchange=f"exchange-{durable}", durable_queues=durable)
             yield servers[durable].start().addTimeout(30, reactor)
             yield servers[durable].stop()
-        client_transport = AMQPTransport(url, reactor=reactor, **CLIENT_RECONNECT)  # type: ignore[arg-type]
+        client_transport = self.transport_class(url, reactor=reactor, **CLIENT_RECONNECT)  # type: ignore[arg-type]
         client_transport.start()
         self.addCleanup(client_transport.stop)
         for durable in workers:
@@ -361,3 +366,8 @@ class CallsAcrossRestartTests(_Broker, unittest.TestCase):
         self.assertEqual(set(after), {"ok"})
         allowed = {"ok", MessagingTimeout.__name__, UnroutableError.__name__, DisconnectedError.__name__}
         self.assertLessEqual(set(kinds), allowed)
+
+
+TxAMQPCastsAcrossRestartTests = on_txamqp(CastsAcrossRestartTests)
+TxAMQPQueuedAcrossRestartTests = on_txamqp(QueuedAcrossRestartTests)
+TxAMQPCallsAcrossRestartTests = on_txamqp(CallsAcrossRestartTests)

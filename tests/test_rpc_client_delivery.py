@@ -20,9 +20,9 @@ from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.memory import MemoryBroker
-from novasvc.transport.amqp import AMQPTransport
 from tests._services import poll
 from tests.test_rpc_server import Manager, RecordingTransport
+from tests._clients import AMQPTransport, on_txamqp
 from tests.test_transport_amqp import FAST, make_vhost, rabbit_url
 
 
@@ -418,9 +418,12 @@ class ReplyWaiterTests(_Harness, SynchronousTestCase):
 class AMQPTransportRestartTests(TestCase):
     """
     The reply waiter over RabbitMQ.
+
+    @cvar transport_class: the AMQP transport used (see L{tests._clients}).
     """
 
     timeout = 60
+    transport_class = AMQPTransport
 
     @defer.inlineCallbacks
     def test_transport_restarted(self) -> Any:
@@ -431,7 +434,7 @@ class AMQPTransportRestartTests(TestCase):
         vhost = yield make_vhost(self)
         transports = []
         for _ in range(2):
-            transport = AMQPTransport(rabbit_url(vhost), reactor=reactor, **FAST)
+            transport = self.transport_class(rabbit_url(vhost), reactor=reactor, **FAST)
             transport.start()
             self.addCleanup(transport.stop)
             transports.append(transport)
@@ -444,3 +447,6 @@ class AMQPTransportRestartTests(TestCase):
         transports[1].start()
         yield poll(lambda: transports[1].is_connected, "the client's transport connected again")
         self.assertEqual((yield client.call({}, "echo", value=2))["value"], 2)
+
+
+TxAMQPTransportRestartTests = on_txamqp(AMQPTransportRestartTests, "TxAMQPTransportRestartTests")

@@ -20,8 +20,8 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.url import TransportURL
+from tests._clients import AMQPTransport, on_txamqp
 from tests._services import poll, require_service
 
 URL = "rabbit://guest:guest@127.0.0.1:5672/"
@@ -72,8 +72,11 @@ class InteropManager(Manager):
 
 
 class _Amqp:
+    #: the AMQP transport of the novasvc side (see L{tests._clients}).
+    transport_class = AMQPTransport
+
     def transport(self):
-        t = AMQPTransport(TransportURL.parse(URL), reactor=reactor)
+        t = self.transport_class(TransportURL.parse(URL), reactor=reactor)
         t.start()
         self.addCleanup(t.stop)
         return t
@@ -240,3 +243,7 @@ class NovasvcClientToOsloTests(_Amqp, TestCase):
         with self.assertRaises(MessagingTimeout) as raised:
             yield self.client.prepare(timeout=1).call({}, "sleep", seconds=3)
         self.assertIn("sleep", str(raised.exception))
+
+
+TxAMQPOsloClientToNovasvcTests = on_txamqp(OsloClientToNovasvcTests)
+TxAMQPNovasvcClientToOsloTests = on_txamqp(NovasvcClientToOsloTests)

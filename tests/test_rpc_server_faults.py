@@ -20,6 +20,7 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.topology import Exchange, Queue
+from tests._clients import AMQPTransport, on_txamqp
 from tests._services import poll
 from tests.test_transport_amqp import FAST, RabbitFixture, rabbit_url, started
 
@@ -67,9 +68,12 @@ class _Broker(TestCase):
     A vhost per test (with an admin connection to look at its queues), the
     log events of the test, and a server on topic C{svc} host C{host1} with
     its own connection.
+
+    @cvar transport_class: the AMQP transport used (see L{tests._clients}).
     """
 
     timeout = 120
+    transport_class = AMQPTransport
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
@@ -80,7 +84,7 @@ class _Broker(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
 
     def transport(self) -> Any:
-        return started(self, rabbit_url(self.vhost), **FAST)
+        return started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
 
     @defer.inlineCallbacks
     def serve(self, **kwargs: Any) -> Any:
@@ -443,3 +447,7 @@ class BadInputTests(_Broker):
         self.assertGreater(len(expected), 2000)
         self.assertLess(largest_event, 8192)
         self.assertLess(largest_reply, 8192)
+
+
+TxAMQPDeadClientTests = on_txamqp(DeadClientTests)
+TxAMQPBadInputTests = on_txamqp(BadInputTests)

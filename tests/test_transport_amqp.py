@@ -29,16 +29,17 @@ from zope.interface.verify import verifyObject
 from novasvc.exceptions import ConfigError, DisconnectedError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
 from novasvc.log import LogControl
+from novasvc.metrics import Recorder
 from novasvc.transport import get_transport
 from novasvc.transport import _pika_internals
 from novasvc.transport._amqp_connect import (
-    DISCONNECT_GRACE,
     AMQPProtocol,
     RoundRobinEndpoint,
     connection_parameters,
     default_connection_name,
 )
 from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_link import DISCONNECT_GRACE
 from novasvc.transport._pika_internals import _probe as _make_probe
 from novasvc.transport._amqp_publish import Confirms, message_properties
 from novasvc.transport.amqp import AMQPTransport
@@ -251,11 +252,14 @@ def capture_logs(case: unittest.TestCase) -> List[str]:
     return texts
 
 
-def started(case: unittest.TestCase, url: TransportURL, **options: Any) -> AMQPTransport:
+def started(case: unittest.TestCase, url: TransportURL, transport_class: Any = AMQPTransport,
+            **options: Any) -> AMQPTransport:
     """
-    @return: a started L{AMQPTransport}, stopped at cleanup.
+    @param transport_class: L{AMQPTransport} or another class taking the
+        same arguments (L{novasvc.transport.txamqp.TxAMQPTransport}).
+    @return: a started transport of that class, stopped at cleanup.
     """
-    transport = AMQPTransport(url, **options)
+    transport = transport_class(url, **options)
     transport.start()
     case.addCleanup(transport.stop)
     return transport
@@ -267,7 +271,12 @@ def started(case: unittest.TestCase, url: TransportURL, **options: Any) -> AMQPT
 class RabbitFixture:
     """
     The contract fixture for L{AMQPTransport}: a vhost per test.
+
+    @cvar transport_class: the transport made (a subclass may name
+        another AMQP transport).
     """
+
+    transport_class: Any = AMQPTransport
 
     def __init__(self, case: unittest.TestCase, vhost: str) -> None:
         self.case = case
@@ -281,7 +290,7 @@ class RabbitFixture:
 
     @defer.inlineCallbacks
     def make_transport(self) -> Any:
-        transport = started(self.case, rabbit_url(self.vhost), **FAST)
+        transport = started(self.case, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield poll(lambda: transport.is_connected, "the transport connected")
         return transport
 
@@ -319,7 +328,12 @@ class AMQPTransportContractTests(make_transport_contract_tests(RabbitFixture.cre
 class AMQPBrokerTests(unittest.TestCase):
     """
     What L{AMQPTransport} does with a real RabbitMQ beyond the contract.
+
+    @cvar transport_class: the transport tested (a subclass of this test
+        case may name another AMQP transport).
     """
+
+    transport_class: Any = AMQPTransport
 
     timeout = 30
 
@@ -337,7 +351,7 @@ class AMQPBrokerTests(unittest.TestCase):
         the expiration as a string of milliseconds, as oslo.messaging sends.
         """
         self.admin.declare_queue("props")
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield transport.publish(DEFAULT_EXCHANGE, "props", b"{}", expiration=60000)
         yield transport.publish(DEFAULT_EXCHANGE, "props", b"x", content_type="text/plain")
         method, properties, body = self.admin.get("props")
@@ -349,12 +363,27 @@ class AMQPBrokerTests(unittest.TestCase):
         self.assertEqual((body, properties.content_type, properties.expiration), (b"x", "text/plain", None))
 
     @defer.inlineCallbacks
+    def test_connect_line_names_the_client(self) -> Any:
+        """
+        When the transport connects, then one INFO line names the URL
+        (password hidden), the host and port, and the client library with
+        its version (C{(pika 1.4.4, fast path)}, C{(txamqp 0.8.2)}).
+        """
+        logs = capture_logs(self)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        [line] = [text for text in logs if "Connected to AMQP broker" in text]
+        expected = (r"^info Connected to AMQP broker rabbit://guest:\*\*\*@127\.0\.0\.1:5672/\S+ "
+                    rf"at 127\.0\.0\.1:5672 as \S+ \({self.transport_class.client} \d[^ ,)]*(, [^)]+)?\)$")
+        self.assertRegex(line.split(" {")[0], expected)
+
+    @defer.inlineCallbacks
     def test_consume_and_publish_before_start(self) -> Any:
         """
         When consume and publish are called before start, then the consumer
         becomes active and the message arrives once started.
         """
-        transport = AMQPTransport(rabbit_url(self.vhost), **FAST)
+        transport = self.transport_class(rabbit_url(self.vhost), **FAST)
         self.addCleanup(transport.stop)
         collector = Collector("ack")
         consumer = transport.consume(Queue("early"), collector)
@@ -373,7 +402,7 @@ class AMQPBrokerTests(unittest.TestCase):
         restores its consumers, an unsettled delivery comes back marked
         redelivered, and acking the stale one does nothing harmful.
         """
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         collector = Collector()
         consumer = transport.consume(Queue("restored"), collector)
         yield consumer.whenActive()
@@ -393,6 +422,27 @@ class AMQPBrokerTests(unittest.TestCase):
         yield poll(lambda: self.admin.message_count("restored") == 0, "nothing left ready")
 
     @defer.inlineCallbacks
+    def test_reconnections_counted(self) -> Any:
+        """
+        When a started transport connects, loses its connection and
+        connects again, then its metrics recorder counts one broker
+        reconnection (the first connection is not one), and none more for
+        the first connection after a stop and a start.
+        """
+        recorder = Recorder()
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, metrics=recorder, **FAST)
+        yield poll(lambda: transport.is_connected, "connected")
+        self.assertEqual(recorder.broker_reconnects, 0)
+        transport._protocol.transport.abortConnection()
+        yield poll(lambda: not transport.is_connected, "the connection dropped")
+        yield poll(lambda: transport.is_connected, "the transport reconnected")
+        self.assertEqual(recorder.broker_reconnects, 1)
+        yield transport.stop()
+        transport.start()
+        yield poll(lambda: transport.is_connected, "connected after the restart")
+        self.assertEqual(recorder.broker_reconnects, 1)
+
+    @defer.inlineCallbacks
     def test_reconnect_after_broker_closes_connection(self) -> Any:
         """
         When the broker closes the connection (rabbitmqctl
@@ -401,7 +451,7 @@ class AMQPBrokerTests(unittest.TestCase):
         message published afterwards is consumed.
         """
         logs = capture_logs(self)
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         collector = Collector("ack")
         consumer = transport.consume(Queue("forced"), collector)
         yield consumer.whenActive()
@@ -426,7 +476,7 @@ class AMQPBrokerTests(unittest.TestCase):
         consume it.
         """
         logs = capture_logs(self)
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         collector = Collector("ack")
         consumer = transport.consume(Queue("doomed"), collector)
         yield consumer.whenActive()
@@ -447,7 +497,7 @@ class AMQPBrokerTests(unittest.TestCase):
         """
         logs = capture_logs(self)
         self.admin.declare_queue("clash", durable=True)
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         clash = transport.consume(Queue("clash"), Collector())
         fine = Collector("ack")
         yield transport.consume(Queue("fine"), fine).whenActive()
@@ -471,7 +521,7 @@ class AMQPBrokerTests(unittest.TestCase):
         """
         self.admin.declare_exchange("typed", "fanout")
         self.admin.declare_queue("sink")
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield poll(lambda: transport.is_connected, "connected")
         bad = transport.publish(Exchange("typed", "topic"), "k", b"x")
         good = transport.publish(DEFAULT_EXCHANGE, "sink", b"y", mandatory=True)
@@ -488,7 +538,8 @@ class AMQPBrokerTests(unittest.TestCase):
         the transport logs the first failure and connects to the second.
         """
         logs = capture_logs(self)
-        transport = started(self, rabbit_url(self.vhost, hosts=f"127.0.0.1:1,{HOST}:{PORT}"), **FAST)
+        transport = started(self, rabbit_url(self.vhost, hosts=f"127.0.0.1:1,{HOST}:{PORT}"), self.transport_class,
+                            **FAST)
         consumer = transport.consume(Queue("multi"), Collector())
         yield consumer.whenActive()
         self.assertTrue(any("127.0.0.1:1" in text and "retrying" in text for text in logs))
@@ -501,7 +552,7 @@ class AMQPBrokerTests(unittest.TestCase):
         ever contains the password.
         """
         logs = capture_logs(self)
-        transport = started(self, rabbit_url(self.vhost, password="s3cret"), **FAST)
+        transport = started(self, rabbit_url(self.vhost, password="s3cret"), self.transport_class, **FAST)
         yield poll(lambda: any("retrying" in text and "ACCESS_REFUSED" in text for text in logs),
                    "a warning about the refused login")
         yield transport.stop()
@@ -516,7 +567,7 @@ class AMQPBrokerTests(unittest.TestCase):
         the queue.
         """
         self.admin.declare_queue("drain")
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield poll(lambda: transport.is_connected, "connected")
         published = [transport.publish(DEFAULT_EXCHANGE, "drain", b"%d" % i) for i in range(300)]
         yield transport.stop()
@@ -532,7 +583,7 @@ class AMQPBrokerTests(unittest.TestCase):
         same publishes go through.
         """
         self.admin.declare_queue("unconfirmed")
-        transport = started(self, rabbit_url(self.vhost), **FAST)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield poll(lambda: transport.is_connected, "connected")
         published = [transport.publish(DEFAULT_EXCHANGE, "unconfirmed", b"%d" % i, mandatory=True)
                      for i in range(50)]
@@ -548,7 +599,7 @@ class AMQPBrokerTests(unittest.TestCase):
         When stop is called right after start, then it finishes promptly and
         leaves nothing running.
         """
-        transport = AMQPTransport(rabbit_url(self.vhost), **FAST)
+        transport = self.transport_class(rabbit_url(self.vhost), **FAST)
         transport.start()
         yield poll(lambda: transport._protocol is not None, "TCP connected")
         yield transport.stop()
@@ -691,7 +742,11 @@ def _without(name: str) -> Any:
 class AMQPNoBrokerTests(unittest.TestCase):
     """
     L{AMQPTransport} with nothing listening.
+
+    @cvar transport_class: as L{AMQPBrokerTests}'s.
     """
+
+    transport_class: Any = AMQPTransport
 
     timeout = 10
     closed = TransportURL.parse("rabbit://guest:s3cret@127.0.0.1:1/")
@@ -704,7 +759,7 @@ class AMQPNoBrokerTests(unittest.TestCase):
         returns promptly.
         """
         logs = capture_logs(self)
-        transport = AMQPTransport(self.closed, **FAST)
+        transport = self.transport_class(self.closed, **FAST)
         transport.start()
         yield poll(lambda: len([t for t in logs if "retrying" in t]) >= 2, "two warnings")
         warning = [t for t in logs if "retrying" in t][0]
@@ -721,11 +776,11 @@ class AMQPNoBrokerTests(unittest.TestCase):
         with DisconnectedError (worth sending again) after C{publish_wait}
         seconds, or at once when it is 0.
         """
-        waiting = started(self, self.closed, publish_wait=0.05, **FAST)
+        waiting = started(self, self.closed, self.transport_class, publish_wait=0.05, **FAST)
         failure = yield self.assertFailure(waiting.publish(DEFAULT_EXCHANGE, "q", b"x"), DisconnectedError)
         self.assertIn("within 0.05 seconds", str(failure))
         self.assertNotIn("s3cret", str(failure))
-        impatient = started(self, self.closed, publish_wait=0, **FAST)
+        impatient = started(self, self.closed, self.transport_class, publish_wait=0, **FAST)
         yield self.assertFailure(impatient.publish(DEFAULT_EXCHANGE, "q", b"x"), DisconnectedError)
 
     @defer.inlineCallbacks
@@ -736,7 +791,7 @@ class AMQPNoBrokerTests(unittest.TestCase):
         not help), whenActive fails with CancelledError, and stopping twice
         is fine.
         """
-        transport = started(self, self.closed, **FAST)
+        transport = started(self, self.closed, self.transport_class, **FAST)
         published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
         active = transport.consume(Queue("q"), Collector()).whenActive()
         yield transport.stop()
@@ -750,7 +805,7 @@ class AMQPNoBrokerTests(unittest.TestCase):
         When a transport that never started stops, then stop succeeds at once
         and publish fails.
         """
-        transport = AMQPTransport(self.closed)
+        transport = self.transport_class(self.closed)
         self.successResultOf(transport.stop())
         self.failureResultOf(transport.publish(DEFAULT_EXCHANGE, "q", b"x"), TransportError)
 
@@ -832,7 +887,11 @@ class ConstructionTests(unittest.SynchronousTestCase):
 class BackoffTests(unittest.SynchronousTestCase):
     """
     Reconnection delays, on an injected L{MemoryReactorClock}.
+
+    @cvar transport_class: as L{AMQPBrokerTests}'s.
     """
+
+    transport_class: Any = AMQPTransport
 
     def test_delay_grows_while_the_handshake_fails(self) -> None:
         """
@@ -843,8 +902,8 @@ class BackoffTests(unittest.SynchronousTestCase):
         """
         logs = capture_logs(self)
         clock = MemoryReactorClock()
-        transport = AMQPTransport(TransportURL.parse("rabbit://u:s3cret@10.0.0.1/"), reactor=clock,
-                                  retry_interval=1, retry_factor=2, retry_max=30, retry_jitter=0)
+        transport = self.transport_class(TransportURL.parse("rabbit://u:s3cret@10.0.0.1/"), reactor=clock,
+                                         retry_interval=1, retry_factor=2, retry_max=30, retry_jitter=0)
         transport.start()
         delays = []
         for _ in range(3):
@@ -881,8 +940,8 @@ class BackoffTests(unittest.SynchronousTestCase):
         globalLogPublisher.addObserver(twistd_log)
         self.addCleanup(globalLogPublisher.removeObserver, twistd_log)
         clock = MemoryReactorClock()
-        transport = AMQPTransport(TransportURL.parse("rabbit://u:s3cret@10.0.0.1/"), reactor=clock,
-                                  retry_interval=1.5, retry_factor=2, retry_jitter=0)
+        transport = self.transport_class(TransportURL.parse("rabbit://u:s3cret@10.0.0.1/"), reactor=clock,
+                                         retry_interval=1.5, retry_factor=2, retry_jitter=0)
         transport.start()
         clock.tcpClients[-1][2].clientConnectionFailed(None, Failure(error.ConnectionRefusedError()))
         clock.advance(1.5)
@@ -907,8 +966,8 @@ class BackoffTests(unittest.SynchronousTestCase):
         """
         logs = capture_logs(self)
         clock = MemoryReactorClock()
-        transport = AMQPTransport(TransportURL.parse("rabbit://10.0.0.1/"), reactor=clock, connect_timeout=5,
-                                  retry_interval=1, retry_jitter=0)
+        transport = self.transport_class(TransportURL.parse("rabbit://10.0.0.1/"), reactor=clock,
+                                         connect_timeout=5, retry_interval=1, retry_jitter=0)
         transport.start()
         wrapper = clock.tcpClients[-1][2].buildProtocol(None)
         tcp = StringTransportWithDisconnection()
@@ -931,7 +990,7 @@ class BackoffTests(unittest.SynchronousTestCase):
         is turned off on it (TCP_NODELAY), so small frames leave at once.
         """
         clock = MemoryReactorClock()
-        transport = AMQPTransport(TransportURL.parse("rabbit://10.0.0.1/"), reactor=clock)
+        transport = self.transport_class(TransportURL.parse("rabbit://10.0.0.1/"), reactor=clock)
         transport.start()
         wrapper = clock.tcpClients[-1][2].buildProtocol(None)
         tcp = StringTransportWithDisconnection()

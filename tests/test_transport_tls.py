@@ -26,9 +26,9 @@ from novasvc.exceptions import ConfigError, TransportError
 from novasvc.testing.transport_contract import Collector
 from novasvc.transport import get_transport
 from novasvc.transport._amqp_connect import AMQPProtocol, RoundRobinEndpoint, client_tls
-from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
+from tests._clients import AMQPTransport, on_txamqp
 from tests._rabbitmq_node import START_DEADLINE, RabbitMQNode, check_available, free_ports
 from tests._services import poll
 from tests._tls_certs import make_certificates
@@ -331,9 +331,12 @@ class TLSBrokerTests(unittest.TestCase):
     Fault test: a RabbitMQ node of the test's own with a TLS listener whose
     certificate (naming C{localhost} only) a CA made by the test signs, and
     which asks every client for a certificate from that CA.
+
+    @cvar transport_class: the AMQP transport used (see L{tests._clients}).
     """
 
     timeout = 180
+    transport_class = AMQPTransport
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
@@ -358,7 +361,7 @@ class TLSBrokerTests(unittest.TestCase):
         yield poll(lambda: _listening(self.tls_port), f"the TLS listener on {self.tls_port}", START_DEADLINE)
 
     def transport(self, url: str, **options: Any) -> AMQPTransport:
-        transport = AMQPTransport(TransportURL.parse(url), reactor=reactor, **{**FAST, **options})
+        transport = self.transport_class(TransportURL.parse(url), reactor=reactor, **{**FAST, **options})
         self.addCleanup(transport.stop)
         return transport
 
@@ -427,3 +430,6 @@ class TLSBrokerTests(unittest.TestCase):
             yield transport.stop()
         out, err, code = yield self.node.rabbitmqctl("list_connections", "--silent", "name")
         self.assertEqual((code, out.strip()), (0, b""), err)
+
+
+TxAMQPTLSBrokerTests = on_txamqp(TLSBrokerTests)

@@ -230,7 +230,7 @@ def make_api_service(config: Config, reactor: Any, endpoint: Any = None) -> Stan
 
     store = SQLServiceStore(config.database.connection, reactor=reactor,
                             thread_pool_size=config.database.thread_pool_size)
-    transport = get_transport(config.transport_url, reactor=reactor,
+    transport = get_transport(config.transport_url, reactor=reactor, client=config.amqp_client,
                               heartbeat=int(config.heartbeat_timeout_threshold),
                               tls=TLSOptions.from_config(config))
     context = APIContext.create(config, store, transport, reactor)

@@ -322,8 +322,8 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
         options do not (durable queues, allowed remote exception modules,
         reply queue TTL, AMQP heartbeat).
     @param transport_factory: makes the transport from C{(url, reactor=)};
-        L{novasvc.transport.get_transport}, with the settings' heartbeat
-        and TLS options, when C{None}.
+        L{novasvc.transport.get_transport}, with the settings' heartbeat,
+        TLS options and C{amqp_client}, when C{None}.
     @param stdout: where the result goes (C{sys.stdout} when C{None}).
     @param stderr: where errors go (C{sys.stderr} when C{None}).
     @return: a C{Deferred} firing with the exit status (see the module
@@ -334,7 +334,7 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     settings: Config = args.settings
     factory = transport_factory or partial(_default_transport,
                                            heartbeat=int(settings.heartbeat_timeout_threshold),
-                                           tls=TLSOptions.from_config(settings))
+                                           tls=TLSOptions.from_config(settings), client=settings.amqp_client)
     try:
         transport = factory(args.transport_url, reactor=reactor)
     except ConfigError as e:
@@ -354,10 +354,10 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     return d
 
 
-def _default_transport(url: str, reactor: Any, heartbeat: int, tls: TLSOptions) -> Any:
+def _default_transport(url: str, reactor: Any, heartbeat: int, tls: TLSOptions, client: str = "pika") -> Any:
     from novasvc.transport import get_transport
 
-    return get_transport(url, reactor=reactor, heartbeat=heartbeat, tls=tls)
+    return get_transport(url, reactor=reactor, heartbeat=heartbeat, tls=tls, client=client)
 
 
 def _send(reactor: Any, client: RPCClient, args: argparse.Namespace, out: IO[str],

@@ -3,8 +3,9 @@ The contract every L{novasvc.interfaces.ITransport} keeps, as one test suite
 run against each implementation (the pattern of flocker's
 C{makeIFilesystemSnapshotsTests}): L{make_transport_contract_tests} takes a
 fixture factory and returns a C{TestCase} class; C{tests.test_transport_memory}
-runs it against L{novasvc.transport.memory.MemoryTransport} and
-C{tests.test_transport_amqp} against RabbitMQ.
+runs it against L{novasvc.transport.memory.MemoryTransport}, and
+C{tests.test_transport_amqp} and C{tests.test_transport_txamqp} against
+RabbitMQ through pika and through txamqp.
 
 A fixture factory is called with the running test case and returns (or
 returns a C{Deferred} firing with) an object with:

@@ -1,34 +1,54 @@
-# -*- test-case-name: tests.test_transport_url -*-
+# -*- test-case-name: tests.test_transport_url,tests.test_transport_txamqp -*-
 """
 Message transports behind L{novasvc.interfaces.ITransport}: C{memory://} (in
-process) and C{rabbit://}/C{amqp://} (RabbitMQ through pika's Twisted adapter).
+process) and C{rabbit://}/C{amqp://} (RabbitMQ through pika's Twisted
+adapter, or through txamqp when asked for).
 """
 
-from typing import Optional, Union
+from typing import Union
 
+from novasvc.exceptions import ConfigError
 from novasvc.interfaces import ITransport
 from novasvc.transport.url import TLSOptions, TransportURL
 
+#: The AMQP client libraries a RabbitMQ transport can use (configuration key
+#: C{amqp_client}); the first is the default.
+AMQP_CLIENTS = ("pika", "txamqp")
 
-def get_transport(url: Union[str, TransportURL], *, reactor=None, **options) -> ITransport:
+
+def get_transport(url: Union[str, TransportURL], *, reactor=None, client: str = "pika",
+                  **options) -> ITransport:
     """
     Make the transport a C{transport_url} names. Nothing connects until the
     transport's C{start()}.
 
     @param url: e.g. C{rabbit://guest:guest@localhost:5672/} or C{memory://}.
     @param reactor: the reactor (and clock) to use; the global one when C{None}.
+    @param client: for an AMQP URL, the client library: C{"pika"}
+        (L{novasvc.transport.amqp.AMQPTransport}) or C{"txamqp"}
+        (L{novasvc.transport.txamqp.TxAMQPTransport}, which needs
+        C{pip install 'novasvc[txamqp]'}). Ignored for C{memory://}.
     @param options: passed to the AMQP transport (e.g. C{heartbeat}, C{tls}).
-    @raise novasvc.exceptions.ConfigError: for a URL that cannot be parsed.
+    @raise novasvc.exceptions.ConfigError: for a URL that cannot be parsed,
+        an unknown client, or txamqp asked for but not installed.
     """
     if not isinstance(url, TransportURL):
         url = TransportURL.parse(url)
+    if client not in AMQP_CLIENTS:
+        raise ConfigError(f"amqp_client must be one of {', '.join(AMQP_CLIENTS)}, not {client!r}")
     if url.scheme == "memory":
         from novasvc.transport.memory import MemoryTransport
 
         return MemoryTransport(url, clock=reactor)
+    if client == "txamqp":
+        try:
+            from novasvc.transport.txamqp import TxAMQPTransport
+        except ImportError as e:
+            raise ConfigError(f"amqp_client txamqp needs txamqp ({e}): pip install 'novasvc[txamqp]'") from None
+        return TxAMQPTransport(url, reactor=reactor, **options)
     from novasvc.transport.amqp import AMQPTransport
 
     return AMQPTransport(url, reactor=reactor, **options)
 
 
-__all__ = ["get_transport", "TLSOptions", "TransportURL"]
+__all__ = ["AMQP_CLIENTS", "get_transport", "TLSOptions", "TransportURL"]

@@ -91,6 +91,11 @@ class Channel:
         self._on_close: List[Callable[["Channel", Optional[BaseException]], None]] = []
         if on_close is not None:
             self._on_close.append(on_close)
+        self._watch(raw)
+
+    def _watch(self, raw: Any) -> None:
+        # Have the client library call _closed(raw, reason) when the channel
+        # closes.
         raw.add_on_close_callback(self._closed)
 
     def add_on_close(self, callback: Callable[["Channel", Optional[BaseException]], None]) -> None:

@@ -11,7 +11,7 @@ that tells the transport when it connects and when it is lost.
 import os
 import sys
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import pika
 from pika import exceptions as pika_errors
@@ -27,15 +27,10 @@ from zope.interface import implementer
 
 from novasvc.exceptions import ConfigError
 from novasvc.options import show_value
-from novasvc.transport._amqp_channel import describe
 from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_link import Link
 from novasvc.transport._pika_internals import connection_of
 from novasvc.transport.url import TLSOptions, TransportURL
-
-
-#: Seconds a connection pika decided to drop may take to close before it is
-#: aborted.
-DISCONNECT_GRACE = 2.0
 
 
 def default_connection_name() -> str:
@@ -207,9 +202,10 @@ class GuardedTransport:
     """
     The Twisted transport as pika's connection (and L{AMQPProtocol}) see it:
     the same, except that C{loseConnection()} also tells the protocol, which
-    aborts the connection if it is still there after L{DISCONNECT_GRACE}
-    seconds. pika drops a connection only through C{loseConnection()}, so
-    this needs no hook inside pika.
+    aborts the connection if it is still there after
+    L{novasvc.transport._amqp_link.DISCONNECT_GRACE} seconds. pika drops a
+    connection only through C{loseConnection()}, so this needs no hook inside
+    pika.
     """
 
     def __init__(self, transport: Any, dropping: Callable[[], None]) -> None:
@@ -233,16 +229,13 @@ class GuardedTransport:
         return getattr(self.wrapped, name)
 
 
-class AMQPProtocol(TwistedProtocolConnection):
+class AMQPProtocol(Link, TwistedProtocolConnection):
     """
     pika's Twisted protocol, telling its owner when the TCP connection is made
-    and lost, and keeping the reason pika gives when AMQP fails (which pika's
-    C{ready} Deferred replaces with a bare C{AMQPConnectionError}).
+    and lost (see L{Link}), and keeping the reason pika gives when AMQP fails
+    (which pika's C{ready} Deferred replaces with a bare
+    C{AMQPConnectionError}).
 
-    @ivar receiving: C{True} while pika handles incoming data.
-    @ivar error: pika's latest reason for failing or closing, or C{None}.
-    @ivar abort_reason: why novasvc dropped the connection, or C{None}.
-    @ivar lost: C{True} once the TCP connection is gone.
     @ivar fast_path: C{True} when L{frame_writer} gives writers.
     """
 
@@ -255,13 +248,9 @@ class AMQPProtocol(TwistedProtocolConnection):
         @raise TransportError: for a pika without the connection novasvc
             needs (see L{connection_of}).
         """
-        super().__init__(parameters, custom_reactor=reactor)
-        self._owner = owner
+        TwistedProtocolConnection.__init__(self, parameters, custom_reactor=reactor)
+        self._link(owner, reactor)
         self.fast_path = fast_path
-        self.error: Optional[BaseException] = None
-        self.abort_reason: Optional[str] = None
-        self.lost = False
-        self._lost_waiters: List[defer.Deferred] = []
         connection = self._connection = connection_of(self)
         connection.add_on_open_error_callback(self._record_error, remove_default=False)
         connection.add_on_close_callback(self._record_error)
@@ -276,10 +265,6 @@ class AMQPProtocol(TwistedProtocolConnection):
                 add(0, spec.Connection.Close, self._broker_closing, one_shot=False)
             except TypeError:
                 pass
-        self._reactor = reactor
-        self._abort_call: Any = None
-        self.receiving = False
-        self._holding: List[Any] = []
 
     @property
     def connection(self) -> Any:
@@ -299,78 +284,12 @@ class AMQPProtocol(TwistedProtocolConnection):
             return None
         return FrameWriter.for_channel(raw, self.transport.write)
 
-    def unwrapped(self) -> "AMQPProtocol":
-        """
-        @return: this protocol (Twisted's C{ClientService} hands
-            C{prepareConnection} a proxy that forwards attribute lookups).
-        """
-        return self
-
-    def when_lost(self) -> defer.Deferred:
-        """
-        @return: a C{Deferred} firing with C{None} once the TCP connection is
-            gone.
-        """
-        if self.lost:
-            return defer.succeed(None)
-        d: defer.Deferred = defer.Deferred()
-        self._lost_waiters.append(d)
-        return d
-
-    def abort(self, why: Optional[str] = None) -> None:
-        """
-        Drop the TCP connection now (no AMQP close handshake).
-
-        @param why: kept as L{abort_reason} for the log.
-        """
-        if why is not None and self.abort_reason is None:
-            self.abort_reason = why
-        if not self.lost and self.transport is not None:
-            self.transport.abortConnection()
-
-    def describe_loss(self, reason: Failure) -> str:
-        """
-        @param reason: what Twisted said when the connection was lost.
-        @return: the best account of why: ours if we dropped it, else pika's
-            (e.g. C{"403 ACCESS_REFUSED - Login was refused..."}), else
-            Twisted's.
-        """
-        if self.abort_reason is not None:
-            return self.abort_reason
-        tls = _describe_tls(reason)
-        if tls is not None:
-            return tls
-        if self.error is not None:
-            return describe(self.error)
-        return reason.getErrorMessage()
-
     def dataReceived(self, data: bytes) -> None:
         """
         Hand C{data} to pika, then send the acks held meanwhile (see
         L{hold_acks}).
         """
-        self.receiving = True
-        try:
-            super().dataReceived(data)
-        finally:
-            self.receiving = False
-            if self._holding:
-                self.send_acks()
-
-    def hold_acks(self, holder: Any) -> None:
-        """
-        C{holder} holds acks made while L{receiving}; call its
-        C{send_acks()} once the data at hand is handled (or before closing).
-        """
-        self._holding.append(holder)
-
-    def send_acks(self) -> None:
-        """
-        Send every held ack now.
-        """
-        holding, self._holding = self._holding, []
-        for holder in holding:
-            holder.send_acks()
+        self._receive(super().dataReceived, data)
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> Any:
         """
@@ -380,13 +299,6 @@ class AMQPProtocol(TwistedProtocolConnection):
             self.send_acks()
         return super().close(reply_code, reply_text)
 
-    def _dropping(self) -> None:
-        # pika asked its transport to close (heartbeat timeout, close-ok): a
-        # plain loseConnection() can wait forever on a dead peer with a full
-        # send buffer; abort it if it is not gone after a grace period.
-        if not self.lost and self._abort_call is None:
-            self._abort_call = self._reactor.callLater(DISCONNECT_GRACE, self.abort)
-
     def _record_error(self, _connection: Any, error: Optional[BaseException] = None) -> None:
         if error is not None and not isinstance(self.error, pika_errors.ConnectionClosedByBroker):
             self.error = error
@@ -395,53 +307,14 @@ class AMQPProtocol(TwistedProtocolConnection):
         self.error = pika_errors.ConnectionClosedByBroker(frame.method.reply_code, frame.method.reply_text)
 
     def makeConnection(self, transport: Any) -> None:
-        # Small frames go out at once (as pika's own adapters and py-amqp set
-        # up their sockets): a reply or an ack must not wait for Nagle.
-        set_no_delay = getattr(transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            try:
-                set_no_delay(True)
-            except OSError:
-                pass
+        self._made(transport)
+        # pika drops the connection (heartbeat timeout, close-ok) through the
+        # transport's loseConnection(): guarded, as Link.disconnect does it.
         super().makeConnection(GuardedTransport(transport, self._dropping))
         self._owner.protocol_connected(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.lost = True
-        abort_call, self._abort_call = self._abort_call, None
-        if abort_call is not None and abort_call.active():
-            abort_call.cancel()
-        try:
-            super().connectionLost(reason)
-        finally:
-            try:
-                self._owner.protocol_lost(self, reason)
-            finally:
-                waiters, self._lost_waiters = self._lost_waiters, []
-                for d in waiters:
-                    d.callback(None)
-
-
-def _describe_tls(reason: Failure) -> Optional[str]:
-    """
-    @return: what went wrong when C{reason} is a TLS failure (the
-        handshake, the broker's certificate or its host name), else C{None}.
-    """
-    try:
-        from OpenSSL import SSL
-        from service_identity import VerificationError
-    except ImportError:
-        return None
-    if reason.check(VerificationError):
-        return "TLS: the broker's certificate does not name the host connected to"
-    if not reason.check(SSL.Error):
-        return None
-    texts = [entry[-1] for entry in (reason.value.args[0] if reason.value.args else [])
-             if isinstance(entry, tuple) and entry]
-    text = "; ".join(str(t) for t in texts) or str(reason.value)
-    hint = " (is this port a TLS listener?)" if ("wrong version number" in text or "record layer" in text
-                                                  or "packet length" in text) else ""
-    return f"TLS handshake failed: {text}{hint}"
+        self._lost(reason, super().connectionLost)
 
 
 class AMQPProtocolFactory(Factory):

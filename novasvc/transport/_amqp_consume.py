@@ -200,12 +200,20 @@ class ConsumerChannel:
         if self.draining:
             return
         self.step = f"consuming queue {queue.name!r}"
-        frame = yield channel.call("basic_consume", queue=queue.name, on_message_callback=self._deliver)
-        self.tag = frame.method.consumer_tag
+        self.tag = yield self._start_consuming(channel, queue)
         if self.draining:
             self._cancel_on_broker()
             return
         self.consumer._activated(self)
+
+    def _start_consuming(self, channel: Channel, queue: Queue) -> defer.Deferred:
+        """
+        Issue C{basic.consume} on C{channel}.
+
+        @return: a C{Deferred} firing with the consumer tag.
+        """
+        return channel.call("basic_consume", queue=queue.name, on_message_callback=self._deliver).addCallback(
+            lambda frame: frame.method.consumer_tag)
 
     @defer.inlineCallbacks
     def _declare_dead_letter(self, channel: Channel, queue: Queue) -> Any:
@@ -238,15 +246,23 @@ class ConsumerChannel:
     # -- deliveries ---------------------------------------------------------
 
     def _deliver(self, _raw: Any, method: Any, properties: Any, body: bytes) -> None:
+        self.handle(method.delivery_tag, body, properties.content_type, method.exchange, method.routing_key,
+                    method.redelivered)
+
+    def handle(self, delivery_tag: int, body: bytes, content_type: Optional[str], exchange: str,
+               routing_key: str, redelivered: bool) -> None:
+        """
+        One C{basic.deliver} of this channel: hand it to C{on_message} (or
+        put it back on its queue while draining).
+        """
         if self.draining:
             try:
-                self.channel.raw.basic_reject(method.delivery_tag, True)  # type: ignore[union-attr]
+                self._reject(delivery_tag, True)
             except Exception:
                 pass
             return
         self.unsettled += 1
-        delivery = AMQPDelivery(self, method.delivery_tag, body, properties.content_type, method.exchange,
-                                method.routing_key, method.redelivered)
+        delivery = AMQPDelivery(self, delivery_tag, body, content_type, exchange, routing_key, redelivered)
         try:
             self.consumer.on_message(delivery)
         except Exception:
@@ -271,7 +287,7 @@ class ConsumerChannel:
             if requeue is None:
                 self._ack((delivery_tag,), False)
             else:
-                channel.raw.basic_reject(delivery_tag, requeue)
+                self._reject(delivery_tag, requeue)
         except Exception:
             # Closing: the broker requeues whatever is still unsettled.
             return
@@ -309,6 +325,11 @@ class ConsumerChannel:
         for delivery_tag in delivery_tags:
             channel.raw.basic_ack(delivery_tag, multiple=multiple)
 
+    def _reject(self, delivery_tag: int, requeue: bool) -> None:
+        # basic.reject on this channel.
+        assert self.channel is not None
+        self.channel.raw.basic_reject(delivery_tag, requeue)
+
     def _close(self) -> None:
         if self._held:
             self.send_acks()
@@ -338,7 +359,7 @@ class ConsumerChannel:
         channel = self.channel
         assert channel is not None
         tag, self.tag = self.tag, None
-        if tag not in channel.raw.consumer_tags:
+        if not self._consuming(tag):
             if not self.unsettled:
                 self._close()
             return defer.succeed(None)
@@ -349,8 +370,21 @@ class ConsumerChannel:
 
         return channel.call("basic_cancel", consumer_tag=tag).addCallbacks(cancelled, lambda _: None)
 
+    def _consuming(self, tag: Optional[str]) -> bool:
+        # Whether the client library still counts tag as consuming on this
+        # channel (not cancelled by the broker meanwhile).
+        assert self.channel is not None
+        return tag in self.channel.raw.consumer_tags
+
     def _broker_cancelled(self, frame: Any) -> None:
-        if frame.method.consumer_tag != self.tag:
+        self.broker_cancelled(frame.method.consumer_tag)
+
+    def broker_cancelled(self, consumer_tag: str) -> None:
+        """
+        The broker's C{basic.cancel} for C{consumer_tag} (its queue was
+        deleted): declare it again and consume, unless cancelling anyway.
+        """
+        if consumer_tag != self.tag:
             return
         self.tag = None
         consumer = self.consumer
@@ -370,6 +404,8 @@ class ConsumerChannel:
         if self.draining or consumer.cancelled:
             return
         if isinstance(reason, pika_errors.ChannelClosedByBroker) or self._failed:
+            # The broker refused something (the reason of a txamqp channel
+            # is one of pika's exceptions too; see _txamqp_protocol).
             consumer._retry_later(f"{self.step}: {describe(reason)}")
         # Otherwise the connection went away; the next one restarts us.
 
@@ -385,7 +421,11 @@ class AMQPConsumer:
     @ivar prefetch: the C{basic.qos} prefetch count (0: no limit).
     @ivar current: the L{ConsumerChannel} on the current connection, if any.
     @ivar cancelled: C{True} once cancelled (or its transport stopped).
+    @cvar channel_class: the L{ConsumerChannel} (sub)class it makes on each
+        connection.
     """
+
+    channel_class = ConsumerChannel
 
     def __init__(self, owner: ConsumerOwner, queue: Queue, on_message: Callable[[IDelivery], None],
                  prefetch: int) -> None:
@@ -441,7 +481,7 @@ class AMQPConsumer:
         @return: a C{Deferred} firing with C{None} after the first attempt.
         """
         self._cancel_retry()
-        current = self.current = ConsumerChannel(self, protocol)
+        current = self.current = self.channel_class(self, protocol)
         return current.start()
 
     def detach(self) -> None:

@@ -222,15 +222,20 @@ class Publisher:
                  writer: Optional[FrameWriter] = None) -> None:
         self.channel = channel
         self.confirms = Confirms()
-        self._raw = channel.raw
-        self._basic_publish = channel.raw.basic_publish
-        self._writer = writer
         self._control = control
         self._declared: Set[str] = set()
         self._declaring: Dict[str, List[Tuple[tuple, defer.Deferred]]] = {}
         self._on_close = on_close
-        channel.raw.add_on_return_callback(self._on_return)
+        self._attach(channel, writer)
         channel.add_on_close(self._closed)
+
+    def _attach(self, channel: Channel, writer: Optional[FrameWriter]) -> None:
+        # What the client library needs: the frame writer (None: pika's
+        # basic_publish), and the callback of basic.return.
+        self._raw = channel.raw
+        self._basic_publish = channel.raw.basic_publish
+        self._writer = writer
+        channel.raw.add_on_return_callback(self._on_return)
 
     @classmethod
     def open(cls, connection: Any, control: Callable[[], defer.Deferred],
@@ -277,19 +282,24 @@ class Publisher:
         if name and name not in self._declared:
             return self._declare_then_publish(exchange, routing_key, body, content_type, expiration, mandatory)
         try:
-            properties = message_properties(content_type, expiration)
-            if self._writer is not None and self._raw.is_open:
-                self._writer.write(name, routing_key, body, properties, mandatory)
-            elif type(body) is not bytes:
-                # As the writer: pika's basic_publish would encode a str.
-                raise TypeError(f"the body must be bytes, not {type(body).__name__}")
-            else:
-                self._basic_publish(name, routing_key, body, properties, mandatory)
+            self._write(name, routing_key, body, message_properties(content_type, expiration), mandatory)
         except (TypeError, ValueError) as e:
             return defer.fail(e)
         except Exception as e:
             return defer.fail(DisconnectedError(f"cannot publish: {describe(e)}"))
         return self.confirms.add(name, routing_key, body, mandatory)
+
+    def _write(self, exchange: str, routing_key: str, body: bytes, properties: SharedProperties,
+               mandatory: bool) -> None:
+        # Send one basic.publish with its content; raise on failure
+        # (TypeError for a body that is not bytes).
+        if self._writer is not None and self._raw.is_open:
+            self._writer.write(exchange, routing_key, body, properties, mandatory)
+        elif type(body) is not bytes:
+            # As the writer: pika's basic_publish would encode a str.
+            raise TypeError(f"the body must be bytes, not {type(body).__name__}")
+        else:
+            self._basic_publish(exchange, routing_key, body, properties, mandatory)
 
     def _declare_then_publish(self, exchange: Exchange, *rest: Any) -> defer.Deferred:
         d: defer.Deferred = defer.Deferred()

@@ -1,0 +1,654 @@
+# -*- test-case-name: tests.test_transport_amqp,tests.test_transport_txamqp -*-
+"""
+What the two RabbitMQ transports share, whatever AMQP client library speaks
+the protocol for them (pika for L{novasvc.transport.amqp.AMQPTransport},
+txamqp for L{novasvc.transport.txamqp.TxAMQPTransport}): one connection kept
+up by Twisted's L{ClientService} with one backoff policy
+(L{retry_policy}), the hosts of the URL walked round-robin, the sessions set
+up on every (re)connection, publishes made while disconnected held for at
+most C{publish_wait} seconds, the stop that waits for outstanding
+confirms, and the connection's metrics (every connection fully set up after
+the first one since L{BaseAMQPTransport.start} counts as a broker
+reconnection: L{novasvc.metrics.Recorder.broker_reconnect}).
+
+L{BaseAMQPTransport} does all that; a subclass says how its client library
+connects, shakes hands, opens a channel, a publisher and a consumer (the
+C{_client_*} methods). The channels, publishers and consumers it makes keep
+the interfaces of L{novasvc.transport._amqp_channel.Channel},
+L{novasvc.transport._amqp_publish.Publisher} and
+L{novasvc.transport._amqp_consume.AMQPConsumer}.
+"""
+
+from collections import deque
+from random import random
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from novasvc._reactor import global_reactor_if_none
+from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
+from novasvc.interfaces import IConsumer, IDelivery
+from novasvc.metrics import Recorder, get_recorder
+from novasvc.transport._amqp_channel import ChannelError, describe
+from novasvc.transport._amqp_connect import RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name
+from novasvc.transport.topology import Exchange, Queue
+from novasvc.transport.url import TLSOptions, TransportURL
+
+_log = Logger()
+
+_IDLE, _RUNNING, _STOPPING, _STOPPED = "idle", "running", "stopping", "stopped"
+
+#: The URL schemes an AMQP transport takes.
+AMQP_SCHEMES = ("rabbit", "rabbits", "amqp", "amqps")
+
+
+def retry_policy(retry_interval: float = 1.0, retry_factor: float = 2.0, retry_max: float = 30.0,
+                 retry_jitter: float = 1.0) -> Callable[[int], float]:
+    """
+    The reconnection (and consumer set-up retry) delays of both AMQP
+    transports: Twisted's L{backoffPolicy}.
+
+    @param retry_interval: the first delay in B{seconds} (oslo's
+        C{rabbit_retry_interval}, 1).
+    @param retry_factor: each further delay is multiplied by this.
+    @param retry_max: the longest delay in B{seconds} (oslo's
+        C{rabbit_interval_max}, 30), before jitter.
+    @param retry_jitter: up to this many B{seconds} of random jitter are
+        added to each delay.
+    @return: a function of the number of failures in a row (0 for the first
+        retry) giving the delay in seconds.
+    @raise ConfigError: for a negative time or a factor below 1.
+    """
+    for name, value in [("retry_interval", retry_interval), ("retry_max", retry_max),
+                        ("retry_jitter", retry_jitter)]:
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0 seconds, not {value!r}")
+    if retry_factor < 1:
+        raise ConfigError(f"retry_factor must be >= 1, not {retry_factor!r}")
+    return backoffPolicy(initialDelay=retry_interval, maxDelay=retry_max, factor=retry_factor,
+                         jitter=lambda: random() * retry_jitter)
+
+
+class Session:
+    """
+    What belongs to one open AMQP connection: the protocol, the publisher,
+    and the control channel (opened on first use, reopened after the broker
+    closes it).
+    """
+
+    def __init__(self, protocol: Any, open_channel: Callable[[], defer.Deferred]) -> None:
+        """
+        @param protocol: the connection's protocol (see L{BaseAMQPTransport}).
+        @param open_channel: opens a channel on it; returns a C{Deferred}
+            firing with a channel.
+        """
+        self.protocol = protocol
+        self.publisher: Any = None
+        self._open_channel = open_channel
+        self._control: Any = None
+        self._opening: Optional[List[defer.Deferred]] = None
+
+    @property
+    def alive(self) -> bool:
+        """
+        C{True} until the TCP connection is lost.
+        """
+        return not self.protocol.lost
+
+    def control(self) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with the open control channel.
+        """
+        channel = self._control
+        if channel is not None and not channel.is_closed:
+            return defer.succeed(channel)
+        d: defer.Deferred = defer.Deferred()
+        if self._opening is not None:
+            self._opening.append(d)
+            return d
+        self._opening = [d]
+        self._open_channel().addBoth(self._control_opened)
+        return d
+
+    def _control_opened(self, result: Any) -> None:
+        if not isinstance(result, Failure):
+            self._control = result
+        waiting, self._opening = self._opening or [], None
+        for d in waiting:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+
+
+class _Hooks:
+    """
+    The transport as its protocol and consumers see it (kept off the
+    transport's public surface).
+    """
+
+    def __init__(self, transport: "BaseAMQPTransport") -> None:
+        self._transport = transport
+
+    @property
+    def clock(self) -> Any:
+        return self._transport._clock
+
+    def current_protocol(self) -> Any:
+        session = self._transport._session
+        return session.protocol if session is not None and session.alive else None
+
+    def consumer_retry_delay(self, failures: int) -> float:
+        return self._transport._policy(failures)
+
+    def forget_consumer(self, consumer: Any) -> None:
+        self._transport._consumers.pop(consumer, None)
+
+    def protocol_connected(self, protocol: Any) -> None:
+        self._transport._protocol_connected(protocol)
+
+    def protocol_lost(self, protocol: Any, reason: Failure) -> None:
+        self._transport._protocol_lost(protocol, reason)
+
+
+class BaseAMQPTransport:
+    """
+    The L{novasvc.interfaces.ITransport} behaviour both RabbitMQ transports
+    share; see the module docstring. Subclasses implement the C{_client_*}
+    methods and set L{client}.
+
+    The protocol a subclass's factory builds must call the hooks it is given
+    (C{protocol_connected(protocol)} once TCP is up, C{protocol_lost(protocol,
+    reason)} once it is down) and offer C{lost} (C{bool}), C{when_lost()},
+    C{abort(why)}, C{close()}, C{describe_loss(reason)} and C{unwrapped()}
+    (see L{novasvc.transport._amqp_connect.AMQPProtocol}).
+
+    @cvar client: the client library's name, for the logs (C{"pika"}).
+    @ivar url: the L{TransportURL}; C{str(url)} hides the passwords. With
+        TLS on, its scheme is C{rabbits} or C{amqps} and a host given
+        without a port is on 5671 (see L{TransportURL.with_tls}).
+    @ivar tls: the L{TLSOptions} in force (the URL's over the
+        configuration's).
+    @ivar connection_name: the C{connection_name} client property.
+    """
+
+    client = "?"
+
+    def __init__(
+        self,
+        url: TransportURL,
+        *,
+        reactor: Any = None,
+        heartbeat: int = 60,
+        connection_name: Optional[str] = None,
+        connect_timeout: float = 10.0,
+        retry_interval: float = 1.0,
+        retry_factor: float = 2.0,
+        retry_max: float = 30.0,
+        retry_jitter: float = 1.0,
+        publish_wait: float = 30.0,
+        close_timeout: float = 5.0,
+        tls: Optional[TLSOptions] = None,
+        metrics: Optional[Recorder] = None,
+    ) -> None:
+        """
+        @param url: a C{rabbit://}, C{rabbits://}, C{amqp://} or C{amqps://}
+            URL: hosts (tried in order, round-robin on reconnect), each with
+            its credentials, vhost, and the TLS options of its query.
+        @param reactor: provides C{IReactorTCP} and C{IReactorTime}; the global
+            reactor when C{None}, looked up only then.
+        @param heartbeat: AMQP heartbeat to ask for, in B{seconds} (0 disables;
+            oslo's C{heartbeat_timeout_threshold} default is 60).
+        @param connection_name: the C{connection_name} client property; by
+            default C{"<argv0 basename>:<pid>:<uuid4>"} as oslo.messaging.
+        @param connect_timeout: B{seconds} allowed for TCP connect, and again
+            for the AMQP handshake, before the attempt is dropped and retried
+            (a broker that stops answering later is caught by the heartbeat).
+        @param retry_interval: first reconnect delay in B{seconds}; see
+            L{retry_policy} for it and the three next.
+        @param retry_factor: each further delay is multiplied by this.
+        @param retry_max: the longest delay in B{seconds}, before jitter.
+        @param retry_jitter: up to this many B{seconds} of random jitter.
+        @param publish_wait: how long, in B{seconds}, a publish made while
+            disconnected waits for a connection before failing with
+            L{DisconnectedError}; 0 fails at once.
+        @param close_timeout: B{seconds} L{stop} waits for the broker's
+            C{connection.close-ok} before dropping the TCP connection.
+        @param tls: the configuration's TLS options; what the URL says
+            (scheme, query) beats them. With TLS on, every connection is
+            TLS (never plain TCP as a fallback) and the broker's
+            certificate and host name are verified.
+        @param metrics: where to count reconnections; the process's
+            L{novasvc.metrics.get_recorder} when C{None}.
+        @raise ConfigError: for a URL whose scheme is not an AMQP one, a
+            negative time, certificate files given with TLS off, or a
+            certificate file that cannot be used (see L{client_tls}).
+        """
+        if url.scheme not in AMQP_SCHEMES:
+            raise ConfigError(f"{type(self).__name__} needs a rabbit://, rabbits://, amqp:// or amqps:// "
+                              f"transport_url, not {str(url)!r}")
+        self.tls = url.tls.over(tls or TLSOptions())
+        self.tls.check()
+        self._tls: Optional[TLSCreator] = client_tls(self.tls) if self.tls.enabled else None
+        if self.tls.enabled:
+            url = url.with_tls()
+        for name, value in [("heartbeat", heartbeat), ("connect_timeout", connect_timeout),
+                            ("publish_wait", publish_wait), ("close_timeout", close_timeout)]:
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0 seconds, not {value!r}")
+        self._policy: Callable[[int], float] = retry_policy(retry_interval, retry_factor, retry_max, retry_jitter)
+        self.url = url
+        self.connection_name = connection_name or default_connection_name()
+        self._reactor = reactor
+        self._heartbeat = heartbeat
+        self._connect_timeout = connect_timeout
+        self._publish_wait = publish_wait
+        self._close_timeout = close_timeout
+        self._hooks = _Hooks(self)
+        self._consumers: Dict[Any, None] = {}
+        self._protocol: Any = None
+        self._session: Optional[Session] = None
+        self._publisher: Any = None
+        self._waiting: Deque[list] = deque()
+        self._service: Optional[ClientService] = None
+        self._endpoint: Optional[RoundRobinEndpoint] = None
+        self._state = _IDLE
+        self._failures = 0
+        self._problem = "not connected yet"
+        self._stop_waiters: List[defer.Deferred] = []
+        self._metrics = get_recorder() if metrics is None else metrics
+        self._connected_before = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url} {self._state}>"
+
+    @property
+    def _clock(self) -> Any:
+        if self._reactor is None:
+            self._reactor = global_reactor_if_none()
+        return self._reactor
+
+    @property
+    def is_connected(self) -> bool:
+        """
+        C{True} while a connection is open and its publish channel usable.
+        """
+        return self._publisher is not None
+
+    # -- what a client library provides ------------------------------------------
+
+    def _client_description(self) -> str:
+        """
+        @return: the client library as the connection's log line names it
+            (e.g. C{"pika 1.4.4, fast path"}); L{client} by default.
+        """
+        return self.client
+
+    def _client_factory(self, endpoint: RoundRobinEndpoint) -> Any:
+        """
+        @param endpoint: the endpoint connecting; its C{index} is the host
+            of the URL being connected to (each may have its own
+            credentials).
+        @return: the protocol factory for L{ClientService}.
+        """
+        raise NotImplementedError()
+
+    def _client_handshake(self, protocol: Any) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing once the AMQP connection is open, or
+            failing when it cannot be.
+        """
+        raise NotImplementedError()
+
+    def _client_channel(self, protocol: Any) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with a newly opened channel.
+        """
+        raise NotImplementedError()
+
+    def _client_publisher(self, session: Session) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with a publisher in confirm mode, which
+            calls L{_publisher_closed} when its channel closes.
+        """
+        raise NotImplementedError()
+
+    def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
+        """
+        @return: a consumer (not attached yet), made with C{self._hooks}.
+        """
+        raise NotImplementedError()
+
+    def _client_close(self, protocol: Any) -> None:
+        """
+        Begin closing the connection (AMQP C{connection.close}); the protocol
+        sends held acks first.
+        """
+        protocol.close()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Begin connecting (and reconnecting, until L{stop}). Never raises
+        because of the broker; see L{ITransport.start}.
+        """
+        if self._state == _RUNNING:
+            return
+        if self._state == _STOPPING:
+            self._when_stopped().addCallback(lambda _: self.start())
+            return
+        self._state = _RUNNING
+        self._connected_before = False
+        if self._service is None:
+            clock = self._clock
+            endpoint = self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout,
+                                                           self._connect_failed, self._tls)
+            self._service = ClientService(endpoint, self._client_factory(endpoint), retryPolicy=self._retry_delay,
+                                          clock=clock, prepareConnection=self._prepare)
+        self._service.startService()
+
+    def stop(self) -> defer.Deferred:
+        """
+        Stop consuming, wait for the confirms of publishes already sent,
+        close the connection (the broker requeues unsettled deliveries) and
+        stop reconnecting. Idempotent.
+
+        @return: a C{Deferred} firing with C{None} once the connection is
+            closed (at most about C{close_timeout} seconds).
+        """
+        if self._state in (_STOPPING, _STOPPED):
+            return self._when_stopped()
+        was_idle = self._state == _IDLE
+        self._state = _STOPPING
+        self._fail_waiting(TransportError(f"{self.url}: the transport is stopped"))
+        for consumer in list(self._consumers):
+            consumer._shutdown()
+        self._consumers.clear()
+        if was_idle or self._service is None:
+            self._finish_stop(None)
+            return self._when_stopped()
+        protocol = self._protocol
+        closing = self._close(protocol, self._publisher) if protocol is not None else defer.succeed(None)
+        service = self._service
+        closing.addCallback(lambda _: service.stopService())
+        closing.addBoth(self._finish_stop)
+        return self._when_stopped()
+
+    def _when_stopped(self) -> defer.Deferred:
+        if self._state == _STOPPED:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._stop_waiters.append(d)
+        return d
+
+    def _finish_stop(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            _log.failure("Error while stopping the AMQP transport for {url}", result, url=str(self.url))
+        self._state = _STOPPED
+        self._failures = 0
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _close(self, protocol: Any, publisher: Any) -> defer.Deferred:
+        # Wait for the confirms of publishes already sent, then close; drop
+        # the connection if all that takes more than close_timeout seconds.
+        lost = protocol.when_lost()
+        clock = self._clock
+        timer = clock.callLater(self._close_timeout, protocol.abort, "closing took too long")
+
+        def close(_: Any) -> None:
+            try:
+                self._client_close(protocol)
+            except Exception:
+                protocol.abort()
+
+        drained = publisher.confirms.when_drained() if publisher is not None else defer.succeed(None)
+        drained.addCallback(close)
+
+        def closed(_: Any) -> None:
+            if timer.active():
+                timer.cancel()
+
+        return lost.addCallback(closed)
+
+    # -- connection management (ClientService hooks) --------------------------
+
+    def _retry_delay(self, _attempt: int) -> float:
+        delay = self._policy(self._failures)
+        self._failures += 1
+        if self._state == _RUNNING:
+            _log.warn("AMQP broker {url}: {problem}; retrying in {delay:.1f} seconds",
+                      url=str(self.url), problem=self._problem.rstrip("."), delay=delay)
+        return delay
+
+    def _connect_failed(self, host: Tuple[str, int], failure: Failure) -> None:
+        if not failure.check(defer.CancelledError):
+            self._problem = f"cannot connect to {host[0]}:{host[1]}: {failure.getErrorMessage()}"
+
+    def _prepare(self, proxy: Any) -> defer.Deferred:
+        # ClientService's prepareConnection hook. The Deferred returned never
+        # fails, and fires at the latest when the connection is lost (before
+        # ClientService hears of the loss): ClientService (Twisted 26.10) has
+        # no transition for a connection lost while preparing, nor after a
+        # failed preparation, so every failure here is turned into a lost
+        # connection instead, and the backoff counts it (self._failures is
+        # reset only once a session is fully set up).
+        protocol = proxy.unwrapped()
+        done: defer.Deferred = defer.Deferred()
+        clock = self._clock
+        timer = clock.callLater(self._connect_timeout, self._set_up_timed_out, protocol)
+
+        def handshake_over(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        def finished(_: Any) -> None:
+            if timer.active():
+                timer.cancel()
+            if not done.called:
+                done.callback(None)
+
+        ready = self._client_handshake(protocol)
+        ready.addBoth(handshake_over)
+        ready.addCallback(lambda _: self._open_session(protocol))
+        ready.addErrback(self._set_up_failed, protocol)
+        ready.addBoth(finished)
+        protocol.when_lost().addCallback(finished)
+        return done
+
+    def _set_up_timed_out(self, protocol: Any) -> None:
+        protocol.abort(f"no AMQP handshake within {self._connect_timeout} seconds")
+
+    @defer.inlineCallbacks
+    def _open_session(self, protocol: Any) -> Any:
+        session = Session(protocol, lambda: self._client_channel(protocol))
+        self._session = session
+        attached = [consumer.attach(protocol) for consumer in list(self._consumers)]
+        publisher = yield self._client_publisher(session)
+        session.publisher = publisher
+        yield defer.gatherResults(attached)
+        if not session.alive or self._session is not session:
+            return
+        self._publisher = publisher
+        self._failures = 0
+        if self._connected_before:
+            self._metrics.broker_reconnect()
+        self._connected_before = True
+        host, port = self._endpoint.current if self._endpoint else ("?", 0)
+        _log.info("Connected to AMQP broker {url} at {host}:{port} as {name} ({client})",
+                  url=str(self.url), host=host, port=port, name=self.connection_name,
+                  client=self._client_description())
+        self._flush_waiting()
+
+    def _set_up_failed(self, failure: Failure, protocol: Any) -> None:
+        # When the connection is lost, _protocol_lost tells why (the client
+        # library's reason is only known once its callbacks have all run).
+        if not protocol.lost:
+            protocol.abort(f"cannot set up the connection: {failure.getErrorMessage()}")
+
+    def _protocol_connected(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def _protocol_lost(self, protocol: Any, reason: Failure) -> None:
+        if self._protocol is protocol:
+            self._protocol = None
+        host, port = self._endpoint.current if self._endpoint else ("?", 0)
+        why = protocol.describe_loss(reason)
+        session = self._session
+        if session is None or session.protocol is not protocol:
+            self._problem = f"AMQP connection to {host}:{port} failed: {why}"
+            return
+        self._problem = f"connection to {host}:{port} lost: {why}"
+        self._session = None
+        if self._publisher is session.publisher:
+            self._publisher = None
+        for consumer in self._consumers:
+            consumer.detach()
+
+    def _publisher_closed(self, publisher: Any, reason: Any) -> None:
+        if self._publisher is publisher:
+            self._publisher = None
+        session = self._session
+        if session is None or session.publisher is not publisher or not session.alive or self._state != _RUNNING:
+            return
+        _log.warn("AMQP publish channel to {url} closed ({why}); opening another", url=str(self.url),
+                  why=describe(reason))
+
+        def reopened(new: Any) -> None:
+            if self._session is session and session.alive:
+                session.publisher = new
+                self._publisher = new
+                self._flush_waiting()
+
+        def failed(failure: Failure) -> None:
+            session.protocol.abort(f"cannot reopen the publish channel: {failure.getErrorMessage()}")
+
+        self._client_publisher(session).addCallbacks(reopened, failed)
+
+    # -- publish -----------------------------------------------------------------
+
+    def publish(self, exchange: Exchange, routing_key: str, body: bytes,
+                content_type: Optional[str] = "application/json", expiration: Optional[int] = None,
+                mandatory: bool = False) -> defer.Deferred:
+        """
+        Publish one message with oslo's properties (C{content_encoding}
+        C{utf-8}, C{delivery_mode} 2, C{expiration} as a string of
+        milliseconds); see L{ITransport.publish}.
+
+        @return: a C{Deferred} firing with C{None} on the broker's confirm;
+            failing with L{novasvc.exceptions.UnroutableError} when a
+            mandatory message reached no queue;
+            L{novasvc.exceptions.DisconnectedError} on channel or
+            connection loss before the confirm, or no connection within
+            C{publish_wait} seconds; L{TransportError} on nack, an exchange
+            declare the broker refused, or after L{stop}; C{ValueError} for
+            a negative C{expiration}.
+        """
+        publisher = self._publisher
+        if publisher is not None:
+            return publisher.publish(exchange, routing_key, body, content_type, expiration, mandatory)
+        return self._publish_later((exchange, routing_key, body, content_type, expiration, mandatory))
+
+    def _publish_later(self, args: tuple) -> defer.Deferred:
+        if self._state in (_STOPPING, _STOPPED):
+            return defer.fail(TransportError(f"{self.url}: the transport is stopped"))
+        if self._publish_wait <= 0:
+            return defer.fail(DisconnectedError(f"not connected to {self.url}: {self._problem}"))
+        entry: list = [args, None, None]
+
+        def cancel(_: defer.Deferred) -> None:
+            self._drop_waiting(entry)
+
+        entry[1] = defer.Deferred(cancel)
+        entry[2] = self._clock.callLater(self._publish_wait, self._publish_timed_out, entry)
+        self._waiting.append(entry)
+        return entry[1]
+
+    def _drop_waiting(self, entry: list) -> None:
+        try:
+            self._waiting.remove(entry)
+        except ValueError:
+            return
+        if entry[2].active():
+            entry[2].cancel()
+
+    def _publish_timed_out(self, entry: list) -> None:
+        try:
+            self._waiting.remove(entry)
+        except ValueError:
+            return
+        entry[1].errback(DisconnectedError(
+            f"not connected to {self.url} within {self._publish_wait} seconds: {self._problem}"
+        ))
+
+    def _flush_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for args, d, timer in waiting:
+            if timer.active():
+                timer.cancel()
+            self.publish(*args).chainDeferred(d)
+
+    def _fail_waiting(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for _args, d, timer in waiting:
+            if timer.active():
+                timer.cancel()
+            d.errback(error)
+
+    # -- consume -------------------------------------------------------------------
+
+    def consume(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int = 0) -> IConsumer:
+        """
+        Declare C{queue} with its exchanges and bindings and consume it, now
+        (or once connected) and after every reconnection; see
+        L{ITransport.consume}. Each consumer has its own channel, so
+        C{prefetch} limits this consumer alone.
+
+        @raise ValueError: for a prefetch outside 0..65535.
+        """
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 0 <= prefetch <= 65535:
+            raise ValueError(f"prefetch must be an integer in 0..65535, not {prefetch!r}")
+        consumer = self._client_consumer(queue, on_message, prefetch)
+        self._consumers[consumer] = None
+        protocol = self._hooks.current_protocol()
+        if protocol is not None and self._state == _RUNNING:
+            consumer.attach(protocol)
+        return consumer
+
+    def delete_queue(self, name: str) -> defer.Deferred:
+        """
+        Delete queue C{name} (C{queue.delete}) on the control channel; see
+        L{ITransport.delete_queue}. Consumers of this transport on that queue
+        are cancelled first (as L{IConsumer.cancel}), so they do not declare
+        it again.
+
+        @return: a C{Deferred} firing with C{None}; it fails with
+            L{TransportError} only when the broker refuses (e.g.
+            C{ACCESS_REFUSED}).
+        """
+        ours = [consumer for consumer in self._consumers if consumer.queue.name == name]
+        cancelled = defer.gatherResults([consumer.cancel() for consumer in ours])
+        session = self._session
+        if session is None or not session.alive:
+            return cancelled.addCallback(lambda _: None)
+
+        def delete(channel: Any) -> defer.Deferred:
+            return channel.call("queue_delete", queue=name)
+
+        def failed(failure: Failure) -> Any:
+            error = failure.value
+            if isinstance(error, ChannelError) and (not error.by_broker or error.code == 404):
+                return None
+            return Failure(TransportError(f"cannot delete queue {name!r}: {error}"))
+
+        return cancelled.addCallback(lambda _: session.control()).addCallback(delete).addCallbacks(
+            lambda _: None, failed)
+
+
+__all__ = ["AMQP_SCHEMES", "BaseAMQPTransport", "Session", "retry_policy"]
