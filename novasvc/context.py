@@ -40,19 +40,29 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+_last_parsed: Tuple[Any, Any] = (None, None)
+
+
 def _parse_timestamp(value: Any) -> Any:
     """
     Nova sends the timestamp as a string; read it back as a naive UTC
-    C{datetime}. Anything unreadable is kept as it came.
+    C{datetime}. Anything unreadable is kept as it came. The last text read
+    and its C{datetime} (immutable, so shared safely) are kept: the requests
+    of one client context all carry the same timestamp.
     """
+    global _last_parsed
     if not isinstance(value, str):
         return value
+    last = _last_parsed  # one read: another thread may replace it
+    if value == last[0]:
+        return last[1]
     try:
         parsed = datetime.datetime.fromisoformat(value)  # Python 3.11 reads "Z" too
     except ValueError:
         return value
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    _last_parsed = (value, parsed)
     return parsed
 
 

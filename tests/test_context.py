@@ -119,6 +119,19 @@ class RequestContextTests(SynchronousTestCase):
         self.assertEqual(aware.timestamp, datetime.datetime(2024, 5, 6, 7, 8, 9))
         self.assertEqual(RequestContext.from_dict({"timestamp": "yesterday"}).timestamp, "yesterday")
 
+    def test_timestamp_parsed_again(self) -> None:
+        """
+        When several dicts carry timestamp texts, the same one again and
+        again or others in between, then each context reads its own text's
+        instant.
+        """
+        texts = ["2024-05-06T07:08:09.000123", "2024-05-06T07:08:09.000123", "2024-05-06T09:08:09+02:00",
+                 "yesterday", "2024-05-06T07:08:09.000123", "2025-01-02T03:04:05.000006", "yesterday"]
+        expected = [datetime.datetime(2024, 5, 6, 7, 8, 9, 123), datetime.datetime(2024, 5, 6, 7, 8, 9, 123),
+                    datetime.datetime(2024, 5, 6, 7, 8, 9), "yesterday", datetime.datetime(2024, 5, 6, 7, 8, 9, 123),
+                    datetime.datetime(2025, 1, 2, 3, 4, 5, 6), "yesterday"]
+        self.assertEqual([RequestContext.from_dict({"timestamp": text}).timestamp for text in texts], expected)
+
     def test_missing_request_id_generated(self) -> None:
         """
         When a dict has a null request_id, then the context gets a fresh one.

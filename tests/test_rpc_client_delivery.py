@@ -20,6 +20,7 @@ from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.memory import MemoryBroker
+from novasvc.transport.topology import Exchange
 from tests._services import poll
 from tests.test_rpc_server import Manager, RecordingTransport
 from tests._clients import AMQPTransport, on_txamqp
@@ -301,6 +302,50 @@ class ResendTests(_Harness, SynchronousTestCase):
         d = self.client.prepare(retry=0).cast({}, "note")
         self.assertEqual(str(self.failureResultOf(d, DisconnectedError).value), "lost")
         self.assertEqual(len(self.requests()), 1)
+
+    def test_prepared_client_resends_by_its_own_settings(self) -> None:
+        """
+        When a client that already cast makes a prepared client with retry
+        0, then a cast of the prepared client lost with its connection fails
+        at once, while the first client's is sent again.
+        """
+        self.make_server()
+        self.successResultOf(self.client.cast({}, "note", value=1))
+        prepared = self.client.prepare(retry=0)
+        self.successResultOf(prepared.cast({}, "note", value=2))
+        self.transport.failures = [DisconnectedError("lost")]
+        self.failureResultOf(prepared.cast({}, "note", value=3), DisconnectedError)
+        self.transport.failures = [DisconnectedError("lost")]
+        d = self.client.cast({}, "note", value=4)
+        self.clock.advance(0)
+        self.successResultOf(d)
+
+    def test_resent_to_the_same_exchange(self) -> None:
+        """
+        When a cast to a durable control exchange, or a fanout cast, is lost
+        with its connection, then it is sent again to the very same exchange
+        (name, type, durable and auto-delete flags).
+        """
+        self.make_server()
+        durable = RPCServer(RecordingTransport(broker=self.broker, clock=self.clock),
+                            Target(topic="dur", server="host1"), [Manager("host1")], durable_queues=True,
+                            control_exchange="nova", clock=self.clock)
+        self.successResultOf(durable.start())
+        exchanges = []
+        for client in (RPCClient(self.transport, Target(topic="dur"), durable_queues=True, control_exchange="nova",
+                                 clock=self.clock),
+                       RPCClient(self.transport, Target(topic="svc", fanout=True), clock=self.clock)):
+            del self.transport.published[:]
+            self.transport.failures = [DisconnectedError("lost")]
+            d = client.cast({}, "note", value=1)
+            self.clock.advance(0)
+            self.successResultOf(d)
+            sent = [(exchange, key) for exchange, key, _, _, _, _ in self.requests()]
+            self.assertEqual(len(sent), 2)
+            self.assertEqual(sent[0], sent[1])
+            exchanges.append(sent[0][0])
+        self.assertEqual(exchanges, [Exchange("nova", "topic", durable=True),
+                                     Exchange("svc_fanout", "fanout", auto_delete=True)])
 
     def test_retry_n(self) -> None:
         """

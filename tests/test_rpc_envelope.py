@@ -3,10 +3,14 @@ Tests for L{novasvc.rpc._envelope}.
 """
 
 import json
+from json.encoder import encode_basestring_ascii
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.rpc._envelope import decode_body, encode_envelope
+from novasvc.rpc._jsoncodec import encode
 from novasvc.rpc.errors import MalformedMessage
 
 
@@ -133,3 +137,38 @@ class EnvelopeTests(SynchronousTestCase):
         """
         self.assertRaises(MalformedMessage, decode_body, b"[1, 2]")
         self.assertRaises(MalformedMessage, decode_body, encode_envelope([1]))  # type: ignore
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text())
+    @example('quote " backslash \\ slash / del \x7f nul \x00 tab \t \u00e9 \u2028 \U0001f600')
+    @example("\x7f")
+    def test_envelope_bytes_as_the_standard_library_writes_them(self, text: str) -> None:
+        """
+        When a message holding any text is wrapped (whichever JSON path is in
+        use), then the body is byte for byte the envelope the standard
+        library writes around the inner JSON text, with its default
+        separators and ASCII escapes (as oslo.messaging's jsonutils).
+        """
+        message = {"method": text, "args": {"v": [text]}}
+        inner = encode(message)
+        expected = ('{"oslo.version": "2.0", "oslo.message": ' + encode_basestring_ascii(inner) + "}").encode("ascii")
+        self.assertEqual(encode_envelope(message), expected)
+        self.assertEqual(decode_body(expected), message)
+
+    def test_general_envelopes(self) -> None:
+        """
+        When a 2.0 envelope has other keys besides its two, a version that
+        is not the string "2.0" but reads as 2.0, or values outside its
+        message that a strict parser refuses, then its message is still
+        decoded, as oslo.messaging reads it.
+        """
+        inner = json.dumps({"method": "m", "args": {"n": 12345678901234567890123}})
+        expected = {"method": "m", "args": {"n": 12345678901234567890123}}
+        bodies = [
+            json.dumps({"oslo.version": "2.0", "oslo.message": inner, "x": 1}).encode(),
+            json.dumps({"oslo.version": 2.0, "oslo.message": inner}).encode(),
+            json.dumps({"oslo.version": "2.0", "oslo.message": inner, "x": float("nan")}).encode(),
+            b'{"oslo.version": "2.0", "oslo.message": ' + json.dumps(inner).encode() + b', "s": "\\ud800"}',
+        ]
+        for body in bodies:
+            self.assertEqual(decode_body(body), expected, body)

@@ -3,6 +3,9 @@ Tests for L{novasvc.rpc.wire}: requests, replies, and the names it exports.
 """
 
 import json
+import os
+import uuid
+from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -66,6 +69,41 @@ class RequestTests(SynchronousTestCase):
         """
         self.assertRegex(wire.new_id(), "^[0-9a-f]{32}$")
         self.assertNotEqual(wire.new_id(), wire.new_id())
+
+    def test_new_ids_are_uuid4(self) -> None:
+        """
+        When many ids are made (several draws of random bytes), then each is
+        a version 4 UUID's hex and none repeats.
+        """
+        ids = [wire.new_id() for _ in range(wire._ID_BATCH * 3 + 5)]
+        self.assertEqual(len(set(ids)), len(ids))
+        for made in ids:
+            parsed = uuid.UUID(hex=made)
+            self.assertEqual((parsed.version, parsed.variant, parsed.hex), (4, uuid.RFC_4122, made))
+
+    def test_forked_process_makes_other_ids(self) -> None:
+        """
+        When the process forks, then the child's next id is not the one the
+        parent hands out next (ids drawn in advance stay the parent's).
+        """
+        if not hasattr(os, "fork"):
+            raise SkipTest("no fork on this platform")
+        wire.new_id()  # ids are drawn in advance now
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                os.write(write, wire.new_id().encode("ascii"))
+            finally:
+                os._exit(0)
+        os.close(write)
+        try:
+            child = os.read(read, 64).decode("ascii")
+        finally:
+            os.close(read)
+            os.waitpid(pid, 0)
+        self.assertRegex(child, "^[0-9a-f]{32}$")
+        self.assertNotEqual(child, wire.new_id())
 
     def test_decode(self) -> None:
         """

@@ -254,7 +254,7 @@ def _orjson_codec(orjson: Any, stdlib: "_Codec") -> "_Codec":
         return read
 
     return _Codec("orjson", encoder(stdlib.encode), encoder(stdlib.encode_lenient), reader(stdlib.decode),
-                  reader(stdlib.loads))
+                  reader(stdlib.loads), parse, dumps)
 
 
 # -- choosing -----------------------------------------------------------------
@@ -265,15 +265,23 @@ class _Codec:
     One path's functions (see the module-level names of the same names).
 
     @ivar name: C{"stdlib"} or C{"orjson"}.
+    @ivar parse_raw: orjson's own C{loads} (no guard, no fallback), or
+        C{None} on the stdlib path.
+    @ivar string_bytes: orjson's own C{dumps}, or C{None} on the stdlib
+        path.
     """
 
     def __init__(self, name: str, encode: Callable[[Any], str], encode_lenient: Callable[[Any], str],
-                 decode: Callable[[str], Any], loads: Callable[[Union[str, bytes]], Any]) -> None:
+                 decode: Callable[[str], Any], loads: Callable[[Union[str, bytes]], Any],
+                 parse_raw: Optional[Callable[[Union[str, bytes]], Any]] = None,
+                 string_bytes: Optional[Callable[[str], bytes]] = None) -> None:
         self.name = name
         self.encode = encode
         self.encode_lenient = encode_lenient
         self.decode = decode
         self.loads = loads
+        self.parse_raw = parse_raw
+        self.string_bytes = string_bytes
 
 
 def _stdlib_codec() -> _Codec:
@@ -329,6 +337,17 @@ decode: Callable[[str], Any] = _codec.decode
 #: Decode JSON text (C{str}, or C{bytes} in UTF-8, -16 or -32), as the
 #: standard library's C{json.loads} (same values, same errors).
 loads: Callable[[Union[str, bytes]], Any] = _codec.loads
+#: On the orjson path, orjson's own parser (C{str} or UTF-8 C{bytes}; raises
+#: C{orjson.JSONDecodeError}, a C{ValueError}), without L{decode}'s guards:
+#: only for reading values whose exactness does not matter, such as the
+#: envelope around the message (L{novasvc.rpc._envelope}). C{None} on the
+#: stdlib path.
+parse_raw: Optional[Callable[[Union[str, bytes]], Any]] = _codec.parse_raw
+#: On the orjson path, orjson's own encoder, for a C{str}: its JSON string
+#: as UTF-8 C{bytes}, only C{"}, C{\\} and control characters escaped
+#: (so for ASCII text without DEL, byte for byte the stdlib's
+#: C{encode_basestring_ascii}). C{None} on the stdlib path.
+string_bytes: Optional[Callable[[str], bytes]] = _codec.string_bytes
 
 
 def dumps(value: Any) -> str:

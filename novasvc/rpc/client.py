@@ -217,6 +217,7 @@ class RPCClient:
             if value is not _UNSET
         }
         prepared = copy.copy(self)
+        prepared.__dict__.pop("_on_cast_failure", None)  # bound to self
         if changes:
             prepared.target = self.target.replace(**changes)
         if timeout is not _UNSET:
@@ -354,12 +355,21 @@ class RPCClient:
         except Exception:
             d = defer.fail()
         else:
-            d.addErrback(self._cast_failed, exchange, key, body, method)
+            # What a resend needs, as values the garbage collector stops
+            # tracking (str, bytes, bool), and the errback made once per
+            # client: a burst of casts waiting for their confirms is what the
+            # collector walks again and again.
+            on_failure = self.__dict__.get("_on_cast_failure")
+            if on_failure is None:
+                on_failure = self._on_cast_failure = self._cast_failed
+            d.addErrback(on_failure, exchange.name, exchange.type, exchange.durable, exchange.auto_delete, key,
+                         body, method)
         return d if span is None else tracing.follow(d, span)
 
-    def _cast_failed(self, failure: Failure, exchange: Exchange, routing_key: str, body: bytes,
-                     method: str) -> defer.Deferred:
+    def _cast_failed(self, failure: Failure, exchange_name: str, exchange_type: str, durable: bool,
+                     auto_delete: bool, routing_key: str, body: bytes, method: str) -> defer.Deferred:
         # Only a cast that failed pays for the state of sending it again.
+        exchange = Exchange(exchange_name, exchange_type, durable=durable, auto_delete=auto_delete)
         return CastResend(self, method, exchange, routing_key, body).start(failure)
 
     def _route(self, exchange: str, routing_key: str) -> Route:

@@ -12,8 +12,9 @@ built on, so that callers import the whole format from one place:
 """
 
 from collections.abc import Mapping
+import os
 from os import urandom
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import attrs
 
@@ -53,10 +54,45 @@ def new_id() -> str:
     @return: a fresh message id: C{uuid4} hex, 32 characters (C{_msg_id},
         C{_unique_id}, queue-name suffixes), as oslo.messaging.
     """
-    # uuid.uuid4().hex without building a UUID object (hot path): 16 random
-    # bytes with the version (4) and variant (10xx) bits set.
-    h = urandom(16).hex()
-    return f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
+    # uuid.uuid4().hex without building a UUID object (hot path), from the
+    # operating system's random bytes, drawn for _ID_BATCH ids at once: a
+    # call or a reply takes one or two, and a system call each was a tenth
+    # of the ids' cost. list.pop is atomic, so threads never share an id;
+    # a forked child forgets the parent's ids (_forget_ids).
+    try:
+        return _ids.pop()
+    except IndexError:
+        return _more_ids()
+
+
+#: How many ids one draw of random bytes makes.
+_ID_BATCH = 64
+_ids: List[str] = []
+
+
+def _more_ids() -> str:
+    """
+    @return: a fresh id, after adding C{_ID_BATCH - 1} others to C{_ids}.
+    """
+    h = urandom(16 * _ID_BATCH).hex()
+    variant = _VARIANT
+    batch = [f"{h[i:i + 12]}4{h[i + 13:i + 16]}{variant[h[i + 16]]}{h[i + 17:i + 32]}"
+             for i in range(0, 32 * _ID_BATCH, 32)]
+    fresh = batch.pop()
+    _ids.extend(batch)
+    return fresh
+
+
+def _forget_ids() -> None:
+    """
+    Drop the ids drawn but not handed out: a forked process must not hand
+    out the ones its parent will.
+    """
+    del _ids[:]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_ids)
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
