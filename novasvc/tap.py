@@ -23,7 +23,7 @@ from novasvc.loader import is_dotted_path
 from novasvc.launcher import HangupService
 from novasvc.log import LogControl
 
-__all__ = ["Options", "makeService"]
+__all__ = ["ArgvOptions", "Options", "makeService"]
 
 
 
@@ -60,7 +60,24 @@ def _count(option: str) -> Callable[[str], int]:
     return parse
 
 
-class Options(usage.Options):
+class ArgvOptions(usage.Options):
+    """
+    C{usage.Options} that keep the arguments they parsed, to give them again
+    to the worker processes a supervising parent starts.
+    """
+
+    #: The arguments given to L{parseOptions}, which workers are given again.
+    argv: List[str] = []
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
+        """
+        self.argv = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
+
+
+class Options(ArgvOptions):
     """
     Options of C{twistd novasvc}.
 
@@ -115,15 +132,6 @@ class Options(usage.Options):
     ]
 
     settings: Config
-    #: The arguments given to L{parseOptions}, which workers are given again.
-    argv: List[str] = []
-
-    def parseOptions(self, options: Optional[List[str]] = None) -> None:
-        """
-        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
-        """
-        self.argv = list(sys.argv[1:] if options is None else options)
-        usage.Options.parseOptions(self, options)
 
     def overrides(self) -> Dict[str, Any]:
         """

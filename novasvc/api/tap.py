@@ -15,8 +15,7 @@ background (1, 2, 4... up to 30 seconds apart); a database refused for good
 (L{novasvc.db.store.PermanentDatabaseError}) fails the start.
 """
 
-import sys
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import attrs
 from twisted.application.service import IService, Service
@@ -28,6 +27,7 @@ from novasvc.api_config import check_listen, check_workers
 from novasvc.config import Config, load_config
 from novasvc.exceptions import ConfigError
 from novasvc.lifecycle import AsyncMultiService
+from novasvc.tap import ArgvOptions
 
 __all__ = ["Options", "StandaloneAPI", "makeService", "make_api_service", "serve"]
 
@@ -53,7 +53,7 @@ def _index(text: str) -> int:
     return value
 
 
-class Options(usage.Options):
+class Options(ArgvOptions):
     """
     Options of C{twistd novasvc-api}.
 
@@ -81,15 +81,6 @@ class Options(usage.Options):
     ]
 
     settings: Config
-    #: The arguments given to L{parseOptions}, which workers are given again.
-    argv: List[str] = []
-
-    def parseOptions(self, options: Optional[List[str]] = None) -> None:
-        """
-        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
-        """
-        self.argv = list(sys.argv[1:] if options is None else options)
-        usage.Options.parseOptions(self, options)
 
     def postOptions(self) -> None:
         """
