@@ -72,7 +72,10 @@ setup(
             "hypothesis>=6",
         ],
         # bench/run.py's systems: oslo.messaging's, and novasvc on txamqp.
-        "bench": ["oslo.messaging>=14", "psutil", "txamqp>=0.8"],
+        # bench/run.py (oslo.messaging, the txamqp system) and bench/services_scale.py
+        # (PostgreSQL, twistd novasvc-api; wrk from the system's packages).
+        "bench": ["oslo.messaging>=14", "psutil", "txamqp>=0.8", "psycopg2-binary>=2.9",
+                  "klein>=23.5", "prometheus_client>=0.17"],
     },
     entry_points={
         "console_scripts": [
