@@ -26,6 +26,7 @@ dropped at the end.
 """
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -57,7 +58,7 @@ def percentile(values, fraction):
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    rank = max(1, min(len(ordered), int(round(fraction * len(ordered) + 0.5))))
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
 
 

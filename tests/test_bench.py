@@ -582,3 +582,27 @@ class OsloProtocolInteropTests(TestCase):
         self.assertEqual(result, {"value": {"a": 1}, "user_id": "u-novasvc", "request_id": ctxt.request_id})
         yield client.cast(ctxt, "record", note="cast")
         yield poll(lambda: endpoint.casts == [("cast", "u-novasvc")], "the cast reached the floor's endpoint")
+
+
+class ServicesScaleTests(SynchronousTestCase):
+    """
+    Tests for the pure parts of C{bench/services_scale.py}.
+    """
+
+    def test_defaults(self):
+        """
+        When run without options, then it simulates 5,000 services reporting
+        every 10 seconds and serves the API with 1 then 2 workers.
+        """
+        scale = _load("services_scale")
+        args = scale.parse_args([])
+        self.assertEqual((args.services, args.interval, args.workers), (5000, 10.0, [1, 2]))
+
+    def test_percentile(self):
+        """
+        When asked for the 50th and 99th percentiles of 1..100, then the
+        nearest-rank values 50 and 99 come back.
+        """
+        scale = _load("services_scale")
+        values = list(range(100, 0, -1))
+        self.assertEqual((scale.percentile(values, 0.5), scale.percentile(values, 0.99)), (50, 99))
