@@ -11,12 +11,15 @@ configuration never imports the API itself (twisted.web, klein), which a
 service loads only when C{api.enabled} is true.
 """
 
-import difflib
 import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 
+from novasvc._checks import Bad as _Bad
+from novasvc._checks import boolean as _boolean
+from novasvc._checks import integer as _integer
+from novasvc._checks import suggest as _suggest
 from novasvc.exceptions import ConfigError
 from novasvc.loader import is_dotted_path
 from novasvc.options import show_value
@@ -107,27 +110,6 @@ class APIConfig:
     app: str = DEFAULT_APP
     filters: Tuple[str, ...] = DEFAULT_FILTERS
     tokens: Tuple[APIToken, ...] = ()
-
-
-class _Bad(Exception):
-    """
-    A value was refused; C{args[0]} says what was expected.
-    """
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Bad("true or false")
-    return value
-
-
-def _integer(minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _Bad(f"an integer >= {minimum}")
-        return value
-
-    return check
 
 
 def _dotted_path(value: Any) -> str:
@@ -221,13 +203,6 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "tokens": lambda value: value,  # checked item by item in _tokens()
 }
 _TOKEN_KEYS = ("name", "role", "sha256")
-
-
-def _suggest(key: str, known: Any) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return "; expected one of: " + ", ".join(known)
 
 
 def _tokens(value: Any, where: Callable[[str], str]) -> Tuple[APIToken, ...]:

@@ -17,13 +17,17 @@ C{${FLAG:true}} the boolean C{true}, while a quoted C{"${PORT}"} stays a
 string. A variable that is unset and has no default is an error.
 """
 
-import math
 import os
 import socket
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import attrs
 
+from novasvc._checks import Bad as _Bad
+from novasvc._checks import boolean as _boolean
+from novasvc._checks import integer as _integer
+from novasvc._checks import number as _number
+from novasvc._checks import suggest as _suggest
 from novasvc.api_config import APIConfig, parse_api_section
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import is_dotted_path, load_object
@@ -278,7 +282,7 @@ class Config:
         for leftover in raw.values():
             if leftover.name in topics:
                 continue  # the section of another manager this file configures
-            known = [*_CHECKS, "database", "<topic>_manager", "tracing", "api", *bound]
+            known = [*_CHECKS, *_MAPPINGS, *bound]
             raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
         kept = tuple(section for section in raw.values() if section.name in topics)
         sections = tuple(sorted(bound.items()))
@@ -438,42 +442,11 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
 
 # -- checkers: each takes the YAML value and returns the value to keep, or
 # raises _Bad with a phrase saying what was expected ------------------------
-
-
-class _Bad(Exception):
-    """
-    A value was refused; C{args[0]} says what was expected.
-    """
-
-
-def _number(minimum: float, positive: bool = False, nullable: bool = False,
-            integer: bool = False) -> Callable[[Any], Any]:
-    """
-    @return: a checker of a finite number (never a bool) >= C{minimum}, or
-        > 0 if C{positive}; C{None} passes if C{nullable}. Seconds are
-        returned as C{float}, integers as C{int}.
-    """
-    kind = "an integer" if integer else "a number of seconds"
-    bound = "> 0" if positive else f">= {minimum:g}"
-    expected = f"{kind} {bound}" + (" or null" if nullable else "")
-
-    def check(value: Any) -> Any:
-        if value is None and nullable:
-            return None
-        if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
-                or not math.isfinite(value) or value < minimum or (positive and value == 0)):
-            raise _Bad(expected)
-        return value if integer else float(value)
-
-    return check
+# (the general checkers are in novasvc._checks, shared with novasvc.api_config)
 
 
 def _seconds(positive: bool = False, nullable: bool = False) -> Callable[[Any], Any]:
     return _number(0, positive, nullable)
-
-
-def _integer(minimum: int) -> Callable[[Any], Any]:
-    return _number(minimum, integer=True)
 
 
 def _string(value: Any) -> str:
@@ -485,12 +458,6 @@ def _string(value: Any) -> str:
 def _name_or_null(value: Any) -> Optional[str]:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise _Bad("a non-empty string or null")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Bad("true or false")
     return value
 
 
@@ -588,6 +555,8 @@ _TRACING_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "service_name": _name_or_null,
     "exporter": _choice(*TRACING_EXPORTERS),
 }
+#: The file's other top-level keys, as "did you mean" offers them.
+_MAPPINGS = ("database", "<topic>_manager", "tracing", "api")
 _SECRET = {"transport_url", "database.connection"}
 _MANAGER_SUFFIX = "_manager"
 
@@ -613,15 +582,7 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
         if key in _CHECKS:
             values[key] = _check(where(key), key, _CHECKS[key], value)
         elif key == "database":
-            value = {} if value is None else value  # every sub-key commented out
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where(key)}: expected a mapping with keys "
-                                  f"{', '.join(_DATABASE_CHECKS)}, got {_show(key, value)}")
-            for sub, subvalue in value.items():
-                name = f"database.{sub}"
-                if sub not in _DATABASE_CHECKS:
-                    raise ConfigError(f"{where(name)}: unknown key{_suggest(str(sub), _DATABASE_CHECKS)}")
-                database[sub] = _check(where(name), name, _DATABASE_CHECKS[sub], subvalue)
+            _apply_mapping(key, value, _DATABASE_CHECKS, database, where)
         elif key == "tracing":
             _apply_mapping(key, value, _TRACING_CHECKS, tracing, where)
         elif key == "api":
@@ -644,7 +605,7 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
                                        tuple(section_lines)))
         else:
             raise ConfigError(f"{where(key)}: unknown key"
-                              f"{_suggest(key, [*_CHECKS, 'database', '<topic>_manager', 'tracing', 'api'])}")
+                              f"{_suggest(key, [*_CHECKS, *_MAPPINGS])}")
 
 
 def _apply_mapping(key: str, value: Any, checks: Mapping[str, Callable[[Any], Any]], into: Dict[str, Any],
@@ -701,12 +662,3 @@ def _show(key: str, value: Any) -> str:
     if isinstance(value, str) and key in _SECRET:
         return "a string that is not one"
     return show_value(value)
-
-
-def _suggest(key: str, known: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(known), n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return "; expected one of: " + ", ".join(known)
