@@ -38,10 +38,10 @@ from novasvc.transport._amqp_connect import (
     connection_parameters,
     default_connection_name,
 )
-from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 from novasvc.transport._amqp_link import DISCONNECT_GRACE
 from novasvc.transport._pika_internals import _probe as _make_probe
-from novasvc.transport._amqp_publish import Confirms, message_properties
+from novasvc.transport._amqp_publish import Confirms, Publisher, message_properties
 from novasvc.transport.amqp import AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
 from novasvc.transport.url import TransportURL
@@ -613,20 +613,23 @@ FORCED_PUBLIC = _pika_internals.environment_reason(os.environ)
 
 class _PikaCalls:
     """
-    Counts the calls of pika's C{Channel.basic_publish} and C{basic_ack}
-    made during a test (they still do their work).
+    Counts the calls of pika's C{Channel.basic_publish} and C{basic_ack},
+    the deliveries pika decodes (C{Channel._on_deliver}) and the confirms it
+    decodes (the publisher's callback for them) during a test (they still do
+    their work).
     """
 
     def __init__(self, case: unittest.TestCase) -> None:
         self.calls: List[str] = []
-        for name in ("basic_publish", "basic_ack"):
-            original = getattr(pika.channel.Channel, name)
+        for owner, name in ((pika.channel.Channel, "basic_publish"), (pika.channel.Channel, "basic_ack"),
+                            (pika.channel.Channel, "_on_deliver"), (Publisher, "_on_confirm")):
+            original = getattr(owner, name)
 
             def counted(channel: Any, *args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
                 self.calls.append(_name)
                 return _original(channel, *args, **kwargs)
 
-            case.patch(pika.channel.Channel, name, counted)
+            case.patch(owner, name, counted)
 
 
 class PikaPathTests(unittest.TestCase):
@@ -667,7 +670,8 @@ class PikaPathTests(unittest.TestCase):
         When the tests run without NOVASVC_PIKA_FAST_PATH=0, then the
         installed (pinned) pika passes the check: the transport takes the
         fast path, its connection line says so, and messages published and
-        acked go through without pika's basic_publish or basic_ack.
+        acked go through without pika's basic_publish or basic_ack, and
+        deliveries and confirms are read without pika's decoding.
         """
         if FORCED_PUBLIC is not None:
             raise unittest.SkipTest(f"{FORCED_PUBLIC}: this run checks pika's public API instead")
@@ -685,8 +689,9 @@ class PikaPathTests(unittest.TestCase):
     def test_public_path_active(self) -> Any:
         """
         When the tests run with NOVASVC_PIKA_FAST_PATH=0, then the transport
-        uses pika's public API: its connection line says so, and every
-        publish is a basic_publish and acks are basic_ack calls.
+        uses pika's public API: its connection line says so, every
+        publish is a basic_publish, acks are basic_ack calls, and pika
+        decodes every delivery and the confirms.
         """
         if FORCED_PUBLIC is None:
             raise unittest.SkipTest(f"{_pika_internals.ENVIRONMENT_VARIABLE} is not 0: this run checks the fast path "
@@ -701,6 +706,8 @@ class PikaPathTests(unittest.TestCase):
         yield self.round_trip(transport, "public")
         self.assertEqual(pika_calls.calls.count("basic_publish"), 6)
         self.assertIn("basic_ack", pika_calls.calls)
+        self.assertEqual(pika_calls.calls.count("_on_deliver"), 6)
+        self.assertIn("_on_confirm", pika_calls.calls)
 
     @defer.inlineCallbacks
     def test_fallback_when_an_internal_is_missing(self) -> Any:
@@ -1201,6 +1208,183 @@ def open_raw_channel(amqp: AMQPProtocol) -> Any:
     amqp.dataReceived(frame.Method(raw.channel_number, spec.Channel.OpenOk()).marshal())
     assert opened == [raw]
     return raw
+
+
+class _ReadCounters:
+    """
+    What L{FrameReader} uses of pika's connection: its read counters.
+    """
+
+    def __init__(self) -> None:
+        self.bytes_received = 0
+        self.frames_received = 0
+
+
+def _delivery_frames(channel: int, tag: int, body: bytes, consumer_tag: str = "ctag", exchange: str = "openstack",
+                     routing_key: Any = "topic.host", content_type: Optional[str] = "application/json",
+                     redelivered: bool = False, body_max: int = 4088) -> bytes:
+    properties = spec.BasicProperties(content_type=content_type, delivery_mode=2)
+    frames = [frame.Method(channel, spec.Basic.Deliver(consumer_tag=consumer_tag, delivery_tag=tag,
+                                                       redelivered=redelivered, exchange=exchange,
+                                                       routing_key=routing_key)).marshal(),
+              frame.Header(channel, len(body), properties).marshal()]
+    frames += [frame.Body(channel, body[start:start + body_max]).marshal() for start in range(0, len(body), body_max)]
+    return b"".join(frames)
+
+
+def _method_frame(channel: int, method: Any) -> bytes:
+    return frame.Method(channel, method).marshal()
+
+
+class FrameReaderTests(unittest.SynchronousTestCase):
+    """
+    L{FrameReader} hands the deliveries and confirms of registered channels
+    out as pika would, and everything else to pika, in order.
+    """
+
+    def setUp(self) -> None:
+        self.connection = _ReadCounters()
+        self.events: List[Any] = []
+        self.reader = FrameReader(self.connection, lambda data: self.events.append(("pika", data)))
+        self.reader.consume(3, "ctag", lambda *delivery: self.events.append(("deliver",) + delivery))
+        self.reader.confirm(4, lambda *confirm: self.events.append(("confirm",) + confirm))
+
+    def feed(self, data: bytes, step: Optional[int] = None) -> None:
+        step = step or len(data) or 1
+        for start in range(0, len(data), step):
+            self.reader.data_received(data[start:start + step])
+
+    def test_delivery_in_one_chunk(self) -> None:
+        """
+        When a registered consumer's delivery arrives in one chunk, then its
+        handler gets the tag, body, content type, exchange, routing key and
+        redelivered flag, pika gets nothing, and pika's read counters count
+        its frames.
+        """
+        data = _delivery_frames(3, 2 ** 40, b'{"x": 1}', redelivered=True)
+        self.feed(data)
+        self.assertEqual(self.events, [("deliver", 2 ** 40, b'{"x": 1}', "application/json", "openstack",
+                                        "topic.host", True)])
+        self.assertEqual((self.connection.bytes_received, self.connection.frames_received), (len(data), 3))
+
+    def test_delivery_byte_by_byte(self) -> None:
+        """
+        When deliveries arrive one byte at a time, then each is handed out
+        once, whole, after its last byte.
+        """
+        data = _delivery_frames(3, 1, b"a" * 50) + _delivery_frames(3, 2, b"b" * 10, content_type=None)
+        self.feed(data, step=1)
+        self.assertEqual(self.events, [("deliver", 1, b"a" * 50, "application/json", "openstack", "topic.host", False),
+                                       ("deliver", 2, b"b" * 10, None, "openstack", "topic.host", False)])
+
+    def test_body_over_several_frames(self) -> None:
+        """
+        When a body comes in several body frames, then the handler gets them
+        joined; an empty body is handed out after its content header.
+        """
+        body = bytes(range(256)) * 5
+        self.feed(_delivery_frames(3, 7, body, body_max=100) + _delivery_frames(3, 8, b""), step=333)
+        self.assertEqual([event[1:3] for event in self.events], [(7, body), (8, b"")])
+        self.assertEqual(self.connection.frames_received, 2 + 13 + 2)
+
+    def test_names_decoded_as_pika(self) -> None:
+        """
+        When a routing key is not UTF-8, then the handler gets its bytes, as
+        pika's decoder gives them; UTF-8 names are text.
+        """
+        self.feed(_delivery_frames(3, 1, b"{}", exchange="é", routing_key=b"key.\xff"))
+        self.assertEqual(self.events[0][4:6], ("é", b"key.\xff"))
+
+    def test_other_frames_to_pika(self) -> None:
+        """
+        When frames of unregistered channels, of channel 0, heartbeats, other
+        methods of a registered channel and deliveries of another consumer tag
+        arrive, then pika gets exactly those bytes, and the counters are left
+        to pika.
+        """
+        data = b"".join([
+            _delivery_frames(9, 1, b"{}"),
+            frame.Heartbeat().marshal(),
+            _method_frame(0, spec.Connection.Blocked(reason="low memory")),
+            _method_frame(3, spec.Basic.QosOk()),
+            _delivery_frames(3, 5, b"{}", consumer_tag="other"),
+            _method_frame(9, spec.Basic.Ack(delivery_tag=1)),
+        ])
+        self.feed(data, step=10)
+        self.assertEqual(b"".join(event[1] for event in self.events if event[0] == "pika"), data)
+        self.assertEqual([event[0] for event in self.events if event[0] != "pika"], [])
+        self.assertEqual((self.connection.bytes_received, self.connection.frames_received), (0, 0))
+
+    def test_only_whole_frames_to_pika(self) -> None:
+        """
+        When a frame for pika arrives in pieces, then pika gets it whole,
+        once its last byte is there.
+        """
+        heartbeat = frame.Heartbeat().marshal()
+        self.feed(heartbeat[:5])
+        self.assertEqual(self.events, [])
+        self.feed(heartbeat[5:])
+        self.assertEqual(self.events, [("pika", heartbeat)])
+
+    def test_order_kept(self) -> None:
+        """
+        When frames for pika come before and after handled ones in one chunk,
+        then pika has the earlier ones before a handler runs, and the later
+        ones after.
+        """
+        returned = b"".join([
+            _method_frame(4, spec.Basic.Return(reply_code=312, reply_text="NO_ROUTE", exchange="openstack",
+                                               routing_key="nowhere")),
+            frame.Header(4, 2, spec.BasicProperties()).marshal(), frame.Body(4, b"{}").marshal()])
+        heartbeat = frame.Heartbeat().marshal()
+        self.feed(returned + _method_frame(4, spec.Basic.Ack(delivery_tag=6, multiple=True)) + heartbeat
+                  + _delivery_frames(3, 1, b"{}"))
+        self.assertEqual(self.events, [("pika", returned), ("confirm", 6, True, True), ("pika", heartbeat),
+                                       ("deliver", 1, b"{}", "application/json", "openstack", "topic.host", False)])
+
+    def test_confirms(self) -> None:
+        """
+        When C{basic.ack} and C{basic.nack} arrive on a confirm channel, then
+        its handler gets the tag, the multiple bit and whether it is an ack.
+        """
+        self.feed(_method_frame(4, spec.Basic.Ack(delivery_tag=3, multiple=False))
+                  + _method_frame(4, spec.Basic.Nack(delivery_tag=9, multiple=True, requeue=False))
+                  + _method_frame(4, spec.Basic.Nack(delivery_tag=10, multiple=False)))
+        self.assertEqual(self.events, [("confirm", 3, False, True), ("confirm", 9, True, False),
+                                       ("confirm", 10, False, False)])
+
+    def test_forget(self) -> None:
+        """
+        When a channel is forgotten while a delivery's content is arriving,
+        then that content is read and dropped (pika never sees a content
+        frame without its method), and the channel's later frames go to
+        pika.
+        """
+        data = _delivery_frames(3, 1, b"x" * 300, body_max=100)
+        self.feed(data[:60])
+        self.reader.forget(3)
+        self.reader.forget(4)
+        self.feed(data[60:])
+        self.assertEqual(self.events, [])
+        later = _delivery_frames(3, 2, b"{}") + _method_frame(4, spec.Basic.Ack(delivery_tag=1))
+        self.feed(later)
+        self.assertEqual(self.events, [("pika", later)])
+
+    def test_malformed_frame(self) -> None:
+        """
+        When a frame does not end with the frame-end octet, then the reader
+        hands out what came before it and passes that frame and all later
+        data to pika (which closes the connection).
+        """
+        good = _delivery_frames(3, 1, b"{}")
+        bad = bytearray(_method_frame(4, spec.Basic.Ack(delivery_tag=2)))
+        bad[-1] = 0
+        later = _delivery_frames(3, 3, b"{}")
+        self.feed(good + bytes(bad))
+        self.feed(later)
+        self.assertTrue(self.reader.broken)
+        self.assertEqual(self.events, [("deliver", 1, b"{}", "application/json", "openstack", "topic.host", False),
+                                       ("pika", bytes(bad)), ("pika", later)])
 
 
 class OpenConnectionTests(unittest.SynchronousTestCase):

@@ -16,7 +16,7 @@ from twisted.trial import unittest
 
 from novasvc.exceptions import TransportError
 from novasvc.transport import _pika_internals
-from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 from novasvc.transport._pika_internals import (
     ENVIRONMENT_VARIABLE,
     PIN,
@@ -36,10 +36,14 @@ URL = TransportURL.parse("rabbit://guest:guest@127.0.0.1:5672/")
 def protocol_without(name: str) -> Any:
     """
     @return: pika's Twisted protocol (never connected) whose connection
-        lacks C{name}: C{"bytes_sent"}, C{"frames_sent"} or C{"params"}.
+        lacks C{name} (an attribute, or a method set to C{None}).
     """
     protocol = _probe()
-    delattr(connection_of(protocol), name)
+    connection = connection_of(protocol)
+    if name in vars(connection):
+        delattr(connection, name)
+    else:
+        setattr(connection, name, None)
     return protocol
 
 
@@ -117,6 +121,10 @@ class CheckTests(unittest.SynchronousTestCase):
                          "pika's Connection has no integer frames_sent counter")
         self.assertEqual(check(protocol_without("params"), environ={}),
                          "pika's Connection has no integer params.frame_max")
+        self.assertEqual(check(protocol_without("bytes_received"), environ={}),
+                         "pika's Connection has no integer bytes_received counter")
+        self.assertEqual(check(protocol_without("data_received"), environ={}),
+                         "pika's Connection has no data_received")
         self.assertIsNone(check(_probe(), environ={}))
 
     def test_frames_differ(self) -> None:
@@ -138,6 +146,36 @@ class CheckTests(unittest.SynchronousTestCase):
         self.assertEqual(check(environ={}), f"the frames of basic.publish differ from pika {pika.__version__}'s own")
         self.patch(_pika_internals, "FrameWriter", AckDiffers)
         self.assertEqual(check(environ={}), f"the frames of basic.ack differ from pika {pika.__version__}'s own")
+
+    def test_reading_differs(self) -> None:
+        """
+        When the reader hands out other deliveries or confirms than pika's
+        decoder reads, or passes pika other frames than those it does not
+        handle, then the reason says which.
+        """
+
+        class DeliveryDiffers(FrameReader):
+            def consume(self, channel_number: int, consumer_tag: str, handle: Any) -> None:
+                super().consume(channel_number, consumer_tag, lambda tag, *rest: handle(tag + 1, *rest))
+
+        class PassesTooMuch(FrameReader):
+            def confirm(self, channel_number: int, handle: Any) -> None:
+                pass
+
+        self.patch(_pika_internals, "FrameReader", DeliveryDiffers)
+        self.assertEqual(check(environ={}),
+                         f"deliveries or confirms read differ from pika {pika.__version__}'s decoding")
+        self.patch(_pika_internals, "FrameReader", PassesTooMuch)
+        self.assertEqual(check(environ={}),
+                         f"deliveries or confirms read differ from pika {pika.__version__}'s decoding")
+
+        class PassesOtherBytes(FrameReader):
+            def __init__(self, connection: Any, pass_on: Any) -> None:
+                super().__init__(connection, lambda data: pass_on(data + b"\0"))
+
+        self.patch(_pika_internals, "FrameReader", PassesOtherBytes)
+        self.assertEqual(check(environ={}),
+                         f"the frames passed to pika {pika.__version__} differ from those it should read")
 
     def test_no_connection(self) -> None:
         """

@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from novasvc.exceptions import ConfigError
 from novasvc.options import show_value
-from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 from novasvc.transport._amqp_link import Link
 from novasvc.transport._pika_internals import connection_of
 from novasvc.transport.url import TLSOptions, TransportURL
@@ -237,13 +237,16 @@ class AMQPProtocol(Link, TwistedProtocolConnection):
     C{AMQPConnectionError}).
 
     @ivar fast_path: C{True} when L{frame_writer} gives writers.
+    @ivar frame_reader: on the fast path, the L{FrameReader} all incoming
+        data goes through; else C{None} (pika reads it all).
     """
 
     def __init__(self, parameters: pika.ConnectionParameters, reactor: Any, owner: Any,
                  fast_path: bool = False) -> None:
         """
         @param fast_path: write the frames of C{basic.publish} and
-            C{basic.ack} directly (see L{frame_writer}); the transport passes
+            C{basic.ack} directly (see L{frame_writer}) and read those of
+            deliveries and confirms (see L{frame_reader}); the transport passes
             the process's L{novasvc.transport._pika_internals.verdict}.
         @raise TransportError: for a pika without the connection novasvc
             needs (see L{connection_of}).
@@ -252,6 +255,11 @@ class AMQPProtocol(Link, TwistedProtocolConnection):
         self._link(owner, reactor)
         self.fast_path = fast_path
         connection = self._connection = connection_of(self)
+        self.frame_reader: Optional[FrameReader] = None
+        self._read = super().dataReceived
+        if fast_path:
+            reader = self.frame_reader = FrameReader(connection, self._read)
+            self._read = reader.data_received
         connection.add_on_open_error_callback(self._record_error, remove_default=False)
         connection.add_on_close_callback(self._record_error)
         # pika's Twisted adapter replaces the broker's connection.close reason
@@ -286,10 +294,10 @@ class AMQPProtocol(Link, TwistedProtocolConnection):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Hand C{data} to pika, then send the acks held meanwhile (see
-        L{hold_acks}).
+        Hand C{data} to pika (through the L{frame_reader} on the fast path),
+        then send the acks held meanwhile (see L{hold_acks}).
         """
-        self._receive(super().dataReceived, data)
+        self._receive(self._read, data)
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> Any:
         """

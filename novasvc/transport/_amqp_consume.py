@@ -7,7 +7,9 @@ C{basic.qos}, so a declare the broker refuses closes only that channel and a
 prefetch limit applies to that consumer alone.
 
 Deliveries reach C{on_message} through a plain callback registered with
-pika's C{basic_consume} (no C{DeferredQueue} in between). A delivery settles
+pika's C{basic_consume} or, on the transport's fast path, straight from the
+connection's L{novasvc.transport._amqp_frames.FrameReader} (no
+C{DeferredQueue} in between). A delivery settles
 on the channel it came from; once that channel is gone (connection lost,
 consumer restarted) settling it does nothing, because the broker has already
 put the message back on its queue.
@@ -204,6 +206,9 @@ class ConsumerChannel:
         if self.draining:
             self._cancel_on_broker()
             return
+        reader = getattr(self._protocol, "frame_reader", None)
+        if reader is not None and channel.raw.is_open:
+            reader.consume(channel.raw.channel_number, self.tag, self.handle)
         self.consumer._activated(self)
 
     def _start_consuming(self, channel: Channel, queue: Queue) -> defer.Deferred:
@@ -387,6 +392,7 @@ class ConsumerChannel:
         if consumer_tag != self.tag:
             return
         self.tag = None
+        self._unread()
         consumer = self.consumer
         if self.draining or consumer.current is not self:
             return
@@ -396,7 +402,15 @@ class ConsumerChannel:
         )
         self._subscribe().addErrback(self._setup_failed)
 
+    def _unread(self) -> None:
+        # The fast path's reader no longer hands this channel's deliveries
+        # here.
+        reader = getattr(self._protocol, "frame_reader", None)
+        if reader is not None and self.channel is not None:
+            reader.forget(self.channel.raw.channel_number)
+
     def _closed(self, _channel: Channel, reason: Optional[BaseException]) -> None:
+        self._unread()
         consumer = self.consumer
         if consumer.current is not self:
             return

@@ -6,7 +6,8 @@ C{Deferred} each publish returned.
 
 This is the hot path, so it stays flat: one socket write (L{FrameWriter}, on
 the fast path; else pika's C{basic_publish}),
-one C{Deferred} and one C{dict} entry per message, message properties shared
+one C{Deferred} and one C{dict} entry per message, confirms read by the
+connection's L{FrameReader} on the fast path, message properties shared
 between messages that use the same content type and expiration, and no
 logging per message. Exchanges are declared once per connection on a separate control
 channel, so a declare the broker refuses (a C{PRECONDITION_FAILED} type or
@@ -23,7 +24,7 @@ from twisted.logger import Logger
 
 from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
 from novasvc.transport._amqp_channel import Channel, describe, open_channel
-from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 from novasvc.transport.topology import Exchange
 
 _log = Logger()
@@ -226,6 +227,7 @@ class Publisher:
         self._declared: Set[str] = set()
         self._declaring: Dict[str, List[Tuple[tuple, defer.Deferred]]] = {}
         self._on_close = on_close
+        self._reader: Optional[FrameReader] = None
         self._attach(channel, writer)
         channel.add_on_close(self._closed)
 
@@ -240,7 +242,8 @@ class Publisher:
     @classmethod
     def open(cls, connection: Any, control: Callable[[], defer.Deferred],
              on_close: Callable[["Publisher", Optional[BaseException]], None],
-             frame_writer: Callable[[Any], Optional[FrameWriter]] = lambda raw: None) -> defer.Deferred:
+             frame_writer: Callable[[Any], Optional[FrameWriter]] = lambda raw: None,
+             frame_reader: Optional[FrameReader] = None) -> defer.Deferred:
         """
         Open a channel on C{connection} and turn on publisher confirms.
 
@@ -252,6 +255,8 @@ class Publisher:
         @param frame_writer: gives the L{FrameWriter} for a pika channel, or
             C{None} to publish with pika's C{basic_publish} (see
             L{novasvc.transport._amqp_connect.AMQPProtocol.frame_writer}).
+        @param frame_reader: the connection's L{FrameReader} on the fast
+            path: the channel's confirms are read there.
         @return: a C{Deferred} firing with the L{Publisher}, or failing with
             L{novasvc.transport._amqp_channel.ChannelError}.
         """
@@ -259,7 +264,14 @@ class Publisher:
 
         def confirm(channel: Channel) -> defer.Deferred:
             publisher.append(cls(channel, control, on_close, frame_writer(channel.raw)))
-            return channel.call("confirm_delivery", ack_nack_callback=publisher[0]._on_confirm)
+            return channel.call("confirm_delivery", ack_nack_callback=publisher[0]._on_confirm).addCallback(
+                read_confirms, channel)
+
+        def read_confirms(result: Any, channel: Channel) -> Any:
+            if frame_reader is not None and channel.raw.is_open:
+                publisher[0]._reader = frame_reader
+                frame_reader.confirm(channel.raw.channel_number, publisher[0].confirms.confirmed)
+            return result
 
         return open_channel(connection).addCallback(confirm).addCallback(lambda _: publisher[0])
 
@@ -350,6 +362,8 @@ class Publisher:
     def _closed(self, _channel: Channel, reason: Optional[BaseException]) -> None:
         # The owner first stops publishing here, so that a publish made again
         # from a failed one's errback waits for the next channel.
+        if self._reader is not None:
+            self._reader.forget(self._raw.channel_number)
         self._on_close(self, reason)
         self.confirms.fail_all(
             DisconnectedError(f"the publish channel closed before the broker confirmed: {describe(reason)}"))

@@ -3,8 +3,10 @@
 What L{novasvc.transport.amqp.AMQPTransport} relies on in pika beyond its
 documented API, and the one check, made once per process, that decides
 whether the transport may take its B{fast path}: write the frames of
-C{basic.publish} and C{basic.ack} itself (L{novasvc.transport._amqp_frames}),
-or use pika's C{basic_publish} and C{basic_ack} (the B{public path}).
+C{basic.publish} and C{basic.ack} itself and read those of C{basic.deliver}
+and of publisher confirms itself (L{novasvc.transport._amqp_frames}), or
+use pika's C{basic_publish}, C{basic_ack} and its decoding of every frame
+(the B{public path}).
 
 What is used, and why:
 
@@ -25,8 +27,14 @@ What is used, and why:
     assumes of pika cannot be seen from outside: that C{Channel.basic_publish}
     and C{basic_ack} keep no state per message (so frames pika did not make
     leave it consistent), and that pika writes synchronously to the same
-    transport (so frames keep their order). That is why it is pinned to the
-    pika releases it was verified with (L{VERIFIED}).
+    transport (so frames keep their order). Reading, it takes the bytes
+    before pika's public C{Connection.data_received}, hands only whole frames
+    on to it in the order received, and counts what it reads itself in
+    pika's public C{bytes_received} and C{frames_received} (its heartbeat
+    checker reads the first); it assumes that pika keeps no state per
+    delivery or confirm (C{Channel._on_deliver} calls the consumer's
+    callback; confirm callbacks are plain callbacks). That is why it is
+    pinned to the pika releases it was verified with (L{VERIFIED}).
 
 Replaced by public API (no cost: the same calls, one level less):
 C{Connection._adapter_emit_data} (the Twisted transport's C{write}),
@@ -53,7 +61,7 @@ from twisted.logger import Logger
 
 from novasvc.exceptions import TransportError
 from novasvc.rpc.errors import clip
-from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 
 _log = Logger()
 
@@ -118,12 +126,14 @@ def check(protocol: Any = None, version: Optional[str] = None,
     if release is None or not VERIFIED[0] <= release < VERIFIED[1] or release in BROKEN:
         return f"pika {clip(version)} is not a release the fast path was verified with ({PIN})"
     connection = connection_of(_probe() if protocol is None else protocol)
-    for name in ("bytes_sent", "frames_sent"):
+    for name in ("bytes_sent", "frames_sent", "bytes_received", "frames_received"):
         if type(getattr(connection, name, None)) is not int:
             return f"pika's Connection has no integer {name} counter"
     if type(getattr(getattr(connection, "params", None), "frame_max", None)) is not int:
         return "pika's Connection has no integer params.frame_max"
-    return _compare_frames()
+    if not callable(getattr(connection, "data_received", None)):
+        return "pika's Connection has no data_received"
+    return _compare_frames() or _compare_reading()
 
 
 def environment_reason(environ: Mapping[str, str]) -> Optional[str]:
@@ -211,8 +221,8 @@ class _Sink:
 
     def __init__(self, frame_max: int) -> None:
         self.params = pika.ConnectionParameters(frame_max=frame_max)
-        self.bytes_sent = 0
-        self.frames_sent = 0
+        self.bytes_sent = self.bytes_received = 0
+        self.frames_sent = self.frames_received = 0
         self.written = b""
 
     def write(self, data: bytes) -> None:
@@ -249,3 +259,55 @@ def _compare_frames() -> Optional[str]:
                                 for tag in (7, 2 ** 40)):
         return f"the frames of basic.ack differ from pika {pika.__version__}'s own"
     return None
+
+
+def _compare_reading() -> Optional[str]:
+    """
+    @return: C{None} when L{FrameReader} reads from pika's own frames (a
+        delivery over several body frames, with a non-UTF-8 routing key, a
+        C{basic.ack} and a C{basic.nack}) what pika's decoder reads, and
+        passes on the rest (a C{basic.return} with its content, a heartbeat)
+        unchanged, else what differs.
+    """
+    body = bytes(range(256)) * 3
+    properties = spec.BasicProperties(content_type="application/json", delivery_mode=2)
+    deliver = spec.Basic.Deliver(consumer_tag="ctag", delivery_tag=2 ** 40 + 1, redelivered=True,
+                                 exchange="openstack", routing_key=b"topic.\xff")
+    ours = [frame.Method(5, deliver).marshal(), frame.Header(5, len(body), properties).marshal()]
+    ours += [frame.Body(5, body[start:start + 300]).marshal() for start in range(0, len(body), 300)]
+    theirs = [frame.Method(5, spec.Basic.Return(reply_code=312, reply_text="NO_ROUTE", exchange="openstack",
+                                                routing_key="nowhere")).marshal(),
+              frame.Header(5, 2, properties).marshal(), frame.Body(5, b"{}").marshal(),
+              frame.Heartbeat().marshal()]
+    confirms = [frame.Method(5, spec.Basic.Ack(delivery_tag=9, multiple=True)).marshal(),
+                frame.Method(5, spec.Basic.Nack(delivery_tag=10, multiple=False)).marshal()]
+    data = b"".join(theirs[:3] + ours + confirms[:1] + theirs[3:] + confirms[1:])
+    expected = [_pika_delivery(b"".join(ours))]
+    expected += [("confirm", frame.decode_frame(c)[1].method.delivery_tag, frame.decode_frame(c)[1].method.multiple,
+                  frame.decode_frame(c)[1].method.NAME == "Basic.Ack") for c in confirms]
+    seen: list = []
+    passed: list = []
+    sink = _Sink(frame_max=4096)
+    reader = FrameReader(sink, passed.append)
+    reader.consume(5, "ctag", lambda *delivery: seen.append(delivery))
+    reader.confirm(5, lambda *confirm: seen.append(("confirm",) + confirm))
+    for start in range(0, len(data), 97):
+        reader.data_received(data[start:start + 97])
+    if seen != expected:
+        return f"deliveries or confirms read differ from pika {pika.__version__}'s decoding"
+    if b"".join(passed) != b"".join(theirs) or sink.bytes_received != len(data) - len(b"".join(theirs)):
+        return f"the frames passed to pika {pika.__version__} differ from those it should read"
+    return None
+
+
+def _pika_delivery(data: bytes) -> tuple:
+    # What pika's decoder reads from a delivery's frames, as FrameReader
+    # hands it out.
+    decoded = []
+    while data:
+        used, decoded_frame = frame.decode_frame(data)
+        decoded.append(decoded_frame)
+        data = data[used:]
+    method, header = decoded[0].method, decoded[1].properties
+    return (method.delivery_tag, b"".join(f.fragment for f in decoded[2:]), header.content_type, method.exchange,
+            method.routing_key, method.redelivered)

@@ -117,7 +117,8 @@ class AMQPTransport(BaseAMQPTransport):
 
     def _client_publisher(self, session: Session) -> defer.Deferred:
         protocol = session.protocol
-        return Publisher.open(protocol.connection, session.control, self._publisher_closed, protocol.frame_writer)
+        return Publisher.open(protocol.connection, session.control, self._publisher_closed, protocol.frame_writer,
+                              protocol.frame_reader)
 
     def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
         return AMQPConsumer(self._hooks, queue, on_message, prefetch)
