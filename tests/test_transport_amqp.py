@@ -1256,16 +1256,21 @@ class FrameReaderTests(unittest.SynchronousTestCase):
 
     def test_delivery_in_one_chunk(self) -> None:
         """
-        When a registered consumer's delivery arrives in one chunk, then its
-        handler gets the tag, body, content type, exchange, routing key and
-        redelivered flag, pika gets nothing, and pika's read counters count
-        its frames.
+        When a registered consumer's delivery (or one with an empty body)
+        arrives in one chunk, then its handler gets the tag, body, content
+        type, exchange, routing key and redelivered flag, pika gets nothing,
+        and pika's read counters count its frames.
         """
         data = _delivery_frames(3, 2 ** 40, b'{"x": 1}', redelivered=True)
         self.feed(data)
         self.assertEqual(self.events, [("deliver", 2 ** 40, b'{"x": 1}', "application/json", "openstack",
                                         "topic.host", True)])
         self.assertEqual((self.connection.bytes_received, self.connection.frames_received), (len(data), 3))
+        empty = _delivery_frames(3, 2, b"")
+        self.feed(empty)
+        self.assertEqual(self.events[1][1:3], (2, b""))
+        self.assertEqual((self.connection.bytes_received, self.connection.frames_received),
+                         (len(data) + len(empty), 5))
 
     def test_delivery_byte_by_byte(self) -> None:
         """

@@ -283,7 +283,17 @@ class FrameReader:
                 position = passed = following
                 if kind == 1:
                     if method == _DELIVER:
-                        content[channel] = taken
+                        # Most often its content header and its one body
+                        # frame are here already: hand it out at once.
+                        whole = self._whole(data, following, size, channel, taken)
+                        if whole:
+                            handled += whole - position
+                            frames += 2 if taken.parts[0] else 1
+                            position = passed = whole
+                            taken.handle(taken.delivery_tag, taken.parts[0], taken.content_type, taken.exchange,
+                                         taken.routing_key, taken.redelivered)
+                        else:
+                            content[channel] = taken
                     else:
                         tag, bits = _READ_TAG(data, start + 4)
                         taken(tag, bool(bits & 1), method == _ACK)
@@ -316,6 +326,35 @@ class FrameReader:
             pass_on(data[passed:position])
         if position < size:
             self._buffer = data[position:]
+
+    def _whole(self, data: bytes, position: int, size: int, channel: int, delivery: _Content) -> int:
+        # When the content header of delivery at position, and its body in
+        # one frame (or none, for an empty body), are both in data: read
+        # them into delivery and return where the next frame starts, else 0.
+        if size - position < 22:
+            return 0
+        kind, number, length = _READ_HEAD(data, position)
+        end = position + 7 + length
+        if kind != 2 or number != channel or end >= size or data[end] != _END:
+            return 0
+        body_size, flags = _READ_CONTENT(data, position + 7)
+        if body_size:
+            start = end + 1
+            if size - start < 8:
+                return 0
+            kind, number, length = _READ_HEAD(data, start)
+            following = start + 7 + length
+            if kind != 3 or number != channel or length != body_size or following >= size \
+                    or data[following] != _END:
+                return 0
+            delivery.parts.append(data[start + 7:following])
+            end = following
+        else:
+            delivery.parts.append(b"")
+        if flags & _CONTENT_TYPE_FLAG:
+            delivery.content_type = self._name(data, position + 21)
+        delivery.remaining = 0
+        return end + 1
 
     def _deliver(self, data: bytes, offset: int, consumer: Tuple[bytes, DeliveryHandler]) -> Optional[_Content]:
         # The arguments of basic.deliver at offset: its delivery, waiting for
