@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.test_bench -*-
 """
-What pika's fast path buys, per message, in the process that sends: the CPU
-time of publishing a message and of acking deliveries through novasvc's
-L{FrameWriter} (the fast path) and through pika's C{basic_publish} and
-C{basic_ack} (the public API, C{NOVASVC_PIKA_FAST_PATH=0}), on a pika
-connection opened over a transport that drops what is written (no broker,
-no socket: only the framing is timed).
+What pika's fast path buys, per message: the CPU time of publishing a
+message and of acking deliveries through novasvc's L{FrameWriter} (the fast
+path) and through pika's C{basic_publish} and C{basic_ack} (the public API,
+C{NOVASVC_PIKA_FAST_PATH=0}), and of reading a delivery and a publisher
+confirm through novasvc's L{FrameReader} and through pika's decoding, on a
+pika connection opened over a transport that drops what is written and fed
+the broker's frames by hand (no broker, no socket: only the framing is
+timed; deliveries and confirms arrive 64 to a read).
 
     python bench/pika_path.py             # 20,000 messages, best of 5
     python bench/pika_path.py --n 2000 --reps 3
@@ -58,14 +60,16 @@ class _Owner:
         pass
 
 
-def open_channel() -> Any:
+def open_channel(fast_path: bool = True) -> Any:
     """
+    @param fast_path: see L{AMQPProtocol}.
     @return: C{(protocol, raw channel)}: a pika connection taken through the
         handshake by feeding it the broker's frames, and a channel on it.
     """
-    protocol = AMQPProtocol(pika.ConnectionParameters(heartbeat=0), Clock(), _Owner(), fast_path=True)
+    protocol = AMQPProtocol(pika.ConnectionParameters(heartbeat=0), Clock(), _Owner(), fast_path=fast_path)
     protocol.makeConnection(_Sink())
-    for method in (spec.Connection.Start(server_properties={}, mechanisms="PLAIN", locales="en_US"),
+    for method in (spec.Connection.Start(server_properties={"capabilities": {"publisher_confirms": True, "basic.nack": True}},
+                                         mechanisms="PLAIN", locales="en_US"),
                    spec.Connection.Tune(channel_max=16, frame_max=131072, heartbeat=0),
                    spec.Connection.OpenOk()):
         protocol.dataReceived(frame.Method(0, method).marshal())
@@ -89,7 +93,8 @@ def measure(n: int = 20000, reps: int = 5, payload: int = 400) -> Dict[str, floa
     @param payload: the body's size in bytes (an oslo envelope of a small
         call is about 400).
     @return: CPU microseconds per message: C{publish_fast},
-        C{publish_public}, C{ack_fast}, C{ack_public}.
+        C{publish_public}, C{ack_fast}, C{ack_public}, C{deliver_fast},
+        C{deliver_public}, C{confirm_fast}, C{confirm_public}.
     """
     protocol, raw = open_channel()
     writer = protocol.frame_writer(raw)
@@ -118,9 +123,50 @@ def measure(n: int = 20000, reps: int = 5, payload: int = 400) -> Dict[str, floa
         for tag in tags:
             ack(tag, False)
 
-    return {name: _best(action, reps) * 1e6 / n for name, action in
-            (("publish_fast", publish_fast), ("publish_public", publish_public),
-             ("ack_fast", ack_fast), ("ack_public", ack_public))}
+    result = {name: _best(action, reps) * 1e6 / n for name, action in
+              (("publish_fast", publish_fast), ("publish_public", publish_public),
+               ("ack_fast", ack_fast), ("ack_public", ack_public))}
+    for fast_path, suffix in ((True, "fast"), (False, "public")):
+        deliver, confirm = _readers(fast_path, body, n)
+        result[f"deliver_{suffix}"] = _best(deliver, reps) * 1e6 / n
+        result[f"confirm_{suffix}"] = _best(confirm, reps) * 1e6 / n
+    return result
+
+
+def _readers(fast_path: bool, body: bytes, n: int) -> Any:
+    # Two actions reading n deliveries of body, and n confirms, 64 frames
+    # (or deliveries) to a read, on a connection of that path.
+    protocol, raw = open_channel(fast_path)
+    number = raw.channel_number
+    received: List[Any] = []
+    if fast_path:
+        protocol.frame_reader.consume(number, "ctag", lambda *delivery: received.append(delivery))
+        protocol.frame_reader.confirm(number, lambda *confirm: received.append(confirm))
+    else:
+        raw.basic_consume("q", lambda *delivery: received.append(delivery), consumer_tag="ctag")
+        protocol.dataReceived(frame.Method(number, spec.Basic.ConsumeOk(consumer_tag="ctag")).marshal())
+        raw.confirm_delivery(lambda confirm: received.append(confirm), callback=lambda _: None)
+        protocol.dataReceived(frame.Method(number, spec.Confirm.SelectOk()).marshal())
+    properties = spec.BasicProperties(content_type="application/json", content_encoding="utf-8", delivery_mode=2)
+    batch = 64
+    deliveries = [b"".join(frame.Method(number, spec.Basic.Deliver(consumer_tag="ctag", delivery_tag=tag,
+                                                                   exchange="", routing_key="reply_q")).marshal()
+                           + frame.Header(number, len(body), properties).marshal()
+                           + frame.Body(number, body).marshal() for tag in range(1, batch + 1))]
+    confirms = [b"".join(frame.Method(number, spec.Basic.Ack(delivery_tag=tag)).marshal()
+                         for tag in range(1, batch + 1))]
+    reads = range(max(1, n // batch))
+
+    def read(chunks: List[bytes]) -> Callable[[], None]:
+        def action() -> None:
+            received.clear()
+            data_received = protocol.dataReceived
+            for _ in reads:
+                data_received(chunks[0])
+            assert len(received) == batch * len(reads), len(received)
+        return action
+
+    return read(deliveries), read(confirms)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -133,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"pika {pika.__version__}, {args.payload}-byte bodies, best of {args.reps} x {args.n}: CPU µs per message")
     print("| | fast path | pika's public API | public ÷ fast |")
     print("|---|---:|---:|---:|")
-    for what in ("publish", "ack"):
+    for what in ("publish", "ack", "deliver", "confirm"):
         fast, public = result[f"{what}_fast"], result[f"{what}_public"]
         print(f"| {what} | {fast:.2f} | {public:.2f} | {public / fast:.2f}× |")
     return 0

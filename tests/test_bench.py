@@ -356,18 +356,20 @@ class PikaPathTests(SynchronousTestCase):
     def test_measures_both_paths(self):
         """
         When run on a few messages, then it gives the CPU microseconds per
-        publish and per ack on the fast path and on pika's public API, and
-        prints them as a table.
+        publish, ack, delivery read and confirm read on the fast path and on
+        pika's public API, and prints them as a table.
         """
         pika_path = _load("pika_path")
         result = pika_path.measure(n=50, reps=1, payload=10)
-        self.assertEqual(sorted(result), ["ack_fast", "ack_public", "publish_fast", "publish_public"])
+        self.assertEqual(sorted(result), ["ack_fast", "ack_public", "confirm_fast", "confirm_public", "deliver_fast",
+                                          "deliver_public", "publish_fast", "publish_public"])
         self.assertTrue(all(value >= 0 for value in result.values()), result)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             self.assertEqual(pika_path.main(["--n", "20", "--reps", "1"]), 0)
         self.assertIn("| | fast path | pika's public API | public ÷ fast |", out.getvalue())
-        self.assertRegex(out.getvalue(), r"\| publish \| [0-9.]+ \| [0-9.]+ \| [0-9.]+× \|")
+        for what in ("publish", "ack", "deliver", "confirm"):
+            self.assertRegex(out.getvalue(), rf"\| {what} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+× \|")
 
 
 class SmokeRunTests(SynchronousTestCase):
