@@ -575,3 +575,23 @@ class FacadeTests(SynchronousTestCase):
         self.assertIs(novasvc.rpc.RPCClient, RPCClient)
         self.assertIs(novasvc.rpc.RPCServer, RPCServer)
         self.assertIn("MessagingTimeout", novasvc.rpc.__all__)
+        self.assertLessEqual(set(novasvc.rpc.__all__), set(dir(novasvc.rpc)))
+        self.assertRaises(AttributeError, getattr, novasvc.rpc, "NoSuchThing")
+
+    def test_client_on_first_use(self) -> None:
+        """
+        When a server's modules are imported through the package, then the
+        client (and L{novasvc.tracing}, which it uses) is not, until
+        C{RPCClient} is looked up.
+        """
+        import os
+        import subprocess
+        import sys
+
+        code = ("import sys; from novasvc.rpc import RPCServer, Target, wire; "
+                "loaded = lambda: [m for m in ('novasvc.rpc.client', 'novasvc.tracing') if m in sys.modules]; "
+                "print(loaded()); from novasvc.rpc import RPCClient; print(loaded())")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=root).stdout
+        self.assertEqual(out.splitlines(), ["[]", "['novasvc.rpc.client', 'novasvc.tracing']"])

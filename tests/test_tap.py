@@ -409,3 +409,19 @@ class ImportCostTests(SynchronousTestCase):
         with open(path, "w") as f:
             f.write("report_interval: 10\n")
         self.assertIn("yaml", self.started_modules(f"--config={path}"))
+
+    def test_serving_leaves_out_other_configurations(self) -> None:
+        """
+        When the service serves on the SQLite store with the API, metrics
+        and tracing off, then nothing that only other configurations use is
+        imported: the RPC client (this service sends nothing) with
+        L{novasvc.tracing} and OpenTelemetry, the HTTP API with klein and
+        prometheus_client, txamqp, Alembic and SQLAlchemy's ORM.
+        """
+        modules = self.started_modules()
+        self.assertIn("novasvc.rpc.server", modules)
+        self.assertIn("novasvc.db.store", modules)
+        unused = ("novasvc.rpc.client", "novasvc.rpc._resend", "novasvc.tracing", "novasvc.api.",
+                  "novasvc.transport.txamqp", "opentelemetry", "klein", "prometheus_client",
+                  "txamqp", "alembic", "sqlalchemy.orm")
+        self.assertEqual([m for m in modules if m.startswith(unused)], [])

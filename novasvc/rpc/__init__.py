@@ -6,23 +6,47 @@ L{RPCServer} (consume a topic, dispatch to endpoints, reply), the
 L{RPCDispatcher} rules, L{Target} and the errors that cross the wire.
 
 The message format itself lives in L{novasvc.rpc.wire}; the request context
-in L{novasvc.context}.
+in L{novasvc.context}. Each name here is imported from its module on first
+use, so a service that only serves does not load the client.
 """
 
-from novasvc.rpc.client import RPCClient
-from novasvc.rpc.dispatcher import BaseRPCAPI, RPCDispatcher
-from novasvc.rpc.errors import (
-    InvalidTarget,
-    MalformedMessage,
-    MessagingTimeout,
-    NoSuchMethod,
-    RemoteError,
-    RPCError,
-    RPCVersionCapError,
-    UnsupportedVersion,
-)
-from novasvc.rpc.server import RPCServer
-from novasvc.rpc.target import Target, version_is_compatible
+from typing import TYPE_CHECKING, Any, List
+
+from novasvc import _lazy_attribute
+
+if TYPE_CHECKING:
+    from novasvc.rpc.client import RPCClient
+    from novasvc.rpc.dispatcher import BaseRPCAPI, RPCDispatcher
+    from novasvc.rpc.errors import (
+        InvalidTarget,
+        MalformedMessage,
+        MessagingTimeout,
+        NoSuchMethod,
+        RemoteError,
+        RPCError,
+        RPCVersionCapError,
+        UnsupportedVersion,
+    )
+    from novasvc.rpc.server import RPCServer
+    from novasvc.rpc.target import Target, version_is_compatible
+
+# name -> the module defining it (the client also brings novasvc.tracing)
+_EXPORTS = {
+    "RPCClient": "novasvc.rpc.client",
+    "RPCServer": "novasvc.rpc.server",
+    "RPCDispatcher": "novasvc.rpc.dispatcher",
+    "BaseRPCAPI": "novasvc.rpc.dispatcher",
+    "Target": "novasvc.rpc.target",
+    "version_is_compatible": "novasvc.rpc.target",
+    "RPCError": "novasvc.rpc.errors",
+    "MessagingTimeout": "novasvc.rpc.errors",
+    "RemoteError": "novasvc.rpc.errors",
+    "NoSuchMethod": "novasvc.rpc.errors",
+    "UnsupportedVersion": "novasvc.rpc.errors",
+    "InvalidTarget": "novasvc.rpc.errors",
+    "RPCVersionCapError": "novasvc.rpc.errors",
+    "MalformedMessage": "novasvc.rpc.errors",
+}
 
 __all__ = [
     "RPCClient",
@@ -40,3 +64,11 @@ __all__ = [
     "RPCVersionCapError",
     "MalformedMessage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

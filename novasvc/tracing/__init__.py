@@ -41,8 +41,9 @@ it.
     uses; C{None} when tracing is off. Read it as C{novasvc.tracing.active}.
 """
 
-import importlib
 from typing import Any, List, Optional
+
+from novasvc import _lazy_attribute
 
 __all__ = ["Tracing", "active", "install", "uninstall"]
 
@@ -76,12 +77,7 @@ _EXPORTS = {"Tracing": "novasvc.tracing._spans"}
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'novasvc.tracing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> List[str]:
