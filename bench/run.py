@@ -460,7 +460,8 @@ def environment(broker: Broker) -> List[str]:
         f"- Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}); broker: {rabbit}",
         "- Versions: " + ", ".join(f"{name} {version(name)}" for name in
-                                   ("novasvc", "Twisted", "pika", "oslo.messaging", "kombu")),
+                                   ("novasvc", "Twisted", "pika", "oslo.messaging", "kombu", "SQLAlchemy",
+                                    "pyOpenSSL")),
     ]
 
 
@@ -554,8 +555,9 @@ _READING = """\
 - **novasvc (pika)**: a whole `Service` (EchoManager, memory service store) on `AMQPTransport`
   (pika, its fast path on), called with `RPCClient`: oslo envelope, request context,
   de-duplication, dispatcher, late acks and publisher confirms all on. **novasvc (pika's public
-  API)**: the same with `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` instead of
-  frames written by novasvc): what the fast path buys. **novasvc (txamqp)**: the same on
+  API)**: the same with `NOVASVC_PIKA_FAST_PATH=0` (pika's `basic_publish`/`basic_ack` and its
+  decoding of deliveries and confirms instead of frames written and read by novasvc): what the
+  fast path buys. **novasvc (txamqp)**: the same on
   `TxAMQPTransport` (`amqp_client: txamqp`), server and client. **oslo.messaging**: rabbit
   driver, threading executor, its `RPCClient`, in the same client shape as the others (one
   process, many messages in flight): its calls and casts block, so (b) and the casts of (c) run
@@ -569,6 +571,13 @@ _READING = """\
   user + system time of the server process, the client process and the broker (RabbitMQ's
   Erlang VM, when it runs on this machine; the broker's other vhosts are idle) during (b) or
   (c), per 10,000 messages.
+- **RSS** is that of the server process. `bench/startup.py` runs `twistd novasvc` (SQLite service
+  store) from the environment the benchmark runs in (the Versions line above says whether
+  pyOpenSSL is there: when it is, Twisted's TCP module loads it and `cryptography` at start-up,
+  about 13 MiB more in every Twisted process). Of its idle RSS without pyOpenSSL, about 34 MiB
+  is `twistd` itself with the endpoints and `ClientService`, 14 MiB SQLAlchemy and SQLite, 2 MiB
+  pika and orjson (measured by importing only those under `twistd -y`); novasvc's own modules
+  and the running service add the rest.
 """
 
 
