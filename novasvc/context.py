@@ -14,9 +14,15 @@ accepts C{tenant} for the project, as Nova does.
 
 The C{auth_token} never appears in C{repr()} (hence not in logs); use
 L{RequestContext.redacted_copy} before logging a context's dict.
+
+The RPC server makes each request's context with L{context_from_message}:
+the same context as C{from_dict}'s, read from the message only when the
+method first uses it.
 """
 
 import datetime
+import gc
+import threading
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -95,8 +101,39 @@ def _kw(**kwargs: Any) -> Any:
     return attrs.field(kw_only=True, **kwargs)
 
 
+class _Unread:
+    """
+    The base of L{RequestContext}: the slot where a context made by
+    L{context_from_message} keeps the entries it is read from until a field
+    is first looked up, and the hook that reads them then (Python calls
+    C{__getattr__} only when a lookup fails: a context read already, or
+    made any other way, never comes here).
+    """
+
+    __slots__ = ("_unread",)
+
+    def __getattr__(self, name: str) -> Any:
+        slot = _FIELD_SLOTS.get(name)
+        if slot is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        _READING.acquire()  # a second thread waits for the first one's read
+        try:
+            unread = _UNREAD.__get__(self)
+        except AttributeError:
+            pass  # read already (the field was deleted), or by another thread meanwhile
+        else:
+            _read(self, *unread)
+        finally:
+            _READING.release()
+        return slot.__get__(self)
+
+
+_UNREAD = _Unread.__dict__["_unread"]
+_READING = threading.Lock()
+
+
 @attrs.define
-class RequestContext:
+class RequestContext(_Unread):
     """
     A request context, as oslo.context's and Nova's C{RequestContext}.
 
@@ -214,39 +251,7 @@ class RequestContext:
             (oslo.messaging's C{unpack_context}, in one step).
         @rtype: L{RequestContext}
         """
-        keys = _keys(prefix)
-        own, aliases, known = keys.own, keys.aliases, keys.known
-        # Look the known keys up rather than walk every entry: this runs for
-        # every request a server takes, on the whole message.
-        kwargs: Dict[str, Any] = {field: values[key] for key, field in own if key in values}
-        found = len(kwargs)
-        for key, field in aliases:
-            if key in values:
-                found += 1
-                # A field's own key wins over its alias.
-                if field and field not in kwargs:
-                    kwargs[field] = values[key]
-        extra: Dict[str, Any] = {}
-        if len(values) > found:
-            skip = len(prefix)
-            for key, value in values.items():
-                if key not in known and key.startswith(prefix):
-                    extra[key[skip:]] = value
-        if "project_id" not in kwargs and prefix + "tenant" in values:
-            kwargs["project_id"] = values[prefix + "tenant"]
-        timestamp = kwargs.get("timestamp")
-        if timestamp is not None:
-            kwargs["timestamp"] = _parse_timestamp(timestamp)
-        else:
-            kwargs.pop("timestamp", None)
-        if kwargs.get("request_id") is None:
-            kwargs.pop("request_id", None)
-        if kwargs.get("roles", ()) is None:
-            del kwargs["roles"]
-        if kwargs.get("service_catalog", ()) is None:
-            del kwargs["service_catalog"]
-        kwargs["extra"] = extra
-        return cls(**kwargs)
+        return cls(**_fields(values, prefix))
 
     def redacted_copy(self) -> "RequestContext":
         """
@@ -271,6 +276,108 @@ class RequestContext:
             read_deleted=self.read_deleted if read_deleted is None else read_deleted,
             extra=dict(self.extra),
         )
+
+
+def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
+    """
+    @return: the keyword arguments of the L{RequestContext} that
+        L{RequestContext.from_dict} makes of C{values}.
+    """
+    keys = _keys(prefix)
+    own, aliases, known = keys.own, keys.aliases, keys.known
+    # Look the known keys up rather than walk every entry: the RPC server
+    # reads a request's context from its whole message.
+    kwargs: Dict[str, Any] = {field: values[key] for key, field in own if key in values}
+    found = len(kwargs)
+    for key, field in aliases:
+        if key in values:
+            found += 1
+            # A field's own key wins over its alias.
+            if field and field not in kwargs:
+                kwargs[field] = values[key]
+    extra: Dict[str, Any] = {}
+    if len(values) > found:
+        skip = len(prefix)
+        for key, value in values.items():
+            if key not in known and key.startswith(prefix):
+                extra[key[skip:]] = value
+    if "project_id" not in kwargs and prefix + "tenant" in values:
+        kwargs["project_id"] = values[prefix + "tenant"]
+    timestamp = kwargs.get("timestamp")
+    if timestamp is not None:
+        kwargs["timestamp"] = _parse_timestamp(timestamp)
+    else:
+        kwargs.pop("timestamp", None)
+    if kwargs.get("request_id") is None:
+        kwargs.pop("request_id", None)
+    if kwargs.get("roles", ()) is None:
+        del kwargs["roles"]
+    if kwargs.get("service_catalog", ()) is None:
+        del kwargs["service_catalog"]
+    kwargs["extra"] = extra
+    return kwargs
+
+
+def _read(ctxt: RequestContext, values: Mapping[str, Any], prefix: str, client_timeout: Any) -> None:
+    """
+    Read the entries of a context made by L{context_from_message} into its
+    fields, as C{RequestContext.from_dict} does; a field set before keeps
+    its value.
+    """
+    kwargs = _fields(values, prefix)
+    kwargs["client_timeout"] = client_timeout
+    # The slots the garbage collector sees are the class and the set slots:
+    # just two (the class and _unread) unless a field was set.
+    if _SLOTS_SEEN is None or len(_referents(ctxt)) != _SLOTS_SEEN:
+        for name, slot in _FIELD_SLOTS.items():
+            try:
+                kwargs[name] = slot.__get__(ctxt)
+            except AttributeError:
+                pass
+    _init(ctxt, **kwargs)
+    _UNREAD.__delete__(ctxt)
+
+
+_new = object.__new__
+_init = RequestContext.__init__
+_referents = gc.get_referents
+#: Field name -> the descriptor of its slot.
+_FIELD_SLOTS: Dict[str, Any] = {a.name: RequestContext.__dict__[a.name] for a in attrs.fields(RequestContext)}
+
+
+def context_from_message(values: Mapping[str, Any], prefix: str, client_timeout: Any) -> RequestContext:
+    """
+    The L{RequestContext} that C{RequestContext.from_dict(values, prefix)}
+    makes, with C{client_timeout} set, read from C{values} only when one of
+    its fields is first looked up (or compared, copied, pickled...): a
+    method that never looks at its context does not pay for it. For the RPC
+    server, whose decoded message nothing changes afterwards: C{values} must
+    not change until the context is read.
+
+    @param values: the entries, e.g. a decoded request message.
+    @param prefix: as L{RequestContext.from_dict}'s.
+    @param client_timeout: the context's C{client_timeout}.
+    @rtype: L{RequestContext}
+    """
+    ctxt = _new(RequestContext)
+    _UNREAD.__set__(ctxt, (values, prefix, client_timeout))
+    return ctxt
+
+
+def _slots_seen() -> Optional[int]:
+    """
+    @return: how many referents the garbage collector reports for a context
+        made by L{context_from_message} on which no field was set, when
+        setting a field changes that number (CPython); else C{None} (then
+        L{_read} looks at every slot).
+    """
+    probe = context_from_message({}, "", None)
+    seen = len(_referents(probe))
+    _FIELD_SLOTS["user_id"].__set__(probe, None)
+    return seen if len(_referents(probe)) == seen + 1 else None
+
+
+_SLOTS_SEEN = _slots_seen()
 
 
 #: The keys L{RequestContext.to_dict} writes, in order.

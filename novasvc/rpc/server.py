@@ -67,7 +67,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure, format_frames
 
 from novasvc._reactor import global_reactor_if_none
-from novasvc.context import RequestContext
+from novasvc.context import context_from_message
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.metrics import ERROR, NO_SUCH_METHOD, OK, UNKNOWN_METHOD, UNSUPPORTED_VERSION, Recorder, get_recorder
@@ -397,8 +397,7 @@ class RPCServer:
         self._running += 1
         start = self._seconds()
         try:
-            ctxt = RequestContext.from_dict(request.message, CONTEXT_PREFIX)
-            ctxt.client_timeout = request.timeout
+            ctxt = context_from_message(request.message, CONTEXT_PREFIX, request.timeout)
             tracing = self._tracing
             if tracing is None:
                 result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace,
