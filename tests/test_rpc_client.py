@@ -305,6 +305,27 @@ class TimeoutTests(_Harness, SynchronousTestCase):
         self.assertAlmostEqual(error.elapsed, 3.0)
         self.assertIn(msg_id, str(error))
 
+    def test_one_timer(self) -> None:
+        """
+        When several calls wait, with different timeouts, then one timer
+        watches them, each times out after its own timeout, and no timer
+        is left once none waits.
+        """
+        self.sink()
+        calls = [self.client.prepare(timeout=timeout).call({}, "echo", value=1) for timeout in (5, 2, 5)]
+        self.clock.advance(1)
+        calls.append(self.client.prepare(timeout=5).call({}, "echo", value=1))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(1)
+        self.failureResultOf(calls[1], MessagingTimeout)
+        self.assertNoResult(calls[0])
+        self.clock.advance(3)
+        self.assertEqual([self.failureResultOf(calls[i], MessagingTimeout).value.elapsed for i in (0, 2)], [5, 5])
+        self.assertNoResult(calls[3])
+        calls[3].cancel()
+        self.failureResultOf(calls[3], defer.CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_late_reply_dropped(self) -> None:
         """
         When the reply comes after the timeout, then it is dropped with a

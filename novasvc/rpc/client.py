@@ -27,7 +27,9 @@ queue's consumer is active, and consumed again when its transport was
 stopped and started. A reply is acknowledged as soon as it arrives and handed
 to the call waiting for its C{_msg_id}. A reply for which nobody waits any
 more (it came after the call timed out or was cancelled) is dropped with a
-DEBUG log, as oslo does.
+DEBUG log, as oslo does. The timeouts of a client's calls (and of the
+clients L{RPCClient.prepare} made from it) are watched by one timer
+(L{novasvc.rpc._deadlines}), not one per call.
 
 While a L{novasvc.tracing.Tracing} is installed (a service with
 C{tracing.enabled} runs in the process), each call and cast is a span and
@@ -49,6 +51,7 @@ from novasvc.context import RequestContext
 from novasvc.exceptions import TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
+from novasvc.rpc._deadlines import Deadlines
 from novasvc.rpc._resend import RESEND_DELAY_MAX, UNROUTABLE_RETRY_INTERVAL, CastResend, Route, Sending
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
 from novasvc.rpc.target import Target, parse_version, version_is_compatible
@@ -141,6 +144,8 @@ class RPCClient:
         self.call_monitor_timeout = call_monitor_timeout
         # Shared with the clients prepare() makes.
         self._routes: Dict[Tuple[str, str], Route] = {}
+        # The calls' timeouts, one timer for them all (shared too).
+        self._deadlines = Deadlines(clock)
         self.retry = retry
         self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
         if not self.missing_consumer_retry_timeout >= 0:
@@ -421,11 +426,11 @@ class _PendingCall(Sending):
         self.result: Any = None
         self.monitor: Any = None
         self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
-        clock = client._clock
-        self.started: float = clock.seconds()
-        self.timer = clock.callLater(timeout, self._timed_out)
+        now = self.started = client._clock.seconds()
+        deadlines = client._deadlines
+        self.timer = deadlines.add(timeout, self._timed_out, now)
         if client.call_monitor_timeout:
-            self.monitor = clock.callLater(client.call_monitor_timeout, self._monitor_timed_out)
+            self.monitor = deadlines.add(client.call_monitor_timeout, self._monitor_timed_out, now)
 
     def send(self) -> defer.Deferred:
         """
@@ -488,8 +493,12 @@ class _PendingCall(Sending):
 
     def on_reply(self, reply: wire.Reply) -> None:
         if reply.is_heartbeat:
-            if self.monitor is not None and self.monitor.active():
-                self.monitor.reset(self.client.call_monitor_timeout)
+            monitor = self.monitor
+            if monitor is not None and monitor[1] is not None:
+                client = self.client
+                client._deadlines.cancel(monitor)
+                self.monitor = client._deadlines.add(client.call_monitor_timeout, self._monitor_timed_out,
+                                                     client._clock.seconds())
             return
         if reply.failure is not None:
             self._done()
@@ -511,9 +520,10 @@ class _PendingCall(Sending):
         waiter.pending.pop(self.msg_id, None)
         waiter.unsent.pop(self.msg_id, None)
         self.stop()
-        for call in (self.timer, self.monitor):
-            if call is not None and call.active():
-                call.cancel()
+        deadlines = self.client._deadlines
+        deadlines.cancel(self.timer)
+        if self.monitor is not None:
+            deadlines.cancel(self.monitor)
 
     def _cancelled(self, _: defer.Deferred) -> None:
         self._done()
