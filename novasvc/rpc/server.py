@@ -84,6 +84,8 @@ __all__ = ["RPCServer", "server_queues"]
 _GONE_QUEUES = 1000
 _GONE_FOR = 60.0
 _REQUEST_ID = CONTEXT_PREFIX + "request_id"
+#: Result types that are no Deferred, told without isinstance.
+_PLAIN = frozenset((dict, list, tuple, str, bytes, int, float, bool, type(None)))
 #: A C{_unique_id} longer than this is remembered by its digest: the window
 #: holds a bounded number of bytes whatever clients send.
 _ID_LIMIT = 64
@@ -407,8 +409,9 @@ class RPCServer:
         except Exception:
             self._dispatch_failed(Failure(), delivery, request, None, start)
             return
-        if not isinstance(result, defer.Deferred):
-            # The usual case, a plain method: no Deferred on the way.
+        if type(result) in _PLAIN or not isinstance(result, defer.Deferred):
+            # The usual case, a plain method: no Deferred on the way (and,
+            # for the usual results, not even Deferred's isinstance, an ABC's).
             self._dispatched(result, delivery, request, None, start)
             return
         monitor = None
