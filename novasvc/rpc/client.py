@@ -301,7 +301,11 @@ class RPCClient:
         if error is not None:
             return defer.fail(error)
         timeout = self.timeout if self.timeout is not None else self._rpc_response_timeout
-        waiter = _reply_waiter(self._transport, self._ttl)
+        waiter = self.__dict__.get("_waiter")
+        if waiter is None:
+            # The transport's, made on its first call; kept (it never
+            # changes), as the clients prepare() makes keep it.
+            waiter = self._waiter = _reply_waiter(self._transport, self._ttl)
         msg_id = wire.new_id()
         target = self.target
         exchange, key = self._address()
@@ -518,8 +522,10 @@ class _PendingCall(Sending):
     def _done(self) -> None:
         waiter = self.waiter
         waiter.pending.pop(self.msg_id, None)
-        waiter.unsent.pop(self.msg_id, None)
-        self.stop()
+        if waiter.unsent:
+            waiter.unsent.pop(self.msg_id, None)
+        if self.resend is not None or self.route is not None:
+            self.stop()
         deadlines = self.client._deadlines
         deadlines.cancel(self.timer)
         if self.monitor is not None:
