@@ -24,7 +24,7 @@ import datetime
 import gc
 import threading
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
@@ -215,16 +215,7 @@ class RequestContext(_Unread):
             in Nova's C{"%Y-%m-%dT%H:%M:%S.%f"} format.
         @rtype: C{dict}
         """
-        user_id, project_id = self.user_id, self.project_id
-        # The values in the order of _WIRE_KEYS.
-        written = dict(zip(_keys(prefix).written, (
-            user_id, project_id, user_id, project_id, self.domain_id, self.user_domain_id, self.project_domain_id,
-            self.system_scope, self.is_admin, self.read_only, self.show_deleted, self.auth_token,
-            self.request_id, self.global_request_id, self.resource_uuid, list(self.roles), self.user_identity,
-            self.is_admin_project, self.read_deleted, self.remote_address, _timestamp_text(self.timestamp),
-            self.quota_class,
-            self.user_name, self.project_name, list(self.service_catalog), self.client_timeout,
-        )))
+        written = (_KEYS.get(prefix) or _keys(prefix)).write(self)
         if not self.extra:
             return written
         if prefix:
@@ -380,12 +371,19 @@ def _slots_seen() -> Optional[int]:
 _SLOTS_SEEN = _slots_seen()
 
 
-#: The keys L{RequestContext.to_dict} writes, in order.
-_WIRE_KEYS = (
-    "user_id", "project_id", "user", "project", "domain", "user_domain", "project_domain", "system_scope",
-    "is_admin", "read_only", "show_deleted", "auth_token", "request_id", "global_request_id", "resource_uuid",
-    "roles", "user_identity", "is_admin_project", "read_deleted", "remote_address", "timestamp", "quota_class",
-    "user_name", "project_name", "service_catalog", "client_timeout",
+#: The keys L{RequestContext.to_dict} writes, in order, each with the
+#: value written, an expression of the context C{c}.
+_WIRE = (
+    ("user_id", "c.user_id"), ("project_id", "c.project_id"), ("user", "c.user_id"), ("project", "c.project_id"),
+    ("domain", "c.domain_id"), ("user_domain", "c.user_domain_id"), ("project_domain", "c.project_domain_id"),
+    ("system_scope", "c.system_scope"), ("is_admin", "c.is_admin"), ("read_only", "c.read_only"),
+    ("show_deleted", "c.show_deleted"), ("auth_token", "c.auth_token"), ("request_id", "c.request_id"),
+    ("global_request_id", "c.global_request_id"), ("resource_uuid", "c.resource_uuid"),
+    ("roles", "list(c.roles)"), ("user_identity", "c.user_identity"), ("is_admin_project", "c.is_admin_project"),
+    ("read_deleted", "c.read_deleted"), ("remote_address", "c.remote_address"),
+    ("timestamp", "_timestamp_text(c.timestamp)"), ("quota_class", "c.quota_class"), ("user_name", "c.user_name"),
+    ("project_name", "c.project_name"), ("service_catalog", "list(c.service_catalog)"),
+    ("client_timeout", "c.client_timeout"),
 )
 #: Field name -> itself: the keys read as the field of that name.
 _OWN_KEYS: Dict[str, str] = {a.name: a.name for a in attrs.fields(RequestContext) if a.name != "extra"}
@@ -407,14 +405,14 @@ class _Keys:
     """
     The wire keys of a context for one prefix.
 
-    @ivar written: the keys L{RequestContext.to_dict} writes, as
-        L{_WIRE_KEYS}.
+    @ivar write: makes the C{dict} of the keys L{RequestContext.to_dict}
+        writes (L{_WIRE}) for a context, extras aside.
     @ivar own: C{(key, field)} for each field's own key.
     @ivar aliases: C{(key, field)} for each alias (C{""}: read as nothing).
     @ivar known: every key in L{own} and L{aliases}.
     """
 
-    written: Tuple[str, ...]
+    write: Callable[[RequestContext], Dict[str, Any]]
     own: Tuple[Tuple[str, str], ...]
     aliases: Tuple[Tuple[str, str], ...]
     known: frozenset
@@ -432,9 +430,21 @@ def _keys(prefix: str) -> _Keys:
     if keys is None:
         own = tuple((prefix + key, field) for key, field in _OWN_KEYS.items())
         aliases = tuple((prefix + key, field) for key, field in _ALIAS_KEYS.items())
-        keys = _KEYS[prefix] = _Keys(tuple(prefix + key for key in _WIRE_KEYS), own, aliases,
-                                     frozenset(key for key, _ in own + aliases))
+        keys = _KEYS[prefix] = _Keys(_writer(prefix), own, aliases, frozenset(key for key, _ in own + aliases))
     return keys
+
+
+def _writer(prefix: str) -> Callable[[RequestContext], Dict[str, Any]]:
+    """
+    @return: a function making the C{dict} of the L{_WIRE} keys, each with
+        C{prefix} in front, for a context: compiled from one C{dict}
+        display, whose constant keys Python builds at once (a third of the
+        cost of zipping keys and values).
+    """
+    entries = ", ".join(f"{prefix + key!r}: {value}" for key, value in _WIRE)
+    namespace: Dict[str, Any] = {"_timestamp_text": _timestamp_text}
+    exec(compile(f"def write(c):\n    return {{{entries}}}\n", f"<to_dict({prefix!r})>", "exec"), namespace)
+    return namespace["write"]  # type: ignore[no-any-return]
 
 
 def get_admin_context(read_deleted: str = "no") -> RequestContext:
