@@ -21,7 +21,6 @@ method first uses it.
 """
 
 import datetime
-import gc
 import threading
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -104,32 +103,14 @@ def _kw(**kwargs: Any) -> Any:
 class _Unread:
     """
     The base of L{RequestContext}: the slot where a context made by
-    L{context_from_message} keeps the entries it is read from until a field
-    is first looked up, and the hook that reads them then (Python calls
-    C{__getattr__} only when a lookup fails: a context read already, or
-    made any other way, never comes here).
+    L{context_from_message} keeps the entries it is read from, until it is
+    (see L{_UnreadContext}).
     """
 
     __slots__ = ("_unread",)
 
-    def __getattr__(self, name: str) -> Any:
-        slot = _FIELD_SLOTS.get(name)
-        if slot is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        _READING.acquire()  # a second thread waits for the first one's read
-        try:
-            unread = _UNREAD.__get__(self)
-        except AttributeError:
-            pass  # read already (the field was deleted), or by another thread meanwhile
-        else:
-            _read(self, *unread)
-        finally:
-            _READING.release()
-        return slot.__get__(self)
-
 
 _UNREAD = _Unread.__dict__["_unread"]
-_READING = threading.Lock()
 
 
 @attrs.define
@@ -309,66 +290,91 @@ def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
     return kwargs
 
 
-def _read(ctxt: RequestContext, values: Mapping[str, Any], prefix: str, client_timeout: Any) -> None:
+class _UnreadContext(RequestContext):
     """
-    Read the entries of a context made by L{context_from_message} into its
-    fields, as C{RequestContext.from_dict} does; a field set before keeps
-    its value.
+    A L{RequestContext} made by L{context_from_message}, not read yet. The
+    first attribute looked up, set or deleted on it (a field, a method,
+    C{__class__}: as C{==}, C{repr}, C{copy}, C{pickle} or C{attrs.evolve}
+    do) reads its entries into its fields, and makes it a plain
+    L{RequestContext} (the same layout: this class has no slot of its own).
+    The hooks are on this class only: looking up the attributes of a
+    L{RequestContext} costs what it does without them.
     """
-    kwargs = _fields(values, prefix)
-    kwargs["client_timeout"] = client_timeout
-    # The slots the garbage collector sees are the class and the set slots:
-    # just two (the class and _unread) unless a field was set.
-    if _SLOTS_SEEN is None or len(_referents(ctxt)) != _SLOTS_SEEN:
-        for name, slot in _FIELD_SLOTS.items():
-            try:
-                kwargs[name] = slot.__get__(ctxt)
-            except AttributeError:
-                pass
-    _init(ctxt, **kwargs)
-    _UNREAD.__delete__(ctxt)
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        _read(self)
+        return object.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _read(self)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        _read(self)
+        object.__delattr__(self, name)
 
 
+class _ReadingContext(RequestContext):
+    """
+    An L{_UnreadContext} while a thread reads its entries: a lookup from
+    another thread waits until it is done.
+    """
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        with _READING:
+            pass
+        return object.__getattribute__(self, name)
+
+
+def _read(ctxt: RequestContext) -> None:
+    """
+    Read the entries of an L{_UnreadContext} into its fields, as
+    C{RequestContext.from_dict} does, and make it a L{RequestContext}.
+    """
+    with _READING:
+        try:
+            values, prefix, client_timeout = _UNREAD.__get__(ctxt)
+        except AttributeError:
+            return  # read by another thread meanwhile
+        _set_class(ctxt, "__class__", _ReadingContext)
+        kwargs = _fields(values, prefix)
+        kwargs["client_timeout"] = client_timeout
+        _init(ctxt, **kwargs)
+        _set_class(ctxt, "__class__", RequestContext)
+        _UNREAD.__delete__(ctxt)
+
+
+_READING = threading.Lock()
 _new = object.__new__
 _init = RequestContext.__init__
-_referents = gc.get_referents
-#: Field name -> the descriptor of its slot.
-_FIELD_SLOTS: Dict[str, Any] = {a.name: RequestContext.__dict__[a.name] for a in attrs.fields(RequestContext)}
+_set_class = object.__setattr__
+#: The types whose C{to_dict} is L{RequestContext.to_dict}'s (the RPC
+#: client writes them with the message's prefix in one step).
+CONTEXT_TYPES = frozenset((RequestContext, _UnreadContext))
 
 
 def context_from_message(values: Mapping[str, Any], prefix: str, client_timeout: Any) -> RequestContext:
     """
     The L{RequestContext} that C{RequestContext.from_dict(values, prefix)}
-    makes, with C{client_timeout} set, read from C{values} only when one of
-    its fields is first looked up (or compared, copied, pickled...): a
-    method that never looks at its context does not pay for it. For the RPC
-    server, whose decoded message nothing changes afterwards: C{values} must
-    not change until the context is read.
+    makes, with C{client_timeout} set, read from C{values} only when it is
+    first used (a field looked up, set, or compared, copied, pickled...): a
+    method that never looks at its context does not pay for it. Until then
+    it is an instance of a private subclass of L{RequestContext}. For the
+    RPC server, whose decoded message nothing changes afterwards: C{values}
+    must not change until the context is read.
 
     @param values: the entries, e.g. a decoded request message.
     @param prefix: as L{RequestContext.from_dict}'s.
     @param client_timeout: the context's C{client_timeout}.
     @rtype: L{RequestContext}
     """
-    ctxt = _new(RequestContext)
+    ctxt = _new(_UnreadContext)
     _UNREAD.__set__(ctxt, (values, prefix, client_timeout))
     return ctxt
-
-
-def _slots_seen() -> Optional[int]:
-    """
-    @return: how many referents the garbage collector reports for a context
-        made by L{context_from_message} on which no field was set, when
-        setting a field changes that number (CPython); else C{None} (then
-        L{_read} looks at every slot).
-    """
-    probe = context_from_message({}, "", None)
-    seen = len(_referents(probe))
-    _FIELD_SLOTS["user_id"].__set__(probe, None)
-    return seen if len(_referents(probe)) == seen + 1 else None
-
-
-_SLOTS_SEEN = _slots_seen()
 
 
 #: The keys L{RequestContext.to_dict} writes, in order, each with the

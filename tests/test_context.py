@@ -256,8 +256,9 @@ class ContextFromMessageTests(SynchronousTestCase):
         self.assertEqual(self.expected, self.unread())
         self.assertFalse(self.unread() != self.expected)
         ctxt = self.unread()
-        self.assertIs(type(ctxt), RequestContext)
+        self.assertIsInstance(ctxt, RequestContext)
         self.assertEqual((ctxt.client_timeout, ctxt.extra, ctxt.roles), (30, {"traceparent": "00-abc"}, ["member"]))
+        self.assertIs(type(ctxt), RequestContext)
 
     def test_missing_attribute(self) -> None:
         """

@@ -12,7 +12,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 import novasvc.rpc
-from novasvc.context import RequestContext
+from novasvc.context import RequestContext, context_from_message
 from novasvc.exceptions import TransportError
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient, _reply_waiter
@@ -49,7 +49,8 @@ class Endpoint(Manager):
     """
 
     def whoami(self, ctxt):
-        return {"type": type(ctxt).__name__, "ctxt": ctxt.to_dict()}
+        values = ctxt.to_dict()  # read first: the server's context is read on first use
+        return {"type": type(ctxt).__name__, "ctxt": values}
 
     def probe(self, ctxt):
         raise ProbeError("it broke", code=7)
@@ -276,6 +277,17 @@ class ContextTests(_Harness, SynchronousTestCase):
         """
         self.make_server()
         self.assertEqual(self.successResultOf(self.client.call(None, "whoami"))["type"], "RequestContext")
+
+    def test_unread_server_context(self) -> None:
+        """
+        When a method passes on the context the server made for it, before
+        reading it, then it is sent as the context it was made from.
+        """
+        self.make_server()
+        ctxt = RequestContext("u1", "p1", roles=["member"], extra={"custom": 1})
+        unread = context_from_message(ctxt.to_dict(wire.CONTEXT_PREFIX), wire.CONTEXT_PREFIX, None)
+        result = self.successResultOf(self.client.call(unread, "whoami"))
+        self.assertEqual(result["ctxt"], ctxt.to_dict())
 
     def test_bad_context(self) -> None:
         """

@@ -47,7 +47,7 @@ from twisted.python.failure import Failure
 
 from novasvc import tracing as _tracing
 from novasvc._reactor import global_reactor_if_none
-from novasvc.context import RequestContext
+from novasvc.context import CONTEXT_TYPES, RequestContext
 from novasvc.exceptions import TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
@@ -400,8 +400,8 @@ def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
         one step).
     @raise TypeError: for something that is not a context.
     """
-    if type(ctxt) is RequestContext:
-        return ctxt.to_dict(wire.CONTEXT_PREFIX), True
+    if type(ctxt) in CONTEXT_TYPES:
+        return ctxt.to_dict(wire.CONTEXT_PREFIX), True  # type: ignore[union-attr]
     if ctxt is None:
         return {}, False
     if isinstance(ctxt, Mapping):
