@@ -2,12 +2,17 @@
 Tests for L{novasvc.context}.
 """
 
+import copy
 import datetime
+import pickle
 import re
+from typing import Any, Dict, List
+
+import attrs
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from novasvc.context import RequestContext, generate_request_id, get_admin_context
+from novasvc.context import RequestContext, context_from_message, generate_request_id, get_admin_context
 
 _OSLO_KEYS = {"user", "project_id", "system_scope", "project", "domain", "user_domain", "project_domain",
               "is_admin", "read_only", "show_deleted", "auth_token", "request_id", "global_request_id",
@@ -195,6 +200,110 @@ class RequestContextTests(SynchronousTestCase):
         admin = ctxt.elevated(read_deleted="yes")
         self.assertEqual((admin.is_admin, admin.roles, admin.read_deleted), (True, ["member", "admin"], "yes"))
         self.assertEqual((ctxt.is_admin, ctxt.roles), (False, ["member"]))
+
+
+class _Watched(dict):  # type: ignore[type-arg]
+    """
+    A message that records the keys looked up in it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        dict.__init__(self, *args, **kwargs)
+        self.looked_up: List[str] = []
+
+    def __contains__(self, key: object) -> bool:
+        self.looked_up.append(key)  # type: ignore[arg-type]
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: str) -> Any:
+        self.looked_up.append(key)
+        return dict.__getitem__(self, key)
+
+
+class ContextFromMessageTests(SynchronousTestCase):
+    """
+    L{context_from_message} makes the context C{from_dict} makes, read from
+    the message only when first used.
+    """
+
+    def setUp(self) -> None:
+        self.original = RequestContext("u1", "p1", roles=["member"], extra={"traceparent": "00-abc"})
+        self.message: Dict[str, Any] = {"method": "m", "args": {}, **self.original.to_dict("_context_")}
+        self.expected = RequestContext.from_dict(self.message, "_context_")
+        self.expected.client_timeout = 30
+
+    def unread(self) -> RequestContext:
+        return context_from_message(self.message, "_context_", 30)
+
+    def test_not_read_until_used(self) -> None:
+        """
+        When a context is made from a message and nothing looks at it, then
+        the message is not read; when a field is read, then it is.
+        """
+        message = _Watched(self.message)
+        ctxt = context_from_message(message, "_context_", None)
+        self.assertEqual(message.looked_up, [])
+        self.assertEqual(ctxt.user_id, "u1")
+        self.assertIn("_context_user_id", message.looked_up)
+
+    def test_same_as_from_dict(self) -> None:
+        """
+        When a context made from a message is read, then it is a plain
+        RequestContext equal to from_dict's with the client timeout set,
+        compared either way round.
+        """
+        self.assertEqual(self.unread(), self.expected)
+        self.assertEqual(self.expected, self.unread())
+        self.assertFalse(self.unread() != self.expected)
+        ctxt = self.unread()
+        self.assertIsInstance(ctxt, RequestContext)
+        self.assertEqual((ctxt.client_timeout, ctxt.extra, ctxt.roles), (30, {"traceparent": "00-abc"}, ["member"]))
+        self.assertIs(type(ctxt), RequestContext)
+
+    def test_missing_attribute(self) -> None:
+        """
+        When a name that is no field is looked up on a context, read or
+        not, then it is an AttributeError and the context stays usable.
+        """
+        for ctxt in (self.unread(), self.expected):
+            self.assertFalse(hasattr(ctxt, "no_such_field"))
+            self.assertEqual(ctxt.user_id, "u1")
+
+    def test_set_before_read(self) -> None:
+        """
+        When a field of a context made from a message is set before anything
+        is read, then the value set is kept and the other fields are read.
+        """
+        ctxt = self.unread()
+        ctxt.read_deleted = "yes"
+        self.assertEqual((ctxt.read_deleted, ctxt.user_id), ("yes", "u1"))
+        self.assertEqual(ctxt, attrs.evolve(self.expected, read_deleted="yes"))
+
+    def test_copies(self) -> None:
+        """
+        When a context made from a message is first used by repr, copy,
+        deepcopy, pickle, attrs.evolve or attrs.asdict, then each sees the
+        fields read from the message.
+        """
+        self.assertEqual(repr(self.unread()), repr(self.expected))
+        self.assertEqual(copy.copy(self.unread()), self.expected)
+        self.assertEqual(copy.deepcopy(self.unread()), self.expected)
+        self.assertEqual(pickle.loads(pickle.dumps(self.unread())), self.expected)
+        evolved = attrs.evolve(self.unread(), user_id="u2")
+        self.assertEqual((type(evolved), evolved.user_id, evolved.project_id), (RequestContext, "u2", "p1"))
+        self.assertEqual(attrs.asdict(self.unread()), attrs.asdict(self.expected))
+        self.assertEqual(self.unread().to_dict(), self.expected.to_dict())
+
+    def test_defaults(self) -> None:
+        """
+        When a message has no context entries, then each context made from
+        it gets its own request id, roles and extra, as from_dict's.
+        """
+        first = context_from_message({}, "_context_", None)
+        second = context_from_message({}, "_context_", None)
+        self.assertNotEqual(first.request_id, second.request_id)
+        self.assertIsNot(first.roles, second.roles)
+        self.assertEqual((first.roles, first.extra, first.is_admin_project), ([], {}, True))
 
 
 class AdminContextTests(SynchronousTestCase):

@@ -12,7 +12,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 import novasvc.rpc
-from novasvc.context import RequestContext
+from novasvc.context import RequestContext, context_from_message
 from novasvc.exceptions import TransportError
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient, _reply_waiter
@@ -49,7 +49,8 @@ class Endpoint(Manager):
     """
 
     def whoami(self, ctxt):
-        return {"type": type(ctxt).__name__, "ctxt": ctxt.to_dict()}
+        values = ctxt.to_dict()  # read first: the server's context is read on first use
+        return {"type": type(ctxt).__name__, "ctxt": values}
 
     def probe(self, ctxt):
         raise ProbeError("it broke", code=7)
@@ -277,6 +278,17 @@ class ContextTests(_Harness, SynchronousTestCase):
         self.make_server()
         self.assertEqual(self.successResultOf(self.client.call(None, "whoami"))["type"], "RequestContext")
 
+    def test_unread_server_context(self) -> None:
+        """
+        When a method passes on the context the server made for it, before
+        reading it, then it is sent as the context it was made from.
+        """
+        self.make_server()
+        ctxt = RequestContext("u1", "p1", roles=["member"], extra={"custom": 1})
+        unread = context_from_message(ctxt.to_dict(wire.CONTEXT_PREFIX), wire.CONTEXT_PREFIX, None)
+        result = self.successResultOf(self.client.call(unread, "whoami"))
+        self.assertEqual(result["ctxt"], ctxt.to_dict())
+
     def test_bad_context(self) -> None:
         """
         When the context is neither a context nor a dict, then TypeError.
@@ -304,6 +316,27 @@ class TimeoutTests(_Harness, SynchronousTestCase):
         self.assertEqual((error.topic, error.server, error.method, error.msg_id), ("svc", "host7", "echo", msg_id))
         self.assertAlmostEqual(error.elapsed, 3.0)
         self.assertIn(msg_id, str(error))
+
+    def test_one_timer(self) -> None:
+        """
+        When several calls wait, with different timeouts, then one timer
+        watches them, each times out after its own timeout, and no timer
+        is left once none waits.
+        """
+        self.sink()
+        calls = [self.client.prepare(timeout=timeout).call({}, "echo", value=1) for timeout in (5, 2, 5)]
+        self.clock.advance(1)
+        calls.append(self.client.prepare(timeout=5).call({}, "echo", value=1))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(1)
+        self.failureResultOf(calls[1], MessagingTimeout)
+        self.assertNoResult(calls[0])
+        self.clock.advance(3)
+        self.assertEqual([self.failureResultOf(calls[i], MessagingTimeout).value.elapsed for i in (0, 2)], [5, 5])
+        self.assertNoResult(calls[3])
+        calls[3].cancel()
+        self.failureResultOf(calls[3], defer.CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_late_reply_dropped(self) -> None:
         """

@@ -192,23 +192,27 @@ def _plain(value: Any, depth: int = 0) -> bool:
     elif kind is list or kind is tuple:
         items = value
     else:
-        return kind is str or value is None or kind is int or kind is bool or (kind is float and _isfinite(value))
+        return kind in _LEAVES or (kind is float and _isfinite(value))
     if depth >= _MAX_DEPTH:
         return False
     depth += 1
     for item in items:
         kind = type(item)
-        if kind is str or item is None or kind is int or kind is bool:
+        if kind in _LEAVES:  # one set lookup: the values most messages hold
             continue
         if kind is float:
             if not _isfinite(item):
                 return False
-        elif kind is dict or kind is list or kind is tuple:
+        elif kind in _CONTAINERS:
             if not _plain(item, depth):
                 return False
         else:
             return False
     return True
+
+
+_LEAVES = frozenset((str, int, bool, type(None)))
+_CONTAINERS = frozenset((dict, list, tuple))
 
 
 #: Maps each byte to C{0} for a digit and a space otherwise, to find long

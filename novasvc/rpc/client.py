@@ -27,7 +27,9 @@ queue's consumer is active, and consumed again when its transport was
 stopped and started. A reply is acknowledged as soon as it arrives and handed
 to the call waiting for its C{_msg_id}. A reply for which nobody waits any
 more (it came after the call timed out or was cancelled) is dropped with a
-DEBUG log, as oslo does.
+DEBUG log, as oslo does. The timeouts of a client's calls (and of the
+clients L{RPCClient.prepare} made from it) are watched by one timer
+(L{novasvc.rpc._deadlines}), not one per call.
 
 While a L{novasvc.tracing.Tracing} is installed (a service with
 C{tracing.enabled} runs in the process), each call and cast is a span and
@@ -45,10 +47,11 @@ from twisted.python.failure import Failure
 
 from novasvc import tracing as _tracing
 from novasvc._reactor import global_reactor_if_none
-from novasvc.context import RequestContext
+from novasvc.context import CONTEXT_TYPES, RequestContext
 from novasvc.exceptions import TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
+from novasvc.rpc._deadlines import Deadlines
 from novasvc.rpc._resend import RESEND_DELAY_MAX, UNROUTABLE_RETRY_INTERVAL, CastResend, Route, Sending
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
 from novasvc.rpc.target import Target, parse_version, version_is_compatible
@@ -141,6 +144,8 @@ class RPCClient:
         self.call_monitor_timeout = call_monitor_timeout
         # Shared with the clients prepare() makes.
         self._routes: Dict[Tuple[str, str], Route] = {}
+        # The calls' timeouts, one timer for them all (shared too).
+        self._deadlines = Deadlines(clock)
         self.retry = retry
         self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
         if not self.missing_consumer_retry_timeout >= 0:
@@ -296,7 +301,11 @@ class RPCClient:
         if error is not None:
             return defer.fail(error)
         timeout = self.timeout if self.timeout is not None else self._rpc_response_timeout
-        waiter = _reply_waiter(self._transport, self._ttl)
+        waiter = self.__dict__.get("_waiter")
+        if waiter is None:
+            # The transport's, made on its first call; kept (it never
+            # changes), as the clients prepare() makes keep it.
+            waiter = self._waiter = _reply_waiter(self._transport, self._ttl)
         msg_id = wire.new_id()
         target = self.target
         exchange, key = self._address()
@@ -391,8 +400,8 @@ def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
         one step).
     @raise TypeError: for something that is not a context.
     """
-    if type(ctxt) is RequestContext:
-        return ctxt.to_dict(wire.CONTEXT_PREFIX), True
+    if type(ctxt) in CONTEXT_TYPES:
+        return ctxt.to_dict(wire.CONTEXT_PREFIX), True  # type: ignore[union-attr]
     if ctxt is None:
         return {}, False
     if isinstance(ctxt, Mapping):
@@ -421,11 +430,11 @@ class _PendingCall(Sending):
         self.result: Any = None
         self.monitor: Any = None
         self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
-        clock = client._clock
-        self.started: float = clock.seconds()
-        self.timer = clock.callLater(timeout, self._timed_out)
+        now = self.started = client._clock.seconds()
+        deadlines = client._deadlines
+        self.timer = deadlines.add(timeout, self._timed_out, now)
         if client.call_monitor_timeout:
-            self.monitor = clock.callLater(client.call_monitor_timeout, self._monitor_timed_out)
+            self.monitor = deadlines.add(client.call_monitor_timeout, self._monitor_timed_out, now)
 
     def send(self) -> defer.Deferred:
         """
@@ -488,8 +497,12 @@ class _PendingCall(Sending):
 
     def on_reply(self, reply: wire.Reply) -> None:
         if reply.is_heartbeat:
-            if self.monitor is not None and self.monitor.active():
-                self.monitor.reset(self.client.call_monitor_timeout)
+            monitor = self.monitor
+            if monitor is not None and monitor[1] is not None:
+                client = self.client
+                client._deadlines.cancel(monitor)
+                self.monitor = client._deadlines.add(client.call_monitor_timeout, self._monitor_timed_out,
+                                                     client._clock.seconds())
             return
         if reply.failure is not None:
             self._done()
@@ -509,11 +522,14 @@ class _PendingCall(Sending):
     def _done(self) -> None:
         waiter = self.waiter
         waiter.pending.pop(self.msg_id, None)
-        waiter.unsent.pop(self.msg_id, None)
-        self.stop()
-        for call in (self.timer, self.monitor):
-            if call is not None and call.active():
-                call.cancel()
+        if waiter.unsent:
+            waiter.unsent.pop(self.msg_id, None)
+        if self.resend is not None or self.route is not None:
+            self.stop()
+        deadlines = self.client._deadlines
+        deadlines.cancel(self.timer)
+        if self.monitor is not None:
+            deadlines.cancel(self.monitor)
 
     def _cancelled(self, _: defer.Deferred) -> None:
         self._done()

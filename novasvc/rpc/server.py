@@ -67,7 +67,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure, format_frames
 
 from novasvc._reactor import global_reactor_if_none
-from novasvc.context import RequestContext
+from novasvc.context import context_from_message
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.metrics import ERROR, NO_SUCH_METHOD, OK, UNKNOWN_METHOD, UNSUPPORTED_VERSION, Recorder, get_recorder
@@ -84,6 +84,8 @@ __all__ = ["RPCServer", "server_queues"]
 _GONE_QUEUES = 1000
 _GONE_FOR = 60.0
 _REQUEST_ID = CONTEXT_PREFIX + "request_id"
+#: Result types that are no Deferred, told without isinstance.
+_PLAIN = frozenset((dict, list, tuple, str, bytes, int, float, bool, type(None)))
 #: A C{_unique_id} longer than this is remembered by its digest: the window
 #: holds a bounded number of bytes whatever clients send.
 _ID_LIMIT = 64
@@ -397,8 +399,7 @@ class RPCServer:
         self._running += 1
         start = self._seconds()
         try:
-            ctxt = RequestContext.from_dict(request.message, CONTEXT_PREFIX)
-            ctxt.client_timeout = request.timeout
+            ctxt = context_from_message(request.message, CONTEXT_PREFIX, request.timeout)
             tracing = self._tracing
             if tracing is None:
                 result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace,
@@ -408,8 +409,9 @@ class RPCServer:
         except Exception:
             self._dispatch_failed(Failure(), delivery, request, None, start)
             return
-        if not isinstance(result, defer.Deferred):
-            # The usual case, a plain method: no Deferred on the way.
+        if type(result) in _PLAIN or not isinstance(result, defer.Deferred):
+            # The usual case, a plain method: no Deferred on the way (and,
+            # for the usual results, not even Deferred's isinstance, an ABC's).
             self._dispatched(result, delivery, request, None, start)
             return
         monitor = None
@@ -548,11 +550,18 @@ class RPCServer:
         self._finish(delivery, unique_id, ok=False)
 
     def _send_reply(self, request: wire.Request, body: bytes, delivery: IDelivery) -> None:
-        d = self._reply(request.reply_q, body)  # type: ignore[arg-type]
-        if d is None:
+        """
+        Publish a call's reply as L{_reply} does, then finish the request
+        once the reply is confirmed, held or dropped.
+        """
+        reply_q: str = request.reply_q  # type: ignore[assignment]
+        if (self._gone or self._missing) and self._held_back(reply_q, body):
             self._finish(delivery, request.unique_id)
-        else:
-            d.addBoth(self._replied, delivery, request.unique_id)
+            return
+        d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=True)
+        # One pair of callbacks, as few as a reply can do with.
+        d.addCallbacks(self._replied, self._reply_failed, callbackArgs=(delivery, request.unique_id),
+                       errbackArgs=(reply_q, body, delivery, request.unique_id))
 
     def _replied(self, _: object, delivery: IDelivery, unique_id: Optional[str]) -> None:
         self._finish(delivery, unique_id)
@@ -564,10 +573,13 @@ class RPCServer:
         nothing is left.
         """
         if not self._ack_early:
-            if ok:
-                _settle(delivery.ack)
-            else:
-                _settle(delivery.reject, False)
+            try:
+                if ok:
+                    delivery.ack()
+                else:
+                    delivery.reject(False)
+            except Exception:
+                self._log.failure("Settling a delivery failed", level=LogLevel.error)
             if unique_id is not None and self._window:
                 copies = self._active.pop(unique_id, None)
                 if ok:
@@ -619,24 +631,43 @@ class RPCServer:
             C{Deferred}, firing with C{None} once the reply is confirmed, held
             or dropped (it never fails; problems are logged).
         """
-        if self._gone and self._is_gone(reply_q):
-            self._log.debug("Dropping a reply to the gone queue {reply_q}", reply_q=clip(reply_q))
+        if self._held_back(reply_q, body):
             return None
-        if self._missing:
-            queue = self._missing.get(reply_q)
-            if queue is not None:
-                self._hold(queue, body)
-                return None
         d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=True)
         d.addErrback(self._reply_failed, reply_q, body)
         return d
 
-    def _reply_failed(self, failure: Failure, reply_q: str, body: bytes) -> None:
-        if failure.check(UnroutableError):
-            self._missing_reply(reply_q, body)
-        else:
-            self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=clip(reply_q),
-                            error=clip(failure.getErrorMessage()))
+    def _held_back(self, reply_q: str, body: bytes) -> bool:
+        """
+        @return: C{True} when the reply was dropped (its queue is known gone)
+            or held (its queue is known missing), C{False} when it is to be
+            published.
+        """
+        if self._gone and self._is_gone(reply_q):
+            self._log.debug("Dropping a reply to the gone queue {reply_q}", reply_q=clip(reply_q))
+            return True
+        if self._missing:
+            queue = self._missing.get(reply_q)
+            if queue is not None:
+                self._hold(queue, body)
+                return True
+        return False
+
+    def _reply_failed(self, failure: Failure, reply_q: str, body: bytes, delivery: Optional[IDelivery] = None,
+                      unique_id: Optional[str] = None) -> None:
+        """
+        A reply was not published: hold it for a retry when no queue took
+        it, else log it; then finish its request, if given.
+        """
+        try:
+            if failure.check(UnroutableError):
+                self._missing_reply(reply_q, body)
+            else:
+                self._log.error("A reply to {reply_q} could not be published: {error}", reply_q=clip(reply_q),
+                                error=clip(failure.getErrorMessage()))
+        finally:
+            if delivery is not None:
+                self._finish(delivery, unique_id)
 
     def _missing_reply(self, reply_q: str, body: bytes) -> None:
         """
