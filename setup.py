@@ -55,7 +55,11 @@ setup(
         # The HTTP API (api.enabled, twistd novasvc-api): klein's routing and
         # metrics in Prometheus's format (novasvc.metrics.prometheus).
         "api": ["klein>=23.5", "prometheus_client>=0.17"],
+        # Versioned objects on the wire (novasvc.objects, the volume example):
+        # oslo.versionedobjects, the library Nova's objects are built on.
+        "objects": ["oslo.versionedobjects>=3"],
         "test": [
+            "oslo.versionedobjects>=3",
             "psycopg2-binary>=2.9",
             "PyMySQL>=1.1",
             "oslo.messaging>=14",

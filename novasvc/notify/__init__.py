@@ -1,0 +1,48 @@
+# -*- test-case-name: tests.test_notify_message -*-
+"""
+Notifications in oslo.messaging's format: L{Notifier} sends them (drivers
+C{messagingv2}, C{messaging}, C{log}, C{noop}, C{test}), a notification
+listener consumes them and dispatches each to the endpoint method named by
+its priority, as oslo.messaging's C{get_notification_listener}.
+
+Layer: above L{novasvc.rpc} (whose JSON codec and 2.0 envelope it shares,
+through L{novasvc.rpc.wire}) and the transport; below the service core. It
+never imports the core (L{novasvc.service}, L{novasvc.manager}), the API
+or the process layer.
+
+Modules:
+  - L{novasvc.notify.message}: the wire format (priorities, encoding and
+    decoding a notification);
+  - L{novasvc.notify.notifier}: L{Notifier} and its drivers;
+  - L{novasvc.notify.listener}: the listeners, L{NotificationFilter} and
+    L{NotificationResult}.
+
+Each name here is imported from its module on first use.
+"""
+
+from typing import Any, List
+
+from novasvc import _lazy_attribute
+
+# name -> the module defining it
+_EXPORTS = {
+    "PRIORITIES": "novasvc.notify.message",
+    "Notification": "novasvc.notify.message",
+    "Notifier": "novasvc.notify.notifier",
+    "NotificationListener": "novasvc.notify.listener",
+    "BatchNotificationListener": "novasvc.notify.listener",
+    "NotificationFilter": "novasvc.notify.listener",
+    "NotificationResult": "novasvc.notify.listener",
+    "get_notification_listener": "novasvc.notify.listener",
+    "get_batch_notification_listener": "novasvc.notify.listener",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))
