@@ -135,8 +135,11 @@ class Config:
     @ivar kombu_missing_consumer_retry_timeout: seconds an RPC request that
         no queue takes is sent again before it fails (oslo.messaging's
         name; C{0}: fail at once).
-    @ivar heartbeat_timeout_threshold: seconds without broker traffic before
-        the connection is considered dead (C{0}: no heartbeats).
+    @ivar heartbeat_timeout_threshold: the AMQP heartbeat in seconds: a
+        connection from which nothing arrived for this long plus a margin
+        is dropped (C{0}: no heartbeats); 10 (oslo.messaging's is 60).
+    @ivar kombu_failover_strategy: the order a transport URL's hosts are
+        tried in: C{"round-robin"} or C{"shuffle"} (oslo.messaging's name).
     @ivar log_level: the lowest level logged under twistd: C{"debug"},
         C{"info"}, C{"warning"}, C{"error"} or C{"critical"} (see
         L{novasvc.log}).
@@ -192,7 +195,8 @@ class Config:
     allowed_remote_exmods: Tuple[str, ...] = ()
     transient_queues_ttl: float = 1800
     kombu_missing_consumer_retry_timeout: float = 60
-    heartbeat_timeout_threshold: float = 60
+    heartbeat_timeout_threshold: float = 10
+    kombu_failover_strategy: str = "round-robin"
     log_level: str = "info"
     log_format: str = "text"
     managers: Tuple[Tuple[str, str], ...] = ()
@@ -533,6 +537,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "transient_queues_ttl": _seconds(positive=True),
     "kombu_missing_consumer_retry_timeout": _seconds(),
     "heartbeat_timeout_threshold": _seconds(),
+    "kombu_failover_strategy": _choice("round-robin", "shuffle"),
     "db_driver": _dotted_path,
     "log_level": _choice(*LOG_LEVELS),
     "log_format": _choice("text", "json"),

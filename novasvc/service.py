@@ -249,6 +249,7 @@ class Service(AsyncMultiService):
             transport = get_transport(
                 config.transport_url, reactor=clock, client=config.amqp_client,
                 heartbeat=int(config.heartbeat_timeout_threshold), tls=TLSOptions.from_config(config),
+                failover_strategy=config.kombu_failover_strategy,
             )
         if db is None:
             db = create_object(config.db_driver, load_object(config.db_driver), "database API",

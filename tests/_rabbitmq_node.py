@@ -294,6 +294,9 @@ class RabbitMQNode:
         self._stopped = True
         try:
             pid = self._pid()
+            if pid is not None and _alive(pid):
+                # A node a test paused (SIGSTOP) must run to stop.
+                os.kill(pid, signal.SIGCONT)
             if self._started:
                 stopping = self.rabbitmqctl("stop")
                 stopping.addTimeout(COMMAND_DEADLINE, self._reactor)
@@ -306,6 +309,19 @@ class RabbitMQNode:
                     yield poll(lambda: not _alive(pid), f"{self.name} (pid {pid}) killed", EXIT_DEADLINE, 0.1)
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+    def signal(self, number: int) -> None:
+        """
+        Send signal C{number} to the node's Erlang VM: C{SIGKILL} kills it
+        at once, C{SIGSTOP} hangs it (TCP connections stay open, nothing
+        answers) until C{SIGCONT}.
+
+        @raise NodeError: when the node has no process.
+        """
+        pid = self._pid()
+        if pid is None or not _alive(pid):
+            raise NodeError(f"{self.name} has no process to signal")
+        os.kill(pid, number)
 
     def log_tail(self, lines: int = 20) -> str:
         """

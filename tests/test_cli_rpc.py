@@ -647,7 +647,8 @@ class ConfigFileTests(SynchronousTestCase):
         d = cli.run(clock, self.parse("-c", path, "cast", "t", "m"), stdout=io.StringIO(), stderr=io.StringIO())
         self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
         self.assertEqual(made, [("memory://from-file", {"reactor": clock, "heartbeat": 15,
-                                                        "tls": TLSOptions(True, "/etc/ca.pem"), "client": "txamqp"})])
+                                                        "tls": TLSOptions(True, "/etc/ca.pem"), "client": "txamqp",
+                                                        "failover_strategy": "round-robin"})])
         (kwargs,) = clients
         self.assertEqual({key: kwargs[key] for key in ("timeout", "control_exchange", "allowed_remote_exmods",
                                                        "durable_queues", "transient_queues_ttl",

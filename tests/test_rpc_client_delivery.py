@@ -460,6 +460,31 @@ class ReplyWaiterTests(_Harness, SynchronousTestCase):
         self.assertIn("cannot consume the reply queue", str(self.failureResultOf(d, TransportError).value))
 
 
+    def test_reply_queue_renewed(self) -> None:
+        """
+        When the transport renames the reply queue (it failed over to
+        another broker host), then the calls waiting for a reply fail at
+        once with a MessagingTimeout naming both queues, and the next call
+        names the new queue.
+        """
+        consumer = _Never()
+        consumer.renamed = None  # type: ignore[attr-defined]
+        self.transport.consume = lambda queue, on_message, prefetch=0: consumer  # type: ignore[method-assign]
+        d = self.client.call({}, "echo", value=1)
+        consumer.waiting[0].callback(None)
+        waiter = _reply_waiter(self.transport, None)
+        old = waiter.queue.name
+        self.assertEqual(waiter.queue.renew_prefix, "reply_")
+        self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], old)
+        consumer.renamed(old, "reply_new")  # type: ignore[attr-defined]
+        error = self.failureResultOf(d, MessagingTimeout).value
+        self.assertIn(f"its reply queue {old} was replaced by reply_new when the connection failed over",
+                      str(error))
+        self.assertEqual(waiter.pending, {})
+        self.client.call({}, "echo", value=2)
+        self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], "reply_new")
+
+
 class AMQPTransportRestartTests(TestCase):
     """
     The reply waiter over RabbitMQ.

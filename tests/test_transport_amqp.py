@@ -42,7 +42,7 @@ from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 from novasvc.transport._amqp_link import DISCONNECT_GRACE
 from novasvc.transport._pika_internals import _probe as _make_probe
 from novasvc.transport._amqp_publish import Confirms, Publisher, message_properties
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport.amqp import AMQPConsumer, AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
 from novasvc.transport.url import TransportURL
 from tests._services import in_ci, poll, require_service
@@ -985,7 +985,8 @@ class BackoffTests(unittest.SynchronousTestCase):
         self.assertTrue(tcp.connected)
         clock.advance(0.1)
         self.assertFalse(tcp.connected)
-        self.assertTrue([t for t in logs if "no AMQP handshake within 5 seconds" in t and "retrying" in t])
+        self.assertTrue([t for t in logs if "the AMQP handshake took more than 5 seconds" in t and "retrying" in t])
+        self.assertTrue([t for t in logs if "still waiting for the AMQP handshake after 2 seconds" in t])
         clock.advance(1)
         self.assertEqual(len(clock.tcpClients), 2)
         self.successResultOf(transport.stop())
@@ -1034,6 +1035,88 @@ class RoundRobinEndpointTests(unittest.SynchronousTestCase):
                          [("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.1", 1)])
         self.assertEqual([host for host, _ in failures], [("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.1", 1)])
         self.assertNotIn("s3cret", repr(endpoint))
+
+
+    def test_shuffle(self) -> None:
+        """
+        When the strategy is shuffle, then each round walks every host once
+        in the order the shuffle gives, and a round never starts with the
+        host the previous one ended with.
+        """
+        clock = MemoryReactorClock()
+        orders = [[2, 0, 1], [1, 2, 0], [0, 1, 2]]
+
+        def shuffle(order: List[int]) -> None:
+            order[:] = orders.pop(0)
+
+        endpoint = RoundRobinEndpoint(clock, (("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.3", 3)), 5,
+                                      lambda host, f: None, strategy="shuffle", shuffle=shuffle)
+        for _ in range(9):
+            endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
+        # The second shuffle starts with the host the first round ended
+        # with: that one goes last.
+        self.assertEqual([p for _, p, *_ in clock.tcpClients], [3, 1, 2, 3, 1, 2, 1, 2, 3])
+
+    def test_unknown_strategy(self) -> None:
+        """
+        When the strategy is neither round-robin nor shuffle, then
+        ConfigError names the key.
+        """
+        error = self.assertRaises(ConfigError, RoundRobinEndpoint, MemoryReactorClock(), (("h", 1),), 5,
+                                  lambda host, f: None, strategy="random")
+        self.assertIn("kombu_failover_strategy", str(error))
+
+
+class RenewTests(unittest.SynchronousTestCase):
+    """
+    A consumer of a queue with a C{renew_prefix} takes a new queue when its
+    transport reconnects to another host.
+    """
+
+    class _Channel:
+        def __init__(self, consumer: Any, protocol: Any) -> None:
+            self.queue = consumer.queue
+
+        def start(self) -> defer.Deferred:
+            return defer.succeed(None)
+
+    def _consumer(self, queue: Queue) -> AMQPConsumer:
+        consumer = AMQPConsumer(_Owner(), queue, lambda delivery: None, 0)
+        consumer.channel_class = self._Channel  # type: ignore[assignment]
+        return consumer
+
+    def test_renewed_on_another_host(self) -> None:
+        """
+        When a consumer that consumed before is attached to a connection to
+        another host, then it consumes C{<prefix><uuid hex>} with the same
+        arguments and bindings and tells C{renamed}; a first attach or one
+        to the same host keeps the name.
+        """
+        queue = Queue("reply_abc", arguments={"x-expires": 1000}, renew_prefix="reply_")
+        consumer = self._consumer(queue)
+        renamed: List[Tuple[str, str]] = []
+        consumer.renamed = lambda old, new: renamed.append((old, new))
+        consumer.attach(object(), renew=True)
+        self.assertEqual(consumer.queue, queue)
+        consumer._activated(consumer.current)  # type: ignore[arg-type]
+        consumer.attach(object(), renew=False)
+        self.assertEqual(consumer.queue, queue)
+        consumer.attach(object(), renew=True)
+        new = consumer.queue
+        self.assertRegex(new.name, r"^reply_[0-9a-f]{32}$")
+        self.assertEqual((new.arguments, new.bindings, new.renew_prefix), (queue.arguments, (), "reply_"))
+        self.assertEqual(renamed, [("reply_abc", new.name)])
+        self.assertEqual(consumer.current.queue, new)  # type: ignore[union-attr]
+
+    def test_named_queue_kept(self) -> None:
+        """
+        When the queue has no renew_prefix (a topic queue), then a failover
+        keeps its name.
+        """
+        consumer = self._consumer(Queue("svc"))
+        consumer._activated(None)  # type: ignore[arg-type]
+        consumer.attach(object(), renew=True)
+        self.assertEqual(consumer.queue.name, "svc")
 
 
 class MessagePropertiesTests(unittest.SynchronousTestCase):

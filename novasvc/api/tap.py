@@ -223,7 +223,8 @@ def make_api_service(config: Config, reactor: Any, endpoint: Any = None) -> Stan
                             thread_pool_size=config.database.thread_pool_size)
     transport = get_transport(config.transport_url, reactor=reactor, client=config.amqp_client,
                               heartbeat=int(config.heartbeat_timeout_threshold),
-                              tls=TLSOptions.from_config(config))
+                              tls=TLSOptions.from_config(config),
+                              failover_strategy=config.kombu_failover_strategy)
     context = APIContext.create(config, store, transport, reactor)
     return StandaloneAPI(store, transport, APIService(context, reactor=reactor, endpoint=endpoint),
                          reactor)

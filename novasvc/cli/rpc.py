@@ -334,7 +334,8 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     settings: Config = args.settings
     factory = transport_factory or partial(_default_transport,
                                            heartbeat=int(settings.heartbeat_timeout_threshold),
-                                           tls=TLSOptions.from_config(settings), client=settings.amqp_client)
+                                           tls=TLSOptions.from_config(settings), client=settings.amqp_client,
+                                           failover_strategy=settings.kombu_failover_strategy)
     try:
         transport = factory(args.transport_url, reactor=reactor)
     except ConfigError as e:
@@ -354,10 +355,12 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
     return d
 
 
-def _default_transport(url: str, reactor: Any, heartbeat: int, tls: TLSOptions, client: str = "pika") -> Any:
+def _default_transport(url: str, reactor: Any, heartbeat: int, tls: TLSOptions, client: str = "pika",
+                       failover_strategy: str = "round-robin") -> Any:
     from novasvc.transport import get_transport
 
-    return get_transport(url, reactor=reactor, heartbeat=heartbeat, tls=tls, client=client)
+    return get_transport(url, reactor=reactor, heartbeat=heartbeat, tls=tls, client=client,
+                         failover_strategy=failover_strategy)
 
 
 def _send(reactor: Any, client: RPCClient, args: argparse.Namespace, out: IO[str],

@@ -566,7 +566,7 @@ class _ReplyWaiter:
 
     def __init__(self, transport: ITransport, ttl: Optional[float]) -> None:
         self.queue = Queue(f"reply_{wire.new_id()}",
-                           arguments={"x-expires": int(ttl * 1000)} if ttl else {})
+                           arguments={"x-expires": int(ttl * 1000)} if ttl else {}, renew_prefix="reply_")
         self.pending: Dict[str, _PendingCall] = {}
         self.unsent: Dict[str, _PendingCall] = {}
         self._transport: Callable[[], Any] = weakref.ref(transport) if _weakrefable(transport) else _Strong(transport)
@@ -592,6 +592,8 @@ class _ReplyWaiter:
         if consumer is None:
             transport = self._transport()
             consumer = self._consumer = transport.consume(self.queue, self._on_reply)  # type: ignore[union-attr]
+            if hasattr(consumer, "renamed"):
+                consumer.renamed = self._renamed
             consumer.whenActive().addCallbacks(self._became_active, self._activation_failed,  # type: ignore[union-attr]
                                                callbackArgs=(consumer,), errbackArgs=(consumer,))
 
@@ -611,6 +613,16 @@ class _ReplyWaiter:
         error = TransportError(f"cannot consume the reply queue {self.queue.name}: {failure.getErrorMessage()}")
         for call in unsent.values():
             call.fail(Failure(error))
+
+    def _renamed(self, old: str, new: str) -> None:
+        # The transport failed over to another broker host and consumes a
+        # new reply queue: the replies to the calls waiting now go to the
+        # old one, which nobody reads any more.
+        self.queue = Queue(new, arguments=self.queue.arguments, renew_prefix=self.queue.renew_prefix)
+        why = (f": its reply queue {old} was replaced by {new} when the connection failed over to another "
+               f"broker host; the request may or may not have run")
+        for call in list(self.pending.values()):
+            call.fail(Failure(call._timeout_error(why)))
 
     def _on_reply(self, delivery: IDelivery) -> None:
         try:

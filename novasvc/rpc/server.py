@@ -125,7 +125,7 @@ def server_queues(target: Target, control_exchange: str = "openstack", *, durabl
         topic_queue(topic, Binding(exchange, topic), durable_queues, quorum),
         topic_queue(f"{topic}.{server}", Binding(exchange, f"{topic}.{server}"), durable_queues, quorum),
         Queue(f"{topic}_fanout_{fanout_suffix or wire.new_id()}", arguments=arguments,
-              bindings=(Binding(fanout, topic),)),
+              bindings=(Binding(fanout, topic),), renew_prefix=f"{topic}_fanout_"),
     )
 
 
@@ -283,6 +283,9 @@ class RPCServer:
         """
         self._stopping = True
         consumers, self._consumers = self._consumers, []
+        if consumers:
+            # A failover may have renewed the fanout queue's name.
+            self.queues = tuple(getattr(consumer, "queue", queue) for consumer, queue in zip(consumers, self.queues))
         while self._backlog:
             _settle(self._backlog.popleft().reject, True)
         return _gather([consumer.cancel() for consumer in consumers])

@@ -34,6 +34,8 @@ from novasvc.interfaces import IConsumer, IDelivery
 from novasvc.metrics import Recorder, get_recorder
 from novasvc.transport._amqp_channel import ChannelError, describe
 from novasvc.transport._amqp_connect import RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name
+from novasvc.transport._amqp_setup import SetupSteps, watch_liveness
+from novasvc.transport._liveness import LivenessPolicy
 from novasvc.transport.topology import Exchange, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
 
@@ -98,6 +100,13 @@ class Session:
         """
         return not self.protocol.lost
 
+    def open_channel(self) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with a newly opened channel, the
+            caller's to close.
+        """
+        return self._open_channel()
+
     def control(self) -> defer.Deferred:
         """
         @return: a C{Deferred} firing with the open control channel.
@@ -144,6 +153,9 @@ class _Hooks:
     def consumer_retry_delay(self, failures: int) -> float:
         return self._transport._policy(failures)
 
+    def open_channel(self, protocol: Any) -> defer.Deferred:
+        return self._transport._client_channel(protocol)
+
     def forget_consumer(self, consumer: Any) -> None:
         self._transport._consumers.pop(consumer, None)
 
@@ -182,9 +194,9 @@ class BaseAMQPTransport:
         url: TransportURL,
         *,
         reactor: Any = None,
-        heartbeat: int = 60,
+        heartbeat: int = 10,
         connection_name: Optional[str] = None,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
         retry_interval: float = 1.0,
         retry_factor: float = 2.0,
         retry_max: float = 30.0,
@@ -193,6 +205,8 @@ class BaseAMQPTransport:
         close_timeout: float = 5.0,
         tls: Optional[TLSOptions] = None,
         metrics: Optional[Recorder] = None,
+        failover_strategy: str = "round-robin",
+        liveness: Optional[LivenessPolicy] = None,
     ) -> None:
         """
         @param url: a C{rabbit://}, C{rabbits://}, C{amqp://} or C{amqps://}
@@ -201,12 +215,15 @@ class BaseAMQPTransport:
         @param reactor: provides C{IReactorTCP} and C{IReactorTime}; the global
             reactor when C{None}, looked up only then.
         @param heartbeat: AMQP heartbeat to ask for, in B{seconds} (0 disables;
-            oslo's C{heartbeat_timeout_threshold} default is 60).
+            oslo's C{heartbeat_timeout_threshold} default is 60, novasvc's
+            10): a connection from which nothing arrived for this long plus
+            a margin is dropped (see L{novasvc.transport._liveness}).
         @param connection_name: the C{connection_name} client property; by
             default C{"<argv0 basename>:<pid>:<uuid4>"} as oslo.messaging.
         @param connect_timeout: B{seconds} allowed for TCP connect, and again
-            for the AMQP handshake, before the attempt is dropped and retried
-            (a broker that stops answering later is caught by the heartbeat).
+            for the AMQP handshake and the publish channel, before the attempt
+            is dropped and the next host tried (a broker that stops
+            answering later is caught by the liveness checks).
         @param retry_interval: first reconnect delay in B{seconds}; see
             L{retry_policy} for it and the three next.
         @param retry_factor: each further delay is multiplied by this.
@@ -223,6 +240,11 @@ class BaseAMQPTransport:
             certificate and host name are verified.
         @param metrics: where to count reconnections; the process's
             L{novasvc.metrics.get_recorder} when C{None}.
+        @param failover_strategy: the order the URL's hosts are tried in:
+            C{"round-robin"} or C{"shuffle"} (oslo's
+            C{kombu_failover_strategy}; see L{RoundRobinEndpoint}).
+        @param liveness: when a silent connection counts as dead; by
+            default L{LivenessPolicy} with C{heartbeat}.
         @raise ConfigError: for a URL whose scheme is not an AMQP one, a
             negative time, certificate files given with TLS off, or a
             certificate file that cannot be used (see L{client_tls}).
@@ -240,6 +262,9 @@ class BaseAMQPTransport:
             if value < 0:
                 raise ConfigError(f"{name} must be >= 0 seconds, not {value!r}")
         self._policy: Callable[[int], float] = retry_policy(retry_interval, retry_factor, retry_max, retry_jitter)
+        self._failover_strategy = failover_strategy
+        self._liveness_policy = liveness or LivenessPolicy(heartbeat=heartbeat)
+        self._last_host: Optional[Tuple[str, int]] = None
         self.url = url
         self.connection_name = connection_name or default_connection_name()
         self._reactor = reactor
@@ -346,7 +371,8 @@ class BaseAMQPTransport:
         if self._service is None:
             clock = self._clock
             endpoint = self._endpoint = RoundRobinEndpoint(clock, self.url.hosts, self._connect_timeout,
-                                                           self._connect_failed, self._tls)
+                                                           self._connect_failed, self._tls,
+                                                           self._failover_strategy)
             self._service = ClientService(endpoint, self._client_factory(endpoint), retryPolicy=self._retry_delay,
                                           clock=clock, prepareConnection=self._prepare)
         self._service.startService()
@@ -438,41 +464,48 @@ class BaseAMQPTransport:
         # failed preparation, so every failure here is turned into a lost
         # connection instead, and the backoff counts it (self._failures is
         # reset only once a session is fully set up).
+        # The whole set-up (handshake, then the publish channel) gets
+        # connect_timeout seconds; each step that waits says so once.
         protocol = proxy.unwrapped()
         done: defer.Deferred = defer.Deferred()
         clock = self._clock
-        timer = clock.callLater(self._connect_timeout, self._set_up_timed_out, protocol)
-
-        def handshake_over(result: Any) -> Any:
-            if timer.active():
-                timer.cancel()
-            return result
+        host, port = self._endpoint.current if self._endpoint else ("?", 0)
+        steps = SetupSteps(clock, f"AMQP broker {self.url} at {host}:{port}")
+        timer = clock.callLater(self._connect_timeout, self._set_up_timed_out, protocol, steps)
 
         def finished(_: Any) -> None:
+            steps.finish()
             if timer.active():
                 timer.cancel()
             if not done.called:
                 done.callback(None)
 
-        ready = self._client_handshake(protocol)
-        ready.addBoth(handshake_over)
-        ready.addCallback(lambda _: self._open_session(protocol))
+        ready = steps.step("the AMQP handshake", self._client_handshake(protocol))
+        ready.addCallback(lambda _: self._open_session(protocol, steps))
         ready.addErrback(self._set_up_failed, protocol)
         ready.addBoth(finished)
         protocol.when_lost().addCallback(finished)
         return done
 
-    def _set_up_timed_out(self, protocol: Any) -> None:
-        protocol.abort(f"no AMQP handshake within {self._connect_timeout} seconds")
+    def _set_up_timed_out(self, protocol: Any, steps: SetupSteps) -> None:
+        protocol.abort(f"{steps.current or 'setting up the connection'} took more than "
+                       f"{self._connect_timeout} seconds")
 
     @defer.inlineCallbacks
-    def _open_session(self, protocol: Any) -> Any:
+    def _open_session(self, protocol: Any, steps: SetupSteps) -> Any:
+        # The publish channel makes the connection usable; the consumers
+        # come back each on its own (a queue whose node is unreachable holds
+        # up its own consumer only, and says so in the log).
         session = Session(protocol, lambda: self._client_channel(protocol))
         self._session = session
-        attached = [consumer.attach(protocol) for consumer in list(self._consumers)]
-        publisher = yield self._client_publisher(session)
+        watch_liveness(self._clock, self._liveness_policy, session, self._liveness_lost)
+        host = self._endpoint.current if self._endpoint else None
+        renew = self._last_host is not None and host != self._last_host
+        self._last_host = host
+        for consumer in list(self._consumers):
+            consumer.attach(protocol, renew)
+        publisher = yield steps.step("opening the publish channel", self._client_publisher(session))
         session.publisher = publisher
-        yield defer.gatherResults(attached)
         if not session.alive or self._session is not session:
             return
         self._publisher = publisher
@@ -494,6 +527,12 @@ class BaseAMQPTransport:
 
     def _protocol_connected(self, protocol: Any) -> None:
         self._protocol = protocol
+
+    def _liveness_lost(self, session: Session, why: str) -> None:
+        host, port = self._endpoint.current if self._endpoint else ("?", 0)
+        _log.warn("AMQP broker {url} at {host}:{port} looks hung: {why}; dropping the connection",
+                  url=str(self.url), host=host, port=port, why=why)
+        session.protocol.abort(f"the broker looked hung: {why}")
 
     def _protocol_lost(self, protocol: Any, reason: Failure) -> None:
         if self._protocol is protocol:

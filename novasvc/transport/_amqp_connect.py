@@ -9,9 +9,10 @@ that tells the transport when it connects and when it is lost.
 """
 
 import os
+import random
 import sys
 import uuid
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import pika
 from pika import exceptions as pika_errors
@@ -141,20 +142,29 @@ def _endpoint_for(reactor: Any, host: str, port: int, timeout: float) -> IStream
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
+#: The orders in which a transport walks its URL's hosts (oslo's
+#: C{kombu_failover_strategy}); the first is the default.
+FAILOVER_STRATEGIES = ("round-robin", "shuffle")
+
+
 @implementer(IStreamClientEndpoint)
 class RoundRobinEndpoint:
     """
-    Connect to each (host, port) of a transport URL in turn: the first
-    attempt goes to the first host, every later attempt (after a failure or
-    a lost connection) to the next one, as oslo.messaging's C{round-robin}
-    failover.
+    Connect to each (host, port) of a transport URL in turn, as
+    oslo.messaging's C{kombu_failover_strategy}: with C{round-robin} the
+    first attempt goes to the first host and every later attempt (after a
+    failure or a lost connection) to the next one; with C{shuffle} the hosts
+    are walked in a random order, a new one for each round, never starting
+    a round with the host the previous one ended with (so a lost host is not
+    tried again at once).
 
     @ivar current: the (host, port) of the latest attempt.
     @ivar index: the position of L{current} in the hosts.
     """
 
     def __init__(self, reactor: Any, hosts: Tuple[Tuple[str, int], ...], timeout: float,
-                 on_failure: Callable[[Tuple[str, int], Failure], None], tls: Optional[TLSCreator] = None) -> None:
+                 on_failure: Callable[[Tuple[str, int], Failure], None], tls: Optional[TLSCreator] = None,
+                 strategy: str = "round-robin", shuffle: Callable[[List[int]], None] = random.shuffle) -> None:
         """
         @param hosts: (host, port) pairs, tried in order.
         @param timeout: TCP connect timeout in B{seconds}.
@@ -162,7 +172,13 @@ class RoundRobinEndpoint:
             attempt fails.
         @param tls: TLS settings per host name (L{client_tls}), or C{None}
             for plain TCP.
+        @param strategy: one of L{FAILOVER_STRATEGIES}.
+        @param shuffle: shuffles a list in place (C{random.shuffle}).
+        @raise ConfigError: for an unknown strategy.
         """
+        if strategy not in FAILOVER_STRATEGIES:
+            raise ConfigError(f"kombu_failover_strategy must be one of {', '.join(FAILOVER_STRATEGIES)}, "
+                              f"not {strategy!r}")
         self._reactor = reactor
         self._hosts = hosts
         self._timeout = timeout
@@ -170,16 +186,32 @@ class RoundRobinEndpoint:
         self._on_failure = on_failure
         self._tls = tls
         self._tls_by_host: Dict[str, IOpenSSLClientConnectionCreator] = {}
+        self._strategy = strategy
+        self._shuffle = shuffle
+        self._round: List[int] = []
         self.current: Tuple[str, int] = hosts[0]
         self.index = 0
+
+    def _next_index(self) -> int:
+        if self._strategy == "round-robin":
+            index = self._next % len(self._hosts)
+            self._next += 1
+            return index
+        if not self._round:
+            order = list(range(len(self._hosts)))
+            self._shuffle(order)
+            if self._next and len(order) > 1 and order[0] == self.index:
+                order.append(order.pop(0))
+            self._round = order
+        self._next += 1
+        return self._round.pop(0)
 
     def connect(self, protocolFactory: Any) -> defer.Deferred:
         """
         See L{IStreamClientEndpoint.connect}.
         """
-        self.index = self._next % len(self._hosts)
+        self.index = self._next_index()
         host = self.current = self._hosts[self.index]
-        self._next += 1
         endpoint = _endpoint_for(self._reactor, host[0], host[1], self._timeout)
         if self._tls is not None:
             creator = self._tls_by_host.get(host[0])

@@ -33,6 +33,7 @@ from zope.interface import implementer
 from novasvc.interfaces import IConsumer, IDelivery
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
 from novasvc.transport._amqp_frames import FrameWriter
+from novasvc.transport._amqp_setup import SetupSteps
 from novasvc.transport.topology import Queue
 
 _log = Logger()
@@ -64,6 +65,12 @@ class ConsumerOwner(Protocol):
     def forget_consumer(self, consumer: "AMQPConsumer") -> None:
         """
         Stop restoring C{consumer} on reconnection.
+        """
+
+    def open_channel(self, protocol: Any) -> defer.Deferred:
+        """
+        @return: a C{Deferred} firing with a new channel on C{protocol}'s
+            connection, the caller's to close.
         """
 
 
@@ -138,6 +145,7 @@ class ConsumerChannel:
         self._held: List[int] = []
         self._failed = False
         self._writer: Optional[FrameWriter] = None
+        self._steps = SetupSteps(consumer._owner.clock, f"Consumer of queue {consumer.queue.name!r}")
 
     # -- set-up -------------------------------------------------------------
 
@@ -161,13 +169,23 @@ class ConsumerChannel:
             return defer.succeed(None)
         return self._subscribe()
 
+    def _call(self, channel: Channel, method: str, **arguments: Any) -> defer.Deferred:
+        # One synchronous method of the set-up, logged if it waits (see
+        # SetupSteps); self.step says what it is.
+        return self._steps.step(self.step, channel.call(method, **arguments))
+
     @defer.inlineCallbacks
     def _subscribe(self) -> Any:
         channel = self.channel
         assert channel is not None
         queue = self.consumer.queue
+        # Consumed before: its bindings are on the broker already, unless
+        # the queue is new; binding (which waits for every node of a
+        # cluster) happens on a channel of its own, so that the consumer
+        # starts without waiting for a node that is gone.
+        bind_aside = self.consumer.was_active
         if queue.dead_letter is not None:
-            yield self._declare_dead_letter(channel, queue.dead_letter)
+            yield self._declare_dead_letter(channel, queue.dead_letter, bind_aside)
             if self.draining:
                 return
         seen = set()
@@ -178,31 +196,34 @@ class ConsumerChannel:
             seen.add(exchange.name)
             self.step = (f"declaring exchange {exchange.name!r} (type {exchange.type}, "
                          f"durable={exchange.durable}, auto_delete={exchange.auto_delete})")
-            yield channel.call("exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
-                               durable=exchange.durable, auto_delete=exchange.auto_delete)
+            yield self._call(channel, "exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
+                             durable=exchange.durable, auto_delete=exchange.auto_delete)
             if self.draining:
                 return
         self.step = (f"declaring queue {queue.name!r} (durable={queue.durable}, auto_delete={queue.auto_delete}, "
                      f"exclusive={queue.exclusive}, arguments={queue.arguments_dict()})")
-        yield channel.call("queue_declare", queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
-                           auto_delete=queue.auto_delete, arguments=queue.arguments_dict() or None)
-        for binding in queue.bindings:
+        yield self._call(channel, "queue_declare", queue=queue.name, durable=queue.durable,
+                         exclusive=queue.exclusive, auto_delete=queue.auto_delete,
+                         arguments=queue.arguments_dict() or None)
+        if bind_aside:
+            self._bind_aside(queue)
+        for binding in () if bind_aside else queue.bindings:
             if self.draining:
                 return
             if binding.exchange.is_default:
                 continue
             self.step = (f"binding queue {queue.name!r} to exchange {binding.exchange.name!r} "
                          f"with key {binding.routing_key!r}")
-            yield channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
-                               routing_key=binding.routing_key)
+            yield self._call(channel, "queue_bind", queue=queue.name, exchange=binding.exchange.name,
+                             routing_key=binding.routing_key)
         if self.draining:
             return
         self.step = f"setting prefetch {self.consumer.prefetch} for queue {queue.name!r}"
-        yield channel.call("basic_qos", prefetch_count=self.consumer.prefetch)
+        yield self._call(channel, "basic_qos", prefetch_count=self.consumer.prefetch)
         if self.draining:
             return
         self.step = f"consuming queue {queue.name!r}"
-        self.tag = yield self._start_consuming(channel, queue)
+        self.tag = yield self._steps.step(self.step, self._start_consuming(channel, queue))
         if self.draining:
             self._cancel_on_broker()
             return
@@ -210,6 +231,34 @@ class ConsumerChannel:
         if reader is not None and channel.raw.is_open:
             reader.consume(channel.raw.channel_number, self.tag, self.handle)
         self.consumer._activated(self)
+
+    def _bind_aside(self, queue: Queue) -> None:
+        """
+        Bind C{queue} as it says, on a channel opened for that and closed
+        after; a failure is logged (the consumer goes on).
+        """
+        bindings = [binding for binding in queue.bindings if not binding.exchange.is_default]
+        if not bindings:
+            return
+        steps = SetupSteps(self.consumer._owner.clock, f"Consumer of queue {queue.name!r}")
+
+        @defer.inlineCallbacks
+        def bind(channel: Channel) -> Any:
+            try:
+                for binding in bindings:
+                    yield steps.step(f"binding it to exchange {binding.exchange.name!r} with key "
+                                     f"{binding.routing_key!r}",
+                                     channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
+                                                  routing_key=binding.routing_key))
+            finally:
+                channel.close()
+
+        def failed(failure: Any) -> None:
+            if not self._protocol.lost:
+                _log.warn("Could not bind queue {queue!r} again: {why}", queue=queue.name,
+                          why=failure.getErrorMessage())
+
+        self.consumer._owner.open_channel(self._protocol).addCallback(bind).addErrback(failed)
 
     def _start_consuming(self, channel: Channel, queue: Queue) -> defer.Deferred:
         """
@@ -221,22 +270,26 @@ class ConsumerChannel:
             lambda frame: frame.method.consumer_tag)
 
     @defer.inlineCallbacks
-    def _declare_dead_letter(self, channel: Channel, queue: Queue) -> Any:
+    def _declare_dead_letter(self, channel: Channel, queue: Queue, bind_aside: bool) -> Any:
         # The queue keeping what the consumed queue dead-letters: its
         # exchanges, itself and its bindings, before the queue that names it.
         for binding in queue.bindings:
             exchange = binding.exchange
             self.step = f"declaring dead-letter exchange {exchange.name!r} (type {exchange.type})"
-            yield channel.call("exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
-                               durable=exchange.durable, auto_delete=exchange.auto_delete)
+            yield self._call(channel, "exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
+                             durable=exchange.durable, auto_delete=exchange.auto_delete)
         self.step = f"declaring dead-letter queue {queue.name!r} (arguments={queue.arguments_dict()})"
-        yield channel.call("queue_declare", queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
-                           auto_delete=queue.auto_delete, arguments=queue.arguments_dict() or None)
+        yield self._call(channel, "queue_declare", queue=queue.name, durable=queue.durable,
+                         exclusive=queue.exclusive, auto_delete=queue.auto_delete,
+                         arguments=queue.arguments_dict() or None)
+        if bind_aside:
+            self._bind_aside(queue)
+            return
         for binding in queue.bindings:
             self.step = (f"binding dead-letter queue {queue.name!r} to exchange {binding.exchange.name!r} "
                          f"with key {binding.routing_key!r}")
-            yield channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
-                               routing_key=binding.routing_key)
+            yield self._call(channel, "queue_bind", queue=queue.name, exchange=binding.exchange.name,
+                             routing_key=binding.routing_key)
 
     def _setup_failed(self, failure: Any) -> None:
         if isinstance(failure.value, ChannelError):
@@ -435,6 +488,11 @@ class AMQPConsumer:
     @ivar prefetch: the C{basic.qos} prefetch count (0: no limit).
     @ivar current: the L{ConsumerChannel} on the current connection, if any.
     @ivar cancelled: C{True} once cancelled (or its transport stopped).
+    @ivar was_active: C{True} once it has consumed on some connection.
+    @ivar renamed: C{None}, or called with C{(old name, new name)} when a
+        reconnection to another host renews the queue (see
+        L{novasvc.transport.topology.Queue.renew_prefix}); L{queue} is the
+        new one by then.
     @cvar channel_class: the L{ConsumerChannel} (sub)class it makes on each
         connection.
     """
@@ -450,6 +508,7 @@ class AMQPConsumer:
         self.cancelled = False
         self._owner = owner
         self._active = False
+        self.renamed: Optional[Callable[[str, str], None]] = None
         self._waiters: List[defer.Deferred] = []
         self._failures = 0
         self._retry: Any = None
@@ -486,17 +545,37 @@ class AMQPConsumer:
 
     # -- driven by the transport -------------------------------------------------
 
-    def attach(self, protocol: Any) -> defer.Deferred:
+    @property
+    def was_active(self) -> bool:
+        return self._active
+
+    def attach(self, protocol: Any, renew: bool = False) -> defer.Deferred:
         """
         Start consuming on a new connection.
 
         @param protocol: the L{novasvc.transport._amqp_connect.AMQPProtocol}
             of the open connection.
+        @param renew: the connection is to another host than the previous
+            one: a queue with a C{renew_prefix} that was consumed before is
+            replaced by a new one (see L{renamed}).
         @return: a C{Deferred} firing with C{None} after the first attempt.
         """
         self._cancel_retry()
+        if renew and self._active and self.queue.renew_prefix is not None:
+            self._renew()
         current = self.current = self.channel_class(self, protocol)
         return current.start()
+
+    def _renew(self) -> None:
+        old, self.queue = self.queue, self.queue.renewed()
+        _log.info("Connected to another broker host: consuming the new queue {new!r} instead of {old!r}",
+                  new=self.queue.name, old=old.name)
+        renamed = self.renamed
+        if renamed is not None:
+            try:
+                renamed(old.name, self.queue.name)
+            except Exception:
+                _log.failure("Unexpected error while renaming queue {old!r}", old=old.name)
 
     def detach(self) -> None:
         """

@@ -33,6 +33,8 @@ class Link:
         C{None}.
     @ivar abort_reason: why novasvc dropped the connection, or C{None}.
     @ivar lost: C{True} once the TCP connection is gone.
+    @ivar last_received: the clock time (B{seconds}) data last arrived, or
+        the connection was made.
     """
 
     transport: Any
@@ -52,6 +54,7 @@ class Link:
         self._lost_waiters: List[defer.Deferred] = []
         self._holding: List[Any] = []
         self._abort_call: Any = None
+        self.last_received = clock.seconds()
 
     def unwrapped(self) -> Any:
         """
@@ -132,6 +135,7 @@ class Link:
             holder.send_acks()
 
     def _made(self, transport: Any) -> None:
+        self.last_received = self._clock.seconds()
         # Small frames go out at once (as pika's own adapters and py-amqp set
         # up their sockets): a reply or an ack must not wait for Nagle.
         set_no_delay = getattr(transport, "setTcpNoDelay", None)
@@ -144,6 +148,7 @@ class Link:
     def _receive(self, handle: Any, data: bytes) -> None:
         # Hand data to the client library, then send the acks held
         # meanwhile.
+        self.last_received = self._clock.seconds()
         self.receiving = True
         try:
             handle(data)

@@ -5,6 +5,7 @@ bindings. Transports declare them; the RPC layer decides which ones exist (as
 oslo.messaging's rabbit driver does).
 """
 
+import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
@@ -67,6 +68,12 @@ class Queue:
     @ivar bindings: the L{Binding}s to declare with the queue.
     @ivar dead_letter: the queue (with its bindings) that keeps what this
         one dead-letters, declared before it; C{None} for none.
+    @ivar renew_prefix: for a process's own transient queue (an RPC reply
+        queue, a fanout queue) whose name nobody else chooses: after a
+        reconnection to another broker host, the transport consumes a new
+        queue named C{<renew_prefix><uuid4 hex>} instead of declaring this
+        one again (its home may be the node that was lost; see
+        L{renewed}). C{None}: the name never changes.
     """
 
     name: str
@@ -76,6 +83,16 @@ class Queue:
     arguments: Tuple[Tuple[str, Any], ...] = attrs.field(default=(), converter=_freeze_arguments)
     bindings: Tuple[Binding, ...] = attrs.field(default=(), converter=tuple)
     dead_letter: Optional["Queue"] = None
+    renew_prefix: Optional[str] = None
+
+    def renewed(self) -> "Queue":
+        """
+        @return: this queue under a new name, C{<renew_prefix><uuid4 hex>}.
+        @raise ValueError: when it has no L{renew_prefix}.
+        """
+        if self.renew_prefix is None:
+            raise ValueError(f"queue {self.name!r} keeps its name")
+        return attrs.evolve(self, name=f"{self.renew_prefix}{uuid.uuid4().hex}")
 
     def arguments_dict(self) -> dict:
         """
