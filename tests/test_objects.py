@@ -205,7 +205,9 @@ class ObjectsTests(SynchronousTestCase):
         failure = self.failureResultOf(self.client.call({}, "grow", widget=NewerWidget(id=1, name="n"), by=1),
                                        RemoteError)
         self.assertEqual(failure.value.exc_type, "IncompatibleObjectVersion")
-        self.assertIn("Version 1.2 of NovasvcTestWidget", failure.value.value)
+        self.assertTrue(str(failure.value).startswith(
+            "Remote error: IncompatibleObjectVersion Version 1.2 of NovasvcTestWidget is not supported, "
+            "supported version is 1.1"), str(failure.value))
 
     def test_newer_version_cast(self) -> None:
         """

@@ -507,6 +507,7 @@ class ServerTests(_Harness, SynchronousTestCase):
             self.successResultOf(self.client(Tagging("s")).cast({}, "echo", value="x" * 10000))
             lines = self.logged(LogLevel.warn, since)
             self.assertEqual(len(lines), 1, lines)
+            self.assertEqual(self.logged(LogLevel.error, since), lines)
             self.assertIn("'echo'", lines[0])
             self.assertIn("SerializerError", lines[0])
             self.assertIn("the serializer raised it deserializing", lines[0])
