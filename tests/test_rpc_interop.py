@@ -114,6 +114,16 @@ class _Amqp:
     #: the AMQP transport of the novasvc side (see L{tests._clients}).
     transport_class = AMQPTransport
 
+    def fresh_names(self):
+        """
+        Check that RabbitMQ and oslo.messaging are there, and choose an
+        exchange and a topic of this test's own.
+        """
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        _require_oslo()
+        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
+        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
+
     def transport(self):
         t = self.transport_class(TransportURL.parse(URL), reactor=reactor)
         t.start()
@@ -125,10 +135,7 @@ class OsloClientToNovasvcTests(_Amqp, TestCase):
     timeout = 120
 
     def setUp(self):
-        require_service("RabbitMQ", "127.0.0.1", 5672)
-        _require_oslo()
-        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
-        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
+        self.fresh_names()
         self.managers = {}
         return defer.gatherResults([self.serve("h1"), self.serve("h2")])
 
@@ -219,18 +226,31 @@ class _PeerServer(protocol.ProcessProtocol):
         self.ended.callback(None)
 
 
-class NovasvcClientToOsloTests(_Amqp, TestCase):
+class _ToOslo(_Amqp):
+    """
+    An oslo server (with C{peer_arguments}) and C{self.client}, a novasvc
+    client of it (with C{serializer()}'s serializer).
+    """
+
     timeout = 120
+    peer_arguments = ()
+
+    def serializer(self):
+        return None
 
     @defer.inlineCallbacks
     def setUp(self):
-        require_service("RabbitMQ", "127.0.0.1", 5672)
-        _require_oslo()
-        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
-        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
-        yield _oslo_server(self)
+        self.fresh_names()
+        yield _oslo_server(self, *self.peer_arguments)
         self.client = RPCClient(self.transport(), Target(topic=self.topic, version="1.3"),
-                                control_exchange=self.exchange, timeout=20, clock=reactor)
+                                control_exchange=self.exchange, timeout=20, clock=reactor,
+                                serializer=self.serializer())
+
+
+class NovasvcClientToOsloTests(_ToOslo, TestCase):
+    """
+    A novasvc client calls an oslo server.
+    """
 
     @defer.inlineCallbacks
     def test_call_result_and_context(self):
@@ -323,10 +343,7 @@ class OsloSerializerToNovasvcTests(_Amqp, TestCase):
     timeout = 120
 
     def setUp(self):
-        require_service("RabbitMQ", "127.0.0.1", 5672)
-        _require_oslo()
-        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
-        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
+        self.fresh_names()
         self.manager = SerializingManager(host="h1", service_name=self.topic)
         server = RPCServer(self.transport(), Target(topic=self.topic, server="h1"), [self.manager],
                            control_exchange=self.exchange, clock=reactor, serializer=WrapSerializer())
@@ -374,23 +391,15 @@ class OsloSerializerToNovasvcTests(_Amqp, TestCase):
         self.assertEqual(served["ok"]["value"], 2)
 
 
-class NovasvcSerializerToOsloTests(_Amqp, TestCase):
+class NovasvcSerializerToOsloTests(_ToOslo, TestCase):
     """
     A novasvc client with a serializer calls an oslo server with its twin.
     """
 
-    timeout = 120
+    peer_arguments = ("wrap",)
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        require_service("RabbitMQ", "127.0.0.1", 5672)
-        _require_oslo()
-        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
-        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
-        yield _oslo_server(self, "wrap")
-        self.client = RPCClient(self.transport(), Target(topic=self.topic, version="1.3"),
-                                control_exchange=self.exchange, timeout=20, clock=reactor,
-                                serializer=WrapSerializer())
+    def serializer(self):
+        return WrapSerializer()
 
     @defer.inlineCallbacks
     def test_both_ends(self):
