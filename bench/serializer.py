@@ -29,8 +29,8 @@ and its request acknowledged. The variants:
 Each variant runs in its own process, the variants alternating, C{--runs}
 times; each figure is the best of C{--repeat} batches of C{--number} calls,
 timed in B{CPU} seconds of the process (C{time.process_time}); the table
-shows the median over the runs in microseconds per call, and its ratio to
-the baseline's.
+shows the median over the runs in microseconds per call, and the median
+(and range) of each run's ratio to the baseline run beside it.
 """
 
 import argparse
@@ -210,12 +210,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"RPC server CPU µs per call (median of {args.runs} run(s), best of {args.repeat} x {args.number:,} "
           f"calls; {args.payload}-byte value, 26-key context); this checkout {head or '?'}, baseline "
           f"{args.baseline} = {commit}\n")
-    print("| server | µs per call | ÷ baseline |")
+    print("| server | µs per call | ÷ baseline (min–max) |")
     print("|---|---:|---:|")
-    base = statistics.median(results["baseline"])
     for name, label in VARIANTS:
-        us = statistics.median(results[name])
-        print(f"| {label} | {us:.2f} | {us / base:.3f}× |")
+        # Each run's ratio to the baseline run beside it: the machine's
+        # drift between runs cancels out.
+        ratios = [us / base for us, base in zip(results[name], results["baseline"])]
+        print(f"| {label} | {statistics.median(results[name]):.2f} | {statistics.median(ratios):.3f}× "
+              f"({min(ratios):.3f}–{max(ratios):.3f}) |")
     return 0
 
 

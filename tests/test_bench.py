@@ -463,7 +463,7 @@ class SerializerBenchTests(SynchronousTestCase):
             cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
         )
         self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
-        self.assertIn("| server | µs per call | ÷ baseline |", process.stdout)
+        self.assertIn("| server | µs per call | ÷ baseline (min–max) |", process.stdout)
         for label in ("| baseline commit, no serializer | ", "| no serializer | ", "| NoOpSerializer() | ",
                       "| RequestContextSerializer() | ", "| entity-mapping serializer | "):
             self.assertIn(label, process.stdout)
