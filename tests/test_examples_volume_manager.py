@@ -425,13 +425,17 @@ class ObjectVersionTests(VolumeServiceMixin, TestCase):
     def test_on_the_wire(self):
         """
         When a client without the example's serializer calls the service,
-        then the volume comes back as the primitive of a Volume 1.1.
+        at API 1.0 or 1.3, then the volume comes back as the primitive of a
+        Volume 1.1.
         """
         yield self.start()
-        primitive = yield self.raw_client("1.3").call({}, "create_volume", size_gb=1, name="n")
-        self.assertEqual((primitive["novasvc_volume_object.name"],
-                          primitive["novasvc_volume_object.version"]), ("Volume", "1.1"))
-        self.assertEqual(primitive["novasvc_volume_object.data"]["name"], "n")
+        for version, name in (("1.0", None), ("1.3", "n")):
+            kwargs = {} if name is None else {"name": name}
+            primitive = yield self.raw_client(version).call({}, "create_volume", size_gb=1,
+                                                            **kwargs)
+            self.assertEqual((primitive["novasvc_volume_object.name"],
+                              primitive["novasvc_volume_object.version"]), ("Volume", "1.1"))
+            self.assertEqual(primitive["novasvc_volume_object.data"]["name"], name)
 
     @defer.inlineCallbacks
     def test_newer_object_refused(self):
@@ -448,6 +452,7 @@ class ObjectVersionTests(VolumeServiceMixin, TestCase):
             self.raw_client("1.3").call({}, "delete_volume", volume=primitive), RemoteError)
         self.assertEqual(error.exc_type, "IncompatibleObjectVersion")
         self.assertIn("1.99", str(error))
+        self.assertIn("supported version is 1.1", str(error))
         self.assertEqual((yield self.api.list_volumes({})), [volume])
         yield self.api.delete_volume({}, volume)
         self.assertEqual((yield self.rows()), [])
