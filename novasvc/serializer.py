@@ -190,14 +190,19 @@ def load_serializer(spec: Any, what: str = "serializer") -> Any:
         path cannot be imported, calling the factory raised, or what it
         gives has not the four methods.
     """
-    path = spec if isinstance(spec, str) else describe_object(spec)
-    found = load_object(spec) if isinstance(spec, str) else spec
+    named = f"{what} {spec!r}" if isinstance(spec, str) else what
+    found = spec
+    if isinstance(spec, str):
+        try:
+            found = load_object(spec)
+        except LoadError as e:
+            raise LoadError(f"{what}: {e}") from None
     if isinstance(found, type) or (callable(found) and not _has_methods(found)):
-        found = create_object(path, found, what)
+        found = create_object(spec if isinstance(spec, str) else describe_object(spec), found, what)
     try:
         return check_serializer(found)
     except TypeError as e:
-        raise LoadError(f"{what} {path!r}: {e}") from None
+        raise LoadError(f"{named}: {e}") from None
 
 
 def _has_methods(obj: Any) -> bool:
