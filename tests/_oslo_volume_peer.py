@@ -7,7 +7,7 @@ subprocesses by C{tests/test_examples_volume_interop.py}.
       Calls the volume service on HOST with an oslo RPCClient and the
       example's serializer, and prints one JSON line per step:
       {"step": name, "ok": result} or {"step": name, "error": class,
-      "module": ..., "message": ...}.
+      "module": ..., "message": ..., "mro": ["module.class", ...]}.
 
   python _oslo_volume_peer.py server URL EXCHANGE TOPIC HOST VOLUME_VERSION
       Serves the volume API with an oslo RPCServer (threading executor),
@@ -148,18 +148,19 @@ def client(url, exchange, topic, host):
                             serializer=Serializer())
     ctxt = {"user_id": "oslo-user", "project_id": "p1"}
 
-    def step(name, version, method, **kwargs):
+    def step(label, version, method, **kwargs):
         result = None
         try:
             result = rpc.prepare(version=version).call(ctxt, method, **kwargs)
         except Exception as e:
-            out = {"error": type(e).__name__, "module": type(e).__module__, "message": str(e)}
+            out = {"error": type(e).__name__, "module": type(e).__module__, "message": str(e),
+                   "mro": [c.__module__ + "." + c.__name__ for c in type(e).__mro__]}
         else:
             if isinstance(result, list):
                 out = {"ok": [_described(v) if isinstance(v, Volume) else v for v in result]}
             else:
                 out = {"ok": _described(result) if isinstance(result, Volume) else result}
-        print(json.dumps({"step": name, **out}), flush=True)
+        print(json.dumps({"step": label, **out}), flush=True)
         return result
 
     try:

@@ -122,12 +122,16 @@ class VersionTests(VolumeServiceMixin, TestCase):
     def test_1_0_methods_under_cap(self):
         """
         When the cap is 1.0, then create, list and delete (by id) work with
-        an old service and a new one, and volumes are Volume objects.
+        an old service and a new one, and volumes are Volume objects (Volume
+        1.1 from the new service).
         """
         for manager, host in ((OldVolumeManager, "old"), (VolumeManager, "new")):
             yield self.start(manager=manager, host=host)
             api = self.volume_api(version_cap="1.0")
             volume = yield api.create_volume({}, 1, host=host)
+            self.assertIsInstance(volume, Volume)
+            if host == "new":
+                self.assertEqual(volume.VERSION, "1.1")
             self.assertEqual((yield api.list_volumes({}, host=host)), [volume])
             yield api.delete_volume({}, volume)
             self.assertEqual((yield api.list_volumes({}, host=host)), [])
