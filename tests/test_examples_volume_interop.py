@@ -5,7 +5,7 @@ with oslo.versionedobjects' serializer calling a novasvc volume service,
 and L{novasvc.examples.volume.rpcapi.VolumeAPI} calling oslo RPCServers
 that serve the same API (one of them a release behind, knowing Volume 1.0
 only). The oslo side runs in a subprocess (C{tests/_oslo_volume_peer.py}).
-Each test has its own control exchange and topic. The novasvc side uses
+Each test has its own topic and host. The novasvc side uses
 the default AMQP client only: C{tests/test_rpc_interop.py} runs the wire
 format on both clients, and objects change only the messages' contents.
 """
@@ -42,15 +42,27 @@ DATA = "novasvc_volume_object.data"
 class _Unique:
     def unique(self):
         """
-        Name this test's exchange, topic and host, and require RabbitMQ and
-        oslo.messaging.
+        Require RabbitMQ and oslo.messaging, choose the exchange and this
+        test's topic and host, and delete the topic's queues at the end.
         """
         require_service("RabbitMQ", "127.0.0.1", 5672)
         _require_oslo()
         unique = uuid.uuid4().hex[:8]
-        self.exchange = f"novasvc-volume-interop-{unique}"
+        # One exchange for every run (nothing deletes exchanges), a topic
+        # and host of this test's own.
+        self.exchange = "novasvc-volume-interop"
         self.topic = f"volume-interop-{unique}"
         self.host = f"vol-{unique}"
+        self.admin = self.transport()
+        self.addCleanup(self.remove_queues)
+
+    def remove_queues(self):
+        """
+        Delete the topic queues of this test's server, which outlive it (as
+        oslo's).
+        """
+        return defer.gatherResults([self.admin.delete_queue(queue)
+                                    for queue in (self.topic, f"{self.topic}.{self.host}")])
 
     def volume_api(self, **kwargs):
         config = Config(control_exchange=self.exchange)
@@ -69,7 +81,6 @@ class OsloClientToVolumeServiceTests(_Unique, _Amqp, TestCase):
         service = Service.create(manager=VolumeManager, topic=self.topic, config=config,
                                  store=MemoryServiceStore(), transport=self.service_transport(),
                                  clock=reactor, rng=random.Random(1))
-        self.addCleanup(self.remove_queues)
         self.addCleanup(lambda: service.stopService() if service.running else None)
         yield service.startService()
         self.manager = service.manager
@@ -77,12 +88,6 @@ class OsloClientToVolumeServiceTests(_Unique, _Amqp, TestCase):
     def service_transport(self):
         # Started and stopped by the service.
         return self.transport_class(TransportURL.parse(URL), reactor=reactor)
-
-    def remove_queues(self):
-        # The topic queues outlive the service (as oslo's).
-        transport = self.transport()
-        return defer.gatherResults([transport.delete_queue(queue)
-                                    for queue in (self.topic, f"{self.topic}.{self.host}")])
 
     @defer.inlineCallbacks
     def test_objects_both_ways(self):

@@ -71,8 +71,10 @@ class VolumeProcessTests(TwistdProcessMixin, TestCase):
         When twistd runs etc/volume.yaml and a VolumeAPI creates a volume on
         its host, then a sparse file of that many GiB exists in the
         configured directory and a row in the volumes table; listing, the
-        stats and a delete work over RabbitMQ with Volume objects, errors come back as the
-        example's own classes, and SIGTERM ends the service with status 0.
+        stats and a delete work over RabbitMQ with Volume objects, errors
+        come back as the example's own classes, and SIGTERM ends the
+        service with status 0; its log has no warning about eventlet (which
+        oslo.versionedobjects imports).
         """
         process = self.start_volume_service()
         yield poll(lambda: "is ready" in self.output(), "the volume service is ready",
@@ -105,6 +107,7 @@ class VolumeProcessTests(TwistdProcessMixin, TestCase):
         code = yield self.wait_exit(process)
         self.assertEqual(code, 0, self.output())
         self.assertNotIn("guest:guest", self.output())
+        self.assertNotIn("Eventlet is deprecated", self.output())
 
     @defer.inlineCallbacks
     def test_broken_driver_stops_start(self):

@@ -29,10 +29,17 @@ version cap backports it first (see
 L{novasvc.examples.volume.rpcapi.VolumeAPI}).
 """
 
+import warnings
 from typing import Any, Dict, Optional, Tuple
 
-from oslo_utils import versionutils
-from oslo_versionedobjects import base, fields
+with warnings.catch_warnings():
+    # oslo.versionedobjects imports oslo.messaging, which imports
+    # oslo.service and so eventlet, whose import warns that eventlet is
+    # deprecated: nothing here uses eventlet, so the warning would only
+    # puzzle the reader of a service's log.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    from oslo_utils import versionutils
+    from oslo_versionedobjects import base, fields
 
 __all__ = [
     "OBJ_SERIAL_NAMESPACE",
