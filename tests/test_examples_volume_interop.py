@@ -16,6 +16,7 @@ import random
 import sys
 import uuid
 
+from oslo_versionedobjects.exception import IncompatibleObjectVersion
 from twisted.internet import defer, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
@@ -24,12 +25,9 @@ from novasvc.config import Config, DatabaseConfig
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.volume.exceptions import VolumeNotFound
 from novasvc.examples.volume.manager import VolumeManager
-from novasvc.examples.volume.objects import Volume, VolumeObjectSerializer
+from novasvc.examples.volume.objects import Volume
 from novasvc.examples.volume.rpcapi import VolumeAPI
-from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
-from novasvc.rpc.target import Target
-from novasvc.serializer import RequestContextSerializer
 from novasvc.service import Service
 from novasvc.transport.url import TransportURL
 from tests._services import require_service
@@ -196,9 +194,10 @@ class VolumeAPIToOsloServerTests(_Unique, _Amqp, TestCase):
     def test_release_before_refuses_newer(self):
         """
         When a server knowing Volume 1.0 only is called without the cap,
-        then VolumeAPI's delete fails with UnsupportedVersion; and a client
-        that sends a Volume 1.1 at API 1.2 gets the server's
-        IncompatibleObjectVersion, while the server serves on.
+        then VolumeAPI's delete fails with UnsupportedVersion; and a Volume
+        1.1 sent at API 1.2 without backporting gets the server's
+        IncompatibleObjectVersion (as itself, to VolumeAPI's client), while
+        the server serves on.
         """
         yield self.serve("1.0")
         api = self.volume_api()
@@ -206,16 +205,12 @@ class VolumeAPIToOsloServerTests(_Unique, _Amqp, TestCase):
         error = yield self.assertFailure(api.delete_volume({}, volume), RemoteError)
         self.assertEqual(error.exc_type, "UnsupportedVersion")
 
-        unbackported = RPCClient(
-            self.transport(), Target(topic=self.topic, server=self.host, version="1.2"),
-            control_exchange=self.exchange, timeout=20, clock=reactor,
-            serializer=RequestContextSerializer(VolumeObjectSerializer()))
+        unbackported = api.client.prepare(version="1.2", server=self.host)
         newer = Volume.from_record({**{f: getattr(volume, f) for f in volume.fields
                                        if volume.obj_attr_is_set(f)}, "name": "n"})
         error = yield self.assertFailure(
-            unbackported.call({}, "delete_volume", volume=newer), RemoteError)
-        self.assertEqual(error.exc_type, "IncompatibleObjectVersion")
-        self.assertIn("1.1", str(error))
+            unbackported.call({}, "delete_volume", volume=newer), IncompatibleObjectVersion)
+        self.assertIn("Version 1.1 of Volume is not supported", str(error))
         self.assertEqual((yield api.get_stats({}, host=self.host))["volume_count"], 1)
 
     def deleted_volumes(self, api):

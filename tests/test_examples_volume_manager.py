@@ -10,6 +10,7 @@ import datetime
 import random
 
 import sqlalchemy as sa
+from oslo_versionedobjects.exception import IncompatibleObjectVersion
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
@@ -442,7 +443,9 @@ class ObjectVersionTests(VolumeServiceMixin, TestCase):
         """
         When a request carries a Volume of a newer version than the service
         knows, then the caller gets an error naming IncompatibleObjectVersion
-        and the version, nothing is deleted, and the service keeps serving.
+        and the versions (a RemoteError for a plain client, the exception
+        itself for VolumeAPI's client), nothing is deleted, and the service
+        keeps serving.
         """
         yield self.start()
         volume = yield self.api.create_volume({}, 1)
@@ -453,6 +456,10 @@ class ObjectVersionTests(VolumeServiceMixin, TestCase):
         self.assertEqual(error.exc_type, "IncompatibleObjectVersion")
         self.assertIn("1.99", str(error))
         self.assertIn("supported version is 1.1", str(error))
+        error = yield self.assertFailure(
+            self.api.client.prepare(version="1.3").call({}, "delete_volume", volume=primitive),
+            IncompatibleObjectVersion)
+        self.assertIn("1.99", str(error))
         self.assertEqual((yield self.api.list_volumes({})), [volume])
         yield self.api.delete_volume({}, volume)
         self.assertEqual((yield self.rows()), [])

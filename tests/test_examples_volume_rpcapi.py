@@ -235,12 +235,13 @@ class ConstructionTests(SynchronousTestCase):
         """
         When built without configuration, then the client targets topic
         volume at 1.0 on the openstack exchange, without a cap, and allows
-        the example's exceptions module.
+        the example's exceptions module and oslo.versionedobjects'.
         """
         api = VolumeAPI(self.transport())
         self.assertEqual((api.client.target.topic, api.client.target.version), ("volume", "1.0"))
         self.assertIsNone(api.client.version_cap)
-        self.assertEqual(api.client.allowed_remote_exmods, (EXCEPTIONS_MODULE,))
+        self.assertEqual(api.client.allowed_remote_exmods,
+                         (EXCEPTIONS_MODULE, "oslo_versionedobjects.exception"))
         self.assertEqual(VolumeAPI.VERSION, VolumeManager.target.version)
 
     def test_config(self):
@@ -252,7 +253,8 @@ class ConstructionTests(SynchronousTestCase):
         config = Config(control_exchange="nova", rpc_response_timeout=5,
                         allowed_remote_exmods=("myproj.exceptions", EXCEPTIONS_MODULE))
         api = VolumeAPI(self.transport(), config=config, version_cap="1.1", timeout=2)
-        self.assertEqual(api.client.allowed_remote_exmods, ("myproj.exceptions", EXCEPTIONS_MODULE))
+        self.assertEqual(api.client.allowed_remote_exmods,
+                         ("myproj.exceptions", EXCEPTIONS_MODULE, "oslo_versionedobjects.exception"))
         self.assertEqual((api.client.version_cap, api.client.timeout), ("1.1", 2))
         self.assertEqual(api.client._control_exchange, "nova")
         self.assertTrue(api.client.can_send_version("1.1"))

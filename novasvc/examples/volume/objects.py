@@ -74,13 +74,15 @@ class VolumeObjectRegistry(base.VersionedObjectRegistry):
     the example can say which versions it speaks (L{versions}).
     """
 
-    _newest: Dict[str, type] = {}
+    #: The newest class registered under each name (shared by every
+    #: instance: oslo makes one per registration).
+    _newest: Dict[str, Any] = {}
 
-    def registration_hook(self, cls: type, index: int) -> None:
-        name = cls.obj_name()  # type: ignore[attr-defined]
+    def registration_hook(self, cls: Any, index: int) -> None:
+        name = cls.obj_name()
         known = self._newest.get(name)
-        if known is None or _version(cls.VERSION) >= _version(known.VERSION):  # type: ignore[attr-defined]
-            VolumeObjectRegistry._newest[name] = cls
+        if known is None or _version(cls.VERSION) >= _version(known.VERSION):
+            self._newest[name] = cls
 
     @classmethod
     def versions(cls) -> Dict[str, str]:
@@ -88,7 +90,7 @@ class VolumeObjectRegistry(base.VersionedObjectRegistry):
         @return: the newest registered version of each of the example's
             objects, by name, e.g. C{{"Volume": "1.1"}}.
         """
-        return {name: klass.VERSION for name, klass in sorted(cls._newest.items())}  # type: ignore[attr-defined]
+        return {name: klass.VERSION for name, klass in sorted(cls._newest.items())}
 
 
 class VolumeObject(base.VersionedObject):

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from novasvc.examples.volume.exceptions import VolumeNotFound
 from novasvc.examples.volume.objects import Volume, VolumeObjectSerializer
 from novasvc.interfaces import ITransport
-from novasvc.objects import BackportingSerializer, versions_for_cap
+from novasvc.objects import REMOTE_EXMODS, BackportingSerializer, versions_for_cap
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.serializer import RequestContextSerializer
@@ -57,8 +57,10 @@ class VolumeAPI:
     older than 1.2 answers with C{dict}s, turned into L{Volume}s here).
 
     Errors of the volume service come back as the classes of
-    L{novasvc.examples.volume.exceptions} (e.g. C{VolumeNotFound}); a call
-    without a reply in time fails with
+    L{novasvc.examples.volume.exceptions} (e.g. C{VolumeNotFound}), and
+    those of oslo.versionedobjects as themselves (e.g.
+    C{IncompatibleObjectVersion}: the service does not know the version
+    of a Volume sent); a call without a reply in time fails with
     L{novasvc.rpc.errors.MessagingTimeout}.
 
     @ivar client: the L{RPCClient} (target C{Target(topic="volume",
@@ -99,7 +101,8 @@ class VolumeAPI:
             from novasvc.config import Config
 
             config = Config()
-        exmods = tuple(dict.fromkeys([*config.allowed_remote_exmods, EXCEPTIONS_MODULE]))
+        exmods = tuple(dict.fromkeys([*config.allowed_remote_exmods, EXCEPTIONS_MODULE,
+                                      *REMOTE_EXMODS]))
         objects: Any = VolumeObjectSerializer()
         manifest = versions_for_cap(self.OBJECT_VERSIONS, version_cap)
         if manifest is not None:
