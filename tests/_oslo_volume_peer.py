@@ -27,7 +27,7 @@ import oslo_messaging as om
 from oslo_versionedobjects import base, fields
 
 from novasvc.examples.volume.exceptions import VolumeNotFound
-from tests._oslo_peer import _transport
+from tests._oslo_peer import _transport, serve
 
 EXMODS = ["novasvc.examples.volume.exceptions", "oslo_versionedobjects.exception"]
 
@@ -184,12 +184,7 @@ def server(url, exchange, topic, host, volume_version):
     endpoint = VolumeEndpoint(Volume, api_version, host)
     rpc = om.get_rpc_server(transport, om.Target(topic=topic, server=host), [endpoint],
                             executor="threading", serializer=Serializer())
-    rpc.start()
-    print("READY", flush=True)
-    sys.stdin.read()
-    rpc.stop()
-    rpc.wait()
-    transport.cleanup()
+    serve(rpc, transport)
 
 
 if __name__ == "__main__":
