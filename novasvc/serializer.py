@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional
 
 from zope.interface import Interface, implementer
 
-from novasvc.context import RequestContext
+from novasvc.context import RequestContext, context_from_message
 from novasvc.exceptions import LoadError
 from novasvc.loader import create_object, describe_object, load_object
 
@@ -139,12 +139,16 @@ class RequestContextSerializer:
         @param ctxt: the context entries the RPC server or a notification
             listener received (a C{dict}; C{None} is an empty one), or a
             L{RequestContext}.
-        @return: a L{RequestContext}: a C{dict} goes through
-            L{RequestContext.from_dict}, a L{RequestContext} is returned as
-            it is.
+        @return: a L{RequestContext}: the one C{RequestContext.from_dict}
+            makes of a C{dict} (of a copy of it, read when the context is
+            first used, as the RPC server's contexts without a serializer:
+            see L{novasvc.context.context_from_message}); a
+            L{RequestContext} is returned as it is.
         """
         if isinstance(ctxt, RequestContext):
             return ctxt
+        if type(ctxt) is dict:
+            return context_from_message(dict(ctxt), "", ctxt.get("client_timeout"))
         return RequestContext.from_dict(ctxt or {})
 
 

@@ -150,7 +150,7 @@ class ObjectsTests(SynchronousTestCase):
         self.assertIsInstance(result, NovasvcTestWidget)
         self.assertEqual((result.id, result.name, result.size), (1, "w", 5))
         got_ctxt, widget = self.manager.got[0]
-        self.assertIs(type(got_ctxt), RequestContext)
+        self.assertIsInstance(got_ctxt, RequestContext)
         self.assertEqual(got_ctxt.request_id, "req-w")
         self.assertIsInstance(widget, NovasvcTestWidget)
         self.assertIs(widget._context, got_ctxt)

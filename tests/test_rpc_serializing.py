@@ -564,7 +564,7 @@ class ServerTests(_Harness, SynchronousTestCase):
         client = self.client(RequestContextSerializer(), call_monitor_timeout=30)
         self.assertEqual(self.successResultOf(client.call(RequestContext("u9", request_id="r"), "echo", value=1)), 1)
         ctxt = endpoint.got[0][0]
-        self.assertIs(type(ctxt), RequestContext)
+        self.assertIsInstance(ctxt, RequestContext)
         self.assertEqual((ctxt.user_id, ctxt.request_id, ctxt.client_timeout), ("u9", "r", 30))
 
     def test_serializer_with_dispatcher(self) -> None:

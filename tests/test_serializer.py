@@ -98,15 +98,20 @@ class RequestContextSerializerTests(SynchronousTestCase):
     def test_deserialize_context(self) -> None:
         """
         When context entries are deserialized, then they make a
-        RequestContext (client_timeout and unknown keys included); a
-        RequestContext is returned as it is; None is an empty context.
+        RequestContext (client_timeout and unknown keys included), read
+        from a copy of the entries when first used; a RequestContext is
+        returned as it is; None is an empty context.
         """
         serializer = RequestContextSerializer()
-        ctxt = serializer.deserialize_context({"user_id": "u", "request_id": "r", "client_timeout": 30,
-                                               "custom": 1})
-        self.assertIs(type(ctxt), RequestContext)
+        entries = {"user_id": "u", "request_id": "r", "client_timeout": 30, "custom": 1,
+                   "timestamp": "2024-05-01T10:00:00.000000"}
+        ctxt = serializer.deserialize_context(entries)
+        entries["user_id"] = "changed"
+        self.assertIsInstance(ctxt, RequestContext)
         self.assertEqual((ctxt.user_id, ctxt.request_id, ctxt.client_timeout, ctxt.extra),
                          ("u", "r", 30, {"custom": 1}))
+        self.assertIs(type(ctxt), RequestContext)
+        self.assertEqual(ctxt, RequestContext.from_dict(dict(entries, user_id="u")))
         same = RequestContext("x")
         self.assertIs(serializer.deserialize_context(same), same)
         self.assertIsNone(serializer.deserialize_context(None).user_id)

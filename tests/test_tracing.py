@@ -353,7 +353,7 @@ class NestedTests(_Harness, SynchronousTestCase):
         self.assertChild(inner, outer)
         self.assertEqual(inner.attributes["openstack.request_id"], "req-s")
         ctxt = back.contexts[0]
-        self.assertIs(type(ctxt), RequestContext)
+        self.assertIsInstance(ctxt, RequestContext)
         self.assertEqual(ctxt.extra["traceparent"], traceparent(inner))
 
     def test_foreign_parent(self) -> None:
