@@ -11,6 +11,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from novasvc.config import Config
+from novasvc.context import RequestContext
 from novasvc.examples.volume.exceptions import VolumeNotFound
 from novasvc.examples.volume.manager import VolumeManager
 from novasvc.examples.volume.objects import Volume
@@ -278,5 +279,4 @@ class ConstructionTests(SynchronousTestCase):
             serializer = VolumeAPI(self.transport(), version_cap=cap).client.serializer
             sent = serializer.serialize_entity({}, volume)
             self.assertEqual(sent["novasvc_volume_object.version"], expected, cap)
-        self.assertEqual(type(serializer.deserialize_context({"user_id": "u"})).__name__,
-                         "RequestContext")
+        self.assertIsInstance(serializer.deserialize_context({"user_id": "u"}), RequestContext)
