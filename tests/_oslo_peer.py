@@ -115,6 +115,14 @@ def server(url, exchange, topic, host, serializer=None):
     serializer = _SERIALIZERS[serializer]
     rpc = om.get_rpc_server(transport, target, [Endpoint()], executor="threading",
                             serializer=serializer and serializer())
+    serve(rpc, transport)
+
+
+def serve(rpc, transport):
+    """
+    Start an oslo RPC server, print READY, and stop it and its transport
+    when stdin closes.
+    """
     rpc.start()
     print("READY", flush=True)
     sys.stdin.read()
