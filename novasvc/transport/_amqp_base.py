@@ -46,6 +46,28 @@ _IDLE, _RUNNING, _STOPPING, _STOPPED = "idle", "running", "stopping", "stopped"
 
 #: The URL schemes an AMQP transport takes.
 AMQP_SCHEMES = ("rabbit", "rabbits", "amqp", "amqps")
+#: The most B{seconds} a new connection's publishes wait for its consumers'
+#: first set-up (their queues declared and bound again) and for the queues
+#: of L{BaseAMQPTransport.declare_queue}.
+CONSUMERS_WAIT = 2.0
+
+
+def _at_most(clock: Any, d: defer.Deferred, seconds: float) -> defer.Deferred:
+    """
+    @return: a C{Deferred} firing with C{None} when C{d} fires or after
+        C{seconds}, whichever comes first (C{d} goes on, its result unused).
+    """
+    done: defer.Deferred = defer.Deferred()
+    timer = clock.callLater(seconds, lambda: done.called or done.callback(None))
+
+    def fired(_: Any) -> None:
+        if timer.active():
+            timer.cancel()
+        if not done.called:
+            done.callback(None)
+
+    d.addBoth(fired)
+    return done
 
 
 def retry_policy(retry_interval: float = 1.0, retry_factor: float = 2.0, retry_max: float = 30.0,
@@ -505,14 +527,18 @@ class BaseAMQPTransport:
         host = self._endpoint.current if self._endpoint else None
         renew = self._last_host is not None and host != self._last_host
         self._last_host = host
-        for consumer in list(self._consumers):
-            consumer.attach(protocol, renew)
+        attached = [consumer.attach(protocol, renew) for consumer in list(self._consumers)]
         publisher = yield steps.step("opening the publish channel", self._client_publisher(session))
         session.publisher = publisher
-        # The queues declared without a consumer (declare_queue) come back in
-        # the background: whoever publishes after one waits for it
-        # (ITransport.declare_queue), nothing else does.
-        self._declarations.connected(session)
+        # Publishes (those made while disconnected too) wait a moment for the
+        # consumers' queues and bindings and the queues given to
+        # declare_queue to be back, so that a message to one of them is not
+        # lost or returned unroutable; never longer than CONSUMERS_WAIT
+        # seconds, which is what a hung node costs here (a publisher of
+        # notifications waits for its own queue anyway: declare_queue).
+        declared = self._declarations.connected(session)
+        yield _at_most(self._clock, defer.DeferredList(attached + [declared], consumeErrors=True),
+                       CONSUMERS_WAIT)
         if not session.alive or self._session is not session:
             return
         self._publisher = publisher

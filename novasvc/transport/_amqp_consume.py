@@ -205,8 +205,7 @@ class ConsumerChannel:
         yield self._call(channel, "queue_declare", queue=queue.name, durable=queue.durable,
                          exclusive=queue.exclusive, auto_delete=queue.auto_delete,
                          arguments=queue.arguments_dict() or None)
-        if bind_aside:
-            self._bind_aside(queue)
+        aside = self._bind_aside(queue) if bind_aside else None
         for binding in () if bind_aside else queue.bindings:
             if self.draining:
                 return
@@ -231,15 +230,22 @@ class ConsumerChannel:
         if reader is not None and channel.raw.is_open:
             reader.consume(channel.raw.channel_number, self.tag, self.handle)
         self.consumer._activated(self)
+        if aside is not None:
+            # This first attempt is over once the queue is bound again too
+            # (the consumer already consumes).
+            yield aside
 
-    def _bind_aside(self, queue: Queue) -> None:
+    def _bind_aside(self, queue: Queue) -> Optional[defer.Deferred]:
         """
         Bind C{queue} as it says, on a channel opened for that and closed
         after; a failure is logged (the consumer goes on).
+
+        @return: a C{Deferred} firing with C{None} once that is done (it
+            never fails), or C{None} when there is nothing to bind.
         """
         bindings = [binding for binding in queue.bindings if not binding.exchange.is_default]
         if not bindings:
-            return
+            return None
         steps = SetupSteps(self.consumer._owner.clock, f"Consumer of queue {queue.name!r}")
 
         @defer.inlineCallbacks
@@ -258,7 +264,7 @@ class ConsumerChannel:
                 _log.warn("Could not bind queue {queue!r} again: {why}", queue=queue.name,
                           why=failure.getErrorMessage())
 
-        self.consumer._owner.open_channel(self._protocol).addCallback(bind).addErrback(failed)
+        return self.consumer._owner.open_channel(self._protocol).addCallback(bind).addErrback(failed)
 
     def _start_consuming(self, channel: Channel, queue: Queue) -> defer.Deferred:
         """
