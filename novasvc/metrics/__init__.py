@@ -3,7 +3,7 @@
 Metrics of a novasvc process: RPC requests by method and outcome, dispatch
 latency, requests in flight, duplicates dropped, malformed messages
 rejected, broker reconnections, report_state outcomes, periodic task runs
-and durations.
+and durations, notifications received by event type, priority and outcome.
 
 L{Recorder} holds them as plain Python counters, cheap enough for the
 per-message path (a few dictionary and list operations per request). Every
@@ -35,6 +35,7 @@ from novasvc.metrics._recorder import (
     RPCServerMetrics,
     get_recorder,
 )
+from novasvc.metrics._listener import NOTIFICATION_OUTCOMES, NotificationListenerMetrics
 
 __all__ = [
     "Recorder",
@@ -52,4 +53,6 @@ __all__ = [
     "LABEL_LIMIT",
     "RPC_BUCKETS",
     "TASK_BUCKETS",
+    "NotificationListenerMetrics",
+    "NOTIFICATION_OUTCOMES",
 ]

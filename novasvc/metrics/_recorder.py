@@ -278,8 +278,9 @@ class Recorder:
 
     def __init__(self, max_label_values: int = 256) -> None:
         """
-        @param max_label_values: the most method labels per RPC server, and
-            the most task labels; further values count under L{OTHER}.
+        @param max_label_values: the most method labels per RPC server, the
+            most task labels and the most notification event types; further
+            values count under L{OTHER}.
         @raise ValueError: when it is below 1.
         """
         if int(max_label_values) < 1:
@@ -287,6 +288,7 @@ class Recorder:
         self._limit = int(max_label_values)
         self._servers: Dict[Tuple[str, str], RPCServerMetrics] = {}
         self._tasks: Dict[str, _TaskStats] = {}
+        self._notification_listener: Any = None
         self.broker_reconnects = 0
         self.report_state_outcomes = {OK: 0, FAILED: 0}
 
@@ -306,6 +308,20 @@ class Recorder:
         if metrics is None:
             metrics = self._servers[key] = RPCServerMetrics(key[0], key[1], self._limit)
         return metrics
+
+    def notification_listener(self) -> Any:
+        """
+        The metrics of the process's notification listeners, which they all
+        share.
+
+        @return: a L{novasvc.metrics.NotificationListenerMetrics} (event
+            types bounded by C{max_label_values}).
+        """
+        if self._notification_listener is None:
+            from novasvc.metrics._listener import NotificationListenerMetrics
+
+            self._notification_listener = NotificationListenerMetrics(self._limit)
+        return self._notification_listener
 
     def broker_reconnect(self) -> None:
         """

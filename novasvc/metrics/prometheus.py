@@ -21,11 +21,16 @@ which a test holds equal to what L{render} emits):
   - C{novasvc_report_state_total{outcome}} (counter)
   - C{novasvc_periodic_task_runs_total{task,outcome}} (counter)
   - C{novasvc_periodic_task_duration_seconds{task}} (histogram)
+  - C{novasvc_notifications_received_total{event_type,priority,outcome}}
+    (counter)
+  - C{novasvc_notification_listener_inflight} (gauge)
 
 Every family is emitted, even before anything was recorded. A method has
 its C{ok} and C{error} request series from its first request on, a refusal
 series (C{no_such_method}, C{unsupported_version}) once one happened; the
-method C{<unknown>} has refusal series only.
+method C{<unknown>} has refusal series only. An event type and priority
+seen have their C{handled}, C{requeued} and C{error} series; C{malformed}
+and C{duplicate} appear once counted.
 """
 
 from typing import Iterator, Optional, Tuple
@@ -46,6 +51,7 @@ __all__ = ["RecorderCollector", "render", "MetricsResource", "CONTENT_TYPE"]
 #: The C{Content-Type} of L{render}'s output (C{prometheus_client}'s).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
 _ALWAYS = (OK, ERROR)
+_ALWAYS_RECEIVED = ("handled", "requeued", "error")
 
 
 def _buckets(histogram: Histogram) -> list:
@@ -117,6 +123,23 @@ class RecorderCollector(Collector):
                 runs.add_metric([task, outcome], count)
             durations.add_metric([task], _buckets(histogram), histogram.sum)
         yield from (runs, durations)
+        yield from _notification_families(recorder)
+
+
+def _notification_families(recorder: Recorder) -> Iterator[Metric]:
+    listeners = recorder.notification_listener()
+    received = CounterMetricFamily(
+        "novasvc_notifications_received", "Notifications received by the listeners, by event type, priority and "
+        "outcome (handled, requeued, error: acknowledged or given back as the endpoints said; malformed: "
+        "rejected; duplicate: acknowledged without dispatch).", labels=["event_type", "priority", "outcome"])
+    for event_type, priority, outcomes in listeners.series():
+        for outcome, count in outcomes.items():
+            if count or outcome in _ALWAYS_RECEIVED:
+                received.add_metric([event_type, priority, outcome], count)
+    yield received
+    yield GaugeMetricFamily("novasvc_notification_listener_inflight",
+                            "Notifications being handled now by the listeners (received, not yet settled).",
+                            value=listeners.inflight)
 
 
 def render(recorder: Optional[Recorder] = None) -> Tuple[bytes, str]:
