@@ -310,18 +310,21 @@ class DispatchTests(_Harness, SynchronousTestCase):
         When an endpoint is a coroutine, then the notification is
         acknowledged once it returns, and its REQUEUE counts.
         """
-        gate: defer.Deferred = defer.Deferred()
+        gates = [defer.Deferred(), defer.Deferred()]
 
         class Async:
             async def info(self, ctxt, publisher_id, event_type, payload, metadata):
-                await gate
-                return NotificationResult.REQUEUE if event_type == "again" else None
+                await gates.pop(0)
+                return NotificationResult.REQUEUE if len(gates) == 1 else None
 
         listener = self.listen(Async(), allow_requeue=True)
         send(self.sender, "info", "once")
         self.assertEqual(listener.transport.settled, [])
-        gate.callback(None)
-        self.assertEqual(listener.transport.events(), ["ack"])
+        first, second = gates
+        first.callback(None)
+        self.assertEqual(listener.transport.events(), ["requeue"])
+        second.callback(None)
+        self.assertEqual(listener.transport.events(), ["requeue", "ack"])
 
     def test_deferred_chain_of_endpoints(self) -> None:
         """
