@@ -310,17 +310,18 @@ class DispatchTests(_Harness, SynchronousTestCase):
         When an endpoint is a coroutine, then the notification is
         acknowledged once it returns, and its REQUEUE counts.
         """
-        gates = [defer.Deferred(), defer.Deferred()]
+        first, second = defer.Deferred(), defer.Deferred()
+        gates = [first, second]
 
         class Async:
             async def info(self, ctxt, publisher_id, event_type, payload, metadata):
-                await gates.pop(0)
-                return NotificationResult.REQUEUE if len(gates) == 1 else None
+                gate = gates.pop(0)
+                await gate
+                return NotificationResult.REQUEUE if gate is first else None
 
         listener = self.listen(Async(), allow_requeue=True)
         send(self.sender, "info", "once")
         self.assertEqual(listener.transport.settled, [])
-        first, second = gates
         first.callback(None)
         self.assertEqual(listener.transport.events(), ["requeue"])
         second.callback(None)
