@@ -56,6 +56,20 @@ class Manager(PeriodicTasks):
     database), so a manager can keep its own tables, as Nova's managers
     have C{self.db}.
 
+    B{Notifications.} A manager that lists endpoints in
+    L{notification_endpoints} gets a notification listener started by its
+    service (see L{novasvc.notify.listener}); the manager itself is not an
+    endpoint unless listed.
+
+    @cvar notification_endpoints: the notification endpoint objects (methods
+        named by priority, an optional C{filter_rule}); empty: no listener.
+    @cvar notification_targets: the L{novasvc.rpc.target.Target}s listened
+        to; C{None}: one per topic of the configuration's
+        C{notifications.topics} when it has that key, else
+        C{Target(topic="notifications")}.
+    @cvar notification_pool: the listener's pool, or C{None}.
+    @cvar notification_allow_requeue: whether an endpoint's C{REQUEUE} (or
+        error) gives the notification back to the broker.
     @cvar options: the options of this manager's section (C{Sequence[Opt]}).
     @cvar config_section: the YAML section holding them (C{str}; default:
         the topic).
@@ -79,6 +93,10 @@ class Manager(PeriodicTasks):
     target: ClassVar[Optional[Any]] = None
     options: ClassVar[Sequence[Opt]] = ()
     config_section: ClassVar[Optional[str]] = None
+    notification_endpoints: Sequence[object] = ()
+    notification_targets: Optional[Sequence[Any]] = None
+    notification_pool: Optional[str] = None
+    notification_allow_requeue: bool = False
 
     rpc_hidden_names: ClassVar[FrozenSet[str]] = frozenset(
         {
@@ -94,6 +112,10 @@ class Manager(PeriodicTasks):
             "config_section",
             "section",
             "load_driver",
+            "notification_endpoints",
+            "notification_targets",
+            "notification_pool",
+            "notification_allow_requeue",
             # Not defined here, but read by the Service (Service.create takes
             # a manager class's topic when no binary names one).
             "topic",
