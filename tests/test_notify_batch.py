@@ -73,7 +73,7 @@ class BatchTests(_Harness, SynchronousTestCase):
         send(self.sender, "info", "e2", {"n": 2}, context={"user_id": "u"}, message_id="m2", timestamp="t")
         [(priority, messages)] = endpoint.batches
         self.assertEqual(priority, "info")
-        self.assertEqual(messages, [{"ctxt": {"user_id": "u"}, "publisher_id": "volume.host1", "event_type": f"e{n}",
+        self.assertEqual(messages, [{"ctxt": {"user_id": "u", "client_timeout": None}, "publisher_id": "volume.host1", "event_type": f"e{n}",
                                      "payload": {"n": n}, "metadata": {"message_id": f"m{n}", "timestamp": "t"}}
                                     for n in range(3)])
         self.assertEqual(listener.transport.events(), ["ack"] * 3)

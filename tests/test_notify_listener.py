@@ -97,7 +97,7 @@ class _Harness:
         return [formatEvent(e) for e in self.log if level is None or e.get("log_level") == level]
 
     def counts(self, outcome: str) -> int:
-        return sum(c[outcome] for _, _, c in self.recorder.notification_listener().series())
+        return sum(c[outcome] for _, _, c in self.recorder.notification_listener.counts())
 
 
 class QueueTests(SynchronousTestCase):
@@ -223,7 +223,7 @@ class DispatchTests(_Harness, SynchronousTestCase):
             send(self.sender, priority, f"e.{priority}", {"p": priority}, context={"user_id": "u1"},
                  message_id=f"m-{priority}", timestamp="2026-01-02 03:04:05.000006")
         self.assertEqual(endpoint.calls, [
-            (p, {"user_id": "u1"}, "volume.host1", f"e.{p}", {"p": p},
+            (p, {"user_id": "u1", "client_timeout": None}, "volume.host1", f"e.{p}", {"p": p},
              {"message_id": f"m-{p}", "timestamp": "2026-01-02 03:04:05.000006"}) for p in PRIORITIES])
         self.assertEqual(listener.transport.events(), ["ack"] * len(PRIORITIES))
         self.assertEqual(self.counts("handled"), 7)
@@ -531,7 +531,7 @@ class BadInputTests(_Harness, SynchronousTestCase):
         self.assertTrue(all(line.startswith("Rejected a malformed notification") for line in errors))
         self.assertTrue(all(len(line) < 600 for line in errors), errors)
         self.assertEqual(self.counts("malformed"), 4)
-        self.assertEqual(self.recorder.notification_listener().series()[0][:2], ("<unknown>", "<unknown>"))
+        self.assertEqual(self.recorder.notification_listener.counts()[0][:2], ("<unknown>", "<unknown>"))
 
     def test_duplicates(self) -> None:
         """
@@ -592,8 +592,9 @@ class SerializerTests(_Harness, SynchronousTestCase):
         endpoint = Endpoint("info")
         self.listen(endpoint, serializer=Upper())
         send(self.sender, "info", "e", "payload", context={"user_id": "u"})
-        self.assertEqual(seen, [("context", {"user_id": "u"}), ("entity", {"wrapped": {"user_id": "u"}}, "payload")])
-        self.assertEqual(endpoint.calls[0][1], {"wrapped": {"user_id": "u"}})
+        wire = {"user_id": "u", "client_timeout": None}
+        self.assertEqual(seen, [("context", wire), ("entity", {"wrapped": wire}, "payload")])
+        self.assertEqual(endpoint.calls[0][1], {"wrapped": wire})
         self.assertEqual(endpoint.calls[0][4], "PAYLOAD")
 
     def test_noop_skipped(self) -> None:
@@ -721,6 +722,6 @@ class LifecycleTests(_Harness, SynchronousTestCase):
         """
         self.listen(self.slow())
         send(self.sender, "info")
-        self.assertEqual(self.recorder.notification_listener().inflight, 1)
+        self.assertEqual(self.recorder.notification_listener.inflight, 1)
         self.pending[0].callback(None)
-        self.assertEqual(self.recorder.notification_listener().inflight, 0)
+        self.assertEqual(self.recorder.notification_listener.inflight, 0)

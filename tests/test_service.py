@@ -778,7 +778,7 @@ class NotificationListenerTests(ServiceTestMixin, SynchronousTestCase):
         self.assertEqual(names[names.index("rpc") + 1], "notifications")
         self.successResultOf(service.startService())
         self.notify(exchange="nova", context={"user_id": "u1"}, payload={"size": 1})
-        self.assertEqual(service.manager.audit.seen, [({"user_id": "u1"}, "volume.create.end", {"size": 1})])
+        self.assertEqual(service.manager.audit.seen, [({"user_id": "u1", "client_timeout": None}, "volume.create.end", {"size": 1})])
         self.assertEqual(service.manager.own, [])
         self.assertEqual([q.name for q in service.notification_listener.queues], ["notifications.info"])
 

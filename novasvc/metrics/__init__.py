@@ -3,14 +3,17 @@
 Metrics of a novasvc process: RPC requests by method and outcome, dispatch
 latency, requests in flight, duplicates dropped, malformed messages
 rejected, broker reconnections, report_state outcomes, periodic task runs
-and durations, notifications received by event type, priority and outcome.
+and durations, notifications sent and received by event type, priority and
+outcome.
 
 L{Recorder} holds them as plain Python counters, cheap enough for the
 per-message path (a few dictionary and list operations per request). Every
 instrumented object (L{novasvc.rpc.server.RPCServer},
 L{novasvc.transport.amqp.AMQPTransport},
 L{novasvc.servicegroup.ReportStateService}, the periodic runner
-L{novasvc.periodic.PeriodicTasks}) writes to the process's recorder,
+L{novasvc.periodic.PeriodicTasks}, L{novasvc.notify.Notifier}, the
+notification listeners of L{novasvc.notify.listener}) writes to the
+process's recorder,
 L{get_recorder}, unless it was given its own.
 
 Exporting is separate: L{novasvc.metrics.prometheus} renders a recorder in
@@ -18,6 +21,7 @@ Prometheus's text format with C{prometheus_client} (C{pip install
 'novasvc[api]'}), which nothing imports unless metrics are exported.
 """
 
+from novasvc.metrics._notifications import NOTIFIER_OUTCOMES, SENT, NotificationCounts
 from novasvc.metrics._recorder import (
     ERROR,
     FAILED,
@@ -35,7 +39,7 @@ from novasvc.metrics._recorder import (
     RPCServerMetrics,
     get_recorder,
 )
-from novasvc.metrics._listener import NOTIFICATION_OUTCOMES, NotificationListenerMetrics
+from novasvc.metrics._listener import LISTENER_OUTCOMES, NotificationListenerMetrics
 
 __all__ = [
     "Recorder",
@@ -53,6 +57,9 @@ __all__ = [
     "LABEL_LIMIT",
     "RPC_BUCKETS",
     "TASK_BUCKETS",
+    "NotificationCounts",
+    "SENT",
+    "NOTIFIER_OUTCOMES",
     "NotificationListenerMetrics",
-    "NOTIFICATION_OUTCOMES",
+    "LISTENER_OUTCOMES",
 ]

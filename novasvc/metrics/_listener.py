@@ -1,24 +1,27 @@
-# -*- test-case-name: tests.test_metrics_recorder -*-
+# -*- test-case-name: tests.test_metrics_notifications -*-
 """
 The metrics of a process's notification listeners
 (L{novasvc.notify.listener}): notifications received by event type,
-priority and outcome, and those in flight.
+priority and outcome (L{novasvc.metrics.NotificationCounts}: event types
+bounded), and those in flight.
 
-Public through L{novasvc.metrics}; made by L{novasvc.metrics.Recorder}.
+Public through L{novasvc.metrics}; made by
+L{novasvc.metrics.Recorder.notification_listener}.
 """
 
 import weakref
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Tuple
 
-from novasvc.metrics._recorder import OTHER, _label
+from novasvc.metrics._notifications import NotificationCounts
 
-__all__ = ["NotificationListenerMetrics", "NOTIFICATION_OUTCOMES", "UNKNOWN"]
+__all__ = ["NotificationListenerMetrics", "LISTENER_OUTCOMES", "UNKNOWN"]
 
 #: The outcomes of a notification received, in the order they are exported:
 #: acknowledged after the endpoints returned; an endpoint asked to requeue
-#: it; an endpoint raised; rejected because it could not be decoded;
+#: it; an endpoint raised (both given back or acknowledged as the listener's
+#: C{allow_requeue} says); rejected because it could not be decoded;
 #: acknowledged without dispatch because its C{_unique_id} was seen.
-NOTIFICATION_OUTCOMES = ("handled", "requeued", "error", "malformed", "duplicate")
+LISTENER_OUTCOMES = ("handled", "requeued", "error", "malformed", "duplicate")
 #: The event type and priority labels of a notification that could not be
 #: decoded.
 UNKNOWN = "<unknown>"
@@ -26,56 +29,38 @@ UNKNOWN = "<unknown>"
 
 class NotificationListenerMetrics:
     """
-    Notifications received by the listeners of a process (made by
-    L{novasvc.metrics.Recorder.notification_listener}).
+    Notifications received by the listeners of a process.
 
-    Event types are labels chosen by publishers: past C{max_label_values}
-    of them, further ones count under L{novasvc.metrics.OTHER} and are not
-    remembered, so the memory used stays bounded.
+    @ivar received: the counts, a L{NotificationCounts} with the outcomes
+        L{LISTENER_OUTCOMES}.
     """
 
-    __slots__ = ("_series", "_by_label", "_types", "_limit", "_listeners")
+    __slots__ = ("received", "_listeners")
 
     def __init__(self, max_label_values: int) -> None:
         """
         @param max_label_values: the most event type labels.
         """
-        self._series: Dict[Tuple[str, str], Dict[str, int]] = {}
-        self._by_label: Dict[Tuple[str, str], Dict[str, int]] = {}
-        self._types: Set[str] = set()
-        self._limit = max_label_values
+        self.received = NotificationCounts(LISTENER_OUTCOMES, max_label_values)
         self._listeners: List[Any] = []
 
-    def received(self, event_type: str, priority: str, outcome: str) -> None:
+    def count(self, event_type: str, priority: str, outcome: str) -> None:
         """
-        Count one notification (the hot path).
+        Count one notification (see L{NotificationCounts.count}).
 
         @param event_type: its event type (L{UNKNOWN} when malformed).
-        @param priority: its priority, lower case (L{UNKNOWN} when
+        @param priority: its lower-case priority (L{UNKNOWN} when
             malformed).
-        @param outcome: one of L{NOTIFICATION_OUTCOMES}.
-        @raise KeyError: for another outcome.
+        @param outcome: one of L{LISTENER_OUTCOMES}.
         """
-        counts = self._series.get((event_type, priority))
-        if counts is None:
-            counts = self._counts(event_type, priority)
-        counts[outcome] += 1
+        self.received.count(event_type, priority, outcome)
 
-    def _counts(self, event_type: str, priority: str) -> Dict[str, int]:
-        label = _label(event_type)
-        known = label in self._types or label == UNKNOWN
-        if not known and len(self._types) >= self._limit:
-            label = OTHER
-        key = (label, _label(priority))
-        counts = self._by_label.get(key)
-        if counts is None:
-            counts = self._by_label[key] = dict.fromkeys(NOTIFICATION_OUTCOMES, 0)
-        if label is OTHER:
-            return counts  # not remembered by name: memory stays bounded
-        if label != UNKNOWN:
-            self._types.add(label)
-        self._series[(event_type, priority)] = counts
-        return counts
+    def counts(self) -> List[Tuple[str, str, Dict[str, int]]]:
+        """
+        @return: C{(event type label, priority, {outcome: count})} for each
+            pair counted so far, sorted.
+        """
+        return self.received.counts()
 
     def watch(self, listener: Any) -> None:
         """
@@ -100,11 +85,3 @@ class NotificationListenerMetrics:
                 total += listener.inflight
         self._listeners = live
         return total
-
-    def series(self) -> List[Tuple[str, str, Dict[str, int]]]:
-        """
-        @return: C{(event type label, priority label, {outcome: count})}
-            for each pair seen, sorted.
-        """
-        return [(event_type, priority, dict(counts))
-                for (event_type, priority), counts in sorted(self._by_label.items())]

@@ -264,7 +264,8 @@ class _TaskStats:
 class Recorder:
     """
     A process's metrics: RPC servers (per topic and host), broker
-    reconnections, report_state outcomes and periodic task runs.
+    reconnections, report_state outcomes, periodic task runs and
+    notifications sent.
 
     Each event is one method call costing a few dictionary and list
     operations; gauges (requests in flight) are read from their owners at
@@ -279,8 +280,8 @@ class Recorder:
     def __init__(self, max_label_values: int = 256) -> None:
         """
         @param max_label_values: the most method labels per RPC server, the
-            most task labels and the most notification event types; further
-            values count under L{OTHER}.
+            most task labels, and the most event type labels of
+            notifications; further values count under L{OTHER}.
         @raise ValueError: when it is below 1.
         """
         if int(max_label_values) < 1:
@@ -288,9 +289,37 @@ class Recorder:
         self._limit = int(max_label_values)
         self._servers: Dict[Tuple[str, str], RPCServerMetrics] = {}
         self._tasks: Dict[str, _TaskStats] = {}
-        self._notification_listener: Any = None
         self.broker_reconnects = 0
         self.report_state_outcomes = {OK: 0, FAILED: 0}
+        self._notifier: Any = None
+        self._notification_listener: Any = None
+
+    @property
+    def notifier(self) -> Any:
+        """
+        The notifications sent, a L{novasvc.metrics.NotificationCounts}
+        with the outcomes C{sent} and C{failed} (made on first use).
+        """
+        counts = self._notifier
+        if counts is None:
+            from novasvc.metrics._notifications import NOTIFIER_OUTCOMES, NotificationCounts
+
+            counts = self._notifier = NotificationCounts(NOTIFIER_OUTCOMES, self._limit)
+        return counts
+
+    @property
+    def notification_listener(self) -> Any:
+        """
+        The notifications received by the process's listeners, which they
+        all share: a L{novasvc.metrics.NotificationListenerMetrics} (made on
+        first use).
+        """
+        metrics = self._notification_listener
+        if metrics is None:
+            from novasvc.metrics._listener import NotificationListenerMetrics
+
+            metrics = self._notification_listener = NotificationListenerMetrics(self._limit)
+        return metrics
 
     # -- writers --------------------------------------------------------------
 
@@ -308,20 +337,6 @@ class Recorder:
         if metrics is None:
             metrics = self._servers[key] = RPCServerMetrics(key[0], key[1], self._limit)
         return metrics
-
-    def notification_listener(self) -> Any:
-        """
-        The metrics of the process's notification listeners, which they all
-        share.
-
-        @return: a L{novasvc.metrics.NotificationListenerMetrics} (event
-            types bounded by C{max_label_values}).
-        """
-        if self._notification_listener is None:
-            from novasvc.metrics._listener import NotificationListenerMetrics
-
-            self._notification_listener = NotificationListenerMetrics(self._limit)
-        return self._notification_listener
 
     def broker_reconnect(self) -> None:
         """

@@ -131,8 +131,9 @@ class ListenerBase:
         self._drain_waiters: List[defer.Deferred] = []
         self._seen: Set[str] = set()
         self._seen_order: Deque[str] = deque()
-        self._metrics = (get_recorder() if metrics is None else metrics).notification_listener()
-        self._metrics.watch(self)
+        listening = (get_recorder() if metrics is None else metrics).notification_listener
+        listening.watch(self)
+        self._count = listening.received.count
 
     @property
     def _clock(self) -> Any:
@@ -242,7 +243,7 @@ class ListenerBase:
                             "{routing_key!r}: {reason}", exchange=clip(delivery.exchange),
                             routing_key=clip(delivery.routing_key), reason=clip(error.reason))
             settle(delivery.reject, False)
-            self._metrics.received(_UNKNOWN, _UNKNOWN, MALFORMED)
+            self._count(_UNKNOWN, _UNKNOWN, MALFORMED)
             return None
         unique_id = notification.unique_id
         if unique_id is not None and self._window and unique_id in self._seen:
@@ -250,7 +251,7 @@ class ListenerBase:
                            "{routing_key!r}", unique_id=clip(unique_id), event_type=clip(notification.event_type),
                            routing_key=clip(delivery.routing_key))
             settle(delivery.ack)
-            self._metrics.received(notification.event_type, notification.priority, DUPLICATE)
+            self._count(notification.event_type, notification.priority, DUPLICATE)
             return None
         return notification
 
@@ -284,7 +285,7 @@ class ListenerBase:
                 self._remember(unique_id)
         else:
             settle(delivery.reject, True)
-        self._metrics.received(notification.event_type, notification.priority, outcome)
+        self._count(notification.event_type, notification.priority, outcome)
 
     def _remember(self, unique_id: str) -> None:
         if unique_id in self._seen:
