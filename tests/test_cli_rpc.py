@@ -999,6 +999,20 @@ class NotifyTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), cli.EXIT_TIMEOUT)
         self.assertEqual(self.stderr.getvalue(), "timeout: the broker did not confirm the notification within 2.0 s\n")
 
+    def test_readme_command(self) -> None:
+        """
+        When the README's notify command runs, then it exits 0 and the
+        notification waits in notifications.warn as it says.
+        """
+        text = _readme()
+        section = text[text.index("\nNotifications\n---"):]
+        [line] = [line.strip() for line in section.splitlines() if line.strip().startswith("$ novasvc-rpc notify")]
+        argv = shlex.split(line)[2:]
+        self.assertEqual(self.successResultOf(self.run_cli(*argv)), cli.EXIT_OK)
+        [message] = self.sent("notifications.warn")
+        self.assertEqual((message["publisher_id"], message["event_type"], message["payload"]),
+                         ("ops.host1", "disk.full", {"free": 0}))
+
 
 class _ShutdownClock(task.Clock):
     """

@@ -50,6 +50,7 @@ class AwayTransport(MemoryTransport):
         self.error = error
         self.fail = fail
         self.tries: List[float] = []
+        self.bodies: List[bytes] = []
 
     def _maybe_fail(self, what: str) -> Optional[defer.Deferred]:
         if what != self.fail:
@@ -64,6 +65,7 @@ class AwayTransport(MemoryTransport):
         return self._maybe_fail("declare") or super().declare_queue(queue)
 
     def publish(self, *args: Any, **kwargs: Any) -> defer.Deferred:
+        self.bodies.append(args[2])
         return self._maybe_fail("publish") or super().publish(*args, **kwargs)
 
 
@@ -91,9 +93,10 @@ class RetryTests(SynchronousTestCase):
     def test_forever(self) -> None:
         """
         When retry is -1 (or None) and the broker stays away for ten tries,
-        then the message is tried again at once, then after 1, 2, 4...
-        seconds (at most 30), and is sent once the broker is back; the
-        Deferred fires then, with nothing logged.
+        then the message (the same bytes, so the same message_id and
+        _unique_id) is tried again at once, then after 1, 2, 4... seconds
+        (at most 30), and is sent once the broker is back; the Deferred
+        fires then, with nothing logged.
         """
         for retry in (-1, None):
             transport = self.away(10)
@@ -103,6 +106,7 @@ class RetryTests(SynchronousTestCase):
             self.assertIsNone(self.successResultOf(d))
             gaps = [round(b - a, 3) for a, b in zip(transport.tries, transport.tries[1:])]
             self.assertEqual(gaps, [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0])
+            self.assertEqual(len(set(transport.bodies)), 1)  # the same bytes each time
         self.assertEqual(self.queued(), 2)
         self.assertEqual([e for e in self.logged if e["log_level"] == LogLevel.error], [])
 

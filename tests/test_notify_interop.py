@@ -24,7 +24,7 @@ from novasvc.notify.message import decode_notification
 from tests._clients import AMQPTransport, on_txamqp
 from tests._services import poll, require_service
 from tests.test_rpc_interop import _peer_env, _require_oslo
-from tests.test_transport_amqp import FAST, make_vhost, rabbit_url
+from tests.test_transport_amqp import FAST, Admin, make_vhost, rabbit_url
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_oslo_notify_peer.py")
 _UUID_WITH_DASHES = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -152,8 +152,6 @@ class PrioritiesInteropTests(_Interop, TestCase):
         notifier = self.notifier(topics=[self.topic, f"{self.topic}-copy"])
         yield notifier.warn({"user_id": "dropped"}, "volume.resize", {"size": 2})
         yield poll(lambda: listener.calls, "the notification at the oslo endpoint")
-        from tests.test_transport_amqp import Admin
-
         admin = Admin(self.vhost)
         self.addCleanup(admin.close)
         _method, properties, body = admin.get(f"{self.topic}-copy.warn")
@@ -227,7 +225,8 @@ class ListenerFeaturesInteropTests(_Interop, TestCase):
         """
         When two oslo listeners share pool A and a third is in pool B, then
         pool B's gets every notification and pool A's two share them, each
-        once.
+        once; the queue the notifier declared, C{<topic>.info}, which no
+        pool consumes, keeps every notification.
         """
         first = yield self.listen(pool=f"{self.topic}-a", name="a1")
         second = yield self.listen(pool=f"{self.topic}-a", name="a2")
@@ -241,6 +240,9 @@ class ListenerFeaturesInteropTests(_Interop, TestCase):
         self.assertEqual(shared, list(range(10)))
         self.assertTrue(first.calls and second.calls, (len(first.calls), len(second.calls)))
         self.assertEqual(sorted(call["payload"]["n"] for call in alone.calls), list(range(10)))
+        admin = Admin(self.vhost)
+        self.addCleanup(admin.close)
+        self.assertEqual(admin.message_count(f"{self.topic}.info"), 10)  # nobody consumes the default queue
 
     @defer.inlineCallbacks
     def test_requeue(self) -> Any:
