@@ -445,6 +445,34 @@ class SmokeRunTests(SynchronousTestCase):
         self.assertIn("| request: wire.encode_request + decode_request |", process.stdout)
 
 
+class NotificationsBenchTests(SynchronousTestCase):
+    """
+    C{bench/notifications.py} end to end on tiny counts.
+    """
+
+    def test_quick_run(self):
+        """
+        When C{bench/notifications.py} runs one rep of 50 notifications with
+        C{--output}, then it exits 0 and its report has a row per
+        measurement and the three ratios to oslo.messaging, also written to
+        the file.
+        """
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        output = os.path.abspath(self.mktemp())
+        process = subprocess.run(
+            [sys.executable, os.path.join(BENCH, "notifications.py"), "--count", "50", "--reps", "1",
+             "--output", output], cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
+        )
+        self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
+        for row in ("| sent/s: novasvc Notifier, all at once | ", "| sent/s: novasvc Notifier, one after the other | ",
+                    "| sent/s: oslo.messaging Notifier | ", "| received/s: novasvc NotificationListener | ",
+                    "| received/s: oslo.messaging listener | ", "| sent/s, all at once | ",
+                    "| sent/s, one after the other | ", "| received/s | "):
+            self.assertIn(row, process.stdout)
+        with open(output, encoding="utf-8") as f:
+            self.assertEqual(f.read(), process.stdout.rstrip("\n") + "\n")
+
+
 class OsloProtocolFormatTests(SynchronousTestCase):
     """
     The oslo-protocol floor writes and reads the messages novasvc's wire

@@ -1158,6 +1158,33 @@ class ListenTests(SynchronousTestCase):
         self.assertEqual([line["event_type"] for line in self.lines()], ["one", "two"])
         self.assertEqual(self.clock.triggers, {})
 
+    def test_config_file(self) -> None:
+        """
+        When listen reads --config, then the file's control exchange and
+        transient_queues_ttl apply (the private queue's x-expires).
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("control_exchange: nova\ntransient_queues_ttl: 60\n")
+        self.run_cli("-c", path, "listen", "t")
+        [private] = [name for name in self.broker.queues if name.startswith("novasvc-rpc-listen-")]
+        state = self.broker.queues[private]
+        self.assertEqual(state.spec.arguments_dict(), {"x-expires": 60000})
+        self.assertEqual({exchange for exchange, _ in state.bindings}, {"nova"})
+
+    def test_readme_command(self) -> None:
+        """
+        When the README's listen command runs, then it prints the error and
+        warn notifications of the topic notifications only.
+        """
+        text = _readme()
+        section = text[text.index("\nListening\n~~~"):]
+        [line] = [line.strip() for line in section.splitlines() if line.strip().startswith("$ novasvc-rpc listen")]
+        self.run_cli(*shlex.split(line)[2:])
+        for priority in ("info", "warn", "error"):
+            send(self.sender, priority, f"e.{priority}")
+        self.assertEqual([entry["priority"] for entry in self.lines()], ["warn", "error"])
+
     def test_closed_stdout(self) -> None:
         """
         When stdout is closed (a pipe into head), then listen stops and

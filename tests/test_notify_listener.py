@@ -289,6 +289,21 @@ class DispatchTests(_Harness, SynchronousTestCase):
         self.assertTrue(a.calls and b.calls)
         self.assertEqual(c.events(), ["e0", "e1", "e2", "e3"])
 
+    def test_no_pool_shares_the_topic_queue(self) -> None:
+        """
+        When two listeners have no pool, then they consume the same queue
+        <topic>.<priority> (the notifier's): each notification reaches one
+        of them.
+        """
+        a, b = Endpoint("info"), Endpoint("info")
+        self.listen(a)
+        self.listen(b)
+        for n in range(4):
+            send(self.sender, "info", f"e{n}")
+        self.assertEqual(sorted(a.events() + b.events()), ["e0", "e1", "e2", "e3"])
+        self.assertTrue(a.calls and b.calls)
+        self.assertEqual([name for name in self.broker.queues], ["notifications.info"])
+
     def test_acknowledged_after_deferred(self) -> None:
         """
         When an endpoint returns a Deferred, then the notification stays
