@@ -61,7 +61,7 @@ RECEIVES = (("novasvc", "novasvc NotificationListener"), ("oslo", "oslo.messagin
 
 
 def _novasvc_send(settings: Dict[str, Any]) -> Dict[str, Any]:
-    from twisted.internet import defer, reactor, task
+    from twisted.internet import defer, task
 
     from novasvc.context import RequestContext
     from novasvc.metrics import Recorder

@@ -27,7 +27,6 @@ Public through L{novasvc.cli.rpc}.
 import argparse
 import json
 import math
-import sys
 import uuid
 from typing import IO, Any, Callable, List, Mapping
 

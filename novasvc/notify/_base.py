@@ -19,9 +19,10 @@ from novasvc.notify.message import Notification, decode_notification, routing_ke
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, clip
 from novasvc.rpc.target import Target
 from novasvc.serializer import is_noop
+from novasvc.transport.consuming import Drain, gather, settle
 from novasvc.transport.topology import Binding, Exchange, Queue, QuorumQueues, topic_queue
 
-__all__ = ["ListenerBase", "listener_queues", "DUPLICATE", "MALFORMED", "settle", "gather"]
+__all__ = ["ListenerBase", "listener_queues", "DUPLICATE", "MALFORMED"]
 
 #: The outcome (and metrics label) of a notification acknowledged because
 #: its C{_unique_id} was seen, and of one rejected as malformed.
@@ -128,7 +129,7 @@ class ListenerBase:
         self._consumers: List[IConsumer] = []
         self._stopping = False
         self._running = 0
-        self._drain_waiters: List[defer.Deferred] = []
+        self._drain = Drain()
         self._seen: Set[str] = set()
         self._seen_order: Deque[str] = deque()
         listening = (get_recorder() if metrics is None else metrics).notification_listener
@@ -198,27 +199,15 @@ class ListenerBase:
         return d
 
     def _when_drained(self, timeout: Optional[float]) -> Union[bool, defer.Deferred]:
-        if self._running == 0:
-            return True
-        d: defer.Deferred = defer.Deferred()
-        self._drain_waiters.append(d)
-        if timeout is not None:
-            call = self._clock.callLater(timeout, self._drain_timed_out, d, timeout)
-            d.addBoth(_cancel_call, call)
-        return d
-
-    def _drain_timed_out(self, d: defer.Deferred, timeout: float) -> None:
-        if d in self._drain_waiters:
-            self._drain_waiters.remove(d)
+        def timed_out() -> None:
             self._log.warn("Notification listener: {count} notification(s) still being handled after {timeout} s; "
                            "they stay unsettled", count=self._running, timeout=timeout)
-            d.callback(False)
+
+        return self._drain.wait(self._running, timeout, self._clock, timed_out)
 
     def _drained(self) -> None:
-        if self._running == 0 and self._drain_waiters:
-            waiters, self._drain_waiters = self._drain_waiters, []
-            for d in waiters:
-                d.callback(True)
+        if self._running == 0 and self._drain.waiters:
+            self._drain.drained()
 
     # -- per message ------------------------------------------------------
 
@@ -299,32 +288,3 @@ class ListenerBase:
         self._log.failure("Unexpected error handling a notification from routing key {routing_key!r}; rejected",
                           routing_key=clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
         settle(delivery.reject, False)
-
-
-def settle(method: Any, *args: Any) -> None:
-    """
-    Call a delivery's C{ack} or C{reject}; an error (a lost channel) is
-    logged, never raised.
-    """
-    try:
-        method(*args)
-    except Exception:
-        ListenerBase._log.failure("Settling a notification failed", level=LogLevel.error)
-
-
-def _cancel_call(result: object, call: Any) -> object:
-    if call.active():
-        call.cancel()
-    return result
-
-
-def gather(deferreds: List[defer.Deferred]) -> defer.Deferred:
-    """
-    @return: a C{Deferred} firing with C{None} once all of C{deferreds}
-        succeeded, or failing with the first failure.
-    """
-    d = defer.gatherResults(deferreds, consumeErrors=True)
-    d.addCallbacks(lambda _: None, lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
-    return d
-
-

@@ -27,10 +27,11 @@ from twisted.logger import LogLevel
 
 from novasvc.interfaces import IDelivery, ITransport
 from novasvc.metrics import Recorder
-from novasvc.notify._base import ListenerBase, settle
+from novasvc.notify._base import ListenerBase
 from novasvc.notify._dispatch import ERROR
 from novasvc.notify.message import Notification
 from novasvc.rpc.target import Target
+from novasvc.transport.consuming import settle
 from novasvc.transport.topology import QuorumQueues
 
 __all__ = ["BatchNotificationListener"]

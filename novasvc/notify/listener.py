@@ -34,21 +34,21 @@ priority and outcome (C{handled}, C{requeued}, C{error}, C{malformed},
 C{duplicate}); the notifications in flight are read when scraped.
 """
 
-from collections import deque
-from typing import Any, Deque, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from twisted.internet import defer
 from twisted.logger import LogLevel
 
 from novasvc.interfaces import IDelivery, ITransport
 from novasvc.metrics import Recorder
-from novasvc.notify._base import ListenerBase, listener_queues, settle
+from novasvc.notify._base import ListenerBase, listener_queues
 from novasvc.notify._batch import BatchNotificationListener
 from novasvc.notify._dispatch import ERROR, NotificationResult
 from novasvc.notify.filter import NotificationFilter
 from novasvc.notify.message import Notification
 from novasvc.rpc.errors import clip
 from novasvc.rpc.target import Target
+from novasvc.transport.consuming import Backlog
 from novasvc.transport.topology import QuorumQueues
 
 __all__ = [
@@ -126,12 +126,10 @@ class NotificationListener(ListenerBase):
                          duplicate_window=duplicate_window, durable_queues=durable_queues, quorum=quorum,
                          pool_expires=pool_expires, clock=clock, metrics=metrics)
         self._max_inflight = int(max_inflight)
-        self._backlog: Deque[IDelivery] = deque()
-        self._pulling = False
+        self._backlog = Backlog()
 
     def _give_back(self) -> None:
-        while self._backlog:
-            settle(self._backlog.popleft().reject, True)
+        self._backlog.give_back()
 
     def _on_delivery(self, delivery: IDelivery) -> None:
         try:
@@ -173,28 +171,15 @@ class NotificationListener(ListenerBase):
         finally:
             self._running -= 1
             if self._backlog:
-                self._pull_backlog()
+                self._backlog.pull(self._has_room, self._process, self._unexpected)
             self._drained()
 
     def _bug(self, failure: Any, delivery: IDelivery) -> None:
         self._log.failure("Unexpected error settling a notification from routing key {routing_key!r}", failure,
                           routing_key=clip(getattr(delivery, "routing_key", None)), level=LogLevel.error)
 
-    def _pull_backlog(self) -> None:
-        # A loop, not recursion: notifications handled synchronously would
-        # otherwise nest one stack level per waiting delivery.
-        if self._pulling:
-            return
-        self._pulling = True
-        try:
-            while self._backlog and self._running < self._max_inflight and not self._stopping:
-                delivery = self._backlog.popleft()
-                try:
-                    self._process(delivery)
-                except Exception:
-                    self._unexpected(delivery)
-        finally:
-            self._pulling = False
+    def _has_room(self) -> bool:
+        return self._running < self._max_inflight and not self._stopping
 
 
 def get_notification_listener(transport: ITransport, targets: Sequence[Target], endpoints: Sequence[object],

@@ -64,7 +64,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Union
 
 from twisted.internet import defer, task
 from twisted.logger import Logger, LogLevel
-from twisted.python.failure import Failure
+from twisted.python.failure import Failure, format_frames
 
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import context_from_message
@@ -74,15 +74,7 @@ from novasvc.metrics import ERROR, NO_SUCH_METHOD, OK, UNKNOWN_METHOD, UNSUPPORT
 from novasvc.rpc import wire
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
-from novasvc.rpc.errors import (
-    ClippedTraceback,
-    InvalidTarget,
-    MalformedMessage,
-    NoSuchMethod,
-    UnsupportedVersion,
-    clip,
-    quote,
-)
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue, QuorumQueues, topic_queue
 
@@ -550,7 +542,7 @@ class RPCServer:
                        "request {request_id})", error_class=_class_name(failure.type),
                        error=clip(failure.getErrorMessage()), **fields)
         self._log.debug("Traceback of RPC call {method!r} (msg_id {msg_id}, request {request_id}):\n"
-                        "{traceback}", traceback=ClippedTraceback(failure), **fields)
+                        "{traceback}", traceback=_Traceback(failure), **fields)
 
     def _bug(self, delivery: IDelivery, unique_id: Optional[str]) -> None:
         self._log.failure("Unexpected error completing an RPC request from routing key {routing_key!r}",
@@ -879,6 +871,25 @@ def _class_name(cls: Any) -> str:
     module = getattr(cls, "__module__", None)
     name = getattr(cls, "__qualname__", repr(cls))
     return name if module in (None, "builtins") else f"{module}.{name}"
+
+
+class _Traceback:
+    """
+    A failure's traceback, formatted only if a log observer shows it, with
+    the error message (which may quote the client) cut by L{clip}.
+    """
+
+    __slots__ = ("_failure",)
+
+    def __init__(self, failure: Failure) -> None:
+        self._failure = failure
+
+    def __str__(self) -> str:
+        failure = self._failure
+        lines = ["Traceback (most recent call last):\n"]
+        format_frames(failure.frames, lines.append)
+        lines.append(f"{_class_name(failure.type)}: {clip(failure.getErrorMessage())}")
+        return "".join(lines)
 
 
 def _settle(method: Any, *args: Any) -> None:
