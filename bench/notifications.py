@@ -60,8 +60,22 @@ RECEIVES = (("novasvc", "novasvc NotificationListener"), ("oslo", "oslo.messagin
 # -- children ---------------------------------------------------------------------
 
 
+def _react(run: Any) -> None:
+    """
+    Run C{run(reactor)} with C{task.react}, returning once it is done
+    (C{react} exits: a status 0 is not an error here).
+    """
+    from twisted.internet import task
+
+    try:
+        task.react(run)
+    except SystemExit as e:
+        if e.code:
+            raise
+
+
 def _novasvc_send(settings: Dict[str, Any]) -> Dict[str, Any]:
-    from twisted.internet import defer, task
+    from twisted.internet import defer
 
     from novasvc.context import RequestContext
     from novasvc.metrics import Recorder
@@ -91,37 +105,17 @@ def _novasvc_send(settings: Dict[str, Any]) -> Dict[str, Any]:
         result["failed"] = failed
         yield transport.stop()
 
-    try:
-        task.react(run)
-    except SystemExit as e:
-        if e.code:
-            raise
+    _react(run)
     return result
-
-
-def _oslo_conf(exchange: str) -> Any:
-    import oslo_messaging
-    from oslo_config import cfg
-
-    oslo_messaging.set_transport_defaults(control_exchange=exchange)
-    conf = cfg.ConfigOpts()
-    conf([], project="novasvc-bench")
-    try:
-        from oslo_messaging._metrics import client as metrics
-        from oslo_messaging._tracing import client as tracing
-    except ImportError:
-        pass
-    else:
-        conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
-        conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
-    return conf
 
 
 def _oslo_send(settings: Dict[str, Any]) -> Dict[str, Any]:
     import oslo_messaging
     from oslo_context import context
 
-    transport = oslo_messaging.get_notification_transport(_oslo_conf("openstack"), url=settings["url"])
+    from _oslo import get_transport
+
+    transport = get_transport(settings["url"], "openstack", notification=True)
     notifier = oslo_messaging.Notifier(transport, "bench.host", driver="messagingv2", topics=[settings["topic"]])
     ctxt = context.RequestContext(user_id=CONTEXT["user_id"], project_id=CONTEXT["project_id"],
                                   request_id=CONTEXT["request_id"])
@@ -135,7 +129,7 @@ def _oslo_send(settings: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _novasvc_listen(settings: Dict[str, Any]) -> Dict[str, Any]:
-    from twisted.internet import defer, task
+    from twisted.internet import defer
 
     from novasvc.metrics import Recorder
     from novasvc.notify.listener import NotificationListener
@@ -168,11 +162,7 @@ def _novasvc_listen(settings: Dict[str, Any]) -> Dict[str, Any]:
         yield listener.wait(10)
         yield transport.stop()
 
-    try:
-        task.react(run)
-    except SystemExit as e:
-        if e.code:
-            raise
+    _react(run)
     return {"seconds": marks["last"] - marks["first"], "cpu": marks["cpu_last"] - marks["cpu"]}
 
 
@@ -198,7 +188,9 @@ def _oslo_listen(settings: Dict[str, Any]) -> Dict[str, Any]:
                     marks["last"], marks["cpu_last"] = time.perf_counter(), time.process_time()
                     done.set()
 
-    transport = oslo_messaging.get_notification_transport(_oslo_conf("openstack"), url=settings["url"])
+    from _oslo import get_transport
+
+    transport = get_transport(settings["url"], "openstack", notification=True)
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic=settings["topic"])], [Counter()], executor="threading")
     listener.start()
@@ -217,6 +209,7 @@ _ROLES = {"novasvc-send": _novasvc_send, "oslo-send": _oslo_send, "novasvc-liste
 def _child_main(role: str, settings_json: str) -> None:
     import logging
 
+    sys.path.insert(0, HERE)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     result = _ROLES[role](json.loads(settings_json))
     print(json.dumps(result), flush=True)
