@@ -467,7 +467,7 @@ class NotificationsBenchTests(SynchronousTestCase):
         for row in ("| sent/s: novasvc Notifier, all at once | ", "| sent/s: novasvc Notifier, one after the other | ",
                     "| sent/s: oslo.messaging Notifier | ", "| received/s: novasvc NotificationListener | ",
                     "| received/s: oslo.messaging listener | ", "| sent/s, all at once | ",
-                    "| sent/s, one after the other | ", "| received/s | "):
+                    "| sent/s, one after the other | ", "| received/s | ", "| CPU per notification received | "):
             self.assertIn(row, process.stdout)
         with open(output, encoding="utf-8") as f:
             self.assertEqual(f.read(), process.stdout.rstrip("\n") + "\n")
@@ -494,7 +494,8 @@ class NotificationsReadmeTests(SynchronousTestCase):
                    re.findall(r"^\| (sent/s: [^|]+|received/s: [^|]+) \| ([\d,]+) \([^)]*\) \| ([\d.]+) \|$",
                               report, re.M)}
         ratios = {title: Decimal(value) for title, value in
-                  re.findall(r"^\| ((?:sent|received)/s[^|]*) \| ([\d.]+) \| [\d., ]+ \|$", report, re.M)}
+                  re.findall(r"^\| ((?:sent|received)/s[^|]*|CPU per [^|]*) \| ([\d.]+) \| [\d., ]+ \|$", report,
+                             re.M)}
 
         def rate(title):
             value = medians[title][0]
@@ -519,6 +520,9 @@ class NotificationsReadmeTests(SynchronousTestCase):
                       f"({one(ratios['sent/s, all at once'])} times), or {rate(sent_one)} one after the other",
                       readme)
         self.assertIn(f"as oslo's blocking call does ({one(ratios['sent/s, one after the other'])} times)", readme)
+        self.assertIn(f"novasvc's listener spent {one(ratios['CPU per notification received'])} times less CPU than "
+                      f"oslo's, its notifier {one(ratios['CPU per notification sent, all at once'])} times less",
+                      readme)
 
 
 class OsloProtocolFormatTests(SynchronousTestCase):
