@@ -270,4 +270,4 @@ class BatchTests(_Harness, SynchronousTestCase):
         listener = get_batch_notification_listener(self.transport(), [Target(topic="n")], [BatchEndpoint("info")],
                                                    None, None, False, "pool", 10, 2.5, clock=self.clock)
         self.assertEqual((listener.batch_size, listener.batch_timeout, listener.pool), (10, 2.5, "pool"))
-        self.assertEqual(listener._prefetch, 20)
+        self.assertEqual(listener.prefetch, 20)

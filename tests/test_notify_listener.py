@@ -381,8 +381,8 @@ class DispatchTests(_Harness, SynchronousTestCase):
         self.assertIsInstance(listener, NotificationListener)
         self.assertEqual(listener.pool, "pool1")
         self.assertEqual([q.name for q in listener.queues], ["pool1"])
-        self.assertIs(listener._serializer, serializer)
-        self.assertTrue(listener._allow_requeue)
+        self.assertIs(listener.serializer, serializer)
+        self.assertTrue(listener.allow_requeue)
 
 
 class FilterTests(_Harness, SynchronousTestCase):
@@ -617,7 +617,7 @@ class SerializerTests(_Harness, SynchronousTestCase):
         When the serializer is the no-op one, then it is not called.
         """
         listener = self.listen(Endpoint("info"), serializer=NoOpSerializer())
-        self.assertIsNone(listener._serializer)
+        self.assertIsNone(listener.serializer)
 
     def test_serializer_error(self) -> None:
         """

@@ -797,7 +797,7 @@ class NotificationListenerTests(ServiceTestMixin, SynchronousTestCase):
         listener = service.notification_listener
         self.assertEqual([q.name for q in listener.queues], ["auditors"])
         self.assertEqual(listener.queues[0].bindings[0].exchange.name, "other")
-        self.assertTrue(listener._allow_requeue)
+        self.assertTrue(listener.allow_requeue)
         self.successResultOf(service.startService())
         service.manager.audit.results.append("requeue")
         self.notify("again", topic="versioned", exchange="other")

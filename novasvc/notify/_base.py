@@ -101,6 +101,11 @@ class ListenerBase:
     @ivar pool: the pool's name, or C{None}.
     @ivar queues: the L{Queue}s consumed (see L{listener_queues}).
     @ivar dispatcher: the L{NotificationDispatcher}.
+    @ivar allow_requeue: whether a C{REQUEUE} or an endpoint error gives
+        the notification back to the broker (C{bool}).
+    @ivar serializer: the serializer used, or C{None} (none, or a no-op
+        one: skipped).
+    @ivar prefetch: each consumer's prefetch (C{0}: no limit).
     """
 
     _log = Logger()
@@ -111,6 +116,11 @@ class ListenerBase:
                  duplicate_window: int = 1024, durable_queues: bool = False, quorum: Optional[QuorumQueues] = None,
                  pool_expires: Optional[float] = None, clock: Any = None,
                  metrics: Optional[Recorder] = None) -> None:
+        """
+        @param prefetch: each consumer's prefetch (C{0}: no limit).
+        @param transport: see L{novasvc.notify.listener.NotificationListener},
+            as every other parameter.
+        """
         if int(duplicate_window) < 0:
             raise ValueError(f"duplicate_window must not be negative, not {duplicate_window!r}")
         if isinstance(targets, Target):
@@ -121,9 +131,9 @@ class ListenerBase:
         self.queues = listener_queues(self.targets, self.dispatcher.priorities, pool, control_exchange,
                                       durable_queues=durable_queues, quorum=quorum, pool_expires=pool_expires)
         self._transport = transport
-        self._allow_requeue = bool(allow_requeue)
-        self._serializer = None if is_noop(serializer) else serializer
-        self._prefetch = prefetch
+        self.allow_requeue = bool(allow_requeue)
+        self.serializer = None if is_noop(serializer) else serializer
+        self.prefetch = prefetch
         self._window = int(duplicate_window)
         self._clock_arg = clock
         self._consumers: List[IConsumer] = []
@@ -164,7 +174,7 @@ class ListenerBase:
             return defer.succeed(None)
         self._stopping = False
         for queue in self.queues:
-            self._consumers.append(self._transport.consume(queue, self._on_delivery, prefetch=self._prefetch))
+            self._consumers.append(self._transport.consume(queue, self._on_delivery, prefetch=self.prefetch))
         return gather([consumer.whenActive() for consumer in self._consumers])
 
     def stop(self) -> defer.Deferred:
@@ -250,7 +260,7 @@ class ListenerBase:
             serializer's C{deserialize_context} and C{deserialize_entity}
             unless it is a no-op.
         """
-        serializer = self._serializer
+        serializer = self.serializer
         if serializer is None:
             return notification.context, notification.payload
         ctxt = serializer.deserialize_context(notification.context)
@@ -267,7 +277,7 @@ class ListenerBase:
         Acknowledge (or, for a requeue or an error when allowed, give back)
         a dispatched notification, and count it.
         """
-        if outcome is HANDLED or not self._allow_requeue:
+        if outcome is HANDLED or not self.allow_requeue:
             settle(delivery.ack)
             unique_id = notification.unique_id
             if unique_id is not None and self._window and len(unique_id) <= _ID_LIMIT:
