@@ -10,13 +10,14 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
 from novasvc._reactor import global_reactor_if_none
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.metrics import Recorder, get_recorder
 from novasvc.notify._dispatch import ERROR, HANDLED, NotificationDispatcher
 from novasvc.notify.message import Notification, decode_notification, routing_key
-from novasvc.rpc.errors import InvalidTarget, MalformedMessage, clip
+from novasvc.rpc.errors import ClippedTraceback, InvalidTarget, MalformedMessage, clip
 from novasvc.rpc.target import Target
 from novasvc.serializer import is_noop
 from novasvc.transport.consuming import Drain, gather, settle
@@ -267,9 +268,17 @@ class ListenerBase:
         return ctxt, serializer.deserialize_entity(ctxt, notification.payload)
 
     def _serializer_failed(self, notification: Notification) -> str:
-        self._log.failure("The serializer could not read notification {event_type!r} from {publisher_id!r}",
-                          event_type=clip(notification.event_type), publisher_id=clip(notification.publisher_id),
-                          level=LogLevel.error)
+        """
+        The serializer raised (called in an C{except} block): one ERROR
+        line, its message cut by L{clip}, with the traceback.
+
+        @return: L{ERROR}.
+        """
+        failure = Failure()
+        self._log.error("The serializer could not read notification {event_type!r} from {publisher_id!r}: "
+                        "{error_class}: {error}\n{traceback}", event_type=clip(notification.event_type),
+                        publisher_id=clip(notification.publisher_id), error_class=failure.type.__name__,
+                        error=clip(failure.getErrorMessage()), traceback=ClippedTraceback(failure))
         return ERROR
 
     def _settle(self, delivery: IDelivery, notification: Notification, outcome: str) -> None:
