@@ -15,7 +15,7 @@ when it consumes.
 Without C{--pool}, it takes nothing from anyone: it listens through a
 private queue of its own (C{novasvc-rpc-listen-<uuid hex>}, auto-deleted
 once it stops, expiring after C{transient_queues_ttl} seconds if it never
-consumed), bound to the topic's routing keys, so every other listener, and
+consumed: 1,800 when that is 0), bound to the topic's routing keys, so every other listener, and
 the queues the notifiers declared, still get every notification. With
 C{--pool NAME} it joins that pool as an oslo listener with C{pool=NAME}
 would: it then takes (and acknowledges) its share of the pool's
