@@ -11,8 +11,9 @@ exchange (else the control exchange, a topic exchange) with the routing key
 C{<topic>.<priority>}, which is also the queue a notifier declares; with a
 C{pool}, a single queue named after the pool, bound with every one of those
 routing keys. Listeners in the same pool (oslo's included) share that
-queue, so each notification reaches one of them; listeners in different
-pools (or in none) each get every notification.
+queue, so each notification reaches one of them; each pool gets every
+notification, and so do the listeners without a pool, between them (they
+share the queues C{<topic>.<priority>}).
 
 Delivery, as oslo's (oslo-wire-protocol.md §7): a notification is
 acknowledged once the endpoints returned. When one returned
@@ -24,8 +25,9 @@ dispatched (oslo remembers 16); a copy that arrives while its original is
 still being handled is dispatched too.
 
 Bad input never stops the consumer: a body that is not a notification (not
-JSON, no known priority, no event type or publisher) is logged once at
-ERROR, cut to 200 characters a value, and rejected without requeue. An
+JSON, no known priority, no event type, a publisher that is not a string)
+is logged once at ERROR, cut to 200 characters a value, and rejected
+without requeue. An
 endpoint that raises is logged once at ERROR (its message cut, with its
 traceback). Nothing is logged per notification handled.
 
