@@ -84,7 +84,8 @@ class ITransport(Interface):
 
     The transport owns its connection lifecycle: after L{start} it connects,
     and on every (re)connection it declares again every exchange, queue and
-    binding that a live consumer needs and restarts the consumers. A broker
+    binding that a live consumer needs, and every queue given to
+    L{declare_queue}, and restarts the consumers. A broker
     that cannot be reached is logged and retried, never raised to the caller
     of L{start}.
     """

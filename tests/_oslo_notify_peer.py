@@ -29,29 +29,15 @@ import sys
 import threading
 
 import oslo_messaging as om
-from oslo_config import cfg
+
+# The script's own folder is on sys.path: the RPC peer's oslo.config set-up.
+from _oslo_peer import oslo_conf
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 
-def _conf(exchange):
-    om.set_transport_defaults(control_exchange=exchange)
-    conf = cfg.ConfigOpts()
-    conf([], project="novasvc-notify-interop")
-    # oslo.messaging 18 registers these groups only on the global cfg.CONF.
-    try:
-        from oslo_messaging._metrics import client as metrics
-        from oslo_messaging._tracing import client as tracing
-    except ImportError:
-        pass
-    else:
-        conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
-        conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
-    return conf
-
-
 def notifier(url, exchange, actions):
-    transport = om.get_notification_transport(_conf(exchange), url=url)
+    transport = om.get_notification_transport(oslo_conf(exchange), url=url)
     try:
         for action in json.loads(actions):
             sender = om.Notifier(transport, publisher_id=action.get("publisher_id", "oslo.peer"),
@@ -105,7 +91,7 @@ class _Endpoint:
 
 def listener(url, exchange, spec):
     spec = json.loads(spec)
-    transport = om.get_notification_transport(_conf(exchange), url=url)
+    transport = om.get_notification_transport(oslo_conf(exchange), url=url)
     targets = [om.Target(topic=topic) for topic in spec.get("topics", ["notifications"])]
     server = om.get_notification_listener(transport, targets, [_Endpoint(spec, threading.Lock())],
                                           executor="threading", pool=spec.get("pool"),
