@@ -22,12 +22,14 @@ __all__ = ["CommandLoop", "get_transport"]
 Handler = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 
 
-def get_transport(url: str, exchange: str) -> Any:
+def get_transport(url: str, exchange: str, notification: bool = False) -> Any:
     """
     @param url: the AMQP URL (C{rabbit://...}); its query may carry
         C{[oslo_messaging_rabbit]} options, as oslo.messaging allows.
     @param exchange: the control exchange.
-    @return: an oslo.messaging RPC transport with every other option at its
+    @param notification: make a notification transport
+        (C{get_notification_transport}) instead of an RPC one.
+    @return: an oslo.messaging transport with every other option at its
         default.
     """
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -42,6 +44,8 @@ def get_transport(url: str, exchange: str) -> Any:
     else:
         conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
         conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    if notification:
+        return oslo_messaging.get_notification_transport(conf, url=url)
     return oslo_messaging.get_rpc_transport(conf, url=url)
 
 

@@ -60,6 +60,20 @@ class Manager(PeriodicTasks):
         manager's requests (see L{novasvc.serializer}): an instance, or a
         class or zero-argument factory called once by the service; C{None}:
         none. The configuration key C{serializer} beats it.
+    B{Notifications.} A manager that lists endpoints in
+    L{notification_endpoints} gets a notification listener started by its
+    service (see L{novasvc.notify.listener}); the manager itself is not an
+    endpoint unless listed.
+
+    @cvar notification_endpoints: the notification endpoint objects (methods
+        named by priority, an optional C{filter_rule}); empty: no listener.
+    @cvar notification_targets: the L{novasvc.rpc.target.Target}s listened
+        to; C{None}: one per topic of the configuration's
+        C{notifications.topics} when it has that key, else
+        C{Target(topic="notifications")}.
+    @cvar notification_pool: the listener's pool, or C{None}.
+    @cvar notification_allow_requeue: whether an endpoint's C{REQUEUE} (or
+        error) gives the notification back to the broker.
     @cvar options: the options of this manager's section (C{Sequence[Opt]}).
     @cvar config_section: the YAML section holding them (C{str}; default:
         the topic).
@@ -84,6 +98,10 @@ class Manager(PeriodicTasks):
     options: ClassVar[Sequence[Opt]] = ()
     config_section: ClassVar[Optional[str]] = None
     serializer: ClassVar[Optional[Any]] = None
+    notification_endpoints: Sequence[object] = ()
+    notification_targets: Optional[Sequence[Any]] = None
+    notification_pool: Optional[str] = None
+    notification_allow_requeue: bool = False
 
     rpc_hidden_names: ClassVar[FrozenSet[str]] = frozenset(
         {
@@ -100,6 +118,10 @@ class Manager(PeriodicTasks):
             "section",
             "load_driver",
             "serializer",
+            "notification_endpoints",
+            "notification_targets",
+            "notification_pool",
+            "notification_allow_requeue",
             # Not defined here, but read by the Service (Service.create takes
             # a manager class's topic when no binary names one).
             "topic",

@@ -31,6 +31,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
+from novasvc._notification_listener import manager_listener
 from novasvc._reactor import global_reactor_if_none
 from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
@@ -79,6 +80,10 @@ class Service(AsyncMultiService):
         L{novasvc.serializer}): what the C{serializer} configuration key
         names, else what the manager's C{serializer} attribute gives; or
         C{None}.
+    @ivar notification_listener: the
+        L{novasvc.notify.listener.NotificationListener} of the manager's
+        C{notification_endpoints} (started after the RPC server, stopped
+        and drained before it), or C{None} when it lists none.
     @ivar db: the manager's L{IDatabaseAPI}, or C{None}; stopped after the
         manager's C{cleanup_host}.
     @ivar tracing: the L{novasvc.tracing.Tracing} of the service's RPC when
@@ -134,6 +139,8 @@ class Service(AsyncMultiService):
             reply_retry_timeout=config.kombu_missing_consumer_retry_timeout, tracing=self.tracing,
             serializer=self.serializer,
         )
+        self.notification_listener = manager_listener(manager, transport, config, clock=clock,
+                                                      serializer=getattr(self, "serializer", None))
         if self.tracing is not None:
             # First to start, last to stop: it flushes the spans of the stop.
             _Step(start=self.tracing.start, stop=self.tracing.stop, name="tracing").setServiceParent(self)
@@ -144,6 +151,9 @@ class Service(AsyncMultiService):
         _Step(start=transport.start, stop=transport.stop, name="transport").setServiceParent(self)
         _Step(start=self._start_record, stop=self._stop_record, name="record").setServiceParent(self)
         _Step(start=self.rpcserver.start, stop=self._drain_rpc, name="rpc").setServiceParent(self)
+        if self.notification_listener is not None:
+            _Step(start=self.notification_listener.start, stop=self._drain_notifications,
+                  name="notifications").setServiceParent(self)
         _Step(start=manager.post_start_hook, name="post_start_hook").setServiceParent(self)
         if report_interval:
             ReportStateService(
@@ -414,6 +424,9 @@ class Service(AsyncMultiService):
         d = self.rpcserver.stop()
         d.addCallback(lambda _: self.rpcserver.wait(self.config.graceful_shutdown_timeout or None))
         return d
+
+    def _drain_notifications(self) -> defer.Deferred:
+        return self.notification_listener.wait(self.config.graceful_shutdown_timeout or None)  # type: ignore
 
     def _retry(self, what: str, attempt: Callable[[], defer.Deferred]) -> defer.Deferred:
         """

@@ -469,6 +469,86 @@ class SerializerBenchTests(SynchronousTestCase):
             self.assertIn(label, process.stdout)
 
 
+class NotificationsBenchTests(SynchronousTestCase):
+    """
+    C{bench/notifications.py} end to end on tiny counts.
+    """
+
+    def test_quick_run(self):
+        """
+        When C{bench/notifications.py} runs one rep of 50 notifications with
+        C{--output}, then it exits 0 and its report has a row per
+        measurement and the three ratios to oslo.messaging, also written to
+        the file.
+        """
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        output = os.path.abspath(self.mktemp())
+        process = subprocess.run(
+            [sys.executable, os.path.join(BENCH, "notifications.py"), "--count", "50", "--reps", "1",
+             "--output", output], cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
+        )
+        self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
+        for row in ("| sent/s: novasvc Notifier, all at once | ", "| sent/s: novasvc Notifier, one after the other | ",
+                    "| sent/s: oslo.messaging Notifier | ", "| received/s: novasvc NotificationListener | ",
+                    "| received/s: oslo.messaging listener | ", "| sent/s, all at once | ",
+                    "| sent/s, one after the other | ", "| received/s | ", "| CPU per notification received | "):
+            self.assertIn(row, process.stdout)
+        with open(output, encoding="utf-8") as f:
+            self.assertEqual(f.read(), process.stdout.rstrip("\n") + "\n")
+
+
+class NotificationsReadmeTests(SynchronousTestCase):
+    """
+    The README's figures of C{bench/notifications.py} are those of
+    C{bench/NOTIFICATIONS.md}.
+    """
+
+    def test_figures(self):
+        """
+        When the README's "Listening" section quotes the benchmark, then
+        its rates (two significant figures), ratios (one decimal) and CPU
+        seconds (two decimals) are the medians of bench/NOTIFICATIONS.md.
+        """
+        import re
+        from decimal import ROUND_HALF_UP, Decimal
+
+        with open(os.path.join(BENCH, "NOTIFICATIONS.md"), encoding="utf-8") as f:
+            report = f.read()
+        medians = {title: (Decimal(rate.replace(",", "")), Decimal(cpu)) for title, rate, cpu in
+                   re.findall(r"^\| (sent/s: [^|]+|received/s: [^|]+) \| ([\d,]+) \([^)]*\) \| ([\d.]+) \|$",
+                              report, re.M)}
+        ratios = {title: Decimal(value) for title, value in
+                  re.findall(r"^\| ((?:sent|received)/s[^|]*|CPU per [^|]*) \| ([\d.]+) \| [\d., ]+ \|$", report,
+                             re.M)}
+
+        def rate(title):
+            value = medians[title][0]
+            step = Decimal(10) ** (len(str(int(value))) - 2)
+            return f"{int((value / step).quantize(Decimal(1), ROUND_HALF_UP) * step):,}"
+
+        def one(value):
+            return str(value.quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+        def cpu(title):
+            return str(medians[title][1].quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+        with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        listener, oslo_listener = "received/s: novasvc NotificationListener", "received/s: oslo.messaging listener"
+        sent_all, sent_one = "sent/s: novasvc Notifier, all at once", "sent/s: novasvc Notifier, one after the other"
+        sent_oslo = "sent/s: oslo.messaging Notifier"
+        self.assertIn(f"at {rate(listener)} a second against {rate(oslo_listener)} for oslo.messaging's "
+                      f"({one(ratios['received/s'])} times as fast, {cpu(listener)} against {cpu(oslo_listener)} "
+                      "CPU seconds per 1,000)", readme)
+        self.assertIn(f"sent {rate(sent_all)} a second all at once against oslo's {rate(sent_oslo)} "
+                      f"({one(ratios['sent/s, all at once'])} times), or {rate(sent_one)} one after the other",
+                      readme)
+        self.assertIn(f"as oslo's blocking call does ({one(ratios['sent/s, one after the other'])} times)", readme)
+        self.assertIn(f"novasvc's listener spent {one(ratios['CPU per notification received'])} times less CPU than "
+                      f"oslo's, its notifier {one(ratios['CPU per notification sent, all at once'])} times less",
+                      readme)
+
+
 class OsloProtocolFormatTests(SynchronousTestCase):
     """
     The oslo-protocol floor writes and reads the messages novasvc's wire

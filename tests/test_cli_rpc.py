@@ -9,14 +9,15 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
 from typing import Any, Dict, List, Optional, Tuple
 
-from twisted.internet import defer, task
+from twisted.internet import defer, protocol, task
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import novasvc.transport
 from novasvc import tap
@@ -31,6 +32,8 @@ from novasvc.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, Queue
 from novasvc.transport.url import TLSOptions
+from novasvc.notify.message import PRIORITIES
+from tests._notify_helpers import send
 from tests.test_rpc_server import Manager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1010,3 +1013,278 @@ class NotifyTests(SynchronousTestCase):
         [message] = self.sent("notifications.warn")
         self.assertEqual((message["publisher_id"], message["event_type"], message["payload"]),
                          ("ops.host1", "disk.full", {"free": 0}))
+
+
+class _ShutdownClock(task.Clock):
+    """
+    A clock with the reactor's system event triggers: L{shutdown} runs the
+    "before shutdown" ones, as SIGINT or SIGTERM does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.triggers: Dict[Any, Any] = {}
+
+    def addSystemEventTrigger(self, phase: str, event: str, callable: Any, *args: Any) -> Any:
+        key = object()
+        self.triggers[key] = (phase, event, callable)
+        return key
+
+    def removeSystemEventTrigger(self, key: Any) -> None:
+        del self.triggers[key]
+
+    def shutdown(self) -> List[Any]:
+        return [callable() for phase, event, callable in list(self.triggers.values())
+                if (phase, event) == ("before", "shutdown")]
+
+
+class ListenTests(SynchronousTestCase):
+    """
+    C{novasvc-rpc listen}: parsing, and listening on an in-memory broker.
+    """
+
+    def setUp(self) -> None:
+        self.clock = _ShutdownClock()
+        self.broker = MemoryBroker()
+        self.stdout = io.StringIO()
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+        self.sender = MemoryTransport(broker=self.broker, clock=self.clock)
+
+    def run_cli(self, *argv: str) -> defer.Deferred:
+        def factory(url: str, reactor: Any) -> MemoryTransport:
+            self.transport = StoppableTransport(broker=self.broker, clock=reactor)
+            return self.transport
+
+        return cli.run(self.clock, cli.parse_arguments(list(argv), environ={}), transport_factory=factory,
+                       stdout=self.stdout, stderr=self.stderr)
+
+    def lines(self) -> List[dict]:
+        return [json.loads(line) for line in self.stdout.getvalue().splitlines()]
+
+    def test_parse(self) -> None:
+        """
+        When listen is parsed, then the topic, priorities (default: all
+        seven, in oslo's order), pool, exchange and count are there.
+        """
+        args = cli.parse_arguments(["listen", "notifications"], environ={})
+        self.assertEqual((args.command, args.topic, args.priorities, args.pool, args.exchange, args.count),
+                         ("listen", "notifications", list(PRIORITIES), None, None, None))
+        args = cli.parse_arguments(["--control-exchange", "nova", "listen", "--priority", "error", "--priority",
+                                    "info", "--pool", "p", "--exchange", "x", "--count", "3", "t"], environ={})
+        self.assertEqual((args.topic, args.priorities, args.pool, args.exchange, args.count, args.control_exchange),
+                         ("t", ["info", "error"], "p", "x", 3, "nova"))
+
+    def test_parse_refused(self) -> None:
+        """
+        When listen gets a call/cast/notify option, an unknown priority, a
+        bad topic, an empty pool, a count below 1 or no topic, then usage
+        error 64.
+        """
+        for argv in (["listen", "--server", "h", "t"], ["--fanout", "listen", "t"], ["--timeout", "3", "listen",
+                     "t"], ["listen", "--priority", "loud", "t"], ["listen", "a b"], ["listen", "--pool", " ", "t"],
+                     ["listen", "--count", "0", "t"], ["listen"], ["listen", "t", "extra"]):
+            error = self.assertRaises(SystemExit, cli.parse_arguments, argv, environ={})
+            self.assertEqual(error.code, cli.EXIT_USAGE, argv)
+
+    def test_prints_each_notification(self) -> None:
+        """
+        When a notification comes, then it is printed as one JSON line with
+        the priority, event type, publisher id, payload, ctxt and metadata;
+        on shutdown (SIGINT, SIGTERM) the status is 0 and the transport is
+        stopped.
+        """
+        d = self.run_cli("listen", "notifications")
+        self.assertIn("novasvc-rpc: listening to notifications.{audit,debug,info,warn,error,critical,sample} on "
+                      "exchange openstack through queue novasvc-rpc-listen-", self.stderr.getvalue())
+        send(self.sender, "warn", "disk.full", {"free": 0}, publisher_id="ops.h1", context={"user_id": "u1"},
+             message_id="m-1", timestamp="2026-01-02 03:04:05")
+        send(self.sender, "info", "volume.create.end", [1, "two"])
+        self.assertNoResult(d)
+        first, second = self.lines()
+        self.assertEqual(list(first), ["priority", "event_type", "publisher_id", "payload", "ctxt", "metadata"])
+        self.assertEqual(first, {"priority": "warn", "event_type": "disk.full", "publisher_id": "ops.h1",
+                                 "payload": {"free": 0}, "ctxt": {"user_id": "u1", "client_timeout": None},
+                                 "metadata": {"message_id": "m-1", "timestamp": "2026-01-02 03:04:05"}})
+        self.assertEqual((second["priority"], second["payload"]), ("info", [1, "two"]))
+        self.clock.shutdown()
+        self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
+        self.assertTrue(self.transport.stopped)
+
+    def test_private_queue(self) -> None:
+        """
+        When listen runs without --pool, then it listens through a private
+        auto-delete queue with x-expires (the file's transient_queues_ttl),
+        so the queue a notifier declared, and other listeners, still get
+        every notification; the queue goes once it stops.
+        """
+        self.broker.declare_queue(Queue("notifications.info",
+                                        bindings=(Binding(Exchange("openstack", "topic"), "notifications.info"),)))
+        d = self.run_cli("listen", "notifications")
+        [private] = [name for name in self.broker.queues if name.startswith("novasvc-rpc-listen-")]
+        spec = self.broker.queues[private].spec
+        self.assertTrue(spec.auto_delete)
+        self.assertEqual(spec.arguments_dict(), {"x-expires": 1800000})
+        send(self.sender, "info", "e")
+        self.assertEqual(len(self.lines()), 1)
+        self.assertEqual(len(self.broker.queues["notifications.info"].messages), 1)
+        self.clock.shutdown()
+        self.successResultOf(d)
+        self.assertNotIn(private, self.broker.queues)
+
+    def test_pool(self) -> None:
+        """
+        When listen runs with --pool, then it consumes the pool's queue,
+        shared with the pool's other listeners.
+        """
+        self.run_cli("listen", "--pool", "auditors", "notifications")
+        spec = self.broker.queues["auditors"].spec
+        self.assertFalse(spec.auto_delete)
+        self.assertEqual(spec.arguments_dict(), {})
+        self.assertEqual(len(self.broker.queues["auditors"].bindings), 7)
+
+    def test_priorities_exchange_count(self) -> None:
+        """
+        When --priority, --exchange and --count are given, then only those
+        priorities on that exchange are printed, and it exits 0 after the
+        count.
+        """
+        d = self.run_cli("listen", "--priority", "error", "--exchange", "nova", "--count", "2", "t")
+        send(self.sender, "info", "skipped", topic="t", exchange="nova")
+        send(self.sender, "error", "elsewhere", topic="t")
+        send(self.sender, "error", "one", topic="t", exchange="nova")
+        self.assertNoResult(d)
+        send(self.sender, "error", "two", topic="t", exchange="nova")
+        self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
+        self.assertEqual([line["event_type"] for line in self.lines()], ["one", "two"])
+        self.assertEqual(self.clock.triggers, {})
+
+    def test_config_file(self) -> None:
+        """
+        When listen reads --config, then the file's control exchange and
+        transient_queues_ttl apply (the private queue's x-expires).
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("control_exchange: nova\ntransient_queues_ttl: 60\n")
+        self.run_cli("-c", path, "listen", "t")
+        [private] = [name for name in self.broker.queues if name.startswith("novasvc-rpc-listen-")]
+        state = self.broker.queues[private]
+        self.assertEqual(state.spec.arguments_dict(), {"x-expires": 60000})
+        self.assertEqual({exchange for exchange, _ in state.bindings}, {"nova"})
+
+    def test_readme_command(self) -> None:
+        """
+        When the README's listen command runs, then it prints the error and
+        warn notifications of the topic notifications only.
+        """
+        text = _readme()
+        section = text[text.index("\nListening\n~~~"):]
+        [line] = [line.strip() for line in section.splitlines() if line.strip().startswith("$ novasvc-rpc listen")]
+        self.run_cli(*shlex.split(line)[2:])
+        for priority in ("info", "warn", "error"):
+            send(self.sender, priority, f"e.{priority}")
+        self.assertEqual([entry["priority"] for entry in self.lines()], ["warn", "error"])
+
+    def test_closed_stdout(self) -> None:
+        """
+        When stdout is closed (a pipe into head), then listen stops and
+        exits 0.
+        """
+        d = self.run_cli("listen", "t")
+        self.stdout.close()
+        send(self.sender, "info", "e", topic="t")
+        self.assertEqual(self.successResultOf(d), cli.EXIT_OK)
+
+
+class ListenProcessTests(TestCase):
+    """
+    C{novasvc-rpc listen} in a real process on the local RabbitMQ (a vhost
+    of its own): a notification a novasvc Notifier sends is printed as its
+    JSON line, and SIGINT or SIGTERM ends it with 0, its queue gone.
+    """
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        from tests.test_transport_amqp import make_vhost
+
+        self.vhost = yield make_vhost(self)
+        self.url = f"rabbit://guest:guest@127.0.0.1:5672/{self.vhost}"
+
+    @defer.inlineCallbacks
+    def listen_and_send(self, stop: int) -> Any:
+        from twisted.internet import reactor
+
+        from novasvc.context import RequestContext
+        from novasvc.notify import Notifier
+        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport.url import TransportURL
+        from tests._services import poll
+        from tests.test_transport_amqp import Admin
+
+        process = _Lines()
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        reactor.spawnProcess(process, sys.executable, [
+            sys.executable, "-c", "from novasvc.cli.rpc import main; main()", "--transport-url", self.url,
+            "listen", "volume"], env=env)
+        yield poll(lambda: "listening" in process.err, "listen consuming")
+        queue = process.err.split("through queue ")[1].split(";")[0]
+        transport = AMQPTransport(TransportURL.parse(self.url), reactor=reactor)
+        transport.start()
+        self.addCleanup(transport.stop)
+        notifier = Notifier(transport, "volume.h1", topics=["volume"], clock=reactor)
+        yield notifier.error(RequestContext(user_id="u1", request_id="req-1"), "volume.fail", {"why": "disk"})
+        yield poll(lambda: process.out.endswith("\n"), "the printed line")
+        [line] = [json.loads(text) for text in process.out.splitlines()]
+        process.transport.signalProcess(stop)
+        code = yield process.ended
+        admin = Admin(self.vhost)
+        self.addCleanup(admin.close)
+        return line, code, admin.message_count(queue), process.err
+
+    @defer.inlineCallbacks
+    def test_sigint(self) -> Any:
+        """
+        When a notification is sent to the topic, then the process prints
+        it as one JSON line; on SIGINT it exits 0 and its queue is gone.
+        """
+        line, code, left, err = yield self.listen_and_send(signal.SIGINT)
+        self.assertEqual(list(line), ["priority", "event_type", "publisher_id", "payload", "ctxt", "metadata"])
+        self.assertEqual((line["priority"], line["event_type"], line["publisher_id"], line["payload"]),
+                         ("error", "volume.fail", "volume.h1", {"why": "disk"}))
+        self.assertEqual((line["ctxt"]["user_id"], line["ctxt"]["request_id"]), ("u1", "req-1"))
+        self.assertEqual(set(line["metadata"]), {"message_id", "timestamp"})
+        self.assertEqual(code, 0, err)
+        self.assertIsNone(left)
+
+    @defer.inlineCallbacks
+    def test_sigterm(self) -> Any:
+        """
+        When the process gets SIGTERM, then it exits 0 too, its queue gone.
+        """
+        line, code, left, err = yield self.listen_and_send(signal.SIGTERM)
+        self.assertEqual(line["event_type"], "volume.fail")
+        self.assertEqual(code, 0, err)
+        self.assertIsNone(left)
+
+
+class _Lines(protocol.ProcessProtocol):
+    """
+    A child's stdout and stderr as text; C{ended} fires with its exit code.
+    """
+
+    def __init__(self) -> None:
+        self.out = ""
+        self.err = ""
+        self.ended: defer.Deferred = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data.decode()
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data.decode()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(reason.value.exitCode)

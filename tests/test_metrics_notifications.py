@@ -59,3 +59,59 @@ class NotificationCountsTests(SynchronousTestCase):
         recorder.notifier.count("a", "info", SENT)
         recorder.notifier.count("b", "info", SENT)
         self.assertEqual([label for label, _, _ in recorder.notifier.counts()], [OTHER, "a"])
+
+
+class _Listener:
+    def __init__(self, inflight: int) -> None:
+        self.inflight = inflight
+
+
+class NotificationListenerMetricsTests(SynchronousTestCase):
+    """
+    L{novasvc.metrics.NotificationListenerMetrics}: what the listeners
+    received, and how many they are handling.
+    """
+
+    def test_counts(self) -> None:
+        """
+        When notifications are counted, then each event type and priority
+        has a count per listener outcome; an unknown outcome is a KeyError.
+        """
+        from novasvc.metrics import LISTENER_OUTCOMES
+
+        metrics = Recorder().notification_listener
+        self.assertEqual(LISTENER_OUTCOMES, ("handled", "requeued", "error", "malformed", "duplicate"))
+        metrics.count("vol.a", "info", "handled")
+        metrics.count("vol.a", "info", "requeued")
+        metrics.count("<unknown>", "<unknown>", "malformed")
+        self.assertEqual(metrics.counts(), [
+            ("<unknown>", "<unknown>", dict.fromkeys(LISTENER_OUTCOMES, 0) | {"malformed": 1}),
+            ("vol.a", "info", dict.fromkeys(LISTENER_OUTCOMES, 0) | {"handled": 1, "requeued": 1}),
+        ])
+        self.assertRaises(KeyError, metrics.count, "vol.a", "info", "sent")
+
+    def test_recorder(self) -> None:
+        """
+        When a recorder's listener metrics are read twice, then they are the
+        same object, bounded by the recorder's label limit.
+        """
+        recorder = Recorder(max_label_values=1)
+        self.assertIs(recorder.notification_listener, recorder.notification_listener)
+        recorder.notification_listener.count("a", "info", "handled")
+        recorder.notification_listener.count("b", "info", "handled")
+        self.assertEqual([label for label, _, _ in recorder.notification_listener.counts()], [OTHER, "a"])
+
+    def test_inflight(self) -> None:
+        """
+        When listeners are watched, then inflight sums theirs at read time,
+        and forgets those garbage collected.
+        """
+        metrics = Recorder().notification_listener
+        first, second = _Listener(2), _Listener(3)
+        metrics.watch(first)
+        metrics.watch(second)
+        self.assertEqual(metrics.inflight, 5)
+        second.inflight = 0
+        del first
+        self.assertEqual(metrics.inflight, 0)
+        self.assertEqual(len(metrics._listeners), 1)

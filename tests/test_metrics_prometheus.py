@@ -89,6 +89,9 @@ def _filled() -> Tuple[Recorder, _Server]:
     recorder.notifier.count("volume.create.end", "info", "sent")
     recorder.notifier.count("volume.create.end", "info", "failed")
     recorder.notifier.count("volume.create.end", "info", "sent")
+    recorder.notification_listener.watch(server)
+    recorder.notification_listener.count("volume.create.end", "info", "handled")
+    recorder.notification_listener.count("<unknown>", "<unknown>", "malformed")
     return recorder, server
 
 
@@ -118,6 +121,8 @@ class RenderTests(SynchronousTestCase):
             "novasvc_periodic_task_runs_total": "counter",
             "novasvc_periodic_task_duration_seconds": "histogram",
             "novasvc_notifications_sent_total": "counter",
+            "novasvc_notifications_received_total": "counter",
+            "novasvc_notification_listener_inflight": "gauge",
         })
         families = parse(body)
         self.assertEqual(value(families, "novasvc_broker_reconnects_total"), 0)
@@ -157,6 +162,26 @@ class RenderTests(SynchronousTestCase):
         sent = dict(event_type="volume.create.end", priority="info")
         self.assertEqual(value(families, "novasvc_notifications_sent_total", outcome="sent", **sent), 2)
         self.assertEqual(value(families, "novasvc_notifications_sent_total", outcome="failed", **sent), 1)
+        received = "novasvc_notifications_received_total"
+        self.assertEqual(value(families, received, outcome="handled", **sent), 1)
+        self.assertEqual(value(families, received, outcome="error", **sent), 0)
+        self.assertEqual(value(families, received, event_type="<unknown>", priority="<unknown>",
+                               outcome="malformed"), 1)
+        self.assertEqual(value(families, "novasvc_notification_listener_inflight"), 3)
+
+    def test_received_series_kept_small(self) -> None:
+        """
+        When notifications were received, then an event type and priority
+        has its handled, requeued and error series (even at 0), and its
+        malformed and duplicate series only once counted; <unknown> has its
+        malformed series only.
+        """
+        recorder, _server = _filled()
+        families = parse(render(recorder)[0])
+        series = {(s.labels["event_type"], s.labels["outcome"])
+                  for s in families["novasvc_notifications_received"].samples}
+        self.assertEqual(series, {("volume.create.end", "handled"), ("volume.create.end", "requeued"),
+                                  ("volume.create.end", "error"), ("<unknown>", "malformed")})
 
     def test_series_kept_small(self) -> None:
         """
@@ -201,7 +226,7 @@ class RenderTests(SynchronousTestCase):
         """
         recorder = Recorder()
         collector = RecorderCollector(recorder)
-        self.assertEqual(len(list(collector.collect())), 10)
+        self.assertEqual(len(list(collector.collect())), 12)
         recorder.broker_reconnect()
         [reconnects] = [f for f in collector.collect() if f.name == "novasvc_broker_reconnects"]
         self.assertEqual(reconnects.samples[0].value, 1)

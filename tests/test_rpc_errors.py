@@ -240,3 +240,28 @@ class QuoteTests(SynchronousTestCase):
                 raise RuntimeError("no")
 
         self.assertIn("Bad", errors.quote(Bad()))
+
+    def test_clipped_traceback(self) -> None:
+        """
+        When a failure is shown through ClippedTraceback, then it reads as a
+        traceback whose last line names the error's class and its message
+        cut to 200 characters.
+        """
+        from twisted.python.failure import Failure
+
+        try:
+            raise KeyError("k" * 1000)
+        except KeyError:
+            failure = Failure()
+        text = str(errors.ClippedTraceback(failure))
+        self.assertTrue(text.startswith("Traceback (most recent call last):\n"))
+        self.assertIn("test_rpc_errors.py", text)
+        last = text.splitlines()[-1]
+        self.assertTrue(last.startswith("KeyError: "), last)
+        self.assertIn("(1002 characters)", last)
+        self.assertLess(len(last), 300)
+        try:
+            raise MalformedMessage("bad")
+        except MalformedMessage:
+            failure = Failure()
+        self.assertIn("novasvc.rpc.errors.MalformedMessage: ", str(errors.ClippedTraceback(failure)))

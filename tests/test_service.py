@@ -882,6 +882,179 @@ class SerializerTests(ServiceTestMixin, SynchronousTestCase):
         self.assertIsNone(RPCClient.from_config(MemoryTransport(clock=task.Clock()), Config()).serializer)
 
 
+class Audit:
+    """
+    A notification endpoint for L{ListeningManager}: records its calls, and
+    returns what C{results} holds (a Deferred stays pending).
+    """
+
+    def __init__(self):
+        self.seen = []
+        self.results = []
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.seen.append((ctxt, event_type, payload))
+        return self.results.pop(0) if self.results else None
+
+
+class ListeningManager(Manager):
+    """
+    A manager with a notification endpoint (and an info method of its own,
+    which is not one).
+    """
+
+    topic = "listening"
+
+    def __init__(self, *args, **kwargs):
+        Manager.__init__(self, *args, **kwargs)
+        self.audit = Audit()
+        self.notification_endpoints = [self.audit]
+        self.own = []
+
+    def info(self, ctxt, *args):
+        self.own.append(args)
+
+
+class NotificationListenerTests(ServiceTestMixin, SynchronousTestCase):
+    """
+    A manager's notification_endpoints get a listener, a child of the
+    service after the RPC server.
+    """
+
+    def notify(self, event_type="volume.create.end", topic="notifications", exchange="openstack", **kwargs):
+        from tests._notify_helpers import send
+
+        send(MemoryTransport(broker=self.broker, clock=self.clock), "info", event_type, topic=topic,
+             exchange=exchange, **kwargs)
+
+    def test_none_without_endpoints(self):
+        """
+        When the manager lists no notification endpoint, then the service
+        has no listener and no notifications step.
+        """
+        service = self.make()
+        self.assertIsNone(service.notification_listener)
+        self.assertNotIn("notifications", [child.name for child in service])
+
+    def test_listener_after_rpc(self):
+        """
+        When the manager lists endpoints, then a listener on the topic
+        "notifications" of the control exchange starts right after the RPC
+        server, and the endpoints (not the manager) get the notifications.
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, control_exchange="nova")
+        service = self.make(manager=ListeningManager, config=config)
+        names = [child.name for child in service]
+        self.assertEqual(names[names.index("rpc") + 1], "notifications")
+        self.successResultOf(service.startService())
+        self.notify(exchange="nova", context={"user_id": "u1"}, payload={"size": 1})
+        self.assertEqual(service.manager.audit.seen, [({"user_id": "u1", "client_timeout": None}, "volume.create.end", {"size": 1})])
+        self.assertEqual(service.manager.own, [])
+        self.assertEqual([q.name for q in service.notification_listener.queues], ["notifications.info"])
+
+    def test_manager_settings(self):
+        """
+        When the manager sets notification_targets, notification_pool and
+        notification_allow_requeue, then the listener uses them.
+        """
+
+        class Pooled(ListeningManager):
+            notification_targets = [Target(topic="versioned", exchange="other")]
+            notification_pool = "auditors"
+            notification_allow_requeue = True
+
+        service = self.make(manager=Pooled)
+        listener = service.notification_listener
+        self.assertEqual([q.name for q in listener.queues], ["auditors"])
+        self.assertEqual(listener.queues[0].bindings[0].exchange.name, "other")
+        self.assertTrue(listener.allow_requeue)
+        self.successResultOf(service.startService())
+        service.manager.audit.results.append("requeue")
+        self.notify("again", topic="versioned", exchange="other")
+        self.assertEqual([event for _, event, _ in service.manager.audit.seen], ["again", "again"])
+
+    def test_default_targets_from_config(self):
+        """
+        When the configuration has notifications.topics, then the default
+        targets are one per topic; else the topic "notifications".
+        """
+        from types import SimpleNamespace
+
+        from novasvc._notification_listener import default_targets
+
+        config = SimpleNamespace(notifications=SimpleNamespace(topics=["a", "b"]))
+        self.assertEqual(default_targets(config), [Target(topic="a"), Target(topic="b")])
+        self.assertEqual(default_targets(SimpleNamespace(notifications=SimpleNamespace(topics="one"))),
+                         [Target(topic="one")])
+        self.assertEqual(default_targets(Config()), [Target(topic="notifications")])
+
+    def test_serializer(self):
+        """
+        When the manager has a serializer object, then the listener
+        deserializes the context with it.
+        """
+        from novasvc.context import RequestContext
+        from novasvc.serializer import RequestContextSerializer
+
+        class Serialized(ListeningManager):
+            serializer = RequestContextSerializer()
+
+        service = self.make(manager=Serialized)
+        self.successResultOf(service.startService())
+        self.notify(context={"user_id": "u1"})
+        [(ctxt, _, _)] = service.manager.audit.seen
+        self.assertIsInstance(ctxt, RequestContext)
+        self.assertEqual(ctxt.user_id, "u1")
+
+    def test_stop_drains_before_rpc(self):
+        """
+        When the service stops while an endpoint runs, then the listener
+        stops consuming and waits for it while the RPC server still
+        consumes; then the RPC server drains and cleanup_host runs.
+        """
+        service = self.make(manager=ListeningManager)
+        self.successResultOf(service.startService())
+        pending = defer.Deferred()
+        service.manager.audit.results.append(pending)
+        self.notify()
+        stopping = service.stopService()
+        self.assertNoResult(stopping)
+        self.assertTrue(service.rpcserver._consumers)
+        self.assertEqual(service.notification_listener.inflight, 1)
+        pending.callback(None)
+        self.successResultOf(stopping)
+        self.assertFalse(service.rpcserver._consumers)
+        self.assertEqual(len(self.broker.queues["notifications.info"].messages), 0)
+
+    def test_graceful_timeout_bounds_the_drain(self):
+        """
+        When an endpoint outlasts graceful_shutdown_timeout, then the stop
+        goes on after it, and the notification goes back to its queue.
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, graceful_shutdown_timeout=10)
+        service = self.make(manager=ListeningManager, config=config)
+        self.successResultOf(service.startService())
+        service.manager.audit.results.append(defer.Deferred())
+        self.notify()
+        stopping = service.stopService()
+        self.clock.advance(10)
+        self.successResultOf(stopping)
+        self.assertEqual(len(self.broker.queues["notifications.info"].messages), 1)
+
+    def test_hidden_over_rpc(self):
+        """
+        When a client calls one of the notification attributes, then the
+        dispatcher refuses it.
+        """
+        for name in ("notification_endpoints", "notification_targets", "notification_pool",
+                     "notification_allow_requeue"):
+            self.assertIn(name, Manager.rpc_hidden_names)
+        service = self.make(manager=ListeningManager)
+        self.successResultOf(service.startService())
+        failure = self.failureResultOf(self.client("listening").call({}, "notification_pool"))
+        self.assertIn("NoSuchMethod", str(failure.value))
+
+
 class ImportCostTests(SynchronousTestCase):
     """
     A service on the memory store does not pay for SQL.

@@ -7,6 +7,7 @@ Usage::
 
     novasvc-rpc [options] call|cast [options] TOPIC METHOD [key=VALUE ...]
     novasvc-rpc [options] notify [options] EVENT_TYPE [key=VALUE ...]
+    novasvc-rpc [options] listen [options] TOPIC
 
 Every option may come before or after C{call|cast}:
 
@@ -49,6 +50,13 @@ and C{--rpc-version} are refused there. It exits 0 once the broker
 confirmed the notification on every topic, 1 when it was not sent
 (C{error: ...}), 2 when no confirmation came within C{--timeout}.
 
+C{listen} prints each notification of C{TOPIC} as one JSON line until
+Ctrl-C, SIGINT or SIGTERM, then exits 0: C{--priority} (repeatable;
+default all seven), C{--pool NAME} (join that pool; without it, a private
+auto-deleted queue takes nothing from other listeners), C{--exchange}
+(default the control exchange), C{--count N} (exit after N); see
+L{novasvc.cli._listen}.
+
 Output and exit status:
 
   - B{0}: C{call} printed the result as one line of JSON on stdout; C{cast}
@@ -77,6 +85,7 @@ from typing import IO, Any, Callable, Dict, List, Mapping, NoReturn, Optional, S
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
+from novasvc.cli._listen import add_listen_command, parse_listen, run_listen
 from novasvc.config import DEFAULT_TRANSPORT_URL, Config, load_config
 from novasvc.context import get_admin_context
 from novasvc.exceptions import ConfigError, TransportError
@@ -141,11 +150,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.splitlines())}\n")
 
 
-def _add_options(parser: argparse.ArgumentParser, top: bool) -> None:
+def _add_options(parser: argparse.ArgumentParser, top: bool, request: bool = True) -> None:
     """
     Add the options to the top-level parser (C{top}) or to a sub-command's.
     A sub-command's options default to C{SUPPRESS}, so that one given before
-    the sub-command is not reset by it.
+    the sub-command is not reset by it. Without C{request}, only the broker
+    and configuration options.
     """
     def default(value: Any) -> Any:
         return value if top else argparse.SUPPRESS
@@ -161,16 +171,18 @@ def _add_options(parser: argparse.ArgumentParser, top: bool) -> None:
     where.add_argument("--control-exchange", metavar="NAME", default=default(None),
                        help="the topic exchange (default: the file's control_exchange, else openstack; "
                             "Nova uses nova)")
-    request = parser.add_argument_group("request")
-    request.add_argument("--server", metavar="HOST", default=default(None),
+    if not request:
+        return
+    group = parser.add_argument_group("request")
+    group.add_argument("--server", metavar="HOST", default=default(None),
                          help="address one host (<topic>.<server>)")
-    request.add_argument("--fanout", action="store_true", default=default(False),
+    group.add_argument("--fanout", action="store_true", default=default(False),
                          help="every server of the topic (cast only)")
-    request.add_argument("--timeout", metavar="SECONDS", type=float, default=default(None),
+    group.add_argument("--timeout", metavar="SECONDS", type=float, default=default(None),
                          help="seconds to wait for the reply or the broker's confirmation (default: the "
                               "file's rpc_response_timeout, else 60)")
-    request.add_argument("--namespace", default=default(None), help="the API namespace (e.g. baseapi)")
-    request.add_argument("--rpc-version", metavar="X.Y", default=default(None),
+    group.add_argument("--namespace", default=default(None), help="the API namespace (e.g. baseapi)")
+    group.add_argument("--rpc-version", metavar="X.Y", default=default(None),
                          help="the API version to ask for")
 
 
@@ -178,7 +190,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="novasvc-rpc", description="Call or cast an RPC method (oslo.messaging wire format).",
                      epilog=_EPILOG)
     _add_options(parser, top=True)
-    commands = parser.add_subparsers(dest="command", metavar="call|cast|notify", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="call|cast|notify|listen", required=True)
     for name, text in (("call", "call a method and print its result"),
                        ("cast", "send a method without waiting for it")):
         sub = commands.add_parser(name, help=text, description=text, epilog=_EPILOG)
@@ -188,6 +200,7 @@ def _build_parser() -> _Parser:
         sub.add_argument("arguments", nargs="*", metavar="key=VALUE",
                          help="keyword arguments: key=JSON, key=@FILE, key=@- (standard input) or key=@@TEXT")
     _add_notify_command(commands)
+    add_listen_command(commands, partial(_add_options, request=False))
     return parser
 
 
@@ -296,6 +309,8 @@ def parse_arguments(argv: Optional[Sequence[str]] = None, *, stdin: Optional[IO[
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command == "listen":
+        return parse_listen(parser, args, os.environ if environ is None else environ, _load_settings)
     if args.command == "notify":
         return _parse_notify(parser, args, os.environ if environ is None else environ,
                              sys.stdin if stdin is None else stdin)
@@ -516,7 +531,7 @@ def _run_notify(reactor: Any, transport: Any, args: argparse.Namespace, out: IO[
 #: The sub-commands that run without an RPC client: name -> runner
 #: C{(reactor, transport, args, out, err)} returning a C{Deferred} exit
 #: status.
-_COMMANDS: Dict[str, Callable[..., defer.Deferred]] = {"notify": _run_notify}
+_COMMANDS: Dict[str, Callable[..., defer.Deferred]] = {"notify": _run_notify, "listen": run_listen}
 
 
 def main(argv: Optional[List[str]] = None, *, react: Optional[Callable[..., Any]] = None,

@@ -3,15 +3,17 @@
 Metrics of a novasvc process: RPC requests by method and outcome, dispatch
 latency, requests in flight, duplicates dropped, malformed messages
 rejected, broker reconnections, report_state outcomes, periodic task runs
-and durations, notifications sent by event type, priority and outcome.
+and durations, notifications sent and received by event type, priority and
+outcome.
 
 L{Recorder} holds them as plain Python counters, cheap enough for the
 per-message path (a few dictionary and list operations per request). Every
 instrumented object (L{novasvc.rpc.server.RPCServer},
 L{novasvc.transport.amqp.AMQPTransport},
 L{novasvc.servicegroup.ReportStateService}, the periodic runner
-L{novasvc.periodic.PeriodicTasks}, L{novasvc.notify.Notifier}) writes to
-the process's recorder,
+L{novasvc.periodic.PeriodicTasks}, L{novasvc.notify.Notifier}, the
+notification listeners of L{novasvc.notify.listener}) writes to the
+process's recorder,
 L{get_recorder}, unless it was given its own.
 
 Exporting is separate: L{novasvc.metrics.prometheus} renders a recorder in
@@ -37,6 +39,7 @@ from novasvc.metrics._recorder import (
     RPCServerMetrics,
     get_recorder,
 )
+from novasvc.metrics._listener import LISTENER_OUTCOMES, NotificationListenerMetrics
 
 __all__ = [
     "Recorder",
@@ -57,4 +60,6 @@ __all__ = [
     "NotificationCounts",
     "SENT",
     "NOTIFIER_OUTCOMES",
+    "NotificationListenerMetrics",
+    "LISTENER_OUTCOMES",
 ]

@@ -292,6 +292,7 @@ class Recorder:
         self.broker_reconnects = 0
         self.report_state_outcomes = {OK: 0, FAILED: 0}
         self._notifier: Any = None
+        self._notification_listener: Any = None
 
     @property
     def notifier(self) -> Any:
@@ -305,6 +306,20 @@ class Recorder:
 
             counts = self._notifier = NotificationCounts(NOTIFIER_OUTCOMES, self._limit)
         return counts
+
+    @property
+    def notification_listener(self) -> Any:
+        """
+        The notifications received by the process's listeners, which they
+        all share: a L{novasvc.metrics.NotificationListenerMetrics} (made on
+        first use).
+        """
+        metrics = self._notification_listener
+        if metrics is None:
+            from novasvc.metrics._listener import NotificationListenerMetrics
+
+            metrics = self._notification_listener = NotificationListenerMetrics(self._limit)
+        return metrics
 
     # -- writers --------------------------------------------------------------
 

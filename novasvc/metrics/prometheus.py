@@ -23,12 +23,18 @@ which a test holds equal to what L{render} emits):
   - C{novasvc_periodic_task_duration_seconds{task}} (histogram)
   - C{novasvc_notifications_sent_total{event_type,priority,outcome}}
     (counter)
+  - C{novasvc_notifications_received_total{event_type,priority,outcome}}
+    (counter)
+  - C{novasvc_notification_listener_inflight} (gauge)
 
 Every family is emitted, even before anything was recorded. A method has
 its C{ok} and C{error} request series from its first request on, a refusal
 series (C{no_such_method}, C{unsupported_version}) once one happened; the
 method C{<unknown>} has refusal series only. An event type and priority
-sent at least once have a series for each outcome (C{sent}, C{failed}).
+sent at least once have a series for each outcome (C{sent}, C{failed}); one
+received has its C{handled}, C{requeued} and C{error} series, and
+C{malformed} and C{duplicate} once counted; the event type C{<unknown>}
+(malformed notifications) has its C{malformed} series only.
 """
 
 from typing import Iterator, Optional, Tuple
@@ -42,6 +48,7 @@ except ImportError as e:
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from novasvc.metrics._listener import UNKNOWN
 from novasvc.metrics._recorder import ERROR, FAILED, OK, UNKNOWN_METHOD, Histogram, Recorder, get_recorder
 
 __all__ = ["RecorderCollector", "render", "MetricsResource", "CONTENT_TYPE"]
@@ -49,6 +56,7 @@ __all__ = ["RecorderCollector", "render", "MetricsResource", "CONTENT_TYPE"]
 #: The C{Content-Type} of L{render}'s output (C{prometheus_client}'s).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
 _ALWAYS = (OK, ERROR)
+_ALWAYS_RECEIVED = ("handled", "requeued", "error")
 
 
 def _buckets(histogram: Histogram) -> list:
@@ -121,6 +129,7 @@ class RecorderCollector(Collector):
             durations.add_metric([task], _buckets(histogram), histogram.sum)
         yield from (runs, durations)
         yield _notifications_sent(recorder)
+        yield from _notifications_received(recorder)
 
 
 def _notifications_sent(recorder: Recorder) -> Metric:
@@ -132,6 +141,22 @@ def _notifications_sent(recorder: Recorder) -> Metric:
         for outcome, count in outcomes.items():
             sent.add_metric([event_type, priority, outcome], count)
     return sent
+
+
+def _notifications_received(recorder: Recorder) -> Iterator[Metric]:
+    listeners = recorder.notification_listener
+    received = CounterMetricFamily(
+        "novasvc_notifications_received", "Notifications received by the listeners, by event type, priority and "
+        "outcome (handled, requeued, error: acknowledged or given back as the endpoints said; malformed: "
+        "rejected; duplicate: acknowledged without dispatch).", labels=["event_type", "priority", "outcome"])
+    for event_type, priority, outcomes in listeners.counts():
+        for outcome, count in outcomes.items():
+            if count or (outcome in _ALWAYS_RECEIVED and event_type != UNKNOWN):
+                received.add_metric([event_type, priority, outcome], count)
+    yield received
+    yield GaugeMetricFamily("novasvc_notification_listener_inflight",
+                            "Notifications being handled now by the listeners (received, not yet settled).",
+                            value=listeners.inflight)
 
 
 def render(recorder: Optional[Recorder] = None) -> Tuple[bytes, str]:

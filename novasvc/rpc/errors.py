@@ -17,6 +17,8 @@ name is never a megabyte of log.
 import reprlib
 from typing import Any, Optional, Sequence, Union
 
+from twisted.python.failure import Failure, format_frames
+
 from novasvc.exceptions import NovaSvcError
 
 __all__ = [
@@ -75,6 +77,32 @@ def quote(value: Any) -> str:
         return _repr.repr(value)
     except Exception:  # a hostile __repr__, or a depth reprlib did not expect
         return f"<{type(value).__name__}>"
+
+
+class ClippedTraceback:
+    """
+    A failure's traceback for a log line, formatted only if an observer
+    shows it, its last line giving the error's class and its message cut by
+    L{clip} (an error may quote a client's value).
+    """
+
+    __slots__ = ("_failure",)
+
+    def __init__(self, failure: Failure) -> None:
+        """
+        @param failure: the failure whose traceback to show.
+        """
+        self._failure = failure
+
+    def __str__(self) -> str:
+        failure = self._failure
+        lines = ["Traceback (most recent call last):\n"]
+        format_frames(failure.frames, lines.append)
+        cls = failure.type
+        module, name = getattr(cls, "__module__", None), getattr(cls, "__qualname__", repr(cls))
+        lines.append(f"{name if module in (None, 'builtins') else f'{module}.{name}'}: "
+                     f"{clip(failure.getErrorMessage())}")
+        return "".join(lines)
 
 
 class RPCError(NovaSvcError):
