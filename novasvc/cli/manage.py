@@ -24,9 +24,19 @@ C{report_interval}; it reads but does not validate manager and driver
 sections. Options may come before or after the command.
 
 The work is synchronous (plain SQLAlchemy on an engine made as the
-service's store makes its own, L{novasvc.db.store.open_engine}): no
-reactor. The C{service} commands refuse a database whose schema is not at
-the newest revision, as a service does, with the same message.
+service's store makes its own, L{novasvc.db.store.open_engine}). The
+C{service} commands refuse a database whose schema is not at the newest
+revision, as a service does, with the same message.
+
+Notifications: when the file's C{notifications:} section sends versioned
+notifications, C{service disable} and C{service enable} send one
+C{service.update} when they change C{disabled} or C{disabled_reason}, and
+C{service delete} one C{service.delete}, as Nova's API does
+(L{novasvc.service_status}); only then is a reactor run, to publish them
+to the file's C{transport_url} (L{novasvc.cli._notify}). A notification
+the broker has not confirmed within C{rpc_response_timeout} seconds is
+reported on stderr as not sent; the change itself is made either way, and
+the exit status is that of the change.
 
 Exit status: B{0} success; B{1} the database failed or refused (out-of-date
 schema, unknown revision) or no live service matches (one line on
@@ -41,7 +51,7 @@ import json
 import secrets
 import sys
 import unicodedata
-from typing import IO, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence
+from typing import IO, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 import attrs
 import sqlalchemy as sa
@@ -55,6 +65,7 @@ from novasvc.db.record import ServiceRecord
 from novasvc.db.store import open_engine, record_from_row
 from novasvc.exceptions import ConfigError, ServiceNotFound
 from novasvc.rpc.errors import quote
+from novasvc.service_status import DELETE, UPDATE, status_changed
 from novasvc.servicegroup import effective_service_down_time, is_up
 
 __all__ = ["main", "parse_arguments", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "ROLES"]
@@ -175,7 +186,9 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
          stderr: Optional[IO[str]] = None, environ: Optional[Mapping[str, str]] = None,
-         utcnow: Optional[Callable[[], datetime.datetime]] = None) -> int:
+         utcnow: Optional[Callable[[], datetime.datetime]] = None,
+         notify: Optional[Callable[[Config, Sequence[Tuple[str, ServiceRecord]], IO[str]], None]] = None
+         ) -> int:
     """
     The C{novasvc-manage} console script.
 
@@ -187,6 +200,12 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         when C{None}).
     @param utcnow: the current time, naive UTC, for C{service list}'s
         State (default: the system clock).
+    @param notify: called as C{notify(config, changes, stderr)} after a
+        command changed the services table, with each change as
+        C{(action, record)} (L{novasvc.service_status.UPDATE} or
+        C{DELETE}); default: L{novasvc.cli._notify.send_service_notifications},
+        which sends them when the configuration asks for versioned
+        notifications.
     @return: the exit status (see the module docstring); C{--help} and
         usage errors return theirs too.
     """
@@ -209,7 +228,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     context = _Context(engine=engine, settings=settings,
                        utcnow=utcnow or rules.default_utcnow)
     try:
-        return args.handler(args, out, context)
+        status = args.handler(args, out, context)
     except (ServiceNotFound, migration.SchemaVersionError) as e:
         print(f"{_PROG}: error: {e}", file=err)
         return EXIT_FAILURE
@@ -221,6 +240,11 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         return EXIT_FAILURE
     finally:
         engine.dispose()
+    if context.changes:
+        if notify is None:
+            from novasvc.cli._notify import send_service_notifications as notify
+        notify(settings, context.changes, err)
+    return status
 
 
 def _one_line(error: BaseException) -> str:
@@ -236,6 +260,8 @@ class _Context:
     engine: Engine
     settings: Config
     utcnow: Callable[[], datetime.datetime]
+    #: What the command changed, as C{(action, record)}, for notifications.
+    changes: List[Tuple[str, ServiceRecord]] = attrs.field(factory=list)
 
     @property
     def where(self) -> str:
@@ -342,10 +368,13 @@ def _set_disabled(args: argparse.Namespace, out: IO[str], context: _Context,
     changes = rules.check_update({"disabled": disabled, "disabled_reason": reason})
     changes["updated_at"] = rules.naive_utc(context.utcnow())
     with context.engine.begin() as connection:
-        record = _find(context.checked(connection), args.host, args.binary)
-        connection.execute(sa.update(_services).where(_services.c.id == record.id)
+        before = _find(context.checked(connection), args.host, args.binary)
+        connection.execute(sa.update(_services).where(_services.c.id == before.id)
                            .values(**changes))
-        record = attrs.evolve(record, disabled=disabled, disabled_reason=reason)
+        record = attrs.evolve(before, disabled=disabled, disabled_reason=reason,
+                              updated_at=changes["updated_at"])
+    if status_changed(before, record):
+        context.changes.append((UPDATE, record))
     out.write(_format_table(("Host", "Binary", "Status", "Disabled Reason"), [[
         record.host, record.binary, "disabled" if disabled else "enabled", record.disabled_reason]]))
     return EXIT_OK
@@ -368,6 +397,7 @@ def _service_delete(args: argparse.Namespace, out: IO[str], context: _Context) -
         connection.execute(sa.update(_services)
                            .where(_services.c.id == record.id, _services.c.deleted == 0)
                            .values(deleted=_services.c.id, deleted_at=now))
+    context.changes.append((DELETE, record))
     print(f"Deleted service {record.id} ({_escape(record.binary)} on {_escape(record.host)}).",
           file=out)
     return EXIT_OK
