@@ -13,6 +13,12 @@ in reverse: the timers stop, the RPC server stops consuming and waits for
 in-flight calls (up to C{graceful_shutdown_timeout} seconds),
 C{manager.cleanup_host()} runs, then the transport and the store close.
 
+Notifications (L{novasvc.service_status}): the versioned
+C{service.create} when the service creates its record, C{service.delete}
+when L{Service.kill} deletes it, through L{Service.versioned_notifier}; the
+manager's own through C{manager.notifier}. Neither waits on the broker
+during start-up.
+
 The database steps retry what may pass (the server is down or slow), with a
 log line per attempt giving the delay before the next one, and give up at
 once on what will not (a L{ConfigError} such as
@@ -44,6 +50,7 @@ from novasvc.periodic import PeriodicTaskService, fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
+from novasvc.service_status import CREATE, DELETE, notify_service
 from novasvc.servicegroup import ReportStateService, effective_service_down_time
 from novasvc.transport.topology import QuorumQueues
 
@@ -80,6 +87,11 @@ class Service(AsyncMultiService):
     @ivar tracing: the L{novasvc.tracing.Tracing} of the service's RPC when
         C{config.tracing.enabled}, else C{None}; it starts first and stops
         last.
+    @ivar versioned_notifier: the L{novasvc.notify.notifier.Notifier} of the
+        versioned notifications about this service (C{service.create},
+        C{service.delete}), publisher id C{<binary>:<host>}; it sends
+        nothing unless C{notifications.notification_format} includes them
+        and a driver is configured.
     @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
         else C{None}; its C{port} is the port it listens on. With
         C{api.workers} above 1 the constructor raises L{ConfigError}
@@ -92,7 +104,7 @@ class Service(AsyncMultiService):
                  report_interval: Optional[float], periodic_enable: bool,
                  periodic_fuzzy_delay: float, periodic_interval_max: Optional[float],
                  clock=None, rng: Optional[random.Random] = None,
-                 db: Optional[IDatabaseAPI] = None) -> None:
+                 db: Optional[IDatabaseAPI] = None, versioned_notifier: Optional[Any] = None) -> None:
         AsyncMultiService.__init__(self)
         clock = global_reactor_if_none(clock)
         self.host, self.binary, self.topic = host, binary, topic
@@ -113,6 +125,15 @@ class Service(AsyncMultiService):
         self.setName(binary)
 
         manager.clock = clock
+        from novasvc.manager import null_notifier
+        from novasvc.notify.notifier import Notifier
+
+        if versioned_notifier is None:
+            versioned_notifier = Notifier.from_config(transport, config, publisher_id=f"{binary}:{host}",
+                                                      versioned=True)
+        self.versioned_notifier = versioned_notifier
+        if getattr(manager, "notifier", None) in (None, null_notifier()):
+            manager.notifier = _manager_notifier(transport, config, manager.service_name, host)
         self.tracing = None
         if config.tracing.enabled:
             from novasvc.tracing import Tracing  # imports OpenTelemetry: only when enabled
@@ -254,7 +275,8 @@ class Service(AsyncMultiService):
             db = create_object(config.db_driver, load_object(config.db_driver), "database API",
                                offer={"config": config, "store": store, "reactor": threads})
         built = load_manager(manager, host=host, service_name=topic,
-                             offer={"config": config, "db": db})
+                             offer={"config": config, "db": db,
+                                    "notifier": _manager_notifier(transport, config, topic, host)})
         return cls(
             host, binary, topic, built,
             config=config, store=store, transport=transport, db=db,
@@ -382,12 +404,18 @@ class Service(AsyncMultiService):
     def _create_record(self) -> defer.Deferred:
         d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)
 
+        def created(record):
+            # Not waited for: the notifier never fails, and a broker that is
+            # not there yet must not hold the start.
+            notify_service(self.versioned_notifier, CREATE, record)
+            return record
+
         def raced(failure):
             # A sibling created it first (Nova: ServiceBinaryExists): use theirs.
             failure.trap(ServiceExists)
             return self.store.get_by_host_and_binary(self.host, self.binary)
 
-        return d.addErrback(raced)
+        return d.addCallbacks(created, raced)
 
     @defer.inlineCallbacks
     def _stop_record(self):
@@ -402,6 +430,10 @@ class Service(AsyncMultiService):
                 yield self.store.destroy(self.service_ref.id)
             except ServiceNotFound:
                 _log.warn("Service killed that has no database entry")
+            else:
+                yield self._unless_hurried(_bounded(
+                    notify_service(self.versioned_notifier, DELETE, self.service_ref),
+                    self.config.graceful_shutdown_timeout, self.clock))
 
     def _drain_rpc(self) -> defer.Deferred:
         d = self.rpcserver.stop()
@@ -461,6 +493,17 @@ class Service(AsyncMultiService):
 
         run()
         return result
+
+
+def _manager_notifier(transport: ITransport, config: Config, service_name: str, host: str) -> Any:
+    """
+    @return: the unversioned notifier of a manager, as Nova's
+        C{rpc.get_notifier(service_name, host)}: publisher id
+        C{<service_name>.<host>}.
+    """
+    from novasvc.notify.notifier import Notifier
+
+    return Notifier.from_config(transport, config, publisher_id=f"{service_name}.{host}")
 
 
 # SQLAlchemy wraps a driver's message between the driver's class name and

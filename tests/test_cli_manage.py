@@ -387,6 +387,22 @@ class ServiceNotificationTests(_SQLiteSeeded):
         self.assertEqual((action, record.disabled, record.disabled_reason), ("update", False, None))
         self.assertEqual(self.changes("service", "enable", "compute-1", "novasvc-volume"), [])
 
+    def test_force_down(self) -> None:
+        """
+        When a service is forced down, then its row says so and one
+        service.update is sent; C{--unset} clears it and sends another;
+        clearing a clear mark sends none.
+        """
+        [(action, record)] = self.changes("service", "force-down", "compute-1", "novasvc-volume")
+        self.assertEqual((action, record.forced_down), ("update", True))
+        self.assertTrue(self.rows()[0]["forced_down"])
+        [(action, record)] = self.changes("service", "force-down", "compute-1", "novasvc-volume",
+                                          "--unset")
+        self.assertEqual((action, record.forced_down), ("update", False))
+        self.assertFalse(self.rows()[0]["forced_down"])
+        self.assertEqual(self.changes("service", "force-down", "compute-1", "novasvc-volume",
+                                      "--unset"), [])
+
     def test_delete(self) -> None:
         """
         When a service is deleted, then one service.delete is sent with the

@@ -13,6 +13,9 @@ Usage::
     service list [--host H] [--binary B] [--json]
     service disable HOST BINARY [--reason TEXT]
     service enable HOST BINARY
+    service force-down HOST BINARY [--unset]
+                                 mark a service down now (or clear the mark), as
+                                 Nova's service-force-down
     service delete HOST BINARY   soft delete, as Nova's service delete
     token new --role reader|admin [--name NAME]
 
@@ -29,8 +32,9 @@ C{service} commands refuse a database whose schema is not at the newest
 revision, as a service does, with the same message.
 
 Notifications: when the file's C{notifications:} section sends versioned
-notifications, C{service disable} and C{service enable} send one
-C{service.update} when they change C{disabled} or C{disabled_reason}, and
+notifications, C{service disable}, C{service enable} and C{service
+force-down} send one C{service.update} when they change C{disabled},
+C{disabled_reason} or C{forced_down}, and
 C{service delete} one C{service.delete}, as Nova's API does
 (L{novasvc.service_status}); only then is a reactor run, to publish them
 to the file's C{transport_url} (L{novasvc.cli._notify}). A notification
@@ -138,7 +142,7 @@ def _build_parser() -> _Parser:
              _db_version)
 
     service = groups.add_parser("service", help="the services table").add_subparsers(
-        dest="command", metavar="list|disable|enable|delete", required=True)
+        dest="command", metavar="list|disable|enable|force-down|delete", required=True)
     listing = _command(service, "list", "list the live services, as nova service-list",
                        _service_list)
     listing.add_argument("--host", help="only this host's services")
@@ -149,6 +153,8 @@ def _build_parser() -> _Parser:
             ("disable", "disable a service (the scheduler's view; it keeps running)",
              _service_disable),
             ("enable", "enable a service", _service_enable),
+            ("force-down", "mark a service down whatever its reports say (Nova's "
+                           "forced_down), or with --unset clear the mark", _service_force_down),
             ("delete", "delete a service's row (soft delete; a running service "
                        "registers again when restarted)", _service_delete)):
         command = _command(service, name, text, handler)
@@ -158,6 +164,9 @@ def _build_parser() -> _Parser:
             command.add_argument("--reason", metavar="TEXT",
                                  help="why (shown as Disabled Reason; at most "
                                       f"{rules.MAX_STRING_LENGTH} characters)")
+        if name == "force-down":
+            command.add_argument("--unset", action="store_true",
+                                 help="clear forced_down: the reports decide again")
 
     token = groups.add_parser("token", help="API bearer tokens").add_subparsers(
         dest="command", metavar="new", required=True)
@@ -365,18 +374,36 @@ def _as_json(record: ServiceRecord, state: str) -> Dict[str, Any]:
 def _set_disabled(args: argparse.Namespace, out: IO[str], context: _Context,
                   disabled: bool, reason: Optional[str]) -> int:
     # Enabling clears the reason, as Nova's os-services API does.
-    changes = rules.check_update({"disabled": disabled, "disabled_reason": reason})
+    record = _change(context, args, {"disabled": disabled, "disabled_reason": reason})
+    out.write(_format_table(("Host", "Binary", "Status", "Disabled Reason"), [[
+        record.host, record.binary, "disabled" if disabled else "enabled", record.disabled_reason]]))
+    return EXIT_OK
+
+
+def _change(context: _Context, args: argparse.Namespace, values: Dict[str, Any]) -> ServiceRecord:
+    """
+    Update the live row of C{args.host} and C{args.binary} with C{values}
+    (checked by L{rules.check_update}) and C{updated_at} now, and remember
+    a C{service.update} when its status changed.
+
+    @return: the record as it is now.
+    """
+    changes = rules.check_update(values)
     changes["updated_at"] = rules.naive_utc(context.utcnow())
     with context.engine.begin() as connection:
         before = _find(context.checked(connection), args.host, args.binary)
         connection.execute(sa.update(_services).where(_services.c.id == before.id)
                            .values(**changes))
-        record = attrs.evolve(before, disabled=disabled, disabled_reason=reason,
-                              updated_at=changes["updated_at"])
+        record = attrs.evolve(before, **changes)
     if status_changed(before, record):
         context.changes.append((UPDATE, record))
-    out.write(_format_table(("Host", "Binary", "Status", "Disabled Reason"), [[
-        record.host, record.binary, "disabled" if disabled else "enabled", record.disabled_reason]]))
+    return record
+
+
+def _service_force_down(args: argparse.Namespace, out: IO[str], context: _Context) -> int:
+    record = _change(context, args, {"forced_down": not args.unset})
+    out.write(_format_table(("Host", "Binary", "Forced Down"), [[
+        record.host, record.binary, "true" if record.forced_down else "false"]]))
     return EXIT_OK
 
 
