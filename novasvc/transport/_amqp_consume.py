@@ -32,6 +32,7 @@ from zope.interface import implementer
 
 from novasvc.interfaces import IConsumer, IDelivery
 from novasvc.transport._amqp_channel import Channel, ChannelError, describe, open_channel
+from novasvc.transport._amqp_declare import declare_topology
 from novasvc.transport._amqp_frames import FrameWriter
 from novasvc.transport.topology import Queue
 
@@ -166,42 +167,12 @@ class ConsumerChannel:
         channel = self.channel
         assert channel is not None
         queue = self.consumer.queue
-        if queue.dead_letter is not None:
-            yield self._declare_dead_letter(channel, queue.dead_letter)
-            if self.draining:
-                return
-        seen = set()
-        for binding in queue.bindings:
-            exchange = binding.exchange
-            if exchange.is_default or exchange.name in seen:
-                continue
-            seen.add(exchange.name)
-            self.step = (f"declaring exchange {exchange.name!r} (type {exchange.type}, "
-                         f"durable={exchange.durable}, auto_delete={exchange.auto_delete})")
-            yield channel.call("exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
-                               durable=exchange.durable, auto_delete=exchange.auto_delete)
-            if self.draining:
-                return
-        self.step = (f"declaring queue {queue.name!r} (durable={queue.durable}, auto_delete={queue.auto_delete}, "
-                     f"exclusive={queue.exclusive}, arguments={queue.arguments_dict()})")
-        yield channel.call("queue_declare", queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
-                           auto_delete=queue.auto_delete, arguments=queue.arguments_dict() or None)
-        for binding in queue.bindings:
-            if self.draining:
-                return
-            if binding.exchange.is_default:
-                continue
-            self.step = (f"binding queue {queue.name!r} to exchange {binding.exchange.name!r} "
-                         f"with key {binding.routing_key!r}")
-            yield channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
-                               routing_key=binding.routing_key)
-        if self.draining:
+        declared = yield declare_topology(channel, queue, self._progress)
+        if not declared or not self._progress(f"setting prefetch {self.consumer.prefetch} for queue {queue.name!r}"):
             return
-        self.step = f"setting prefetch {self.consumer.prefetch} for queue {queue.name!r}"
         yield channel.call("basic_qos", prefetch_count=self.consumer.prefetch)
-        if self.draining:
+        if not self._progress(f"consuming queue {queue.name!r}"):
             return
-        self.step = f"consuming queue {queue.name!r}"
         self.tag = yield self._start_consuming(channel, queue)
         if self.draining:
             self._cancel_on_broker()
@@ -211,6 +182,12 @@ class ConsumerChannel:
             reader.consume(channel.raw.channel_number, self.tag, self.handle)
         self.consumer._activated(self)
 
+    def _progress(self, step: str) -> bool:
+        # What set-up does next (for its error messages); False once a
+        # cancel asked to stop.
+        self.step = step
+        return not self.draining
+
     def _start_consuming(self, channel: Channel, queue: Queue) -> defer.Deferred:
         """
         Issue C{basic.consume} on C{channel}.
@@ -219,24 +196,6 @@ class ConsumerChannel:
         """
         return channel.call("basic_consume", queue=queue.name, on_message_callback=self._deliver).addCallback(
             lambda frame: frame.method.consumer_tag)
-
-    @defer.inlineCallbacks
-    def _declare_dead_letter(self, channel: Channel, queue: Queue) -> Any:
-        # The queue keeping what the consumed queue dead-letters: its
-        # exchanges, itself and its bindings, before the queue that names it.
-        for binding in queue.bindings:
-            exchange = binding.exchange
-            self.step = f"declaring dead-letter exchange {exchange.name!r} (type {exchange.type})"
-            yield channel.call("exchange_declare", exchange=exchange.name, exchange_type=exchange.type,
-                               durable=exchange.durable, auto_delete=exchange.auto_delete)
-        self.step = f"declaring dead-letter queue {queue.name!r} (arguments={queue.arguments_dict()})"
-        yield channel.call("queue_declare", queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
-                           auto_delete=queue.auto_delete, arguments=queue.arguments_dict() or None)
-        for binding in queue.bindings:
-            self.step = (f"binding dead-letter queue {queue.name!r} to exchange {binding.exchange.name!r} "
-                         f"with key {binding.routing_key!r}")
-            yield channel.call("queue_bind", queue=queue.name, exchange=binding.exchange.name,
-                               routing_key=binding.routing_key)
 
     def _setup_failed(self, failure: Any) -> None:
         if isinstance(failure.value, ChannelError):
