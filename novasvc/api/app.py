@@ -196,7 +196,7 @@ class _Routes:
         self.context = context
         self._ping = _Shared(self._check_database)
         self._gateway: Optional[Any] = None
-        self._notifier: Optional[Any] = context.notifier
+        self._notifier: Optional[Any] = getattr(context, "notifier", None)
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
 
