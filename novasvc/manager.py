@@ -13,7 +13,7 @@ from novasvc.exceptions import LoadError
 from novasvc.loader import create_object, describe_object, load_driver, load_object
 from novasvc.options import DriverOpt, Opt, Section
 
-__all__ = ["Manager", "load_manager"]
+__all__ = ["Manager", "load_manager", "null_notifier"]
 
 from novasvc.periodic import PeriodicTasks  # noqa: E402 (after __all__ for readability)
 
@@ -92,6 +92,12 @@ class Manager(PeriodicTasks):
         (L{novasvc.config.Config}); the defaults when none was given.
     @ivar db: the database API (L{novasvc.db.api.IDatabaseAPI}), or C{None}
         when the manager was built without one.
+    @ivar notifier: the manager's L{novasvc.notify.notifier.Notifier}, as
+        Nova's C{self.notifier}: unversioned notifications published as
+        C{<service_name>.<host>} through the drivers and topics of the
+        C{notifications:} section, with the manager's serializer
+        (C{self.notifier.info(context, "volume.create.end", payload)}). A
+        manager built outside a service has one that sends nothing.
     """
 
     target: ClassVar[Optional[Any]] = None
@@ -122,6 +128,7 @@ class Manager(PeriodicTasks):
             "notification_targets",
             "notification_pool",
             "notification_allow_requeue",
+            "notifier",
             # Not defined here, but read by the Service (Service.create takes
             # a manager class's topic when no binary names one).
             "topic",
@@ -143,7 +150,8 @@ class Manager(PeriodicTasks):
 
     def __init__(
         self, host: Optional[str] = None, service_name: str = "undefined", *args: Any,
-        config: Optional[Any] = None, db: Optional[Any] = None, **kwargs: Any
+        config: Optional[Any] = None, db: Optional[Any] = None, notifier: Optional[Any] = None,
+        **kwargs: Any
     ) -> None:
         """
         @param host: the host name; C{None} means C{socket.gethostname()}
@@ -153,6 +161,11 @@ class Manager(PeriodicTasks):
             own, bound to this manager's section); C{None}: the defaults.
         @param db: the database API (the Service passes the one C{db_driver}
             names).
+        @param notifier: the L{novasvc.notify.notifier.Notifier}; C{None}:
+            one that sends nothing, which the service hosting the manager
+            replaces with one made from its configuration (publisher id
+            C{<service_name>.<host>}, the service's serializer) before
+            C{init_host}.
         @param args: passed on to the next class in the MRO (so managers
             can combine mixins); left-over arguments raise C{TypeError}.
         @param kwargs: likewise.
@@ -169,6 +182,7 @@ class Manager(PeriodicTasks):
             config = Config()
         self.config = config.bind([self], default_section=service_name)
         self.db = db
+        self.notifier = notifier if notifier is not None else null_notifier()
 
     @property
     def section(self) -> Section:
@@ -245,6 +259,22 @@ class Manager(PeriodicTasks):
         return self.run_periodic_tasks(context, raise_on_error=raise_on_error)
 
 
+def null_notifier() -> Any:
+    """
+    @return: the process's notifier that sends nothing (driver C{noop}),
+        what a manager built outside a service has as C{notifier}.
+    """
+    global _NULL_NOTIFIER
+    if _NULL_NOTIFIER is None:
+        from novasvc.notify.notifier import Notifier
+
+        _NULL_NOTIFIER = Notifier(None, driver="noop")
+    return _NULL_NOTIFIER
+
+
+_NULL_NOTIFIER: Optional[Any] = None
+
+
 class _Adapted(Manager):
     """
     A module or plain object served as a manager: its public functions are
@@ -311,7 +341,7 @@ def load_manager(manager: Any, *, host: str, service_name: str,
                         f"{made} with no public methods to call over RPC; expected a Manager "
                         "class, a factory, a module or an object with methods")
     return _Adapted(built, host=host, service_name=service_name,
-                    **{k: v for k, v in offer.items() if k in ("config", "db")})
+                    **{k: v for k, v in offer.items() if k in ("config", "db", "notifier")})
 
 
 def _public_methods(obj: Any) -> List[str]:

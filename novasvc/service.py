@@ -13,6 +13,12 @@ in reverse: the timers stop, the RPC server stops consuming and waits for
 in-flight calls (up to C{graceful_shutdown_timeout} seconds),
 C{manager.cleanup_host()} runs, then the transport and the store close.
 
+Notifications (L{novasvc.service_status}): the versioned
+C{service.create} when the service creates its record, C{service.delete}
+when L{Service.kill} deletes it, through L{Service.versioned_notifier}; the
+manager's own through C{manager.notifier}. Neither waits on the broker
+during start-up.
+
 The database steps retry what may pass (the server is down or slow), with a
 log line per attempt giving the delay before the next one, and give up at
 once on what will not (a L{ConfigError} such as
@@ -45,6 +51,7 @@ from novasvc.periodic import PeriodicTaskService, fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
+from novasvc.service_status import CREATE, DELETE, notify_service
 from novasvc.servicegroup import ReportStateService, effective_service_down_time
 from novasvc.transport.topology import QuorumQueues
 
@@ -89,6 +96,11 @@ class Service(AsyncMultiService):
     @ivar tracing: the L{novasvc.tracing.Tracing} of the service's RPC when
         C{config.tracing.enabled}, else C{None}; it starts first and stops
         last.
+    @ivar versioned_notifier: the L{novasvc.notify.notifier.Notifier} of the
+        versioned notifications about this service (C{service.create},
+        C{service.delete}), publisher id C{<binary>:<host>}; it sends
+        nothing unless C{notifications.notification_format} includes them
+        and a driver is configured.
     @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
         else C{None}; its C{port} is the port it listens on. With
         C{api.workers} above 1 the constructor raises L{ConfigError}
@@ -101,7 +113,7 @@ class Service(AsyncMultiService):
                  report_interval: Optional[float], periodic_enable: bool,
                  periodic_fuzzy_delay: float, periodic_interval_max: Optional[float],
                  clock=None, rng: Optional[random.Random] = None,
-                 db: Optional[IDatabaseAPI] = None) -> None:
+                 db: Optional[IDatabaseAPI] = None, versioned_notifier: Optional[Any] = None) -> None:
         AsyncMultiService.__init__(self)
         clock = global_reactor_if_none(clock)
         self.host, self.binary, self.topic = host, binary, topic
@@ -122,6 +134,13 @@ class Service(AsyncMultiService):
         self.setName(binary)
 
         manager.clock = clock
+        from novasvc.manager import null_notifier
+        from novasvc.notify.notifier import Notifier
+
+        if versioned_notifier is None:
+            versioned_notifier = Notifier.from_config(transport, config, publisher_id=f"{binary}:{host}",
+                                                      versioned=True)
+        self.versioned_notifier = versioned_notifier
         self.tracing = None
         if config.tracing.enabled:
             from novasvc.tracing import Tracing  # imports OpenTelemetry: only when enabled
@@ -129,6 +148,10 @@ class Service(AsyncMultiService):
             self.tracing = Tracing.from_config(config.tracing, binary, host, reactor=clock)
         endpoints = [manager, BaseRPCAPI(manager.service_name)] + list(manager.additional_endpoints)
         self.serializer = _serializer(manager, config)
+        if getattr(manager, "notifier", None) in (None, null_notifier()):
+            manager.notifier = Notifier.from_config(transport, config,
+                                                    publisher_id=f"{manager.service_name}.{host}",
+                                                    serializer=self.serializer, clock=clock)
         self.rpcserver = RPCServer(
             transport, Target(topic=topic, server=host), endpoints,
             control_exchange=config.control_exchange, clock=clock,
@@ -140,7 +163,7 @@ class Service(AsyncMultiService):
             serializer=self.serializer,
         )
         self.notification_listener = manager_listener(manager, transport, config, clock=clock,
-                                                      serializer=getattr(self, "serializer", None))
+                                                      serializer=self.serializer)
         if self.tracing is not None:
             # First to start, last to stop: it flushes the spans of the stop.
             _Step(start=self.tracing.start, stop=self.tracing.stop, name="tracing").setServiceParent(self)
@@ -399,12 +422,18 @@ class Service(AsyncMultiService):
     def _create_record(self) -> defer.Deferred:
         d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)
 
+        def created(record):
+            # Not waited for: the notifier never fails, and a broker that is
+            # not there yet must not hold the start.
+            notify_service(self.versioned_notifier, CREATE, record)
+            return record
+
         def raced(failure):
             # A sibling created it first (Nova: ServiceBinaryExists): use theirs.
             failure.trap(ServiceExists)
             return self.store.get_by_host_and_binary(self.host, self.binary)
 
-        return d.addErrback(raced)
+        return d.addCallbacks(created, raced)
 
     @defer.inlineCallbacks
     def _stop_record(self):
@@ -419,6 +448,10 @@ class Service(AsyncMultiService):
                 yield self.store.destroy(self.service_ref.id)
             except ServiceNotFound:
                 _log.warn("Service killed that has no database entry")
+            else:
+                yield self._unless_hurried(_bounded(
+                    notify_service(self.versioned_notifier, DELETE, self.service_ref),
+                    self.config.graceful_shutdown_timeout, self.clock))
 
     def _drain_rpc(self) -> defer.Deferred:
         d = self.rpcserver.stop()

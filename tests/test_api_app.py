@@ -367,6 +367,34 @@ class ServiceTests(_App):
         self.assertEqual(deleted.id, a.id)
         self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}")).code, 404)
 
+    async def test_notifications(self) -> None:
+        """
+        When a PUT changes disabled, disabled_reason or forced_down, then
+        the context's notifier sends one service.update with the record as
+        it is now and the request's context; a PUT that changes nothing
+        sends none; a DELETE sends service.delete with the record as it
+        was.
+        """
+        from tests.test_service_status import _Recorder
+
+        notifier = _Recorder()
+        live = await self.api(notifier=notifier)
+        [a] = await self.services(live.store, 1)
+        await live.request("PUT", f"/v1/services/{a.id}", {"status": "disabled", "disabled_reason": "r"},
+                           {"X-Request-Id": "req-1"})
+        await live.request("PUT", f"/v1/services/{a.id}", {"status": "disabled", "disabled_reason": "r"})
+        await live.request("PUT", f"/v1/services/{a.id}", {"forced_down": True})
+        await live.request("DELETE", f"/v1/services/{a.id}")
+        self.assertEqual([(publisher, event) for publisher, _, event, _ in notifier.sent], [
+            ("novasvc-b1:h1", "service.update"), ("novasvc-b1:h1", "service.update"),
+            ("novasvc-b1:h1", "service.delete")])
+        first, second, deleted = [payload["nova_object.data"] for _, _, _, payload in notifier.sent]
+        self.assertEqual((first["disabled"], first["disabled_reason"], first["forced_down"]),
+                         (True, "r", False))
+        self.assertEqual(second["forced_down"], True)
+        self.assertEqual((deleted["host"], deleted["forced_down"]), ("h1", True))
+        self.assertEqual(notifier.sent[0][1].request_id, "req-1")
+
     async def test_writes_need_admin(self) -> None:
         """
         When no auth filter identified the client, then the handlers still

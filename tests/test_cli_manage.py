@@ -341,6 +341,88 @@ class ServiceChangeTests(_SQLiteSeeded):
         self.assertFalse(self.rows()[0]["disabled"])
 
 
+class ServiceNotificationTests(_SQLiteSeeded):
+    """
+    The versioned notifications of C{service disable}, C{enable} and
+    C{delete}: what the tool hands to its sender (the sending itself is
+    tested with a real broker in C{tests.test_service_notifications}).
+    """
+
+    def changes(self, *argv: str) -> List[Tuple[str, Any]]:
+        sent: List[Tuple[str, Any]] = []
+        out, err = io.StringIO(), io.StringIO()
+        code = manage.main(["-c", self.config, *argv], stdout=out, stderr=err, environ={},
+                           utcnow=lambda: NOW,
+                           notify=lambda config, changes, stream: sent.extend(changes))
+        self.assertEqual((code, err.getvalue()), (0, ""), out.getvalue())
+        return sent
+
+    def test_disable(self) -> None:
+        """
+        When an enabled service is disabled, then one service.update is
+        sent with the record as it is now.
+        """
+        [(action, record)] = self.changes("service", "disable", "compute-2", "novasvc-volume",
+                                          "--reason", "disk")
+        self.assertEqual((action, record.host, record.binary, record.disabled,
+                          record.disabled_reason, record.id), ("update", "compute-2",
+                                                              "novasvc-volume", True, "disk", 2))
+
+    def test_reason_changed(self) -> None:
+        """
+        When a disabled service is disabled again with another reason, then
+        one service.update is sent; with the same reason, none.
+        """
+        self.assertEqual(len(self.changes("service", "disable", "compute-1", "novasvc-echo",
+                                          "--reason", "other")), 1)
+        self.assertEqual(self.changes("service", "disable", "compute-1", "novasvc-echo",
+                                      "--reason", "other"), [])
+
+    def test_enable(self) -> None:
+        """
+        When a disabled service is enabled, then one service.update is
+        sent; enabling an enabled one sends none.
+        """
+        [(action, record)] = self.changes("service", "enable", "compute-1", "novasvc-echo")
+        self.assertEqual((action, record.disabled, record.disabled_reason), ("update", False, None))
+        self.assertEqual(self.changes("service", "enable", "compute-1", "novasvc-volume"), [])
+
+    def test_force_down(self) -> None:
+        """
+        When a service is forced down, then its row says so and one
+        service.update is sent; C{--unset} clears it and sends another;
+        clearing a clear mark sends none.
+        """
+        [(action, record)] = self.changes("service", "force-down", "compute-1", "novasvc-volume")
+        self.assertEqual((action, record.forced_down), ("update", True))
+        self.assertTrue(self.rows()[0]["forced_down"])
+        [(action, record)] = self.changes("service", "force-down", "compute-1", "novasvc-volume",
+                                          "--unset")
+        self.assertEqual((action, record.forced_down), ("update", False))
+        self.assertFalse(self.rows()[0]["forced_down"])
+        self.assertEqual(self.changes("service", "force-down", "compute-1", "novasvc-volume",
+                                      "--unset"), [])
+
+    def test_delete(self) -> None:
+        """
+        When a service is deleted, then one service.delete is sent with the
+        record as it was.
+        """
+        [(action, record)] = self.changes("service", "delete", "compute-2", "novasvc-volume")
+        self.assertEqual((action, record.id, record.host), ("delete", 2, "compute-2"))
+
+    def test_nothing_changed(self) -> None:
+        """
+        When a command fails or only reads, then nothing is sent.
+        """
+        sent: List[Any] = []
+        for argv in (("service", "list"), ("service", "delete", "compute-9", "novasvc-volume")):
+            manage.main(["-c", self.config, *argv], stdout=io.StringIO(), stderr=io.StringIO(),
+                        environ={}, utcnow=lambda: NOW,
+                        notify=lambda config, changes, stream: sent.append(changes))
+        self.assertEqual(sent, [])
+
+
 class DatabaseCommandTests(_ManageTestCase):
     """
     C{db sync} and C{db version}, and the schema check of the service

@@ -8,7 +8,11 @@ L{make_app}.
     reachable (each reported under C{checks}).
   - C{GET /v1/services} (C{?host=}, C{?binary=}), C{GET}, C{PUT} and
     C{DELETE /v1/services/{id}}: the services table, as Nova's
-    C{os-services} API (microversion 2.53's body for C{PUT}).
+    C{os-services} API (microversion 2.53's body for C{PUT}). A C{PUT}
+    that changes C{disabled}, C{disabled_reason} or C{forced_down} sends
+    one versioned C{service.update} notification, a C{DELETE} one
+    C{service.delete} (L{novasvc.service_status}), through the context's
+    versioned notifier, without waiting for the broker's confirm.
   - C{POST /v1/rpc/{topic}}: the RPC gateway (admin only),
     L{novasvc.api.gateway.RPCGateway}; its error payloads get the API's
     C{title} too.
@@ -43,6 +47,7 @@ from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_STRING_LENGTH
 from novasvc.exceptions import ServiceNotFound
 from novasvc.rpc.errors import clip, quote
+from novasvc.service_status import DELETE, UPDATE, notify_service, status_changed
 from novasvc.servicegroup import is_up
 
 __all__ = ["HEALTH_TIMEOUT", "MAX_SERVICE_ID", "make_app", "read_json", "service_view"]
@@ -191,6 +196,7 @@ class _Routes:
         self.context = context
         self._ping = _Shared(self._check_database)
         self._gateway: Optional[Any] = None
+        self._notifier: Optional[Any] = getattr(context, "notifier", None)
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
 
@@ -296,20 +302,25 @@ class _Routes:
         _require_admin(request)
         service_id = _service_id(service_id)
         changes = _service_changes(_read_object(request))
+        before = await self._get(service_id)
         try:
             record = await self.context.store.update(service_id, **changes)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
+        if status_changed(before, record):
+            notify_service(self._get_notifier(), UPDATE, record, request_context(request))
         return render_json(request, 200, {"service": self._view(record)})
 
     @app.route(_ID, methods=["DELETE"])
     async def delete_service(self, request: IRequest, service_id: int) -> bytes:
         _require_admin(request)
         service_id = _service_id(service_id)
+        record = await self._get(service_id)
         try:
             await self.context.store.destroy(service_id)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
+        notify_service(self._get_notifier(), DELETE, record, request_context(request))
         request.setResponseCode(204)
         request.responseHeaders.removeHeader(b"content-type")
         return b""
@@ -336,6 +347,18 @@ class _Routes:
             # The API's one error shape: code, title, message (and more).
             payload = {**payload, "error": {"code": status, "title": status_title(status), **error}}
         return render_json(request, status, payload)
+
+    def _get_notifier(self) -> Any:
+        """
+        @return: the context's versioned notifier, or one made on first use
+            from the configuration and the transport.
+        """
+        if self._notifier is None:
+            from novasvc.notify.notifier import Notifier
+
+            self._notifier = Notifier.from_config(self.context.transport, self.context.config,
+                                                  versioned=True)
+        return self._notifier
 
     def _get_gateway(self) -> Any:
         if self._gateway is None:

@@ -45,6 +45,9 @@ class APIContext:
         stores' clock, for L{novasvc.servicegroup.is_up}.
     @ivar recorder: the metrics recorder C{GET /metrics} exports, or
         C{None} for the process's own.
+    @ivar notifier: the versioned L{novasvc.notify.notifier.Notifier} of
+        the service notifications the routes send, or C{None} for one made
+        from C{config} and C{transport} on first use.
     """
 
     config: Config
@@ -54,6 +57,7 @@ class APIContext:
     service_down_time: float
     utcnow: Callable[[], datetime.datetime] = default_utcnow
     recorder: Any = None
+    notifier: Any = None
     _stoppers: List[Callable[[], Any]] = attrs.field(factory=list, init=False, repr=False,
                                                       eq=False)
 

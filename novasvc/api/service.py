@@ -150,7 +150,8 @@ class APIService(Service):
         """
         context = APIContext(config=service.config, store=service.store,
                              transport=service.transport, clock=service.clock,
-                             service_down_time=service.service_down_time)
+                             service_down_time=service.service_down_time,
+                             notifier=getattr(service, "versioned_notifier", None))
         reactor = service.clock if IReactorTCP.providedBy(service.clock) else None
         return cls(context, reactor=reactor)
 

@@ -13,6 +13,9 @@ Usage::
     service list [--host H] [--binary B] [--json]
     service disable HOST BINARY [--reason TEXT]
     service enable HOST BINARY
+    service force-down HOST BINARY [--unset]
+                                 mark a service down now (or clear the mark), as
+                                 Nova's service-force-down
     service delete HOST BINARY   soft delete, as Nova's service delete
     token new --role reader|admin [--name NAME]
 
@@ -24,9 +27,20 @@ C{report_interval}; it reads but does not validate manager and driver
 sections. Options may come before or after the command.
 
 The work is synchronous (plain SQLAlchemy on an engine made as the
-service's store makes its own, L{novasvc.db.store.open_engine}): no
-reactor. The C{service} commands refuse a database whose schema is not at
-the newest revision, as a service does, with the same message.
+service's store makes its own, L{novasvc.db.store.open_engine}). The
+C{service} commands refuse a database whose schema is not at the newest
+revision, as a service does, with the same message.
+
+Notifications: when the file's C{notifications:} section sends versioned
+notifications, C{service disable}, C{service enable} and C{service
+force-down} send one C{service.update} when they change C{disabled},
+C{disabled_reason} or C{forced_down}, and
+C{service delete} one C{service.delete}, as Nova's API does
+(L{novasvc.service_status}); only then is a reactor run, to publish them
+to the file's C{transport_url} (L{novasvc.cli._notify}). A notification
+the broker has not confirmed within C{rpc_response_timeout} seconds is
+reported on stderr as not sent; the change itself is made either way, and
+the exit status is that of the change.
 
 Exit status: B{0} success; B{1} the database failed or refused (out-of-date
 schema, unknown revision) or no live service matches (one line on
@@ -41,7 +55,7 @@ import json
 import secrets
 import sys
 import unicodedata
-from typing import IO, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence
+from typing import IO, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 import attrs
 import sqlalchemy as sa
@@ -55,6 +69,7 @@ from novasvc.db.record import ServiceRecord
 from novasvc.db.store import open_engine, record_from_row
 from novasvc.exceptions import ConfigError, ServiceNotFound
 from novasvc.rpc.errors import quote
+from novasvc.service_status import DELETE, UPDATE, status_changed
 from novasvc.servicegroup import effective_service_down_time, is_up
 
 __all__ = ["main", "parse_arguments", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "ROLES"]
@@ -127,7 +142,7 @@ def _build_parser() -> _Parser:
              _db_version)
 
     service = groups.add_parser("service", help="the services table").add_subparsers(
-        dest="command", metavar="list|disable|enable|delete", required=True)
+        dest="command", metavar="list|disable|enable|force-down|delete", required=True)
     listing = _command(service, "list", "list the live services, as nova service-list",
                        _service_list)
     listing.add_argument("--host", help="only this host's services")
@@ -138,6 +153,8 @@ def _build_parser() -> _Parser:
             ("disable", "disable a service (the scheduler's view; it keeps running)",
              _service_disable),
             ("enable", "enable a service", _service_enable),
+            ("force-down", "mark a service down whatever its reports say (Nova's "
+                           "forced_down), or with --unset clear the mark", _service_force_down),
             ("delete", "delete a service's row (soft delete; a running service "
                        "registers again when restarted)", _service_delete)):
         command = _command(service, name, text, handler)
@@ -147,6 +164,9 @@ def _build_parser() -> _Parser:
             command.add_argument("--reason", metavar="TEXT",
                                  help="why (shown as Disabled Reason; at most "
                                       f"{rules.MAX_STRING_LENGTH} characters)")
+        if name == "force-down":
+            command.add_argument("--unset", action="store_true",
+                                 help="clear forced_down: the reports decide again")
 
     token = groups.add_parser("token", help="API bearer tokens").add_subparsers(
         dest="command", metavar="new", required=True)
@@ -175,7 +195,9 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
          stderr: Optional[IO[str]] = None, environ: Optional[Mapping[str, str]] = None,
-         utcnow: Optional[Callable[[], datetime.datetime]] = None) -> int:
+         utcnow: Optional[Callable[[], datetime.datetime]] = None,
+         notify: Optional[Callable[[Config, Sequence[Tuple[str, ServiceRecord]], IO[str]], None]] = None
+         ) -> int:
     """
     The C{novasvc-manage} console script.
 
@@ -187,6 +209,12 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         when C{None}).
     @param utcnow: the current time, naive UTC, for C{service list}'s
         State (default: the system clock).
+    @param notify: called as C{notify(config, changes, stderr)} after a
+        command changed the services table, with each change as
+        C{(action, record)} (L{novasvc.service_status.UPDATE} or
+        C{DELETE}); default: L{novasvc.cli._notify.send_service_notifications},
+        which sends them when the configuration asks for versioned
+        notifications.
     @return: the exit status (see the module docstring); C{--help} and
         usage errors return theirs too.
     """
@@ -209,7 +237,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     context = _Context(engine=engine, settings=settings,
                        utcnow=utcnow or rules.default_utcnow)
     try:
-        return args.handler(args, out, context)
+        status = args.handler(args, out, context)
     except (ServiceNotFound, migration.SchemaVersionError) as e:
         print(f"{_PROG}: error: {e}", file=err)
         return EXIT_FAILURE
@@ -221,6 +249,11 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         return EXIT_FAILURE
     finally:
         engine.dispose()
+    if context.changes:
+        if notify is None:
+            from novasvc.cli._notify import send_service_notifications as notify
+        notify(settings, context.changes, err)
+    return status
 
 
 def _one_line(error: BaseException) -> str:
@@ -236,6 +269,8 @@ class _Context:
     engine: Engine
     settings: Config
     utcnow: Callable[[], datetime.datetime]
+    #: What the command changed, as C{(action, record)}, for notifications.
+    changes: List[Tuple[str, ServiceRecord]] = attrs.field(factory=list)
 
     @property
     def where(self) -> str:
@@ -339,15 +374,36 @@ def _as_json(record: ServiceRecord, state: str) -> Dict[str, Any]:
 def _set_disabled(args: argparse.Namespace, out: IO[str], context: _Context,
                   disabled: bool, reason: Optional[str]) -> int:
     # Enabling clears the reason, as Nova's os-services API does.
-    changes = rules.check_update({"disabled": disabled, "disabled_reason": reason})
-    changes["updated_at"] = rules.naive_utc(context.utcnow())
-    with context.engine.begin() as connection:
-        record = _find(context.checked(connection), args.host, args.binary)
-        connection.execute(sa.update(_services).where(_services.c.id == record.id)
-                           .values(**changes))
-        record = attrs.evolve(record, disabled=disabled, disabled_reason=reason)
+    record = _change(context, args, {"disabled": disabled, "disabled_reason": reason})
     out.write(_format_table(("Host", "Binary", "Status", "Disabled Reason"), [[
         record.host, record.binary, "disabled" if disabled else "enabled", record.disabled_reason]]))
+    return EXIT_OK
+
+
+def _change(context: _Context, args: argparse.Namespace, values: Dict[str, Any]) -> ServiceRecord:
+    """
+    Update the live row of C{args.host} and C{args.binary} with C{values}
+    (checked by L{rules.check_update}) and C{updated_at} now, and remember
+    a C{service.update} when its status changed.
+
+    @return: the record as it is now.
+    """
+    changes = rules.check_update(values)
+    changes["updated_at"] = rules.naive_utc(context.utcnow())
+    with context.engine.begin() as connection:
+        before = _find(context.checked(connection), args.host, args.binary)
+        connection.execute(sa.update(_services).where(_services.c.id == before.id)
+                           .values(**changes))
+        record = attrs.evolve(before, **changes)
+    if status_changed(before, record):
+        context.changes.append((UPDATE, record))
+    return record
+
+
+def _service_force_down(args: argparse.Namespace, out: IO[str], context: _Context) -> int:
+    record = _change(context, args, {"forced_down": not args.unset})
+    out.write(_format_table(("Host", "Binary", "Forced Down"), [[
+        record.host, record.binary, "true" if record.forced_down else "false"]]))
     return EXIT_OK
 
 
@@ -368,6 +424,7 @@ def _service_delete(args: argparse.Namespace, out: IO[str], context: _Context) -
         connection.execute(sa.update(_services)
                            .where(_services.c.id == record.id, _services.c.deleted == 0)
                            .values(deleted=_services.c.id, deleted_at=now))
+    context.changes.append((DELETE, record))
     print(f"Deleted service {record.id} ({_escape(record.binary)} on {_escape(record.host)}).",
           file=out)
     return EXIT_OK
