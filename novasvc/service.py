@@ -139,7 +139,7 @@ class Service(AsyncMultiService):
 
         if versioned_notifier is None:
             versioned_notifier = Notifier.from_config(transport, config, publisher_id=f"{binary}:{host}",
-                                                      versioned=True)
+                                                      versioned=True, clock=clock)
         self.versioned_notifier = versioned_notifier
         self.tracing = None
         if config.tracing.enabled:

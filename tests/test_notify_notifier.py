@@ -241,6 +241,31 @@ class PrepareTests(_Case):
         self.assertRaises(ValueError, base.prepare, retry=-5)
 
 
+class WithDriverTests(_Case):
+    """
+    L{Notifier.with_driver}.
+    """
+
+    def test_with_driver(self) -> None:
+        """
+        When a driver is added, then the new notifier sends through the old
+        drivers and the added one, with the same publisher id, retry and
+        serializer; the first notifier is unchanged.
+        """
+        from novasvc.notify.drivers import TestDriver
+
+        base = self.notifier("a", driver="messagingv2", retry=2, serializer=_Recording())
+        kept = TestDriver()
+        added = base.with_driver(kept)
+        self.assertEqual((added.publisher_id, added.retry), ("a", 2))
+        self.assertEqual([d.name for d in added.drivers], ["messagingv2", "test"])
+        self.assertEqual([d.name for d in base.drivers], ["messagingv2"])
+        self.successResultOf(added.info({}, "e", {"k": 1}))
+        self.assertEqual(len(self.sent("notifications.info")), 1)
+        [notification] = kept.notifications
+        self.assertEqual((notification.event_type, notification.payload), ("e", {"serialized": {"k": 1}}))
+
+
 @attrs.define
 class _NoRedaction:
     user_id: str = "u"

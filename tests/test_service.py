@@ -1089,3 +1089,116 @@ class ImportCostTests(SynchronousTestCase):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, cwd=root).stdout
         self.assertEqual(out.strip(), "[]")
+
+
+class _Wrapping:
+    """
+    A serializer wrapping every entity in C{{"w": ...}}.
+    """
+
+    def serialize_entity(self, ctxt, entity):
+        return {"w": entity}
+
+    def deserialize_entity(self, ctxt, entity):
+        return entity["w"] if isinstance(entity, dict) and "w" in entity else entity
+
+    def serialize_context(self, ctxt):
+        return ctxt
+
+    def deserialize_context(self, ctxt):
+        return ctxt
+
+
+class NotifyingManager(RecordingManager):
+    serializer = _Wrapping
+
+
+class ServiceNotifierTests(ServiceTestMixin, SynchronousTestCase):
+    """
+    The manager's notifier and the service's versioned notifications.
+    """
+
+    def config(self, notification_format="both"):
+        from novasvc.config import NotificationsConfig
+
+        return Config(host="h1", periodic_fuzzy_delay=0, notifications=NotificationsConfig(
+            driver=("test",), notification_format=notification_format))
+
+    def test_manager_notifier(self):
+        """
+        When a service hosts a manager, then the manager's notifier
+        publishes as C{<topic>.<host>} through the configured drivers, with
+        the service's serializer.
+        """
+        service = self.make(manager=NotifyingManager, config=self.config())
+        notifier = service.manager.notifier
+        self.assertEqual(notifier.publisher_id, "recording.h1")
+        self.successResultOf(notifier.info({}, "recording.done", {"n": 1}))
+        [sent] = notifier.driver("test").notifications
+        self.assertEqual((sent.publisher_id, sent.event_type, sent.priority, sent.payload),
+                         ("recording.h1", "recording.done", "info", {"w": {"n": 1}}))
+
+    def test_manager_notifier_off(self):
+        """
+        When the format is versioned only, then the manager's (unversioned)
+        notifier sends nothing.
+        """
+        service = self.make(config=self.config("versioned"))
+        self.assertFalse(service.manager.notifier.is_enabled())
+        self.assertTrue(service.versioned_notifier.is_enabled())
+
+    def test_null_notifier_outside_a_service(self):
+        """
+        When a manager is built on its own, then its notifier sends nothing
+        and never fails.
+        """
+        manager = RecordingManager(host="h", service_name="recording")
+        self.assertFalse(manager.notifier.is_enabled())
+        self.assertIsNone(self.successResultOf(manager.notifier.info({}, "x", {})))
+
+    def test_given_notifier_kept(self):
+        """
+        When a manager was given its own notifier, then the service keeps
+        it.
+        """
+        from novasvc.notify.notifier import Notifier
+
+        given = Notifier(None, "mine", driver="test")
+
+        def factory(host, service_name, config):
+            return RecordingManager(host=host, service_name=service_name, config=config, notifier=given)
+
+        factory.topic = "recording"
+        service = self.make(manager=factory, config=self.config())
+        self.assertIs(service.manager.notifier, given)
+
+    def test_create_and_kill(self):
+        """
+        When a service creates its record, then one versioned
+        service.create goes out as C{<binary>:<host>}; a restart that finds
+        the record sends none; kill() sends service.delete.
+        """
+        service = self.make(config=self.config())
+        self.successResultOf(service.startService())
+        sent = service.versioned_notifier.driver("test").notifications
+        self.assertEqual([(n.publisher_id, n.event_type, n.priority) for n in sent],
+                         [("novasvc-recording:h1", "service.create", "info")])
+        self.assertEqual(sent[0].payload["nova_object.data"]["uuid"], service.service_ref.uuid)
+        self.successResultOf(service.stopService())
+        again = self.make(config=self.config(), store=self.store)
+        self.successResultOf(again.startService())
+        self.assertEqual(again.versioned_notifier.driver("test").notifications, [])
+        self.successResultOf(again.kill())
+        [deleted] = again.versioned_notifier.driver("test").notifications
+        self.assertEqual((deleted.event_type, deleted.payload["nova_object.data"]["host"]),
+                         ("service.delete", "h1"))
+
+    def test_unversioned_sends_no_service_notifications(self):
+        """
+        When the format is unversioned (the default), then the service
+        sends no service.create.
+        """
+        service = self.make(config=self.config("unversioned"))
+        self.successResultOf(service.startService())
+        self.assertFalse(service.versioned_notifier.is_enabled())
+        self.successResultOf(service.stopService())

@@ -178,6 +178,45 @@ class HarnessTests(SynchronousTestCase):
         self.assertRaises(KeyError, ServiceHarness.successful, defer.fail(KeyError("k")))
 
 
+class Announcing(Manager):
+    topic = "announcing"
+
+    def announce(self, ctxt, what):
+        return self.notifier.info(ctxt, "announcing.done", {"what": what})
+
+
+class HarnessNotificationTests(SynchronousTestCase):
+    """
+    What a harness keeps of the notifications sent.
+    """
+
+    def test_manager_notifications(self):
+        """
+        When the manager sends a notification, then C{harness.notifications}
+        has it, with the manager's publisher id, whatever the
+        C{notifications:} section says (off by default).
+        """
+        harness = ServiceHarness(Announcing)
+        self.successResultOf(harness.start())
+        self.successResultOf(harness.call("announce", what="it"))
+        [sent] = harness.notifications
+        self.assertEqual((sent.publisher_id, sent.event_type, sent.priority, sent.payload),
+                         ("announcing.test-host", "announcing.done", "info", {"what": "it"}))
+        self.successResultOf(harness.stop())
+
+    def test_versioned_notifications(self):
+        """
+        When the harness's service creates its record, then
+        C{harness.versioned_notifications} has its service.create.
+        """
+        harness = ServiceHarness(Announcing)
+        self.successResultOf(harness.start())
+        self.assertEqual([(n.event_type, n.publisher_id) for n in harness.versioned_notifications],
+                         [("service.create", "novasvc-announcing:test-host")])
+        self.assertEqual(harness.notifications, [])
+        self.successResultOf(harness.stop())
+
+
 class HarnessDatabaseTests(TestCase):
     """
     A manager's C{self.db} in the harness is SQLite in memory.

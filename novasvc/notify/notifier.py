@@ -226,6 +226,20 @@ class Notifier:
             prepared.retry = retry
         return prepared
 
+    def with_driver(self, driver: INotificationDriver) -> "Notifier":
+        """
+        A notifier like this one (transport, publisher id, retry, drivers,
+        serializer) that also hands every notification to C{driver}, last
+        (C{novasvc.testing.ServiceHarness} adds a C{test} driver so).
+
+        @param driver: an L{INotificationDriver}.
+        @return: a new L{Notifier}; this one is unchanged.
+        """
+        shared = self._shared
+        added = copy.copy(self)
+        added._shared = _Shared(shared.transport, (*shared.drivers, driver), shared.serializer, shared.recorder)
+        return added
+
     def is_enabled(self) -> bool:
         """
         @return: C{False} when the notifier sends nothing (no driver, or

@@ -31,6 +31,8 @@ from novasvc.config import Config
 from novasvc.context import RequestContext, get_admin_context
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.db.record import ServiceRecord
+from novasvc.notify.drivers import TestDriver
+from novasvc.notify.message import Notification
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.service import Service
@@ -95,6 +97,12 @@ class ServiceHarness:
         )
         self.context: RequestContext = get_admin_context()
         self._client: Optional[RPCClient] = None
+        # Every notification is kept too (the test driver beside the
+        # configured ones): the manager's and the service's versioned ones.
+        self._sent, self._versioned_sent = TestDriver(), TestDriver()
+        service = self.service
+        service.manager.notifier = service.manager.notifier.with_driver(self._sent)
+        service.versioned_notifier = service.versioned_notifier.with_driver(self._versioned_sent)
 
     @property
     def manager(self) -> Any:
@@ -102,6 +110,25 @@ class ServiceHarness:
         The manager the service hosts (L{novasvc.manager.Manager}).
         """
         return self.service.manager
+
+    @property
+    def notifications(self) -> List[Notification]:
+        """
+        The notifications the manager sent through C{self.notifier}, oldest
+        first (L{novasvc.notify.message.Notification}s: C{publisher_id},
+        C{event_type}, C{priority}, C{payload} and C{context} as
+        serialized), whatever the C{notifications:} section says; they also
+        go where its drivers send them.
+        """
+        return self._sent.notifications
+
+    @property
+    def versioned_notifications(self) -> List[Notification]:
+        """
+        The versioned notifications the service sent about its record
+        (C{service.create}, C{service.delete}), oldest first.
+        """
+        return self._versioned_sent.notifications
 
     @property
     def config(self) -> Config:
@@ -236,3 +263,4 @@ class ServiceHarness:
         if isinstance(result, defer.Failure):
             result.raiseException()
         return result
+
