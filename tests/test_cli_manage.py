@@ -416,7 +416,7 @@ class ServiceNotificationTests(_SQLiteSeeded):
         When a command fails or only reads, then nothing is sent.
         """
         sent: List[Any] = []
-        for argv in (("service", "list"), ("service", "delete", "compute-9", "novasvc-volume")):
+        for argv in (("service", "list"), ("service", "force-down"), ("service", "delete", "compute-9", "novasvc-volume")):
             manage.main(["-c", self.config, *argv], stdout=io.StringIO(), stderr=io.StringIO(),
                         environ={}, utcnow=lambda: NOW,
                         notify=lambda config, changes, stream: sent.append(changes))
@@ -764,7 +764,7 @@ class ReadmeTests(_SQLiteSeeded):
             if "..." not in shown:
                 self.assertEqual(out, shown, argv)
                 checked += 1
-        self.assertEqual(checked, 7)
+        self.assertEqual(checked, 9)
 
     def test_token_example(self) -> None:
         """
