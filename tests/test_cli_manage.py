@@ -416,7 +416,7 @@ class ServiceNotificationTests(_SQLiteSeeded):
         When a command fails or only reads, then nothing is sent.
         """
         sent: List[Any] = []
-        for argv in (("service", "list"), ("service", "force-down"), ("service", "delete", "compute-9", "novasvc-volume")):
+        for argv in (("service", "list"), ("service", "delete", "compute-9", "novasvc-volume")):
             manage.main(["-c", self.config, *argv], stdout=io.StringIO(), stderr=io.StringIO(),
                         environ={}, utcnow=lambda: NOW,
                         notify=lambda config, changes, stream: sent.append(changes))
@@ -741,7 +741,7 @@ class ReadmeTests(_SQLiteSeeded):
             seen.add((args.group, args.command))
         self.assertEqual(seen, {("db", "sync"), ("db", "version"), ("service", "list"),
                                 ("service", "disable"), ("service", "enable"),
-                                ("service", "delete"), ("token", "new")})
+                                ("service", "delete"), ("service", "force-down"), ("token", "new")})
 
     def test_examples_run_as_shown(self) -> None:
         """
