@@ -39,7 +39,7 @@ from novasvc.exceptions import ConfigError, LoadError, ServiceExists, ServiceNot
 from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
 from novasvc.loader import create_object, describe_object, load_object
-from novasvc.manager import Manager, load_manager
+from novasvc.manager import Manager, check_module, load_manager
 from novasvc.periodic import PeriodicTaskService, fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
@@ -222,6 +222,7 @@ class Service(AsyncMultiService):
                 + (f" (it names several: {several}; pass --topic to choose)" if several else "")
             )
         found = load_object(manager) if isinstance(manager, str) else manager
+        check_module(manager if isinstance(manager, str) else describe_object(manager), found)
         if topic is None:
             topic = getattr(found, "topic", None)
         if not topic or not isinstance(topic, str):
