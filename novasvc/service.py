@@ -35,7 +35,13 @@ from novasvc._reactor import global_reactor_if_none
 from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
 from novasvc.context import get_admin_context
-from novasvc.exceptions import ConfigError, LoadError, ServiceExists, ServiceNotFound
+from novasvc.exceptions import (
+    ConfigError,
+    LoadError,
+    ServiceExists,
+    ServiceNotFound,
+    StartupError,
+)
 from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
 from novasvc.loader import create_object, describe_object, load_object
@@ -138,7 +144,8 @@ class Service(AsyncMultiService):
         _Step(start=transport.start, stop=transport.stop, name="transport").setServiceParent(self)
         _Step(start=self._start_record, stop=self._stop_record, name="record").setServiceParent(self)
         _Step(start=self.rpcserver.start, stop=self._drain_rpc, name="rpc").setServiceParent(self)
-        _Step(start=manager.post_start_hook, name="post_start_hook").setServiceParent(self)
+        _Step(start=lambda: self._hook("post_start_hook"),
+              name="post_start_hook").setServiceParent(self)
         if report_interval:
             ReportStateService(
                 store, self._service_id, report_interval=report_interval, clock=clock,
@@ -372,14 +379,32 @@ class Service(AsyncMultiService):
         ref = yield self._retry("look up the service record",
                                 lambda: self.store.get_by_host_and_binary(self.host, self.binary))
         self._host_initialised = True
-        yield defer.maybeDeferred(self.manager.init_host, ref)
+        yield self._hook("init_host", ref)
         if ref is None:
             ref = yield self._retry("create the service record", self._create_record)
         elif ref.version != SERVICE_VERSION or ref.topic != self.topic:
             ref = yield self._retry("update the service record", lambda: self.store.update(
                 ref.id, version=SERVICE_VERSION, topic=self.topic))
         self.service_ref = ref
-        yield defer.maybeDeferred(self.manager.pre_start_hook, ref)
+        yield self._hook("pre_start_hook", ref)
+
+    def _hook(self, name: str, *args: Any) -> defer.Deferred:
+        """
+        Call the manager's start-up hook C{name}.
+
+        @return: a C{Deferred} with its result, or failing with a
+            L{StartupError} whose one-line message names the hook, the
+            manager and the cause (chained as C{__cause__}).
+        """
+        def failed(failure):
+            if failure.check(defer.CancelledError, ConfigError, LoadError, StartupError):
+                return failure
+            error = StartupError(f"{name} of {_qualified(self.manager)} failed: "
+                                 f"{_one_line(failure)}")
+            error.__cause__ = failure.value
+            return defer.fail(error)
+
+        return defer.maybeDeferred(getattr(self.manager, name), *args).addErrback(failed)
 
     def _create_record(self) -> defer.Deferred:
         d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)
@@ -468,6 +493,18 @@ class Service(AsyncMultiService):
 # SQLAlchemy wraps a driver's message between the driver's class name and
 # a pointer to its documentation.
 _SQLALCHEMY_WRAPPING = re.compile(r"^\s*\([\w.]+\)\s+|\(Background on this error at: [^)]*\)")
+
+
+def _qualified(manager: Any) -> str:
+    """
+    @return: the dotted name of C{manager}'s class (or of the module or
+        object a served manager wraps).
+    """
+    wrapped = getattr(manager, "wrapped", None)
+    if wrapped is not None and not isinstance(manager, type(wrapped)):
+        return describe_object(wrapped).split(" ", 1)[-1]
+    cls = type(manager)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _one_line(failure) -> str:

@@ -13,7 +13,7 @@ from zope.interface import implementer
 from novasvc.config import Config, managers_from
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
-from novasvc.exceptions import ConfigError, LoadError, ServiceExists
+from novasvc.exceptions import ConfigError, LoadError, ServiceExists, StartupError
 from novasvc.manager import Manager
 from novasvc.options import Opt
 from novasvc.periodic import periodic_task
@@ -699,17 +699,33 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
 
     def test_init_host_failure_fails_start(self):
         """
-        When init_host raises, then the start Deferred fails with it and no
-        consumer is started.
+        When init_host raises, then the start Deferred fails with a
+        L{StartupError} of one line naming the hook, the manager's class and
+        the cause (chained), and no consumer is started.
         """
         service = self.make()
 
         def broken(ref):
-            raise ServiceExists("nope")
+            raise ServiceExists("nope\n  second line")
 
         service.manager.init_host = broken
-        self.failureResultOf(service.startService(), ServiceExists)
+        failure = self.failureResultOf(service.startService(), StartupError)
+        self.assertEqual(str(failure.value), "init_host of tests.test_service.RecordingManager "
+                                             "failed: ServiceExists: nope second line")
+        self.assertIsInstance(failure.value.__cause__, ServiceExists)
         self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])
+
+    def test_post_start_hook_failure(self):
+        """
+        When post_start_hook raises, then the start fails with a
+        L{StartupError} naming that hook.
+        """
+        service = self.make()
+        service.manager.post_start_hook = lambda: 1 / 0
+        failure = self.failureResultOf(service.startService(), StartupError)
+        self.assertEqual(str(failure.value), "post_start_hook of tests.test_service."
+                                             "RecordingManager failed: ZeroDivisionError: "
+                                             "division by zero")
 
 
 class ImportCostTests(SynchronousTestCase):
