@@ -77,9 +77,10 @@ setup(
         ],
         # bench/run.py's systems: oslo.messaging's, and novasvc on txamqp.
         # bench/run.py (oslo.messaging, the txamqp system) and bench/services_scale.py
-        # (PostgreSQL, twistd novasvc-api; wrk from the system's packages).
+        # (PostgreSQL, twistd novasvc-api; wrk from the system's packages);
+        # bench/volume_calls.py (the volume example's Volume objects).
         "bench": ["oslo.messaging>=14", "psutil", "txamqp>=0.8", "psycopg2-binary>=2.9",
-                  "klein>=23.5", "prometheus_client>=0.17"],
+                  "klein>=23.5", "prometheus_client>=0.17", "oslo.versionedobjects>=3"],
     },
     entry_points={
         "console_scripts": [

@@ -32,6 +32,10 @@ _EXPORTS = {
     "Target": "novasvc.rpc.target",
     "RPCClient": "novasvc.rpc.client",
     "get_transport": "novasvc.transport",
+    # objects on the wire
+    "ISerializer": "novasvc.serializer",
+    "NoOpSerializer": "novasvc.serializer",
+    "RequestContextSerializer": "novasvc.serializer",
     # errors
     "RemoteError": "novasvc.rpc.errors",
     "MessagingTimeout": "novasvc.rpc.errors",

@@ -173,6 +173,10 @@ class Config:
         (see L{novasvc.workers}), as Nova's C{service.serve(server,
         workers=N)}.
     @ivar api: the C{api:} section, an L{APIConfig}.
+    @ivar serializer: the dotted path of the RPC serializer the service
+        uses (an instance, a class or a zero-argument factory; see
+        L{novasvc.serializer.load_serializer}), beating the manager's
+        C{serializer} attribute; C{None}: the manager's.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -215,6 +219,8 @@ class Config:
     workers: int = 1
     # The optional HTTP API (novasvc.api_config).
     api: APIConfig = attrs.field(factory=APIConfig)
+    # Objects on the wire (novasvc.serializer).
+    serializer: Optional[str] = None
 
     def section(self, name: str) -> Section:
         """
@@ -532,6 +538,12 @@ def _dotted_path(value: Any) -> str:
     return value
 
 
+def _dotted_path_or_null(value: Any) -> Optional[str]:
+    if value is not None and not is_dotted_path(value):
+        raise _Bad("a dotted path such as mypackage.rpc.Serializer, or null")
+    return value
+
+
 def _transport_url(value: Any) -> str:
     _string(value)
     try:
@@ -595,6 +607,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "rabbit_quorum_delivery_limit": _integer(0),
     "amqp_client": _choice("pika", "txamqp"),
     "workers": _integer(1),
+    "serializer": _dotted_path_or_null,
 }
 _DATABASE_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "connection": _database_url,

@@ -56,6 +56,10 @@ class Manager(PeriodicTasks):
     database), so a manager can keep its own tables, as Nova's managers
     have C{self.db}.
 
+    @cvar serializer: the RPC serializer the service uses for this
+        manager's requests (see L{novasvc.serializer}): an instance, or a
+        class or zero-argument factory called once by the service; C{None}:
+        none. The configuration key C{serializer} beats it.
     @cvar options: the options of this manager's section (C{Sequence[Opt]}).
     @cvar config_section: the YAML section holding them (C{str}; default:
         the topic).
@@ -79,6 +83,7 @@ class Manager(PeriodicTasks):
     target: ClassVar[Optional[Any]] = None
     options: ClassVar[Sequence[Opt]] = ()
     config_section: ClassVar[Optional[str]] = None
+    serializer: ClassVar[Optional[Any]] = None
 
     rpc_hidden_names: ClassVar[FrozenSet[str]] = frozenset(
         {
@@ -94,6 +99,7 @@ class Manager(PeriodicTasks):
             "config_section",
             "section",
             "load_driver",
+            "serializer",
             # Not defined here, but read by the Service (Service.create takes
             # a manager class's topic when no binary names one).
             "topic",

@@ -25,9 +25,15 @@ from typing import Any, Mapping, Optional
 
 from zope.interface import Interface, implementer
 
-from novasvc.context import RequestContext
+from novasvc.context import RequestContext, context_from_message
+from novasvc.exceptions import LoadError
+from novasvc.loader import create_object, describe_object, load_object
 
-__all__ = ["ISerializer", "NoOpSerializer", "RequestContextSerializer", "is_noop"]
+__all__ = ["ISerializer", "NoOpSerializer", "RequestContextSerializer", "is_noop", "check_serializer",
+           "load_serializer"]
+
+#: The four methods of a serializer.
+_METHODS = ("serialize_entity", "deserialize_entity", "serialize_context", "deserialize_context")
 
 
 class ISerializer(Interface):
@@ -130,12 +136,19 @@ class RequestContextSerializer:
 
     def deserialize_context(self, ctxt: Any) -> RequestContext:
         """
-        @return: a L{RequestContext} (one the RPC server already read is
-            returned as it is; a C{dict} goes through
-            L{RequestContext.from_dict}).
+        @param ctxt: the context entries the RPC server or a notification
+            listener received (a C{dict}; C{None} is an empty one), or a
+            L{RequestContext}.
+        @return: a L{RequestContext}: the one C{RequestContext.from_dict}
+            makes of a C{dict} (of a copy of it, read when the context is
+            first used, as the RPC server's contexts without a serializer:
+            see L{novasvc.context.context_from_message}); a
+            L{RequestContext} is returned as it is.
         """
         if isinstance(ctxt, RequestContext):
             return ctxt
+        if type(ctxt) is dict:
+            return context_from_message(dict(ctxt), "", ctxt.get("client_timeout"))
         return RequestContext.from_dict(ctxt or {})
 
 
@@ -150,3 +163,51 @@ def is_noop(serializer: Optional[Any]) -> bool:
     cls = type(serializer)
     return cls is NoOpSerializer or (cls.__name__ == "NoOpSerializer"
                                      and cls.__module__ == "oslo_messaging.serializer")
+
+
+def check_serializer(serializer: Any) -> Any:
+    """
+    @param serializer: a serializer instance.
+    @return: C{serializer}.
+    @raise TypeError: when it is a class (give an instance), or one of the
+        four methods is missing or not callable (the message names them).
+    """
+    if isinstance(serializer, type):
+        raise TypeError(f"a serializer must be an instance, not the class {describe_object(serializer)}")
+    missing = [name for name in _METHODS if not callable(getattr(serializer, name, None))]
+    if missing:
+        raise TypeError(f"{describe_object(serializer)} is not a serializer: it lacks {', '.join(missing)}")
+    return serializer
+
+
+def load_serializer(spec: Any, what: str = "serializer") -> Any:
+    """
+    The serializer that a manager's C{serializer} attribute or the
+    C{serializer:} configuration key names.
+
+    @param spec: a serializer instance; or a class or zero-argument factory
+        of one, called once here; or a dotted path to any of these.
+    @param what: what names it, for the messages (e.g. C{"the configuration
+        key serializer"}).
+    @return: the serializer instance.
+    @raise LoadError: a one-line message naming C{what} and C{spec}: the
+        path cannot be imported, calling the factory raised, or what it
+        gives has not the four methods.
+    """
+    named = f"{what} {spec!r}" if isinstance(spec, str) else what
+    found = spec
+    if isinstance(spec, str):
+        try:
+            found = load_object(spec)
+        except LoadError as e:
+            raise LoadError(f"{what}: {e}") from None
+    if isinstance(found, type) or (callable(found) and not _has_methods(found)):
+        found = create_object(spec if isinstance(spec, str) else describe_object(spec), found, what)
+    try:
+        return check_serializer(found)
+    except TypeError as e:
+        raise LoadError(f"{named}: {e}") from None
+
+
+def _has_methods(obj: Any) -> bool:
+    return all(callable(getattr(obj, name, None)) for name in _METHODS)

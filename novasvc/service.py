@@ -81,6 +81,10 @@ class Service(AsyncMultiService):
     @ivar store: the L{IServiceStore}.
     @ivar transport: the L{ITransport}.
     @ivar rpcserver: the L{RPCServer} serving C{Target(topic, server=host)}.
+    @ivar serializer: the serializer of its requests (see
+        L{novasvc.serializer}): what the C{serializer} configuration key
+        names, else what the manager's C{serializer} attribute gives; or
+        C{None}.
     @ivar db: the manager's L{IDatabaseAPI}, or C{None}; stopped after the
         manager's C{cleanup_host}.
     @ivar tracing: the L{novasvc.tracing.Tracing} of the service's RPC when
@@ -125,6 +129,7 @@ class Service(AsyncMultiService):
 
             self.tracing = Tracing.from_config(config.tracing, binary, host, reactor=clock)
         endpoints = [manager, BaseRPCAPI(manager.service_name)] + list(manager.additional_endpoints)
+        self.serializer = _serializer(manager, config)
         self.rpcserver = RPCServer(
             transport, Target(topic=topic, server=host), endpoints,
             control_exchange=config.control_exchange, clock=clock,
@@ -133,6 +138,7 @@ class Service(AsyncMultiService):
             durable_queues=config.durable_queues,
             transient_queues_ttl=config.transient_queues_ttl, quorum=QuorumQueues.from_config(config),
             reply_retry_timeout=config.kombu_missing_consumer_retry_timeout, tracing=self.tracing,
+            serializer=self.serializer,
         )
         if self.tracing is not None:
             # First to start, last to stop: it flushes the spans of the stop.
@@ -513,6 +519,23 @@ def _one_line(failure) -> str:
     """
     message = " ".join(_SQLALCHEMY_WRAPPING.sub("", failure.getErrorMessage()).split())
     return f"{failure.type.__name__}: {message}"
+
+
+def _serializer(manager: Manager, config: Config) -> Any:
+    """
+    @return: the serializer the C{serializer} configuration key names, else
+        the one the manager's C{serializer} attribute gives (a class or
+        factory called once), else C{None}.
+    @raise LoadError: when it cannot be made or is not a serializer.
+    """
+    from novasvc.serializer import load_serializer
+
+    if config.serializer is not None:
+        return load_serializer(config.serializer, "the configuration key serializer")
+    declared = getattr(manager, "serializer", None)
+    if declared is None:
+        return None
+    return load_serializer(declared, f"{type(manager).__name__}.serializer")
 
 
 class _Step(_TwistedService):

@@ -5,11 +5,13 @@ An unmodified oslo.messaging peer, run as a subprocess by the interop tests.
       Runs each action with an oslo RPCClient and prints one JSON line per
       action: {"ok": result} or {"error": class, "module": ..., "message": ...}.
       An action: {"op": "call"|"cast", "topic", "method", "args", "ctxt",
-      "server", "fanout", "version", "namespace", "timeout", "exmods"}.
+      "server", "fanout", "version", "namespace", "timeout", "exmods",
+      "serializer"}; "serializer": "wrap" gives the client a WrapSerializer.
 
-  python _oslo_peer.py server URL EXCHANGE TOPIC HOST
-      Serves an oslo RPCServer (threading executor) with the endpoint below,
-      prints READY once consuming, and stops when stdin closes.
+  python _oslo_peer.py server URL EXCHANGE TOPIC HOST [wrap]
+      Serves an oslo RPCServer (threading executor) with the endpoint below
+      (and a WrapSerializer when "wrap" is given), prints READY once
+      consuming, and stops when stdin closes.
 """
 
 import json
@@ -24,6 +26,31 @@ class PeerError(Exception):
     """
     An application error raised by the oslo endpoint.
     """
+
+
+class WrapSerializer(om.Serializer):
+    """
+    Values travel as {"wrapped": value, "by": "oslo"}, and anything else is
+    refused when read; a context leaves with "serialized_by": "oslo" and
+    arrives with "deserialized_by": "oslo" added.
+    """
+
+    def serialize_entity(self, ctxt, entity):
+        return {"wrapped": entity, "by": "oslo"}
+
+    def deserialize_entity(self, ctxt, entity):
+        if not isinstance(entity, dict) or "wrapped" not in entity:
+            raise ValueError(f"not wrapped: {entity!r}")
+        return entity["wrapped"]
+
+    def serialize_context(self, ctxt):
+        return dict(ctxt, serialized_by="oslo")
+
+    def deserialize_context(self, ctxt):
+        return dict(ctxt, deserialized_by="oslo")
+
+
+_SERIALIZERS = {None: None, "wrap": WrapSerializer}
 
 
 class Endpoint:
@@ -65,7 +92,9 @@ def client(url, exchange, actions):
             target = om.Target(topic=action["topic"], server=action.get("server"),
                                fanout=action.get("fanout", False), version=action.get("version"),
                                namespace=action.get("namespace"))
-            rpc = om.get_rpc_client(transport, target, timeout=action.get("timeout", 20))
+            serializer = _SERIALIZERS[action.get("serializer")]
+            rpc = om.get_rpc_client(transport, target, timeout=action.get("timeout", 20),
+                                    serializer=serializer and serializer())
             try:
                 if action["op"] == "call":
                     result = rpc.call(action.get("ctxt", {}), action["method"], **action.get("args", {}))
@@ -80,10 +109,20 @@ def client(url, exchange, actions):
         transport.cleanup()
 
 
-def server(url, exchange, topic, host):
+def server(url, exchange, topic, host, serializer=None):
     transport = _transport(url, exchange)
     target = om.Target(topic=topic, server=host)
-    rpc = om.get_rpc_server(transport, target, [Endpoint()], executor="threading")
+    serializer = _SERIALIZERS[serializer]
+    rpc = om.get_rpc_server(transport, target, [Endpoint()], executor="threading",
+                            serializer=serializer and serializer())
+    serve(rpc, transport)
+
+
+def serve(rpc, transport):
+    """
+    Start an oslo RPC server, print READY, and stop it and its transport
+    when stdin closes.
+    """
     rpc.start()
     print("READY", flush=True)
     sys.stdin.read()

@@ -445,6 +445,30 @@ class SmokeRunTests(SynchronousTestCase):
         self.assertIn("| request: wire.encode_request + decode_request |", process.stdout)
 
 
+class SerializerBenchTests(SynchronousTestCase):
+    """
+    C{bench/serializer.py}: the RPC server's CPU per call with each
+    serializer.
+    """
+
+    def test_smoke(self):
+        """
+        When C{bench/serializer.py} runs once per variant on tiny counts
+        against this checkout's HEAD as the baseline, then it exits 0 and
+        prints a row per variant with its ratio to the baseline.
+        """
+        process = subprocess.run(
+            [sys.executable, os.path.join(BENCH, "serializer.py"), "--baseline", "HEAD", "--runs", "1",
+             "--number", "20", "--repeat", "1"],
+            cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
+        )
+        self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
+        self.assertIn("| server | µs per call | ÷ baseline (min–max) |", process.stdout)
+        for label in ("| baseline commit, no serializer | ", "| no serializer | ", "| NoOpSerializer() | ",
+                      "| RequestContextSerializer() | ", "| entity-mapping serializer | "):
+            self.assertIn(label, process.stdout)
+
+
 class OsloProtocolFormatTests(SynchronousTestCase):
     """
     The oslo-protocol floor writes and reads the messages novasvc's wire

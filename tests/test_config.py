@@ -378,6 +378,20 @@ class ValueErrorTests(_ConfigTestCase):
         self.assertRefused("durable_queues: 'yes'\n",
                            ", line 1: durable_queues: expected true or false, got 'yes'")
 
+    def test_serializer(self) -> None:
+        """
+        When C{serializer} is a dotted path or null, then it is kept as
+        given; anything else is refused with the file, line and key.
+        """
+        self.assertEqual(self.load("serializer: novasvc.serializer.RequestContextSerializer\n").serializer,
+                         "novasvc.serializer.RequestContextSerializer")
+        self.assertIsNone(self.load("serializer: null\n").serializer)
+        self.assertIsNone(self.load("host: h\n").serializer)
+        self.assertRefused("\nserializer: not a path\n", ", line 2: serializer: expected a dotted path such as "
+                           "mypackage.rpc.Serializer, or null, got 'not a path'")
+        self.assertRefused("serializer: [a.b]\n", ", line 1: serializer: expected a dotted path such as "
+                           "mypackage.rpc.Serializer, or null, got a list")
+
     def test_numbers_not_booleans(self) -> None:
         """
         When a number key has a boolean or a string, then it is refused.

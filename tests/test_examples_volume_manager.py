@@ -2,12 +2,15 @@
 Tests for L{novasvc.examples.volume.manager}: the volume manager served by
 a L{novasvc.service.Service} on the memory transport and store, its table
 in SQLite in memory, its timers on a L{task.Clock}, called through
-L{novasvc.examples.volume.rpcapi.VolumeAPI}.
+L{novasvc.examples.volume.rpcapi.VolumeAPI}: volumes are
+L{novasvc.examples.volume.objects.Volume} objects.
 """
 
+import datetime
 import random
 
 import sqlalchemy as sa
+from oslo_versionedobjects.exception import IncompatibleObjectVersion
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
@@ -22,9 +25,12 @@ from novasvc.examples.volume.exceptions import (
     VolumeNotFound,
 )
 from novasvc.examples.volume.manager import VolumeManager, volumes
+from novasvc.examples.volume.objects import Volume
 from novasvc.examples.volume.rpcapi import VolumeAPI
 from novasvc.exceptions import ConfigError, LoadError
+from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
+from novasvc.rpc.target import Target
 from novasvc.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
@@ -97,6 +103,21 @@ class VolumeServiceMixin:
             id=volume_id, host=host, size_gb=size_gb, status=status, location=None,
             created_at=self.manager._now())))
 
+    def volume(self, volume_id, host="h1", status="available", size_gb=1):
+        """
+        @return: a L{Volume} with these values (one that need not exist).
+        """
+        return Volume.from_record({"id": volume_id, "host": host, "size_gb": size_gb,
+                                   "status": status, "location": None,
+                                   "created_at": datetime.datetime(1970, 1, 1)})
+
+    def raw_client(self, version):
+        """
+        @return: an L{RPCClient} without a serializer, at C{version}.
+        """
+        return RPCClient(MemoryTransport(broker=self.broker, clock=self.clock),
+                         Target(topic="volume", version=version), clock=self.clock)
+
 
 class StartTests(VolumeServiceMixin, TestCase):
     @defer.inlineCallbacks
@@ -153,17 +174,43 @@ class CreateTests(VolumeServiceMixin, TestCase):
     @defer.inlineCallbacks
     def test_create(self):
         """
-        When a volume is created, then the caller gets it available on this
-        host, the driver has it, and list_volumes shows it.
+        When a volume is created, then the caller gets a Volume, available
+        on this host, without a name; the driver has it, and list_volumes
+        shows it.
         """
         yield self.start()
         volume = yield self.api.create_volume({}, 2)
-        self.assertEqual({k: volume[k] for k in ("host", "size_gb", "status")},
-                         {"host": "h1", "size_gb": 2, "status": "available"})
-        self.assertEqual(volume["location"], f"fake://{volume['id']}")
-        self.assertEqual(volume["created_at"], "1970-01-01T00:00:00Z")
-        self.assertEqual(self.manager.driver.volumes, {volume["id"]: 2})
+        self.assertIsInstance(volume, Volume)
+        self.assertEqual((volume.host, volume.size_gb, volume.status, volume.name),
+                         ("h1", 2, "available", None))
+        self.assertEqual(volume.location, f"fake://{volume.id}")
+        self.assertEqual(volume.created_at,
+                         datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc))
+        self.assertEqual(self.manager.driver.volumes, {volume.id: 2})
         self.assertEqual((yield self.api.list_volumes({})), [volume])
+
+    @defer.inlineCallbacks
+    def test_name(self):
+        """
+        When a volume is created with a name, then it has it, as listed and
+        as read back.
+        """
+        yield self.start()
+        volume = yield self.api.create_volume({}, 1, name="scratch")
+        self.assertEqual(volume.name, "scratch")
+        self.assertEqual((yield self.api.get_volume({}, volume.id)).name, "scratch")
+        self.assertEqual([v.name for v in (yield self.api.list_volumes({}))], ["scratch"])
+
+    @defer.inlineCallbacks
+    def test_invalid_name(self):
+        """
+        When the name is not a string or is longer than 255 characters,
+        then the caller gets InvalidVolume and nothing is recorded.
+        """
+        yield self.start()
+        for name in (7, "x" * 256):
+            yield self.assertFailure(self.api.create_volume({}, 1, name=name), InvalidVolume)
+        self.assertEqual((yield self.rows()), [])
 
     @defer.inlineCallbacks
     def test_default_size(self):
@@ -173,7 +220,7 @@ class CreateTests(VolumeServiceMixin, TestCase):
         """
         yield self.start(volume={"default_size_gb": 3})
         volume = yield self.api.create_volume({})
-        self.assertEqual(volume["size_gb"], 3)
+        self.assertEqual(volume.size_gb, 3)
 
     @defer.inlineCallbacks
     def test_invalid_size(self):
@@ -203,25 +250,55 @@ class DeleteTests(VolumeServiceMixin, TestCase):
     @defer.inlineCallbacks
     def test_delete(self):
         """
-        When a volume is deleted, then its record and the driver's volume
-        are gone.
+        When a volume is deleted (given as the Volume), then its record and
+        the driver's volume are gone.
         """
         yield self.start()
         volume = yield self.api.create_volume({}, 1)
-        self.assertIsNone((yield self.api.delete_volume({}, volume["id"], host="h1")))
+        self.assertIsNone((yield self.api.delete_volume({}, volume)))
         self.assertEqual((yield self.rows()), [])
         self.assertEqual(self.manager.driver.volumes, {})
 
     @defer.inlineCallbacks
-    def test_unknown(self):
+    def test_delete_by_id(self):
         """
-        When the id is unknown (or not even a string), then the caller gets
-        VolumeNotFound naming it.
+        When a client of API 1.0 deletes a volume by its id, then it is
+        gone too.
         """
         yield self.start()
-        error = yield self.assertFailure(self.api.delete_volume({}, "nope"), VolumeNotFound)
+        volume = yield self.api.create_volume({}, 1)
+        yield self.raw_client("1.0").call({}, "delete_volume", volume_id=volume.id)
+        self.assertEqual((yield self.rows()), [])
+
+    @defer.inlineCallbacks
+    def test_unknown(self):
+        """
+        When the volume is unknown (or, from a 1.0 client, its id is not
+        even a string), then the caller gets VolumeNotFound naming it.
+        """
+        yield self.start()
+        error = yield self.assertFailure(self.api.delete_volume({}, self.volume("nope")),
+                                         VolumeNotFound)
         self.assertEqual(error.volume_id, "nope")
-        yield self.assertFailure(self.api.delete_volume({}, 7), VolumeNotFound)
+        error = yield self.assertFailure(
+            self.raw_client("1.0").call({}, "delete_volume", volume_id=7), RemoteError)
+        self.assertEqual(error.exc_type, "VolumeNotFound")
+
+    @defer.inlineCallbacks
+    def test_not_a_volume(self):
+        """
+        When delete_volume gets neither a volume nor an id, or a volume that
+        is not a Volume object (a plain dict), then the caller gets
+        InvalidVolume saying what it needs.
+        """
+        yield self.start()
+        client = self.raw_client("1.2")
+        error = yield self.assertFailure(client.call({}, "delete_volume"), RemoteError)
+        self.assertEqual(error.exc_type, "InvalidVolume")
+        self.assertIn("volume_id", str(error))
+        error = yield self.assertFailure(
+            client.call({}, "delete_volume", volume={"id": "v1"}), RemoteError)
+        self.assertIn("Volume object", str(error))
 
     @defer.inlineCallbacks
     def test_other_host(self):
@@ -232,7 +309,8 @@ class DeleteTests(VolumeServiceMixin, TestCase):
         yield self.start()
         yield self.insert("theirs", host="h2")
         self.assertEqual((yield self.api.list_volumes({})), [])
-        yield self.assertFailure(self.api.delete_volume({}, "theirs"), VolumeNotFound)
+        yield self.assertFailure(self.api.delete_volume({}, self.volume("theirs", host="h2"),
+                                                        host="h1"), VolumeNotFound)
         self.assertEqual((yield self.rows()), [("theirs", "h2", "available")])
 
     @defer.inlineCallbacks
@@ -243,7 +321,8 @@ class DeleteTests(VolumeServiceMixin, TestCase):
         """
         yield self.start()
         yield self.insert("v1", status="creating")
-        error = yield self.assertFailure(self.api.delete_volume({}, "v1"), InvalidVolume)
+        error = yield self.assertFailure(self.api.delete_volume({}, self.volume("v1")),
+                                         InvalidVolume)
         self.assertIn("creating", str(error))
         self.assertEqual((yield self.rows()), [("v1", "h1", "creating")])
 
@@ -256,9 +335,9 @@ class DeleteTests(VolumeServiceMixin, TestCase):
         yield self.start(volume={"driver": "tests.test_examples_volume_manager.FlakyDriver"})
         volume = yield self.api.create_volume({}, 1)
         self.manager.driver.fail_delete = True
-        yield self.assertFailure(self.api.delete_volume({}, volume["id"]), VolumeDriverError)
-        self.assertEqual((yield self.rows()), [(volume["id"], "h1", "error")])
-        yield self.api.delete_volume({}, volume["id"])
+        yield self.assertFailure(self.api.delete_volume({}, volume), VolumeDriverError)
+        self.assertEqual((yield self.rows()), [(volume.id, "h1", "error")])
+        yield self.api.delete_volume({}, volume)
         self.assertEqual((yield self.rows()), [])
 
     @defer.inlineCallbacks
@@ -272,7 +351,7 @@ class DeleteTests(VolumeServiceMixin, TestCase):
         events = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        yield self.api.delete_volume({}, "v1")
+        yield self.api.delete_volume({}, self.volume("v1"))
         self.assertEqual((yield self.rows()), [])
         warned = [e for e in events if e.get("log_level") == LogLevel.warn and e.get("id") == "v1"]
         self.assertEqual(len(warned), 1)
@@ -290,8 +369,9 @@ class ReadTests(VolumeServiceMixin, TestCase):
         self.clock.advance(10)
         second = yield self.api.create_volume({}, 1)
         listed = yield self.api.list_volumes({})
-        self.assertEqual([v["id"] for v in listed], [first["id"], second["id"]])
-        self.assertEqual(listed[1]["created_at"], "1970-01-01T00:00:10Z")
+        self.assertEqual([v.id for v in listed], [first.id, second.id])
+        self.assertEqual(listed[1].created_at,
+                         datetime.datetime(1970, 1, 1, 0, 0, 10, tzinfo=datetime.timezone.utc))
 
     @defer.inlineCallbacks
     def test_get_volume(self):
@@ -301,7 +381,7 @@ class ReadTests(VolumeServiceMixin, TestCase):
         """
         yield self.start()
         volume = yield self.api.create_volume({}, 1)
-        self.assertEqual((yield self.api.get_volume({}, volume["id"])), volume)
+        self.assertEqual((yield self.api.get_volume({}, volume.id)), volume)
         yield self.assertFailure(self.api.get_volume({}, "nope"), VolumeNotFound)
 
     @defer.inlineCallbacks
@@ -331,10 +411,55 @@ class ReadTests(VolumeServiceMixin, TestCase):
     @defer.inlineCallbacks
     def test_framework_names_hidden(self):
         """
-        When a caller asks for the manager's driver, stats or lifecycle
-        hooks over RPC, then it gets NoSuchMethod (as a RemoteError).
+        When a caller asks for the manager's driver, stats, serializer or
+        lifecycle hooks over RPC, then it gets NoSuchMethod (as a
+        RemoteError).
         """
         yield self.start()
-        for name in ("driver", "stats", "init_host", "_update_volume_stats"):
+        for name in ("driver", "stats", "serializer", "init_host", "_update_volume_stats"):
             error = yield self.assertFailure(self.api.client.call({}, name), RemoteError)
             self.assertEqual(error.exc_type, "NoSuchMethod")
+
+
+class ObjectVersionTests(VolumeServiceMixin, TestCase):
+    @defer.inlineCallbacks
+    def test_on_the_wire(self):
+        """
+        When a client without the example's serializer calls the service,
+        at API 1.0 or 1.3, then the volume comes back as the primitive of a
+        Volume 1.1.
+        """
+        yield self.start()
+        for version, name in (("1.0", None), ("1.3", "n")):
+            kwargs = {} if name is None else {"name": name}
+            primitive = yield self.raw_client(version).call({}, "create_volume", size_gb=1,
+                                                            **kwargs)
+            self.assertEqual((primitive["novasvc_volume_object.name"],
+                              primitive["novasvc_volume_object.version"]), ("Volume", "1.1"))
+            self.assertEqual(primitive["novasvc_volume_object.data"]["name"], name)
+
+    @defer.inlineCallbacks
+    def test_newer_object_refused(self):
+        """
+        When a request carries a Volume of a newer version than the service
+        knows, then the caller gets an error naming IncompatibleObjectVersion
+        and the versions (a RemoteError for a plain client, the exception
+        itself for VolumeAPI's client), nothing is deleted, and the service
+        keeps serving.
+        """
+        yield self.start()
+        volume = yield self.api.create_volume({}, 1)
+        primitive = volume.obj_to_primitive()
+        primitive["novasvc_volume_object.version"] = "1.99"
+        error = yield self.assertFailure(
+            self.raw_client("1.3").call({}, "delete_volume", volume=primitive), RemoteError)
+        self.assertEqual(error.exc_type, "IncompatibleObjectVersion")
+        self.assertIn("1.99", str(error))
+        self.assertIn("supported version is 1.1", str(error))
+        error = yield self.assertFailure(
+            self.api.client.prepare(version="1.3").call({}, "delete_volume", volume=primitive),
+            IncompatibleObjectVersion)
+        self.assertIn("1.99", str(error))
+        self.assertEqual((yield self.api.list_volumes({})), [volume])
+        yield self.api.delete_volume({}, volume)
+        self.assertEqual((yield self.rows()), [])

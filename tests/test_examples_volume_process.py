@@ -71,41 +71,43 @@ class VolumeProcessTests(TwistdProcessMixin, TestCase):
         When twistd runs etc/volume.yaml and a VolumeAPI creates a volume on
         its host, then a sparse file of that many GiB exists in the
         configured directory and a row in the volumes table; listing, the
-        stats and a delete work over RabbitMQ, errors come back as the
-        example's own classes, and SIGTERM ends the service with status 0.
+        stats and a delete work over RabbitMQ with Volume objects, errors
+        come back as the example's own classes, and SIGTERM ends the
+        service with status 0; its log has no warning about eventlet (which
+        oslo.versionedobjects imports).
         """
         process = self.start_volume_service()
         yield poll(lambda: "is ready" in self.output(), "the volume service is ready",
                    interval=0.1)
         api = self.volume_api()
 
-        volume = yield api.create_volume({}, 2, host=self.host)
-        self.assertEqual((volume["host"], volume["size_gb"], volume["status"]),
-                         (self.host, 2, "available"))
-        path = os.path.join(self.volumes_dir, f"volume-{volume['id']}.img")
-        self.assertEqual(volume["location"], path)
+        volume = yield api.create_volume({}, 2, host=self.host, name="data")
+        self.assertEqual((volume.host, volume.size_gb, volume.status, volume.name),
+                         (self.host, 2, "available", "data"))
+        path = os.path.join(self.volumes_dir, f"volume-{volume.id}.img")
+        self.assertEqual(volume.location, path)
         st = os.stat(path)
         self.assertEqual(st.st_size, 2 * GiB)
         self.assertLess(st.st_blocks * 512, GiB)
-        self.assertEqual(self.rows(), [(volume["id"], self.host, 2, "available")])
+        self.assertEqual(self.rows(), [(volume.id, self.host, 2, "available")])
 
         self.assertEqual((yield api.list_volumes({}, host=self.host)), [volume])
-        self.assertEqual((yield api.get_volume({}, volume["id"], host=self.host)), volume)
+        self.assertEqual((yield api.get_volume({}, volume.id, host=self.host)), volume)
         stats = yield api.get_stats({}, host=self.host)
         self.assertEqual((stats["total_gb"], stats["allocated_gb"], stats["driver"]),
                          (10, 2, "FileVolumeDriver"))
 
-        yield api.delete_volume({}, volume["id"], host=self.host)
+        yield api.delete_volume({}, volume)
         self.assertFalse(os.path.exists(path))
         self.assertEqual(self.rows(), [])
-        error = yield self.assertFailure(api.delete_volume({}, volume["id"], host=self.host),
-                                         VolumeNotFound)
-        self.assertEqual(error.volume_id, volume["id"])
+        error = yield self.assertFailure(api.delete_volume({}, volume), VolumeNotFound)
+        self.assertEqual(error.volume_id, volume.id)
 
         process.send_signal(signal.SIGTERM)
         code = yield self.wait_exit(process)
         self.assertEqual(code, 0, self.output())
         self.assertNotIn("guest:guest", self.output())
+        self.assertNotIn("Eventlet is deprecated", self.output())
 
     @defer.inlineCallbacks
     def test_broken_driver_stops_start(self):

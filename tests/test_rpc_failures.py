@@ -125,6 +125,28 @@ class FailureSerializationTests(SynchronousTestCase):
             self.assertEqual(data["class"], type(error).__name__)
             self.assertTrue(all(isinstance(arg, str) and len(arg) < 300 for arg in data["args"]))
 
+    def test_clipped(self) -> None:
+        """
+        When a failure is serialized clipped, then its message, each
+        traceback line and each text in args and kwargs are cut to a few
+        hundred characters, a long structure is sent as its shortened repr,
+        and numbers are kept.
+        """
+        long = "x" * 10000
+        error = _raised(ProbeError(long, code=7))
+        error.args = (long, {"deep": [long]}, 3)
+        error.kwargs = {"name": long, "code": 7, "small": [1, 2]}  # type: ignore[attr-defined]
+        data = json.loads(serialize_failure(Failure(error), clipped=True))
+        self.assertLess(len(data["message"]), 300)
+        self.assertLess(max(len(line) for line in data["tb"]), 300)
+        self.assertLess(len(data["args"][0]), 300)
+        self.assertIsInstance(data["args"][1], str)
+        self.assertLess(len(data["args"][1]), 300)
+        self.assertEqual(data["args"][2], 3)
+        self.assertLess(len(data["kwargs"]["name"]), 300)
+        self.assertEqual((data["kwargs"]["code"], data["kwargs"]["small"]), (7, [1, 2]))
+        self.assertGreater(len(json.loads(serialize_failure(Failure(error)))["message"]), 10000)
+
     def test_no_kwargs_dict(self) -> None:
         """
         When an exception's kwargs attribute is not a dict, then kwargs is

@@ -71,9 +71,58 @@ class InteropManager(Manager):
         raise EchoError(message, code=7)
 
 
+@defer.inlineCallbacks
+def _run_oslo(case, *actions):
+    """
+    Run C{actions} with an oslo client on C{case}'s exchange (each on
+    C{case.topic} unless it names a topic).
+
+    @return: a C{Deferred} firing with the client's output, one decoded
+        line per action.
+    """
+    for action in actions:
+        action.setdefault("topic", case.topic)
+    out, err, code = yield getProcessOutputAndValue(
+        sys.executable, [PEER, "client", URL, case.exchange, json.dumps(list(actions))],
+        env=_peer_env())
+    case.assertEqual(code, 0, err.decode())
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+def _oslo_server(case, *extra):
+    """
+    Run an oslo server for C{case.topic} on C{case.exchange}, host
+    C{oslo-h}, stopped by C{case}'s cleanup.
+
+    @param extra: more arguments for the peer (e.g. C{"wrap"}).
+    @return: a C{Deferred} firing once it consumes.
+    """
+    peer = _PeerServer()
+    process = reactor.spawnProcess(
+        peer, sys.executable,
+        [sys.executable, PEER, "server", URL, case.exchange, case.topic, "oslo-h", *extra], env=_peer_env())
+
+    def stop_peer():
+        process.closeStdin()
+        return peer.ended
+
+    case.addCleanup(stop_peer)
+    return peer.ready
+
+
 class _Amqp:
     #: the AMQP transport of the novasvc side (see L{tests._clients}).
     transport_class = AMQPTransport
+
+    def fresh_names(self):
+        """
+        Check that RabbitMQ and oslo.messaging are there, and choose an
+        exchange and a topic of this test's own.
+        """
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        _require_oslo()
+        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
+        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
 
     def transport(self):
         t = self.transport_class(TransportURL.parse(URL), reactor=reactor)
@@ -86,10 +135,7 @@ class OsloClientToNovasvcTests(_Amqp, TestCase):
     timeout = 120
 
     def setUp(self):
-        require_service("RabbitMQ", "127.0.0.1", 5672)
-        _require_oslo()
-        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
-        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
+        self.fresh_names()
         self.managers = {}
         return defer.gatherResults([self.serve("h1"), self.serve("h2")])
 
@@ -100,15 +146,8 @@ class OsloClientToNovasvcTests(_Amqp, TestCase):
         self.addCleanup(server.wait, 10)
         return server.start()
 
-    @defer.inlineCallbacks
     def run_oslo(self, *actions):
-        for action in actions:
-            action.setdefault("topic", self.topic)
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, [PEER, "client", URL, self.exchange, json.dumps(list(actions))],
-            env=_peer_env())
-        self.assertEqual(code, 0, err.decode())
-        return [json.loads(line) for line in out.decode().splitlines()]
+        return _run_oslo(self, *actions)
 
     @defer.inlineCallbacks
     def test_call_results_and_context(self):
@@ -187,28 +226,31 @@ class _PeerServer(protocol.ProcessProtocol):
         self.ended.callback(None)
 
 
-class NovasvcClientToOsloTests(_Amqp, TestCase):
+class _ToOslo(_Amqp):
+    """
+    An oslo server (with C{peer_arguments}) and C{self.client}, a novasvc
+    client of it (with C{serializer()}'s serializer).
+    """
+
     timeout = 120
+    peer_arguments = ()
+
+    def serializer(self):
+        return None
 
     @defer.inlineCallbacks
     def setUp(self):
-        require_service("RabbitMQ", "127.0.0.1", 5672)
-        _require_oslo()
-        self.exchange = f"novasvc-interop-{uuid.uuid4().hex[:8]}"
-        self.topic = f"interop-{uuid.uuid4().hex[:8]}"
-        peer = _PeerServer()
-        process = reactor.spawnProcess(
-            peer, sys.executable, [sys.executable, PEER, "server", URL, self.exchange, self.topic, "oslo-h"],
-            env=_peer_env())
-
-        def stop_peer():
-            process.closeStdin()
-            return peer.ended
-
-        self.addCleanup(stop_peer)
-        yield peer.ready
+        self.fresh_names()
+        yield _oslo_server(self, *self.peer_arguments)
         self.client = RPCClient(self.transport(), Target(topic=self.topic, version="1.3"),
-                                control_exchange=self.exchange, timeout=20, clock=reactor)
+                                control_exchange=self.exchange, timeout=20, clock=reactor,
+                                serializer=self.serializer())
+
+
+class NovasvcClientToOsloTests(_ToOslo, TestCase):
+    """
+    A novasvc client calls an oslo server.
+    """
 
     @defer.inlineCallbacks
     def test_call_result_and_context(self):
@@ -247,3 +289,141 @@ class NovasvcClientToOsloTests(_Amqp, TestCase):
 
 TxAMQPOsloClientToNovasvcTests = on_txamqp(OsloClientToNovasvcTests)
 TxAMQPNovasvcClientToOsloTests = on_txamqp(NovasvcClientToOsloTests)
+
+
+class WrapSerializer:
+    """
+    The novasvc twin of C{_oslo_peer.WrapSerializer}: values travel as
+    C{{"wrapped": value, "by": "novasvc"}}, and anything else is refused
+    when read, as is the value C{"poison"}; a context leaves with
+    C{"serialized_by": "novasvc"} and arrives with C{"deserialized_by":
+    "novasvc"} added.
+    """
+
+    def serialize_entity(self, ctxt, entity):
+        return {"wrapped": entity, "by": "novasvc"}
+
+    def deserialize_entity(self, ctxt, entity):
+        if not isinstance(entity, dict) or "wrapped" not in entity:
+            raise ValueError(f"not wrapped: {entity!r}")
+        if entity["wrapped"] == "poison":
+            raise ValueError("refusing to read 'poison'")
+        return entity["wrapped"]
+
+    def serialize_context(self, ctxt):
+        values = ctxt.to_dict() if isinstance(ctxt, RequestContext) else dict(ctxt or {})
+        return dict(values, serialized_by="novasvc")
+
+    def deserialize_context(self, ctxt):
+        return dict(ctxt, deserialized_by="novasvc")
+
+
+class SerializingManager(Manager):
+    """
+    The novasvc side with a serializer: reports what it got.
+    """
+
+    def __init__(self, *args, **kwargs):
+        Manager.__init__(self, *args, **kwargs)
+        self.casts = []
+
+    def echo(self, ctxt, value):
+        return {"value": value, "ctxt": {key: ctxt.get(key) for key in
+                                         ("user_id", "serialized_by", "deserialized_by")}}
+
+    def record(self, ctxt, note):
+        self.casts.append((note, ctxt.get("serialized_by"), ctxt.get("deserialized_by")))
+
+
+class OsloSerializerToNovasvcTests(_Amqp, TestCase):
+    """
+    An oslo client with a serializer calls a novasvc server with its twin.
+    """
+
+    timeout = 120
+
+    def setUp(self):
+        self.fresh_names()
+        self.manager = SerializingManager(host="h1", service_name=self.topic)
+        server = RPCServer(self.transport(), Target(topic=self.topic, server="h1"), [self.manager],
+                           control_exchange=self.exchange, clock=reactor, serializer=WrapSerializer())
+        self.addCleanup(server.wait, 10)
+        return server.start()
+
+    @defer.inlineCallbacks
+    def test_both_ends(self):
+        """
+        When an oslo client with a serializer calls and casts to a novasvc
+        server with the twin serializer, then the method gets the oslo
+        context as the novasvc serializer deserialized it and the arguments
+        unwrapped, and the oslo client reads the result the novasvc server
+        wrapped.
+        """
+        call, cast = yield _run_oslo(
+            self,
+            {"op": "call", "method": "echo", "args": {"value": [1, {"a": "b"}]}, "ctxt": {"user_id": "u1"},
+             "serializer": "wrap"},
+            {"op": "cast", "method": "record", "args": {"note": "n"}, "serializer": "wrap"},
+        )
+        self.assertEqual(call, {"ok": {"value": [1, {"a": "b"}], "ctxt": {
+            "user_id": "u1", "serialized_by": "oslo", "deserialized_by": "novasvc"}}})
+        self.assertEqual(cast, {"ok": None})
+        yield poll(lambda: self.manager.casts, "the cast arrived")
+        self.assertEqual(self.manager.casts, [("n", "oslo", "novasvc")])
+
+    @defer.inlineCallbacks
+    def test_refused(self):
+        """
+        When the novasvc server's serializer refuses an argument, then the
+        oslo caller gets its exception (a builtin: as itself, with its
+        message), and the server serves the next call.
+        """
+        refused, unwrapped, served = yield _run_oslo(
+            self,
+            {"op": "call", "method": "echo", "args": {"value": "poison"}, "serializer": "wrap"},
+            {"op": "call", "method": "echo", "args": {"value": 1}},
+            {"op": "call", "method": "echo", "args": {"value": 2}, "serializer": "wrap"},
+        )
+        self.assertEqual(refused["error"], "ValueError")
+        self.assertIn("refusing to read 'poison'", refused["message"])
+        self.assertEqual(unwrapped["error"], "ValueError")
+        self.assertIn("not wrapped: 1", unwrapped["message"])
+        self.assertEqual(served["ok"]["value"], 2)
+
+
+class NovasvcSerializerToOsloTests(_ToOslo, TestCase):
+    """
+    A novasvc client with a serializer calls an oslo server with its twin.
+    """
+
+    peer_arguments = ("wrap",)
+
+    def serializer(self):
+        return WrapSerializer()
+
+    @defer.inlineCallbacks
+    def test_both_ends(self):
+        """
+        When a novasvc client with a serializer calls an oslo server with
+        the twin serializer, then the oslo endpoint gets the value unwrapped
+        and the context as oslo deserialized the one novasvc serialized, and
+        the novasvc caller reads the result the oslo server wrapped.
+        """
+        result = yield self.client.call(RequestContext(user_id="u1"), "echo", value={"n": 1})
+        self.assertEqual(result["value"], {"n": 1})
+        self.assertEqual((result["ctxt"]["user_id"], result["ctxt"]["serialized_by"],
+                          result["ctxt"]["deserialized_by"]), ("u1", "novasvc", "oslo"))
+
+    @defer.inlineCallbacks
+    def test_refused(self):
+        """
+        When the oslo server's serializer refuses an argument (an unwrapped
+        one, from a client without serializer), then the novasvc caller gets
+        a ValueError saying so.
+        """
+        plain = self.client.prepare(serializer=None)
+        with self.assertRaises(ValueError) as raised:
+            yield plain.call({}, "echo", value=1)
+        self.assertIn("not wrapped", str(raised.exception))
+        result = yield self.client.call({}, "echo", value=2)
+        self.assertEqual(result["value"], 2)

@@ -728,6 +728,176 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
                                              "division by zero")
 
 
+class UpperSerializer:
+    """
+    A serializer whose text arguments arrive upper-cased and whose results
+    leave wrapped in C{{"by": <name>, "result": ...}}; counts its
+    instances.
+    """
+
+    made = 0
+    name = "upper"
+
+    def __init__(self) -> None:
+        type(self).made += 1
+
+    def serialize_entity(self, ctxt, entity):
+        return {"by": self.name, "result": entity}
+
+    def deserialize_entity(self, ctxt, entity):
+        return entity.upper() if isinstance(entity, str) else entity
+
+    def serialize_context(self, ctxt):
+        return ctxt
+
+    def deserialize_context(self, ctxt):
+        return ctxt
+
+
+class LowerSerializer(UpperSerializer):
+    """
+    The one the configuration key names in the tests: text arguments
+    arrive lower-cased.
+    """
+
+    made = 0
+    name = "lower"
+
+    def deserialize_entity(self, ctxt, entity):
+        return entity.lower() if isinstance(entity, str) else entity
+
+
+class SerializingManager(Manager):
+    """
+    A manager declaring its serializer as a class.
+    """
+
+    topic = "objects"
+    serializer = UpperSerializer
+
+    def echo(self, context, value):
+        return {"value": value, "context": type(context).__name__}
+
+
+class SerializerTests(ServiceTestMixin, SynchronousTestCase):
+    """
+    The serializer a manager declares, or the configuration names, serves
+    the service's RPC.
+    """
+
+    def setUp(self):
+        UpperSerializer.made = LowerSerializer.made = 0
+
+    def call(self, service, **kwargs):
+        self.successResultOf(service.startService())
+        self.addCleanup(service.stopService)
+        return self.successResultOf(self.client(service.topic).call({"user_id": "u"}, "echo", **kwargs))
+
+    def test_manager_attribute(self):
+        """
+        When the manager's serializer attribute is a class, then the service
+        makes one instance of it, and the manager's methods get their
+        arguments deserialized with it, their results serialized.
+        """
+        service = self.make(SerializingManager)
+        self.assertIsInstance(service.serializer, UpperSerializer)
+        self.assertEqual(UpperSerializer.made, 1)
+        self.assertIs(service.rpcserver.serializer, service.serializer)
+        self.assertEqual(self.call(service, value="abc"),
+                         {"by": "upper", "result": {"value": "ABC", "context": "dict"}})
+        self.assertEqual(UpperSerializer.made, 1)
+
+    def test_instance_and_factory(self):
+        """
+        When the manager's serializer attribute is an instance, then it is
+        used as it is; when a factory, then what it returns.
+        """
+        instance = UpperSerializer()
+
+        class WithInstance(SerializingManager):
+            serializer = instance
+
+        class WithFactory(SerializingManager):
+            serializer = staticmethod(lambda: instance)
+
+        self.assertIs(self.make(WithInstance).serializer, instance)
+        self.assertIs(self.make(WithFactory).serializer, instance)
+
+    def test_config_key_beats_the_manager(self):
+        """
+        When the configuration key serializer names one, then the service
+        uses it, not the manager's (which is never made).
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, serializer="tests.test_service.LowerSerializer")
+        service = self.make(SerializingManager, config=config)
+        self.assertIsInstance(service.serializer, LowerSerializer)
+        self.assertEqual(UpperSerializer.made, 0)
+        self.assertEqual(self.call(service, value="AbC")["result"]["value"], "abc")
+
+    def test_config_key_alone(self):
+        """
+        When only the configuration key names a serializer, then a manager
+        without one gets it.
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, serializer="tests.test_service.LowerSerializer")
+        service = self.make(EchoManager, config=config)
+        self.assertIsInstance(service.serializer, LowerSerializer)
+
+    def test_none(self):
+        """
+        When neither gives one, then the service has none and its methods
+        get a RequestContext.
+        """
+        service = self.make()
+        self.assertIsNone(service.serializer)
+        self.assertFalse(service.rpcserver.dispatcher.serializing)
+
+    def test_not_a_serializer(self):
+        """
+        When the configuration key or the manager's attribute gives no
+        serializer, then creating the service fails with a LoadError naming
+        it.
+        """
+        config = Config(host="h1", serializer="tests.test_service.FakeDB")
+        error = self.assertRaises(LoadError, self.make, config=config)
+        self.assertIn("tests.test_service.FakeDB", str(error))
+        config = Config(host="h1", serializer="tests.test_service.NoSuchThing")
+        self.assertRaises(LoadError, self.make, config=config)
+
+        class Broken(SerializingManager):
+            serializer = 42
+
+        error = self.assertRaises(LoadError, self.make, Broken)
+        self.assertEqual(str(error), "Broken.serializer: int instance is not a serializer: it lacks "
+                         "serialize_entity, deserialize_entity, serialize_context, deserialize_context")
+
+    def test_hidden(self):
+        """
+        When a caller asks for the manager's serializer attribute over RPC,
+        then it is refused as NoSuchMethod.
+        """
+        from novasvc.rpc.errors import RemoteError
+
+        service = self.make(SerializingManager)
+        self.successResultOf(service.startService())
+        self.addCleanup(service.stopService)
+        failure = self.failureResultOf(self.client("objects").call({}, "serializer"), RemoteError)
+        self.assertEqual(failure.value.exc_type, "NoSuchMethod")
+
+    def test_client_from_config(self):
+        """
+        When a client is made from a configuration naming a serializer,
+        then it has an instance of it, unless one is given.
+        """
+        config = Config(serializer="tests.test_service.LowerSerializer")
+        client = RPCClient.from_config(MemoryTransport(clock=task.Clock()), config)
+        self.assertIsInstance(client.serializer, LowerSerializer)
+        given = UpperSerializer()
+        self.assertIs(RPCClient.from_config(MemoryTransport(clock=task.Clock()), config,
+                                            serializer=given).serializer, given)
+        self.assertIsNone(RPCClient.from_config(MemoryTransport(clock=task.Clock()), Config()).serializer)
+
+
 class ImportCostTests(SynchronousTestCase):
     """
     A service on the memory store does not pay for SQL.

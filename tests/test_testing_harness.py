@@ -71,6 +71,27 @@ class HarnessTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(harness.call("echo", value=[1])), [1])
         self.successResultOf(harness.stop())
 
+    def test_serializer(self) -> None:
+        """
+        When the manager declares a serializer, then the harness's client
+        has the service's too: arguments and results travel serialized and
+        reach both ends as they were.
+        """
+        from tests.test_service import SerializingManager, UpperSerializer
+
+        class Symmetric(UpperSerializer):
+            def deserialize_entity(self, ctxt, entity):
+                return entity["result"] if isinstance(entity, dict) and "by" in entity else entity
+
+        class Served(SerializingManager):
+            serializer = Symmetric
+
+        harness = ServiceHarness(Served)
+        self.successResultOf(harness.start())
+        self.assertIs(harness.client().serializer, harness.service.serializer)
+        self.assertEqual(self.successResultOf(harness.call("echo", value="v")), {"value": "v", "context": "dict"})
+        self.successResultOf(harness.stop())
+
     def test_remoteErrors(self) -> None:
         """
         When a method raises or does not exist, then the caller gets the

@@ -333,6 +333,29 @@ class NestedTests(_Harness, SynchronousTestCase):
         sent = self.back.contexts[0].extra["traceparent"]
         self.assertEqual(sent, traceparent(server))
 
+    def test_with_serializer(self) -> None:
+        """
+        When the server has a serializer, then its SERVER span is the
+        client span's child, carries the request id, and the context the
+        serializer makes carries the SERVER span as traceparent.
+        """
+        from novasvc.serializer import RequestContextSerializer
+
+        back = Back()
+        server = RPCServer(self.transport(), Target(topic="s", server="host-s"), [back], clock=self.clock,
+                           tracing=self.tracing, serializer=RequestContextSerializer())
+        self.successResultOf(server.start())
+        client = RPCClient(self.transport(), Target(topic="s"), clock=self.clock,
+                           serializer=RequestContextSerializer())
+        self.successResultOf(client.call(RequestContext(request_id="req-s"), "echo", value=1))
+        outer = self.one("s.echo", SpanKind.CLIENT)
+        inner = self.one("s.echo", SpanKind.SERVER)
+        self.assertChild(inner, outer)
+        self.assertEqual(inner.attributes["openstack.request_id"], "req-s")
+        ctxt = back.contexts[0]
+        self.assertIsInstance(ctxt, RequestContext)
+        self.assertEqual(ctxt.extra["traceparent"], traceparent(inner))
+
     def test_foreign_parent(self) -> None:
         """
         When the caller's context carries a trace context from another

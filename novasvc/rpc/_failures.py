@@ -16,7 +16,7 @@ from typing import Collection, Dict, List, Optional, Tuple, Union
 from twisted.python.failure import Failure
 
 from novasvc.rpc._jsoncodec import encode_lenient
-from novasvc.rpc.errors import RemoteError, quote
+from novasvc.rpc.errors import QUOTE_LIMIT, RemoteError, clip, quote
 
 __all__ = ["serialize_failure", "deserialize_failure", "remote_origin"]
 
@@ -39,7 +39,7 @@ def _format_traceback(error: Union[BaseException, Failure]) -> List[str]:
         return traceback.format_exception_only(type(error), error)
 
 
-def serialize_failure(error: Union[BaseException, Failure]) -> str:
+def serialize_failure(error: Union[BaseException, Failure], clipped: bool = False) -> str:
     """
     Serialize an exception for a reply's C{failure} (§9.1): the JSON text of
     C{{class, module, message, tb, args, kwargs}}. A re-raised remote
@@ -51,6 +51,12 @@ def serialize_failure(error: Union[BaseException, Failure]) -> str:
     (L{novasvc.rpc.errors.quote}). It never raises.
 
     @param error: the exception, or a L{Failure} wrapping it.
+    @param clipped: for an exception that may quote a client's values
+        without bound (a serializer's): its message, each traceback line and
+        each text in C{args}/C{kwargs} are cut by
+        L{novasvc.rpc.errors.clip}, and any other value whose JSON is longer
+        than L{novasvc.rpc.errors.QUOTE_LIMIT} is sent as its shortened
+        C{repr}.
     @return: JSON text.
     @rtype: C{str}
     """
@@ -74,12 +80,35 @@ def serialize_failure(error: Union[BaseException, Failure]) -> str:
         "args": list(getattr(value, "args", ())),
         "kwargs": dict(kwargs),
     }
+    if clipped:
+        data["message"] = clip(message)
+        data["tb"] = [clip(line) for line in data["tb"]]
+        data["args"] = [_bounded(arg) for arg in data["args"]]
+        data["kwargs"] = {clip(str(key)): _bounded(arg) for key, arg in data["kwargs"].items()}
     try:
         return encode_lenient(data)
     except Exception:
         data["args"] = [quote(arg) for arg in data["args"]]
         data["kwargs"] = {str(key): quote(arg) for key, arg in data["kwargs"].items()}
         return encode_lenient(data)
+
+
+def _bounded(value: object) -> object:
+    """
+    @return: C{value} cut for a clipped failure: a text by L{clip}; a
+        number, a boolean or C{None} as it is; anything else as it is when
+        its JSON is short, as its shortened C{repr} otherwise.
+    """
+    if type(value) is str:
+        return clip(value)
+    if value is None or type(value) in (int, float, bool):
+        return value
+    try:
+        if len(encode_lenient(value)) <= QUOTE_LIMIT:
+            return value
+    except Exception:
+        pass
+    return quote(value)
 
 
 _remote_classes: Dict[type, type] = {}

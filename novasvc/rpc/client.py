@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rpc_client -*-
+# -*- test-case-name: tests.test_rpc_client,tests.test_rpc_serializing -*-
 """
 The RPC client: C{call} (request and reply) and C{cast} (one way, to one
 server of a topic, one host, or every server with fanout), as
@@ -31,6 +31,13 @@ DEBUG log, as oslo does. The timeouts of a client's calls (and of the
 clients L{RPCClient.prepare} made from it) are watched by one timer
 (L{novasvc.rpc._deadlines}), not one per call.
 
+With a serializer (C{serializer=}, see L{novasvc.rpc._serializing}), as
+oslo.messaging's client: the context goes through C{serialize_context}, each
+argument through C{serialize_entity}, a call's result through
+C{deserialize_entity}; failures are left as they are. A serializer that
+raises fails that call or cast, and nothing is sent. With none (or a no-op
+one) nothing more is done.
+
 While a L{novasvc.tracing.Tracing} is installed (a service with
 C{tracing.enabled} runs in the process), each call and cast is a span and
 carries its W3C trace context in the request context; otherwise the only
@@ -50,7 +57,7 @@ from novasvc._reactor import global_reactor_if_none
 from novasvc.context import CONTEXT_TYPES, RequestContext
 from novasvc.exceptions import TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
-from novasvc.rpc import wire
+from novasvc.rpc import _serializing, wire
 from novasvc.rpc._deadlines import Deadlines
 from novasvc.rpc._resend import RESEND_DELAY_MAX, UNROUTABLE_RETRY_INTERVAL, CastResend, Route, Sending
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
@@ -80,6 +87,7 @@ class RPCClient:
         again: C{None} (or C{-1}) without limit, C{0} never.
     @ivar missing_consumer_retry_timeout: how long, in B{seconds}, a request
         that no queue takes waits for one before it fails.
+    @ivar serializer: the serializer given, or C{None}.
     """
 
     def __init__(self, transport: ITransport, target: Target, *, timeout: Optional[float] = None,
@@ -87,7 +95,8 @@ class RPCClient:
                  allowed_remote_exmods: Collection[str] = (), call_monitor_timeout: Optional[float] = None,
                  rpc_response_timeout: float = 60.0, transient_queues_ttl: Optional[float] = 1800.0,
                  durable_queues: bool = False, retry: Optional[int] = None,
-                 missing_consumer_retry_timeout: float = 60.0, clock: Any = None) -> None:
+                 missing_consumer_retry_timeout: float = 60.0, clock: Any = None,
+                 serializer: Optional[Any] = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the client).
@@ -126,10 +135,14 @@ class RPCClient:
             once.
         @param clock: C{IReactorTime} for call timeouts and the waits
             between sends; the global reactor when C{None}.
+        @param serializer: an L{novasvc.serializer.ISerializer} for the
+            context, the arguments and the results (see the module
+            docstring); C{None} or a no-op one: none.
         @raise InvalidTarget: when the target's version is not a version.
         @raise ValueError: when C{version_cap} is not a version, C{retry} is
             neither C{None} nor an integer >= -1, or
             C{missing_consumer_retry_timeout} is negative.
+        @raise TypeError: when C{serializer} is not a serializer instance.
         """
         self._transport = transport
         self._clock_arg = clock
@@ -147,6 +160,8 @@ class RPCClient:
         # The calls' timeouts, one timer for them all (shared too).
         self._deadlines = Deadlines(clock)
         self.retry = retry
+        self.serializer = serializer
+        self._serializer = _serializing.active(serializer)
         self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
         if not self.missing_consumer_retry_timeout >= 0:
             raise ValueError("missing_consumer_retry_timeout must be a number of seconds >= 0, "
@@ -163,8 +178,10 @@ class RPCClient:
         @param transport: see L{__init__}.
         @param config: a L{novasvc.config.Config}; its C{control_exchange},
             C{allowed_remote_exmods}, C{rpc_response_timeout},
-            C{transient_queues_ttl}, C{durable_queues} and
-            C{kombu_missing_consumer_retry_timeout} are used.
+            C{transient_queues_ttl}, C{durable_queues},
+            C{kombu_missing_consumer_retry_timeout} and C{serializer} (when
+            set: the serializer it names is made, see
+            L{novasvc.serializer.load_serializer}) are used.
         @param target: where requests go; an empty L{Target} (set the topic
             with L{prepare}) when C{None}.
         @param clock: see L{__init__}.
@@ -172,12 +189,18 @@ class RPCClient:
             the configuration's (e.g. C{timeout}, C{retry}).
         @return: a new L{RPCClient}.
         @raise ValueError: as L{__init__}.
+        @raise novasvc.exceptions.LoadError: when the configured serializer
+            cannot be made.
         """
         settings: Dict[str, Any] = dict(
             control_exchange=config.control_exchange, allowed_remote_exmods=config.allowed_remote_exmods,
             rpc_response_timeout=config.rpc_response_timeout, transient_queues_ttl=config.transient_queues_ttl,
             durable_queues=config.durable_queues,
             missing_consumer_retry_timeout=config.kombu_missing_consumer_retry_timeout)
+        if getattr(config, "serializer", None) is not None and "serializer" not in overrides:
+            from novasvc.serializer import load_serializer
+
+            settings["serializer"] = load_serializer(config.serializer, "the configuration key serializer")
         settings.update(overrides)
         return cls(transport, Target() if target is None else target, clock=clock, **settings)
 
@@ -203,7 +226,7 @@ class RPCClient:
                 namespace: Optional[str] = _UNSET, version: Optional[str] = _UNSET,
                 server: Optional[str] = _UNSET, fanout: bool = _UNSET, timeout: Optional[float] = _UNSET,
                 version_cap: Optional[str] = _UNSET, call_monitor_timeout: Optional[float] = _UNSET,
-                retry: Optional[int] = _UNSET) -> "RPCClient":
+                retry: Optional[int] = _UNSET, serializer: Optional[Any] = _UNSET) -> "RPCClient":
         """
         A client with some settings changed, as oslo.messaging's
         C{RPCClient.prepare}; arguments not given keep their value, C{None}
@@ -214,6 +237,7 @@ class RPCClient:
         @raise InvalidTarget: when C{version} is not a version.
         @raise ValueError: when C{version_cap} is not a version, or C{retry}
             is neither C{None} nor an integer >= -1.
+        @raise TypeError: when C{serializer} is not a serializer instance.
         """
         changes = {
             name: value
@@ -233,6 +257,9 @@ class RPCClient:
             prepared.call_monitor_timeout = call_monitor_timeout
         if retry is not _UNSET:
             prepared.retry = retry
+        if serializer is not _UNSET:
+            prepared._serializer = _serializing.active(serializer)
+            prepared.serializer = serializer
         prepared._check_versions()
         return prepared
 
@@ -294,8 +321,10 @@ class RPCClient:
             L{novasvc.exceptions.DisconnectedError} when the request was
             lost with the connection more often than C{retry} allows;
             L{novasvc.exceptions.TransportError} when the broker does not
-            take the request (e.g. the transport is stopped). Cancelling it
-            stops waiting (a late reply is then dropped).
+            take the request (e.g. the transport is stopped); or with what
+            the serializer raised (then nothing was sent, or, for the
+            result, nothing more is done). Cancelling it stops waiting (a
+            late reply is then dropped).
         """
         error = self._check(call=True)
         if error is not None:
@@ -310,8 +339,13 @@ class RPCClient:
         target = self.target
         exchange, key = self._address()
         tracing, span = _tracing.active, None
+        serializer = self._serializer
         try:
-            context, prefixed = _context_entries(ctxt)
+            if serializer is None:
+                context, prefixed = _context_entries(ctxt)
+            else:
+                sent, kwargs = _serializing.serialize_request(serializer, ctxt, kwargs)
+                context, prefixed = _context_entries(sent)
             if tracing is not None:
                 context, span = tracing.client_span(target, "call", method, context, prefixed, key, msg_id)
             body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
@@ -321,6 +355,8 @@ class RPCClient:
             d = defer.fail()
         else:
             d = _PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
+            if serializer is not None:
+                d.addCallback(_serializing.deserialize_result, serializer, ctxt)
         return d if span is None else tracing.follow(d, span)
 
     def cast(self, ctxt: _ContextLike, method: str, **kwargs: Any) -> defer.Deferred:
@@ -341,8 +377,9 @@ class RPCClient:
             C{missing_consumer_retry_timeout} seconds: no server of the
             target is consuming), L{novasvc.exceptions.DisconnectedError}
             (lost with the connection more often than C{retry} allows) or
-            L{novasvc.exceptions.TransportError}. Cancelling it stops the
-            sending (a copy already sent may still run).
+            L{novasvc.exceptions.TransportError}, or with what the
+            serializer raised (then nothing was sent). Cancelling it stops
+            the sending (a copy already sent may still run).
         """
         error = self._check(call=False)
         if error is not None:
@@ -353,8 +390,13 @@ class RPCClient:
         else:
             exchange, key = self._address()
         tracing, span = _tracing.active, None
+        serializer = self._serializer
         try:
-            context, prefixed = _context_entries(ctxt)
+            if serializer is None:
+                context, prefixed = _context_entries(ctxt)
+            else:
+                sent, kwargs = _serializing.serialize_request(serializer, ctxt, kwargs)
+                context, prefixed = _context_entries(sent)
             if tracing is not None:
                 context, span = tracing.client_span(target, "fanout" if target.fanout else "cast", method, context,
                                                     prefixed, exchange.name if target.fanout else key)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rpc_dispatcher -*-
+# -*- test-case-name: tests.test_rpc_dispatcher,tests.test_rpc_serializing -*-
 """
 Choose the endpoint method a request names and call it, with
 oslo.messaging's C{RPCDispatcher} rules (oslo-wire-protocol.md §8).
@@ -19,6 +19,12 @@ hooks by their usual names), attributes of C{object}, the reserved C{target}
 attribute, classes and anything not callable are refused too. A module
 served as an endpoint exposes only the functions it defines itself, not
 those it imports.
+
+With a serializer (L{novasvc.serializer}), as oslo.messaging's dispatcher:
+the context given to L{RPCDispatcher.invoke} is the request's context
+entries (a C{dict}), the method gets what C{deserialize_context} makes of
+them and each argument through C{deserialize_entity}, and its result is
+returned through C{serialize_entity} (see L{novasvc.rpc._serializing}).
 """
 
 import inspect
@@ -28,6 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from twisted.internet import defer
 
 from novasvc.context import RequestContext
+from novasvc.rpc import _serializing
 from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion, clip, quote
 from novasvc.rpc.target import Target, parse_version
 
@@ -58,21 +65,32 @@ class RPCDispatcher:
     method on an endpoint after its first dispatch is not seen.
 
     @ivar endpoints: the endpoints, in order.
+    @ivar serializer: the serializer given, or C{None}.
     """
 
-    def __init__(self, endpoints: Sequence[object]) -> None:
+    def __init__(self, endpoints: Sequence[object], serializer: Optional[Any] = None) -> None:
         """
         @param endpoints: objects whose public methods take C{(ctxt,
             **kwargs)}; each may have a C{target} attribute
             (L{novasvc.rpc.target.Target}) giving its namespace and version,
             and a C{rpc_hidden_names} C{frozenset} of names never callable.
         @type endpoints: C{Sequence[object]}
+        @param serializer: an L{novasvc.serializer.ISerializer} for the
+            contexts, arguments and results (see the module docstring);
+            C{None} or a no-op one: none is used.
         @raise TypeError: when an endpoint's C{target} is not a
-            L{novasvc.rpc.target.Target}.
+            L{novasvc.rpc.target.Target}, or C{serializer} is not a
+            serializer instance.
         @raise ValueError: when an endpoint's target version is not a valid
             version string.
         """
         self.endpoints: List[object] = list(endpoints)
+        self.serializer = serializer
+        self._serializer = _serializing.active(serializer)
+        if self._serializer is not None:
+            # This instance's invoke deserializes first, then runs the plain
+            # one: without a serializer, the hot path has not one more step.
+            self.invoke = self._invoke_serialized  # type: ignore[method-assign]
         self._scan: List[Tuple[object, Tuple[Optional[str], ...], Tuple[int, int, int]]] = []
         for endpoint in self.endpoints:
             target = getattr(endpoint, "target", None)
@@ -128,13 +146,23 @@ class RPCDispatcher:
             raise NoSuchMethod(clip(method))
         raise UnsupportedVersion(clip(requested), clip(method))
 
-    def invoke(self, ctxt: RequestContext, method: str, args: Mapping[str, Any],
+    @property
+    def serializing(self) -> bool:
+        """
+        Whether a serializer is used: then L{invoke} takes the request's
+        context entries (a C{dict}) as its context.
+        """
+        return self._serializer is not None
+
+    def invoke(self, ctxt: Any, method: str, args: Mapping[str, Any],
                namespace: Optional[str] = None, version: Optional[str] = None) -> Any:
         """
         Call the method a request names, without wrapping a plain result (the
         RPC server's hot path; L{dispatch} is the same as a C{Deferred}).
 
-        @param ctxt: the request context, passed as the first argument.
+        @param ctxt: the request context, passed as the first argument; with
+            a serializer (L{serializing}), the request's context entries, a
+            C{dict} given to C{deserialize_context}.
         @param method: the method name.
         @param args: the keyword arguments.
         @param namespace: the request's namespace.
@@ -145,7 +173,8 @@ class RPCDispatcher:
         @raise NoSuchMethod: see L{resolve}.
         @raise TypeError: naming the method and the arguments when they do not
             fit its signature.
-        @raise Exception: whatever the method raised.
+        @raise Exception: whatever the method or the serializer raised (see
+            L{novasvc.rpc._serializing.stage}).
         """
         bound = self._cache.get((namespace, version, method))
         try:
@@ -161,12 +190,29 @@ class RPCDispatcher:
             return defer.ensureDeferred(result)
         return result
 
-    def dispatch(self, ctxt: RequestContext, method: str, args: Mapping[str, Any],
+    def _invoke_serialized(self, entries: Any, method: str, args: Mapping[str, Any],
+                           namespace: Optional[str] = None, version: Optional[str] = None) -> Any:
+        """
+        L{invoke} with a serializer: once the method is found, the context
+        and the arguments deserialized; the result serialized (when it is a
+        C{Deferred}, once it fires).
+        """
+        if (namespace, version, method) not in self._cache:
+            self.resolve(method, namespace, version)  # a refused request never reaches the serializer
+        serializer = self._serializer
+        ctxt, values = _serializing.deserialize_request(serializer, entries, args)
+        result = RPCDispatcher.invoke(self, ctxt, method, values, namespace, version)
+        if isinstance(result, defer.Deferred):
+            return result.addCallback(_serializing.serialize_result, serializer, ctxt)
+        return _serializing.serialize_result(result, serializer, ctxt)
+
+    def dispatch(self, ctxt: Any, method: str, args: Mapping[str, Any],
                  namespace: Optional[str] = None, version: Optional[str] = None) -> defer.Deferred:
         """
         Call the method a request names.
 
-        @param ctxt: the request context, passed as the first argument.
+        @param ctxt: the request context, passed as the first argument (with
+            a serializer, the context entries: see L{invoke}).
         @param method: the method name.
         @param args: the keyword arguments.
         @param namespace: the request's namespace.
@@ -176,7 +222,7 @@ class RPCDispatcher:
             C{ensureDeferred}). It fails with L{UnsupportedVersion} or
             L{NoSuchMethod} (see L{resolve}), with a C{TypeError} naming the
             method and the arguments when they do not fit its signature, or
-            with whatever the method raised.
+            with whatever the method or the serializer raised.
         """
         try:
             result = self.invoke(ctxt, method, args, namespace, version)

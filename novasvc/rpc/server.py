@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rpc_server,tests.test_metrics_instrumentation -*-
+# -*- test-case-name: tests.test_rpc_server,tests.test_metrics_instrumentation,tests.test_rpc_serializing -*-
 """
 The RPC server: consume a topic's queues, dispatch each request to the
 endpoints and reply to calls, in the oslo.messaging wire format.
@@ -50,6 +50,14 @@ them) are cut to 200 characters in log lines and in the errors the server
 replies with (L{novasvc.rpc.errors.clip}). Nothing on the per-message path
 logs at INFO or above when requests succeed.
 
+A serializer (C{serializer=}, see L{novasvc.rpc._serializing}) is used as
+oslo.messaging's dispatcher uses it. One that raises fails that request
+only: a call gets its exception in the error reply (values quoted cut by
+L{novasvc.rpc.errors.clip}), a cast is one ERROR line; either way the
+request is settled as any failed request, and the consumer goes on.
+Without one (or with a no-op one) each method gets a L{RequestContext}
+read from the message only when first used.
+
 Metrics (L{novasvc.metrics}): each request dispatched is counted by method
 and outcome with its dispatch latency (from the dispatch to the method's
 result, on the server's clock), and so are duplicates dropped and malformed
@@ -71,7 +79,7 @@ from novasvc.context import context_from_message
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.metrics import ERROR, NO_SUCH_METHOD, OK, UNKNOWN_METHOD, UNSUPPORTED_VERSION, Recorder, get_recorder
-from novasvc.rpc import wire
+from novasvc.rpc import _serializing, wire
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion, clip, quote
@@ -148,7 +156,7 @@ class RPCServer:
                  reply_retry_interval: float = 0.25, reply_retry_max: int = 1000,
                  reply_retry_bytes: int = 16 * 1024 * 1024,
                  quorum: Optional[QuorumQueues] = None, tracing: Any = None,
-                 metrics: Optional[Recorder] = None) -> None:
+                 metrics: Optional[Recorder] = None, serializer: Optional[Any] = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the server).
@@ -182,9 +190,16 @@ class RPCServer:
             run a span, or C{None} (no tracing, no cost).
         @param metrics: where to count requests (see the module docstring);
             the process's L{novasvc.metrics.get_recorder} when C{None}.
+        @param serializer: an L{novasvc.serializer.ISerializer} for the
+            requests' contexts and arguments and the calls' results, as
+            oslo.messaging's C{RPCServer} takes one; C{None} or a no-op one:
+            none. Given with a ready L{RPCDispatcher}, it must be that
+            dispatcher's.
         @raise InvalidTarget: when the target lacks a topic or a server.
         @raise ValueError: for a bad C{ack}, C{max_inflight} or
-            C{duplicate_window}.
+            C{duplicate_window}, or a serializer given with a dispatcher
+            that has another.
+        @raise TypeError: when C{serializer} is not a serializer instance.
         """
         if ack not in ("late", "early"):
             raise ValueError(f"ack must be 'late' or 'early', not {ack!r}")
@@ -195,7 +210,12 @@ class RPCServer:
         self.queues = server_queues(target, control_exchange, durable_queues=durable_queues,
                                     transient_queues_ttl=transient_queues_ttl, quorum=quorum)
         self.target = target
-        self.dispatcher = endpoints if isinstance(endpoints, RPCDispatcher) else RPCDispatcher(endpoints)
+        if not isinstance(endpoints, RPCDispatcher):
+            endpoints = RPCDispatcher(endpoints, serializer)
+        elif serializer is not None and serializer is not endpoints.serializer:
+            raise ValueError("give the serializer to the RPCDispatcher, not beside it")
+        self.dispatcher = endpoints
+        self._serializing = endpoints.serializing
         self._transport = transport
         self._clock_arg = clock
         self._max_inflight = int(max_inflight)
@@ -236,6 +256,13 @@ class RPCServer:
         if self._clock_arg is None:
             self._clock_arg = global_reactor_if_none()
         return self._clock_arg
+
+    @property
+    def serializer(self) -> Optional[Any]:
+        """
+        The serializer given (the dispatcher's), or C{None}.
+        """
+        return self.dispatcher.serializer
 
     @property
     def inflight(self) -> int:
@@ -402,7 +429,10 @@ class RPCServer:
         self._running += 1
         start = self._seconds()
         try:
-            ctxt = context_from_message(request.message, CONTEXT_PREFIX, request.timeout)
+            if self._serializing:
+                ctxt: Any = request.context  # what oslo hands its serializer
+            else:
+                ctxt = context_from_message(request.message, CONTEXT_PREFIX, request.timeout)
             tracing = self._tracing
             if tracing is None:
                 result = self.dispatcher.invoke(ctxt, request.method, request.args, request.namespace,
@@ -493,13 +523,25 @@ class RPCServer:
             self._count_failure(failure, request, start)
             if monitor is not None:
                 monitor.stop()
+            # What the serializer was doing when it raised this, if it did.
+            doing = _serializing.stage(failure) if self._serializing else None
             if request.is_call:
-                self._call_failed(failure, request)
-                body = wire.encode_reply(request.msg_id, failure=wire.serialize_failure(failure))  # type: ignore
+                self._call_failed(failure, request, doing)
+                body = wire.encode_reply(request.msg_id,  # type: ignore[arg-type]
+                                         failure=wire.serialize_failure(failure, clipped=doing is not None))
                 self._send_reply(request, body, delivery)
                 return
             request_id = _request_id(request)
-            if failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
+            if doing is not None:
+                # Not the method's failure: one line, the values it quotes cut.
+                self._log.error("Cast {method!r} from routing key {routing_key!r} failed{cause} with "
+                                "{error_class}: {error} (request {request_id})", method=clip(request.method),
+                                routing_key=clip(delivery.routing_key), cause=_cause(doing),
+                                error_class=_class_name(failure.type), error=clip(failure.getErrorMessage()),
+                                request_id=request_id)
+                self._log.debug("Traceback of cast {method!r} (request {request_id}):\n{traceback}",
+                                method=clip(request.method), request_id=request_id, traceback=_Traceback(failure))
+            elif failure.check(NoSuchMethod) and request.method.endswith("_ignore_errors"):
                 self._log.debug("Cast {method!r}: {error}", method=clip(request.method),
                                 error=clip(failure.getErrorMessage()))
             elif failure.check(NoSuchMethod, UnsupportedVersion):
@@ -539,10 +581,10 @@ class RPCServer:
             return UNKNOWN_METHOD
         return request.method
 
-    def _call_failed(self, failure: Failure, request: wire.Request) -> None:
+    def _call_failed(self, failure: Failure, request: wire.Request, doing: Optional[str] = None) -> None:
         fields = dict(method=clip(request.method), msg_id=clip(request.msg_id), request_id=_request_id(request))
-        self._log.warn("RPC call {method!r} failed with {error_class}: {error} (msg_id {msg_id}, "
-                       "request {request_id})", error_class=_class_name(failure.type),
+        self._log.warn("RPC call {method!r} failed{cause} with {error_class}: {error} (msg_id {msg_id}, "
+                       "request {request_id})", cause=_cause(doing), error_class=_class_name(failure.type),
                        error=clip(failure.getErrorMessage()), **fields)
         self._log.debug("Traceback of RPC call {method!r} (msg_id {msg_id}, request {request_id}):\n"
                         "{traceback}", traceback=_Traceback(failure), **fields)
@@ -868,6 +910,14 @@ def _request_id(request: wire.Request) -> str:
         C{"-"} when it has none.
     """
     return clip(request.message.get(_REQUEST_ID) or "-")  # type: ignore[return-value]
+
+
+def _cause(doing: Optional[str]) -> str:
+    """
+    @return: what a failure log line says of a serializer's failure: C{""}
+        when it is the method's.
+    """
+    return "" if doing is None else f" (the serializer raised it {doing})"
 
 
 def _class_name(cls: Any) -> str:

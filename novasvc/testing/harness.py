@@ -160,7 +160,9 @@ class ServiceHarness:
         """
         @param target: L{Target} fields (C{server}, C{version},
             C{namespace}, C{fanout}...); the topic defaults to the service's.
-        @return: an L{RPCClient} on the harness's broker.
+        @return: an L{RPCClient} on the harness's broker, with the
+            service's serializer (L{Service.serializer}), as a caller of the
+            same project has.
         """
         target.setdefault("topic", self.service.topic)
         return RPCClient(MemoryTransport(broker=self.broker, clock=self.clock), Target(**target),
@@ -168,7 +170,7 @@ class ServiceHarness:
                          allowed_remote_exmods=self.config.allowed_remote_exmods,
                          rpc_response_timeout=self.config.rpc_response_timeout,
                          missing_consumer_retry_timeout=self.config.kombu_missing_consumer_retry_timeout,
-                         clock=self.clock)
+                         clock=self.clock, serializer=self.service.serializer)
 
     def _default_client(self) -> RPCClient:
         if self._client is None:

@@ -214,7 +214,9 @@ class Tracing:
 
         @param dispatcher: the L{novasvc.rpc.dispatcher.RPCDispatcher}.
         @param ctxt: the L{novasvc.context.RequestContext} built from the
-            request.
+            request; with a serializer, the request's context entries (a
+            C{dict}, where the trace context is put, so that the context
+            C{deserialize_context} makes of them carries it).
         @param request: the L{novasvc.rpc.wire.Request}.
         @param target: the server's target (topic and host).
         @return: what C{dispatcher.invoke} returns; a C{Deferred} result
@@ -229,7 +231,9 @@ class Tracing:
             "messaging.operation": "call" if call else "cast", "server.address": target.server,
         }
         _optional(attributes, "messaging.message.id", clip(request.msg_id))
-        _optional(attributes, "openstack.request_id", clip(getattr(ctxt, "request_id", None)))
+        entries = ctxt if type(ctxt) is dict else None
+        request_id = getattr(ctxt, "request_id", None) if entries is None else entries.get("request_id")
+        _optional(attributes, "openstack.request_id", clip(request_id))
         _optional(attributes, "rpc.oslo.namespace", clip(request.namespace))
         _optional(attributes, "rpc.oslo.version", clip(request.version))
         tracer = self.tracer
@@ -243,7 +247,7 @@ class Tracing:
         span = tracer.start_span(f"{target.topic}.{request.method}", context=parent, kind=kind,
                                  attributes=attributes)
         current = trace.set_span_in_context(span, parent)
-        extra = getattr(ctxt, "extra", None)
+        extra = getattr(ctxt, "extra", None) if entries is None else entries
         if isinstance(extra, dict):
             _inject(span, extra, "")
         token = otel_context.attach(current)

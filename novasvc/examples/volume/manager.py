@@ -4,6 +4,12 @@ L{VolumeManager}: the volume service of the example, as Nova's managers
 are written: the manager keeps its records in its own table (through
 C{self.db}), the driver chosen by configuration keeps the bytes.
 
+Its RPC methods take and return L{Volume} objects (oslo.versionedobjects,
+see L{novasvc.examples.volume.objects}), which travel as their primitives
+through the manager's L{serializer}; its drivers keep plain values (the
+manager converts). It needs the C{objects} extra (C{pip install
+'novasvc[objects]'}).
+
 Run it::
 
     twistd -n novasvc --config etc/volume.yaml
@@ -20,10 +26,12 @@ from twisted.logger import Logger
 
 from novasvc.examples.volume.exceptions import InvalidVolume, VolumeNotFound
 from novasvc.examples.volume.interfaces import IVolumeDriver
+from novasvc.examples.volume.objects import Volume, VolumeObjectSerializer
 from novasvc.manager import Manager
 from novasvc.options import DriverOpt, Opt
 from novasvc.periodic import periodic_task
 from novasvc.rpc.target import Target
+from novasvc.serializer import RequestContextSerializer
 
 __all__ = ["VolumeManager", "metadata", "volumes"]
 
@@ -43,23 +51,32 @@ volumes = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("location", sa.String(1024), nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # A name for humans (RPC API 1.3, Volume 1.1), or NULL.
+    sa.Column("name", sa.String(255), nullable=True),
 )
 
 #: The states a volume may be deleted from.
 _DELETABLE = ("available", "error")
 
+#: The longest name a volume may have.
+_NAME_MAX = 255
+
 
 class VolumeManager(Manager):
     """
     Creates, lists and deletes the volumes of one host, over RPC on topic
-    C{volume} (RPC API version 1.1; see
+    C{volume} (RPC API version 1.3; see
     L{novasvc.examples.volume.rpcapi.VolumeAPI} for the history).
 
-    A volume, as the RPC methods return it, is a C{dict}: C{id} (C{str},
-    a UUID), C{host} (C{str}), C{size_gb} (C{int}, GiB), C{status}
-    (C{"creating"}, C{"available"}, C{"deleting"} or C{"error"}),
-    C{location} (C{str} or C{None}, where the driver keeps it) and
-    C{created_at} (C{str}, ISO 8601, UTC).
+    A volume, as the RPC methods take and return it, is a L{Volume}
+    object (version 1.1: C{id}, C{host}, C{size_gb}, C{status},
+    C{location}, C{created_at}, C{name}), whatever RPC version the request
+    asked for: callers read results with the example's serializer, so
+    clients are upgraded before the services, as Nova upgrades its control
+    services before its computes. Requests of every 1.x version are
+    served: C{delete_volume} takes a C{volume} (1.2) or a C{volume_id}
+    (1.0). A request carrying a newer L{Volume} than this service knows
+    gets an C{IncompatibleObjectVersion} error reply.
 
     Configuration, section C{volume}::
 
@@ -69,6 +86,9 @@ class VolumeManager(Manager):
 
     plus the section of the driver chosen.
 
+    @cvar serializer: the RPC serializer: contexts as
+        L{novasvc.context.RequestContext}, objects through
+        L{VolumeObjectSerializer}.
     @ivar driver: the L{IVolumeDriver} the C{driver} option chose.
     @ivar stats: the driver's latest capacity report (see
         L{IVolumeDriver.get_stats}), refreshed every 60 seconds; C{{}}
@@ -76,7 +96,8 @@ class VolumeManager(Manager):
     """
 
     topic = "volume"
-    target = Target(version="1.1")
+    target = Target(version="1.3")
+    serializer = RequestContextSerializer(VolumeObjectSerializer())
     config_section = "volume"
     options = (
         DriverOpt("driver", IVolumeDriver,
@@ -88,7 +109,7 @@ class VolumeManager(Manager):
         Opt("default_size_gb", int, default=1, minimum=1,
             help="Size in GiB of a volume created without one."),
     )
-    rpc_hidden_names = Manager.rpc_hidden_names | {"driver", "stats"}
+    rpc_hidden_names = Manager.rpc_hidden_names | {"driver", "stats", "serializer"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """
@@ -124,16 +145,20 @@ class VolumeManager(Manager):
                   host=self.host, driver=type(self.driver).__name__,
                   free=self.stats.get("free_gb"), total=self.stats.get("total_gb"))
 
-    # -- RPC API 1.0 ------------------------------------------------------
+    # -- RPC API 1.0 (objects since 1.2, names since 1.3) -----------------
 
-    async def create_volume(self, ctxt: Any, size_gb: Optional[int] = None) -> Dict[str, Any]:
+    async def create_volume(self, ctxt: Any, size_gb: Optional[int] = None,
+                            name: Optional[str] = None) -> Volume:
         """
         Create a volume on this host.
 
         @param size_gb: its size in GiB (C{int} >= 1); C{None}: the
             configured C{default_size_gb}.
-        @return: the volume (C{dict}, see the class), C{available}.
-        @raise InvalidVolume: C{size_gb} is not a whole number >= 1.
+        @param name: a name for humans (C{str}, at most 255 characters;
+            since 1.3), or C{None}.
+        @return: the L{Volume}, C{available}.
+        @raise InvalidVolume: C{size_gb} is not a whole number >= 1, or
+            C{name} is not a C{str} of at most 255 characters.
         @raise novasvc.examples.volume.exceptions.InsufficientCapacity: the
             driver has too little room.
         @raise novasvc.examples.volume.exceptions.VolumeDriverError: the
@@ -142,8 +167,10 @@ class VolumeManager(Manager):
         size = self.section.default_size_gb if size_gb is None else size_gb
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise InvalidVolume(reason=f"size_gb must be a whole number of GiB >= 1, got {size!r}")
+        if name is not None and (not isinstance(name, str) or len(name) > _NAME_MAX):
+            raise InvalidVolume(reason=f"name must be a string of at most {_NAME_MAX} characters")
         row = {"id": str(uuid.uuid4()), "host": self.host, "size_gb": size,
-               "status": "creating", "location": None, "created_at": self._now()}
+               "status": "creating", "location": None, "created_at": self._now(), "name": name}
         await self.db.run(_insert, row)
         try:
             made = await self.driver.create_volume(row["id"], size)
@@ -154,19 +181,29 @@ class VolumeManager(Manager):
         await self.db.run(_set, row["id"], status="available", location=row["location"])
         _log.info("{host}: created volume {id} ({size} GiB)", host=self.host, id=row["id"],
                   size=size)
-        return _shown(row)
+        return Volume.from_record(row, ctxt)
 
-    async def delete_volume(self, ctxt: Any, volume_id: str) -> None:
+    async def delete_volume(self, ctxt: Any, volume_id: Optional[str] = None,
+                            volume: Optional[Volume] = None) -> None:
         """
         Delete a volume of this host.
 
-        @param volume_id: its id.
+        @param volume: the volume (a L{Volume}; since 1.2).
+        @param volume_id: its id (1.0; used when C{volume} is not given).
         @raise VolumeNotFound: this host has no such volume.
-        @raise InvalidVolume: it is being created or deleted.
+        @raise InvalidVolume: it is being created or deleted; or neither
+            C{volume} nor C{volume_id} was given, or C{volume} is not a
+            L{Volume}.
         @raise novasvc.examples.volume.exceptions.VolumeDriverError: the
             driver failed; the volume is then in status C{error} (and may be
             deleted again).
         """
+        if volume is not None:
+            if not isinstance(volume, Volume):
+                raise InvalidVolume(reason="volume must be a Volume object")
+            volume_id = volume.id
+        elif volume_id is None:
+            raise InvalidVolume(reason="delete_volume needs a volume (1.2) or a volume_id (1.0)")
         if not isinstance(volume_id, str):
             raise VolumeNotFound(volume_id=volume_id)
         claimed, status = await self.db.run(_claim_for_delete, volume_id, self.host)
@@ -185,19 +222,18 @@ class VolumeManager(Manager):
         await self.db.run(_delete, volume_id)
         _log.info("{host}: deleted volume {id}", host=self.host, id=volume_id)
 
-    async def list_volumes(self, ctxt: Any) -> List[Dict[str, Any]]:
+    async def list_volumes(self, ctxt: Any) -> List[Volume]:
         """
-        @return: this host's volumes (C{dict}s, see the class), oldest
-            first.
+        @return: this host's volumes (L{Volume}s), oldest first.
         """
         rows = await self.db.run(_select, self.host)
-        return [_shown(row) for row in rows]
+        return [Volume.from_record(row, ctxt) for row in rows]
 
     # -- RPC API 1.1 ------------------------------------------------------
 
-    async def get_volume(self, ctxt: Any, volume_id: str) -> Dict[str, Any]:
+    async def get_volume(self, ctxt: Any, volume_id: str) -> Volume:
         """
-        @return: one volume of this host (C{dict}, see the class).
+        @return: one volume of this host (a L{Volume}).
         @raise VolumeNotFound: this host has no such volume.
         """
         rows = []
@@ -205,7 +241,7 @@ class VolumeManager(Manager):
             rows = await self.db.run(_select, self.host, volume_id)
         if not rows:
             raise VolumeNotFound(volume_id=volume_id)
-        return _shown(rows[0])
+        return Volume.from_record(rows[0], ctxt)
 
     async def get_stats(self, ctxt: Any) -> Dict[str, Any]:
         """
@@ -240,12 +276,6 @@ class VolumeManager(Manager):
 
 
 # -- the database work, run in a worker thread by self.db.run --------------
-
-
-def _shown(row: Any) -> Dict[str, Any]:
-    values = dict(row)
-    values["created_at"] = values["created_at"].isoformat() + "Z"
-    return values
 
 
 def _insert(conn: sa.Connection, row: Dict[str, Any]) -> None:
