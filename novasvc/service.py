@@ -6,9 +6,10 @@ C{nova.service.Service}.
 
 Start order (Nova's C{Service.start()}): open the store, look up the record,
 C{manager.init_host(service_ref)}, create or update the record,
-C{manager.pre_start_hook(service_ref)}, start the RPC consumers,
-C{manager.post_start_hook()}, start the report timer, start the periodic
-timer. Each step is a child service, so stopping runs the steps' stop halves
+C{manager.pre_start_hook(service_ref)}, start the RPC consumers (connected
+and consuming), C{manager.post_start_hook()}, report the state once (so
+that the service is up at once, even after a restart), start the report
+timer, start the periodic timer; only then is the service ready. Each step is a child service, so stopping runs the steps' stop halves
 in reverse: the timers stop, the RPC server stops consuming and waits for
 in-flight calls (up to C{graceful_shutdown_timeout} seconds),
 C{manager.cleanup_host()} runs, then the transport and the store close.
@@ -153,6 +154,9 @@ class Service(AsyncMultiService):
         _Step(start=lambda: self._hook("post_start_hook"),
               name="post_start_hook").setServiceParent(self)
         if report_interval:
+            # Report once before "ready", so that a restarted service is up
+            # at once rather than after its first timer report.
+            _Step(start=self._first_report, name="first_report").setServiceParent(self)
             ReportStateService(
                 store, self._service_id, report_interval=report_interval, clock=clock,
                 initial_delay=min(INITIAL_REPORTING_DELAY, report_interval),
@@ -411,6 +415,17 @@ class Service(AsyncMultiService):
             return defer.fail(error)
 
         return defer.maybeDeferred(getattr(self.manager, name), *args).addErrback(failed)
+
+    def _first_report(self) -> defer.Deferred:
+        """
+        Report the service's state once (as each C{report_interval} tick
+        does), retrying while the database fails.
+        """
+        service_id = self._service_id()
+        if service_id is None:
+            return defer.succeed(None)
+        return self._retry("report the service's state",
+                           lambda: self.store.report_state(service_id))
 
     def _create_record(self) -> defer.Deferred:
         d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)

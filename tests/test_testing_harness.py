@@ -125,7 +125,7 @@ class HarnessTests(SynchronousTestCase):
         [row] = harness.services()
         self.assertEqual((row.host, row.binary, row.topic), ("test-host", "novasvc-ticking",
                                                                "ticking"))
-        self.assertEqual(row.report_count, 3)  # at 5, 15, 25 (report_interval 10)
+        self.assertEqual(row.report_count, 4)  # at start, 5, 15, 25 (report_interval 10)
         self.assertTrue(harness.is_up())
 
     def test_down_when_not_reporting(self) -> None:
