@@ -232,8 +232,30 @@ class Config:
         for key, section in self.sections:
             if key == name:
                 return section
+        if any(raw.name == name for raw in self._unbound):
+            raise KeyError(f"configuration section {name!r} is given but not bound yet: read "
+                           "it with config.section_for(component), which validates it")
         raise KeyError(f"no configuration section {name!r} (declared sections: "
                        f"{', '.join(key for key, _ in self.sections) or 'none'})")
+
+    def section_for(self, component: Any) -> Section:
+        """
+        The section a component declares (C{options} and C{config_section}),
+        validated: what a driver reads in its constructor,
+        C{config.section_for(self)}, whether the manager built it (the
+        section is bound already) or a test did with
+        C{Config().with_sections(memory_stock={"slots": 5})}.
+
+        @param component: a manager or driver (class, module or instance).
+        @return: its L{Section}, defaults filled in.
+        @raise ConfigError: if the values are refused (a wrong type, a
+            missing required value...).
+        @raise KeyError: if the component declares no options.
+        """
+        name, _ = declared_options(component)
+        if name is None:
+            raise KeyError(f"{component!r} declares no options")
+        return self.bind([component]).section(name)
 
     def bind(self, components: Iterable[Any], default_section: Optional[str] = None) -> "Config":
         """

@@ -1057,3 +1057,28 @@ class DriverGroupTests(_ConfigTestCase):
         self.assertIn(f"{path}, line 3: grouped.driver: no driver named 'memroy' in entry point "
                       "group 'novasvc_tests.things' (did you mean 'memory'? installed: file, "
                       "memory;", str(error))
+
+
+class SectionForTests(_ConfigTestCase):
+    """
+    L{Config.section_for}: a driver's own section, bound or not.
+    """
+
+    def test_unbound(self) -> None:
+        """
+        When a configuration made in code gives a driver's section, then
+        the driver reads it validated, defaults filled in.
+        """
+        config = Config().with_sections(file_thing={"directory": "/srv"})
+        self.assertEqual(dict(config.section_for(FileThingDriver())),
+                         {"directory": "/srv", "capacity": 10})
+        error = self.assertRaises(KeyError, config.section, "file_thing")
+        self.assertIn("config.section_for(component)", str(error))
+
+    def test_refused(self) -> None:
+        """
+        When the section's values are wrong, then L{ConfigError} names them.
+        """
+        config = Config().with_sections(file_thing={"directory": "/srv", "capacity": "x"})
+        error = self.assertRaises(ConfigError, config.section_for, FileThingDriver)
+        self.assertIn("file_thing.capacity: expected an integer", str(error))

@@ -178,6 +178,40 @@ class HarnessTests(SynchronousTestCase):
         self.assertRaises(KeyError, ServiceHarness.successful, defer.fail(KeyError("k")))
 
 
+class HarnessDeterminismTests(SynchronousTestCase):
+    """
+    The harness runs periodic tasks at fixed times.
+    """
+
+    def test_fuzzy_delay_zero_with_config(self) -> None:
+        """
+        When the harness is given a configuration whose periodic_fuzzy_delay
+        is 60, then the first periodic pass still runs at once and the next
+        after the spacing (10 s).
+        """
+        harness = ServiceHarness(Ticking, config=Config(host="h", periodic_fuzzy_delay=60))
+        self.successResultOf(harness.start())
+        self.assertEqual(harness.manager.ticks, 1)
+        harness.advance(10)
+        self.assertEqual(harness.manager.ticks, 2)
+        self.successResultOf(harness.stop())
+
+    def test_kit_exports(self) -> None:
+        """
+        When a test imports the in-memory twins from novasvc.testing, then
+        they are the framework's own classes.
+        """
+        from novasvc import testing
+        from novasvc.config import DatabaseConfig
+        from novasvc.db.memory import MemoryServiceStore
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+
+        self.assertEqual((testing.MemoryBroker, testing.MemoryTransport,
+                          testing.MemoryServiceStore, testing.DatabaseConfig, testing.Config),
+                         (MemoryBroker, MemoryTransport, MemoryServiceStore, DatabaseConfig,
+                          Config))
+
+
 class HarnessDatabaseTests(TestCase):
     """
     A manager's C{self.db} in the harness is SQLite in memory.
