@@ -41,7 +41,7 @@ from novasvc.options import (
 )
 from novasvc.transport.url import TransportURL, redact
 
-__all__ = ["Config", "DatabaseConfig", "TracingConfig", "load_config", "managers_from"]
+__all__ = ["Config", "DatabaseConfig", "TracingConfig", "NotificationsConfig", "load_config", "managers_from"]
 
 DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_CONNECTION = "sqlite:///novasvc.sqlite"
@@ -97,6 +97,39 @@ class TracingConfig:
     enabled: bool = False
     service_name: Optional[str] = None
     exporter: str = "none"
+
+
+#: The notification drivers (oslo.messaging's names, without C{routing}).
+NOTIFICATION_DRIVERS = ("messagingv2", "messaging", "log", "noop", "test")
+#: The values of C{notifications.notification_format} (Nova's).
+NOTIFICATION_FORMATS = ("unversioned", "versioned", "both")
+
+
+@attrs.frozen
+class NotificationsConfig:
+    """
+    The C{notifications:} section (see L{novasvc.notify.Notifier.from_config}):
+    oslo.messaging's C{[oslo_messaging_notifications]} and Nova's
+    C{[notifications]} options.
+
+    @ivar driver: the drivers, a C{tuple} of names from
+        L{NOTIFICATION_DRIVERS}; empty (the default, as oslo's) sends
+        nothing.
+    @ivar topics: the topics of unversioned notifications (C{tuple}).
+    @ivar notification_format: C{"unversioned"} (Nova's default since
+        Train), C{"versioned"} or C{"both"}: which notifiers send.
+    @ivar versioned_notifications_topics: the topics of versioned
+        notifications (C{tuple}).
+    @ivar retry: how many times a notification lost with the connection is
+        tried again: C{-1} (the default, as oslo's) without limit, C{0}
+        never.
+    """
+
+    driver: Tuple[str, ...] = ()
+    topics: Tuple[str, ...] = ("notifications",)
+    notification_format: str = "unversioned"
+    versioned_notifications_topics: Tuple[str, ...] = ("versioned_notifications",)
+    retry: int = -1
 
 
 @attrs.frozen
@@ -177,6 +210,8 @@ class Config:
         uses (an instance, a class or a zero-argument factory; see
         L{novasvc.serializer.load_serializer}), beating the manager's
         C{serializer} attribute; C{None}: the manager's.
+    @ivar notifications: the C{notifications:} section, a
+        L{NotificationsConfig}.
     """
 
     host: str = attrs.field(factory=socket.gethostname)
@@ -221,6 +256,7 @@ class Config:
     api: APIConfig = attrs.field(factory=APIConfig)
     # Objects on the wire (novasvc.serializer).
     serializer: Optional[str] = None
+    notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig)
 
     def section(self, name: str) -> Section:
         """
@@ -499,13 +535,14 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     values: Dict[str, Any] = {}
     database: Dict[str, Any] = {}
     tracing: Dict[str, Any] = {}
+    notifications: Dict[str, Any] = {}
     managers: Dict[str, str] = {}
     unbound: List[_RawSection] = []
     if path is not None:
         from novasvc._yaml import read_yaml  # PyYAML: only for a --config file
 
         data, lines = read_yaml(path, os.environ if environ is None else environ)
-        _apply_file(path, data, lines, values, database, managers, unbound, tracing)
+        _apply_file(path, data, lines, values, database, managers, unbound, tracing, notifications)
     # A default the file or an override beats is not even checked.
     given = {*values, *("database_" + key for key in database),
              *(key for key, value in overrides.items() if value is not None)}
@@ -515,6 +552,7 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = {}, *,
     if values.get("rabbit_quorum_queue"):
         values["durable_queues"] = True  # quorum queues are durable (oslo forces it too)
     return Config(database=DatabaseConfig(**database), tracing=TracingConfig(**tracing),
+                  notifications=NotificationsConfig(**notifications),
                   managers=managers_from(managers), unbound=tuple(unbound), **values)
 
 
@@ -641,8 +679,31 @@ _TRACING_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "service_name": _name_or_null,
     "exporter": _choice(*TRACING_EXPORTERS),
 }
+def _notification_drivers(value: Any) -> Tuple[str, ...]:
+    names = [value] if isinstance(value, str) else ([] if value is None else value)
+    if (not isinstance(names, list) or not all(isinstance(n, str) and n in NOTIFICATION_DRIVERS for n in names)
+            or len(set(names)) != len(names)):
+        raise _Bad("a driver name or a list of distinct driver names from "
+                   + ", ".join(NOTIFICATION_DRIVERS) + " ([] for none)")
+    return tuple(names)
+
+
+def _topics(value: Any) -> Tuple[str, ...]:
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(t, str) and t.strip() and " " not in t for t in value)):
+        raise _Bad("a non-empty list of topic names such as [notifications]")
+    return tuple(value)
+
+
+_NOTIFICATIONS_CHECKS: Dict[str, Callable[[Any], Any]] = {
+    "driver": _notification_drivers,
+    "topics": _topics,
+    "notification_format": _choice(*NOTIFICATION_FORMATS),
+    "versioned_notifications_topics": _topics,
+    "retry": _integer(-1),
+}
 #: The file's other top-level keys, as "did you mean" offers them.
-_MAPPINGS = ("database", "<topic>_manager", "tracing", "api")
+_MAPPINGS = ("database", "<topic>_manager", "tracing", "api", "notifications")
 _SECRET = {"transport_url", "database.connection"}
 _MANAGER_SUFFIX = "_manager"
 
@@ -652,7 +713,7 @@ _MANAGER_SUFFIX = "_manager"
 
 def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, Any],
                 database: Dict[str, Any], managers: Dict[str, str],
-                unbound: List[_RawSection], tracing: Dict[str, Any]) -> None:
+                unbound: List[_RawSection], tracing: Dict[str, Any], notifications: Dict[str, Any]) -> None:
     def where(key: str) -> str:
         line = lines.get(key)
         return f"{path}, line {line}: {key}" if line else f"{path}: {key}"
@@ -671,6 +732,8 @@ def _apply_file(path: str, data: Any, lines: Dict[str, int], values: Dict[str, A
             _apply_mapping(key, value, _DATABASE_CHECKS, database, where)
         elif key == "tracing":
             _apply_mapping(key, value, _TRACING_CHECKS, tracing, where)
+        elif key == "notifications":
+            _apply_mapping(key, value, _NOTIFICATIONS_CHECKS, notifications, where)
         elif key == "api":
             values[key] = parse_api_section(value, where)
         elif key.endswith(_MANAGER_SUFFIX) and len(key) > len(_MANAGER_SUFFIX):

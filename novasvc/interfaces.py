@@ -84,7 +84,8 @@ class ITransport(Interface):
 
     The transport owns its connection lifecycle: after L{start} it connects,
     and on every (re)connection it declares again every exchange, queue and
-    binding that a live consumer needs and restarts the consumers. A broker
+    binding that a live consumer needs, and every queue given to
+    L{declare_queue}, and restarts the consumers. A broker
     that cannot be reached is logged and retried, never raised to the caller
     of L{start}.
     """
@@ -158,6 +159,32 @@ class ITransport(Interface):
 
         @return: the subscription.
         @rtype: L{IConsumer}
+        """
+
+    def declare_queue(queue):
+        """
+        Declare C{queue}, each exchange and binding it names (and its
+        dead-letter queue) without consuming it, now or once connected, and
+        again after every reconnection until the transport stops (or the
+        queue is deleted with L{delete_queue}): a broker restart loses the
+        queues that are not durable. oslo.messaging's notifier declares the
+        queue of each routing key it publishes to this way, so that nothing
+        is lost before a listener exists.
+
+        Declaring a queue already declared on the current connection costs
+        no round trip to the broker.
+
+        @param queue: the queue and its bindings.
+        @type queue: L{novasvc.transport.topology.Queue}
+        @return: a C{Deferred} firing with C{None} once the queue and its
+            bindings exist on the broker; failing with
+            L{novasvc.exceptions.TransportError} when the broker refuses
+            them (e.g. the queue exists with other flags; the queue is then
+            no longer declared on reconnection) or the transport is
+            stopped, and with L{novasvc.exceptions.DisconnectedError} when
+            the connection was lost during the declaration or none came
+            within the transport's wait for a connection (the queue is still
+            declared on the next connection).
         """
 
     def delete_queue(name):

@@ -67,7 +67,11 @@ class Endpoint:
         return seconds
 
 
-def _transport(url, exchange, exmods=()):
+def oslo_conf(exchange):
+    """
+    @return: a fresh oslo.config C{ConfigOpts} for a transport whose control
+        exchange is C{exchange} (also used by C{_oslo_notify_peer.py}).
+    """
     om.set_transport_defaults(control_exchange=exchange)
     conf = cfg.ConfigOpts()
     conf([], project="novasvc-interop")
@@ -80,7 +84,11 @@ def _transport(url, exchange, exmods=()):
     else:
         conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
         conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
-    return om.get_rpc_transport(conf, url=url, allowed_remote_exmods=list(exmods))
+    return conf
+
+
+def _transport(url, exchange, exmods=()):
+    return om.get_rpc_transport(oslo_conf(exchange), url=url, allowed_remote_exmods=list(exmods))
 
 
 def client(url, exchange, actions):

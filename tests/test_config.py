@@ -11,7 +11,7 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface, implementer
 
-from novasvc.config import Config, DatabaseConfig, TracingConfig, load_config
+from novasvc.config import Config, DatabaseConfig, NotificationsConfig, TracingConfig, load_config
 from novasvc.exceptions import ConfigError
 from novasvc.options import DriverOpt, Opt, Section
 from tests._entry_points import install_entry_points
@@ -1082,3 +1082,73 @@ class SectionForTests(_ConfigTestCase):
         config = Config().with_sections(file_thing={"directory": "/srv", "capacity": "x"})
         error = self.assertRaises(ConfigError, config.section_for, FileThingDriver)
         self.assertIn("file_thing.capacity: expected an integer", str(error))
+
+
+class NotificationsConfigTests(_ConfigTestCase):
+    """
+    The C{notifications:} section, a L{NotificationsConfig}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        When the file says nothing about notifications, then no driver
+        (off, as oslo's), topic notifications, format unversioned (Nova's
+        default), versioned topic versioned_notifications, retry -1.
+        """
+        self.assertEqual(load_config(None).notifications, NotificationsConfig(
+            driver=(), topics=("notifications",), notification_format="unversioned",
+            versioned_notifications_topics=("versioned_notifications",), retry=-1))
+        self.assertEqual(self.load("notifications:\n").notifications, NotificationsConfig())
+
+    def test_values(self) -> None:
+        """
+        When the section sets every key, then they are read, lists as
+        tuples; one driver name is a list of one.
+        """
+        config = self.load("""\
+            notifications:
+              driver: [messagingv2, log]
+              topics: [notifications, billing]
+              notification_format: both
+              versioned_notifications_topics: [vn]
+              retry: 3
+            """)
+        self.assertEqual(config.notifications, NotificationsConfig(
+            driver=("messagingv2", "log"), topics=("notifications", "billing"), notification_format="both",
+            versioned_notifications_topics=("vn",), retry=3))
+        self.assertEqual(self.load("notifications:\n  driver: messaging\n").notifications.driver, ("messaging",))
+        self.assertEqual(self.load("notifications:\n  driver: []\n").notifications.driver, ())
+
+    def test_refused(self) -> None:
+        """
+        When a value is wrong or a key unknown, then the error names the
+        file, line and key and says what was expected.
+        """
+        self.assertIn(", line 2: notifications.driver: expected a driver name or a list of distinct driver names",
+                      self.refused("notifications:\n  driver: routing\n"))
+        self.assertIn("notifications.driver: expected",
+                      self.refused("notifications:\n  driver: [log, log]\n"))
+        self.assertIn(", line 3: notifications.topics: expected a non-empty list of topic names",
+                      self.refused("notifications:\n  driver: log\n  topics: []\n"))
+        self.assertIn("notifications.versioned_notifications_topics: expected",
+                      self.refused("notifications:\n  versioned_notifications_topics: vn\n"))
+        self.assertEqual(self.refused("notifications:\n  notification_format: json\n"),
+                         ", line 2: notifications.notification_format: expected one of 'unversioned', "
+                         "'versioned', 'both', got 'json'")
+        self.assertEqual(self.refused("notifications:\n  retry: -2\n"),
+                         ", line 2: notifications.retry: expected an integer >= -1, got -2")
+        self.assertIn("notifications.topic: unknown key (did you mean 'topics'?)",
+                      self.refused("notifications:\n  topic: [x]\n"))
+        self.assertIn("notifications: expected a mapping", self.refused("notifications: messagingv2\n"))
+
+    def test_sample_documents_every_key(self) -> None:
+        """
+        When etc/novasvc.yaml is read, then its notifications section names
+        every key, with the defaults.
+        """
+        with open(SAMPLE) as f:
+            text = f.read()
+        section = text.split("\nnotifications:\n", 1)[1].split("\n\n", 1)[0]
+        keys = set(re.findall(r"^  ([a-z_]+):", section, re.MULTILINE))
+        self.assertEqual(keys, {f.name for f in attrs.fields(NotificationsConfig)})
+        self.assertEqual(load_config(SAMPLE, environ={}).notifications, NotificationsConfig())

@@ -86,6 +86,9 @@ def _filled() -> Tuple[Recorder, _Server]:
     recorder.report_state_failed()
     recorder.periodic_task_run("VolumeManager._check", 12.0, False)
     recorder.periodic_task_run("VolumeManager._check", 0.5, True)
+    recorder.notifier.count("volume.create.end", "info", "sent")
+    recorder.notifier.count("volume.create.end", "info", "failed")
+    recorder.notifier.count("volume.create.end", "info", "sent")
     return recorder, server
 
 
@@ -114,6 +117,7 @@ class RenderTests(SynchronousTestCase):
             "novasvc_report_state_total": "counter",
             "novasvc_periodic_task_runs_total": "counter",
             "novasvc_periodic_task_duration_seconds": "histogram",
+            "novasvc_notifications_sent_total": "counter",
         })
         families = parse(body)
         self.assertEqual(value(families, "novasvc_broker_reconnects_total"), 0)
@@ -150,6 +154,9 @@ class RenderTests(SynchronousTestCase):
         self.assertEqual(value(families, "novasvc_periodic_task_duration_seconds_count", task=task), 2)
         self.assertEqual(value(families, "novasvc_periodic_task_duration_seconds_sum", task=task), 12.5)
         self.assertEqual(value(families, "novasvc_periodic_task_duration_seconds_bucket", task=task, le="10.0"), 1)
+        sent = dict(event_type="volume.create.end", priority="info")
+        self.assertEqual(value(families, "novasvc_notifications_sent_total", outcome="sent", **sent), 2)
+        self.assertEqual(value(families, "novasvc_notifications_sent_total", outcome="failed", **sent), 1)
 
     def test_series_kept_small(self) -> None:
         """
@@ -189,12 +196,12 @@ class RenderTests(SynchronousTestCase):
 
     def test_collector(self) -> None:
         """
-        When the collector is collected directly, then it yields the nine
+        When the collector is collected directly, then it yields the ten
         families, each time read afresh from the recorder.
         """
         recorder = Recorder()
         collector = RecorderCollector(recorder)
-        self.assertEqual(len(list(collector.collect())), 9)
+        self.assertEqual(len(list(collector.collect())), 10)
         recorder.broker_reconnect()
         [reconnects] = [f for f in collector.collect() if f.name == "novasvc_broker_reconnects"]
         self.assertEqual(reconnects.samples[0].value, 1)

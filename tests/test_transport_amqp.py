@@ -43,7 +43,7 @@ from novasvc.transport._amqp_link import DISCONNECT_GRACE
 from novasvc.transport._pika_internals import _probe as _make_probe
 from novasvc.transport._amqp_publish import Confirms, Publisher, message_properties
 from novasvc.transport.amqp import AMQPConsumer, AMQPTransport
-from novasvc.transport.topology import DEFAULT_EXCHANGE, Exchange, Queue
+from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
 from tests._services import in_ci, poll, require_service
 from novasvc.testing.transport_contract import Collector, make_transport_contract_tests
@@ -594,6 +594,56 @@ class AMQPBrokerTests(unittest.TestCase):
                                    for i in range(50)])
 
     @defer.inlineCallbacks
+    def test_declared_queue_restored_after_reconnect(self) -> Any:
+        """
+        When a queue given to declare_queue (before start: it is declared
+        once connected) is deleted behind the transport's back and the
+        connection drops, then the queue exists again as soon as the
+        transport is connected, before any publish; once deleted through
+        the transport, it is not declared again.
+        """
+        transport = self.transport_class(rabbit_url(self.vhost), **FAST)
+        self.addCleanup(transport.stop)
+        exchange = Exchange("notify-x", "topic")
+        queue = Queue("notifications.info", bindings=[Binding(exchange, "notifications.info")])
+        declared = transport.declare_queue(queue)
+        self.assertNoResult(declared)
+        transport.start()
+        self.assertIsNone((yield declared))
+        self.admin.delete_queue(queue.name)
+        self.assertIsNone(self.admin.message_count(queue.name))
+        transport._protocol.transport.abortConnection()
+        yield poll(lambda: not transport.is_connected, "the connection dropped")
+        yield poll(lambda: transport.is_connected, "the transport reconnected")
+        self.assertEqual(self.admin.message_count(queue.name), 0)
+        yield transport.publish(exchange, "notifications.info", b"kept")
+        yield poll(lambda: self.admin.message_count(queue.name) == 1, "the message kept")
+        yield transport.delete_queue(queue.name)
+        transport._protocol.transport.abortConnection()
+        yield poll(lambda: not transport.is_connected, "the connection dropped again")
+        yield poll(lambda: transport.is_connected, "the transport reconnected again")
+        self.assertIsNone(self.admin.message_count(queue.name))
+
+    @defer.inlineCallbacks
+    def test_declare_refused_fails_only_that_declaration(self) -> Any:
+        """
+        When the broker refuses a declaration (the queue exists with other
+        flags), then declare_queue fails with TransportError naming the
+        queue and the broker's reason, one warning says so, and the
+        transport keeps publishing and declaring.
+        """
+        logs = capture_logs(self)
+        self.admin.declare_queue("clash", durable=True)
+        transport = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
+        failure = yield self.assertFailure(transport.declare_queue(Queue("clash")), TransportError)
+        self.assertNotIsInstance(failure, DisconnectedError)
+        self.assertIn("'clash'", str(failure))
+        self.assertIn("PRECONDITION_FAILED", str(failure))
+        self.assertEqual(len([t for t in logs if t.startswith("warn") and "cannot declare queue 'clash'" in t]), 1)
+        yield transport.declare_queue(Queue("fine"))
+        yield transport.publish(DEFAULT_EXCHANGE, "fine", b"x", mandatory=True)
+
+    @defer.inlineCallbacks
     def test_stop_during_handshake(self) -> Any:
         """
         When stop is called right after start, then it finishes promptly and
@@ -806,6 +856,26 @@ class AMQPNoBrokerTests(unittest.TestCase):
         self.assertNotIsInstance(failure, DisconnectedError)
         yield self.assertFailure(active, defer.CancelledError)
         yield transport.stop()
+
+    @defer.inlineCallbacks
+    def test_declare_while_disconnected(self) -> Any:
+        """
+        When a queue is declared while the broker is away, then the
+        declaration fails with DisconnectedError after C{publish_wait}
+        seconds (at once when it is 0), without the password; one still
+        waiting when the transport stops fails with TransportError.
+        """
+        waiting = started(self, self.closed, self.transport_class, publish_wait=0.05, **FAST)
+        failure = yield self.assertFailure(waiting.declare_queue(Queue("q")), DisconnectedError)
+        self.assertIn("within 0.05 seconds", str(failure))
+        self.assertNotIn("s3cret", str(failure))
+        impatient = started(self, self.closed, self.transport_class, publish_wait=0, **FAST)
+        yield self.assertFailure(impatient.declare_queue(Queue("q")), DisconnectedError)
+        stopping = started(self, self.closed, self.transport_class, **FAST)
+        declared = stopping.declare_queue(Queue("q"))
+        yield stopping.stop()
+        failure = yield self.assertFailure(declared, TransportError)
+        self.assertNotIsInstance(failure, DisconnectedError)
 
     def test_stop_before_start(self) -> None:
         """

@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.test_cli_rpc -*-
 """
-C{novasvc-rpc}: call or cast an RPC method from a shell.
+C{novasvc-rpc}: call or cast an RPC method, or send a notification, from a
+shell.
 
 Usage::
 
     novasvc-rpc [options] call|cast [options] TOPIC METHOD [key=VALUE ...]
+    novasvc-rpc [options] notify [options] EVENT_TYPE [key=VALUE ...]
 
 Every option may come before or after C{call|cast}:
 
@@ -34,6 +36,18 @@ Each C{key=VALUE} is one keyword argument of the method:
     really starts with C{@}; C{key='"@TEXT"'} says the same in JSON.
 
 The request carries an admin context (Nova's C{get_admin_context}).
+
+C{notify} sends one notification through L{novasvc.notify.Notifier} (the
+C{key=VALUE} pairs are its payload, a JSON object): C{--priority} (one of
+oslo's seven, default C{info}), C{--publisher-id} (default
+C{novasvc-rpc.<host>}), C{--topic} (repeatable; default the file's
+C{notifications.topics}), C{--driver} (C{messagingv2}, the default, or
+C{messaging}); the file's C{control_exchange}, C{durable_queues}, quorum
+queue settings and C{notifications.retry} apply, whatever
+C{notifications.driver} says. C{--server}, C{--fanout}, C{--namespace}
+and C{--rpc-version} are refused there. It exits 0 once the broker
+confirmed the notification on every topic, 1 when it was not sent
+(C{error: ...}), 2 when no confirmation came within C{--timeout}.
 
 Output and exit status:
 
@@ -164,7 +178,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="novasvc-rpc", description="Call or cast an RPC method (oslo.messaging wire format).",
                      epilog=_EPILOG)
     _add_options(parser, top=True)
-    commands = parser.add_subparsers(dest="command", metavar="call|cast", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="call|cast|notify", required=True)
     for name, text in (("call", "call a method and print its result"),
                        ("cast", "send a method without waiting for it")):
         sub = commands.add_parser(name, help=text, description=text, epilog=_EPILOG)
@@ -173,6 +187,7 @@ def _build_parser() -> _Parser:
         sub.add_argument("method", help="the method name")
         sub.add_argument("arguments", nargs="*", metavar="key=VALUE",
                          help="keyword arguments: key=JSON, key=@FILE, key=@- (standard input) or key=@@TEXT")
+    _add_notify_command(commands)
     return parser
 
 
@@ -281,6 +296,9 @@ def parse_arguments(argv: Optional[Sequence[str]] = None, *, stdin: Optional[IO[
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command == "notify":
+        return _parse_notify(parser, args, os.environ if environ is None else environ,
+                             sys.stdin if stdin is None else stdin)
     if args.command == "call" and args.fanout:
         parser.error("--fanout is for cast only: a call needs one server to reply")
     if args.fanout and args.server:
@@ -342,6 +360,9 @@ def run(reactor: Any, args: argparse.Namespace, *, transport_factory: Optional[C
         print(f"novasvc-rpc: {e}", file=err)
         return defer.succeed(EXIT_USAGE)
     transport.start()
+    command = _COMMANDS.get(args.command)
+    if command is not None:
+        return command(reactor, transport, args, out, err).addCallback(_stop_transport, transport)
     target = Target(topic=args.topic, server=args.server, fanout=args.fanout, namespace=args.namespace,
                     version=args.rpc_version)
     try:
@@ -399,6 +420,103 @@ def _stop_transport(code: int, transport: Any) -> defer.Deferred:
     d = defer.maybeDeferred(transport.stop)
     d.addBoth(lambda _: code)
     return d
+
+
+# -- notify ---------------------------------------------------------------------
+
+
+def _add_notify_command(commands: Any) -> None:
+    from novasvc.notify.message import PRIORITIES
+
+    text = "send a notification (oslo.messaging's format) and wait for the broker's confirmation"
+    sub = commands.add_parser("notify", help=text, description=text, epilog=_EPILOG)
+    _add_options(sub, top=False)
+    notification = sub.add_argument_group("notification")
+    notification.add_argument("--priority", choices=PRIORITIES, default="info",
+                              help="the priority (default: info); routed <topic>.<priority>")
+    notification.add_argument("--publisher-id", metavar="ID", default=None,
+                              help="the publisher_id (default: novasvc-rpc.<host>)")
+    notification.add_argument("--topic", metavar="TOPIC", action="append", default=None, dest="topics",
+                              help="a topic, repeatable (default: the file's notifications.topics, "
+                                   "else notifications)")
+    notification.add_argument("--driver", choices=("messagingv2", "messaging"), default="messagingv2",
+                              help="messagingv2 (the 2.0 envelope, the default) or messaging (no envelope)")
+    sub.add_argument("event_type", metavar="EVENT_TYPE", help="the event type, e.g. volume.create.end")
+    sub.add_argument("arguments", nargs="*", metavar="key=VALUE",
+                     help="the payload's keys: key=JSON, key=@FILE, key=@- (standard input) or key=@@TEXT")
+
+
+def _parse_notify(parser: _Parser, args: argparse.Namespace, environ: Mapping[str, str],
+                  stdin: Optional[IO[str]]) -> argparse.Namespace:
+    """
+    The rest of L{parse_arguments} for C{notify}: C{settings},
+    C{transport_url}, C{control_exchange}, C{timeout}, C{topics},
+    C{publisher_id}, C{priority}, C{driver}, C{event_type} and C{payload}
+    (the decoded C{key=VALUE} pairs).
+    """
+    for option, given in (("--server", args.server), ("--fanout", args.fanout), ("--namespace", args.namespace),
+                          ("--rpc-version", args.rpc_version)):
+        if given:
+            parser.error(f"{option} is for call and cast, not notify")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    for topic in args.topics or ():
+        if not topic.strip() or " " in topic:
+            parser.error(f"--topic must be a topic name, not {show_value(topic)}")
+    args.settings = _load_settings(parser, args, environ)
+    args.transport_url = args.settings.transport_url
+    args.control_exchange = args.settings.control_exchange
+    args.timeout = args.settings.rpc_response_timeout
+    args.topics = list(args.topics or args.settings.notifications.topics)
+    if args.publisher_id is None:
+        args.publisher_id = f"novasvc-rpc.{args.settings.host}"
+    args.payload = _parse_pairs(parser, args.arguments, stdin)
+    return args
+
+
+def _run_notify(reactor: Any, transport: Any, args: argparse.Namespace, out: IO[str],
+                err: IO[str]) -> defer.Deferred:
+    from novasvc.notify import MessageDeliveryFailure, Notifier
+    from novasvc.transport.topology import QuorumQueues
+
+    settings: Config = args.settings
+    notifier = Notifier(transport, args.publisher_id, driver=args.driver, topics=args.topics,
+                        retry=settings.notifications.retry, control_exchange=args.control_exchange,
+                        durable_queues=settings.durable_queues, quorum=QuorumQueues.from_config(settings),
+                        clock=reactor)
+    d = notifier.deliver(get_admin_context(), args.event_type, args.payload, args.priority)
+    # Not addTimeout: cancelling stops the tries, and what the drivers
+    # report of it is a MessageDeliveryFailure, not a CancelledError.
+    timed_out: List[bool] = []
+
+    def time_out() -> None:
+        timed_out.append(True)
+        d.cancel()
+
+    timer = reactor.callLater(args.timeout, time_out)
+
+    def failed(failure: Failure) -> int:
+        if timed_out:
+            print(f"timeout: the broker did not confirm the notification within {args.timeout} s", file=err)
+            return EXIT_TIMEOUT
+        if failure.check(MessageDeliveryFailure):
+            print(f"error: the notification was not sent: {failure.value}", file=err)
+        else:
+            print(_describe(failure.value), file=err)
+        return EXIT_REMOTE_ERROR
+
+    def done(result: Any) -> Any:
+        if timer.active():
+            timer.cancel()
+        return result
+
+    return d.addBoth(done).addCallbacks(lambda _: EXIT_OK, failed)
+
+
+#: The sub-commands that run without an RPC client: name -> runner
+#: C{(reactor, transport, args, out, err)} returning a C{Deferred} exit
+#: status.
+_COMMANDS: Dict[str, Callable[..., defer.Deferred]] = {"notify": _run_notify}
 
 
 def main(argv: Optional[List[str]] = None, *, react: Optional[Callable[..., Any]] = None,

@@ -3,14 +3,15 @@
 Metrics of a novasvc process: RPC requests by method and outcome, dispatch
 latency, requests in flight, duplicates dropped, malformed messages
 rejected, broker reconnections, report_state outcomes, periodic task runs
-and durations.
+and durations, notifications sent by event type, priority and outcome.
 
 L{Recorder} holds them as plain Python counters, cheap enough for the
 per-message path (a few dictionary and list operations per request). Every
 instrumented object (L{novasvc.rpc.server.RPCServer},
 L{novasvc.transport.amqp.AMQPTransport},
 L{novasvc.servicegroup.ReportStateService}, the periodic runner
-L{novasvc.periodic.PeriodicTasks}) writes to the process's recorder,
+L{novasvc.periodic.PeriodicTasks}, L{novasvc.notify.Notifier}) writes to
+the process's recorder,
 L{get_recorder}, unless it was given its own.
 
 Exporting is separate: L{novasvc.metrics.prometheus} renders a recorder in
@@ -18,6 +19,7 @@ Prometheus's text format with C{prometheus_client} (C{pip install
 'novasvc[api]'}), which nothing imports unless metrics are exported.
 """
 
+from novasvc.metrics._notifications import NOTIFIER_OUTCOMES, SENT, NotificationCounts
 from novasvc.metrics._recorder import (
     ERROR,
     FAILED,
@@ -52,4 +54,7 @@ __all__ = [
     "LABEL_LIMIT",
     "RPC_BUCKETS",
     "TASK_BUCKETS",
+    "NotificationCounts",
+    "SENT",
+    "NOTIFIER_OUTCOMES",
 ]

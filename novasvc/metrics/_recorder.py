@@ -264,7 +264,8 @@ class _TaskStats:
 class Recorder:
     """
     A process's metrics: RPC servers (per topic and host), broker
-    reconnections, report_state outcomes and periodic task runs.
+    reconnections, report_state outcomes, periodic task runs and
+    notifications sent.
 
     Each event is one method call costing a few dictionary and list
     operations; gauges (requests in flight) are read from their owners at
@@ -278,8 +279,9 @@ class Recorder:
 
     def __init__(self, max_label_values: int = 256) -> None:
         """
-        @param max_label_values: the most method labels per RPC server, and
-            the most task labels; further values count under L{OTHER}.
+        @param max_label_values: the most method labels per RPC server, the
+            most task labels, and the most event type labels of
+            notifications; further values count under L{OTHER}.
         @raise ValueError: when it is below 1.
         """
         if int(max_label_values) < 1:
@@ -289,6 +291,20 @@ class Recorder:
         self._tasks: Dict[str, _TaskStats] = {}
         self.broker_reconnects = 0
         self.report_state_outcomes = {OK: 0, FAILED: 0}
+        self._notifier: Any = None
+
+    @property
+    def notifier(self) -> Any:
+        """
+        The notifications sent, a L{novasvc.metrics.NotificationCounts}
+        with the outcomes C{sent} and C{failed} (made on first use).
+        """
+        counts = self._notifier
+        if counts is None:
+            from novasvc.metrics._notifications import NOTIFIER_OUTCOMES, NotificationCounts
+
+            counts = self._notifier = NotificationCounts(NOTIFIER_OUTCOMES, self._limit)
+        return counts
 
     # -- writers --------------------------------------------------------------
 

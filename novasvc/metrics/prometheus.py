@@ -21,11 +21,14 @@ which a test holds equal to what L{render} emits):
   - C{novasvc_report_state_total{outcome}} (counter)
   - C{novasvc_periodic_task_runs_total{task,outcome}} (counter)
   - C{novasvc_periodic_task_duration_seconds{task}} (histogram)
+  - C{novasvc_notifications_sent_total{event_type,priority,outcome}}
+    (counter)
 
 Every family is emitted, even before anything was recorded. A method has
 its C{ok} and C{error} request series from its first request on, a refusal
 series (C{no_such_method}, C{unsupported_version}) once one happened; the
-method C{<unknown>} has refusal series only.
+method C{<unknown>} has refusal series only. An event type and priority
+sent at least once have a series for each outcome (C{sent}, C{failed}).
 """
 
 from typing import Iterator, Optional, Tuple
@@ -117,6 +120,18 @@ class RecorderCollector(Collector):
                 runs.add_metric([task, outcome], count)
             durations.add_metric([task], _buckets(histogram), histogram.sum)
         yield from (runs, durations)
+        yield _notifications_sent(recorder)
+
+
+def _notifications_sent(recorder: Recorder) -> Metric:
+    sent = CounterMetricFamily(
+        "novasvc_notifications_sent", "Notifications a Notifier sent, by event type, priority and outcome "
+        "(sent: the broker confirmed it, or a log/test driver took it; failed: not sent, logged).",
+        labels=["event_type", "priority", "outcome"])
+    for event_type, priority, outcomes in recorder.notifier.counts():
+        for outcome, count in outcomes.items():
+            sent.add_metric([event_type, priority, outcome], count)
+    return sent
 
 
 def render(recorder: Optional[Recorder] = None) -> Tuple[bytes, str]:

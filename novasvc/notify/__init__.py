@@ -13,7 +13,9 @@ or the process layer.
 Modules:
   - L{novasvc.notify.message}: the wire format (priorities, encoding and
     decoding a notification);
-  - L{novasvc.notify.notifier}: L{Notifier} and its drivers;
+  - L{novasvc.notify.notifier}: L{Notifier};
+  - L{novasvc.notify.drivers}: the drivers (L{INotificationDriver},
+    L{TestDriver}...) and L{MessageDeliveryFailure};
   - L{novasvc.notify.listener}: the listeners, L{NotificationFilter} and
     L{NotificationResult}.
 
@@ -29,6 +31,9 @@ _EXPORTS = {
     "PRIORITIES": "novasvc.notify.message",
     "Notification": "novasvc.notify.message",
     "Notifier": "novasvc.notify.notifier",
+    "INotificationDriver": "novasvc.notify.drivers",
+    "MessageDeliveryFailure": "novasvc.notify.drivers",
+    "TestDriver": "novasvc.notify.drivers",
     "NotificationListener": "novasvc.notify.listener",
     "BatchNotificationListener": "novasvc.notify.listener",
     "NotificationFilter": "novasvc.notify.listener",

@@ -37,6 +37,7 @@ from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import TransportError, UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
+from novasvc.testing._declare_contract import DeclareQueueContract
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 
 
@@ -103,9 +104,10 @@ def make_transport_contract_tests(fixture_factory: Callable[[unittest.TestCase],
         test module to run it.
     """
 
-    class TransportContractTests(unittest.TestCase):
+    class TransportContractTests(DeclareQueueContract, unittest.TestCase):
         """
-        What every L{ITransport} does.
+        What every L{ITransport} does (C{declare_queue}: see
+        L{DeclareQueueContract}).
         """
 
         timeout = 30

@@ -36,6 +36,7 @@ from novasvc.transport._amqp_channel import ChannelError, describe
 from novasvc.transport._amqp_connect import RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name
 from novasvc.transport._amqp_setup import SetupSteps, watch_liveness
 from novasvc.transport._liveness import LivenessPolicy
+from novasvc.transport._amqp_declare import QueueDeclarations
 from novasvc.transport.topology import Exchange, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
 
@@ -286,6 +287,7 @@ class BaseAMQPTransport:
         self._stop_waiters: List[defer.Deferred] = []
         self._metrics = get_recorder() if metrics is None else metrics
         self._connected_before = False
+        self._declarations = QueueDeclarations(lambda: self._clock, publish_wait, str(url))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} {self._state}>"
@@ -391,6 +393,7 @@ class BaseAMQPTransport:
         was_idle = self._state == _IDLE
         self._state = _STOPPING
         self._fail_waiting(TransportError(f"{self.url}: the transport is stopped"))
+        self._declarations.stop(TransportError(f"{self.url}: the transport is stopped"))
         for consumer in list(self._consumers):
             consumer._shutdown()
         self._consumers.clear()
@@ -506,6 +509,10 @@ class BaseAMQPTransport:
             consumer.attach(protocol, renew)
         publisher = yield steps.step("opening the publish channel", self._client_publisher(session))
         session.publisher = publisher
+        # The queues declared without a consumer (declare_queue) come back in
+        # the background: whoever publishes after one waits for it
+        # (ITransport.declare_queue), nothing else does.
+        self._declarations.connected(session)
         if not session.alive or self._session is not session:
             return
         self._publisher = publisher
@@ -545,6 +552,7 @@ class BaseAMQPTransport:
             return
         self._problem = f"connection to {host}:{port} lost: {why}"
         self._session = None
+        self._declarations.disconnected(self._problem)
         if self._publisher is session.publisher:
             self._publisher = None
         for consumer in self._consumers:
@@ -660,17 +668,31 @@ class BaseAMQPTransport:
             consumer.attach(protocol)
         return consumer
 
+    def declare_queue(self, queue: Queue) -> defer.Deferred:
+        """
+        Declare C{queue} with its exchanges and bindings, on a channel of
+        its own, now (or once connected, waiting up to C{publish_wait}
+        seconds) and on every connection until L{stop}; see
+        L{ITransport.declare_queue} and
+        L{novasvc.transport._amqp_declare.QueueDeclarations}.
+        """
+        if self._state in (_STOPPING, _STOPPED):
+            return defer.fail(TransportError(f"{self.url}: the transport is stopped"))
+        return self._declarations.declare(queue)
+
     def delete_queue(self, name: str) -> defer.Deferred:
         """
         Delete queue C{name} (C{queue.delete}) on the control channel; see
         L{ITransport.delete_queue}. Consumers of this transport on that queue
         are cancelled first (as L{IConsumer.cancel}), so they do not declare
-        it again.
+        it again, and a queue given to L{declare_queue} is no longer
+        declared on reconnection.
 
         @return: a C{Deferred} firing with C{None}; it fails with
             L{TransportError} only when the broker refuses (e.g.
             C{ACCESS_REFUSED}).
         """
+        self._declarations.forget(name)
         ours = [consumer for consumer in self._consumers if consumer.queue.name == name]
         cancelled = defer.gatherResults([consumer.cancel() for consumer in ours])
         session = self._session

@@ -404,6 +404,22 @@ class MemoryTransport:
         self.broker.kick(queue.name)
         return consumer
 
+    def declare_queue(self, queue: Queue) -> defer.Deferred:
+        """
+        Declare C{queue} (and its bindings) on the broker; see
+        L{ITransport.declare_queue}. The in-process broker never loses it,
+        so there is nothing to declare again.
+        """
+        if self._stopped:
+            return defer.fail(TransportError(f"{self.url}: transport is stopped"))
+        try:
+            if queue.dead_letter is not None:
+                self.broker.declare_queue(queue.dead_letter)
+            self.broker.declare_queue(queue)
+        except TransportError as e:
+            return defer.fail(e)
+        return defer.succeed(None)
+
     def delete_queue(self, name: str) -> defer.Deferred:
         self.broker.delete_queue(name)
         return defer.succeed(None)
