@@ -698,10 +698,10 @@ class ReadmeTests(_SQLiteSeeded):
         seen = set()
         for argv, _ in _readme_examples():
             args = manage.parse_arguments(argv)
-            seen.add((args.group, args.command))
+            seen.add((args.group, getattr(args, "command", None)))
         self.assertEqual(seen, {("db", "sync"), ("db", "version"), ("service", "list"),
                                 ("service", "disable"), ("service", "enable"),
-                                ("service", "delete"), ("token", "new")})
+                                ("service", "delete"), ("token", "new"), ("drivers", None)})
 
     def test_examples_run_as_shown(self) -> None:
         """
@@ -717,7 +717,7 @@ class ReadmeTests(_SQLiteSeeded):
         configs = {"db": self.config_for(old_url), "service": self.config}
         checked = 0
         for argv, shown in _readme_examples():
-            if argv[0] == "token":
+            if argv[0] in ("token", "drivers"):
                 continue
             self.assertEqual(argv[:2], ["-c", "/etc/novasvc/novasvc.yaml"])
             out = self.ok("-c", configs[argv[2]], *argv[2:])
@@ -725,6 +725,16 @@ class ReadmeTests(_SQLiteSeeded):
                 self.assertEqual(out, shown, argv)
                 checked += 1
         self.assertEqual(checked, 7)
+
+    def test_drivers_example(self) -> None:
+        """
+        When the README's drivers example runs on the checkout's
+        etc/volume.yaml, then it prints what the README shows.
+        """
+        [(argv, shown)] = [(argv, shown) for argv, shown in _readme_examples()
+                           if argv[0] == "drivers"]
+        self.assertEqual(argv, ["drivers", "-c", "etc/volume.yaml"])
+        self.assertEqual(self.ok("drivers", "-c", os.path.join(ROOT, "etc", "volume.yaml")), shown)
 
     def test_token_example(self) -> None:
         """

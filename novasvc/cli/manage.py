@@ -396,7 +396,7 @@ def _drivers(args: argparse.Namespace, out: IO[str]) -> int:
     except ConfigError as e:
         print(f"{_PROG}: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return EXIT_USAGE
-    print(_format_table(HEADERS, rows), file=out)
+    out.write(_format_table(HEADERS, rows))
     return EXIT_OK
 
 
