@@ -87,6 +87,11 @@ setup(
             "novasvc-rpc = novasvc.cli.rpc:main",
             "novasvc-manage = novasvc.cli.manage:main",
         ],
+        # The volume example's drivers by short name (volume.driver: file).
+        "novasvc.volume.drivers": [
+            "fake = novasvc.examples.volume.drivers.fake:FakeVolumeDriver",
+            "file = novasvc.examples.volume.drivers.file:FileVolumeDriver",
+        ],
     },
     classifiers=[
         "Framework :: Twisted",

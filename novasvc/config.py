@@ -30,7 +30,7 @@ from novasvc._checks import number as _number
 from novasvc._checks import suggest as _suggest
 from novasvc.api_config import APIConfig, parse_api_section
 from novasvc.exceptions import ConfigError, LoadError
-from novasvc.loader import is_dotted_path, load_object
+from novasvc.loader import driver_aliases, is_dotted_path, load_object, resolve_driver
 from novasvc.options import (
     DriverOpt,
     OptionError,
@@ -268,8 +268,30 @@ class Config:
         for key, section in self.sections:
             if key == name:
                 return section
+        if any(raw.name == name for raw in self._unbound):
+            raise KeyError(f"configuration section {name!r} is given but not bound yet: read "
+                           "it with config.section_for(component), which validates it")
         raise KeyError(f"no configuration section {name!r} (declared sections: "
                        f"{', '.join(key for key, _ in self.sections) or 'none'})")
+
+    def section_for(self, component: Any) -> Section:
+        """
+        The section a component declares (C{options} and C{config_section}),
+        validated: what a driver reads in its constructor,
+        C{config.section_for(self)}, whether the manager built it (the
+        section is bound already) or a test did with
+        C{Config().with_sections(memory_stock={"slots": 5})}.
+
+        @param component: a manager or driver (class, module or instance).
+        @return: its L{Section}, defaults filled in.
+        @raise ConfigError: if the values are refused (a wrong type, a
+            missing required value...).
+        @raise KeyError: if the component declares no options.
+        """
+        name, _ = declared_options(component)
+        if name is None:
+            raise KeyError(f"{component!r} declares no options")
+        return self.bind([component]).section(name)
 
     def bind(self, components: Iterable[Any], default_section: Optional[str] = None) -> "Config":
         """
@@ -277,10 +299,13 @@ class Config:
         L{novasvc.options}), and those of the drivers their L{DriverOpt}s
         choose, against what the file gave; fill in the defaults.
 
-        A section already bound is kept as it is. After binding, any
+        A section already bound is kept as it is. The section of a driver
+        installed in the entry point group of a L{DriverOpt} but not chosen
+        is validated too (and bound), so that the file may keep the
+        sections of every driver an operator may pick. After binding, any
         section of the file that no component declares is refused, unless it
         is named after a topic of a C{<topic>_manager} key (another manager
-        configured in the same file).
+        configured in the same file); the message offers close names only.
 
         @param components: managers and drivers (classes, modules or
             instances) declaring C{options} and C{config_section}.
@@ -295,6 +320,7 @@ class Config:
         raw = dict(given_sections)
         bound = dict(self.sections)
         seen: Dict[str, Tuple[Any, ...]] = {}
+        groups: List[str] = []
         queue = [(component, default_section) for component in components]
         while queue:
             component, default = queue.pop(0)
@@ -320,16 +346,20 @@ class Config:
                 if isinstance(opt, DriverOpt) and bound[name][opt.name] is not None:
                     path = bound[name][opt.name]
                     try:
-                        queue.append((load_object(path), None))
+                        queue.append((load_object(resolve_driver(path, opt.group)), None))
                     except LoadError as e:
                         place = given_sections.get(name) or _RawSection.empty(name)
                         raise ConfigError(f"{place.where(opt.name)}: {e}") from None
+                    if opt.group:
+                        groups.append(opt.group)
         topics = dict(self.managers)
+        if any(section not in topics for section in raw):
+            _bind_installed_drivers(groups, raw, bound)
         for leftover in raw.values():
             if leftover.name in topics:
                 continue  # the section of another manager this file configures
             known = [*_CHECKS, *_MAPPINGS, *bound]
-            raise ConfigError(f"{leftover.place}: unknown key{_suggest(leftover.name, known)}")
+            raise ConfigError(f"{leftover.place}: unknown key{_close_only(leftover.name, known)}")
         kept = tuple(section for section in raw.values() if section.name in topics)
         sections = tuple(sorted(bound.items()))
         if sections == self.sections and kept == self._unbound:
@@ -379,6 +409,44 @@ class Config:
         @return: a copy with C{changes} applied (not validated again).
         """
         return attrs.evolve(self, **changes)
+
+
+def _bind_installed_drivers(groups: List[str], raw: Dict[str, "_RawSection"],
+                            bound: Dict[str, Section]) -> None:
+    """
+    Validate, bind and take out of C{raw} the sections that the installed
+    but unchosen drivers of C{groups} declare. A driver whose entry point
+    cannot be loaded is skipped: it is not the one chosen.
+    """
+    for group in dict.fromkeys(groups):
+        for alias, path in driver_aliases(group).items():
+            try:
+                name, options = declared_options(load_object(path))
+            except Exception:
+                continue
+            if name is None or name in bound or name not in raw:
+                continue
+            given = raw.pop(name)
+            try:
+                bound[name] = build_section(name, options, dict(given.values), given.where,
+                                            _suggest)
+            except OptionError as e:
+                raise ConfigError(f"{e} (the section of driver {alias!r} of {group}, "
+                                  "installed but not chosen)") from None
+
+
+def _close_only(key: str, known: Iterable[str]) -> str:
+    """
+    @return: the tail of an "unknown key" message for a top-level key:
+        the close names (" (did you mean 'x'?)"), or a short reason without
+        a list of every key.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=3)
+    if close:
+        return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    return ": no setting of that name, and no manager or installed driver declares such a section"
 
 
 @attrs.frozen

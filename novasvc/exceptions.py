@@ -68,3 +68,13 @@ class WorkerStartError(NovaSvcError):
     recognise it without importing the workers' code in a one-process
     service.
     """
+
+
+class StartupError(NovaSvcError):
+    """
+    A manager's start-up hook failed (C{init_host}, C{pre_start_hook},
+    C{post_start_hook}). The message is one line naming the hook, the
+    manager and the cause (C{init_host of inventory.manager.InventoryManager
+    failed: OperationalError: ...}); the original exception is chained as
+    C{__cause__}, for the traceback shown under C{--traceback} or DEBUG.
+    """

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from novasvc.exceptions import ConfigError, LoadError, WorkerStartError
+from novasvc.exceptions import ConfigError, LoadError, StartupError, WorkerStartError
 from novasvc.log import LogControl
 
 __all__ = ["HangupService", "READY_WAIT", "STOP_NOW_GRACE"]
@@ -55,8 +55,10 @@ class HangupService(MultiService):
     process exits anyway. The SIGTERM handler stays installed until the
     process ends, so no later SIGTERM reaches twistd's handler.
 
-    A start that fails logs one line for a L{ConfigError}, L{LoadError} or
-    L{novasvc.workers.WorkerStartError} (a traceback for anything else) and ends the process with status 1,
+    A start that fails logs one line naming the cause (C{The service failed
+    to start: init_host of pkg.Manager failed: OperationalError: ...}), with
+    the traceback only under C{traceback=True} or at DEBUG, and ends the
+    process with status 1,
     after twistd has removed its pid file. Under twistd without C{-n}, the
     parent process that twistd leaves waiting on its status pipe is told the
     outcome: it exits 0 once the service is ready, 1 with the error when
@@ -77,7 +79,8 @@ class HangupService(MultiService):
     def __init__(self, service: IService, reactor: IReactorFromThreads,
                  logs: Optional[LogControl] = None, notifier: Optional[Any] = None,
                  daemon: Optional[MutableMapping[str, Any]] = None,
-                 ready_wait: float = READY_WAIT, stop_now_grace: float = STOP_NOW_GRACE) -> None:
+                 ready_wait: float = READY_WAIT, stop_now_grace: float = STOP_NOW_GRACE,
+                 traceback: bool = False) -> None:
         """
         @param service: the child; it is added with C{setServiceParent}.
         @param reactor: provides C{callFromThread} (safe to call from a
@@ -95,6 +98,9 @@ class HangupService(MultiService):
             the service to be ready.
         @param stop_now_grace: B{seconds} the stop may still take after a
             second SIGTERM.
+        @param traceback: log a failed start with its traceback (that of
+            the cause, for a L{StartupError}); without it, only when
+            C{logs} is at C{debug}, else on one line (C{--traceback}).
         """
         MultiService.__init__(self)
         self.service = service
@@ -108,6 +114,7 @@ class HangupService(MultiService):
         self._daemon = daemon
         self._ready_wait = ready_wait
         self._stop_now_grace = stop_now_grace
+        self._traceback = traceback
         self._previous: Dict[int, Any] = {}
         self._status_pipe: Optional[int] = None
         self._ready_call: Optional[Any] = None
@@ -211,10 +218,14 @@ class HangupService(MultiService):
             _log.info("Stopped before the service was ready")
             self._tell_parent("stopped before the service was ready")
             return
-        if failure.check(ConfigError, LoadError, WorkerStartError):
-            _log.error("The service failed to start: {error}", error=failure.getErrorMessage())
+        error = _one_line(failure)
+        if self._traceback or (self.logs is not None and self.logs.level == "debug"):
+            cause = failure.value.__cause__ if failure.check(StartupError) else None
+            if cause is not None:
+                failure = Failure(cause, type(cause), cause.__traceback__)
+            _log.failure("The service failed to start: {error}", failure, error=error)
         else:
-            _log.failure("The service failed to start; exiting", failure)
+            _log.error("The service failed to start: {error}", error=error)
         self._tell_parent(failure.getErrorMessage() or failure.type.__name__)
         _exit_after_twistd(1)
         if self.running:
@@ -316,6 +327,17 @@ class HangupService(MultiService):
 
 
 _exit_status: Optional[int] = None
+
+
+def _one_line(failure: Failure) -> str:
+    """
+    @return: the message of a failed start on one line: novasvc's own
+        errors as they are, anything else after its class name.
+    """
+    message = " ".join(failure.getErrorMessage().split())
+    if failure.check(ConfigError, LoadError, WorkerStartError, StartupError):
+        return message
+    return f"{failure.type.__name__}: {message}" if message else failure.type.__name__
 
 
 def _exit_after_twistd(code: int) -> None:

@@ -8,15 +8,23 @@ module ends, as in setuptools entry points) or a plain module path
 C{"pkg.mod"}. Every failure is a L{LoadError} saying what could not be
 imported and why: the module does not exist, the module has no such
 attribute, or importing the module raised an exception.
+
+A driver may also be named by a short alias, as Nova and the oslo
+libraries name theirs: an entry point in a group per interface (for
+example C{novasvc.volume.drivers}: C{fake}, C{file}), registered by the
+package that ships the driver and read with L{importlib.metadata}
+(L{driver_aliases}, L{resolve_driver}).
 """
 
+import difflib
 import importlib
+import importlib.metadata
 import inspect
 import re
 import sys
 import traceback
 from types import ModuleType
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from zope.interface.exceptions import (
     BrokenImplementation,
@@ -30,7 +38,8 @@ from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import LoadError
 
-__all__ = ["is_dotted_path", "load_object", "load_driver", "create_object", "describe_object"]
+__all__ = ["is_dotted_path", "load_object", "load_driver", "create_object", "describe_object",
+           "driver_aliases", "resolve_driver"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = rf"{_NAME}(?:\.{_NAME})*"
@@ -83,8 +92,53 @@ def load_object(path: str) -> Any:
     return _walk(path, module, imported, rest.split(".") if rest else [])
 
 
+def driver_aliases(group: Optional[str]) -> Dict[str, str]:
+    """
+    The drivers installed under short names in an entry point group.
+
+    @param group: the entry point group, e.g. C{"novasvc.volume.drivers"};
+        C{None} for none.
+    @return: alias -> the entry point's value (C{"pkg.mod:Name"}), sorted
+        by alias; the first of two entry points with one name wins.
+    """
+    if not group:
+        return {}
+    found: Dict[str, str] = {}
+    for point in importlib.metadata.entry_points(group=group):
+        found.setdefault(point.name, point.value)
+    return dict(sorted(found.items()))
+
+
+def resolve_driver(value: str, group: Optional[str]) -> str:
+    """
+    Turn what a L{novasvc.options.DriverOpt} says into a dotted path.
+
+    @param value: an alias of C{group} (C{"file"}) or a dotted path
+        (C{"pkg.drivers.FileDriver"}); an alias wins over a top-level module
+        of the same name.
+    @param group: the entry point group of the option's interface, or
+        C{None}.
+    @return: the dotted path (C{"pkg.mod:Name"} for an alias).
+    @raise LoadError: if C{value} has no dot, is not an alias of C{group}
+        and C{group} is given: the message lists the close aliases, or all
+        of them (an interface has few drivers).
+    """
+    aliases = driver_aliases(group)
+    if value in aliases:
+        return aliases[value]
+    if group and "." not in value and ":" not in value:
+        close = difflib.get_close_matches(value, list(aliases), n=3)
+        hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "")
+        installed = ", ".join(aliases) or "none"
+        raise LoadError(f"no driver named {value!r} in entry point group {group!r} "
+                        f"({hint}installed: {installed}; or give a dotted path such as "
+                        "mypackage.drivers.FileDriver)")
+    return value
+
+
 def load_driver(path: str, iface: InterfaceClass, *args: Any,
-                offer: Mapping[str, Any] = {}, **kwargs: Any) -> Any:
+                offer: Mapping[str, Any] = {}, group: Optional[str] = None,
+                **kwargs: Any) -> Any:
     """
     Load a driver and check that it provides C{iface}.
 
@@ -95,11 +149,13 @@ def load_driver(path: str, iface: InterfaceClass, *args: Any,
     attribute and method of it with a compatible signature, as
     C{zope.interface.verify.verifyObject} checks.
 
-    @param path: the dotted path (see L{load_object}).
+    @param path: the dotted path (see L{load_object}), or an alias of
+        C{group} (see L{resolve_driver}).
     @param iface: the zope interface the driver must provide.
     @param args: positional arguments for the factory.
     @param offer: keyword arguments passed to the factory only if its
-        signature accepts them (e.g. C{config}).
+        signature accepts them (e.g. C{config}, C{db}).
+    @param group: the entry point group of C{iface}'s drivers, for aliases.
     @param kwargs: keyword arguments for the factory.
     @return: the driver.
     @raise LoadError: if the path cannot be loaded, the factory raised (the
@@ -107,7 +163,8 @@ def load_driver(path: str, iface: InterfaceClass, *args: Any,
         C{iface}; the message names each missing or incompatible method or
         attribute and the interface.
     """
-    driver = create_object(path, load_object(path), "driver", *args, offer=offer, **kwargs)
+    driver = create_object(path, load_object(resolve_driver(path, group)), "driver", *args,
+                           offer=offer, **kwargs)
     try:
         verifyObject(iface, driver)
     except Invalid as e:

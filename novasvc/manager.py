@@ -13,7 +13,7 @@ from novasvc.exceptions import LoadError
 from novasvc.loader import create_object, describe_object, load_driver, load_object
 from novasvc.options import DriverOpt, Opt, Section
 
-__all__ = ["Manager", "load_manager", "null_notifier"]
+__all__ = ["Manager", "load_manager", "check_module", "null_notifier"]
 
 from novasvc.periodic import PeriodicTasks  # noqa: E402 (after __all__ for readability)
 
@@ -199,7 +199,11 @@ class Manager(PeriodicTasks):
         Load the driver a L{novasvc.options.DriverOpt} of this manager's
         section chooses, as Nova's managers load C{volume_driver}: through
         L{novasvc.loader.load_driver}, verified against the option's
-        interface. The factory is offered C{config=self.config}.
+        interface. The option's value is an alias of its entry point group
+        or a dotted path. The factory is called with those of C{host},
+        C{service_name}, C{config} (the read-only configuration) and C{db}
+        (this manager's L{db}) that its signature accepts: a driver class
+        whose C{__init__} takes none of them is called with none.
 
         @param option: the option's name.
         @param args: positional arguments for the driver's factory.
@@ -213,8 +217,10 @@ class Manager(PeriodicTasks):
                    None)
         if opt is None:
             raise KeyError(f"{type(self).__name__} declares no DriverOpt {option!r}")
-        return load_driver(self.section[option], opt.interface, *args,
-                           offer={"config": self.config}, **kwargs)
+        offer = {"host": self.host, "service_name": self.service_name,
+                 "config": self.config, "db": self.db}
+        return load_driver(self.section[option], opt.interface, *args, group=opt.group,
+                           offer={k: v for k, v in offer.items() if k not in kwargs}, **kwargs)
 
     def init_host(self, service_ref: Optional[Any]) -> None:
         """
@@ -313,11 +319,13 @@ def load_manager(manager: Any, *, host: str, service_name: str,
     """
     Build the manager that C{--manager} or C{<topic>_manager} names, as
     Nova's documentation puts it: "singletons, classes, modules or
-    objects". A L{Manager} subclass or any other factory is called as
-    C{factory(host=, service_name=)} plus the entries of C{offer} its
-    signature accepts (C{config}, C{db}); a module or an object is served as
-    it is, wrapped so that it has the lifecycle hooks it lacks (a module
-    serves only the public functions it defines itself).
+    objects". A L{Manager} subclass or any other factory is called with
+    those of C{host}, C{service_name} and the entries of C{offer}
+    (C{config}, C{db}) that its signature accepts (with none, for a factory
+    that takes none); a module or an object is served as it is, wrapped so
+    that it has the lifecycle hooks it lacks (a module serves only the
+    public functions it defines itself, and one that defines none is
+    refused).
 
     @param manager: a dotted path, or the object it would name.
     @param host: the service's host.
@@ -330,10 +338,11 @@ def load_manager(manager: Any, *, host: str, service_name: str,
     """
     path = manager if isinstance(manager, str) else describe_object(manager)
     found = load_object(manager) if isinstance(manager, str) else manager
-    built = create_object(path, found, "manager", host=host, service_name=service_name,
-                          offer=offer)
+    built = create_object(path, found, "manager",
+                          offer={"host": host, "service_name": service_name, **offer})
     if isinstance(built, Manager):
         return built
+    check_module(path, built)
     if not inspect.ismodule(built) and not _public_methods(built):
         made = ("" if built is found
                 else f" (calling {describe_object(found)} returned a {type(built).__qualname__})")
@@ -342,6 +351,43 @@ def load_manager(manager: Any, *, host: str, service_name: str,
                         "class, a factory, a module or an object with methods")
     return _Adapted(built, host=host, service_name=service_name,
                     **{k: v for k, v in offer.items() if k in ("config", "db", "notifier")})
+
+
+def check_module(path: str, found: Any) -> None:
+    """
+    Refuse a module named as a manager that has nothing to serve, the
+    usual sign of a path whose class name was forgotten
+    (C{--manager=inventory.manager}).
+
+    @param path: the dotted path, for the message.
+    @param found: what it names.
+    @raise LoadError: if C{found} is a module defining no public function;
+        the message names the manager classes the module defines.
+    """
+    if inspect.ismodule(found) and not _module_functions(found):
+        raise LoadError(f"cannot serve manager {path!r}: module {found.__name__} defines no "
+                        f"public function to call over RPC{_did_you_mean(found)}")
+
+
+def _module_functions(module: Any) -> List[str]:
+    """
+    @return: the public functions C{module} defines itself (not those it
+        imports), which is what serving it offers over RPC.
+    """
+    return [name for name, value in vars(module).items()
+            if not name.startswith("_") and inspect.isfunction(value)
+            and value.__module__ == module.__name__]
+
+
+def _did_you_mean(module: Any) -> str:
+    """
+    @return: C{" (did you mean pkg.mod.Name?)"} naming the manager classes
+        C{module} defines, or C{""}.
+    """
+    classes = [f"{module.__name__}.{name}" for name, value in vars(module).items()
+               if inspect.isclass(value) and issubclass(value, Manager) and value is not Manager
+               and value.__module__ == module.__name__]
+    return f" (did you mean {' or '.join(classes)}?)" if classes else ""
 
 
 def _public_methods(obj: Any) -> List[str]:

@@ -160,33 +160,51 @@ _INVALID = object()
 @attrs.frozen(init=False)
 class DriverOpt(Opt):
     """
-    The option that chooses a driver by dotted path, as Nova's
-    C{volume_driver}: its value is loaded with
+    The option that chooses a driver, as Nova's C{volume_driver}: by a
+    short alias registered as an entry point in L{group} (C{file}), or by
+    dotted path (C{mypackage.drivers.FileDriver}). Its value is loaded with
     L{novasvc.loader.load_driver} and must provide L{interface}; the
-    driver's own section (if it declares options) is validated too.
+    driver's own section (if it declares options) is validated too. With a
+    L{group}, the sections of the group's other installed drivers may stay
+    in the file: they are validated and otherwise ignored, so that
+    switching drivers is one edit.
 
     @ivar interface: the zope interface the driver must provide.
+    @ivar group: the entry point group naming the drivers of L{interface}
+        (C{str}, e.g. C{"novasvc.volume.drivers"}), or C{None}: dotted paths
+        only.
     """
 
     interface: Any = None
+    group: Optional[str] = None
 
     def __init__(self, name: str, interface: Any, default: Any = REQUIRED,
-                 help: str = "") -> None:
+                 help: str = "", group: Optional[str] = None) -> None:
         """
         @param name: the key in the section (C{str}), e.g. C{"driver"}.
         @param interface: the zope interface the driver must provide.
-        @param default: the dotted path used when the file gives none;
-            C{None} for "no driver"; L{REQUIRED} makes the key mandatory.
+        @param default: the alias or dotted path used when the file gives
+            none; C{None} for "no driver"; L{REQUIRED} makes the key
+            mandatory.
         @param help: one sentence for humans.
+        @param group: the entry point group of the interface's drivers, as
+            a package's C{setup.py} or C{pyproject.toml} registers them
+            (C{[project.entry-points."inventory.stock_drivers"]}).
         @raise TypeError: if C{interface} is not a zope interface.
         """
         if not isinstance(interface, InterfaceClass):
             raise TypeError(f"option {name!r}: the interface must be a zope Interface, "
                             f"got {interface!r}")
+        if group is not None and not (isinstance(group, str) and group.strip()):
+            raise TypeError(f"option {name!r}: the entry point group must be a non-empty "
+                            f"string, got {group!r}")
         self.__attrs_init__(name=name, type=str, default=default, help=help,
-                            interface=interface)
+                            interface=interface, group=group)
 
     def expected(self) -> str:
+        if self.group:
+            return (f"a driver name of entry point group {self.group!r} or the dotted path "
+                    "of a driver such as mypackage.drivers.FileDriver")
         return "the dotted path of a driver such as mypackage.drivers.FileDriver"
 
     def check(self, value: Any) -> Any:

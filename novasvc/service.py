@@ -6,9 +6,10 @@ C{nova.service.Service}.
 
 Start order (Nova's C{Service.start()}): open the store, look up the record,
 C{manager.init_host(service_ref)}, create or update the record,
-C{manager.pre_start_hook(service_ref)}, start the RPC consumers,
-C{manager.post_start_hook()}, start the report timer, start the periodic
-timer. Each step is a child service, so stopping runs the steps' stop halves
+C{manager.pre_start_hook(service_ref)}, start the RPC consumers (connected
+and consuming), C{manager.post_start_hook()}, report the state once (so
+that the service is up at once, even after a restart), start the report
+timer, start the periodic timer; only then is the service ready. Each step is a child service, so stopping runs the steps' stop halves
 in reverse: the timers stop, the RPC server stops consuming and waits for
 in-flight calls (up to C{graceful_shutdown_timeout} seconds),
 C{manager.cleanup_host()} runs, then the transport and the store close.
@@ -42,11 +43,17 @@ from novasvc._reactor import global_reactor_if_none
 from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
 from novasvc.context import get_admin_context
-from novasvc.exceptions import ConfigError, LoadError, ServiceExists, ServiceNotFound
+from novasvc.exceptions import (
+    ConfigError,
+    LoadError,
+    ServiceExists,
+    ServiceNotFound,
+    StartupError,
+)
 from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
 from novasvc.loader import create_object, describe_object, load_object
-from novasvc.manager import Manager, load_manager
+from novasvc.manager import Manager, check_module, load_manager
 from novasvc.periodic import PeriodicTaskService, fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
@@ -177,8 +184,12 @@ class Service(AsyncMultiService):
         if self.notification_listener is not None:
             _Step(start=self.notification_listener.start, stop=self._drain_notifications,
                   name="notifications").setServiceParent(self)
-        _Step(start=manager.post_start_hook, name="post_start_hook").setServiceParent(self)
+        _Step(start=lambda: self._hook("post_start_hook"),
+              name="post_start_hook").setServiceParent(self)
         if report_interval:
+            # Report once before "ready", so that a restarted service is up
+            # at once rather than after its first timer report.
+            _Step(start=self._first_report, name="first_report").setServiceParent(self)
             ReportStateService(
                 store, self._service_id, report_interval=report_interval, clock=clock,
                 initial_delay=min(INITIAL_REPORTING_DELAY, report_interval),
@@ -261,6 +272,7 @@ class Service(AsyncMultiService):
                 + (f" (it names several: {several}; pass --topic to choose)" if several else "")
             )
         found = load_object(manager) if isinstance(manager, str) else manager
+        check_module(manager if isinstance(manager, str) else describe_object(manager), found)
         if topic is None:
             topic = getattr(found, "topic", None)
         if not topic or not isinstance(topic, str):
@@ -410,14 +422,43 @@ class Service(AsyncMultiService):
         ref = yield self._retry("look up the service record",
                                 lambda: self.store.get_by_host_and_binary(self.host, self.binary))
         self._host_initialised = True
-        yield defer.maybeDeferred(self.manager.init_host, ref)
+        yield self._hook("init_host", ref)
         if ref is None:
             ref = yield self._retry("create the service record", self._create_record)
         elif ref.version != SERVICE_VERSION or ref.topic != self.topic:
             ref = yield self._retry("update the service record", lambda: self.store.update(
                 ref.id, version=SERVICE_VERSION, topic=self.topic))
         self.service_ref = ref
-        yield defer.maybeDeferred(self.manager.pre_start_hook, ref)
+        yield self._hook("pre_start_hook", ref)
+
+    def _hook(self, name: str, *args: Any) -> defer.Deferred:
+        """
+        Call the manager's start-up hook C{name}.
+
+        @return: a C{Deferred} with its result, or failing with a
+            L{StartupError} whose one-line message names the hook, the
+            manager and the cause (chained as C{__cause__}).
+        """
+        def failed(failure):
+            if failure.check(defer.CancelledError, ConfigError, LoadError, StartupError):
+                return failure
+            error = StartupError(f"{name} of {_qualified(self.manager)} failed: "
+                                 f"{_one_line(failure)}")
+            error.__cause__ = failure.value
+            return defer.fail(error)
+
+        return defer.maybeDeferred(getattr(self.manager, name), *args).addErrback(failed)
+
+    def _first_report(self) -> defer.Deferred:
+        """
+        Report the service's state once (as each C{report_interval} tick
+        does), retrying while the database fails.
+        """
+        service_id = self._service_id()
+        if service_id is None:
+            return defer.succeed(None)
+        return self._retry("report the service's state",
+                           lambda: self.store.report_state(service_id))
 
     def _create_record(self) -> defer.Deferred:
         d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)
@@ -519,6 +560,18 @@ class Service(AsyncMultiService):
 # SQLAlchemy wraps a driver's message between the driver's class name and
 # a pointer to its documentation.
 _SQLALCHEMY_WRAPPING = re.compile(r"^\s*\([\w.]+\)\s+|\(Background on this error at: [^)]*\)")
+
+
+def _qualified(manager: Any) -> str:
+    """
+    @return: the dotted name of C{manager}'s class (or of the module or
+        object a served manager wraps).
+    """
+    wrapped = getattr(manager, "wrapped", None)
+    if wrapped is not None and not isinstance(manager, type(wrapped)):
+        return describe_object(wrapped).split(" ", 1)[-1]
+    cls = type(manager)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _one_line(failure) -> str:

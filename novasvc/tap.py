@@ -10,6 +10,7 @@ C{--config} YAML file, overridden by the options given here: an option that
 is not given is C{None} and leaves the file's value alone.
 """
 
+import os
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
@@ -155,18 +156,36 @@ class Options(ArgvOptions):
         """
         Load the configuration into L{settings}.
 
-        @raise usage.UsageError: with L{ConfigError}'s message, which twistd
-            prints without a traceback; also for a C{--manager} that is not
-            a dotted path.
+        The working directory is appended to C{sys.path} (last, so that it
+        shadows no installed package), so that C{--manager} and the
+        configuration may name a package in the directory twistd is run
+        from, as C{python -m} allows.
+
+        @raise SystemExit: with L{ConfigError}'s message as one line
+            (C{novasvc: error: FILE, line N: ...}; status 1), not twistd's
+            usage text: the options were right, the file is not.
+        @raise usage.UsageError: for a C{--manager} that is not a dotted
+            path.
         """
         if self["manager"] is not None and not is_dotted_path(self["manager"]):
             raise usage.UsageError(
                 f"--manager: expected a dotted path such as "
                 f"novasvc.examples.echo.EchoManager, got {self['manager']!r}")
+        _append_working_directory()
         try:
             self.settings = load_config(self["config"], self.overrides())
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            raise SystemExit(f"novasvc: error: {e}") from None
+
+
+def _append_working_directory() -> None:
+    """
+    Put the working directory at the end of C{sys.path}, once: twistd's
+    console script starts with its own C{bin/} directory there instead.
+    """
+    here = os.getcwd()
+    if here not in sys.path and os.curdir not in sys.path and "" not in sys.path:
+        sys.path.append(here)
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
@@ -233,4 +252,5 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
         return make_worker(service, options, reactor)
     # twistd's own options (the plugin's parent) hold its daemon status pipe.
     return HangupService(service, reactor, LogControl.from_options(options, reactor),
-                         daemon=getattr(options, "parent", None))
+                         daemon=getattr(options, "parent", None),
+                         traceback=bool(options["traceback"]))

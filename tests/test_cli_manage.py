@@ -632,6 +632,48 @@ class TokenTests(_ManageTestCase):
         self.assertEqual(config["api"]["tokens"][0]["name"], name)
 
 
+class DriversTests(_ManageTestCase):
+    """
+    C{drivers}: the choices of each C{DriverOpt}.
+    """
+
+    def test_volume(self) -> None:
+        """
+        When the volume example's file is given, then each installed driver
+        of its entry point group is listed with its path and section, the
+        chosen one marked.
+        """
+        path = self.write_config("volume_manager: novasvc.examples.volume.manager.VolumeManager\n"
+                                 "volume:\n  driver: file\n"
+                                 "file_volume:\n  volumes_dir: /srv/volumes\n")
+        out = self.ok("drivers", "-c", path)
+        lines = [" ".join(line.split()) for line in out.splitlines()]
+        self.assertIn("| Option | Name | Driver | Section | Chosen |", lines)
+        self.assertIn("| volume.driver | fake | novasvc.examples.volume.drivers.fake:"
+                      "FakeVolumeDriver | fake_volume | |", lines)
+        self.assertIn("| volume.driver | file | novasvc.examples.volume.drivers.file:"
+                      "FileVolumeDriver | file_volume | yes |", lines)
+
+    def test_manager_option_and_dotted_path(self) -> None:
+        """
+        When --manager names the manager and the default driver is a dotted
+        path, then that path is listed as chosen, without a name.
+        """
+        out = self.ok("drivers", "--manager", "novasvc.examples.volume.manager.VolumeManager")
+        lines = [" ".join(line.split()) for line in out.splitlines()]
+        self.assertIn("| volume.driver | - | novasvc.examples.volume.drivers.FakeVolumeDriver "
+                      "| fake_volume | yes |", lines)
+
+    def test_no_manager(self) -> None:
+        """
+        When neither a file nor --manager names a manager, then one line
+        says so and the exit status is 64.
+        """
+        self.assertEqual(self.failed(64, "drivers"), "novasvc-manage: error: no manager: give "
+                                                     "--manager DOTTED.PATH or a configuration "
+                                                     "file with a <topic>_manager key")
+
+
 class PostgreSQLTests(_ManageTestCase):
     """
     The service commands on PostgreSQL, in a database of the test's own.
@@ -738,10 +780,11 @@ class ReadmeTests(_SQLiteSeeded):
         seen = set()
         for argv, _ in _readme_examples():
             args = manage.parse_arguments(argv)
-            seen.add((args.group, args.command))
+            seen.add((args.group, getattr(args, "command", None)))
         self.assertEqual(seen, {("db", "sync"), ("db", "version"), ("service", "list"),
                                 ("service", "disable"), ("service", "enable"),
-                                ("service", "delete"), ("service", "force-down"), ("token", "new")})
+                                ("service", "delete"), ("service", "force-down"), ("token", "new"),
+                                ("drivers", None)})
 
     def test_examples_run_as_shown(self) -> None:
         """
@@ -757,7 +800,7 @@ class ReadmeTests(_SQLiteSeeded):
         configs = {"db": self.config_for(old_url), "service": self.config}
         checked = 0
         for argv, shown in _readme_examples():
-            if argv[0] == "token":
+            if argv[0] in ("token", "drivers"):
                 continue
             self.assertEqual(argv[:2], ["-c", "/etc/novasvc/novasvc.yaml"])
             out = self.ok("-c", configs[argv[2]], *argv[2:])
@@ -765,6 +808,16 @@ class ReadmeTests(_SQLiteSeeded):
                 self.assertEqual(out, shown, argv)
                 checked += 1
         self.assertEqual(checked, 9)
+
+    def test_drivers_example(self) -> None:
+        """
+        When the README's drivers example runs on the checkout's
+        etc/volume.yaml, then it prints what the README shows.
+        """
+        [(argv, shown)] = [(argv, shown) for argv, shown in _readme_examples()
+                           if argv[0] == "drivers"]
+        self.assertEqual(argv, ["drivers", "-c", "etc/volume.yaml"])
+        self.assertEqual(self.ok("drivers", "-c", os.path.join(ROOT, "etc", "volume.yaml")), shown)
 
     def test_token_example(self) -> None:
         """

@@ -9,11 +9,12 @@ from typing import Any, Mapping
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
 from novasvc.config import Config, DatabaseConfig, NotificationsConfig, TracingConfig, load_config
 from novasvc.exceptions import ConfigError
 from novasvc.options import DriverOpt, Opt, Section
+from tests._entry_points import install_entry_points
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "etc", "novasvc.yaml")
@@ -940,6 +941,147 @@ class WithSectionsTests(_ConfigTestCase):
         When a section's values are not a mapping, then TypeError.
         """
         self.assertRaises(TypeError, Config().with_sections, thing=[1])
+
+
+@implementer(IThing)
+class MemoryThingDriver:
+    """
+    An installed driver of the things group, with a section of its own.
+    """
+
+    config_section = "memory_thing"
+    options = (Opt("slots", int, default=4, minimum=1),)
+
+    def __init__(self, config=None):
+        pass
+
+
+class GroupThingManager:
+    """
+    A component whose driver is chosen by alias from an entry point group.
+    """
+
+    config_section = "grouped"
+    options = (DriverOpt("driver", IThing, default="memory", group="novasvc_tests.things"),)
+
+
+class DriverGroupTests(_ConfigTestCase):
+    """
+    L{Config.bind} with a L{DriverOpt} that has an entry point group.
+    """
+
+    def setUp(self) -> None:
+        install_entry_points(self, {"novasvc_tests.things": {
+            "memory": "tests.test_config:MemoryThingDriver",
+            "file": "tests.test_config:FileThingDriver",
+        }})
+
+    def test_alias(self) -> None:
+        """
+        When the option names an alias, then the aliased driver's section
+        is validated as the chosen one.
+        """
+        config = self.load("""
+            grouped:
+              driver: file
+            file_thing:
+              directory: /srv
+            """).bind([GroupThingManager])
+        self.assertEqual(config.section("file_thing").directory, "/srv")
+
+    def test_unchosen_sections_ignored(self) -> None:
+        """
+        When the file keeps the section of an installed driver that is not
+        chosen, then binding accepts it; switching drivers is one edit.
+        """
+        text = """
+            grouped:
+              driver: {}
+            file_thing:
+              directory: /srv
+            memory_thing:
+              slots: 8
+            """
+        for choice in ("file", "memory"):
+            config = self.load(text.format(choice)).bind([GroupThingManager])
+            self.assertEqual(config.section("grouped").driver, choice)
+            self.assertEqual(config.section("memory_thing").slots, 8)
+
+    def test_unchosen_section_checked(self) -> None:
+        """
+        When an unchosen driver's section has an unknown key, then binding
+        refuses it with the line and says the driver is not chosen.
+        """
+        path = self.write("""
+            grouped:
+              driver: memory
+            file_thing:
+              directry: /srv
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [GroupThingManager])
+        self.assertEqual(str(error), f"{path}, line 5: file_thing.directry: unknown key (did you "
+                                     "mean 'directory'?) (the section of driver 'file' of "
+                                     "novasvc_tests.things, installed but not chosen)")
+
+    def test_unknown_section_close_matches_only(self) -> None:
+        """
+        When a section nobody declares resembles nothing, then the message
+        lists no keys; when it resembles a driver's section, it offers that.
+        """
+        path = self.write("""
+            memory_thinq:
+              slots: 2
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [GroupThingManager])
+        self.assertEqual(str(error), f"{path}, line 2: memory_thinq: unknown key (did you mean "
+                                     "'memory_thing'?)")
+        path = self.write("""
+            zzz:
+              slots: 2
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [GroupThingManager])
+        self.assertEqual(str(error), f"{path}, line 2: zzz: unknown key: no setting of that "
+                                     "name, and no manager or installed driver declares such "
+                                     "a section")
+
+    def test_unknown_alias(self) -> None:
+        """
+        When the option names no installed alias, then L{ConfigError} names
+        the key and the installed aliases.
+        """
+        path = self.write("""
+            grouped:
+              driver: memroy
+            """)
+        error = self.assertRaises(ConfigError, load_config(path).bind, [GroupThingManager])
+        self.assertIn(f"{path}, line 3: grouped.driver: no driver named 'memroy' in entry point "
+                      "group 'novasvc_tests.things' (did you mean 'memory'? installed: file, "
+                      "memory;", str(error))
+
+
+class SectionForTests(_ConfigTestCase):
+    """
+    L{Config.section_for}: a driver's own section, bound or not.
+    """
+
+    def test_unbound(self) -> None:
+        """
+        When a configuration made in code gives a driver's section, then
+        the driver reads it validated, defaults filled in.
+        """
+        config = Config().with_sections(file_thing={"directory": "/srv"})
+        self.assertEqual(dict(config.section_for(FileThingDriver())),
+                         {"directory": "/srv", "capacity": 10})
+        error = self.assertRaises(KeyError, config.section, "file_thing")
+        self.assertIn("config.section_for(component)", str(error))
+
+    def test_refused(self) -> None:
+        """
+        When the section's values are wrong, then L{ConfigError} names them.
+        """
+        config = Config().with_sections(file_thing={"directory": "/srv", "capacity": "x"})
+        error = self.assertRaises(ConfigError, config.section_for, FileThingDriver)
+        self.assertIn("file_thing.capacity: expected an integer", str(error))
 
 
 class NotificationsConfigTests(_ConfigTestCase):

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.config import load_config
 from novasvc.db.api import Database
-from novasvc.examples.volume.drivers import FileVolumeDriver
+from novasvc.examples.volume.drivers import FakeVolumeDriver, FileVolumeDriver
 from novasvc.examples.volume.manager import VolumeManager
 from novasvc.exceptions import ConfigError
 from novasvc.tap import Options
@@ -32,10 +32,43 @@ class VolumeYamlTests(SynchronousTestCase):
         self.assertEqual(config.database.connection, "sqlite:///volume.sqlite")
         self.assertIn("novasvc.examples.volume.exceptions", config.allowed_remote_exmods)
         bound = config.bind([VolumeManager], default_section="volume")
-        self.assertEqual(dict(bound.section("volume")), {
-            "driver": "novasvc.examples.volume.drivers.FileVolumeDriver", "default_size_gb": 1})
+        self.assertEqual(dict(bound.section("volume")), {"driver": "file", "default_size_gb": 1})
         self.assertEqual(dict(bound.section("file_volume")),
                          {"volumes_dir": "volumes", "capacity_gb": 100})
+
+    def test_switch_driver_one_edit(self):
+        """
+        When the file's volume.driver is changed from file to fake and
+        nothing else, then the manager built from it has the fake driver,
+        and the file driver's section left in the file is accepted.
+        """
+        with open(VOLUME_YAML, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("  driver: file\n", text)
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace("  driver: file\n", "  driver: fake\n"))
+        config = load_config(path, environ={})
+        manager = VolumeManager(host="h", service_name="volume", config=config,
+                                db=Database(connection="sqlite://"))
+        self.assertIsInstance(manager.driver, FakeVolumeDriver)
+        self.assertEqual(manager.driver.capacity_gb, 100)
+
+    def test_unchosen_section_validated(self):
+        """
+        When the section of the driver not chosen has a wrong value, then
+        the bind refuses it naming the key and saying the driver is not
+        chosen.
+        """
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("volume:\n  driver: file\nfile_volume:\n  volumes_dir: v\n"
+                    "fake_volume:\n  capacity_gb: lots\n")
+        error = self.assertRaises(ConfigError, load_config(path).bind, [VolumeManager], "volume")
+        self.assertIn(f"{path}, line 6: fake_volume.capacity_gb: expected an integer >= 1",
+                      str(error))
+        self.assertIn("driver 'fake' of novasvc.volume.drivers, installed but not chosen",
+                      str(error))
 
     def test_environment(self):
         """

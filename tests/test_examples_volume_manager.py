@@ -27,7 +27,7 @@ from novasvc.examples.volume.exceptions import (
 from novasvc.examples.volume.manager import VolumeManager, volumes
 from novasvc.examples.volume.objects import Volume
 from novasvc.examples.volume.rpcapi import VolumeAPI
-from novasvc.exceptions import ConfigError, LoadError
+from novasvc.exceptions import ConfigError, LoadError, StartupError
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.target import Target
@@ -137,11 +137,15 @@ class StartTests(VolumeServiceMixin, TestCase):
     def test_setup_error_stops_start(self):
         """
         When the driver's check_for_setup_error fails, then the service does
-        not start: its start fails with the driver's error.
+        not start: its start fails with one line naming init_host, the
+        manager and the driver's error (chained as the cause).
         """
         d = self.start(volume={"driver": "tests.test_examples_volume_manager.BrokenDriver"})
-        error = yield self.assertFailure(d, VolumeDriverError)
-        self.assertIn("no backend here", str(error))
+        error = yield self.assertFailure(d, StartupError)
+        self.assertEqual(str(error), "init_host of novasvc.examples.volume.manager.VolumeManager "
+                                     "failed: VolumeDriverError: Volume driver error: no backend "
+                                     "here")
+        self.assertIsInstance(error.__cause__, VolumeDriverError)
 
     def test_driver_without_interface(self):
         """

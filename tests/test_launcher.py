@@ -13,7 +13,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc import launcher
-from novasvc.exceptions import ConfigError
+from novasvc.exceptions import ConfigError, StartupError
 from novasvc.launcher import HangupService
 
 
@@ -276,17 +276,47 @@ class HangupServiceTests(SynchronousTestCase):
 
     def test_start_failure_exits_1(self) -> None:
         """
-        When the child fails to start with an unexpected error, then the
-        failure is logged with its traceback, the reactor is stopped and
-        exit status 1 is asked for (applied after twistd's own shutdown).
+        When the child fails to start with an unexpected error, then one
+        line names its class and message, without a traceback, the reactor
+        is stopped and exit status 1 is asked for (applied after twistd's
+        own shutdown).
         """
         self.patch(self.child, "startService", lambda: defer.fail(RuntimeError("no")))
         self.successResultOf(self.service.startService())
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertIn("The service failed to start: RuntimeError: no", self.lines)
         self.assertEqual(self.exits, [1])
         self.assertEqual(self.reactor.triggers, [])
         self.reactor.run()
         self.assertEqual(self.reactor.stopped, 1)
+
+    def test_start_failure_traceback(self) -> None:
+        """
+        When the service was made with C{traceback=True} and a start-up hook
+        failed, then the failure is logged with the traceback of its cause.
+        """
+        self.patch(self.service, "_traceback", True)
+        error = StartupError("init_host of m.M failed: OperationalError: gone")
+        try:
+            raise OperationalError("gone")
+        except OperationalError as cause:
+            error.__cause__ = cause
+        self.patch(self.child, "startService", lambda: defer.fail(error))
+        self.successResultOf(self.service.startService())
+        self.assertEqual(len(self.flushLoggedErrors(OperationalError)), 1)
+        self.assertIn("The service failed to start: init_host of m.M failed: "
+                      "OperationalError: gone", self.lines)
+        self.assertEqual(self.exits, [1])
+
+    def test_start_failure_traceback_at_debug(self) -> None:
+        """
+        When the log level is debug, then a failed start is logged with its
+        traceback.
+        """
+        self.patch(self.service, "logs", _DebugLogs())
+        self.patch(self.child, "startService", lambda: defer.fail(RuntimeError("no")))
+        self.successResultOf(self.service.startService())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_start_config_error_one_line(self) -> None:
         """
@@ -499,3 +529,23 @@ class DaemonParentTests(SynchronousTestCase):
         self.twistd["statusPipe"] = None
         self.successResultOf(self.service.startService())
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class OperationalError(Exception):
+    """
+    Stands for a database driver's error in these tests.
+    """
+
+
+class _DebugLogs:
+    """
+    A L{LogControl} stand-in at level C{debug}.
+    """
+
+    level = "debug"
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

@@ -9,10 +9,11 @@ import textwrap
 import uuid
 
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, implementer
 
 from novasvc.exceptions import LoadError
-from novasvc.loader import is_dotted_path, load_driver, load_object
+from novasvc.loader import driver_aliases, is_dotted_path, load_driver, load_object, resolve_driver
+from tests._entry_points import install_entry_points
 
 
 class IGreeter(Interface):
@@ -354,3 +355,87 @@ def _make_package(case: SynchronousTestCase, modules: dict) -> str:
 
     case.addCleanup(clean)
     return package
+
+
+class DriverAliasTests(SynchronousTestCase):
+    """
+    Tests for L{driver_aliases}, L{resolve_driver} and L{load_driver} with
+    an entry point group.
+    """
+
+    group = "novasvc_tests.greeters"
+
+    def setUp(self) -> None:
+        install_entry_points(self, {self.group: {
+            "loud": "tests.test_loader:LoudGreeter",
+            "quiet": "tests.test_loader:QuietGreeter",
+        }})
+
+    def test_aliases(self) -> None:
+        """
+        When a package registers drivers in a group, then L{driver_aliases}
+        gives each alias and its value, sorted; an unknown group gives none.
+        """
+        self.assertEqual(driver_aliases(self.group), {
+            "loud": "tests.test_loader:LoudGreeter", "quiet": "tests.test_loader:QuietGreeter"})
+        self.assertEqual(driver_aliases("novasvc_tests.nothing"), {})
+        self.assertEqual(driver_aliases(None), {})
+
+    def test_resolve(self) -> None:
+        """
+        When the value is an alias, then it resolves to the entry point's
+        value; a dotted path is kept as it is.
+        """
+        self.assertEqual(resolve_driver("loud", self.group), "tests.test_loader:LoudGreeter")
+        self.assertEqual(resolve_driver("tests.test_loader.QuietGreeter", self.group),
+                         "tests.test_loader.QuietGreeter")
+
+    def test_unknown_alias(self) -> None:
+        """
+        When a plain name is no alias of the group, then L{LoadError} offers
+        the close aliases and lists the installed ones.
+        """
+        error = self.assertRaises(LoadError, resolve_driver, "lowd", self.group)
+        self.assertEqual(str(error), "no driver named 'lowd' in entry point group "
+                                     "'novasvc_tests.greeters' (did you mean 'loud'? installed: "
+                                     "loud, quiet; or give a dotted path such as "
+                                     "mypackage.drivers.FileDriver)")
+
+    def test_load_by_alias(self) -> None:
+        """
+        When L{load_driver} is given an alias and its group, then it builds
+        that driver, offering only the arguments the factory accepts.
+        """
+        driver = load_driver("loud", IGreeter, group=self.group,
+                             offer={"config": "c", "db": "d", "host": "h"})
+        self.assertIsInstance(driver, LoudGreeter)
+        self.assertEqual(driver.db, "d")
+        quiet = load_driver("quiet", IGreeter, group=self.group, offer={"db": "d"})
+        self.assertIsInstance(quiet, QuietGreeter)
+
+
+@implementer(IGreeter)
+class LoudGreeter:
+    """
+    A driver whose factory takes C{db} only.
+    """
+
+    greeting = "HELLO"
+
+    def __init__(self, db):
+        self.db = db
+
+    def greet(self, name):
+        return f"{self.greeting} {name}"
+
+
+@implementer(IGreeter)
+class QuietGreeter:
+    """
+    A driver whose factory takes no argument.
+    """
+
+    greeting = "hi"
+
+    def greet(self, name):
+        return f"{self.greeting} {name}"

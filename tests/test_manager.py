@@ -343,3 +343,87 @@ class LoadManagerTests(SynchronousTestCase):
         error = self.assertRaises(LoadError, load_manager, lambda host, service_name: None,
                                   host="h", service_name="x")
         self.assertIn("returned a NoneType", str(error))
+
+
+@implementer(IWidget)
+class DatabaseWidget:
+    """
+    A driver that takes the manager's database API and host.
+    """
+
+    def __init__(self, db, host):
+        self.db, self.host = db, host
+
+    def spin(self, speed):
+        return "spun"
+
+
+@implementer(IWidget)
+class BareWidget:
+    """
+    A driver whose constructor takes nothing.
+    """
+
+    def spin(self, speed):
+        return "spun"
+
+
+class DriverArgumentsTests(SynchronousTestCase):
+    """
+    L{Manager.load_driver} gives a driver the arguments its factory accepts.
+    """
+
+    def manager(self, driver: str) -> WidgetManager:
+        config = Config().with_sections(widget={"driver": driver})
+        return WidgetManager(host="h1", service_name="widget", config=config, db="the-db")
+
+    def test_db(self) -> None:
+        """
+        When the driver's constructor takes C{db} and C{host}, then it gets
+        the manager's database API and host.
+        """
+        driver = self.manager("tests.test_manager.DatabaseWidget").driver
+        self.assertEqual((driver.db, driver.host), ("the-db", "h1"))
+
+    def test_none(self) -> None:
+        """
+        When the driver's constructor takes none of the offered arguments,
+        then it is called with none.
+        """
+        self.assertIsInstance(self.manager("tests.test_manager.BareWidget").driver, BareWidget)
+
+    def test_explicit_wins(self) -> None:
+        """
+        When the manager passes an offered name itself, then its value is
+        used.
+        """
+        manager = self.manager("tests.test_manager.DatabaseWidget")
+        driver = manager.load_driver("driver", db="other")
+        self.assertEqual((driver.db, driver.host), ("other", "h1"))
+
+
+class ManagerFactoryArgumentsTests(SynchronousTestCase):
+    """
+    L{load_manager} calls a factory with the arguments it accepts.
+    """
+
+    def test_no_arguments(self) -> None:
+        """
+        When the factory takes no arguments, then it is called with none.
+        """
+        manager = load_manager(lambda: Manager(host="made", service_name="m"), host="h",
+                               service_name="x")
+        self.assertEqual(manager.host, "made")
+
+    def test_module_without_functions(self) -> None:
+        """
+        When the path names a module that defines no public function (the
+        class name was forgotten), then L{LoadError} is one line naming the
+        manager classes it defines.
+        """
+        error = self.assertRaises(LoadError, load_manager, "tests._class_only_manager",
+                                  host="h", service_name="x")
+        self.assertEqual(str(error), "cannot serve manager 'tests._class_only_manager': module "
+                                     "tests._class_only_manager defines no public function to "
+                                     "call over RPC (did you mean "
+                                     "tests._class_only_manager.StockManager?)")

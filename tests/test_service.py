@@ -2,6 +2,7 @@
 Tests for L{novasvc.service}.
 """
 
+import datetime
 import random
 
 from twisted.internet import defer, task
@@ -13,13 +14,14 @@ from zope.interface import implementer
 from novasvc.config import Config, managers_from
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
-from novasvc.exceptions import ConfigError, LoadError, ServiceExists
+from novasvc.exceptions import ConfigError, LoadError, ServiceExists, StartupError
 from novasvc.manager import Manager
 from novasvc.options import Opt
 from novasvc.periodic import periodic_task
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.service import SERVICE_VERSION, Service
+from novasvc.servicegroup import is_up
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
 
@@ -333,7 +335,8 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         self.assertTrue(events[2][1][2].startswith("recording_fanout_"))
         self.assertEqual((row.host, row.binary, row.topic, row.version),
                          ("h1", "novasvc-recording", "recording", SERVICE_VERSION))
-        self.assertEqual(service.service_ref, row)
+        self.assertEqual(service.service_ref.id, row.id)
+        self.assertEqual(row.report_count, 1)  # reported once before "ready"
 
     def test_existing_record_reused(self):
         """
@@ -374,17 +377,37 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
 
     def test_report_state(self):
         """
-        When the service runs, then the first report comes after the initial
-        delay and then every report_interval seconds.
+        When the service runs, then it reports once before it is ready,
+        then after the initial delay and every report_interval seconds.
         """
         service = self.make(report_interval=10)
         self.successResultOf(service.startService())
-        self.assertEqual(self.rows()[0].report_count, 0)
-        self.clock.advance(5)
         self.assertEqual(self.rows()[0].report_count, 1)
         self.assertIsNotNone(self.rows()[0].last_seen_up)
-        self.clock.advance(10)
+        self.clock.advance(5)
         self.assertEqual(self.rows()[0].report_count, 2)
+        self.clock.advance(10)
+        self.assertEqual(self.rows()[0].report_count, 3)
+
+    def test_restart_up_at_once(self):
+        """
+        When a service restarts on a row whose last report is old, then the
+        row is reported fresh before the start fires, so it is up at once.
+        """
+        self.store = MemoryServiceStore(utcnow=lambda: self.now)
+        self.now = datetime.datetime(2026, 1, 1)
+        self.successResultOf(self.store.start())
+        old = self.successResultOf(self.store.create("h1", "novasvc-recording", "recording",
+                                                     version=SERVICE_VERSION))
+        self.successResultOf(self.store.report_state(old.id))
+        self.successResultOf(self.store.stop())
+        self.now = datetime.datetime(2026, 1, 1, 1)  # an hour later
+        service = self.make(store=self.store, report_interval=10)
+        started = service.startService()
+        self.successResultOf(started)
+        [row] = self.rows()
+        self.assertEqual(row.last_seen_up, self.now)
+        self.assertTrue(is_up(row, self.now, 60))
 
     def test_report_disabled(self):
         """
@@ -699,17 +722,33 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
 
     def test_init_host_failure_fails_start(self):
         """
-        When init_host raises, then the start Deferred fails with it and no
-        consumer is started.
+        When init_host raises, then the start Deferred fails with a
+        L{StartupError} of one line naming the hook, the manager's class and
+        the cause (chained), and no consumer is started.
         """
         service = self.make()
 
         def broken(ref):
-            raise ServiceExists("nope")
+            raise ServiceExists("nope\n  second line")
 
         service.manager.init_host = broken
-        self.failureResultOf(service.startService(), ServiceExists)
+        failure = self.failureResultOf(service.startService(), StartupError)
+        self.assertEqual(str(failure.value), "init_host of tests.test_service.RecordingManager "
+                                             "failed: ServiceExists: nope second line")
+        self.assertIsInstance(failure.value.__cause__, ServiceExists)
         self.assertEqual([n for n in self.broker.queues if n.startswith("recording")], [])
+
+    def test_post_start_hook_failure(self):
+        """
+        When post_start_hook raises, then the start fails with a
+        L{StartupError} naming that hook.
+        """
+        service = self.make()
+        service.manager.post_start_hook = lambda: 1 / 0
+        failure = self.failureResultOf(service.startService(), StartupError)
+        self.assertEqual(str(failure.value), "post_start_hook of tests.test_service."
+                                             "RecordingManager failed: ZeroDivisionError: "
+                                             "division by zero")
 
 
 class UpperSerializer:

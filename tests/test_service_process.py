@@ -240,6 +240,22 @@ class MemoryTransportProcessTests(TwistdProcessMixin, TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("report_intervall", out)
         self.assertNotIn("Traceback", out)
+        self.assertNotIn("Usage:", out)
+
+    @defer.inlineCallbacks
+    def test_missing_config_one_line(self):
+        """
+        When twistd is given a config file that does not exist, then it
+        exits 1 with one line naming the file, without twistd's usage text.
+        """
+        missing = os.path.abspath(self.mktemp())
+        process = self.start_twistd(f"--config={missing}")
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 1)
+        self.assertEqual([line for line in out.splitlines() if line.strip()],
+                         [f"novasvc: error: {missing}: cannot read the configuration file: "
+                          "No such file or directory"])
 
 
 class RabbitMQProcessTests(TwistdProcessMixin, TestCase):

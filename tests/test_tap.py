@@ -101,16 +101,18 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_config_file(self) -> None:
         """
-        When the config file is refused, then parsing raises
-        L{usage.UsageError} with the L{ConfigError} message.
+        When the config file is refused or missing, then parsing raises
+        L{SystemExit} with one line, the L{ConfigError} message (no usage
+        text).
         """
         path = self.config_file("report_intervall: 5\n")
-        error = self.assertRaises(usage.UsageError, self.parse, "--config", path)
-        self.assertEqual(str(error), f"{path}, line 1: report_intervall: unknown key "
-                                     "(did you mean 'report_interval'?)")
+        error = self.assertRaises(SystemExit, self.parse, "--config", path)
+        self.assertEqual(str(error), f"novasvc: error: {path}, line 1: report_intervall: "
+                                     "unknown key (did you mean 'report_interval'?)")
         missing = self.mktemp()
-        error = self.assertRaises(usage.UsageError, self.parse, "--config", missing)
+        error = self.assertRaises(SystemExit, self.parse, "--config", missing)
         self.assertIn(f"{missing}: cannot read the configuration file", str(error))
+        self.assertNotIn("\n", str(error))
 
     def test_bad_value(self) -> None:
         """
@@ -120,14 +122,15 @@ class OptionsTests(SynchronousTestCase):
         """
         error = self.assertRaises(usage.UsageError, self.parse, "--report-interval=soon")
         self.assertIn("--report-interval: expected a number of seconds, got 'soon'", str(error))
-        error = self.assertRaises(usage.UsageError, self.parse, "--report-interval=-1")
-        self.assertEqual(str(error), "command line option --report-interval: expected "
-                                     "a number of seconds >= 0, got -1.0")
-        error = self.assertRaises(usage.UsageError, self.parse, "--transport-url=http://u:pw@h/")
+        error = self.assertRaises(SystemExit, self.parse, "--report-interval=-1")
+        self.assertEqual(str(error), "novasvc: error: command line option --report-interval: "
+                                     "expected a number of seconds >= 0, got -1.0")
+        error = self.assertRaises(SystemExit, self.parse, "--transport-url=http://u:pw@h/")
         self.assertNotIn(":pw@", str(error))
-        error = self.assertRaises(usage.UsageError, self.parse, "--log-level=verbose")
-        self.assertEqual(str(error), "command line option --log-level: expected one of 'debug', "
-                                     "'info', 'warning', 'error', 'critical', got 'verbose'")
+        error = self.assertRaises(SystemExit, self.parse, "--log-level=verbose")
+        self.assertEqual(str(error), "novasvc: error: command line option --log-level: expected "
+                                     "one of 'debug', 'info', 'warning', 'error', 'critical', "
+                                     "got 'verbose'")
 
     def test_bad_manager(self) -> None:
         """

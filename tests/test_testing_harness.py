@@ -125,7 +125,7 @@ class HarnessTests(SynchronousTestCase):
         [row] = harness.services()
         self.assertEqual((row.host, row.binary, row.topic), ("test-host", "novasvc-ticking",
                                                                "ticking"))
-        self.assertEqual(row.report_count, 3)  # at 5, 15, 25 (report_interval 10)
+        self.assertEqual(row.report_count, 4)  # at start, 5, 15, 25 (report_interval 10)
         self.assertTrue(harness.is_up())
 
     def test_down_when_not_reporting(self) -> None:
@@ -215,6 +215,40 @@ class HarnessNotificationTests(SynchronousTestCase):
                          [("service.create", "novasvc-announcing:test-host")])
         self.assertEqual(harness.notifications, [])
         self.successResultOf(harness.stop())
+
+
+class HarnessDeterminismTests(SynchronousTestCase):
+    """
+    The harness runs periodic tasks at fixed times.
+    """
+
+    def test_fuzzy_delay_zero_with_config(self) -> None:
+        """
+        When the harness is given a configuration whose periodic_fuzzy_delay
+        is 60, then the first periodic pass still runs at once and the next
+        after the spacing (10 s).
+        """
+        harness = ServiceHarness(Ticking, config=Config(host="h", periodic_fuzzy_delay=60))
+        self.successResultOf(harness.start())
+        self.assertEqual(harness.manager.ticks, 1)
+        harness.advance(10)
+        self.assertEqual(harness.manager.ticks, 2)
+        self.successResultOf(harness.stop())
+
+    def test_kit_exports(self) -> None:
+        """
+        When a test imports the in-memory twins from novasvc.testing, then
+        they are the framework's own classes.
+        """
+        from novasvc import testing
+        from novasvc.config import DatabaseConfig
+        from novasvc.db.memory import MemoryServiceStore
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+
+        self.assertEqual((testing.MemoryBroker, testing.MemoryTransport,
+                          testing.MemoryServiceStore, testing.DatabaseConfig, testing.Config),
+                         (MemoryBroker, MemoryTransport, MemoryServiceStore, DatabaseConfig,
+                          Config))
 
 
 class HarnessDatabaseTests(TestCase):

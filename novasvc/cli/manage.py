@@ -133,7 +133,8 @@ def _build_parser() -> _Parser:
                      epilog="Exit status: 0 success, 1 database error or refusal or no such "
                             "service, 64 usage or configuration error.")
     _add_common(parser, top=True)
-    groups = parser.add_subparsers(dest="group", metavar="db|service|token", required=True)
+    groups = parser.add_subparsers(dest="group", metavar="db|service|drivers|token",
+                                   required=True)
 
     db = groups.add_parser("db", help="the database schema").add_subparsers(
         dest="command", metavar="sync|version", required=True)
@@ -167,6 +168,13 @@ def _build_parser() -> _Parser:
         if name == "force-down":
             command.add_argument("--unset", action="store_true",
                                  help="clear forced_down: the reports decide again")
+
+    drivers = _command(groups, "drivers", "list the drivers each DriverOpt of the "
+                       "managers may choose (by name or dotted path), and the one chosen",
+                       _drivers, database=False)
+    _add_common(drivers, top=False)
+    drivers.add_argument("--manager", action="append", default=[], metavar="DOTTED.PATH",
+                         help="a manager to show (default: the file's <topic>_manager keys)")
 
     token = groups.add_parser("token", help="API bearer tokens").add_subparsers(
         dest="command", metavar="new", required=True)
@@ -226,7 +234,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     if not args.needs_database:
-        return args.handler(args, out)
+        args.environ = environ
+        with contextlib.redirect_stderr(err):
+            return args.handler(args, out)
     try:
         settings = load_config(args.config, {"database_connection": args.database_connection},
                                environ=environ)
@@ -431,6 +441,20 @@ def _service_delete(args: argparse.Namespace, out: IO[str], context: _Context) -
 
 
 # -- token -------------------------------------------------------------------
+
+
+def _drivers(args: argparse.Namespace, out: IO[str]) -> int:
+    from novasvc.cli._drivers import HEADERS, driver_rows
+
+    try:
+        settings = load_config(args.config, {"database_connection": args.database_connection},
+                               environ=args.environ)
+        rows = driver_rows(settings, args.manager)
+    except ConfigError as e:
+        print(f"{_PROG}: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
+        return EXIT_USAGE
+    out.write(_format_table(HEADERS, rows))
+    return EXIT_OK
 
 
 def _token_new(args: argparse.Namespace, out: IO[str]) -> int:

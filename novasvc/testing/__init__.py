@@ -13,14 +13,22 @@ Public helpers for people testing their own services with trial:
     every driver passes, to mix into the contract suite of a driver
     interface.
 
+  - the in-memory twins a test builds a service from by hand:
+    L{MemoryBroker} and L{MemoryTransport} (L{novasvc.transport.memory}),
+    L{MemoryServiceStore} (L{novasvc.db.memory}); and L{Config} and
+    L{DatabaseConfig} (L{novasvc.config}) to configure it.
+
 Importing this package imports twisted.trial; never import it from service
 code.
 """
 
+from novasvc.config import Config, DatabaseConfig
+from novasvc.db.memory import MemoryServiceStore
 from novasvc.testing.driver_contract import DriverContractMixin
 from novasvc.testing.harness import EPOCH, ServiceHarness
 from novasvc.testing.store_contract import SettableUTCNow, make_store_contract_tests
 from novasvc.testing.transport_contract import make_transport_contract_tests
+from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
 __all__ = [
     "ServiceHarness",
@@ -29,4 +37,9 @@ __all__ = [
     "make_store_contract_tests",
     "SettableUTCNow",
     "DriverContractMixin",
+    "MemoryBroker",
+    "MemoryTransport",
+    "MemoryServiceStore",
+    "Config",
+    "DatabaseConfig",
 ]

@@ -60,15 +60,17 @@ class ServiceHarness:
     def __init__(self, manager: Any, *, config: Optional[Config] = None,
                  host: Optional[str] = None, topic: Optional[str] = None,
                  binary: Optional[str] = None, db: Optional[Any] = None,
-                 clock: Optional[task.Clock] = None) -> None:
+                 clock: Optional[task.Clock] = None,
+                 periodic_fuzzy_delay: Optional[float] = 0) -> None:
         """
         @param manager: what C{--manager} would name: a dotted path, a
             L{novasvc.manager.Manager} subclass, a factory, a module or an
             object.
         @param config: the configuration (default: the defaults, with host
-            C{test-host} and no random delay before the first periodic run);
-            its manager and driver sections are bound as the service's are.
-            Load a YAML file with L{novasvc.config.load_config}.
+            C{test-host}); its manager and driver sections are bound as the
+            service's are. Load a YAML file with
+            L{novasvc.config.load_config}, or give sections in code with
+            C{Config().with_sections(stock={"driver": "memory"})}.
         @param host: overrides C{config.host}.
         @param topic: the topic (default: the manager's C{topic}).
         @param binary: the binary (default: C{novasvc-<topic>}).
@@ -76,6 +78,11 @@ class ServiceHarness:
             L{novasvc.db.api.Database} on SQLite in memory, opened on first
             use).
         @param clock: the clock (default: a new L{task.Clock} at 0).
+        @param periodic_fuzzy_delay: the most B{seconds} of random delay
+            before the first periodic run: C{0} by default, whatever
+            C{config} says, so that periodic tasks run at fixed times
+            (the first pass at once, the next ones after their spacing);
+            C{None} takes C{config.periodic_fuzzy_delay}.
         @raise novasvc.exceptions.ConfigError: as L{Service.create}.
         @raise novasvc.exceptions.LoadError: as L{Service.create}.
         """
@@ -93,7 +100,7 @@ class ServiceHarness:
         self.service: Service = Service.create(
             host=config.host, binary=binary, topic=topic, manager=manager, config=config,
             store=self.store, transport=MemoryTransport(broker=self.broker, clock=self.clock),
-            db=db, clock=self.clock,
+            db=db, clock=self.clock, periodic_fuzzy_delay=periodic_fuzzy_delay,
         )
         self.context: RequestContext = get_admin_context()
         self._client: Optional[RPCClient] = None

@@ -102,7 +102,10 @@ class VolumeManager(Manager):
     options = (
         DriverOpt("driver", IVolumeDriver,
                   default="novasvc.examples.volume.drivers.FakeVolumeDriver",
-                  help="The volume driver: a class providing IVolumeDriver."),
+                  group="novasvc.volume.drivers",
+                  help="The volume driver: fake, file (entry point group "
+                       "novasvc.volume.drivers) or the dotted path of a class "
+                       "providing IVolumeDriver."),
         Opt("default_size_gb", int, default=1, minimum=1,
             help="Size in GiB of a volume created without one."),
     )
