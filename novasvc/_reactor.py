@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_reactor -*-
 """
 The one fallback to Twisted's global reactor, for the classes that take an
-injected reactor or clock and use the global reactor when given none.
+injected reactor or clock and use the global reactor when given none; and
+L{at_most}, a wait with a bound on an injected clock.
 
 Only L{novasvc.tap.makeService} takes the global reactor on purpose; every
 other module goes through L{global_reactor_if_none}, which looks the global
@@ -10,7 +11,9 @@ reactor up when it is called, never when a module is imported.
 
 from typing import Any, Optional, TypeVar, overload
 
-__all__ = ["global_reactor_if_none"]
+from twisted.internet import defer
+
+__all__ = ["global_reactor_if_none", "at_most"]
 
 _R = TypeVar("_R")
 
@@ -40,3 +43,30 @@ def global_reactor_if_none(reactor: Optional[object] = None) -> Any:
 
         return global_reactor
     return reactor
+
+
+def at_most(clock: Any, d: defer.Deferred, seconds: Optional[float]) -> defer.Deferred:
+    """
+    Wait for C{d}, but not longer than C{seconds}.
+
+    @param clock: the C{IReactorTime} that times the bound.
+    @param d: what to wait for; it is not cancelled, and its result (a
+        failure too) is consumed, not passed on.
+    @param seconds: the bound in B{seconds}; C{None} or C{0}: none, C{d}
+        itself is returned.
+    @return: a C{Deferred} firing with C{None} when C{d} fires (with
+        anything) or after C{seconds}, whichever comes first.
+    """
+    if not seconds:
+        return d
+    done: defer.Deferred = defer.Deferred()
+    timer = clock.callLater(seconds, lambda: done.called or done.callback(None))
+
+    def fired(_: Any) -> None:
+        if timer.active():
+            timer.cancel()
+        if not done.called:
+            done.callback(None)
+
+    d.addBoth(fired)
+    return done

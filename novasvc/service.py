@@ -39,7 +39,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from novasvc._notification_listener import manager_listener
-from novasvc._reactor import global_reactor_if_none
+from novasvc._reactor import at_most, global_reactor_if_none
 from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
 from novasvc.context import get_admin_context
@@ -490,9 +490,9 @@ class Service(AsyncMultiService):
             except ServiceNotFound:
                 _log.warn("Service killed that has no database entry")
             else:
-                yield self._unless_hurried(_bounded(
-                    notify_service(self.versioned_notifier, DELETE, self.service_ref),
-                    self.config.graceful_shutdown_timeout, self.clock))
+                yield self._unless_hurried(at_most(
+                    self.clock, notify_service(self.versioned_notifier, DELETE, self.service_ref),
+                    self.config.graceful_shutdown_timeout))
 
     def _drain_rpc(self) -> defer.Deferred:
         d = self.rpcserver.stop()
@@ -634,27 +634,7 @@ class _PeriodicStep(PeriodicTaskService):
 
     def stopService(self) -> defer.Deferred:
         d = defer.maybeDeferred(PeriodicTaskService.stopService, self)
-        d.addCallback(lambda _: _bounded(self._owner.manager.wait_for_periodic_tasks(),
-                                         self._owner.config.graceful_shutdown_timeout,
-                                         self._owner.clock))
+        d.addCallback(lambda _: at_most(self._owner.clock, self._owner.manager.wait_for_periodic_tasks(),
+                                        self._owner.config.graceful_shutdown_timeout))
         return d
 
-
-def _bounded(d: defer.Deferred, timeout: Optional[float], clock) -> defer.Deferred:
-    """
-    @return: C{d}, but firing with C{None} after C{timeout} seconds at the
-        latest (C{None} or C{0}: no bound). C{d} itself is not cancelled.
-    """
-    if not timeout:
-        return d
-    result = defer.Deferred()
-    call = clock.callLater(timeout, lambda: result.called or result.callback(None))
-
-    def done(value):
-        if call.active():
-            call.cancel()
-        if not result.called:
-            result.callback(None)
-
-    d.addBoth(done)
-    return result

@@ -12,53 +12,18 @@ import sys
 import uuid
 from typing import Any, Dict, List
 
-from twisted.internet import defer, protocol, reactor, utils
+from twisted.internet import defer, reactor, utils
 from twisted.trial.unittest import TestCase
 
 from novasvc.config import load_config
 from novasvc.service import Service
 from tests._services import poll, require_service
+from tests.test_notify_interop import _Listener
 from tests.test_rpc_interop import URL, _peer_env, _require_oslo
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_oslo_notify_peer.py")
 HOST = "svc-notify-host"
 BINARY = "novasvc-echo"
-
-
-class _Listener(protocol.ProcessProtocol):
-    """
-    An oslo.messaging notification listener in a subprocess; each endpoint
-    call it prints is parsed into L{calls}.
-    """
-
-    def __init__(self) -> None:
-        self.ready: defer.Deferred = defer.Deferred()
-        self.ended: defer.Deferred = defer.Deferred()
-        self.calls: List[Dict[str, Any]] = []
-        self._buffer = b""
-        self.output = b""
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            if line.strip() == b"READY":
-                if not self.ready.called:
-                    self.ready.callback(None)
-            elif line.startswith(b"{"):
-                self.calls.append(json.loads(line))
-
-    def errReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Any) -> None:
-        if not self.ready.called:
-            self.ready.errback(AssertionError(f"oslo listener ended: {self.output.decode()}"))
-        self.ended.callback(None)
-
-    def events(self, event_type: str) -> List[Dict[str, Any]]:
-        return [call for call in self.calls if call["event_type"] == event_type]
 
 
 class ServiceNotificationTests(TestCase):
@@ -108,6 +73,9 @@ class ServiceNotificationTests(TestCase):
         yield self.service.startService()
         self.addCleanup(lambda: self.service.running and self.service.stopService())
 
+    def events(self, event_type: str) -> List[Dict[str, Any]]:
+        return [call for call in self.listener.calls if call["event_type"] == event_type]
+
     def manage(self, *argv: str) -> defer.Deferred:
         return utils.getProcessOutputAndValue(
             sys.executable, ["-m", "novasvc.cli.manage", "-c", self.config_path, *argv], env=_peer_env())
@@ -119,8 +87,8 @@ class ServiceNotificationTests(TestCase):
         one service.create from C{<binary>:<host>} at INFO with the record's
         ServiceStatusPayload.
         """
-        yield poll(lambda: self.listener.events("service.create"), "service.create received")
-        [call] = self.listener.events("service.create")
+        yield poll(lambda: self.events("service.create"), "service.create received")
+        [call] = self.events("service.create")
         self.assertEqual((call["priority"], call["publisher_id"]), ("info", f"{BINARY}:{HOST}"))
         payload = call["payload"]
         self.assertEqual((payload["nova_object.name"], payload["nova_object.version"]),
@@ -137,10 +105,10 @@ class ServiceNotificationTests(TestCase):
         with the payload's eleven fields, also after the service reported
         twice more; the service's reports send none.
         """
-        yield poll(lambda: self.listener.events("service.create"), "service.create received")
+        yield poll(lambda: self.events("service.create"), "service.create received")
         out, err, code = yield self.manage("service", "disable", HOST, BINARY, "--reason", "maintenance")
         self.assertEqual(code, 0, (out, err))
-        yield poll(lambda: self.listener.events("service.update"), "service.update received")
+        yield poll(lambda: self.events("service.update"), "service.update received")
         count = self.service.service_ref.report_count
 
         @defer.inlineCallbacks
@@ -149,7 +117,7 @@ class ServiceNotificationTests(TestCase):
             return record.report_count >= count + 2
 
         yield poll(reported_twice, "two more reports", interval=0.05)
-        [call] = self.listener.events("service.update")
+        [call] = self.events("service.update")
         self.assertEqual((call["priority"], call["publisher_id"]), ("info", f"{BINARY}:{HOST}"))
         data = call["payload"]["nova_object.data"]
         self.assertEqual(sorted(data), sorted([
@@ -165,6 +133,6 @@ class ServiceNotificationTests(TestCase):
         service.delete.
         """
         yield self.service.kill()
-        yield poll(lambda: self.listener.events("service.delete"), "service.delete received")
-        [call] = self.listener.events("service.delete")
+        yield poll(lambda: self.events("service.delete"), "service.delete received")
+        [call] = self.events("service.delete")
         self.assertEqual(call["payload"]["nova_object.data"]["host"], HOST)

@@ -28,7 +28,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from novasvc._reactor import global_reactor_if_none
+from novasvc._reactor import at_most, global_reactor_if_none
 from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery
 from novasvc.metrics import Recorder, get_recorder
@@ -51,23 +51,6 @@ AMQP_SCHEMES = ("rabbit", "rabbits", "amqp", "amqps")
 #: of L{BaseAMQPTransport.declare_queue}.
 CONSUMERS_WAIT = 2.0
 
-
-def _at_most(clock: Any, d: defer.Deferred, seconds: float) -> defer.Deferred:
-    """
-    @return: a C{Deferred} firing with C{None} when C{d} fires or after
-        C{seconds}, whichever comes first (C{d} goes on, its result unused).
-    """
-    done: defer.Deferred = defer.Deferred()
-    timer = clock.callLater(seconds, lambda: done.called or done.callback(None))
-
-    def fired(_: Any) -> None:
-        if timer.active():
-            timer.cancel()
-        if not done.called:
-            done.callback(None)
-
-    d.addBoth(fired)
-    return done
 
 
 def retry_policy(retry_interval: float = 1.0, retry_factor: float = 2.0, retry_max: float = 30.0,
@@ -537,7 +520,7 @@ class BaseAMQPTransport:
         # seconds, which is what a hung node costs here (a publisher of
         # notifications waits for its own queue anyway: declare_queue).
         declared = self._declarations.connected(session)
-        yield _at_most(self._clock, defer.DeferredList(attached + [declared], consumeErrors=True),
+        yield at_most(self._clock, defer.DeferredList(attached + [declared], consumeErrors=True),
                        CONSUMERS_WAIT)
         if not session.alive or self._session is not session:
             return
