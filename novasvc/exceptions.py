@@ -78,3 +78,11 @@ class StartupError(NovaSvcError):
     failed: OperationalError: ...}); the original exception is chained as
     C{__cause__}, for the traceback shown under C{--traceback} or DEBUG.
     """
+
+
+class LifecycleError(NovaSvcError):
+    """
+    A start or stop asked for in a state that cannot take it (e.g. a start
+    while a stop is still under way): the message names the object and its
+    state.
+    """

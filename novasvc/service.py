@@ -39,11 +39,13 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from novasvc._notification_listener import manager_listener
+from novasvc._phase import Phase
 from novasvc._reactor import at_most, global_reactor_if_none
 from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
 from novasvc.context import get_admin_context
 from novasvc.exceptions import (
+    LifecycleError,
     ConfigError,
     LoadError,
     ServiceExists,
@@ -135,6 +137,7 @@ class Service(AsyncMultiService):
         self.service_down_time = effective_service_down_time(report_interval, config.service_down_time)
         self._rng = rng or random.Random()
         self._destroy_on_stop = False
+        self._ran = False
         self._hurried = False
         self._host_initialised = False
         self._hurry_waiters: List[defer.Deferred] = []
@@ -326,8 +329,17 @@ class Service(AsyncMultiService):
         Start every step in order (see the module docstring).
 
         @return: a C{Deferred} firing once the service is ready (consuming and
-            reporting), or failing if a step failed.
+            reporting), or failing if a step failed; while starting, that
+            start's outcome; while stopping or once stopped, a failed
+            C{Deferred} (L{LifecycleError}): a service runs once, a new
+            one is made to run again (its transport and store are closed).
         """
+        if self.phase is not Phase.STOPPED:
+            return AsyncMultiService.startService(self)
+        if self._ran:
+            return defer.fail(LifecycleError(
+                f"service {self.binary} on {self.host} has stopped and is not started again; make a new one"))
+        self._ran = True
         _log.info("Starting {topic} node {host} (binary {binary}, pid {pid})",
                   topic=self.topic, host=self.host, binary=self.binary, pid=os.getpid())
         d = AsyncMultiService.startService(self)
@@ -341,8 +353,12 @@ class Service(AsyncMultiService):
         """
         Stop as Nova's graceful shutdown: timers, then consumers and the
         in-flight drain, C{cleanup_host}, transport, store.
+
+        @return: a C{Deferred} firing once stopped; a stop while stopping
+            (SIGTERM, then C{kill()}) waits for the stop under way.
         """
-        _log.info("Stopping {binary} on {host}", binary=self.binary, host=self.host)
+        if self.phase in (Phase.STARTING, Phase.RUNNING):
+            _log.info("Stopping {binary} on {host}", binary=self.binary, host=self.host)
         return AsyncMultiService.stopService(self)
 
     def stop_now(self) -> None:

@@ -6,6 +6,8 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
+from novasvc._phase import Phase
+from novasvc.exceptions import LifecycleError
 from novasvc.lifecycle import AsyncMultiService
 
 
@@ -144,3 +146,94 @@ class AsyncMultiServiceTests(SynchronousTestCase):
         started = parent.startService()
         self.successResultOf(parent.stopService())
         self.assertIsNone(self.successResultOf(started))
+
+
+class PhaseTests(SynchronousTestCase):
+    """
+    The phase table of L{AsyncMultiService}.
+    """
+
+    def running_parent(self, log, stop=None):
+        parent = AsyncMultiService()
+        _Recorder("a", log).setServiceParent(parent)
+        _Recorder("b", log, stop=stop).setServiceParent(parent)
+        self.successResultOf(parent.startService())
+        self.assertIs(parent.phase, Phase.RUNNING)
+        return parent
+
+    def test_second_stop_waits_for_the_first(self):
+        """
+        When a parent is stopped again while its first stop waits for a
+        child, then no second chain starts (the lower child is not stopped
+        early) and both stops fire once the first one is done.
+        """
+        log, gate = [], defer.Deferred()
+        parent = self.running_parent(log, stop=gate)
+        first = parent.stopService()
+        second = parent.stopService()
+        self.assertEqual(log[2:], [("stop", "b")])
+        self.assertIs(parent.phase, Phase.STOPPING)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        gate.callback(None)
+        self.assertEqual(log[2:], [("stop", "b"), ("stop", "a")])
+        self.assertIsNone(self.successResultOf(first))
+        self.assertIsNone(self.successResultOf(second))
+        self.assertIs(parent.phase, Phase.STOPPED)
+
+    def test_stop_when_stopped(self):
+        """
+        When a stopped parent is stopped, then nothing is stopped again.
+        """
+        log = []
+        parent = self.running_parent(log)
+        self.successResultOf(parent.stopService())
+        self.successResultOf(parent.stopService())
+        self.assertEqual([entry for entry in log if entry[0] == "stop"], [("stop", "b"), ("stop", "a")])
+
+    def test_start_while_starting(self):
+        """
+        When a parent is started again while its start waits for a child,
+        then no child starts twice and both starts fire together.
+        """
+        log, gate = [], defer.Deferred()
+        parent = AsyncMultiService()
+        _Recorder("a", log, start=gate).setServiceParent(parent)
+        first, second = parent.startService(), parent.startService()
+        self.assertNoResult(second)
+        gate.callback(None)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertEqual(log, [("start", "a")])
+        self.successResultOf(parent.startService())
+        self.assertEqual(log, [("start", "a")])
+
+    def test_start_while_stopping_refused(self):
+        """
+        When a parent is started while it stops, then the start fails with
+        L{LifecycleError} and the stop goes on; after the stop, a start
+        works.
+        """
+        log, gate = [], defer.Deferred()
+        parent = self.running_parent(log, stop=gate)
+        stopping = parent.stopService()
+        self.failureResultOf(parent.startService(), LifecycleError)
+        gate.callback(None)
+        self.successResultOf(stopping)
+        self.assertFalse(parent.running)
+        self.successResultOf(parent.startService())
+        self.assertIs(parent.phase, Phase.RUNNING)
+
+    def test_cancel_start_by_its_deferred(self):
+        """
+        When the caller cancels the start's Deferred, then the child being
+        started has its start cancelled and later children do not start.
+        """
+        log, gate = [], defer.Deferred()
+        parent = AsyncMultiService()
+        _Recorder("a", log, start=gate).setServiceParent(parent)
+        _Recorder("b", log).setServiceParent(parent)
+        d = parent.startService()
+        d.cancel()
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertEqual(log, [("start", "a")])

@@ -14,7 +14,7 @@ from zope.interface import implementer
 from novasvc.config import Config, managers_from
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
-from novasvc.exceptions import ConfigError, LoadError, ServiceExists, StartupError
+from novasvc.exceptions import ConfigError, LifecycleError, LoadError, ServiceExists, StartupError
 from novasvc.manager import Manager
 from novasvc.options import Opt
 from novasvc.periodic import periodic_task
@@ -493,6 +493,42 @@ class StartStopTests(ServiceTestMixin, SynchronousTestCase):
         self.assertEqual(len(self.broker.queues["echo"].messages), 1)
         late.cancel()
         self.failureResultOf(late)
+
+    def test_second_stop_waits_for_the_drain(self):
+        """
+        When a service is stopped twice (SIGTERM, then C{kill()}) while a call
+        is still running, then the second stop returns the stop in progress:
+        C{cleanup_host} runs once, after the call has finished and been
+        answered, and both stops fire only then.
+        """
+        config = Config(host="h1", periodic_fuzzy_delay=0, graceful_shutdown_timeout=60)
+        service = self.make(manager=EchoManager, config=config)
+        self.successResultOf(service.startService())
+        cleanups = []
+        service.manager.cleanup_host = lambda: cleanups.append(self.clock.seconds())
+        slow = self.client("echo").call({}, "sleep", seconds=30)
+        first = service.stopService()
+        second = service.kill()
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        self.assertEqual(cleanups, [])
+        self.clock.advance(30)
+        self.assertEqual(self.successResultOf(slow), 30)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertEqual(cleanups, [30])
+
+    def test_start_after_stop_refused(self):
+        """
+        When a stopped service is started again, then the start fails with
+        a L{LifecycleError} saying so, and nothing starts.
+        """
+        service = self.make()
+        self.successResultOf(service.startService())
+        self.successResultOf(service.stopService())
+        failure = self.failureResultOf(service.startService(), LifecycleError)
+        self.assertIn("not started again", failure.getErrorMessage())
+        self.assertFalse(service.running)
 
     def test_graceful_timeout(self):
         """
