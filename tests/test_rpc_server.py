@@ -1150,6 +1150,42 @@ class ShutdownTests(_Harness, SynchronousTestCase):
         manager.pending[0].callback(None)
         self.assertEqual(self.unacked(transport, "svc"), 0)
 
+    def test_wait_timeout_stops_the_call_monitor(self) -> None:
+        """
+        When wait's timeout passes while a monitored call still runs, then
+        its heartbeat timer stops with it: no delayed call is left and
+        nothing more is published, even after the transport stopped.
+        """
+        server, manager, transport = self.make_server()
+        replies = self.reply_queue()
+        self.publish(wire.encode_request("slow", {}, {}, msg_id="m1", reply_q="reply_test", timeout=4))
+        self.clock.advance(2)
+        self.assertEqual(len(replies), 1)
+        waiting = server.wait(timeout=1)
+        self.clock.advance(1)
+        self.assertIs(self.successResultOf(waiting), False)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.successResultOf(transport.stop())
+        self.clock.advance(10)
+        self.assertEqual(len(replies), 1)
+
+    def test_second_stop_and_wait_share_the_first(self) -> None:
+        """
+        When stop and wait are called again while the first ones are under
+        way, then they wait for those (one drain, one fanout deletion).
+        """
+        server, manager, _ = self.make_server()
+        self.successResultOf(self.client.cast({}, "slow"))
+        first = server.wait()
+        second = server.wait()
+        stopping = server.stop()
+        self.successResultOf(stopping)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        manager.pending[0].callback(None)
+        self.assertIs(self.successResultOf(first), True)
+        self.assertIs(self.successResultOf(second), True)
+
     def test_wait_timeout_then_close(self) -> None:
         """
         When wait's timeout passed and the transport then closes, then the

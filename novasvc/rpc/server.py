@@ -74,6 +74,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure, format_frames
 
+from novasvc._phase import Shared
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import context_from_message
 from novasvc.exceptions import UnroutableError
@@ -231,6 +232,11 @@ class RPCServer:
         self._pulling = False
         self._stopping = False
         self._drain_waiters: List[defer.Deferred] = []
+        # The call monitors running now (each a LoopingCall owned here, gone
+        # once wait() has ended), the cancellation and the wait under way.
+        self._monitors: Set[task.LoopingCall] = set()
+        self._cancelling: Optional[Shared] = None
+        self._waiting: Optional[Shared] = None
         # De-duplication: the ids seen (under late ack: whose first run
         # finished), oldest first; and under late ack the ids running now,
         # each with the copies waiting for it (None while there is none).
@@ -306,16 +312,20 @@ class RPCServer:
         requeue). Requests being handled go on.
 
         @return: a C{Deferred} firing with C{None} once the broker confirmed
-            the cancellations.
+            the cancellations; a stop while those are under way waits for
+            them too.
         """
         self._stopping = True
+        if not self._consumers and self._cancelling is not None and not self._cancelling.called:
+            return self._cancelling.observe()
         consumers, self._consumers = self._consumers, []
         if consumers:
             # A failover may have renewed the fanout queue's name.
             self.queues = tuple(getattr(consumer, "queue", queue) for consumer, queue in zip(consumers, self.queues))
         while self._backlog:
             _settle(self._backlog.popleft().reject, True)
-        return _gather([consumer.cancel() for consumer in consumers])
+        self._cancelling = Shared(_gather([consumer.cancel() for consumer in consumers]))
+        return self._cancelling.observe()
 
     def wait(self, timeout: Optional[float] = None) -> defer.Deferred:
         """
@@ -329,16 +339,27 @@ class RPCServer:
             then stay unsettled (under late ack) and go back to the broker
             when the transport closes, unless they finish before.
         @return: a C{Deferred} firing with C{True} when every request in
-            flight finished, C{False} when the timeout passed first.
+            flight finished, C{False} when the timeout passed first. A wait
+            while another one is under way (and no start came between)
+            gets that wait's outcome. Once it fires, no timer of this
+            server runs: the call monitors of the requests still running
+            have stopped, and held replies are dropped.
         """
+        if self._waiting is not None and not self._waiting.called and not self._consumers:
+            return self._waiting.observe()
         d = self.stop()
         d.addCallback(lambda _: self._when_drained(timeout))
         d.addCallback(self._stop_retrying)
         d.addCallback(self._delete_fanout_queue)
-        return d
+        self._waiting = Shared(d)
+        return self._waiting.observe()
 
     def _stop_retrying(self, drained: bool) -> bool:
         self._retrying = False
+        monitors, self._monitors = self._monitors, set()
+        for monitor in monitors:
+            if monitor.running:
+                monitor.stop()
         if self._missing:
             missing, self._missing = self._missing, {}
             count = 0
@@ -500,8 +521,7 @@ class RPCServer:
                     monitor: Optional[task.LoopingCall], start: float) -> None:
         try:
             self._metrics.request(request.method, OK, self._seconds() - start)
-            if monitor is not None:
-                monitor.stop()
+            self._stop_monitor(monitor)
             if not request.is_call:
                 self._finish(delivery, request.unique_id)
                 return
@@ -521,8 +541,7 @@ class RPCServer:
                          monitor: Optional[task.LoopingCall], start: float) -> None:
         try:
             self._count_failure(failure, request, start)
-            if monitor is not None:
-                monitor.stop()
+            self._stop_monitor(monitor)
             # What the serializer was doing when it raised this, if it did.
             doing = _serializing.stage(failure) if self._serializing else None
             if request.is_call:
@@ -865,7 +884,14 @@ class RPCServer:
         loop = task.LoopingCall(self._heartbeat, request.reply_q, request.msg_id)
         loop.clock = self._clock
         loop.start(interval, now=False)
+        self._monitors.add(loop)
         return loop
+
+    def _stop_monitor(self, monitor: Optional[task.LoopingCall]) -> None:
+        if monitor is not None:
+            self._monitors.discard(monitor)
+            if monitor.running:
+                monitor.stop()
 
     def _heartbeat(self, reply_q: str, msg_id: str) -> None:
         try:
