@@ -13,6 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from novasvc.exceptions import LifecycleError
+
 from novasvc.workers import (
     Backoff,
     IWorkerProcess,
@@ -481,3 +483,58 @@ class BackoffInjectedTests(_PoolTestCase):
         self.assertEqual(len(self.spawner.spawned), 1)
         self.clock.advance(0.1)
         self.assertEqual(len(self.spawner.spawned), 2)
+
+
+class RestartTests(_PoolTestCase):
+    """
+    The pool's lifecycle across stops: start, stop, start again.
+    """
+
+    def test_start_again_after_stop(self) -> None:
+        """
+        When a stopped pool starts again, then its start fires once the new
+        workers are ready, and its next stop sends them SIGTERM and waits
+        for them (none is orphaned).
+        """
+        pool = self.started(2)
+        stopping = pool.stopService()
+        for process in self.spawner.running():
+            process.end(signum=15)
+        self.successResultOf(stopping)
+        again = pool.startService()
+        new = self.spawner.running()
+        self.assertEqual([p.pid for p in new], [103, 104])
+        self.assertNoResult(again)
+        for process in new:
+            process.ready()
+        self.assertIsNone(self.successResultOf(again))
+        stopping = pool.stopService()
+        self.assertEqual([p.signals for p in new], [["TERM"], ["TERM"]])
+        self.assertNoResult(stopping)
+        for process in new:
+            process.end(signum=15)
+        self.successResultOf(stopping)
+
+    def test_start_while_stopping_refused(self) -> None:
+        """
+        When the pool is started while its workers still stop, then the
+        start fails with L{LifecycleError} and spawns nothing.
+        """
+        pool = self.started(1)
+        stopping = pool.stopService()
+        self.failureResultOf(pool.startService(), LifecycleError)
+        self.assertEqual(len(self.spawner.spawned), 1)
+        self.spawner.running()[0].end(signum=15)
+        self.successResultOf(stopping)
+
+    def test_start_while_starting(self) -> None:
+        """
+        When the pool is started again before its workers are ready, then
+        nothing more is spawned and both starts fire together.
+        """
+        pool = self.pool(1)
+        first, second = pool.startService(), pool.startService()
+        self.assertEqual(len(self.spawner.spawned), 1)
+        self.spawner.spawned[0].ready()
+        self.successResultOf(first)
+        self.successResultOf(second)

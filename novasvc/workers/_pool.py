@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
+from novasvc._phase import Shared, refuse_start
 from novasvc.exceptions import WorkerStartError
 from novasvc.workers._backoff import Backoff
 
@@ -179,6 +180,7 @@ class WorkerPool(Service):
         self._hurry_timeout = hurry_timeout
         self._slots = [_Slot(index) for index in range(1, count + 1)]
         self._starting: Optional[defer.Deferred] = None
+        self._start: Optional[Shared] = None
         self._all_ready = False
         self._stopped: Optional[defer.Deferred] = None
         self._kill_call: Optional[IDelayedCall] = None
@@ -204,15 +206,30 @@ class WorkerPool(Service):
             ready once; failing with L{WorkerStartError} when a worker ends
             other than by a signal before that (the pool then stops
             restarting it, and L{stopService} ends the others), or with
-            C{CancelledError} when L{stopService} came first.
+            C{CancelledError} when L{stopService} came first. While
+            starting: that start's outcome; while running: C{None}; while
+            stopping: a failed C{Deferred} (L{LifecycleError}). After a
+            stop has fired, the pool starts afresh.
         """
+        if self.running:
+            if self._start is not None and not self._start.called:
+                return self._start.observe()
+            return defer.succeed(None)
+        if self._stopped is not None and not self._stopped.called:
+            return refuse_start(self)
+        # A new run: nothing of the last one's stop or readiness carries over.
+        self._all_ready = False
+        self._stopped = None
+        self._kill_call = self._kill_at = None
+        for slot in self._slots:
+            slot.delay = None
         Service.startService(self)
         self._starting = defer.Deferred()
-        starting = self._starting
+        self._start = Shared(self._starting)
         _log.info("Starting {count} workers", count=self.count)
         for slot in self._slots:
             self._spawn(slot)
-        return starting
+        return self._start.observe()
 
     def _spawn(self, slot: _Slot) -> None:
         slot.restart = None
