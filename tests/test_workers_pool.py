@@ -14,7 +14,6 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import LifecycleError
-
 from novasvc.workers import (
     Backoff,
     IWorkerProcess,
