@@ -9,7 +9,6 @@ service started, and the log level and format of L{novasvc.log.LogControl}
 apply.
 """
 
-import atexit
 import os
 import signal
 import sys
@@ -19,8 +18,9 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IReactorFromThreads
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from novasvc.exceptions import ConfigError, LoadError, StartupError, WorkerStartError
 from novasvc.log import LogControl
@@ -342,21 +342,43 @@ def _one_line(failure: Failure) -> str:
 
 def _exit_after_twistd(code: int) -> None:
     """
-    End the process with status C{code} once the interpreter exits, after
-    twistd has run its shutdown and removed its pid file (twistd itself
-    exits 0 after a plain C{reactor.stop()}). The first status asked for
-    wins.
+    End the process with status C{code} once twistd has run its shutdown
+    and removed its pid file (twistd itself exits 0 after a plain
+    C{reactor.stop()}). The first status asked for wins.
+
+    twistd's last step, in its main thread, is to log C{"Server Shut
+    Down."}; the observer added here raises C{SystemExit(code)} from that
+    event, which twistd lets through: the interpreter then exits as after
+    C{sys.exit(code)}, running every C{atexit} handler (C{logging.shutdown},
+    a tracer provider's flush). Outside twistd the event never comes and
+    nothing happens.
     """
     global _exit_status
     if _exit_status is None:
         _exit_status = code
-        atexit.register(_exit, code)
+        globalLogPublisher.addObserver(_ExitAfterShutdown(code))
 
 
-def _exit(code: int) -> None:
+#: The format of twistd's last log event, logged by its C{AppLogger} (or a
+#: platform's subclass: C{twisted.scripts._twistd_unix.UnixAppLogger}).
+_TWISTD_DONE = "Server Shut Down."
+
+
+@implementer(ILogObserver)
+class _ExitAfterShutdown:
     """
-    End the process now with C{code}.
+    A log observer ending the process with a status when twistd says it has
+    shut down.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        namespace = event.get("log_namespace") or ""
+        if (event.get("log_format") == _TWISTD_DONE and namespace.startswith("twisted.")
+                and namespace.endswith("AppLogger")):
+            globalLogPublisher.removeObserver(self)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            raise SystemExit(self.code)

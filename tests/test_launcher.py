@@ -9,7 +9,7 @@ from typing import Any, Callable, List
 from twisted.application.service import Application, IServiceCollection, Service
 from twisted.internet import defer, task
 from twisted.internet.error import ReactorNotRunning
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import Logger, LogPublisher, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc import launcher
@@ -349,17 +349,23 @@ class HangupServiceTests(SynchronousTestCase):
 
     def test_exit_after_twistd(self) -> None:
         """
-        When an exit status is asked for, then it is registered to end the
-        process at interpreter exit (after twistd removed its pid file),
-        once: the first status wins.
+        When an exit status is asked for, then nothing ends the process
+        until twistd logs its last line ("Server Shut Down.", after it
+        removed its pid file), which raises C{SystemExit} with the first
+        status asked for (so that the interpreter runs its exit handlers).
         """
-        registered: List[Any] = []
+        publisher = LogPublisher()
+        self.patch(launcher, "globalLogPublisher", publisher)
         self.patch(launcher, "_exit_status", None)
-        self.patch(launcher.atexit, "register", lambda *args: registered.append(args))
         self.patch(launcher, "_exit_after_twistd", type(self)._real_exit_after_twistd)
         launcher._exit_after_twistd(1)
         launcher._exit_after_twistd(2)
-        self.assertEqual(registered, [(launcher._exit, 1)])
+        Logger(namespace="twisted.application.app.AppLogger", observer=publisher).info("Server Stopped")
+        Logger(namespace="elsewhere", observer=publisher).info("Server Shut Down.")
+        app_logger = Logger(namespace="twisted.scripts._twistd_unix.UnixAppLogger", observer=publisher)
+        error = self.assertRaises(SystemExit, app_logger.info, "Server Shut Down.")
+        self.assertEqual(error.code, 1)
+        app_logger.info("Server Shut Down.")  # once only
 
     _real_exit_after_twistd = staticmethod(launcher._exit_after_twistd)
 

@@ -65,6 +65,25 @@ class FailedStartProcessTests(TwistdProcessMixin, TestCase):
         self.assertNotIn("retrying", out)
         self.assertFalse(os.path.exists(os.path.join(self.workdir, "twistd.pid")))
 
+    @defer.inlineCallbacks
+    def test_failed_start_runs_exit_handlers(self):
+        """
+        When the manager's start fails under twistd -n, then the process
+        exits 1 with its pid file removed, and the atexit handlers
+        registered before the failure (here by the manager's module) run.
+        """
+        marker = os.path.abspath(self.mktemp())
+        process = self.start_twistd(
+            "--manager=tests._atexit_manager.FailingManager", "--transport-url=memory://",
+            "--database-connection=sqlite://", env={"NOVASVC_TEST_ATEXIT": marker},
+            twistd=("-n", "--pidfile=twistd.pid"))
+        code = yield self.wait_exit(process)
+        out = self.output()
+        self.assertEqual(code, 1, out)
+        self.assertIn("this manager never starts", out)
+        self.assertFalse(os.path.exists(os.path.join(self.workdir, "twistd.pid")))
+        self.assertTrue(os.path.exists(marker), out)
+
     def start_daemon(self, url):
         """
         Start twistd without C{-n}: its parent process is C{self.parent}
