@@ -17,15 +17,27 @@ L{RequestContext.redacted_copy} before logging a context's dict.
 
 The RPC server makes each request's context with L{context_from_message}:
 the same context as C{from_dict}'s, read from the message only when the
-method first uses it.
+method first uses it (C{bench/context.py}: reading a context costs about as
+much as the rest of the server's work for a small call).
+
+Reading never fails: a field whose value has the wrong type (C{roles: 5},
+C{is_admin: "yes"}) gets its default instead, a timestamp that is no
+readable instant (C{"0001-01-01T00:00:00+01:00"} is before year 1 in UTC)
+is kept as the text it came as, and each context read so logs one WARNING
+naming at most L{_NAMED} of the keys; the other keys go to
+L{RequestContext.extra} whatever their values. So C{to_dict()} of any
+context read writes JSON values that read back to the same C{dict}.
 """
 
 import datetime
-import threading
+import math
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import attrs
+from twisted.logger import Logger
+
+_log = Logger()
 
 __all__ = ["RequestContext", "get_admin_context", "generate_request_id"]
 
@@ -63,10 +75,10 @@ def _parse_timestamp(value: Any) -> Any:
         return last[1]
     try:
         parsed = datetime.datetime.fromisoformat(value)  # Python 3.11 reads "Z" too
-    except ValueError:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # not an instant; out of datetime's range in UTC
         return value
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     _last_parsed = (value, parsed)
     return parsed
 
@@ -103,14 +115,23 @@ def _kw(**kwargs: Any) -> Any:
 class _Unread:
     """
     The base of L{RequestContext}: the slot where a context made by
-    L{context_from_message} keeps the entries it is read from, until it is
-    (see L{_UnreadContext}).
+    L{context_from_message} keeps its message until a field is first looked
+    up. Its fields are empty slots until then; looking up an empty slot
+    falls through to C{__getattr__} (Python calls it only when the plain
+    lookup fails, so a read context, or one made by C{__init__}, pays
+    nothing for it), which fills every empty field from the message once
+    (L{_read_message}). A field set before the read keeps the value set;
+    two threads reading at once read the same message, and a field one of
+    them has filled is kept.
     """
 
-    __slots__ = ("_unread",)
+    __slots__ = ("_message",)
+
+    def __getattr__(self, name: str) -> Any:
+        return _read_message(self, name)  # type: ignore[arg-type]
 
 
-_UNREAD = _Unread.__dict__["_unread"]
+_MESSAGE = _Unread.__dict__["_message"]
 
 
 @attrs.define
@@ -213,8 +234,10 @@ class RequestContext(_Unread):
         peer writes. Aliases are read as oslo.context and Nova read them
         (C{user_id} or C{user}; C{project_id}, C{project} or C{tenant};
         C{domain_id} or C{domain}; ...). The derived C{user_identity} is
-        dropped; every other unknown key goes to L{extra}. Values are not
-        validated (a context never makes a request fail).
+        dropped; every other unknown key goes to L{extra}. A value of the
+        wrong type is dropped (the field keeps its default), with one
+        WARNING for the context (see the module docstring): a context never
+        makes a request fail.
 
         @param values: the context entries.
         @type values: C{Mapping[str, Any]}
@@ -253,7 +276,8 @@ class RequestContext(_Unread):
 def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
     """
     @return: the keyword arguments of the L{RequestContext} that
-        L{RequestContext.from_dict} makes of C{values}.
+        L{RequestContext.from_dict} makes of C{values}, the values of the
+        wrong type left out (and logged, once).
     """
     keys = _keys(prefix)
     own, aliases, known = keys.own, keys.aliases, keys.known
@@ -271,10 +295,17 @@ def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
     if len(values) > found:
         skip = len(prefix)
         for key, value in values.items():
-            if key not in known and key.startswith(prefix):
+            if key not in known and isinstance(key, str) and key.startswith(prefix):
                 extra[key[skip:]] = value
     if "project_id" not in kwargs and prefix + "tenant" in values:
         kwargs["project_id"] = values[prefix + "tenant"]
+    dropped = [field for field, value in kwargs.items() if not _ACCEPTS[field](value)]
+    if dropped:
+        for field in dropped:
+            del kwargs[field]
+        _log.warn("Request context {request_id}: ignored {count} value(s) of the wrong type or out of range "
+                  "({fields}); their defaults are used", request_id=_request_id(kwargs.get("request_id")),
+                  count=len(dropped), fields=", ".join(dropped[:_NAMED]) + (", ..." if len(dropped) > _NAMED else ""))
     timestamp = kwargs.get("timestamp")
     if timestamp is not None:
         kwargs["timestamp"] = _parse_timestamp(timestamp)
@@ -290,90 +321,106 @@ def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
     return kwargs
 
 
-class _UnreadContext(RequestContext):
+#: The most keys one warning names.
+_NAMED = 5
+
+
+def _request_id(value: Any) -> str:
+    return value[:64] if isinstance(value, str) else "(none)"
+
+
+def _text(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _flag(value: Any) -> bool:
+    return type(value) is bool
+
+
+def _texts(value: Any) -> bool:
+    return value is None or (type(value) is list and all(type(item) is str for item in value))
+
+
+def _items(value: Any) -> bool:
+    return value is None or type(value) is list
+
+
+def _seconds(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
+
+
+def _read_deleted(value: Any) -> bool:
+    return type(value) is str
+
+
+#: Field name -> whether a value read for it can be used.
+_ACCEPTS: Dict[str, Callable[[Any], bool]] = {
+    "is_admin": _flag, "read_only": _flag, "show_deleted": _flag, "is_admin_project": _flag,
+    "roles": _texts, "service_catalog": _items, "client_timeout": _seconds, "read_deleted": _read_deleted,
+}
+for _field in attrs.fields(RequestContext):
+    _ACCEPTS.setdefault(_field.name, _text)  # the str-or-None fields, request_id and timestamp too
+
+
+def _unset(ctxt: RequestContext, name: str) -> bool:
+    try:
+        object.__getattribute__(ctxt, name)
+    except AttributeError:
+        return True
+    return False
+
+
+def _read_message(ctxt: "RequestContext", name: str) -> Any:
     """
-    A L{RequestContext} made by L{context_from_message}, not read yet. The
-    first attribute looked up, set or deleted on it (a field, a method,
-    C{__class__}: as C{==}, C{repr}, C{copy}, C{pickle} or C{attrs.evolve}
-    do) reads its entries into its fields, and makes it a plain
-    L{RequestContext} (the same layout: this class has no slot of its own).
-    The hooks are on this class only: looking up the attributes of a
-    L{RequestContext} costs what it does without them.
+    Fill the empty fields of a context made by L{context_from_message} from
+    its message (once), then look C{name} up.
+
+    @raise AttributeError: when C{name} is no field, or the context has no
+        message to read (it was made by C{__init__}, a copy, or read).
     """
-
-    __slots__ = ()
-
-    def __getattribute__(self, name: str) -> Any:
-        _read(self)
-        return object.__getattribute__(self, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        _read(self)
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        _read(self)
-        object.__delattr__(self, name)
-
-
-class _ReadingContext(RequestContext):
-    """
-    An L{_UnreadContext} while a thread reads its entries: a lookup from
-    another thread waits until it is done.
-    """
-
-    __slots__ = ()
-
-    def __getattribute__(self, name: str) -> Any:
-        with _READING:
-            pass
-        return object.__getattribute__(self, name)
+    try:
+        message = _MESSAGE.__get__(ctxt)
+    except AttributeError:
+        message = None
+    if message is None or name not in _FIELD_NAMES:
+        raise AttributeError(f"'RequestContext' object has no attribute {name!r}")
+    values, prefix, client_timeout = message
+    try:
+        fields = _fields(values, prefix)
+    except Exception:
+        _log.failure("Request context could not be read; its defaults are used")
+        fields = {"extra": {}}
+    fields["client_timeout"] = client_timeout if _seconds(client_timeout) else None
+    for key, value in attrs.asdict(RequestContext(**fields), recurse=False).items():
+        if _unset(ctxt, key):  # set before the read, or by another thread reading too: kept
+            object.__setattr__(ctxt, key, value)
+    _MESSAGE.__set__(ctxt, None)
+    return object.__getattribute__(ctxt, name)
 
 
-def _read(ctxt: RequestContext) -> None:
-    """
-    Read the entries of an L{_UnreadContext} into its fields, as
-    C{RequestContext.from_dict} does, and make it a L{RequestContext}.
-    """
-    with _READING:
-        try:
-            values, prefix, client_timeout = _UNREAD.__get__(ctxt)
-        except AttributeError:
-            return  # read by another thread meanwhile
-        _set_class(ctxt, "__class__", _ReadingContext)
-        kwargs = _fields(values, prefix)
-        kwargs["client_timeout"] = client_timeout
-        _init(ctxt, **kwargs)
-        _set_class(ctxt, "__class__", RequestContext)
-        _UNREAD.__delete__(ctxt)
-
-
-_READING = threading.Lock()
+_FIELD_NAMES = frozenset(field.name for field in attrs.fields(RequestContext))
 _new = object.__new__
-_init = RequestContext.__init__
-_set_class = object.__setattr__
 #: The types whose C{to_dict} is L{RequestContext.to_dict}'s (the RPC
 #: client writes them with the message's prefix in one step).
-CONTEXT_TYPES = frozenset((RequestContext, _UnreadContext))
+CONTEXT_TYPES = frozenset((RequestContext,))
 
 
 def context_from_message(values: Mapping[str, Any], prefix: str, client_timeout: Any) -> RequestContext:
     """
     The L{RequestContext} that C{RequestContext.from_dict(values, prefix)}
-    makes, with C{client_timeout} set, read from C{values} only when it is
-    first used (a field looked up, set, or compared, copied, pickled...): a
-    method that never looks at its context does not pay for it. Until then
-    it is an instance of a private subclass of L{RequestContext}. For the
+    makes, with C{client_timeout} set (C{None} unless it is a finite
+    number), read from C{values} only when a field is first looked up: a
+    method that never looks at its context does not pay for it. For the
     RPC server, whose decoded message nothing changes afterwards: C{values}
     must not change until the context is read.
 
     @param values: the entries, e.g. a decoded request message.
     @param prefix: as L{RequestContext.from_dict}'s.
     @param client_timeout: the context's C{client_timeout}.
-    @rtype: L{RequestContext}
+    @return: a L{RequestContext} whose fields are still empty slots.
     """
-    ctxt = _new(_UnreadContext)
-    _UNREAD.__set__(ctxt, (values, prefix, client_timeout))
+    ctxt = _new(RequestContext)
+    _MESSAGE.__set__(ctxt, (values, prefix, client_timeout))
     return ctxt
 
 
