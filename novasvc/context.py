@@ -119,10 +119,12 @@ class _Unread:
     up. Its fields are empty slots until then; looking up an empty slot
     falls through to C{__getattr__} (Python calls it only when the plain
     lookup fails, so a read context, or one made by C{__init__}, pays
-    nothing for it), which fills every empty field from the message once
-    (L{_read_message}). A field set before the read keeps the value set;
-    two threads reading at once read the same message, and a field one of
-    them has filled is kept.
+    nothing for it), which fills every field from the message once
+    (L{_read_message}). Setting a field first reads the others (attrs'
+    C{on_setattr} hook L{_read_first}; C{__init__} does not call it), so
+    the value set is kept. Two threads reading at once both read the same
+    message (the GIL keeps each slot whole); only a default made then (a
+    missing request id) may differ between what they saw.
     """
 
     __slots__ = ("_message",)
@@ -131,10 +133,24 @@ class _Unread:
         return _read_message(self, name)  # type: ignore[arg-type]
 
 
+def _read_first(ctxt: Any, attribute: Any, value: Any) -> Any:
+    """
+    attrs' C{on_setattr} hook of L{RequestContext}: read an unread context
+    before one of its fields is set.
+    """
+    try:
+        unread = _MESSAGE.__get__(ctxt) is not None
+    except AttributeError:
+        unread = False
+    if unread:
+        _read_message(ctxt, attribute.name)
+    return value
+
+
 _MESSAGE = _Unread.__dict__["_message"]
 
 
-@attrs.define
+@attrs.define(on_setattr=_read_first)
 class RequestContext(_Unread):
     """
     A request context, as oslo.context's and Nova's C{RequestContext}.
@@ -299,7 +315,13 @@ def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
                 extra[key[skip:]] = value
     if "project_id" not in kwargs and prefix + "tenant" in values:
         kwargs["project_id"] = values[prefix + "tenant"]
-    dropped = [field for field, value in kwargs.items() if not _ACCEPTS[field](value)]
+    dropped = [field for field, value in kwargs.items() if type(value) not in _TYPES[field]]
+    roles = kwargs.get("roles")
+    if roles and "roles" not in dropped and not all(type(role) is str for role in roles):
+        dropped.append("roles")
+    timeout = kwargs.get("client_timeout")
+    if timeout is not None and "client_timeout" not in dropped and not math.isfinite(timeout):
+        dropped.append("client_timeout")
     if dropped:
         for field in dropped:
             del kwargs[field]
@@ -329,45 +351,21 @@ def _request_id(value: Any) -> str:
     return value[:64] if isinstance(value, str) else "(none)"
 
 
-def _text(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
-def _flag(value: Any) -> bool:
-    return type(value) is bool
-
-
-def _texts(value: Any) -> bool:
-    return value is None or (type(value) is list and all(type(item) is str for item in value))
-
-
-def _items(value: Any) -> bool:
-    return value is None or type(value) is list
+_TEXT = frozenset((str, type(None)))
+#: Field name -> the types a value read for it may have (C{roles} must
+#: also hold only strings, C{client_timeout} be finite).
+_TYPES: Dict[str, frozenset] = {
+    "is_admin": frozenset((bool,)), "read_only": frozenset((bool,)), "show_deleted": frozenset((bool,)),
+    "is_admin_project": frozenset((bool,)), "roles": frozenset((list, type(None))),
+    "service_catalog": frozenset((list, type(None))), "client_timeout": frozenset((int, float, type(None))),
+    "read_deleted": frozenset((str,)),
+}
+for _field in attrs.fields(RequestContext):
+    _TYPES.setdefault(_field.name, _TEXT)  # the str-or-None fields, request_id and timestamp too
 
 
 def _seconds(value: Any) -> bool:
     return value is None or (type(value) in (int, float) and math.isfinite(value))
-
-
-def _read_deleted(value: Any) -> bool:
-    return type(value) is str
-
-
-#: Field name -> whether a value read for it can be used.
-_ACCEPTS: Dict[str, Callable[[Any], bool]] = {
-    "is_admin": _flag, "read_only": _flag, "show_deleted": _flag, "is_admin_project": _flag,
-    "roles": _texts, "service_catalog": _items, "client_timeout": _seconds, "read_deleted": _read_deleted,
-}
-for _field in attrs.fields(RequestContext):
-    _ACCEPTS.setdefault(_field.name, _text)  # the str-or-None fields, request_id and timestamp too
-
-
-def _unset(ctxt: RequestContext, name: str) -> bool:
-    try:
-        object.__getattribute__(ctxt, name)
-    except AttributeError:
-        return True
-    return False
 
 
 def _read_message(ctxt: "RequestContext", name: str) -> Any:
@@ -378,11 +376,13 @@ def _read_message(ctxt: "RequestContext", name: str) -> Any:
     @raise AttributeError: when C{name} is no field, or the context has no
         message to read (it was made by C{__init__}, a copy, or read).
     """
+    if name not in _FIELD_NAMES:
+        raise AttributeError(f"'RequestContext' object has no attribute {name!r}")
     try:
         message = _MESSAGE.__get__(ctxt)
     except AttributeError:
         message = None
-    if message is None or name not in _FIELD_NAMES:
+    if message is None:
         raise AttributeError(f"'RequestContext' object has no attribute {name!r}")
     values, prefix, client_timeout = message
     try:
@@ -391,14 +391,13 @@ def _read_message(ctxt: "RequestContext", name: str) -> Any:
         _log.failure("Request context could not be read; its defaults are used")
         fields = {"extra": {}}
     fields["client_timeout"] = client_timeout if _seconds(client_timeout) else None
-    for key, value in attrs.asdict(RequestContext(**fields), recurse=False).items():
-        if _unset(ctxt, key):  # set before the read, or by another thread reading too: kept
-            object.__setattr__(ctxt, key, value)
     _MESSAGE.__set__(ctxt, None)
+    _init(ctxt, **fields)
     return object.__getattribute__(ctxt, name)
 
 
 _FIELD_NAMES = frozenset(field.name for field in attrs.fields(RequestContext))
+_init = RequestContext.__init__
 _new = object.__new__
 #: The types whose C{to_dict} is L{RequestContext.to_dict}'s (the RPC
 #: client writes them with the message's prefix in one step).
