@@ -37,6 +37,7 @@ from twisted.application.service import Service as _TwistedService
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from novasvc._notification_listener import manager_listener
 from novasvc._phase import Phase
@@ -505,6 +506,11 @@ class Service(AsyncMultiService):
                 yield self.store.destroy(self.service_ref.id)
             except ServiceNotFound:
                 _log.warn("Service killed that has no database entry")
+            except Exception as e:
+                # The database is down: the record stays, and reads as down
+                # once its reports are older than service_down_time.
+                _log.error("Service {binary} on {host} killed, but its record could not be deleted: {error}",
+                           binary=self.binary, host=self.host, error=_one_line(Failure(e)))
             else:
                 yield self._unless_hurried(at_most(
                     self.clock, notify_service(self.versioned_notifier, DELETE, self.service_ref),
