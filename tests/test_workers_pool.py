@@ -6,6 +6,9 @@ a fake spawner and a L{task.Clock}.
 import signal
 from typing import Any, Callable, List, Optional
 
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet import defer, task
 from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import formatEvent, globalLogPublisher
@@ -537,3 +540,94 @@ class RestartTests(_PoolTestCase):
         self.spawner.spawned[0].ready()
         self.successResultOf(first)
         self.successResultOf(second)
+
+
+class PoolMachine(RuleBasedStateMachine):
+    """
+    A pool of two workers on a L{task.Clock} with the fake spawner, driven
+    through starts, stops, second SIGTERMs, SIGHUPs, workers becoming
+    ready, workers ending and clock steps.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = task.Clock()
+        self.spawner = _Spawner()
+        self.pool = WorkerPool(self.spawner, 2, clock=self.clock, stop_timeout=20, hurry_timeout=5)
+        self.asked: List[defer.Deferred] = []
+        self.stops: List[defer.Deferred] = []
+        self.spawned_while_stopped = 0
+
+    def _keep(self, d: defer.Deferred) -> defer.Deferred:
+        d.addErrback(lambda f: f.trap(LifecycleError, WorkerStartError, defer.CancelledError))
+        self.asked.append(d)
+        return d
+
+    @rule()
+    def start(self) -> None:
+        self._keep(self.pool.startService())
+
+    @rule()
+    def stop(self) -> None:
+        self.stops.append(self._keep(self.pool.stopService()))
+
+    @rule()
+    def stop_now(self) -> None:
+        self.pool.stop_now()
+
+    @rule()
+    def reset(self) -> None:
+        self.pool.reset()
+
+    @precondition(lambda self: self.spawner.running())
+    @rule(index=st.integers(min_value=0, max_value=3))
+    def ready(self, index: int) -> None:
+        running = self.spawner.running()
+        running[index % len(running)].ready()
+
+    @precondition(lambda self: self.spawner.running())
+    @rule(index=st.integers(min_value=0, max_value=3), how=st.sampled_from([(None, 15), (None, 9), (1, None)]))
+    def end(self, index: int, how: Any) -> None:
+        running = self.spawner.running()
+        running[index % len(running)].end(*how)
+
+    @rule(seconds=st.sampled_from([0.5, 1, 5, 20, 30]))
+    def advance(self, seconds: float) -> None:
+        before = len(self.spawner.spawned)
+        running = self.pool.running
+        self.clock.advance(seconds)
+        if not running:
+            self.spawned_while_stopped += len(self.spawner.spawned) - before
+
+    @invariant()
+    def nothing_left_once_stopped(self) -> None:
+        assert self.spawned_while_stopped == 0, "a worker was started while the pool was stopped"
+        if self.pool.running or not self.stops or not self.stops[-1].called:
+            return
+        assert self.spawner.running() == [], "a worker outlived the pool's stop"
+        assert self.clock.getDelayedCalls() == [], self.clock.getDelayedCalls()
+
+    def teardown(self) -> None:
+        self.stop()
+        self.clock.advance(100)  # the stop deadline: SIGKILL
+        for process in self.spawner.running():
+            assert "KILL" in process.signals or "TERM" in process.signals, "a worker never told to stop"
+            process.end(signum=9)
+        assert all(d.called for d in self.asked), "a start or stop never fired"
+        self.nothing_left_once_stopped()
+
+
+class PoolMachineTests(SynchronousTestCase):
+    """
+    The pool's lifecycle under random sequences of events.
+    """
+
+    def test_lifecycle(self) -> None:
+        """
+        When a pool goes through any sequence of starts, stops, second
+        SIGTERMs, SIGHUPs, readiness, worker ends and clock steps, then no
+        worker starts while it is stopped, and once its last stop fired no
+        worker and no timer is left; at the end every start and stop fired.
+        """
+        settings(max_examples=300, stateful_step_count=40, derandomize=True, database=None, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow])(PoolMachine).TestCase("runTest").runTest()
