@@ -18,6 +18,9 @@ that cost nothing), without a serializer. The methods:
   - C{reads}: C{reads(ctxt, value)} looks at C{ctxt.user_id},
     C{ctxt.roles} and C{ctxt.request_id} first.
 
+The trees: C{baseline} (the C{--baseline} commit), C{this} (this checkout)
+and C{eager} (this checkout, each context read when the request arrives).
+
 Each (tree, method) runs in its own process, alternating, C{--runs} times;
 each figure is the best of C{--repeat} batches of C{--number} calls in
 B{CPU} seconds of the process (C{time.process_time}); the table shows the
@@ -39,8 +42,10 @@ from typing import Any, Dict, List, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-#: (tree, method), in the table's order.
-VARIANTS = (("baseline", "ignores"), ("baseline", "reads"), ("this", "ignores"), ("this", "reads"))
+#: (tree, method), in the table's order; C{eager} is this checkout with
+#: each context read at once (C{RequestContext.from_dict}) instead of lazily.
+VARIANTS = (("baseline", "ignores"), ("baseline", "reads"), ("this", "ignores"), ("this", "reads"),
+            ("eager", "ignores"), ("eager", "reads"))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -50,10 +55,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--number", type=int, default=5000, help="calls per batch (default 5000)")
     parser.add_argument("--repeat", type=int, default=7, help="batches; the best counts (default 7)")
     parser.add_argument("--child", choices=["ignores", "reads"], help=argparse.SUPPRESS)
+    parser.add_argument("--eager", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def measure(method: str, number: int, repeat: int) -> Dict[str, Any]:
+def measure(method: str, number: int, repeat: int, eager: bool = False) -> Dict[str, Any]:
     """
     Time the server this process imported, calling C{method}.
 
@@ -107,6 +113,15 @@ def measure(method: str, number: int, repeat: int) -> Dict[str, Any]:
             ctxt.user_id, ctxt.roles, ctxt.request_id
             return value
 
+    if eager:
+        from novasvc.rpc import server as server_module
+
+        def read_now(values: Any, prefix: str, client_timeout: Any) -> Any:
+            ctxt = RequestContext.from_dict(values, prefix)
+            ctxt.client_timeout = client_timeout
+            return ctxt
+
+        server_module.context_from_message = read_now  # type: ignore[assignment]
     server = RPCServer(Transport(), Target(topic="bench", server="h"), [Endpoint()], clock=task.Clock())
     server.start()
     context = RequestContext(user_id="bench-user", project_id="bench-project", roles=["member", "reader"]).to_dict()
@@ -128,7 +143,7 @@ def measure(method: str, number: int, repeat: int) -> Dict[str, Any]:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.child, args.number, args.repeat)))
+        print(json.dumps(measure(args.child, args.number, args.repeat, args.eager)))
         return 0
     sys.path.insert(0, HERE)
     from serializer import _baseline_tree
@@ -143,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, HERE, env.get("PYTHONPATH")]))
                 output = subprocess.run(
                     [sys.executable, os.path.abspath(__file__), "--child", method, "--number", str(args.number),
-                     "--repeat", str(args.repeat)],
+                     "--repeat", str(args.repeat), *(["--eager"] if tree_name == "eager" else [])],
                     cwd=HERE, env=env, check=True, capture_output=True, text=True,
                 ).stdout
                 result = json.loads(output)
