@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import novasvc.rpc
 from novasvc.context import RequestContext, context_from_message
-from novasvc.exceptions import TransportError
+from novasvc.exceptions import DisconnectedError, TransportError
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient, _reply_waiter
 from novasvc.rpc.errors import (
@@ -508,6 +508,21 @@ class ErrorTests(_Harness, SynchronousTestCase):
         self.successResultOf(self.transport.stop())
         self.failureResultOf(self.client.cast({}, "echo"), TransportError)
         self.failureResultOf(self.client.call({}, "echo"), TransportError)
+        self.assertEqual(_reply_waiter(self.transport, None).pending, {})
+
+    def test_transport_stopped_while_waiting(self) -> None:
+        """
+        When the transport is stopped while a call published on it waits for
+        its reply, then the call fails at once with DisconnectedError (not
+        at its timeout) and no timer of it is left.
+        """
+        self.sink()
+        d = self.client.call({}, "echo", value=1)
+        self.assertNoResult(d)
+        self.successResultOf(self.transport.stop())
+        failure = self.failureResultOf(d, DisconnectedError)
+        self.assertIn("may or may not have run", failure.getErrorMessage())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(_reply_waiter(self.transport, None).pending, {})
 
     def test_transport_raises(self) -> None:

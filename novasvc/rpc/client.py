@@ -55,7 +55,7 @@ from twisted.python.failure import Failure
 from novasvc import tracing as _tracing
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import CONTEXT_TYPES, RequestContext
-from novasvc.exceptions import TransportError
+from novasvc.exceptions import DisconnectedError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import _serializing, wire
 from novasvc.rpc._deadlines import Deadlines
@@ -636,6 +636,8 @@ class _ReplyWaiter:
             consumer = self._consumer = transport.consume(self.queue, self._on_reply)  # type: ignore[union-attr]
             if hasattr(consumer, "renamed"):
                 consumer.renamed = self._renamed
+            if hasattr(consumer, "stopped"):
+                consumer.stopped = lambda: self._stopped(consumer)
             consumer.whenActive().addCallbacks(self._became_active, self._activation_failed,  # type: ignore[union-attr]
                                                callbackArgs=(consumer,), errbackArgs=(consumer,))
 
@@ -654,6 +656,21 @@ class _ReplyWaiter:
         unsent, self.unsent = self.unsent, {}
         error = TransportError(f"cannot consume the reply queue {self.queue.name}: {failure.getErrorMessage()}")
         for call in unsent.values():
+            call.fail(Failure(error))
+
+    def _stopped(self, consumer: IConsumer) -> None:
+        # The transport stopped (or the consumer was cancelled): no reply
+        # can come any more, so the calls waiting fail now, not at their
+        # timeout.
+        if consumer is not self._consumer:
+            return
+        self._consumer, self._active = None, False
+        calls = list(self.pending.values()) + [call for call in self.unsent.values()
+                                                if call.msg_id not in self.pending]
+        self.unsent = {}
+        error = DisconnectedError(f"the transport was stopped while waiting for the reply on {self.queue.name}; "
+                                  f"the request may or may not have run")
+        for call in calls:
             call.fail(Failure(error))
 
     def _renamed(self, old: str, new: str) -> None:

@@ -37,6 +37,7 @@ from novasvc.transport._amqp_connect import RoundRobinEndpoint, TLSCreator, clie
 from novasvc.transport._amqp_setup import SetupSteps, watch_liveness
 from novasvc.transport._liveness import LivenessPolicy
 from novasvc.transport._amqp_declare import QueueDeclarations
+from novasvc.transport.consuming import gather as _gather
 from novasvc.transport.topology import Exchange, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
 
@@ -703,7 +704,7 @@ class BaseAMQPTransport:
         """
         self._declarations.forget(name)
         ours = [consumer for consumer in self._consumers if consumer.queue.name == name]
-        cancelled = defer.gatherResults([consumer.cancel() for consumer in ours])
+        cancelled = _gather([consumer.cancel() for consumer in ours])
         session = self._session
         if session is None or not session.alive:
             return cancelled.addCallback(lambda _: None)

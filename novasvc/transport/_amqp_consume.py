@@ -499,6 +499,9 @@ class AMQPConsumer:
         reconnection to another host renews the queue (see
         L{novasvc.transport.topology.Queue.renew_prefix}); L{queue} is the
         new one by then.
+    @ivar stopped: C{None}, or called (without arguments) once when the
+        consumer stops for good (cancelled, or its transport stopped):
+        nothing more will be delivered.
     @cvar channel_class: the L{ConsumerChannel} (sub)class it makes on each
         connection.
     """
@@ -515,6 +518,7 @@ class AMQPConsumer:
         self._owner = owner
         self._active = False
         self.renamed: Optional[Callable[[str, str], None]] = None
+        self.stopped: Optional[Callable[[], None]] = None
         self._waiters: List[defer.Deferred] = []
         self._failures = 0
         self._retry: Any = None
@@ -601,6 +605,9 @@ class AMQPConsumer:
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.errback(defer.CancelledError(f"the consumer of queue {self.queue.name!r} was cancelled"))
+        stopped, self.stopped = self.stopped, None
+        if stopped is not None:
+            stopped()
 
     # -- driven by ConsumerChannel ---------------------------------------------
 

@@ -275,6 +275,8 @@ class _MemoryConsumer:
         self.declared = True
         # As the AMQP consumer's: set by cancel() or the transport's stop().
         self.cancelled = False
+        # As the AMQP consumer's: called once when it stops for good.
+        self.stopped: Optional[Callable[[], None]] = None
         self._waiters: List[defer.Deferred] = []
 
     def can_take(self) -> bool:
@@ -314,6 +316,9 @@ class _MemoryConsumer:
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.errback(defer.CancelledError(f"the consumer of queue {self.queue.name!r} was cancelled"))
+        stopped, self.stopped = self.stopped, None
+        if stopped is not None:
+            stopped()
         state = self.broker.queues.get(self.queue.name)
         if state is None:
             return
