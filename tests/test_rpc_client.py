@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import novasvc.rpc
 from novasvc.context import RequestContext, context_from_message
 from novasvc.exceptions import DisconnectedError, TransportError
+from novasvc.rpc import client as client_module
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient, _reply_waiter
 from novasvc.rpc.errors import (
@@ -524,6 +525,23 @@ class ErrorTests(_Harness, SynchronousTestCase):
         self.assertIn("may or may not have run", failure.getErrorMessage())
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(_reply_waiter(self.transport, None).pending, {})
+
+    def test_unhashable_transport_let_go(self) -> None:
+        """
+        When a transport that cannot be a weak dictionary key is stopped,
+        then the client's module keeps no reference to it.
+        """
+        class Unhashable(RecordingTransport):
+            __hash__ = None  # type: ignore[assignment]
+
+        transport = Unhashable(broker=self.broker, clock=self.clock)
+        client = RPCClient(transport, Target(topic="svc"), clock=self.clock)
+        self.sink()
+        d = client.call({}, "echo", value=1)
+        self.assertIn(id(transport), client_module._unhashable_waiters)
+        self.successResultOf(transport.stop())
+        self.failureResultOf(d, DisconnectedError)
+        self.assertNotIn(id(transport), client_module._unhashable_waiters)
 
     def test_transport_raises(self) -> None:
         """

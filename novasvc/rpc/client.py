@@ -665,6 +665,11 @@ class _ReplyWaiter:
         if consumer is not self._consumer:
             return
         self._consumer, self._active = None, False
+        transport = self._transport()
+        entry = _unhashable_waiters.get(id(transport))
+        if entry is not None and entry[1] is self:
+            # Kept by identity (see _reply_waiter): let the transport go.
+            del _unhashable_waiters[id(transport)]
         calls = list(self.pending.values()) + [call for call in self.unsent.values()
                                                 if call.msg_id not in self.pending]
         self.unsent = {}
@@ -723,7 +728,8 @@ def _reply_waiter(transport: ITransport, ttl: Optional[float]) -> _ReplyWaiter:
             waiter = _waiters[transport] = _ReplyWaiter(transport, ttl)
         return waiter
     except TypeError:
-        # Not hashable or not weak-referenceable: keep it by identity.
+        # Not hashable or not weak-referenceable: keep it by identity,
+        # until the transport stops (_ReplyWaiter._stopped).
         entry = _unhashable_waiters.get(id(transport))
         if entry is None or entry[0]() is not transport:
             entry = _unhashable_waiters[id(transport)] = (_Strong(transport), _ReplyWaiter(transport, ttl))
