@@ -106,6 +106,82 @@ class ListenTests(unittest.TestCase):
         self.assertEqual(describe_address("unix:/x", UNIXAddress(b"/run/a.sock")), "unix:/run/a.sock")
 
 
+class _HeldEndpoint:
+    """
+    An endpoint whose C{listen} waits until the test gives it a port.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: List[defer.Deferred] = []
+
+    def listen(self, factory: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self.waiting.append(d)
+        return d
+
+
+class _Port:
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    def getHost(self) -> Any:
+        return IPv4Address("TCP", "127.0.0.1", 8774)
+
+    def stopListening(self) -> None:
+        self.stopped += 1
+
+
+class LifecycleTests(unittest.SynchronousTestCase):
+    """
+    The API service's phases: starts and stops asked for at any time.
+    """
+
+    def service(self) -> Any:
+        from twisted.internet import task
+
+        from novasvc.api.context import APIContext
+        from novasvc.api.service import APIService
+
+        self.endpoint = _HeldEndpoint()
+        context = APIContext.create(Config(host="h1"), MemoryServiceStore(), MemoryTransport(), task.Clock())
+        return APIService(context, endpoint=self.endpoint)
+
+    def test_stop_while_listening_starts(self) -> None:
+        """
+        When the API is stopped before its port is open, then the port is
+        closed as soon as it opens, the start does not report it, and a
+        second stop waits for the first.
+        """
+        api = self.service()
+        starting = api.startService()
+        self.assertEqual(len(self.endpoint.waiting), 1)
+        first, second = api.stopService(), api.stopService()
+        self.successResultOf(first)
+        self.successResultOf(second)
+        port = _Port()
+        self.endpoint.waiting[0].callback(port)
+        self.successResultOf(starting)
+        self.assertEqual((port.stopped, api.port), (1, None))
+
+    def test_second_start_and_stop(self) -> None:
+        """
+        When the API is started twice, then it listens once; stopped twice,
+        it stops listening once.
+        """
+        api = self.service()
+        first, second = api.startService(), api.startService()
+        self.assertEqual(len(self.endpoint.waiting), 1)
+        port = _Port()
+        self.endpoint.waiting[0].callback(port)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.successResultOf(api.startService())
+        self.assertEqual(len(self.endpoint.waiting), 1)
+        self.successResultOf(api.stopService())
+        self.successResultOf(api.stopService())
+        self.assertEqual(port.stopped, 1)
+
+
 class StopTests(unittest.TestCase):
     """
     Stopping with connections open.

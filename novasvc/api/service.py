@@ -20,7 +20,9 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from novasvc._phase import Phase, Shared, refuse_start
 from novasvc._reactor import global_reactor_if_none
 from novasvc.api.context import APIContext
 from novasvc.api.site import APISite, build_site
@@ -139,6 +141,10 @@ class APIService(Service):
         self.site = site if site is not None else build_site(context)
         self._connections = _Connections(self.site, context.clock)
         self._listening: Optional[IListeningPort] = None
+        #: Where it is in its lifecycle (L{novasvc._phase}'s table).
+        self.phase = Phase.STOPPED
+        self._start: Optional[Shared] = None
+        self._stop: Optional[Shared] = None
         self.port: Optional[int] = None
         self.url: Optional[str] = None
 
@@ -160,18 +166,32 @@ class APIService(Service):
         Listen.
 
         @return: a C{Deferred} firing once listening, or failing (e.g.
-            C{CannotListenError} when the port is taken).
+            C{CannotListenError} when the port is taken); while starting,
+            that start's outcome; while running, C{None}; while stopping, a
+            L{novasvc.exceptions.LifecycleError}.
         """
+        if self.phase is Phase.STARTING and self._start is not None:
+            return self._start.observe()
+        if self.phase is Phase.RUNNING:
+            return defer.succeed(None)
+        if self.phase is Phase.STOPPING:
+            return refuse_start(self)
+        self.phase = Phase.STARTING
         Service.startService(self)
         self.site.closing = False
         endpoint = self._endpoint
         if endpoint is None:
             endpoint = serverFromString(global_reactor_if_none(self._reactor), self.listen)
-        d = endpoint.listen(self.site)
+        d = defer.maybeDeferred(endpoint.listen, self.site)
         d.addCallback(self._listening_on)
-        return d
+        self._start = Shared(d)
+        return self._start.observe()
 
-    def _listening_on(self, listening: IListeningPort) -> None:
+    def _listening_on(self, listening: IListeningPort) -> Any:
+        if self.phase is not Phase.STARTING:
+            # Stopped before the port was open: close it, it is nobody's.
+            return defer.maybeDeferred(listening.stopListening).addCallback(lambda _: None)
+        self.phase = Phase.RUNNING
         self._listening = listening
         address = listening.getHost()
         self.port = getattr(address, "port", None)
@@ -184,18 +204,28 @@ class APIService(Service):
         C{graceful_shutdown_timeout} seconds), close the connections, run
         the context's stoppers.
 
-        @return: a C{Deferred} firing once done.
+        @return: a C{Deferred} firing once done; while stopping, that
+            stop's outcome; when stopped, C{None} at once. A port still
+            being opened is closed as soon as it is.
         """
+        if self.phase is Phase.STOPPING and self._stop is not None:
+            return self._stop.observe()
+        if self.phase is Phase.STOPPED:
+            return defer.succeed(None)
+        self.phase = Phase.STOPPING
         Service.stopService(self)
         listening, self._listening = self._listening, None
         d = defer.maybeDeferred(listening.stopListening) if listening else defer.succeed(None)
         d.addCallback(lambda _: self._connections.close(
             self.context.config.graceful_shutdown_timeout))
         d.addCallback(lambda _: self.context.stop())
-        d.addCallback(self._stopped)
-        return d
+        d.addBoth(self._stopped)
+        self._stop = Shared(d)
+        return self._stop.observe()
 
-    def _stopped(self, _: Any) -> None:
+    def _stopped(self, result: Any) -> Any:
+        self.phase = Phase.STOPPED
         if self.url is not None:
             _log.info("API stopped listening on {url}", url=self.url)
         self.port = None
+        return result if isinstance(result, Failure) else None
