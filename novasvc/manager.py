@@ -98,7 +98,13 @@ class Manager(PeriodicTasks):
         C{notifications:} section, with the manager's serializer
         (C{self.notifier.info(context, "volume.create.end", payload)}). A
         manager built outside a service has one that sends nothing.
+    @ivar tracing: the service's L{novasvc.tracing.Tracing} when its
+        C{tracing.enabled}, else C{None}: give it to the RPC clients the
+        manager makes (C{RPCClient(..., tracing=self.tracing)}) so that
+        their calls are spans of the request being served.
     """
+
+    tracing: Optional[Any] = None
 
     target: ClassVar[Optional[Any]] = None
     options: ClassVar[Sequence[Opt]] = ()
@@ -116,6 +122,7 @@ class Manager(PeriodicTasks):
             "service_name",
             "target",
             "additional_endpoints",
+            "tracing",
             "rpc_hidden_names",
             "config",
             "db",

@@ -157,6 +157,9 @@ class Service(AsyncMultiService):
             from novasvc.tracing import Tracing  # imports OpenTelemetry: only when enabled
 
             self.tracing = Tracing.from_config(config.tracing, binary, host, reactor=clock)
+        # The clients the manager makes trace with it (RPCClient(...,
+        # tracing=self.tracing)); no other client of the process does.
+        manager.tracing = self.tracing
         endpoints = [manager, BaseRPCAPI(manager.service_name)] + list(manager.additional_endpoints)
         self.serializer = _serializer(manager, config)
         if getattr(manager, "notifier", None) in (None, null_notifier()):

@@ -139,7 +139,7 @@ class _Harness:
         return MemoryTransport(broker=self.broker, clock=self.clock)
 
     def rpc_client(self, topic: str) -> RPCClient:
-        return RPCClient(self.transport(), Target(topic=topic), clock=self.clock)
+        return RPCClient(self.transport(), Target(topic=topic), clock=self.clock, tracing=self.tracing)
 
     def serve(self, topic: str, host: str, endpoint: Any, tracing: Any = None) -> RPCServer:
         server = RPCServer(self.transport(), Target(topic=topic, server=host), [endpoint], clock=self.clock,
@@ -346,7 +346,7 @@ class NestedTests(_Harness, SynchronousTestCase):
                            tracing=self.tracing, serializer=RequestContextSerializer())
         self.successResultOf(server.start())
         client = RPCClient(self.transport(), Target(topic="s"), clock=self.clock,
-                           serializer=RequestContextSerializer())
+                           serializer=RequestContextSerializer(), tracing=self.tracing)
         self.successResultOf(client.call(RequestContext(request_id="req-s"), "echo", value=1))
         outer = self.one("s.echo", SpanKind.CLIENT)
         inner = self.one("s.echo", SpanKind.SERVER)
@@ -437,10 +437,10 @@ class BadHeaderTests(_Harness, SynchronousTestCase):
         Call "b" with C{ctxt} sent as it is (no client tracing), and check
         that nothing is logged and the call works.
         """
-        novasvc.tracing.uninstall(self.tracing)
         observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        untraced = RPCClient(self.transport(), Target(topic="b"), clock=self.clock)
         with self.assertNoLogs(level="WARNING"):
-            self.assertEqual(self.successResultOf(self.rpc_client("b").call(ctxt, "echo", value=7)), 7)
+            self.assertEqual(self.successResultOf(untraced.call(ctxt, "echo", value=7)), 7)
         self.assertEqual([e for e in observer if e["log_level"] >= LogLevel.warn], [])
 
     def test_garbage_traceparent(self) -> None:
@@ -491,7 +491,6 @@ class DisabledTests(SynchronousTestCase):
         casts make no span and send no trace context.
         """
         provider, exporter = _provider()
-        self.assertIsNone(novasvc.tracing.active)
         clock = task.Clock()
         broker = MemoryBroker()
         back = Back()
@@ -560,25 +559,30 @@ class ServiceTests(SynchronousTestCase):
     def test_enabled(self) -> None:
         """
         When tracing is enabled, then while the service runs its manager's
-        methods are SERVER spans and the process's clients trace; once it
-        stopped they do not.
+        methods are SERVER spans and the clients given its tracing (as its
+        manager's) trace, other clients of the process do not; once it
+        stopped none does.
         """
         service = self.make(TracingConfig(enabled=True))
         self.assertEqual(service.tracing.service_name, "novasvc-echo")
         provider, exporter = _provider()
         service.tracing.tracer_provider = provider
         self.successResultOf(service.startService())
-        self.addCleanup(novasvc.tracing.uninstall, service.tracing)
-        self.assertIs(novasvc.tracing.active, service.tracing)
+        self.assertIs(service.manager.tracing, service.tracing)
+        other = RPCClient(MemoryTransport(broker=self.broker, clock=self.clock), Target(topic="echo"),
+                          clock=self.clock)
+        self.assertEqual(self.successResultOf(other.call({}, "echo", value=0)), 0)
+        exporter.clear()
         client = RPCClient(MemoryTransport(broker=self.broker, clock=self.clock), Target(topic="echo"),
-                           clock=self.clock)
+                           clock=self.clock, tracing=service.manager.tracing)
         self.assertEqual(self.successResultOf(client.call({}, "echo", value=1)), 1)
         names = sorted((s.name, s.kind.name) for s in exporter.get_finished_spans())
         self.assertEqual(names, [("echo.echo", "CLIENT"), ("echo.echo", "SERVER")])
         server = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER][0]
         self.assertEqual(server.attributes["server.address"], "h1")
         self.successResultOf(service.stopService())
-        self.assertIsNone(novasvc.tracing.active)
+        exporter.clear()
+        self.assertFalse(service.tracing.running)
 
     def test_service_name(self) -> None:
         """
@@ -609,7 +613,8 @@ class ServiceTests(SynchronousTestCase):
             "                   transport=MemoryTransport(broker=broker, clock=clock), clock=clock,",
             "                   periodic_enable=False)",
             "s.startService()",
-            "client = RPCClient(MemoryTransport(broker=broker, clock=clock), Target(topic='echo'), clock=clock)",
+            "client = RPCClient(MemoryTransport(broker=broker, clock=clock), Target(topic='echo'), clock=clock,",
+            "                   tracing=s.manager.tracing)",
             "client.call({}, 'echo', value=1)",
             "s.stopService()",
             "clock.advance(100)",
@@ -651,7 +656,7 @@ class ServiceTests(SynchronousTestCase):
         self.addCleanup(tracing.stop)
         clock = task.Clock()
         client = RPCClient(MemoryTransport(clock=clock), Target(topic="t"), clock=clock,
-                           missing_consumer_retry_timeout=0)
+                           missing_consumer_retry_timeout=0, tracing=tracing)
         self.failureResultOf(client.cast({}, "nobody"))
         self.assertEqual([(s.name, s.status.status_code) for s in exporter.get_finished_spans()],
                          [("t.nobody", StatusCode.ERROR)])
@@ -700,7 +705,7 @@ class RabbitMQTests(TestCase):
 
     def rpc_client(self, topic: str) -> RPCClient:
         return RPCClient(self.transport(), Target(topic=topic), control_exchange=self.exchange, clock=reactor,
-                         timeout=30)
+                         timeout=30, tracing=self.tracing)
 
     def serve(self, topic, host, endpoint):
         server = RPCServer(self.transport(), Target(topic=topic, server=host), [endpoint],

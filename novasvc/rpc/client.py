@@ -38,10 +38,11 @@ C{deserialize_entity}; failures are left as they are. A serializer that
 raises fails that call or cast, and nothing is sent. With none (or a no-op
 one) nothing more is done.
 
-While a L{novasvc.tracing.Tracing} is installed (a service with
-C{tracing.enabled} runs in the process), each call and cast is a span and
-carries its W3C trace context in the request context; otherwise the only
-cost is reading C{novasvc.tracing.active}.
+A client given a running L{novasvc.tracing.Tracing} (its C{tracing}
+argument; a service's manager has its service's as C{manager.tracing})
+makes each call and cast a span and carries its W3C trace context in the
+request context; a client given none traces nothing, whatever else runs in
+the process.
 """
 
 import copy
@@ -52,7 +53,6 @@ from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from novasvc import tracing as _tracing
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import CONTEXT_TYPES, RequestContext
 from novasvc.exceptions import DisconnectedError, TransportError
@@ -96,7 +96,7 @@ class RPCClient:
                  rpc_response_timeout: float = 60.0, transient_queues_ttl: Optional[float] = 1800.0,
                  durable_queues: bool = False, retry: Optional[int] = None,
                  missing_consumer_retry_timeout: float = 60.0, clock: Any = None,
-                 serializer: Optional[Any] = None) -> None:
+                 serializer: Optional[Any] = None, tracing: Optional[Any] = None) -> None:
         """
         @param transport: the broker connection (not started or stopped by
             the client).
@@ -138,6 +138,9 @@ class RPCClient:
         @param serializer: an L{novasvc.serializer.ISerializer} for the
             context, the arguments and the results (see the module
             docstring); C{None} or a no-op one: none.
+        @param tracing: a L{novasvc.tracing.Tracing} making each call and
+            cast a CLIENT span while it runs (between its C{start} and
+            C{stop}), or C{None}: no tracing, no cost.
         @raise InvalidTarget: when the target's version is not a version.
         @raise ValueError: when C{version_cap} is not a version, C{retry} is
             neither C{None} nor an integer >= -1, or
@@ -162,6 +165,7 @@ class RPCClient:
         self.retry = retry
         self.serializer = serializer
         self._serializer = _serializing.active(serializer)
+        self._tracing = tracing
         self.missing_consumer_retry_timeout = float(missing_consumer_retry_timeout)
         if not self.missing_consumer_retry_timeout >= 0:
             raise ValueError("missing_consumer_retry_timeout must be a number of seconds >= 0, "
@@ -338,7 +342,9 @@ class RPCClient:
         msg_id = wire.new_id()
         target = self.target
         exchange, key = self._address()
-        tracing, span = _tracing.active, None
+        tracing, span = self._tracing, None
+        if tracing is not None and not tracing.running:
+            tracing = None
         serializer = self._serializer
         try:
             if serializer is None:
@@ -389,7 +395,9 @@ class RPCClient:
             exchange, key = Exchange(f"{target.topic}_fanout", "fanout", auto_delete=True), ""
         else:
             exchange, key = self._address()
-        tracing, span = _tracing.active, None
+        tracing, span = self._tracing, None
+        if tracing is not None and not tracing.running:
+            tracing = None
         serializer = self._serializer
         try:
             if serializer is None:

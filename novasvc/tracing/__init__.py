@@ -36,42 +36,17 @@ This package imports nothing of OpenTelemetry: L{Tracing} (imported from
 here on first use) does. A process without tracing enabled never imports
 it.
 
-@var active: the L{Tracing} whose C{start} ran last (and whose C{stop} has
-    not run), which every L{novasvc.rpc.client.RPCClient} of the process
-    uses; C{None} when tracing is off. Read it as C{novasvc.tracing.active}.
+Tracing is a hook handed to each client and server that should trace
+(C{RPCClient(..., tracing=)}, C{RPCServer(..., tracing=)}), never process
+state: a service with tracing on traces its own server and the clients its
+manager makes with C{manager.tracing}, not every client of the process.
 """
 
-from typing import Any, List, Optional
+from typing import Any, List
 
 from novasvc import _lazy_attribute
 
-__all__ = ["Tracing", "active", "install", "uninstall"]
-
-active: Optional[Any] = None
-
-
-def install(tracing: Any) -> None:
-    """
-    Make C{tracing} the process's: every RPC client traces with it from now
-    on (L{Tracing.start} calls this).
-
-    @param tracing: a L{Tracing}.
-    """
-    global active
-    active = tracing
-
-
-def uninstall(tracing: Any) -> None:
-    """
-    Stop tracing the process's RPC clients with C{tracing}, if it is the
-    installed one (L{Tracing.stop} calls this).
-
-    @param tracing: a L{Tracing}.
-    """
-    global active
-    if active is tracing:
-        active = None
-
+__all__ = ["Tracing"]
 
 _EXPORTS = {"Tracing": "novasvc.tracing._spans"}
 

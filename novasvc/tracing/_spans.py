@@ -19,7 +19,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import novasvc
-from novasvc import tracing as _registry
 from novasvc.rpc.errors import clip
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.tracing._provider import exporter_factory, make_provider
@@ -56,6 +55,8 @@ class Tracing:
     @ivar host: the host name, the servers' C{server.address} default and
         the provider's C{host.name}.
     @ivar exporter: C{"none"}, C{"console"} or C{"otlp"}.
+    @ivar running: whether L{start} ran and L{stop} did not since: the
+        clients given this tracing trace only then.
     @ivar tracer_provider: the C{TracerProvider} the spans go to; C{None}
         for the process's global one (OpenTelemetry's
         C{trace.get_tracer_provider()}, which follows a provider set later),
@@ -80,6 +81,7 @@ class Tracing:
             which to install).
         """
         self.service_name = service_name
+        self.running = False
         self.host = host
         self.exporter = exporter
         self.tracer_provider = tracer_provider
@@ -116,8 +118,8 @@ class Tracing:
     def start(self) -> None:
         """
         Set up the exporter's provider (when C{exporter} asks for one and no
-        C{tracer_provider} was given) and make this the process's tracing:
-        every L{novasvc.rpc.client.RPCClient} traces with it from now on.
+        C{tracer_provider} was given); the clients given this tracing trace
+        from now on.
         """
         if self._make_exporter is not None and self.tracer_provider is None:
             self._made = self.tracer_provider = make_provider(self._make_exporter, self.exporter,
@@ -125,17 +127,17 @@ class Tracing:
             self._tracer = None
             if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
                 trace.set_tracer_provider(self._made)
-        _registry.install(self)
+        self.running = True
 
     def stop(self) -> defer.Deferred:
         """
-        Stop tracing the process's clients; shut down the provider L{start}
-        set up, which exports the spans it still holds.
+        Stop tracing the clients given this tracing; shut down the provider
+        L{start} set up, which exports the spans it still holds.
 
         @return: a C{Deferred} firing with C{None} once that is done (it
             never fails; a failure is logged).
         """
-        _registry.uninstall(self)
+        self.running = False
         made, self._made = self._made, None
         if made is None:
             return defer.succeed(None)
