@@ -469,6 +469,28 @@ class SerializerBenchTests(SynchronousTestCase):
             self.assertIn(label, process.stdout)
 
 
+class ContextBenchTests(SynchronousTestCase):
+    """
+    C{bench/context.py}: the RPC server's CPU per call, context read or not.
+    """
+
+    def test_smoke(self):
+        """
+        When C{bench/context.py} runs once per variant on tiny counts
+        against this checkout's HEAD as the baseline, then it exits 0 and
+        prints a row per tree and method.
+        """
+        process = subprocess.run(
+            [sys.executable, os.path.join(BENCH, "context.py"), "--baseline", "HEAD", "--runs", "1",
+             "--number", "20", "--repeat", "1"],
+            cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
+        )
+        self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
+        for tree in ("baseline", "this", "eager"):
+            for method in ("ignores", "reads"):
+                self.assertIn(f"| {tree} | {method} | ", process.stdout)
+
+
 class NotificationsBenchTests(SynchronousTestCase):
     """
     C{bench/notifications.py} end to end on tiny counts.
