@@ -22,6 +22,7 @@ from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from novasvc._phase import Shared
 from novasvc.exceptions import ConfigError, LoadError, StartupError, WorkerStartError
 from novasvc.log import LogControl
 
@@ -122,6 +123,7 @@ class HangupService(MultiService):
         self._terminating = False
         self._hurried = False
         self._stopping: Optional[defer.Deferred] = None
+        self._stop: Optional[Shared] = None
         service.setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> None:
@@ -245,8 +247,12 @@ class HangupService(MultiService):
         must not reach twistd's handler).
 
         @return: a C{Deferred} firing with the child's stop result, or with
-            C{None} C{stop_now_grace} seconds after a second SIGTERM.
+            C{None} C{stop_now_grace} seconds after a second SIGTERM; a stop
+            while stopping (or stopped) gets that stop's outcome, and the
+            child is not stopped again.
         """
+        if self._stop is not None:
+            return self._stop.observe()
         self._restore(getattr(signal, "SIGHUP", -1))
         self._notifier.stopping()
         Service.stopService(self)
@@ -257,7 +263,8 @@ class HangupService(MultiService):
             self._arm_give_up()
         if self.logs is not None:
             stopping.addBoth(self.logs.stop)
-        return stopping
+        self._stop = Shared(stopping)
+        return self._stop.observe()
 
     def _child_stopped(self, result: Any, stopping: defer.Deferred) -> None:
         call, self._give_up_call = self._give_up_call, None

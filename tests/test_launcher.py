@@ -383,6 +383,25 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertEqual(self.child.resets, 1)
         self.assertEqual(self.previous, [])
 
+    def test_second_stop_waits_for_the_first(self) -> None:
+        """
+        When the launcher is stopped twice while its child stops, then the
+        child is stopped once, systemd hears C{STOPPING=1} once, and both
+        stops fire when the child's stop does.
+        """
+        stopping = defer.Deferred()
+        calls: List[int] = []
+        self.patch(self.child, "stopService", lambda: calls.append(1) or stopping)
+        self.service.startService()
+        self.reactor.run()
+        first, second = self.service.stopService(), self.service.stopService()
+        self.assertEqual((calls, self.notices.count("stopping")), ([1], 1))
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        stopping.callback(None)
+        self.successResultOf(first)
+        self.successResultOf(second)
+
     def test_stop_restores_handler(self) -> None:
         """
         When the service stops without a SIGTERM, then the previous SIGHUP
