@@ -142,6 +142,24 @@ class RPCServer:
     """
     Serve a topic's requests with a list of endpoints.
 
+    Its lifecycle (oslo.messaging's C{start}, C{stop}, C{wait})::
+
+        state      start()             stop()                 wait(timeout)
+        ---------  ------------------  ---------------------  -----------------------------
+        idle       consume -> serving  nothing to cancel      drained at once
+        serving    nothing more        cancel -> draining     stop, then as draining
+        draining   consume -> serving  the cancellation       wait for the requests in
+                   (requests go on)    under way              flight (or the timeout), end
+                                                              the call monitors and reply
+                                                              retries, delete the fanout
+                                                              queue -> idle
+        (a wait while another one is under way gets its outcome)
+
+    Every timer it makes (call-monitor heartbeats, reply retries, the drain
+    deadline) is gone once C{wait()} has fired; a request still running
+    then stays unsettled and goes back to the broker when the transport
+    closes.
+
     @ivar target: the server's target (topic and server).
     @ivar queues: the three L{Queue}s consumed (see L{server_queues}).
     @ivar dispatcher: the L{RPCDispatcher}.

@@ -153,6 +153,14 @@ class WorkerPool(Service):
         SIGTERM) sends SIGTERM again, which makes each worker stop at once,
         and shortens the deadline to C{hurry_timeout} seconds.
 
+    Its phases (L{novasvc._phase}): stopped, starting (until every worker
+    was ready once), running, stopping (until every worker ended). A start
+    while starting gets that start's outcome, while running C{None}, while
+    stopping a L{novasvc.exceptions.LifecycleError}; after a stop has fired
+    the pool starts afresh. A stop while stopping gets the stop under way.
+    Its timers (restart delays, the SIGKILL deadline) are gone once its
+    stop has fired.
+
     @ivar count: how many workers (C{int} >= 1).
     """
 
