@@ -4,7 +4,10 @@ L{task.Clock}.
 """
 
 import json
-from typing import Any, List
+from typing import Any, Dict, List
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from twisted.internet import defer, task
 from twisted.internet.testing import EventLoggingObserver
@@ -1210,3 +1213,69 @@ class ShutdownTests(_Harness, SynchronousTestCase):
         self.assertIs(self.successResultOf(server.wait(timeout=1)), True)
         self.successResultOf(self.client.cast({}, "note", value=1))
         self.assertEqual(manager.calls, [])
+
+
+class _ContextReader:
+    """
+    An endpoint whose method reads every field of its context and passes
+    the context on (as a manager calling another service does).
+    """
+
+    def __init__(self) -> None:
+        self.errors: List[Exception] = []
+
+    def read(self, ctxt: Any, value: Any = None) -> Any:
+        try:
+            for field in ("user_id", "roles", "timestamp", "is_admin", "client_timeout", "service_catalog"):
+                getattr(ctxt, field)
+            written = ctxt.to_dict()
+            json.dumps(written)
+            RequestContext.from_dict(written).to_dict()
+        except Exception as e:
+            self.errors.append(e)
+        return value
+
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+    | st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=5)
+_FIELDS = ["method", "args", "namespace", "version", "_msg_id", "_reply_q", "_unique_id", "_timeout",
+           "_context_roles", "_context_timestamp", "_context_is_admin", "_context_user_id",
+           "_context_service_catalog", "_context_request_id", "_context_tenant"]
+
+
+class WireBoundaryTests(_Harness, SynchronousTestCase):
+    """
+    No request's own fields make the server fail it by accident.
+    """
+
+    @settings(max_examples=200, derandomize=True, database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(changes=st.dictionaries(st.sampled_from(_FIELDS), _ANY_JSON, max_size=4), envelope=st.booleans())
+    def test_fuzzed_fields(self, changes: Dict[str, Any], envelope: bool) -> None:
+        """
+        When any envelope or message field, or context entry, of a call has
+        any JSON value, then the server settles it, is left with nothing in
+        flight and logs no unexpected error, and a method that reads its
+        context and passes it on never fails doing so.
+        """
+        reader = _ContextReader()
+        server, _, transport = self.make_server(manager=reader)
+        self.addCleanup(lambda: self.successResultOf(transport.stop()))
+        message = {"method": "read", "args": {"value": 1}, "_msg_id": "m1", "_reply_q": "reply_test",
+                   "_unique_id": wire.new_id(), "_context_user_id": "u1"}
+        message.update(changes)
+        body = json.dumps(message).encode()
+        if envelope:
+            body = json.dumps({"oslo.version": "2.0", "oslo.message": body.decode()}).encode()
+        self.publish(body)
+        self.clock.advance(120)
+        self.assertEqual(server.inflight, 0)
+        self.assertEqual(self.unacked(transport, "svc"), 0)
+        unexpected = [e for e in self.events(LogLevel.error) + self.events(LogLevel.critical)
+                      if "Unexpected" in e.get("log_format", "") or "bug" in e.get("log_format", "")]
+        self.assertEqual(unexpected, [])
+        self.assertEqual(reader.errors, [])
+        self.flushLoggedErrors()  # a cast refused with its traceback (wrong arguments) is logged so
