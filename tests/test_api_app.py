@@ -167,13 +167,15 @@ class ListServicesTests(_App):
     async def test_list(self) -> None:
         """
         When services exist, then each is listed with id, host, binary,
-        topic, status, state, updated_at (ISO 8601 UTC with Z, or null),
-        disabled_reason and forced_down; deleted ones are not listed.
+        topic, status, state, updated_at (the last report, ISO 8601 UTC
+        with Z, or null: disabling does not move it), disabled_reason and
+        forced_down; deleted ones are not listed.
         """
         now = SettableUTCNow()
         store = MemoryServiceStore(utcnow=now)
         await store.start()
         a, b, c = await self.services(store, 3)
+        await store.report_state(a.id)
         now.advance(1.5)
         await store.update(a.id, disabled=True, disabled_reason="maintenance")
         await store.destroy(c.id)
@@ -182,7 +184,7 @@ class ListServicesTests(_App):
         self.assertEqual(response.code, 200)
         self.assertEqual(response.json(), {"services": [
             {"id": a.id, "host": "h1", "binary": "novasvc-b1", "topic": "t1",
-             "status": "disabled", "state": "up", "updated_at": "2026-03-04T05:06:09.391011Z",
+             "status": "disabled", "state": "up", "updated_at": "2026-03-04T05:06:07.891011Z",
              "disabled_reason": "maintenance", "forced_down": False},
             {"id": b.id, "host": "h2", "binary": "novasvc-b0", "topic": "t2",
              "status": "enabled", "state": "up", "updated_at": None,
@@ -359,13 +361,14 @@ class ServiceTests(_App):
         """
         live = await self.api()
         a, b = await self.services(live.store)
-        response = await live.request("DELETE", f"/v1/services/{a.id}")
+        response = await live.request("DELETE", f"/v1/services/{a.id}?force=true")
         self.assertEqual((response.code, response.body), (204, b""))
         listed = (await live.request("GET", "/v1/services")).json()["services"]
         self.assertEqual([s["id"] for s in listed], [b.id])
         [deleted] = [r for r in await live.store.list_services(include_deleted=True) if r.deleted]
         self.assertEqual(deleted.id, a.id)
-        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}")).code, 404)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}?force=true")).code,
+                         404)
 
     async def test_notifications(self) -> None:
         """
@@ -384,7 +387,7 @@ class ServiceTests(_App):
                            {"X-Request-Id": "req-1"})
         await live.request("PUT", f"/v1/services/{a.id}", {"status": "disabled", "disabled_reason": "r"})
         await live.request("PUT", f"/v1/services/{a.id}", {"forced_down": True})
-        await live.request("DELETE", f"/v1/services/{a.id}")
+        await live.request("DELETE", f"/v1/services/{a.id}?force=true")
         self.assertEqual([(publisher, event) for publisher, _, event, _ in notifier.sent], [
             ("novasvc-b1:h1", "service.update"), ("novasvc-b1:h1", "service.update"),
             ("novasvc-b1:h1", "service.delete")])
@@ -713,7 +716,8 @@ class RealServicesTests(_App):
                                       {"status": "disabled", "disabled_reason": "r"})
         self.assertEqual(response.code, 200)
         self.assertTrue((await store.get(a.id)).disabled)
-        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}")).code, 204)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}?force=true")).code,
+                         204)
         self.assertEqual((await live.request("GET", f"/v1/services/{a.id}")).code, 404)
         await transport.stop()
         health = await live.request("GET", "/healthz")

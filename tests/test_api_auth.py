@@ -93,7 +93,8 @@ class NoTokenTests(unittest.TestCase):
         self.assertEqual((await live.request("GET", "/v1/services")).code, 200)
         response = await live.request("PUT", f"/v1/services/{service.id}", {"status": "disabled"})
         self.assertEqual(response.code, 200)
-        self.assertEqual((await live.request("DELETE", f"/v1/services/{service.id}")).code, 204)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{service.id}?force=true")).code,
+                         204)
         self.assertTrue([line for line in log if "DELETE /v1/services/1" in line
                          and "user=loopback" in line], log)
 
@@ -224,7 +225,8 @@ class TokenTests(unittest.TestCase):
         response = await live.request("PUT", f"/v1/services/{self.service.id}",
                                       {"status": "disabled"}, headers)
         self.assertEqual(response.code, 200)
-        response = await live.request("DELETE", f"/v1/services/{self.service.id}", headers=ADMIN)
+        response = await live.request("DELETE", f"/v1/services/{self.service.id}?force=true",
+                                      headers=ADMIN)
         self.assertEqual(response.code, 204)
 
     async def test_healthz_public(self) -> None:

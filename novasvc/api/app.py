@@ -31,7 +31,7 @@ with the request id.
 
 import datetime
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from klein import Klein
 from twisted.internet import defer
@@ -43,8 +43,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from novasvc.api.context import APIContext, request_context, request_info
 from novasvc.api.errors import APIError, render_error, render_json, status_title
+from novasvc.api.outage import DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
-from novasvc.db.rules import MAX_STRING_LENGTH
+from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
 from novasvc.exceptions import ServiceNotFound
 from novasvc.rpc.errors import clip, quote
 from novasvc.service_status import DELETE, UPDATE, notify_service, status_changed
@@ -89,8 +90,11 @@ def service_view(record: ServiceRecord, now: datetime.datetime,
     @param service_down_time: B{seconds}, for L{is_up}.
     @return: C{id}, C{host}, C{binary}, C{topic}, C{status}
         (C{"enabled"}/C{"disabled"}), C{state} (C{"up"}/C{"down"} by
-        L{is_up}: C{forced_down} is down), C{updated_at} (ISO 8601 UTC with
-        C{Z}, or C{None}), C{disabled_reason} and C{forced_down}.
+        L{is_up}: C{forced_down} is down), C{updated_at} (the last
+        heartbeat, C{last_seen_up}, as ISO 8601 UTC with C{Z}, or C{None}
+        before the first report: an operator's change such as disabling does
+        not make a dead service look fresh), C{disabled_reason} and
+        C{forced_down}.
     """
     return {
         "id": record.id,
@@ -99,7 +103,7 @@ def service_view(record: ServiceRecord, now: datetime.datetime,
         "topic": record.topic,
         "status": "disabled" if record.disabled else "enabled",
         "state": "up" if is_up(record, now, service_down_time) else "down",
-        "updated_at": _iso(record.updated_at),
+        "updated_at": _iso(record.last_seen_up),
         "disabled_reason": record.disabled_reason,
         "forced_down": record.forced_down,
     }
@@ -195,10 +199,19 @@ class _Routes:
     def __init__(self, context: APIContext) -> None:
         self.context = context
         self._ping = _Shared(self._check_database)
+        self._guard: Optional[DatabaseGuard] = None
+        self._last_listing: Optional[Tuple[List[ServiceRecord], datetime.datetime]] = None
         self._gateway: Optional[Any] = None
         self._notifier: Optional[Any] = getattr(context, "notifier", None)
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
+
+    @property
+    def _db(self) -> DatabaseGuard:
+        if self._guard is None:
+            self._guard = DatabaseGuard(self.context.clock,
+                                        wall=lambda: _iso(self.context.utcnow()) or "?")
+        return self._guard
 
     def _stop(self) -> Any:
         gateway, self._gateway = self._gateway, None
@@ -282,8 +295,11 @@ class _Routes:
             if not 1 <= len(value) <= MAX_STRING_LENGTH:
                 raise APIError(400, f"query parameter {name!r} must be 1 to "
                                f"{MAX_STRING_LENGTH} characters long")
+            problem = unstorable(value)
+            if problem is not None:
+                raise APIError(400, f"query parameter {name!r} {problem}", field=name)
             filters[name] = value
-        records = await self.context.store.list_services(**filters)
+        records = await self._db.call(self.context.store.list_services, **filters)
         now = self.context.utcnow()
         views = [service_view(r, now, self.context.service_down_time) for r in records]
         return render_json(request, 200, {"services": views})
@@ -304,7 +320,7 @@ class _Routes:
         changes = _service_changes(_read_object(request))
         before = await self._get(service_id)
         try:
-            record = await self.context.store.update(service_id, **changes)
+            record = await self._db.call(self.context.store.update, service_id, **changes)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
         if status_changed(before, record):
@@ -315,9 +331,15 @@ class _Routes:
     async def delete_service(self, request: IRequest, service_id: int) -> bytes:
         _require_admin(request)
         service_id = _service_id(service_id)
+        force = _force(request)
         record = await self._get(service_id)
+        if not force and is_up(record, self.context.utcnow(), self.context.service_down_time):
+            raise APIError(409, f"service {service_id} ({clip(record.binary)} on "
+                           f"{clip(record.host)}) is up: stop it first, or delete it anyway "
+                           "with ?force=true (a running service registers again)",
+                           type="ServiceIsUp")
         try:
-            await self.context.store.destroy(service_id)
+            await self._db.call(self.context.store.destroy, service_id)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
         notify_service(self._get_notifier(), DELETE, record, request_context(request))
@@ -327,7 +349,7 @@ class _Routes:
 
     async def _get(self, service_id: int) -> ServiceRecord:
         try:
-            return await self.context.store.get(service_id)
+            return await self._db.call(self.context.store.get, service_id)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
 
@@ -380,8 +402,20 @@ class _Routes:
     async def status_page(self, request: IRequest) -> bytes:
         from novasvc.api.status_page import render
 
-        records = await self.context.store.list_services()
-        page = render(records, self.context.utcnow(), self.context.service_down_time)
+        now = self.context.utcnow()
+        try:
+            records = await self._db.call(self.context.store.list_services)
+        except DatabaseUnavailable as e:
+            # The page still shows what it last knew, under a banner.
+            known, as_of = self._last_listing or ([], None)
+            page = render(known, now, self.context.service_down_time,
+                          outage=(self._db.down_since or "?", e.message, as_of))
+            request.setResponseCode(503)
+            for name, value in e.headers.items():
+                request.setHeader(name, value)
+        else:
+            self._last_listing = (list(records), now)
+            page = render(records, now, self.context.service_down_time)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Content-Security-Policy",
                           b"default-src 'none'; style-src 'unsafe-inline'")
@@ -404,6 +438,27 @@ def _service_id(service_id: int) -> int:
     if not 1 <= service_id <= MAX_SERVICE_ID:
         raise APIError(404, f"no service with id {clip(str(service_id))}")
     return service_id
+
+
+def _force(request: IRequest) -> bool:
+    """
+    @return: the C{force} query parameter of a C{DELETE} (C{true} or
+        C{false}; default C{false}).
+    @raise APIError: 400 for another parameter, a repeated one or another
+        value.
+    """
+    force = False
+    for raw, values in (request.args or {}).items():
+        name = raw.decode("utf-8", "replace")
+        if name != "force":
+            raise APIError(400, f"unknown query parameter {quote(name)}; accepted: force")
+        if len(values) != 1:
+            raise APIError(400, f"query parameter 'force' is given {len(values)} times")
+        if values[0] not in (b"true", b"false"):
+            raise APIError(400, "query parameter 'force': expected true or false, got "
+                           f"{quote(values[0].decode('utf-8', 'replace'))}")
+        force = values[0] == b"true"
+    return force
 
 
 def _service_changes(body: Dict[str, Any]) -> Dict[str, Any]:
@@ -433,6 +488,9 @@ def _service_changes(body: Dict[str, Any]) -> Dict[str, Any]:
                                    or not 1 <= len(reason) <= MAX_STRING_LENGTH):
             raise APIError(400, f"disabled_reason: expected a string of 1 to "
                            f"{MAX_STRING_LENGTH} characters or null, got {quote(reason)}")
+        problem = unstorable(reason) if reason is not None else None
+        if problem is not None:
+            raise APIError(400, f"disabled_reason {problem}", field="disabled_reason")
     if status == "disabled":
         changes.update(disabled=True, disabled_reason=reason)
     elif status == "enabled":

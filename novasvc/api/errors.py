@@ -68,11 +68,14 @@ def error_payload(code: int, message: str, **extra: Any) -> Dict[str, Any]:
 
 def json_body(payload: Any) -> bytes:
     """
-    @return: C{payload} as compact UTF-8 JSON (no NaN or infinity).
+    @return: C{payload} as compact UTF-8 JSON (no NaN or infinity); a
+        lone surrogate is written as its C{\\uXXXX} escape.
     @raise ValueError: for a value JSON cannot show.
     """
+    # A lone surrogate (a client may send one, escaped, in JSON) is
+    # written as its JSON escape, which is what backslashreplace gives.
     return json.dumps(payload, separators=(",", ":"), allow_nan=False,
-                      ensure_ascii=False).encode("utf-8")
+                      ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def render_json(request: IRequest, code: int, payload: Any) -> bytes:
