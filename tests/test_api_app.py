@@ -370,6 +370,59 @@ class ServiceTests(_App):
         self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}?force=true")).code,
                          404)
 
+    async def test_delete_up_needs_force(self) -> None:
+        """
+        When the service to delete is up, then 409 naming it and ?force=true,
+        the row stays and no service.delete is sent; a down one is deleted
+        without force; force must be true or false, given once.
+        """
+        from tests.test_service_status import _Recorder
+
+        now = SettableUTCNow()
+        store = MemoryServiceStore(utcnow=now)
+        await store.start()
+        notifier = _Recorder()
+        live = await self.api(store=store, utcnow=now, notifier=notifier)
+        up, stale = await self.services(store)
+        now.advance(3600)
+        await store.report_state(up.id)
+        response = await live.request("DELETE", f"/v1/services/{up.id}")
+        self.assertEqual(response.code, 409)
+        error = response.json()["error"]
+        self.assertEqual((error["title"], error["type"]), ("Conflict", "ServiceIsUp"))
+        self.assertIn("is up", error["message"])
+        self.assertIn("?force=true", error["message"])
+        self.assertEqual(notifier.sent, [])
+        self.assertEqual((await live.request("GET", f"/v1/services/{up.id}")).code, 200)
+        for query in ["?force=yes", "?force=true&force=true", "?other=1"]:
+            response = await live.request("DELETE", f"/v1/services/{up.id}{query}")
+            self.assertEqual(response.code, 400, query)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{stale.id}")).code, 204)
+        response = await live.request("DELETE", f"/v1/services/{up.id}?force=false")
+        self.assertEqual(response.code, 409)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{up.id}?force=true")).code,
+                         204)
+        self.assertEqual([event for _, _, event, _ in notifier.sent],
+                         ["service.delete", "service.delete"])
+
+    async def test_unstorable_text(self) -> None:
+        """
+        When a filter or disabled_reason holds NUL or a lone surrogate, then
+        400 naming the field (the database could not store or compare it).
+        """
+        live = await self.api()
+        [a] = await self.services(live.store, 1)
+        for query, field in [("?host=a%00b", "host"), ("?binary=%00", "binary")]:
+            response = await live.request("GET", "/v1/services" + query)
+            self.assertEqual((response.code, response.json()["error"]["field"]), (400, field))
+            self.assertIn("NUL", response.json()["error"]["message"])
+        for reason in [r"a\u0000b", r"\ud800"]:
+            body = b'{"status": "disabled", "disabled_reason": "' + reason.encode() + b'"}'
+            response = await live.request("PUT", f"/v1/services/{a.id}", body, JSON)
+            self.assertEqual(response.code, 400, response.body)
+            self.assertEqual(response.json()["error"].get("field"), "disabled_reason", response.body)
+        self.assertFalse((await live.store.get(a.id)).disabled)
+
     async def test_notifications(self) -> None:
         """
         When a PUT changes disabled, disabled_reason or forced_down, then
