@@ -104,6 +104,24 @@ class HealthTests(_App):
             "broker": {"ok": False, "error": "not connected to the broker"},
             "database": {"ok": True}}})
 
+    async def test_row_deleted(self) -> None:
+        """
+        When the API is a service's and its row was deleted while it runs,
+        then 503, status degraded, and a registration check that says it
+        registers again; once it has, the check is ok.
+        """
+        deleted = [True]
+        live = await self.api(row_deleted=lambda: deleted[0])
+        response = await live.request("GET", "/healthz")
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.json()["checks"]["registration"], {
+            "ok": False, "error": "this service's row was deleted while it runs; it "
+            "registers again at the next report"})
+        deleted[0] = False
+        response = await live.request("GET", "/healthz")
+        self.assertEqual((response.code, response.json()["checks"]["registration"]),
+                         (200, {"ok": True}))
+
     async def test_database_down(self) -> None:
         """
         When the store is not open, then 503 and the database check says so.

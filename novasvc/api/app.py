@@ -257,8 +257,17 @@ class _Routes:
             broker["error"] = "not connected to the broker"
         database = await self._ping()
         ok = connected and database["ok"]
-        payload = {"status": "ok" if ok else "degraded",
-                   "checks": {"broker": broker, "database": database}}
+        checks = {"broker": broker, "database": database}
+        row_deleted = getattr(self.context, "row_deleted", None)
+        if row_deleted is not None:
+            if row_deleted():
+                checks["registration"] = {
+                    "ok": False, "error": "this service's row was deleted while it runs; "
+                    "it registers again at the next report"}
+                ok = False
+            else:
+                checks["registration"] = {"ok": True}
+        payload = {"status": "ok" if ok else "degraded", "checks": checks}
         return render_json(request, 200 if ok else 503, payload)
 
     def _check_database(self) -> defer.Deferred:

@@ -48,6 +48,9 @@ class APIContext:
     @ivar notifier: the versioned L{novasvc.notify.notifier.Notifier} of
         the service notifications the routes send, or C{None} for one made
         from C{config} and C{transport} on first use.
+    @ivar row_deleted: for the API of a service, returns C{True} while the
+        service's own row is found deleted (C{/healthz} then reports a
+        failed C{registration} check); C{None} for the standalone API.
     """
 
     config: Config
@@ -58,6 +61,7 @@ class APIContext:
     utcnow: Callable[[], datetime.datetime] = default_utcnow
     recorder: Any = None
     notifier: Any = None
+    row_deleted: Optional[Callable[[], bool]] = None
     _stoppers: List[Callable[[], Any]] = attrs.field(factory=list, init=False, repr=False,
                                                       eq=False)
 

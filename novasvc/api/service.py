@@ -151,7 +151,10 @@ class APIService(Service):
         context = APIContext(config=service.config, store=service.store,
                              transport=service.transport, clock=service.clock,
                              service_down_time=service.service_down_time,
-                             notifier=getattr(service, "versioned_notifier", None))
+                             notifier=getattr(service, "versioned_notifier", None),
+                             row_deleted=lambda: bool(getattr(
+                                 getattr(service, "report_state_service", None),
+                                 "row_deleted", False)))
         reactor = service.clock if IReactorTCP.providedBy(service.clock) else None
         return cls(context, reactor=reactor)
 
