@@ -628,6 +628,20 @@ class MountTests(_App):
         await live.service.stopService()
         self.assertTrue(gateway.stopped)
 
+    async def test_gateway_broker_down(self) -> None:
+        """
+        When the broker is not connected, then the gateway answers 503
+        BrokerUnavailable at once, with Retry-After and the API's title.
+        """
+        live = await self.api()
+        await live.transport.stop()
+        response = await live.request("POST", "/v1/rpc/echo", {"method": "echo"})
+        self.assertEqual((response.code, response.headers["retry-after"]), (503, "5"))
+        error = response.json()["error"]
+        self.assertEqual((error["title"], error["type"]), ("Service Unavailable",
+                                                            "BrokerUnavailable"))
+        self.assertTrue(error["message"].startswith("broker unavailable"))
+
     async def test_gateway_admin_only(self) -> None:
         """
         When a reader posts to the gateway, then 403 and the gateway is not

@@ -407,13 +407,33 @@ class BrokerTests(_Harness, SynchronousTestCase):
 
     def test_stopped_transport(self) -> None:
         """
-        When the transport is stopped, then 503 TransportError.
+        When the transport is stopped, then 503 BrokerUnavailable at once.
         """
         self.serve()
         self.successResultOf(self.gateway_transport.stop())
         status, error = self.error({"method": "note", "cast": True})
-        self.assertEqual((status, error["type"]), (503, "TransportError"))
-        self.assertIn("stopped", error["message"])
+        self.assertEqual((status, error["type"]), (503, "BrokerUnavailable"))
+
+    def test_not_connected_fails_fast(self) -> None:
+        """
+        When the transport is not connected, then a call and a cast get 503
+        BrokerUnavailable at once, saying the request was not sent (never
+        that it may still run), and nothing reaches the servers.
+        """
+        manager = self.serve()
+
+        class Disconnected(MemoryTransport):
+            is_connected = False
+
+        gateway = RPCGateway(Disconnected(broker=self.broker, clock=self.clock), self.config,
+                             clock=self.clock)
+        for body in ({"method": "echo", "args": {"value": 1}}, {"method": "note", "cast": True}):
+            status, payload = self.successResultOf(gateway.handle("svc", body, admin()))
+            self.assertEqual((status, payload["error"]["type"]), (503, "BrokerUnavailable"))
+            self.assertEqual(payload["error"]["message"], "broker unavailable: not connected "
+                             "to the message broker; the request was not sent")
+        self.assertEqual(manager.casts, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_unexpected(self) -> None:
         """

@@ -43,7 +43,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from novasvc.api.context import APIContext, request_context, request_info
 from novasvc.api.errors import APIError, render_error, render_json, status_title
-from novasvc.api.outage import DatabaseGuard, DatabaseUnavailable
+from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
 from novasvc.exceptions import ServiceNotFound
@@ -377,6 +377,8 @@ class _Routes:
         if isinstance(error, dict) and "title" not in error:
             # The API's one error shape: code, title, message (and more).
             payload = {**payload, "error": {"code": status, "title": status_title(status), **error}}
+        if status == 503:
+            request.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
         return render_json(request, status, payload)
 
     def _get_notifier(self) -> Any:

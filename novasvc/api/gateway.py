@@ -49,7 +49,9 @@ L{RPCGateway.handle} answers (status, payload):
     C{DisconnectedError} / C{TransportError}: the broker connection was
     lost with the request (it is not sent again: it may or may not have
     run) or the broker did not take it (for a cast, within C{timeout});
-    C{ServiceUnavailable}: the gateway is stopping;
+    C{ServiceUnavailable}: the gateway is stopping; C{BrokerUnavailable}
+    (C{"broker unavailable: ..."}): the transport is not connected, so the
+    request is refused at once, before anything is sent;
   - B{504} C{MessagingTimeout}: no reply within C{timeout} seconds (the
     method may still run);
   - B{500} C{InternalError}: anything else; the traceback is logged once,
@@ -325,6 +327,11 @@ class RPCGateway:
             request = _parse(topic, body, self._default_timeout, self._max_timeout)
         except _BadRequest as e:
             return defer.succeed(_error(400, "BadRequest", e.message, field=e.field))
+        if not getattr(self._transport, "is_connected", True):
+            # Refused before sending: it cannot have run, so no "may still run".
+            return defer.succeed(_error(503, "BrokerUnavailable", "broker unavailable: not "
+                                        "connected to the message broker; the request was "
+                                        "not sent"))
         try:
             d = self._send(request, context)
         except Exception:
