@@ -436,9 +436,13 @@ class _Routes:
 
     @app.route("/v1/openapi.json", methods=["GET"])
     def openapi(self, request: IRequest) -> bytes:
+        from novasvc.api.gateway import MAX_TIMEOUT
         from novasvc.api.openapi import document
 
-        return render_json(request, 200, document())
+        config = self.context.config
+        return render_json(request, 200, document(
+            tokens=bool(config.api.tokens),
+            max_timeout=max(MAX_TIMEOUT, float(config.rpc_response_timeout))))
 
 
 def _service_id(service_id: int) -> int:

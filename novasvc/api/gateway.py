@@ -95,6 +95,9 @@ TOPIC_MAX_LENGTH = _AMQP_NAME_MAX - len("_fanout_") - 32
 FIELDS = ("method", "args", "server", "cast", "timeout", "version", "namespace", "fanout")
 
 _TOPIC = re.compile(r"[A-Za-z0-9_.:-]+")
+#: As the OpenAPI document's patterns (L{novasvc.api.openapi}).
+_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_NAME = re.compile(r"[!-~]+")
 _BODY_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
                float: "a number", type(None): "null"}
 
@@ -156,15 +159,14 @@ def _check_topic(topic: Any) -> str:
 
 def _check_name(body: Mapping[str, Any], field: str, limit: int = _AMQP_NAME_MAX) -> Optional[str]:
     """
-    A server or namespace: C{None}, or 1 to C{limit} printable characters
-    without white space.
+    A server or namespace: C{None}, or 1 to C{limit} printable ASCII
+    characters without white space.
     """
     value = body.get(field)
     if value is None:
         return None
-    if type(value) is not str or not value or len(value) > limit or not value.isprintable() or any(
-            c.isspace() for c in value):
-        raise _BadRequest(field, f"{field!r} must be 1 to {limit} printable characters without spaces, "
+    if type(value) is not str or len(value) > limit or not _NAME.fullmatch(value):
+        raise _BadRequest(field, f"{field!r} must be 1 to {limit} printable ASCII characters without spaces, "
                                  f"not {quote(value)}")
     return value
 
@@ -189,8 +191,9 @@ def _check_method(body: Mapping[str, Any]) -> str:
     if method.startswith("_"):
         raise _BadRequest("method", f"'method' must not start with '_' (private methods cannot be called): "
                                     f"{quote(method)}")
-    if not method.isidentifier():
-        raise _BadRequest("method", f"'method' must be a method name (a Python identifier), not {quote(method)}")
+    if not _METHOD.fullmatch(method):
+        raise _BadRequest("method", f"'method' must be a method name (an ASCII Python identifier), "
+                                    f"not {quote(method)}")
     return method
 
 
