@@ -115,6 +115,8 @@ class URLLimitTests(unittest.TestCase):
         answer = await raw_exchange(live.service.port,
                                     b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n")
         self.assertEqual(_status(answer), 431)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+                        answer[:80])
 
 
 class BodyLimitTests(unittest.TestCase):

@@ -13,6 +13,8 @@ The auth filter: bearer tokens known by their SHA-256, with two roles.
     socket clients) are admin, and any other client gets 403: the API is
     never open to the network by mistake.
   - L{PUBLIC_PATHS} (C{/healthz}, for load balancers) need nothing.
+  - A request with more than one C{Authorization} header gets 400: which
+    one counts would be a guess.
 
 Neither the C{Authorization} header nor a token is ever logged; the access
 log names the token's C{name}.
@@ -99,6 +101,8 @@ class _Auth(FilterResource):
     def filter(self, request: IRequest) -> Union[bytes, int]:
         if request.path in PUBLIC_PATHS:
             return self.pass_on(request)
+        if len(request.requestHeaders.getRawHeaders(b"authorization", ())) > 1:
+            return render_error(request, 400, "the Authorization header is given more than once")
         if self._tokens:
             principal = self._authenticate(request)
             if isinstance(principal, bytes):

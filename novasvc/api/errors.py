@@ -86,7 +86,8 @@ def render_json(request: IRequest, code: int, payload: Any) -> bytes:
     @return: the body to return from C{render} (or a klein route).
     """
     body = json_body(payload)
-    request.setResponseCode(code)
+    # The reason phrase given, as twisted.web knows no name for some (431).
+    request.setResponseCode(code, status_title(code).encode("ascii"))
     request.setHeader(b"Content-Type", JSON_TYPE)
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.setHeader(b"Cache-Control", b"no-store")

@@ -22,7 +22,9 @@ C{Authorization} header.
 """
 
 import io
+import re
 from typing import Any, Optional
+from urllib.parse import unquote_to_bytes
 
 import attrs
 from twisted.internet.interfaces import ITCPTransport
@@ -32,7 +34,7 @@ from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from novasvc.api.context import APIContext, request_info
-from novasvc.api.errors import JSON_TYPE, error_payload, json_body
+from novasvc.api.errors import JSON_TYPE, error_payload, json_body, status_title
 from novasvc.api.request_id import SAFE_REQUEST_ID
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import load_object
@@ -64,6 +66,27 @@ def _printable(data: bytes) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
+#: Query parameter names whose values the access log never shows.
+_SECRET_NAME = re.compile(rb"token|auth|key|secret|passw|credential|session", re.IGNORECASE)
+
+
+def _redacted(uri: bytes) -> bytes:
+    """
+    @return: C{uri} with the value of each query parameter whose name looks
+        like a secret (C{?access_token=...}) replaced by C{<redacted>}.
+    """
+    path, mark, query = uri.partition(b"?")
+    if not mark:
+        return uri
+    pairs = []
+    for pair in query.split(b"&"):
+        name, equals, _ = pair.partition(b"=")
+        if equals and _SECRET_NAME.search(unquote_to_bytes(name)):
+            pair = name + b"=<redacted>"
+        pairs.append(pair)
+    return path + b"?" + b"&".join(pairs)
+
+
 def _access_line(timestamp: Optional[str], request: "_APIRequest") -> str:
     """
     The access log line of a request (a Twisted C{IAccessLogFormatter}).
@@ -75,7 +98,7 @@ def _access_line(timestamp: Optional[str], request: "_APIRequest") -> str:
     if isinstance(client, bytes):
         client = client.decode("utf-8", "replace")
     seconds = request.elapsed()
-    return (f'API {client} "{clip(_printable(request.method))} {clip(_printable(request.uri))}" '
+    return (f'API {client} "{clip(_printable(request.method))} {clip(_printable(_redacted(request.uri)))}" '
             f'{request.code} {request.sentLength} {seconds:.3f}s request_id={info.request_id} '
             f'user={principal.name if principal else "-"}')
 
@@ -128,7 +151,7 @@ class _APIRequest(server.Request):
         if given is not None and SAFE_REQUEST_ID.fullmatch(given):
             request_info(self).request_id = given.decode("ascii")
         body = json_body(error_payload(code, message))
-        self.setResponseCode(code)
+        self.setResponseCode(code, status_title(code).encode("ascii"))
         self.setHeader(b"Content-Type", JSON_TYPE)
         self.setHeader(b"Content-Length", b"%d" % len(body))
         self.setHeader(b"Connection", b"close")
