@@ -7,7 +7,7 @@ L{novasvc.context.RequestContext} of the RPC world by L{request_context}.
 """
 
 import datetime
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 from twisted.internet import defer
@@ -124,10 +124,13 @@ class RequestInfo:
     @ivar request_id: the request id (C{str}), echoed as C{X-Request-Id}.
     @ivar principal: the authenticated L{Principal}, or C{None} (a public
         route, or no auth filter).
+    @ivar span: the request's HTTP server span while tracing is on
+        (L{novasvc.api.observe}), or C{None}.
     """
 
     request_id: str = attrs.field(factory=generate_request_id)
     principal: Optional[Principal] = None
+    span: Any = None
 
 
 class _IRequestInfo(Interface):
@@ -150,8 +153,8 @@ def request_info(request: IRequest) -> RequestInfo:
 def request_context(request: IRequest) -> RequestContext:
     """
     The RPC request context of an API request: its request id, the token's
-    name as C{user_id}, its role in C{roles}, C{is_admin} for an admin, and
-    the client's address.
+    name as C{user_id}, its role in C{roles}, C{is_admin} for an admin, the
+    client's address, and (tracing on) the trace context of its HTTP span.
 
     @return: a new L{RequestContext}.
     """
@@ -159,7 +162,14 @@ def request_context(request: IRequest) -> RequestContext:
     principal = info.principal
     address = request.getClientAddress()
     host = getattr(address, "host", None)
+    extra: Dict[str, Any] = {}
+    if info.span is not None:
+        from novasvc import tracing
+
+        if tracing.active is not None:
+            tracing.active.inject(info.span, extra)  # the parent of the RPC client span
     return RequestContext(
+        extra=extra,
         user_id=principal.name if principal else None,
         request_id=info.request_id,
         is_admin=bool(principal and principal.is_admin),

@@ -34,7 +34,8 @@ from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from novasvc.api.context import APIContext, request_info
-from novasvc.api.errors import JSON_TYPE, error_payload, json_body, status_title
+from novasvc.api.errors import JSON_TYPE, error_payload, json_body, render_error, status_title
+from novasvc.api.outage import RETRY_AFTER
 from novasvc.api.request_id import SAFE_REQUEST_ID
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import load_object
@@ -158,6 +159,20 @@ class _APIRequest(server.Request):
         self.setHeader(b"X-Request-Id", request_info(self).request_id.encode("ascii"))
         self.write(body)
         self.finish()
+
+    def process(self) -> None:
+        observer = self.channel.site.observer
+        if observer is not None and not observer.admit(self):
+            given = self.requestHeaders.getRawHeaders(b"x-request-id", [None])[0]
+            if given is not None and SAFE_REQUEST_ID.fullmatch(given):
+                request_info(self).request_id = given.decode("ascii")
+            self.setHeader(b"X-Request-Id", request_info(self).request_id.encode("ascii"))
+            self.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
+            self.write(render_error(self, 503, f"the API is handling "
+                                    f"{observer.max_in_flight} requests already; retry later"))
+            self.finish()
+            return
+        server.Request.process(self)
 
     def write(self, data: bytes) -> None:
         if not self.startedWriting:
@@ -330,12 +345,15 @@ class APISite(server.Site):
         their current request.
     @ivar connections: what keeps track of the open connections (see
         L{novasvc.api.service}), or C{None}.
+    @ivar observer: the L{novasvc.api.observe.Observer} of its requests
+        (metrics, spans, the limit of requests in flight), or C{None}.
     """
 
     requestFactory = _APIRequest
     noisy = False
     closing = False
     connections: Any = None
+    observer: Any = None
 
     def __init__(self, resource: IResource, *, max_url_len: int, max_body_size: int,
                  reactor: Any) -> None:
@@ -386,5 +404,11 @@ def build_site(context: APIContext) -> APISite:
     resource = load_resource(api.app, "api.app", context)
     for index in reversed(range(len(api.filters))):
         resource = load_resource(api.filters[index], f"api.filters[{index}]", resource, context)
-    return APISite(resource, max_url_len=api.max_url_len, max_body_size=api.max_body_size,
+    site = APISite(resource, max_url_len=api.max_url_len, max_body_size=api.max_body_size,
                    reactor=context.clock)
+    from novasvc.api.observe import Observer
+    from novasvc.metrics import get_recorder
+
+    recorder = context.recorder if context.recorder is not None else get_recorder()
+    site.observer = Observer(recorder, context.clock)
+    return site
