@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
+from novasvc.api._deadlines import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, ReadDeadlines
 from novasvc.api.context import APIContext, request_info
 from novasvc.api.errors import JSON_TYPE, error_payload, json_body, render_error, status_title
 from novasvc.api.outage import RETRY_AFTER
@@ -194,7 +195,7 @@ class _APIRequest(server.Request):
         return reason
 
 
-class _APIChannel(http.HTTPChannel):
+class _APIChannel(ReadDeadlines, http.HTTPChannel):
     """
     An HTTP/1.1 channel that refuses a long request target (414) or a large
     body (413) before reading it, then drops the rest of the connection's
@@ -257,6 +258,7 @@ class _APIChannel(http.HTTPChannel):
     def allHeadersReceived(self) -> None:
         if self._refused:
             return
+        self.deadlines_headers_done()
         if self.length is not None and self.length > self._limits.max_body_size:
             self.refuse(self.requests[-1], 413, f"the request body is {self.length} bytes; "
                         f"the most is {self._limits.max_body_size}")
@@ -273,6 +275,7 @@ class _APIChannel(http.HTTPChannel):
         self.loseConnection()
 
     def allContentReceived(self) -> None:
+        self.deadlines_body_done()
         if not self._refused:
             http.HTTPChannel.allContentReceived(self)
 
@@ -286,6 +289,7 @@ class _APIChannel(http.HTTPChannel):
         if self._refused:
             self._drop(data)
             return
+        self.deadlines_data()
         http.HTTPChannel.dataReceived(self, data)
 
     def _drop(self, data: bytes) -> None:
@@ -318,10 +322,13 @@ class _APIChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         http.HTTPChannel.connectionMade(self)
+        if not self.deadlines_connected():
+            return
         if self.site.connections is not None:
             self.site.connections.opened(self)
 
     def requestDone(self, request: _APIRequest) -> None:
+        self.deadlines_request_done()
         if self.site.closing:
             self.persistent = False  # the API stops: no next request here
         http.HTTPChannel.requestDone(self, request)
@@ -331,7 +338,8 @@ class _APIChannel(http.HTTPChannel):
         if call is not None and call.active():
             call.cancel()
         http.HTTPChannel.connectionLost(self, reason)
-        if self.site.connections is not None:
+        self.deadlines_lost()
+        if self.site.connections is not None and not self._over_capacity:
             self.site.connections.closed(self)
 
 
@@ -345,6 +353,11 @@ class APISite(server.Site):
         their current request.
     @ivar connections: what keeps track of the open connections (see
         L{novasvc.api.service}), or C{None}.
+    @ivar header_timeout: B{seconds} a request's headers may take to arrive
+        (from its first byte); L{ReadDeadlines}.
+    @ivar body_timeout: B{seconds} its body may take after the headers.
+    @ivar max_connections: open connections accepted; more get 503.
+    @ivar open_connections: connections open now.
     @ivar observer: the L{novasvc.api.observe.Observer} of its requests
         (metrics, spans, the limit of requests in flight), or C{None}.
     """
@@ -354,6 +367,10 @@ class APISite(server.Site):
     closing = False
     connections: Any = None
     observer: Any = None
+    open_connections = 0
+    header_timeout = HEADER_TIMEOUT
+    body_timeout = BODY_TIMEOUT
+    max_connections = MAX_CONNECTIONS
 
     def __init__(self, resource: IResource, *, max_url_len: int, max_body_size: int,
                  reactor: Any) -> None:
