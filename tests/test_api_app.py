@@ -209,6 +209,36 @@ class ListServicesTests(_App):
              "disabled_reason": None, "forced_down": False},
         ]})
 
+    async def test_large_listing(self) -> None:
+        """
+        When the listing has LARGE_LISTING services or more, then it is
+        encoded in the reactor's thread pool, and the answer is the same
+        JSON.
+        """
+        from twisted.internet import threads
+
+        from novasvc.api import app as app_module
+
+        self.patch(app_module, "LARGE_LISTING", 3)
+        used: List[Any] = []
+        real = threads.deferToThreadPool
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            used.append(args[2])
+            return real(*args, **kwargs)
+
+        self.patch(threads, "deferToThreadPool", spy)
+        live = await self.api()
+        await self.services(live.store, 2)
+        self.assertEqual(len((await live.request("GET", "/v1/services")).json()["services"]), 2)
+        self.assertEqual(used, [])
+        await live.store.create("h9", "b9", "t9")
+        response = await live.request("GET", "/v1/services")
+        self.assertEqual((response.code, response.headers["content-type"]),
+                         (200, "application/json"))
+        self.assertEqual([s["host"] for s in response.json()["services"]], ["h1", "h2", "h9"])
+        self.assertEqual(len(used), 1)
+
     async def test_state(self) -> None:
         """
         When a service has not reported for longer than service_down_time,

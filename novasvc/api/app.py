@@ -34,7 +34,8 @@ import json
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from klein import Klein
-from twisted.internet import defer
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -42,7 +43,8 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from novasvc.api.context import APIContext, request_context, request_info
-from novasvc.api.errors import APIError, render_error, render_json, status_title
+from novasvc.api.errors import (APIError, json_body, render_encoded, render_error, render_json,
+                                status_title)
 from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
@@ -57,6 +59,9 @@ _log = Logger()
 
 #: Seconds the database check of C{/healthz} may take.
 HEALTH_TIMEOUT = 5.0
+#: Listings of at least this many services are encoded to JSON off the
+#: reactor thread.
+LARGE_LISTING = 500
 #: The largest service id a path may name (the column is a 32-bit integer).
 MAX_SERVICE_ID = 2**31 - 1
 _JSON_TYPES = (b"application/json",)
@@ -311,7 +316,14 @@ class _Routes:
         records = await self._db.call(self.context.store.list_services, **filters)
         now = self.context.utcnow()
         views = [service_view(r, now, self.context.service_down_time) for r in records]
-        return render_json(request, 200, {"services": views})
+        if len(views) < LARGE_LISTING or not IReactorThreads.providedBy(self.context.clock):
+            return render_json(request, 200, {"services": views})
+        # A large listing is encoded in the reactor's thread pool, so that
+        # RPC in the same process keeps the reactor meanwhile.
+        reactor = self.context.clock
+        body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), json_body,
+                                               {"services": views})
+        return render_encoded(request, 200, body)
 
     # The range is checked by _get_id: werkzeug's own bounds turn an id out
     # of range into 405 for the other methods.

@@ -15,8 +15,8 @@ from twisted.web.iweb import IRequest
 
 from novasvc.rpc.errors import clip
 
-__all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_error", "render_json",
-           "status_title"]
+__all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_encoded", "render_error",
+           "render_json", "status_title"]
 
 #: The content type of every JSON response.
 JSON_TYPE = b"application/json"
@@ -85,7 +85,13 @@ def render_json(request: IRequest, code: int, payload: Any) -> bytes:
 
     @return: the body to return from C{render} (or a klein route).
     """
-    body = json_body(payload)
+    return render_encoded(request, code, json_body(payload))
+
+
+def render_encoded(request: IRequest, code: int, body: bytes) -> bytes:
+    """
+    As L{render_json}, for a body already encoded (L{json_body}).
+    """
     # The reason phrase given, as twisted.web knows no name for some (431).
     request.setResponseCode(code, status_title(code).encode("ascii"))
     request.setHeader(b"Content-Type", JSON_TYPE)
