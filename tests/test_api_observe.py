@@ -114,7 +114,7 @@ class LimitTests(unittest.TestCase):
         response = await live.request("GET", "/v1/services", headers={"X-Request-Id": "req-busy"})
         self.assertEqual((response.code, response.headers["retry-after"]), (503, "5"))
         self.assertEqual(response.headers["x-request-id"], "req-busy")
-        self.assertIn("handling 2 requests already", response.json()["error"]["message"])
+        self.assertIn("busy (2 requests handled, 0 waiting)", response.json()["error"]["message"])
         self.assertEqual(len(store.waiting), 2)
         self.assertEqual((await live.request("GET", "/healthz")).code, 200)
         for d in store.waiting:
@@ -178,3 +178,56 @@ class SpanTests(unittest.TestCase):
         self.assertEqual(http.parent.span_id, int("b" * 16, 16))
         self.assertEqual(client.parent.span_id, http.context.span_id)
         self.assertEqual(client.context.trace_id, http.context.trace_id)
+
+
+class WaitingTests(unittest.TestCase):
+    """
+    Requests waiting for a slot (the API of a service).
+    """
+
+    async def test_wait_then_503(self) -> None:
+        """
+        When every slot is taken, then a request waits (up to max_waiting)
+        and is handled once a slot frees, in order, with the listing read
+        less than LISTING_REUSE seconds before reused for it; past
+        max_waiting, 503.
+        """
+        store = _SlowStore()
+        await store.start()
+        await MemoryServiceStore.create(store, "h1", "novasvc-x", "x")
+        live = await start_api(self, store=store)
+        observer = live.service.site.observer
+        observer.max_in_flight, observer.max_waiting = 1, 1
+        first = defer.ensureDeferred(live.request("GET", "/v1/services"))
+        await _wait_for(lambda: len(store.waiting) == 1)
+        second = defer.ensureDeferred(live.request("GET", "/v1/services"))
+        await _wait_for(lambda: len(observer.waiting) == 1)
+        third = await live.request("GET", "/v1/services")
+        self.assertEqual(third.code, 503)
+        self.assertIn("1 waiting", third.json()["error"]["message"])
+        store.waiting[0].callback(None)
+        done = await first
+        self.assertEqual(done.code, 200)
+        answer = await second
+        self.assertEqual(answer.json(), done.json())
+        self.assertEqual(len(store.waiting), 1, "the waiting request reused the listing")
+        self.assertEqual((observer.in_flight, len(observer.waiting)), (0, 0))
+
+    async def test_embedded_limits(self) -> None:
+        """
+        When the API is a service's, then it handles EMBEDDED_IN_FLIGHT
+        requests at once and lets EMBEDDED_WAITING wait.
+        """
+        import types
+
+        from novasvc.api.observe import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
+        from novasvc.api.service import APIService
+        from novasvc.config import Config
+        from novasvc.transport.memory import MemoryTransport
+
+        service = types.SimpleNamespace(config=Config(host="h"), store=MemoryServiceStore(),
+                                        transport=MemoryTransport(clock=reactor), clock=reactor,
+                                        service_down_time=60)
+        observer = APIService.for_service(service).site.observer
+        self.assertEqual((observer.max_in_flight, observer.max_waiting),
+                         (EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING))

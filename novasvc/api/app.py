@@ -62,6 +62,11 @@ HEALTH_TIMEOUT = 5.0
 #: Listings of at least this many services are encoded to JSON off the
 #: reactor thread.
 LARGE_LISTING = 500
+#: B{Seconds} a listing may be reused for a request that had to wait for
+#: a slot (the API is under load, L{novasvc.api.observe}); writes through
+#: this API drop it. A request that did not wait is always read afresh.
+LISTING_REUSE = 1.0
+_LISTINGS_KEPT = 64
 #: The largest service id a path may name (the column is a 32-bit integer).
 MAX_SERVICE_ID = 2**31 - 1
 _JSON_TYPES = (b"application/json",)
@@ -206,6 +211,8 @@ class _Routes:
         self._ping = _Shared(self._check_database)
         self._guard: Optional[DatabaseGuard] = None
         self._last_listing: Optional[Tuple[List[ServiceRecord], datetime.datetime]] = None
+        #: Encoded listings by filters: (clock seconds read, body).
+        self._listings: Dict[Tuple[Tuple[str, str], ...], Tuple[float, bytes]] = {}
         self._gateway: Optional[Any] = None
         self._notifier: Optional[Any] = getattr(context, "notifier", None)
         self._metrics: Optional[IResource] = None
@@ -313,16 +320,26 @@ class _Routes:
             if problem is not None:
                 raise APIError(400, f"query parameter {name!r} {problem}", field=name)
             filters[name] = value
+        key = tuple(sorted(filters.items()))
+        cached = self._listings.get(key)
+        if (cached is not None and request_info(request).waited
+                and self.context.clock.seconds() - cached[0] < LISTING_REUSE):
+            return render_encoded(request, 200, cached[1])
         records = await self._db.call(self.context.store.list_services, **filters)
+        read_at = self.context.clock.seconds()
         now = self.context.utcnow()
         views = [service_view(r, now, self.context.service_down_time) for r in records]
         if len(views) < LARGE_LISTING or not IReactorThreads.providedBy(self.context.clock):
-            return render_json(request, 200, {"services": views})
-        # A large listing is encoded in the reactor's thread pool, so that
-        # RPC in the same process keeps the reactor meanwhile.
-        reactor = self.context.clock
-        body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), json_body,
-                                               {"services": views})
+            body = json_body({"services": views})
+        else:
+            # A large listing is encoded in the reactor's thread pool, so
+            # that RPC in the same process keeps the reactor meanwhile.
+            reactor = self.context.clock
+            body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), json_body,
+                                                   {"services": views})
+        if len(self._listings) >= _LISTINGS_KEPT:
+            self._listings.clear()
+        self._listings[key] = (read_at, body)
         return render_encoded(request, 200, body)
 
     # The range is checked by _get_id: werkzeug's own bounds turn an id out
@@ -344,6 +361,7 @@ class _Routes:
             record = await self._db.call(self.context.store.update, service_id, **changes)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
+        self._listings.clear()
         if status_changed(before, record):
             notify_service(self._get_notifier(), UPDATE, record, request_context(request))
         return render_json(request, 200, {"service": self._view(record)})
@@ -363,6 +381,7 @@ class _Routes:
             await self._db.call(self.context.store.destroy, service_id)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
+        self._listings.clear()
         notify_service(self._get_notifier(), DELETE, record, request_context(request))
         request.setResponseCode(204)
         request.responseHeaders.removeHeader(b"content-type")

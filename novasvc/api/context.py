@@ -126,11 +126,14 @@ class RequestInfo:
         route, or no auth filter).
     @ivar span: the request's HTTP server span while tracing is on
         (L{novasvc.api.observe}), or C{None}.
+    @ivar waited: whether it had to wait for a slot (the API is under
+        load).
     """
 
     request_id: str = attrs.field(factory=generate_request_id)
     principal: Optional[Principal] = None
     span: Any = None
+    waited: bool = False
 
 
 class _IRequestInfo(Interface):

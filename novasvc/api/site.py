@@ -163,17 +163,18 @@ class _APIRequest(server.Request):
 
     def process(self) -> None:
         observer = self.channel.site.observer
-        if observer is not None and not observer.admit(self):
+        if observer is None:
+            server.Request.process(self)
+            return
+        if not observer.admit(self, lambda: server.Request.process(self)):
             given = self.requestHeaders.getRawHeaders(b"x-request-id", [None])[0]
             if given is not None and SAFE_REQUEST_ID.fullmatch(given):
                 request_info(self).request_id = given.decode("ascii")
             self.setHeader(b"X-Request-Id", request_info(self).request_id.encode("ascii"))
             self.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
-            self.write(render_error(self, 503, f"the API is handling "
-                                    f"{observer.max_in_flight} requests already; retry later"))
+            self.write(render_error(self, 503, f"the API is busy ({observer.in_flight} requests "
+                                    f"handled, {len(observer.waiting)} waiting); retry later"))
             self.finish()
-            return
-        server.Request.process(self)
 
     def write(self, data: bytes) -> None:
         if not self.startedWriting:
