@@ -61,7 +61,7 @@ _log = Logger()
 HEALTH_TIMEOUT = 5.0
 #: Listings of at least this many services are encoded to JSON off the
 #: reactor thread.
-LARGE_LISTING = 500
+LARGE_LISTING = 100
 #: B{Seconds} a listing may be reused for a request that had to wait for
 #: a slot (the API is under load, L{novasvc.api.observe}); writes through
 #: this API drop it. A request that did not wait is always read afresh.
@@ -328,15 +328,15 @@ class _Routes:
         records = await self._db.call(self.context.store.list_services, **filters)
         read_at = self.context.clock.seconds()
         now = self.context.utcnow()
-        views = [service_view(r, now, self.context.service_down_time) for r in records]
-        if len(views) < LARGE_LISTING or not IReactorThreads.providedBy(self.context.clock):
-            body = json_body({"services": views})
+        down_time = self.context.service_down_time
+        if len(records) < LARGE_LISTING or not IReactorThreads.providedBy(self.context.clock):
+            body = _listing_body(records, now, down_time)
         else:
-            # A large listing is encoded in the reactor's thread pool, so
-            # that RPC in the same process keeps the reactor meanwhile.
+            # A large listing is made and encoded in the reactor's thread
+            # pool, so that RPC in the same process keeps the reactor.
             reactor = self.context.clock
-            body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), json_body,
-                                                   {"services": views})
+            body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(),
+                                                   _listing_body, records, now, down_time)
         if len(self._listings) >= _LISTINGS_KEPT:
             self._listings.clear()
         self._listings[key] = (read_at, body)
@@ -474,6 +474,14 @@ class _Routes:
         return render_json(request, 200, document(
             tokens=bool(config.api.tokens),
             max_timeout=max(MAX_TIMEOUT, float(config.rpc_response_timeout))))
+
+
+def _listing_body(records: List[ServiceRecord], now: datetime.datetime,
+                  service_down_time: float) -> bytes:
+    """
+    @return: the encoded C{GET /v1/services} answer of C{records}.
+    """
+    return json_body({"services": [service_view(r, now, service_down_time) for r in records]})
 
 
 def _service_id(service_id: int) -> int:
