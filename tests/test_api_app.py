@@ -737,7 +737,7 @@ class MountTests(_App):
         """
         seen: List[Any] = []
 
-        def render(records: Any, now: Any, service_down_time: float) -> bytes:
+        def render(records: Any, now: Any, service_down_time: float, **kwargs: Any) -> bytes:
             seen.append(([r.host for r in records], now, service_down_time))
             return b"<!DOCTYPE html><title>ok</title>"
 

@@ -67,6 +67,8 @@ LARGE_LISTING = 100
 #: this API drop it. A request that did not wait is always read afresh.
 LISTING_REUSE = 1.0
 _LISTINGS_KEPT = 64
+#: B{Seconds} between the status page's reloads of itself.
+PAGE_REFRESH = 10
 #: The largest service id a path may name (the column is a 32-bit integer).
 MAX_SERVICE_ID = 2**31 - 1
 _JSON_TYPES = (b"application/json",)
@@ -450,14 +452,14 @@ class _Routes:
         except DatabaseUnavailable as e:
             # The page still shows what it last knew, under a banner.
             known, as_of = self._last_listing or ([], None)
-            page = render(known, now, self.context.service_down_time,
+            page = render(known, now, self.context.service_down_time, refresh=PAGE_REFRESH,
                           outage=(self._db.down_since or "?", e.message, as_of))
             request.setResponseCode(503)
             for name, value in e.headers.items():
                 request.setHeader(name, value)
         else:
             self._last_listing = (list(records), now)
-            page = render(records, now, self.context.service_down_time)
+            page = render(records, now, self.context.service_down_time, refresh=PAGE_REFRESH)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Content-Security-Policy",
                           b"default-src 'none'; style-src 'unsafe-inline'")

@@ -36,6 +36,8 @@ td.num{text-align:right}
 .down{color:#b00020;font-weight:600}
 tr.disabled td{background:#f7f7f7}
 .muted{color:#666}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:600px){body{margin:.5em;font-size:.9em}th,td{padding:.2em .35em}}
 .outage{background:#fde8e8;border:2px solid #b00020;color:#5c0010;padding:.5em .8em;font-weight:600}"""
 
 _COLUMNS = ("Id", "Binary", "Host", "Topic", "Status", "State", "Last report", "Disabled reason")
@@ -94,7 +96,8 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     """
     Render the status page.
 
-    Each service is one row, sorted by binary then host: its id, binary,
+    Each service is one row, the down ones first, then the disabled ones,
+    then the rest, each group sorted by binary then host: its id, binary,
     host, topic, status (C{enabled} or C{disabled}), state (C{up} or
     C{down} by L{novasvc.servicegroup.is_up}; C{down (forced)} when
     C{forced_down}), last report (C{last_seen_up}, the heartbeat that
@@ -102,6 +105,9 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     it never reported) and disabled reason. Above the table, the counts:
     C{"N up, M down, K disabled"}. With no record, a sentence says so
     instead of the table.
+
+    The table scrolls sideways in its own box on a narrow window (480
+    pixels), so the page itself never does.
 
     Every value is HTML-escaped (hosts and reasons are operator or client
     data); a value longer than L{CELL_LIMIT} characters is cut, with more
@@ -133,7 +139,9 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         banner = (f'<p class="outage" role="alert">Database unreachable since {_text(since)}: '
                   f'{_text(why, _TITLE_LIMIT)}. {known}</p>')
         now = naive_utc(as_of) if as_of is not None else now
-    ordered = sorted(records, key=lambda r: (r.binary, r.host, r.id))
+    # What needs a look first: down, then disabled, then the rest.
+    ordered = sorted(records, key=lambda r: (is_up(r, now, service_down_time), r.disabled is False,
+                                             r.binary, r.host, r.id))
     states = [is_up(record, now, service_down_time) for record in ordered]
     up = sum(states)
     disabled = sum(1 for record in ordered if record.disabled)
@@ -159,12 +167,12 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         f'<p class="muted">At {_when(now)}; a service is down after {service_down_time:g} s without a report.</p>',
     ]
     if ordered:
-        parts.append("<table>")
+        parts.append('<div class="scroll"><table>')
         parts.append("<thead><tr>" + "".join(f'<th scope="col">{name}</th>' for name in _COLUMNS) + "</tr></thead>")
         parts.append("<tbody>")
         parts.extend(_row(record, now, state) for record, state in zip(ordered, states))
         parts.append("</tbody>")
-        parts.append("</table>")
+        parts.append("</table></div>")
     else:
         parts.append('<p class="empty">No services are registered.</p>')
     parts += ["</body>", "</html>", ""]
