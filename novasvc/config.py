@@ -116,8 +116,10 @@ class NotificationsConfig:
         L{NOTIFICATION_DRIVERS}; empty (the default, as oslo's) sends
         nothing.
     @ivar topics: the topics of unversioned notifications (C{tuple}).
-    @ivar notification_format: C{"unversioned"} (Nova's default since
-        Train), C{"versioned"} or C{"both"}: which notifiers send.
+    @ivar notification_format: C{"both"} (the default: a service's own
+        versioned C{service.*} notifications go out as soon as a driver is
+        set; Nova's default since Train is C{"unversioned"}),
+        C{"versioned"} or C{"unversioned"}: which notifiers send.
     @ivar versioned_notifications_topics: the topics of versioned
         notifications (C{tuple}).
     @ivar retry: how many times a notification lost with the connection is
@@ -127,7 +129,7 @@ class NotificationsConfig:
 
     driver: Tuple[str, ...] = ()
     topics: Tuple[str, ...] = ("notifications",)
-    notification_format: str = "unversioned"
+    notification_format: str = "both"
     versioned_notifications_topics: Tuple[str, ...] = ("versioned_notifications",)
     retry: int = -1
 

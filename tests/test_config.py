@@ -1092,11 +1092,11 @@ class NotificationsConfigTests(_ConfigTestCase):
     def test_defaults(self) -> None:
         """
         When the file says nothing about notifications, then no driver
-        (off, as oslo's), topic notifications, format unversioned (Nova's
-        default), versioned topic versioned_notifications, retry -1.
+        (off, as oslo's), topic notifications, format both (Nova's before
+        Train), versioned topic versioned_notifications, retry -1.
         """
         self.assertEqual(load_config(None).notifications, NotificationsConfig(
-            driver=(), topics=("notifications",), notification_format="unversioned",
+            driver=(), topics=("notifications",), notification_format="both",
             versioned_notifications_topics=("versioned_notifications",), retry=-1))
         self.assertEqual(self.load("notifications:\n").notifications, NotificationsConfig())
 

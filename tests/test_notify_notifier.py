@@ -525,16 +525,16 @@ class FromConfigTests(_Case):
 
     def test_unversioned(self) -> None:
         """
-        When a driver is configured with the default format (unversioned),
-        then the unversioned notifier sends on the topics, on the control
-        exchange, with the configured retry; the versioned one is noop.
+        When a driver is configured with the format unversioned, then the
+        unversioned notifier sends on the topics, on the control exchange,
+        with the configured retry; the versioned one is noop.
         """
-        notifier = self.make(driver=("messagingv2",), retry=2)
+        notifier = self.make(driver=("messagingv2",), retry=2, notification_format="unversioned")
         self.assertEqual((notifier.publisher_id, notifier.retry, notifier.topics),
                          ("svc.h1", 2, ("notifications",)))
         self.successResultOf(notifier.info({}, "e", {}))
         self.assertEqual(self.broker.queues["notifications.info"].bindings, {("nova", "notifications.info")})
-        versioned = self.make(True, driver=("messagingv2",))
+        versioned = self.make(True, driver=("messagingv2",), notification_format="unversioned")
         self.assertFalse(versioned.is_enabled())
         self.assertEqual([d.name for d in versioned.drivers], ["noop"])
 

@@ -161,19 +161,21 @@ class GuideRunTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         require_service("RabbitMQ", "127.0.0.1", 5672)
-        import novasvc
-
         checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        if in_ci():
-            # CI installs novasvc as a user would: not from the checkout.
-            self.assertFalse(os.path.abspath(novasvc.__file__).startswith(checkout + os.sep),
-                             f"novasvc is imported from the checkout: {novasvc.__file__}")
         self.project = os.path.join(os.path.abspath(self.mktemp()), "inventory-project")
         os.makedirs(self.project)
         bin_dir = os.path.dirname(sys.executable)
         self.env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
         for name in ("PYTHONPATH", "NOVASVC_TRANSPORT_URL"):
             self.env.pop(name, None)
+        if in_ci():
+            # CI installs novasvc as a user would: the guide's commands, run
+            # outside the checkout, must not find it in the checkout (the
+            # test process itself runs from the checkout, where it would).
+            found = subprocess.run([sys.executable, "-c", "import os, novasvc; print(os.path.abspath(novasvc.__file__))"],
+                                   cwd=self.project, env=self.env, capture_output=True, text=True,
+                                   timeout=COMMAND_TIMEOUT).stdout.strip()
+            self.assertFalse(found.startswith(checkout + os.sep), f"novasvc is imported from the checkout: {found}")
         self.background: List[subprocess.Popen] = []
         self.addCleanup(self._stop_background)
 

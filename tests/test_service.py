@@ -1234,7 +1234,7 @@ class ServiceNotifierTests(ServiceTestMixin, SynchronousTestCase):
 
     def test_unversioned_sends_no_service_notifications(self):
         """
-        When the format is unversioned (the default), then the service
+        When the format is unversioned (Nova's default), then the service
         sends no service.create.
         """
         service = self.make(config=self.config("unversioned"))

@@ -28,8 +28,8 @@ BINARY = "novasvc-echo"
 
 class ServiceNotificationTests(TestCase):
     """
-    A service with versioned notifications on, and an oslo listener on its
-    versioned topic.
+    A service with a notification driver set (the default format, both,
+    sends the versioned ones), and an oslo listener on its versioned topic.
     """
 
     timeout = 120
@@ -65,7 +65,6 @@ class ServiceNotificationTests(TestCase):
                 f"database:\n  connection: sqlite:///{directory}/services.sqlite\n"
                 "notifications:\n"
                 "  driver: messagingv2\n"
-                "  notification_format: versioned\n"
                 f"  versioned_notifications_topics: [{self.topic}]\n"
             )
         self.service = Service.create(manager="novasvc.examples.echo.EchoManager",

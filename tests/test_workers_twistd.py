@@ -75,13 +75,16 @@ class OptionsTests(SynchronousTestCase):
 
     def test_file_refused(self) -> None:
         """
-        When the file says C{workers: 0}, then the error names the key.
+        When the file says C{workers: 0}, then twistd exits with one line
+        naming the key (no usage text: the options were right, the file is
+        not).
         """
         path = self.mktemp()
         with open(path, "w") as f:
             f.write("workers: 0\n")
-        error = self.assertRaises(usage.UsageError, _parse, f"--config={path}")
+        error = self.assertRaises(SystemExit, _parse, f"--config={path}")
         self.assertIn("line 1: workers: expected an integer >= 1, got 0", str(error))
+        self.assertTrue(str(error).startswith("novasvc: error: "), str(error))
 
 
 class SupervisorTests(SynchronousTestCase):

@@ -22,7 +22,6 @@ from twisted.python.failure import Failure
 
 from novasvc.exceptions import DisconnectedError, TransportError
 from novasvc.interfaces import ITransport
-from novasvc.rpc._resend import RESEND_DELAY_MAX
 from novasvc.transport.topology import Exchange, Queue
 
 __all__ = ["send", "retries_left"]
@@ -83,6 +82,10 @@ class _Sending:
             return
         tries = self._tries
         if failure.check(DisconnectedError) and retries_left(self._retry, tries):
+            # Imported here: a service that only serves never loads the RPC
+            # client's resend module (tests.test_tap's import cost check).
+            from novasvc.rpc._resend import RESEND_DELAY_MAX
+
             delay = 0.0 if tries == 1 else min(2.0 ** (tries - 2), RESEND_DELAY_MAX)
             self._timer = self._clock.callLater(delay, self._try)
             return
