@@ -211,6 +211,11 @@ _PATHS: Dict[str, Any] = {
                 "200": {"description": "The page.",
                         "content": {"text/html": {"schema": {"type": "string"}}}},
                 **_AUTH_ERRORS,
+                "503": {"description": "The database is unavailable: the page, with a "
+                                       "'Database unreachable since' banner above the services "
+                                       "as last read, and Retry-After.",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {"text/html": {"schema": {"type": "string"}}}},
             },
         },
     },
