@@ -453,7 +453,8 @@ class _Routes:
             # The page still shows what it last knew, under a banner.
             known, as_of = self._last_listing or ([], None)
             page = render(known, now, self.context.service_down_time, refresh=PAGE_REFRESH,
-                          outage=(self._db.down_since or "?", e.message, as_of))
+                          outage=(self._db.down_since or "?",
+                                  self._db.reason or "unavailable", as_of))
             request.setResponseCode(503)
             for name, value in e.headers.items():
                 request.setHeader(name, value)
