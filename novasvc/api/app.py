@@ -45,6 +45,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from novasvc.api.context import APIContext, request_context, request_info
 from novasvc.api.errors import (APIError, json_body, render_encoded, render_error, render_json,
                                 status_title)
+from novasvc.api._requests import force_flag, service_changes
 from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
@@ -73,8 +74,6 @@ PAGE_REFRESH = 10
 MAX_SERVICE_ID = 2**31 - 1
 _JSON_TYPES = (b"application/json",)
 _SERVICE_FILTERS = ("host", "binary")
-_PUT_FIELDS = ("status", "disabled_reason", "forced_down")
-_STATUSES = ("enabled", "disabled")
 
 
 def _klein() -> Klein:
@@ -357,7 +356,7 @@ class _Routes:
     async def update_service(self, request: IRequest, service_id: int) -> bytes:
         _require_admin(request)
         service_id = _service_id(service_id)
-        changes = _service_changes(_read_object(request))
+        changes = service_changes(_read_object(request))
         before = await self._get(service_id)
         try:
             record = await self._db.call(self.context.store.update, service_id, **changes)
@@ -372,7 +371,7 @@ class _Routes:
     async def delete_service(self, request: IRequest, service_id: int) -> bytes:
         _require_admin(request)
         service_id = _service_id(service_id)
-        force = _force(request)
+        force = force_flag(request)
         record = await self._get(service_id)
         if not force and is_up(record, self.context.utcnow(), self.context.service_down_time):
             raise APIError(409, f"service {service_id} ({clip(record.binary)} on "
@@ -495,69 +494,6 @@ def _service_id(service_id: int) -> int:
     if not 1 <= service_id <= MAX_SERVICE_ID:
         raise APIError(404, f"no service with id {clip(str(service_id))}")
     return service_id
-
-
-def _force(request: IRequest) -> bool:
-    """
-    @return: the C{force} query parameter of a C{DELETE} (C{true} or
-        C{false}; default C{false}).
-    @raise APIError: 400 for another parameter, a repeated one or another
-        value.
-    """
-    force = False
-    for raw, values in (request.args or {}).items():
-        name = raw.decode("utf-8", "replace")
-        if name != "force":
-            raise APIError(400, f"unknown query parameter {quote(name)}; accepted: force")
-        if len(values) != 1:
-            raise APIError(400, f"query parameter 'force' is given {len(values)} times")
-        if values[0] not in (b"true", b"false"):
-            raise APIError(400, "query parameter 'force': expected true or false, got "
-                           f"{quote(values[0].decode('utf-8', 'replace'))}")
-        force = values[0] == b"true"
-    return force
-
-
-def _service_changes(body: Dict[str, Any]) -> Dict[str, Any]:
-    """
-    The store update a C{PUT /v1/services/{id}} body asks for (Nova's 2.53
-    C{PUT /os-services/{id}}).
-
-    @raise APIError: 400 naming the field for an unknown field, a wrong type,
-        a reason without C{"status": "disabled"}, or neither C{status} nor
-        C{forced_down}.
-    """
-    unknown = sorted(str(key) for key in body if key not in _PUT_FIELDS)
-    if unknown:
-        raise APIError(400, f"unknown field {quote(unknown[0])}; accepted: "
-                       f"{', '.join(_PUT_FIELDS)}")
-    if "status" not in body and "forced_down" not in body:
-        raise APIError(400, "give 'status' (enabled or disabled), 'forced_down', or both")
-    changes: Dict[str, Any] = {}
-    status = body.get("status")
-    if "status" in body and status not in _STATUSES:
-        raise APIError(400, f"status: expected 'enabled' or 'disabled', got {quote(status)}")
-    reason = body.get("disabled_reason")
-    if "disabled_reason" in body:
-        if status != "disabled":
-            raise APIError(400, "disabled_reason: only given with \"status\": \"disabled\"")
-        if reason is not None and (not isinstance(reason, str)
-                                   or not 1 <= len(reason) <= MAX_STRING_LENGTH):
-            raise APIError(400, f"disabled_reason: expected a string of 1 to "
-                           f"{MAX_STRING_LENGTH} characters or null, got {quote(reason)}")
-        problem = unstorable(reason) if reason is not None else None
-        if problem is not None:
-            raise APIError(400, f"disabled_reason {problem}", field="disabled_reason")
-    if status == "disabled":
-        changes.update(disabled=True, disabled_reason=reason)
-    elif status == "enabled":
-        changes.update(disabled=False, disabled_reason=None)
-    if "forced_down" in body:
-        if not isinstance(body["forced_down"], bool):
-            raise APIError(400, f"forced_down: expected true or false, "
-                           f"got {quote(body['forced_down'])}")
-        changes["forced_down"] = body["forced_down"]
-    return changes
 
 
 def make_app(context: APIContext) -> IResource:
