@@ -31,6 +31,7 @@ with the request id.
 
 import datetime
 import json
+import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from klein import Klein
@@ -218,6 +219,27 @@ class _Routes:
         self._notifier: Optional[Any] = getattr(context, "notifier", None)
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
+        self._workers: Optional[Any] = None
+        if os.environ.get("NOVASVC_API_METRICS_DIR"):
+            self._start_worker_metrics()
+
+    def _start_worker_metrics(self) -> None:
+        """
+        Under API workers, dump this worker's metrics for the others, and
+        serve every worker's at C{/metrics} (L{novasvc.api.worker_metrics}).
+        """
+        try:
+            from novasvc.api import worker_metrics
+            from novasvc.metrics import get_recorder
+
+            recorder = self.context.recorder
+            self._workers = worker_metrics.from_environ(
+                recorder if recorder is not None else get_recorder(), self.context.clock)
+        except ImportError:
+            return
+        if self._workers is not None:
+            self._workers.start()
+            self.context.on_stop(self._workers.stop)
 
     @property
     def _db(self) -> DatabaseGuard:
@@ -439,6 +461,8 @@ class _Routes:
     def metrics(self, request: IRequest) -> IResource:
         if self._metrics is None:
             self._metrics = _metrics_resource(self.context.recorder)
+            if self._workers is not None:
+                self._metrics = self._workers.resource()
         return self._metrics
 
     @app.route("/", methods=["GET"])
