@@ -239,6 +239,11 @@ def _tokens(value: Any, where: Callable[[str], str]) -> Tuple[APIToken, ...]:
             # Never shown: it might be the token itself, pasted by mistake.
             raise ConfigError(f"{where(key + '.sha256')}: expected the SHA-256 of the token as 64 hex digits "
                               "(what 'novasvc-manage token new' prints), got something else")
+        twin = next((t for t in tokens if t.sha256 == digest.lower()), None)
+        if twin is not None:
+            # One token, two entries: which name and role would it get?
+            raise ConfigError(f"{where(key + '.sha256')}: the same token as {twin.name!r} "
+                              f"(role {twin.role}); give each token one entry")
         tokens.append(APIToken(name=name, role=role, sha256=digest.lower()))
     return tuple(tokens)
 

@@ -134,6 +134,7 @@ class Service(AsyncMultiService):
         self.db = db
         self.clock = clock
         self.service_ref = None
+        self.report_state_service: Optional[ReportStateService] = None
         self.report_interval = report_interval
         self.service_down_time = effective_service_down_time(report_interval, config.service_down_time)
         self._rng = rng or random.Random()
@@ -197,10 +198,14 @@ class Service(AsyncMultiService):
             # Report once before "ready", so that a restarted service is up
             # at once rather than after its first timer report.
             _Step(start=self._first_report, name="first_report").setServiceParent(self)
-            ReportStateService(
+            # A row deleted while the service runs is created again at the
+            # next report (see README "The API service", guarded deletes).
+            self.report_state_service = ReportStateService(
                 store, self._service_id, report_interval=report_interval, clock=clock,
                 initial_delay=min(INITIAL_REPORTING_DELAY, report_interval),
-            ).setServiceParent(self)
+                reregister=self._register_again,
+            )
+            self.report_state_service.setServiceParent(self)
         if periodic_enable:
             delay = fuzzy_delay(periodic_fuzzy_delay, self._rng)
             _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
@@ -479,6 +484,17 @@ class Service(AsyncMultiService):
             return defer.succeed(None)
         return self._retry("report the service's state",
                            lambda: self.store.report_state(service_id))
+
+    def _register_again(self) -> defer.Deferred:
+        """
+        Create this service's row again (it was deleted while the service
+        ran), and use it from now on.
+        """
+        def created(record):
+            self.service_ref = record
+            return record
+
+        return self._create_record().addCallback(created)
 
     def _create_record(self) -> defer.Deferred:
         d = self.store.create(self.host, self.binary, self.topic, version=SERVICE_VERSION)

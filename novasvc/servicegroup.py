@@ -116,8 +116,11 @@ class ReportStateService(Service):
     An error never stops the timer. Each change of state is logged once: the
     first failure as a WARNING C{"Lost connection to the database for
     reporting service status"} with the error; a deleted row
-    (L{ServiceNotFound}) as an ERROR asking the operator to restart the
-    service (the row is not recreated, as in Nova); the first success after
+    (L{ServiceNotFound}) as an ERROR; Nova then asks the operator to restart
+    the service and never recreates the row, which is what happens here
+    without C{reregister}; with it (as L{novasvc.service.Service} gives it),
+    the row is created again at the next tick, with a WARNING; the first
+    success after
     a failure as INFO C{"Recovered from being unable to report status."}.
     Successful reports log nothing. Each tick counts as C{ok} or C{failed}
     in the metrics (L{novasvc.metrics}); a tick skipped because the row does
@@ -138,6 +141,7 @@ class ReportStateService(Service):
         clock: Optional[Any] = None,
         initial_delay: float = INITIAL_REPORTING_DELAY,
         metrics: Optional[Recorder] = None,
+        reregister: Optional[Callable[[], Deferred]] = None,
     ) -> None:
         """
         @param store: where to report.
@@ -155,6 +159,11 @@ class ReportStateService(Service):
         @type initial_delay: C{float}
         @param metrics: where to count reports; the process's
             L{novasvc.metrics.get_recorder} when C{None}.
+        @param reregister: when given, how to create this service's row
+            again (returning a C{Deferred}); called at the tick after the row
+            was found deleted, so a running service shows again (see
+            L{row_deleted}). When C{None}, a deleted row stays deleted, as
+            in Nova.
         @raise TypeError: if C{store} does not provide L{IServiceStore}.
         @raise ValueError: for a negative C{report_interval} or
             C{initial_delay}.
@@ -175,6 +184,7 @@ class ReportStateService(Service):
         self._loop_done: Optional[Deferred] = None
         self._failing: Optional[str] = None
         self._metrics = get_recorder() if metrics is None else metrics
+        self._reregister = reregister
 
     @property
     def model_disconnected(self) -> bool:
@@ -183,6 +193,15 @@ class ReportStateService(Service):
             until the next success).
         """
         return self._failing is not None
+
+    @property
+    def row_deleted(self) -> bool:
+        """
+        @return: C{True} from the report that found this service's row
+            deleted until the row is created again (or, without
+            C{reregister}, until the service stops).
+        """
+        return self._failing == _NOT_FOUND
 
     def _get_clock(self) -> Any:
         if self._clock is None:
@@ -240,7 +259,19 @@ class ReportStateService(Service):
     def _report_service(self, service_id: Optional[int]) -> Optional[Deferred]:
         if service_id is None:
             return None
+        if self._failing == _NOT_FOUND and self._reregister is not None:
+            d = maybeDeferred(self._reregister)
+            d.addCallback(self._registered_again)
+            return d
         d = self._store.report_state(service_id)
+        d.addCallback(self._reported)
+        return d
+
+    def _registered_again(self, record: ServiceRecord) -> Deferred:
+        self._log.warn("Registered this service again, as service {id}, after its row was "
+                       "deleted while it ran", id=record.id)
+        self._failing = _LOST  # the next success logs the recovery
+        d = self._store.report_state(record.id)
         d.addCallback(self._reported)
         return d
 
@@ -257,9 +288,11 @@ class ReportStateService(Service):
             if state == _NOT_FOUND:
                 self._log.error(
                     "The services row of this service was deleted, so its status "
-                    "can no longer be reported ({error}); it is not recreated. "
-                    "Restart the service to register it again.",
+                    "can no longer be reported ({error}); {what}",
                     error=failure.getErrorMessage(),
+                    what=("it registers again at the next report." if self._reregister
+                          else "it is not recreated. Restart the service to register "
+                               "it again."),
                 )
             else:
                 self._log.warn(

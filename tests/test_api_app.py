@@ -104,6 +104,24 @@ class HealthTests(_App):
             "broker": {"ok": False, "error": "not connected to the broker"},
             "database": {"ok": True}}})
 
+    async def test_row_deleted(self) -> None:
+        """
+        When the API is a service's and its row was deleted while it runs,
+        then 503, status degraded, and a registration check that says it
+        registers again; once it has, the check is ok.
+        """
+        deleted = [True]
+        live = await self.api(row_deleted=lambda: deleted[0])
+        response = await live.request("GET", "/healthz")
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.json()["checks"]["registration"], {
+            "ok": False, "error": "this service's row was deleted while it runs; it "
+            "registers again at the next report"})
+        deleted[0] = False
+        response = await live.request("GET", "/healthz")
+        self.assertEqual((response.code, response.json()["checks"]["registration"]),
+                         (200, {"ok": True}))
+
     async def test_database_down(self) -> None:
         """
         When the store is not open, then 503 and the database check says so.
@@ -167,13 +185,15 @@ class ListServicesTests(_App):
     async def test_list(self) -> None:
         """
         When services exist, then each is listed with id, host, binary,
-        topic, status, state, updated_at (ISO 8601 UTC with Z, or null),
-        disabled_reason and forced_down; deleted ones are not listed.
+        topic, status, state, updated_at (the last report, ISO 8601 UTC
+        with Z, or null: disabling does not move it), disabled_reason and
+        forced_down; deleted ones are not listed.
         """
         now = SettableUTCNow()
         store = MemoryServiceStore(utcnow=now)
         await store.start()
         a, b, c = await self.services(store, 3)
+        await store.report_state(a.id)
         now.advance(1.5)
         await store.update(a.id, disabled=True, disabled_reason="maintenance")
         await store.destroy(c.id)
@@ -182,12 +202,42 @@ class ListServicesTests(_App):
         self.assertEqual(response.code, 200)
         self.assertEqual(response.json(), {"services": [
             {"id": a.id, "host": "h1", "binary": "novasvc-b1", "topic": "t1",
-             "status": "disabled", "state": "up", "updated_at": "2026-03-04T05:06:09.391011Z",
+             "status": "disabled", "state": "up", "updated_at": "2026-03-04T05:06:07.891011Z",
              "disabled_reason": "maintenance", "forced_down": False},
             {"id": b.id, "host": "h2", "binary": "novasvc-b0", "topic": "t2",
              "status": "enabled", "state": "up", "updated_at": None,
              "disabled_reason": None, "forced_down": False},
         ]})
+
+    async def test_large_listing(self) -> None:
+        """
+        When the listing has LARGE_LISTING services or more, then it is
+        encoded in the reactor's thread pool, and the answer is the same
+        JSON.
+        """
+        from twisted.internet import threads
+
+        from novasvc.api import app as app_module
+
+        self.patch(app_module, "LARGE_LISTING", 3)
+        used: List[Any] = []
+        real = threads.deferToThreadPool
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            used.append(args[2].__name__)
+            return real(*args, **kwargs)
+
+        self.patch(threads, "deferToThreadPool", spy)
+        live = await self.api()
+        await self.services(live.store, 2)
+        self.assertEqual(len((await live.request("GET", "/v1/services")).json()["services"]), 2)
+        self.assertEqual(used, [])
+        await live.store.create("h9", "b9", "t9")
+        response = await live.request("GET", "/v1/services")
+        self.assertEqual((response.code, response.headers["content-type"]),
+                         (200, "application/json"))
+        self.assertEqual([s["host"] for s in response.json()["services"]], ["h1", "h2", "h9"])
+        self.assertEqual(used, ["_listing_body"])
 
     async def test_state(self) -> None:
         """
@@ -359,13 +409,67 @@ class ServiceTests(_App):
         """
         live = await self.api()
         a, b = await self.services(live.store)
-        response = await live.request("DELETE", f"/v1/services/{a.id}")
+        response = await live.request("DELETE", f"/v1/services/{a.id}?force=true")
         self.assertEqual((response.code, response.body), (204, b""))
         listed = (await live.request("GET", "/v1/services")).json()["services"]
         self.assertEqual([s["id"] for s in listed], [b.id])
         [deleted] = [r for r in await live.store.list_services(include_deleted=True) if r.deleted]
         self.assertEqual(deleted.id, a.id)
-        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}")).code, 404)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}?force=true")).code,
+                         404)
+
+    async def test_delete_up_needs_force(self) -> None:
+        """
+        When the service to delete is up, then 409 naming it and ?force=true,
+        the row stays and no service.delete is sent; a down one is deleted
+        without force; force must be true or false, given once.
+        """
+        from tests.test_service_status import _Recorder
+
+        now = SettableUTCNow()
+        store = MemoryServiceStore(utcnow=now)
+        await store.start()
+        notifier = _Recorder()
+        live = await self.api(store=store, utcnow=now, notifier=notifier)
+        up, stale = await self.services(store)
+        now.advance(3600)
+        await store.report_state(up.id)
+        response = await live.request("DELETE", f"/v1/services/{up.id}")
+        self.assertEqual(response.code, 409)
+        error = response.json()["error"]
+        self.assertEqual((error["title"], error["type"]), ("Conflict", "ServiceIsUp"))
+        self.assertIn("is up", error["message"])
+        self.assertIn("?force=true", error["message"])
+        self.assertEqual(notifier.sent, [])
+        self.assertEqual((await live.request("GET", f"/v1/services/{up.id}")).code, 200)
+        for query in ["?force=yes", "?force=true&force=true", "?other=1"]:
+            response = await live.request("DELETE", f"/v1/services/{up.id}{query}")
+            self.assertEqual(response.code, 400, query)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{stale.id}")).code, 204)
+        response = await live.request("DELETE", f"/v1/services/{up.id}?force=false")
+        self.assertEqual(response.code, 409)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{up.id}?force=true")).code,
+                         204)
+        self.assertEqual([event for _, _, event, _ in notifier.sent],
+                         ["service.delete", "service.delete"])
+
+    async def test_unstorable_text(self) -> None:
+        """
+        When a filter or disabled_reason holds NUL or a lone surrogate, then
+        400 naming the field (the database could not store or compare it).
+        """
+        live = await self.api()
+        [a] = await self.services(live.store, 1)
+        for query, field in [("?host=a%00b", "host"), ("?binary=%00", "binary")]:
+            response = await live.request("GET", "/v1/services" + query)
+            self.assertEqual((response.code, response.json()["error"]["field"]), (400, field))
+            self.assertIn("NUL", response.json()["error"]["message"])
+        for reason in [r"a\u0000b", r"\ud800"]:
+            body = b'{"status": "disabled", "disabled_reason": "' + reason.encode() + b'"}'
+            response = await live.request("PUT", f"/v1/services/{a.id}", body, JSON)
+            self.assertEqual(response.code, 400, response.body)
+            self.assertEqual(response.json()["error"].get("field"), "disabled_reason", response.body)
+        self.assertFalse((await live.store.get(a.id)).disabled)
 
     async def test_notifications(self) -> None:
         """
@@ -384,7 +488,7 @@ class ServiceTests(_App):
                            {"X-Request-Id": "req-1"})
         await live.request("PUT", f"/v1/services/{a.id}", {"status": "disabled", "disabled_reason": "r"})
         await live.request("PUT", f"/v1/services/{a.id}", {"forced_down": True})
-        await live.request("DELETE", f"/v1/services/{a.id}")
+        await live.request("DELETE", f"/v1/services/{a.id}?force=true")
         self.assertEqual([(publisher, event) for publisher, _, event, _ in notifier.sent], [
             ("novasvc-b1:h1", "service.update"), ("novasvc-b1:h1", "service.update"),
             ("novasvc-b1:h1", "service.delete")])
@@ -554,6 +658,20 @@ class MountTests(_App):
         await live.service.stopService()
         self.assertTrue(gateway.stopped)
 
+    async def test_gateway_broker_down(self) -> None:
+        """
+        When the broker is not connected, then the gateway answers 503
+        BrokerUnavailable at once, with Retry-After and the API's title.
+        """
+        live = await self.api()
+        await live.transport.stop()
+        response = await live.request("POST", "/v1/rpc/echo", {"method": "echo"})
+        self.assertEqual((response.code, response.headers["retry-after"]), (503, "5"))
+        error = response.json()["error"]
+        self.assertEqual((error["title"], error["type"]), ("Service Unavailable",
+                                                            "BrokerUnavailable"))
+        self.assertTrue(error["message"].startswith("broker unavailable"))
+
     async def test_gateway_admin_only(self) -> None:
         """
         When a reader posts to the gateway, then 403 and the gateway is not
@@ -619,7 +737,7 @@ class MountTests(_App):
         """
         seen: List[Any] = []
 
-        def render(records: Any, now: Any, service_down_time: float) -> bytes:
+        def render(records: Any, now: Any, service_down_time: float, **kwargs: Any) -> bytes:
             seen.append(([r.host for r in records], now, service_down_time))
             return b"<!DOCTYPE html><title>ok</title>"
 
@@ -713,7 +831,8 @@ class RealServicesTests(_App):
                                       {"status": "disabled", "disabled_reason": "r"})
         self.assertEqual(response.code, 200)
         self.assertTrue((await store.get(a.id)).disabled)
-        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}")).code, 204)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{a.id}?force=true")).code,
+                         204)
         self.assertEqual((await live.request("GET", f"/v1/services/{a.id}")).code, 404)
         await transport.stop()
         health = await live.request("GET", "/healthz")

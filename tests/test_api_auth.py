@@ -93,7 +93,8 @@ class NoTokenTests(unittest.TestCase):
         self.assertEqual((await live.request("GET", "/v1/services")).code, 200)
         response = await live.request("PUT", f"/v1/services/{service.id}", {"status": "disabled"})
         self.assertEqual(response.code, 200)
-        self.assertEqual((await live.request("DELETE", f"/v1/services/{service.id}")).code, 204)
+        self.assertEqual((await live.request("DELETE", f"/v1/services/{service.id}?force=true")).code,
+                         204)
         self.assertTrue([line for line in log if "DELETE /v1/services/1" in line
                          and "user=loopback" in line], log)
 
@@ -224,7 +225,8 @@ class TokenTests(unittest.TestCase):
         response = await live.request("PUT", f"/v1/services/{self.service.id}",
                                       {"status": "disabled"}, headers)
         self.assertEqual(response.code, 200)
-        response = await live.request("DELETE", f"/v1/services/{self.service.id}", headers=ADMIN)
+        response = await live.request("DELETE", f"/v1/services/{self.service.id}?force=true",
+                                      headers=ADMIN)
         self.assertEqual(response.code, 204)
 
     async def test_healthz_public(self) -> None:
@@ -260,6 +262,34 @@ class TokenTests(unittest.TestCase):
         self.assertIn("user=ops", access[1])
         self.assertIn(" 401 ", access[2])
         self.assertIn("user=-", access[3])
+
+    async def test_query_token_not_logged(self) -> None:
+        """
+        When a token is put in the query string by mistake, then the access
+        log shows the parameter's name with its value redacted.
+        """
+        live = await self.api()
+        for name in ["token", "access_token", "api_key", "Auth"]:
+            await live.request("GET", f"/v1/services?{name}={TOKENS['ops'][1]}&x=1", headers=READER)
+        text = "\n".join(self.log)
+        self.assertNotIn(TOKENS["ops"][1], text)
+        self.assertIn('"GET /v1/services?access_token=<redacted>&x=1"', text)
+
+    async def test_repeated_authorization(self) -> None:
+        """
+        When the Authorization header is given twice, then 400, whichever
+        tokens they hold.
+        """
+        import treq
+
+        live = await self.api()
+        from twisted.web.http_headers import Headers
+
+        headers = Headers({b"Authorization": [ADMIN["Authorization"].encode(),
+                                              READER["Authorization"].encode()]})
+        response = await treq.get(live.url + "/v1/services", headers=headers, pool=live.pool)
+        self.assertEqual(response.code, 400)
+        self.assertIn(b"more than once", await response.content())
 
     async def test_manage_token_new(self) -> None:
         """

@@ -25,6 +25,7 @@ from novasvc.exceptions import ConfigError
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "etc", "novasvc.yaml")
 DIGEST = hashlib.sha256(b"secret-token").hexdigest()
+DIGEST2 = hashlib.sha256(b"other-token").hexdigest()
 
 
 class APISectionTests(SynchronousTestCase):
@@ -79,12 +80,31 @@ class APISectionTests(SynchronousTestCase):
                   sha256: {DIGEST.upper()}
                 - name: dash.board
                   role: reader
-                  sha256: {DIGEST}
+                  sha256: {DIGEST2}
             """).api
         self.assertEqual(api, APIConfig(
             enabled=True, listen="tcp:0:interface=127.0.0.1", workers=3, max_url_len=100,
             max_body_size=0, app="mypkg.api.make", filters=("mypkg.filters.one", "mypkg.filters.two"),
-            tokens=(APIToken("ops", "admin", DIGEST), APIToken("dash.board", "reader", DIGEST))))
+            tokens=(APIToken("ops", "admin", DIGEST), APIToken("dash.board", "reader", DIGEST2))))
+
+    def test_same_token_twice(self) -> None:
+        """
+        When two entries have the same sha256 (in any case), then the file
+        is refused at the second, naming the first, without the hash.
+        """
+        message = self.refused(f"""\
+            api:
+              tokens:
+                - name: ops
+                  role: admin
+                  sha256: {DIGEST}
+                - name: dash
+                  role: reader
+                  sha256: {DIGEST.upper()}
+            """)
+        self.assertIn("line 8: api.tokens[1].sha256: the same token as 'ops' (role admin)",
+                      message)
+        self.assertNotIn(DIGEST, message.lower())
 
     def test_empty_section(self) -> None:
         """

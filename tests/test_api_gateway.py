@@ -407,13 +407,33 @@ class BrokerTests(_Harness, SynchronousTestCase):
 
     def test_stopped_transport(self) -> None:
         """
-        When the transport is stopped, then 503 TransportError.
+        When the transport is stopped, then 503 BrokerUnavailable at once.
         """
         self.serve()
         self.successResultOf(self.gateway_transport.stop())
         status, error = self.error({"method": "note", "cast": True})
-        self.assertEqual((status, error["type"]), (503, "TransportError"))
-        self.assertIn("stopped", error["message"])
+        self.assertEqual((status, error["type"]), (503, "BrokerUnavailable"))
+
+    def test_not_connected_fails_fast(self) -> None:
+        """
+        When the transport is not connected, then a call and a cast get 503
+        BrokerUnavailable at once, saying the request was not sent (never
+        that it may still run), and nothing reaches the servers.
+        """
+        manager = self.serve()
+
+        class Disconnected(MemoryTransport):
+            is_connected = False
+
+        gateway = RPCGateway(Disconnected(broker=self.broker, clock=self.clock), self.config,
+                             clock=self.clock)
+        for body in ({"method": "echo", "args": {"value": 1}}, {"method": "note", "cast": True}):
+            status, payload = self.successResultOf(gateway.handle("svc", body, admin()))
+            self.assertEqual((status, payload["error"]["type"]), (503, "BrokerUnavailable"))
+            self.assertEqual(payload["error"]["message"], "broker unavailable: not connected "
+                             "to the message broker; the request was not sent")
+        self.assertEqual(manager.casts, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_unexpected(self) -> None:
         """
@@ -624,3 +644,36 @@ class RabbitMQTests(TestCase):
         self.assertEqual((status, payload["error"]["type"]), (404, "NoSuchMethod"))
         status, payload = yield gateway.handle("nobody", {"method": "echo", "timeout": 10}, admin())
         self.assertEqual((status, payload["error"]["type"]), (503, "UnroutableError"))
+
+    @defer.inlineCallbacks
+    def test_topics_shared_across_exchanges(self) -> Any:
+        """
+        When two deployments on one virtual host use different control
+        exchanges but the same topic, then they share the topic's queue:
+        calls sent on one exchange are served by the other deployment's
+        server too (as with oslo.messaging; the README says to isolate them
+        with virtual hosts).
+        """
+        from novasvc.rpc.client import RPCClient
+        from novasvc.transport.amqp import AMQPTransport
+        from tests.test_transport_amqp import make_vhost, rabbit_url
+
+        vhost = yield make_vhost(self)
+        transports = []
+        for _ in range(3):
+            transport = AMQPTransport(rabbit_url(vhost), reactor=reactor)
+            transport.start()
+            self.addCleanup(transport.stop)
+            transports.append(transport)
+        managers = {"a": GatewayManager("host-a"), "b": GatewayManager("host-b")}
+        for transport, (exchange, manager) in zip(transports, managers.items()):
+            server = RPCServer(transport, Target(topic="svc", server=manager.host, exchange=exchange),
+                               [manager], clock=reactor)
+            yield server.start()
+            self.addCleanup(server.stop)
+        client = RPCClient(transports[2], Target(topic="svc", exchange="b"), clock=reactor)
+        hosts = set()
+        for n in range(12):
+            answer = yield client.call({}, "echo", value=n)
+            hosts.add(answer["host"])
+        self.assertEqual(hosts, {"host-a", "host-b"})

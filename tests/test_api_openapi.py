@@ -155,7 +155,62 @@ class ServedTests(unittest.TestCase):
         response = await live.request("GET", "/v1/openapi.json")
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers["content-type"], "application/json")
-        self.assertEqual(response.json(), document())
+        self.assertEqual(response.json(), document(tokens=False))
+
+    async def test_security_only_with_tokens(self) -> None:
+        """
+        When no token is configured, then the document declares no bearer
+        security and no 401; with tokens, it declares both, and the
+        gateway's timeout maximum is the configured one.
+        """
+        from novasvc.api_config import APIConfig
+        from novasvc.config import Config
+        from tests._api import ADMIN, token_entries
+
+        live = await start_api(self)
+        served = (await live.request("GET", "/v1/openapi.json")).json()
+        self.assertNotIn("security", served)
+        self.assertNotIn("securitySchemes", served["components"])
+        self.assertNotIn("401", served["paths"]["/v1/services"]["get"]["responses"])
+        live = await start_api(self, config=Config(host="h1", rpc_response_timeout=900),
+                               api=APIConfig(tokens=token_entries()))
+        served = (await live.request("GET", "/v1/openapi.json", headers=ADMIN)).json()
+        self.assertEqual(served["security"], [{"bearer": []}])
+        self.assertIn("401", served["paths"]["/v1/services"]["get"]["responses"])
+        timeout = served["components"]["schemas"]["RPCRequest"]["properties"]["timeout"]
+        self.assertEqual(timeout["maximum"], 900)
+
+    def test_constraints(self) -> None:
+        """
+        When the document states the gateway's method and name patterns and
+        the storable-text pattern, then the API refuses exactly what they
+        refuse: a name per the pattern is accepted by the gateway's checks,
+        one outside is not.
+        """
+        import re
+
+        from novasvc.api.gateway import _check_method, _check_name
+        from novasvc.api.gateway import _BadRequest
+        from novasvc.api.openapi import METHOD_PATTERN, NAME_PATTERN
+
+        for method in ["echo", "A", "get_2", "_private", "2x", "é", "a-b", "a b"]:
+            documented = bool(re.search(METHOD_PATTERN, method))
+            try:
+                _check_method({"method": method})
+                accepted = True
+            except _BadRequest:
+                accepted = False
+            self.assertEqual(accepted, documented, method)
+        for name in ["host-1", "a.b:c", "é", "a b", "\t", "x\x7f"]:
+            documented = bool(re.search(NAME_PATTERN, name))
+            try:
+                _check_name({"server": name}, "server")
+                accepted = True
+            except _BadRequest:
+                accepted = False
+            self.assertEqual(accepted, documented, name)
+        reason = document()["components"]["schemas"]["ServiceUpdate"]
+        self.assertIn("\\u0000", str(reason))
 
 
 class ReadmeTests(unittest.SynchronousTestCase):

@@ -5,7 +5,7 @@ and failures outside the routes, over real connections on loopback.
 
 import json
 import re
-from typing import Any, List
+from typing import Any, List, Optional
 
 import treq
 from twisted.internet import defer, protocol, reactor, task
@@ -115,6 +115,8 @@ class URLLimitTests(unittest.TestCase):
         answer = await raw_exchange(live.service.port,
                                     b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n")
         self.assertEqual(_status(answer), 431)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+                        answer[:80])
 
 
 class BodyLimitTests(unittest.TestCase):
@@ -381,3 +383,120 @@ class FailureTests(unittest.TestCase):
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
         errors: List[str] = [line for line in log if line.startswith("Error handling")]
         self.assertEqual(errors, ["Error handling GET /healthz (request req-f)"])
+
+
+class _Trickle(protocol.Protocol):
+    """
+    A client that sends its parts one by one, C{every} seconds apart, and
+    collects the answer until the server closes.
+    """
+
+    def __init__(self, parts: List[bytes], every: float) -> None:
+        self.parts = list(parts)
+        self.every = every
+        self.received = b""
+        self.closed_at: Optional[float] = None
+        self.done: defer.Deferred = defer.Deferred()
+        self._call: Any = None
+
+    def connectionMade(self) -> None:
+        self.started = reactor.seconds()
+        self._send()
+
+    def _send(self) -> None:
+        if self.parts and self.transport is not None:
+            self.transport.write(self.parts.pop(0))
+            self._call = reactor.callLater(self.every, self._send)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self.closed_at = reactor.seconds() - self.started
+        self.done.callback(self)
+
+
+async def _trickle(port: int, parts: List[bytes], every: float) -> _Trickle:
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    client = _Trickle(parts, every)
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(
+        protocol.Factory.forProtocol(lambda: client))
+    return await client.done
+
+
+class SlowClientTests(unittest.TestCase):
+    """
+    Header and body deadlines however slowly the bytes trickle, and the
+    cap on open connections.
+    """
+
+    async def test_trickling_headers(self) -> None:
+        """
+        When a client sends one header line every 0.1 s, then it gets 408
+        and the connection closes at the header deadline (0.5 s here), not
+        when it stops sending.
+        """
+        live = await start_api(self)
+        live.service.site.header_timeout = 0.5
+        parts = [b"GET /healthz HTTP/1.1\r\n"] + [b"X-Slow-%d: 1\r\n" % n for n in range(40)]
+        client = await _trickle(live.service.port, parts, 0.1)
+        self.assertEqual(_status(client.received), 408)
+        self.assertIn(b"HTTP/1.1 408 Request Timeout", client.received)
+        self.assertIn(b"headers did not arrive within 0.5 s", client.received)
+        self.assertLess(client.closed_at, 2.0)
+
+    async def test_trickling_body(self) -> None:
+        """
+        When a client sends its body one byte every 0.1 s, then 408 at the
+        body deadline (0.5 s here).
+        """
+        live = await start_api(self)
+        live.service.site.body_timeout = 0.5
+        head = (b"PUT /v1/services/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 40\r\n\r\n")
+        client = await _trickle(live.service.port, [head] + [b" "] * 40, 0.1)
+        self.assertEqual(_status(client.received), 408)
+        self.assertIn(b"body did not arrive within 0.5 s", client.received)
+        self.assertLess(client.closed_at, 2.0)
+
+    async def test_idle_keep_alive_is_not_timed(self) -> None:
+        """
+        When a keep-alive connection is idle between requests, then the
+        header deadline does not run: the next request is served.
+        """
+        live = await start_api(self)
+        live.service.site.header_timeout = 0.3
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        client = await _trickle(live.service.port, [request, last], 0.6)
+        self.assertEqual(client.received.count(b"HTTP/1.1 200 OK"), 2)
+
+    async def test_connection_cap(self) -> None:
+        """
+        When the connections open reach the cap, then the next one gets 503
+        with Retry-After and is closed; once one closes, a new one is served.
+        """
+        live = await start_api(self)
+        site = live.service.site
+        site.max_connections = 2
+        idle = [await _connect(live.service.port) for _ in range(2)]
+        answer = await raw_exchange(live.service.port, b"GET /healthz HTTP/1.1\r\n\r\n")
+        self.assertEqual(_status(answer), 503)
+        self.assertIn(b"Retry-After: 5", answer)
+        idle[0].transport.loseConnection()
+        while site.open_connections > 1:
+            await task.deferLater(reactor, 0.01, lambda: None)
+        answer = await raw_exchange(live.service.port,
+                                    b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        self.assertEqual(_status(answer), 200)
+        idle[1].transport.loseConnection()
+
+
+async def _connect(port: int) -> protocol.Protocol:
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    return await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(
+        protocol.Factory.forProtocol(protocol.Protocol))

@@ -103,9 +103,10 @@ class RenderTests(SynchronousTestCase):
 
     def test_rows(self) -> None:
         """
-        When services are given, then one row each, sorted by binary then
-        host, with id, binary, host, topic, status, state, last report and
-        disabled reason.
+        When services are given, then one row each, the down ones first,
+        then the disabled ones, then the rest, each group sorted by binary
+        then host, with id, binary, host, topic, status, state, last report
+        and disabled reason.
         """
         page = self.page([
             record(3, host="host2"),
@@ -116,14 +117,14 @@ class RenderTests(SynchronousTestCase):
         self.assertEqual(page.headers, ["Id", "Binary", "Host", "Topic", "Status", "State", "Last report",
                                         "Disabled reason"])
         self.assertEqual([row[:6] + row[7:] for row in page.rows], [
+            ["4", "novasvc-echo", "host3", "", "enabled", "down", ""],
             ["2", "novasvc-echo", "host1", "echo", "disabled", "up", "maintenance"],
             ["3", "novasvc-echo", "host2", "echo", "enabled", "up", ""],
-            ["4", "novasvc-echo", "host3", "", "enabled", "down", ""],
             ["1", "novasvc-volume", "host1", "volume", "enabled", "up", ""],
         ])
-        self.assertEqual(page.rows[0][6], "2024-05-01 11:59:50 UTC (10 s ago)")
-        self.assertEqual(page.rows[2][6], "2024-05-01 11:58:59 UTC (61 s ago)")
-        self.assertEqual(page.row_classes, ["up disabled", "up enabled", "down enabled", "up enabled"])
+        self.assertEqual(page.rows[1][6], "2024-05-01 11:59:50 UTC (10 s ago)")
+        self.assertEqual(page.rows[0][6], "2024-05-01 11:58:59 UTC (61 s ago)")
+        self.assertEqual(page.row_classes, ["down enabled", "up disabled", "up enabled", "up enabled"])
         self.assertEqual(page.text["summary"], "3 up, 1 down, 1 disabled")
         self.assertEqual(page.text["title"], "novasvc services")
 
@@ -139,8 +140,8 @@ class RenderTests(SynchronousTestCase):
     def test_never_reported(self) -> None:
         """
         When a service never reported, then its last report says never, and
-        its state follows created_at (as is_up); a report from a clock ahead
-        says so.
+        its state follows created_at (as is_up; down ones first); a report
+        from a clock ahead says so.
         """
         page = self.page([
             record(1, last_seen_up=None, created_at=NOW - datetime.timedelta(seconds=5)),
@@ -148,7 +149,7 @@ class RenderTests(SynchronousTestCase):
             record(3, host="host3", last_seen_up=NOW + datetime.timedelta(seconds=3)),
         ])
         self.assertEqual([(row[5], row[6]) for row in page.rows],
-                         [("up", "never"), ("down", "never"), ("up", "2024-05-01 12:00:03 UTC (3 s ahead)")])
+                         [("down", "never"), ("up", "never"), ("up", "2024-05-01 12:00:03 UTC (3 s ahead)")])
 
     def test_aware_now(self) -> None:
         """
@@ -172,7 +173,7 @@ class RenderTests(SynchronousTestCase):
         self.assertEqual(page.rows[0][2], f'h"><{evil}')
         self.assertEqual(page.text["h1"], f"<b>{evil}</b>")
         self.assertEqual({tag for tag, _ in page.tags},
-                         {"html", "head", "meta", "title", "style", "body", "h1", "p", "span", "time", "table",
+                         {"html", "head", "meta", "title", "style", "body", "h1", "p", "span", "time", "div", "table",
                           "thead", "tbody", "tr", "th", "td"})
 
     def test_clipped(self) -> None:

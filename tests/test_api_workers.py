@@ -553,6 +553,28 @@ class ProcessTests(unittest.TestCase):
         await self.stop(process)
         self.assertIn(f"API stopped listening on {url}", self.output())
 
+    async def test_metrics_of_every_worker(self) -> None:
+        """
+        When requests went to both workers, then /metrics from either one
+        has both workers' HTTP counts, labelled worker 1 and worker 2.
+        """
+        process = self.start_twistd("novasvc-api", "--config",
+                                    self.config("tcp:0:interface=127.0.0.1"))
+        url = await self.listening()
+
+        def get() -> Any:
+            return treq.get(f"{url}/healthz", pool=self.pool)
+
+        await self.answered_by(get, {1, 2})
+
+        async def both() -> bool:
+            response = await treq.get(f"{url}/metrics", pool=self.pool)
+            text = (await response.content()).decode()
+            return all(f'route="/healthz",status="200",worker="{k}"' in text for k in (1, 2))
+
+        await poll(lambda: defer.ensureDeferred(both()), "both workers' metrics", interval=0.2)
+        await self.stop(process)
+
     async def test_api_only_tls(self) -> None:
         """
         When C{twistd novasvc --api-only} runs with C{api.workers: 2} on an

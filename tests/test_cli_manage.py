@@ -50,7 +50,7 @@ SEEDED = [
 #: What C{service list} prints for L{SEEDED} at L{NOW} (the README shows it).
 SEEDED_TABLE = """\
 +----+----------------+-----------+--------+----------+-------+----------------------------+-----------------+
-| Id | Binary         | Host      | Topic  | Status   | State | Updated At                 | Disabled Reason |
+| Id | Binary         | Host      | Topic  | Status   | State | Last Seen Up               | Disabled Reason |
 +----+----------------+-----------+--------+----------+-------+----------------------------+-----------------+
 | 1  | novasvc-volume | compute-1 | volume | enabled  | up    | 2026-03-04T11:59:52.000000 | -               |
 | 2  | novasvc-volume | compute-2 | volume | enabled  | down  | 2026-03-04T11:55:00.000000 | -               |
@@ -308,11 +308,37 @@ class ServiceChangeTests(_SQLiteSeeded):
         engine = sa.create_engine(self.url, poolclass=NullPool)
         _insert(engine, "compute-2", "novasvc-volume", "volume", 1)  # registers again
         engine.dispose()
-        self.ok("-c", self.config, "service", "delete", "compute-2", "novasvc-volume")
+        self.ok("-c", self.config, "service", "delete", "compute-2", "novasvc-volume", "--force")
         self.assertEqual(self.failed(1, "-c", self.config, "service", "delete", "compute-2",
                                      "novasvc-volume"),
                          "novasvc-manage: error: no live service with host 'compute-2' and "
                          "binary 'novasvc-volume'")
+
+    def test_delete_up_needs_force(self) -> None:
+        """
+        When the service to delete is up, then exit 1 with one line naming
+        it and --force, the row stays and nothing is notified; with --force
+        it is deleted.
+        """
+        before = self.rows()
+        error = self.failed(1, "-c", self.config, "service", "delete", "compute-1",
+                            "novasvc-volume")
+        self.assertEqual(error, "novasvc-manage: error: service 1 (novasvc-volume on "
+                         "compute-1) is up: stop it first, or delete it anyway with --force "
+                         "(a running service registers again)")
+        self.assertEqual(self.rows(), before)
+        out = self.ok("-c", self.config, "service", "delete", "compute-1", "novasvc-volume",
+                      "--force")
+        self.assertEqual(out, "Deleted service 1 (novasvc-volume on compute-1).\n")
+
+    def test_disable_keeps_freshness(self) -> None:
+        """
+        When a dead service is disabled, then the list still shows its last
+        report, not the time of the change, and it stays down.
+        """
+        self.ok("-c", self.config, "service", "disable", "compute-2", "novasvc-volume")
+        out = self.ok("-c", self.config, "service", "list", "--host", "compute-2")
+        self.assertIn("| down  | 2026-03-04T11:55:00.000000 |", out)
 
     def test_missing_service(self) -> None:
         """

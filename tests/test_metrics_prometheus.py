@@ -78,6 +78,8 @@ def _filled() -> Tuple[Recorder, _Server]:
     metrics.request("echo", OK, 0.2)
     metrics.request("echo", ERROR, 7.0)
     metrics.request(UNKNOWN_METHOD, NO_SUCH_METHOD, 0.0)
+    recorder.http.started()
+    recorder.http.finished("/v1/services", "GET", 200, 0.01)
     metrics.duplicate_dropped()
     metrics.malformed_rejected()
     metrics.malformed_rejected()

@@ -322,6 +322,40 @@ class ReportStateServiceTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.store.list_services()), [])
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_row_deleted_registers_again(self) -> None:
+        """
+        When the row was deleted and C{reregister} is given, then
+        C{row_deleted} is true and one ERROR says it registers again; at the
+        next tick the row is created again and reported (one WARNING, one
+        INFO), and C{row_deleted} is false.
+        """
+        created: List[int] = []
+
+        def reregister():
+            d = self.store.create("h", "novasvc-x", "x")
+
+            def made(record):
+                created.append(record.id)
+                self.service_id = record.id
+                return record
+
+            return d.addCallback(made)
+
+        service = self.make(initial_delay=0, reregister=reregister)
+        self.assertFalse(service.row_deleted)
+        self.successResultOf(self.store.destroy(self.record.id))
+        self.clock.advance(10)
+        self.assertTrue(service.row_deleted)
+        self.assertIn("registers again at the next report", self.messages()[0])
+        self.clock.advance(10)
+        self.assertFalse(service.row_deleted)
+        [live] = self.successResultOf(self.store.list_services())
+        self.assertEqual(([live.id], live.report_count), (created, 1))
+        self.assertEqual([e["log_level"] for e in self.logged()],
+                         [LogLevel.error, LogLevel.warn, LogLevel.info])
+        self.clock.advance(10)
+        self.assertEqual(len(self.logged()), 3)
+
     def test_lost_then_deleted(self) -> None:
         """
         When the database is lost and then the row turns out deleted, then

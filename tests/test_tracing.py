@@ -594,7 +594,7 @@ class ServiceTests(SynchronousTestCase):
     def test_console_exporter(self) -> None:
         """
         When tracing.exporter is console, then each span is printed to
-        standard output as JSON, with the service name; the call spans
+        standard output as one line of JSON, with the service name; the call spans
         are there once the service stopped.
         """
         code = "\n".join([
@@ -629,6 +629,7 @@ class ServiceTests(SynchronousTestCase):
             spans.append(span)
         self.assertEqual(sorted((s["name"], s["kind"]) for s in spans),
                          [("echo.echo", "SpanKind.CLIENT"), ("echo.echo", "SpanKind.SERVER")])
+        self.assertEqual(len(out.splitlines()), 2, "one line per span (one twistd log event)")
         self.assertEqual({s["resource"]["attributes"]["service.name"] for s in spans}, {"novasvc-echo"})
 
     def test_missing_exporter(self) -> None:

@@ -31,10 +31,12 @@ with the request id.
 
 import datetime
 import json
-from typing import Any, Callable, Dict, List, Optional
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from klein import Klein
-from twisted.internet import defer
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -42,9 +44,12 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from novasvc.api.context import APIContext, request_context, request_info
-from novasvc.api.errors import APIError, render_error, render_json, status_title
+from novasvc.api.errors import (APIError, json_body, render_encoded, render_error, render_json,
+                                status_title)
+from novasvc.api._requests import force_flag, service_changes
+from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
-from novasvc.db.rules import MAX_STRING_LENGTH
+from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
 from novasvc.exceptions import ServiceNotFound
 from novasvc.rpc.errors import clip, quote
 from novasvc.service_status import DELETE, UPDATE, notify_service, status_changed
@@ -56,12 +61,20 @@ _log = Logger()
 
 #: Seconds the database check of C{/healthz} may take.
 HEALTH_TIMEOUT = 5.0
+#: Listings of at least this many services are encoded to JSON off the
+#: reactor thread.
+LARGE_LISTING = 100
+#: B{Seconds} a listing may be reused for a request that had to wait for
+#: a slot (the API is under load, L{novasvc.api.observe}); writes through
+#: this API drop it. A request that did not wait is always read afresh.
+LISTING_REUSE = 1.0
+_LISTINGS_KEPT = 64
+#: B{Seconds} between the status page's reloads of itself.
+PAGE_REFRESH = 10
 #: The largest service id a path may name (the column is a 32-bit integer).
 MAX_SERVICE_ID = 2**31 - 1
 _JSON_TYPES = (b"application/json",)
 _SERVICE_FILTERS = ("host", "binary")
-_PUT_FIELDS = ("status", "disabled_reason", "forced_down")
-_STATUSES = ("enabled", "disabled")
 
 
 def _klein() -> Klein:
@@ -89,8 +102,11 @@ def service_view(record: ServiceRecord, now: datetime.datetime,
     @param service_down_time: B{seconds}, for L{is_up}.
     @return: C{id}, C{host}, C{binary}, C{topic}, C{status}
         (C{"enabled"}/C{"disabled"}), C{state} (C{"up"}/C{"down"} by
-        L{is_up}: C{forced_down} is down), C{updated_at} (ISO 8601 UTC with
-        C{Z}, or C{None}), C{disabled_reason} and C{forced_down}.
+        L{is_up}: C{forced_down} is down), C{updated_at} (the last
+        heartbeat, C{last_seen_up}, as ISO 8601 UTC with C{Z}, or C{None}
+        before the first report: an operator's change such as disabling does
+        not make a dead service look fresh), C{disabled_reason} and
+        C{forced_down}.
     """
     return {
         "id": record.id,
@@ -99,7 +115,7 @@ def service_view(record: ServiceRecord, now: datetime.datetime,
         "topic": record.topic,
         "status": "disabled" if record.disabled else "enabled",
         "state": "up" if is_up(record, now, service_down_time) else "down",
-        "updated_at": _iso(record.updated_at),
+        "updated_at": _iso(record.last_seen_up),
         "disabled_reason": record.disabled_reason,
         "forced_down": record.forced_down,
     }
@@ -195,10 +211,42 @@ class _Routes:
     def __init__(self, context: APIContext) -> None:
         self.context = context
         self._ping = _Shared(self._check_database)
+        self._guard: Optional[DatabaseGuard] = None
+        self._last_listing: Optional[Tuple[List[ServiceRecord], datetime.datetime]] = None
+        #: Encoded listings by filters: (clock seconds read, body).
+        self._listings: Dict[Tuple[Tuple[str, str], ...], Tuple[float, bytes]] = {}
         self._gateway: Optional[Any] = None
         self._notifier: Optional[Any] = getattr(context, "notifier", None)
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
+        self._workers: Optional[Any] = None
+        if os.environ.get("NOVASVC_API_METRICS_DIR"):
+            self._start_worker_metrics()
+
+    def _start_worker_metrics(self) -> None:
+        """
+        Under API workers, dump this worker's metrics for the others, and
+        serve every worker's at C{/metrics} (L{novasvc.api.worker_metrics}).
+        """
+        try:
+            from novasvc.api import worker_metrics
+            from novasvc.metrics import get_recorder
+
+            recorder = self.context.recorder
+            self._workers = worker_metrics.from_environ(
+                recorder if recorder is not None else get_recorder(), self.context.clock)
+        except ImportError:
+            return
+        if self._workers is not None:
+            self._workers.start()
+            self.context.on_stop(self._workers.stop)
+
+    @property
+    def _db(self) -> DatabaseGuard:
+        if self._guard is None:
+            self._guard = DatabaseGuard(self.context.clock,
+                                        wall=lambda: _iso(self.context.utcnow()) or "?")
+        return self._guard
 
     def _stop(self) -> Any:
         gateway, self._gateway = self._gateway, None
@@ -244,8 +292,17 @@ class _Routes:
             broker["error"] = "not connected to the broker"
         database = await self._ping()
         ok = connected and database["ok"]
-        payload = {"status": "ok" if ok else "degraded",
-                   "checks": {"broker": broker, "database": database}}
+        checks = {"broker": broker, "database": database}
+        row_deleted = getattr(self.context, "row_deleted", None)
+        if row_deleted is not None:
+            if row_deleted():
+                checks["registration"] = {
+                    "ok": False, "error": "this service's row was deleted while it runs; "
+                    "it registers again at the next report"}
+                ok = False
+            else:
+                checks["registration"] = {"ok": True}
+        payload = {"status": "ok" if ok else "degraded", "checks": checks}
         return render_json(request, 200 if ok else 503, payload)
 
     def _check_database(self) -> defer.Deferred:
@@ -282,11 +339,31 @@ class _Routes:
             if not 1 <= len(value) <= MAX_STRING_LENGTH:
                 raise APIError(400, f"query parameter {name!r} must be 1 to "
                                f"{MAX_STRING_LENGTH} characters long")
+            problem = unstorable(value)
+            if problem is not None:
+                raise APIError(400, f"query parameter {name!r} {problem}", field=name)
             filters[name] = value
-        records = await self.context.store.list_services(**filters)
+        key = tuple(sorted(filters.items()))
+        cached = self._listings.get(key)
+        if (cached is not None and request_info(request).waited
+                and self.context.clock.seconds() - cached[0] < LISTING_REUSE):
+            return render_encoded(request, 200, cached[1])
+        records = await self._db.call(self.context.store.list_services, **filters)
+        read_at = self.context.clock.seconds()
         now = self.context.utcnow()
-        views = [service_view(r, now, self.context.service_down_time) for r in records]
-        return render_json(request, 200, {"services": views})
+        down_time = self.context.service_down_time
+        if len(records) < LARGE_LISTING or not IReactorThreads.providedBy(self.context.clock):
+            body = _listing_body(records, now, down_time)
+        else:
+            # A large listing is made and encoded in the reactor's thread
+            # pool, so that RPC in the same process keeps the reactor.
+            reactor = self.context.clock
+            body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(),
+                                                   _listing_body, records, now, down_time)
+        if len(self._listings) >= _LISTINGS_KEPT:
+            self._listings.clear()
+        self._listings[key] = (read_at, body)
+        return render_encoded(request, 200, body)
 
     # The range is checked by _get_id: werkzeug's own bounds turn an id out
     # of range into 405 for the other methods.
@@ -301,12 +378,13 @@ class _Routes:
     async def update_service(self, request: IRequest, service_id: int) -> bytes:
         _require_admin(request)
         service_id = _service_id(service_id)
-        changes = _service_changes(_read_object(request))
+        changes = service_changes(_read_object(request))
         before = await self._get(service_id)
         try:
-            record = await self.context.store.update(service_id, **changes)
+            record = await self._db.call(self.context.store.update, service_id, **changes)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
+        self._listings.clear()
         if status_changed(before, record):
             notify_service(self._get_notifier(), UPDATE, record, request_context(request))
         return render_json(request, 200, {"service": self._view(record)})
@@ -315,11 +393,18 @@ class _Routes:
     async def delete_service(self, request: IRequest, service_id: int) -> bytes:
         _require_admin(request)
         service_id = _service_id(service_id)
+        force = force_flag(request)
         record = await self._get(service_id)
+        if not force and is_up(record, self.context.utcnow(), self.context.service_down_time):
+            raise APIError(409, f"service {service_id} ({clip(record.binary)} on "
+                           f"{clip(record.host)}) is up: stop it first, or delete it anyway "
+                           "with ?force=true (a running service registers again)",
+                           type="ServiceIsUp")
         try:
-            await self.context.store.destroy(service_id)
+            await self._db.call(self.context.store.destroy, service_id)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
+        self._listings.clear()
         notify_service(self._get_notifier(), DELETE, record, request_context(request))
         request.setResponseCode(204)
         request.responseHeaders.removeHeader(b"content-type")
@@ -327,7 +412,7 @@ class _Routes:
 
     async def _get(self, service_id: int) -> ServiceRecord:
         try:
-            return await self.context.store.get(service_id)
+            return await self._db.call(self.context.store.get, service_id)
         except ServiceNotFound:
             raise APIError(404, f"no service with id {service_id}") from None
 
@@ -346,6 +431,8 @@ class _Routes:
         if isinstance(error, dict) and "title" not in error:
             # The API's one error shape: code, title, message (and more).
             payload = {**payload, "error": {"code": status, "title": status_title(status), **error}}
+        if status == 503:
+            request.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
         return render_json(request, status, payload)
 
     def _get_notifier(self) -> Any:
@@ -374,14 +461,29 @@ class _Routes:
     def metrics(self, request: IRequest) -> IResource:
         if self._metrics is None:
             self._metrics = _metrics_resource(self.context.recorder)
+            if self._workers is not None:
+                self._metrics = self._workers.resource()
         return self._metrics
 
     @app.route("/", methods=["GET"])
     async def status_page(self, request: IRequest) -> bytes:
         from novasvc.api.status_page import render
 
-        records = await self.context.store.list_services()
-        page = render(records, self.context.utcnow(), self.context.service_down_time)
+        now = self.context.utcnow()
+        try:
+            records = await self._db.call(self.context.store.list_services)
+        except DatabaseUnavailable as e:
+            # The page still shows what it last knew, under a banner.
+            known, as_of = self._last_listing or ([], None)
+            page = render(known, now, self.context.service_down_time, refresh=PAGE_REFRESH,
+                          outage=(self._db.down_since or "?",
+                                  self._db.reason or "unavailable", as_of))
+            request.setResponseCode(503)
+            for name, value in e.headers.items():
+                request.setHeader(name, value)
+        else:
+            self._last_listing = (list(records), now)
+            page = render(records, now, self.context.service_down_time, refresh=PAGE_REFRESH)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Content-Security-Policy",
                           b"default-src 'none'; style-src 'unsafe-inline'")
@@ -391,9 +493,21 @@ class _Routes:
 
     @app.route("/v1/openapi.json", methods=["GET"])
     def openapi(self, request: IRequest) -> bytes:
+        from novasvc.api.gateway import MAX_TIMEOUT
         from novasvc.api.openapi import document
 
-        return render_json(request, 200, document())
+        config = self.context.config
+        return render_json(request, 200, document(
+            tokens=bool(config.api.tokens),
+            max_timeout=max(MAX_TIMEOUT, float(config.rpc_response_timeout))))
+
+
+def _listing_body(records: List[ServiceRecord], now: datetime.datetime,
+                  service_down_time: float) -> bytes:
+    """
+    @return: the encoded C{GET /v1/services} answer of C{records}.
+    """
+    return json_body({"services": [service_view(r, now, service_down_time) for r in records]})
 
 
 def _service_id(service_id: int) -> int:
@@ -404,45 +518,6 @@ def _service_id(service_id: int) -> int:
     if not 1 <= service_id <= MAX_SERVICE_ID:
         raise APIError(404, f"no service with id {clip(str(service_id))}")
     return service_id
-
-
-def _service_changes(body: Dict[str, Any]) -> Dict[str, Any]:
-    """
-    The store update a C{PUT /v1/services/{id}} body asks for (Nova's 2.53
-    C{PUT /os-services/{id}}).
-
-    @raise APIError: 400 naming the field for an unknown field, a wrong type,
-        a reason without C{"status": "disabled"}, or neither C{status} nor
-        C{forced_down}.
-    """
-    unknown = sorted(str(key) for key in body if key not in _PUT_FIELDS)
-    if unknown:
-        raise APIError(400, f"unknown field {quote(unknown[0])}; accepted: "
-                       f"{', '.join(_PUT_FIELDS)}")
-    if "status" not in body and "forced_down" not in body:
-        raise APIError(400, "give 'status' (enabled or disabled), 'forced_down', or both")
-    changes: Dict[str, Any] = {}
-    status = body.get("status")
-    if "status" in body and status not in _STATUSES:
-        raise APIError(400, f"status: expected 'enabled' or 'disabled', got {quote(status)}")
-    reason = body.get("disabled_reason")
-    if "disabled_reason" in body:
-        if status != "disabled":
-            raise APIError(400, "disabled_reason: only given with \"status\": \"disabled\"")
-        if reason is not None and (not isinstance(reason, str)
-                                   or not 1 <= len(reason) <= MAX_STRING_LENGTH):
-            raise APIError(400, f"disabled_reason: expected a string of 1 to "
-                           f"{MAX_STRING_LENGTH} characters or null, got {quote(reason)}")
-    if status == "disabled":
-        changes.update(disabled=True, disabled_reason=reason)
-    elif status == "enabled":
-        changes.update(disabled=False, disabled_reason=None)
-    if "forced_down" in body:
-        if not isinstance(body["forced_down"], bool):
-            raise APIError(400, f"forced_down: expected true or false, "
-                           f"got {quote(body['forced_down'])}")
-        changes["forced_down"] = body["forced_down"]
-    return changes
 
 
 def make_app(context: APIContext) -> IResource:

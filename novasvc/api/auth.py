@@ -13,6 +13,11 @@ The auth filter: bearer tokens known by their SHA-256, with two roles.
     socket clients) are admin, and any other client gets 403: the API is
     never open to the network by mistake.
   - L{PUBLIC_PATHS} (C{/healthz}, for load balancers) need nothing.
+  - A request with more than one C{Authorization} header gets 400: which
+    one counts would be a guess.
+  - With tokens, a browser signs in to the status page through a login
+    form and a session cookie (L{novasvc.api.session}): the cookie counts
+    only for GET and HEAD of C{/} and C{/v1/services}, as a reader.
 
 Neither the C{Authorization} header nor a token is ever logged; the access
 log names the token's C{name}.
@@ -21,7 +26,7 @@ log names the token's C{name}.
 import hashlib
 import hmac
 import ipaddress
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.web.iweb import IRequest
@@ -30,6 +35,8 @@ from twisted.web.resource import IResource
 from novasvc.api.context import APIContext, Principal, request_info
 from novasvc.api.errors import render_error
 from novasvc.api.filter import FilterResource
+from novasvc.api.session import (COOKIE_PATHS, LOGIN_PATH, Sessions, form_token, login_page,
+                                 wants_html)
 from novasvc.api_config import APIToken
 
 __all__ = ["LOOPBACK", "PUBLIC_PATHS", "READ_METHODS", "auth_filter", "is_loopback"]
@@ -92,15 +99,22 @@ def check_token(tokens: Sequence[APIToken], token: bytes) -> Optional[APIToken]:
 
 
 class _Auth(FilterResource):
-    def __init__(self, wrapped: IResource, tokens: Tuple[APIToken, ...]) -> None:
+    def __init__(self, wrapped: IResource, tokens: Tuple[APIToken, ...], clock: Any) -> None:
         FilterResource.__init__(self, wrapped)
         self._tokens = tokens
+        self._sessions = Sessions(clock)
 
     def filter(self, request: IRequest) -> Union[bytes, int]:
         if request.path in PUBLIC_PATHS:
             return self.pass_on(request)
+        if len(request.requestHeaders.getRawHeaders(b"authorization", ())) > 1:
+            return render_error(request, 400, "the Authorization header is given more than once")
+        if self._tokens and request.path == LOGIN_PATH:
+            return self._login(request)
         if self._tokens:
-            principal = self._authenticate(request)
+            principal = self._from_cookie(request)
+            if principal is None:
+                principal = self._authenticate(request)
             if isinstance(principal, bytes):
                 return principal
         elif is_loopback(request.getClientAddress()):
@@ -115,9 +129,52 @@ class _Auth(FilterResource):
                                 "needs 'admin'")
         return self.pass_on(request)
 
+    def _from_cookie(self, request: IRequest) -> Optional[Principal]:
+        """
+        @return: the reader principal of a session cookie, for a GET or
+            HEAD of the page or its data without an Authorization header.
+        """
+        if (request.getHeader(b"authorization") is not None
+                or request.method not in READ_METHODS or request.path not in COOKIE_PATHS):
+            return None
+        return self._sessions.principal(request)
+
+    def _login(self, request: IRequest) -> bytes:
+        """
+        C{POST /v1/session}: a valid token posted by the login form opens a
+        session (its cookie) and goes back to the page; otherwise the form
+        again, 401.
+        """
+        if request.method != b"POST":
+            return render_error(request, 405, "POST the login form here",
+                                {b"Allow": b"POST"})
+        token = form_token(request)
+        found = check_token(self._tokens, token) if token else None
+        if found is None:
+            return self._html(request, 401, login_page("That token is not valid."))
+        self._sessions.open(request, found.name)
+        request.setResponseCode(303)
+        request.setHeader(b"Location", b"/")
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"Content-Length", b"0")
+        return b""
+
+    @staticmethod
+    def _html(request: IRequest, code: int, page: bytes) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"Content-Length", b"%d" % len(page))
+        return page
+
     def _authenticate(self, request: IRequest) -> Union[Principal, bytes]:
         header = request.getHeader(b"authorization")
         if header is None:
+            if request.path == b"/" and request.method in READ_METHODS and wants_html(request):
+                request.setHeader(b"WWW-Authenticate", _CHALLENGE)
+                return self._html(request, 401, login_page())
             return render_error(request, 401, "a bearer token is needed "
                                 "(Authorization: Bearer <token>)",
                                 {b"WWW-Authenticate": _CHALLENGE})
@@ -139,4 +196,4 @@ def auth_filter(resource: IResource, context: APIContext) -> IResource:
 
     @return: C{resource} behind the token check.
     """
-    return _Auth(resource, context.config.api.tokens)
+    return _Auth(resource, context.config.api.tokens, context.clock)

@@ -7,7 +7,7 @@ L{novasvc.context.RequestContext} of the RPC world by L{request_context}.
 """
 
 import datetime
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 from twisted.internet import defer
@@ -48,6 +48,9 @@ class APIContext:
     @ivar notifier: the versioned L{novasvc.notify.notifier.Notifier} of
         the service notifications the routes send, or C{None} for one made
         from C{config} and C{transport} on first use.
+    @ivar row_deleted: for the API of a service, returns C{True} while the
+        service's own row is found deleted (C{/healthz} then reports a
+        failed C{registration} check); C{None} for the standalone API.
     """
 
     config: Config
@@ -58,6 +61,7 @@ class APIContext:
     utcnow: Callable[[], datetime.datetime] = default_utcnow
     recorder: Any = None
     notifier: Any = None
+    row_deleted: Optional[Callable[[], bool]] = None
     _stoppers: List[Callable[[], Any]] = attrs.field(factory=list, init=False, repr=False,
                                                       eq=False)
 
@@ -120,10 +124,16 @@ class RequestInfo:
     @ivar request_id: the request id (C{str}), echoed as C{X-Request-Id}.
     @ivar principal: the authenticated L{Principal}, or C{None} (a public
         route, or no auth filter).
+    @ivar span: the request's HTTP server span while tracing is on
+        (L{novasvc.api.observe}), or C{None}.
+    @ivar waited: whether it had to wait for a slot (the API is under
+        load).
     """
 
     request_id: str = attrs.field(factory=generate_request_id)
     principal: Optional[Principal] = None
+    span: Any = None
+    waited: bool = False
 
 
 class _IRequestInfo(Interface):
@@ -146,8 +156,8 @@ def request_info(request: IRequest) -> RequestInfo:
 def request_context(request: IRequest) -> RequestContext:
     """
     The RPC request context of an API request: its request id, the token's
-    name as C{user_id}, its role in C{roles}, C{is_admin} for an admin, and
-    the client's address.
+    name as C{user_id}, its role in C{roles}, C{is_admin} for an admin, the
+    client's address, and (tracing on) the trace context of its HTTP span.
 
     @return: a new L{RequestContext}.
     """
@@ -155,7 +165,14 @@ def request_context(request: IRequest) -> RequestContext:
     principal = info.principal
     address = request.getClientAddress()
     host = getattr(address, "host", None)
+    extra: Dict[str, Any] = {}
+    if info.span is not None:
+        from novasvc import tracing
+
+        if tracing.active is not None:
+            tracing.active.inject(info.span, extra)  # the parent of the RPC client span
     return RequestContext(
+        extra=extra,
         user_id=principal.name if principal else None,
         request_id=info.request_id,
         is_admin=bool(principal and principal.is_admin),

@@ -15,8 +15,8 @@ from twisted.web.iweb import IRequest
 
 from novasvc.rpc.errors import clip
 
-__all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_error", "render_json",
-           "status_title"]
+__all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_encoded", "render_error",
+           "render_json", "status_title"]
 
 #: The content type of every JSON response.
 JSON_TYPE = b"application/json"
@@ -68,11 +68,14 @@ def error_payload(code: int, message: str, **extra: Any) -> Dict[str, Any]:
 
 def json_body(payload: Any) -> bytes:
     """
-    @return: C{payload} as compact UTF-8 JSON (no NaN or infinity).
+    @return: C{payload} as compact UTF-8 JSON (no NaN or infinity); a
+        lone surrogate is written as its C{\\uXXXX} escape.
     @raise ValueError: for a value JSON cannot show.
     """
+    # A lone surrogate (a client may send one, escaped, in JSON) is
+    # written as its JSON escape, which is what backslashreplace gives.
     return json.dumps(payload, separators=(",", ":"), allow_nan=False,
-                      ensure_ascii=False).encode("utf-8")
+                      ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def render_json(request: IRequest, code: int, payload: Any) -> bytes:
@@ -82,8 +85,15 @@ def render_json(request: IRequest, code: int, payload: Any) -> bytes:
 
     @return: the body to return from C{render} (or a klein route).
     """
-    body = json_body(payload)
-    request.setResponseCode(code)
+    return render_encoded(request, code, json_body(payload))
+
+
+def render_encoded(request: IRequest, code: int, body: bytes) -> bytes:
+    """
+    As L{render_json}, for a body already encoded (L{json_body}).
+    """
+    # The reason phrase given, as twisted.web knows no name for some (431).
+    request.setResponseCode(code, status_title(code).encode("ascii"))
     request.setHeader(b"Content-Type", JSON_TYPE)
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.setHeader(b"Cache-Control", b"no-store")

@@ -49,7 +49,9 @@ L{RPCGateway.handle} answers (status, payload):
     C{DisconnectedError} / C{TransportError}: the broker connection was
     lost with the request (it is not sent again: it may or may not have
     run) or the broker did not take it (for a cast, within C{timeout});
-    C{ServiceUnavailable}: the gateway is stopping;
+    C{ServiceUnavailable}: the gateway is stopping; C{BrokerUnavailable}
+    (C{"broker unavailable: ..."}): the transport is not connected, so the
+    request is refused at once, before anything is sent;
   - B{504} C{MessagingTimeout}: no reply within C{timeout} seconds (the
     method may still run);
   - B{500} C{InternalError}: anything else; the traceback is logged once,
@@ -93,6 +95,9 @@ TOPIC_MAX_LENGTH = _AMQP_NAME_MAX - len("_fanout_") - 32
 FIELDS = ("method", "args", "server", "cast", "timeout", "version", "namespace", "fanout")
 
 _TOPIC = re.compile(r"[A-Za-z0-9_.:-]+")
+#: As the OpenAPI document's patterns (L{novasvc.api.openapi}).
+_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_NAME = re.compile(r"[!-~]+")
 _BODY_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
                float: "a number", type(None): "null"}
 
@@ -154,15 +159,14 @@ def _check_topic(topic: Any) -> str:
 
 def _check_name(body: Mapping[str, Any], field: str, limit: int = _AMQP_NAME_MAX) -> Optional[str]:
     """
-    A server or namespace: C{None}, or 1 to C{limit} printable characters
-    without white space.
+    A server or namespace: C{None}, or 1 to C{limit} printable ASCII
+    characters without white space.
     """
     value = body.get(field)
     if value is None:
         return None
-    if type(value) is not str or not value or len(value) > limit or not value.isprintable() or any(
-            c.isspace() for c in value):
-        raise _BadRequest(field, f"{field!r} must be 1 to {limit} printable characters without spaces, "
+    if type(value) is not str or len(value) > limit or not _NAME.fullmatch(value):
+        raise _BadRequest(field, f"{field!r} must be 1 to {limit} printable ASCII characters without spaces, "
                                  f"not {quote(value)}")
     return value
 
@@ -187,8 +191,9 @@ def _check_method(body: Mapping[str, Any]) -> str:
     if method.startswith("_"):
         raise _BadRequest("method", f"'method' must not start with '_' (private methods cannot be called): "
                                     f"{quote(method)}")
-    if not method.isidentifier():
-        raise _BadRequest("method", f"'method' must be a method name (a Python identifier), not {quote(method)}")
+    if not _METHOD.fullmatch(method):
+        raise _BadRequest("method", f"'method' must be a method name (an ASCII Python identifier), "
+                                    f"not {quote(method)}")
     return method
 
 
@@ -325,6 +330,11 @@ class RPCGateway:
             request = _parse(topic, body, self._default_timeout, self._max_timeout)
         except _BadRequest as e:
             return defer.succeed(_error(400, "BadRequest", e.message, field=e.field))
+        if not getattr(self._transport, "is_connected", True):
+            # Refused before sending: it cannot have run, so no "may still run".
+            return defer.succeed(_error(503, "BrokerUnavailable", "broker unavailable: not "
+                                        "connected to the message broker; the request was "
+                                        "not sent"))
         try:
             d = self._send(request, context)
         except Exception:

@@ -12,7 +12,7 @@ from typing import Any, Dict
 from novasvc.api.app import HEALTH_TIMEOUT, MAX_SERVICE_ID
 from novasvc.db.rules import MAX_STRING_LENGTH
 
-__all__ = ["document"]
+__all__ = ["METHOD_PATTERN", "NAME_PATTERN", "document"]
 
 
 def _ref(name: str) -> Dict[str, str]:
@@ -48,8 +48,24 @@ _SERVICE_ID = {
 _NOT_FOUND = _error("No live service has this id.")
 #: L{novasvc.api.gateway.TOPIC_MAX_LENGTH}, without importing the gateway.
 _TOPIC_MAX_LENGTH = 215
-_REASON = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH, "nullable": True}
-_FILTER = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH}
+#: Text a database column can hold: no NUL (and, as JSON and UTF-8 have
+#: it, no lone surrogate).
+_STORABLE = "^[^\\u0000]*$"
+_REASON = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH, "nullable": True,
+           "pattern": _STORABLE}
+_FILTER = {"type": "string", "minLength": 1, "maxLength": MAX_STRING_LENGTH,
+           "pattern": _STORABLE}
+#: The gateway's C{method}: an ASCII identifier not starting with C{_}.
+METHOD_PATTERN = "^[A-Za-z][A-Za-z0-9_]*$"
+#: The gateway's C{server} and C{namespace}: printable ASCII, no space.
+NAME_PATTERN = "^[!-~]+$"
+_UNAVAILABLE = {
+    "description": "The database is down, not open yet, or did not answer within 3 s "
+                   "(type DatabaseUnavailable), with Retry-After.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                "description": "Seconds to wait before trying again."}},
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
 
 _SCHEMAS: Dict[str, Any] = {
     "Error": {
@@ -67,7 +83,7 @@ _SCHEMAS: Dict[str, Any] = {
                              "description": "The RPC gateway's name for the error, e.g. "
                                             "BadRequest, NoSuchMethod, MessagingTimeout."},
                     "field": {"type": "string",
-                              "description": "The RPC gateway's field at fault (BadRequest)."},
+                              "description": "The field or query parameter at fault."},
                 },
             },
         },
@@ -129,11 +145,13 @@ _SCHEMAS: Dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "method": {"type": "string", "minLength": 1, "maxLength": 255,
+                       "pattern": METHOD_PATTERN,
                        "description": "A public method of the topic's manager: a Python "
                                       "identifier not starting with _."},
             "args": {"type": "object", "nullable": True,
                      "description": "Its keyword arguments (default {})."},
             "server": {"type": "string", "minLength": 1, "maxLength": 255, "nullable": True,
+                       "pattern": NAME_PATTERN,
                        "description": "Send to this host's server only (no spaces)."},
             "cast": {"type": "boolean", "default": False, "nullable": True,
                      "description": "Send without waiting for a result (202)."},
@@ -145,6 +163,7 @@ _SCHEMAS: Dict[str, Any] = {
             "version": {"type": "string", "pattern": r"^[0-9]+\.[0-9]+(\.[0-9]+)?$",
                         "nullable": True, "description": "The RPC API version asked for."},
             "namespace": {"type": "string", "minLength": 1, "maxLength": 255, "nullable": True,
+                          "pattern": NAME_PATTERN,
                           "description": "The endpoint namespace."},
             "fanout": {"type": "boolean", "default": False, "nullable": True,
                        "description": "Cast to every server of the topic (needs cast; not "
@@ -192,6 +211,11 @@ _PATHS: Dict[str, Any] = {
                 "200": {"description": "The page.",
                         "content": {"text/html": {"schema": {"type": "string"}}}},
                 **_AUTH_ERRORS,
+                "503": {"description": "The database is unavailable: the page, with a "
+                                       "'Database unreachable since' banner above the services "
+                                       "as last read, and Retry-After.",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {"text/html": {"schema": {"type": "string"}}}},
             },
         },
     },
@@ -246,8 +270,10 @@ _PATHS: Dict[str, Any] = {
                               "properties": {"services": {"type": "array",
                                                           "items": _ref("Service")}}},
                              "The services, by id."),
-                "400": _error("An unknown or repeated query parameter, or an empty one."),
+                "400": _error("An unknown or repeated query parameter, an empty one, or one "
+                              "the database cannot hold (NUL); field names it."),
                 **_AUTH_ERRORS,
+                "503": _UNAVAILABLE,
             },
         },
     },
@@ -261,6 +287,7 @@ _PATHS: Dict[str, Any] = {
                               "properties": {"service": _ref("Service")}}, "The service."),
                 **_AUTH_ERRORS,
                 "404": _NOT_FOUND,
+                "503": _UNAVAILABLE,
             },
         },
         "put": {
@@ -275,15 +302,25 @@ _PATHS: Dict[str, Any] = {
                 **_BODY_ERRORS,
                 **_AUTH_ERRORS,
                 "404": _NOT_FOUND,
+                "503": _UNAVAILABLE,
             },
         },
         "delete": {
             "summary": "Delete a service (a soft delete, as Nova's).",
+            "description": "A service that is up is not deleted (409) unless force is true.",
             "operationId": "deleteService",
+            "parameters": [{"name": "force", "in": "query", "required": False,
+                            "schema": {"type": "boolean", "default": False},
+                            "description": "Delete it even though it is up."}],
             "responses": {
                 "204": {"description": "Deleted."},
+                "400": _error("An unknown or repeated query parameter, or force neither "
+                              "true nor false."),
                 **_AUTH_ERRORS,
                 "404": _NOT_FOUND,
+                "409": _error("The service is up (type ServiceIsUp): stop it first, or "
+                              "give force=true."),
+                "503": _UNAVAILABLE,
             },
         },
     },
@@ -309,7 +346,9 @@ _PATHS: Dict[str, Any] = {
                 "502": _json(_ref("RemoteError"), "The method raised an exception."),
                 "503": _error("No server takes the topic (UnroutableError), the broker did "
                               "not take the request or lost it (TransportError, "
-                              "DisconnectedError), or the gateway is stopping."),
+                              "DisconnectedError), the broker is not connected "
+                              "(BrokerUnavailable: not sent), or the gateway is stopping; "
+                              "with Retry-After."),
                 "504": _error("No result within the timeout (MessagingTimeout)."),
             },
         },
@@ -336,8 +375,22 @@ _DOCUMENT: Dict[str, Any] = {
 }
 
 
-def document() -> Dict[str, Any]:
+def document(tokens: bool = True, max_timeout: float = 600) -> Dict[str, Any]:
     """
+    @param tokens: whether bearer tokens are configured: only then does
+        the document declare bearer security (without, loopback clients are
+        served as they are).
+    @param max_timeout: the gateway's longest C{timeout}, B{seconds}.
     @return: the OpenAPI document (a new copy, which the caller may change).
     """
-    return copy.deepcopy(_DOCUMENT)
+    found = copy.deepcopy(_DOCUMENT)
+    found["components"]["schemas"]["RPCRequest"]["properties"]["timeout"]["maximum"] = max_timeout
+    if not tokens:
+        del found["security"]
+        del found["components"]["securitySchemes"]
+        del found["paths"]["/healthz"]["get"]["security"]
+        for path in found["paths"].values():
+            for operation in path.values():
+                if isinstance(operation, dict):
+                    operation.get("responses", {}).pop("401", None)
+    return found

@@ -157,9 +157,19 @@ class APIService(Service):
         context = APIContext(config=service.config, store=service.store,
                              transport=service.transport, clock=service.clock,
                              service_down_time=service.service_down_time,
-                             notifier=getattr(service, "versioned_notifier", None))
+                             notifier=getattr(service, "versioned_notifier", None),
+                             row_deleted=lambda: bool(getattr(
+                                 getattr(service, "report_state_service", None),
+                                 "row_deleted", False)))
         reactor = service.clock if IReactorTCP.providedBy(service.clock) else None
-        return cls(context, reactor=reactor)
+        api = cls(context, reactor=reactor)
+        # RPC first: the service's own API handles few requests at once.
+        from novasvc.api.observe import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
+
+        observer = getattr(api.site, "observer", None)
+        if observer is not None:
+            observer.max_in_flight, observer.max_waiting = EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
+        return api
 
     def startService(self) -> defer.Deferred:
         """

@@ -22,7 +22,9 @@ C{Authorization} header.
 """
 
 import io
+import re
 from typing import Any, Optional
+from urllib.parse import unquote_to_bytes
 
 import attrs
 from twisted.internet.interfaces import ITCPTransport
@@ -31,8 +33,10 @@ from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
+from novasvc.api._deadlines import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, ReadDeadlines
 from novasvc.api.context import APIContext, request_info
-from novasvc.api.errors import JSON_TYPE, error_payload, json_body
+from novasvc.api.errors import JSON_TYPE, error_payload, json_body, render_error, status_title
+from novasvc.api.outage import RETRY_AFTER
 from novasvc.api.request_id import SAFE_REQUEST_ID
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import load_object
@@ -64,6 +68,27 @@ def _printable(data: bytes) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
+#: Query parameter names whose values the access log never shows.
+_SECRET_NAME = re.compile(rb"token|auth|key|secret|passw|credential|session", re.IGNORECASE)
+
+
+def _redacted(uri: bytes) -> bytes:
+    """
+    @return: C{uri} with the value of each query parameter whose name looks
+        like a secret (C{?access_token=...}) replaced by C{<redacted>}.
+    """
+    path, mark, query = uri.partition(b"?")
+    if not mark:
+        return uri
+    pairs = []
+    for pair in query.split(b"&"):
+        name, equals, _ = pair.partition(b"=")
+        if equals and _SECRET_NAME.search(unquote_to_bytes(name)):
+            pair = name + b"=<redacted>"
+        pairs.append(pair)
+    return path + b"?" + b"&".join(pairs)
+
+
 def _access_line(timestamp: Optional[str], request: "_APIRequest") -> str:
     """
     The access log line of a request (a Twisted C{IAccessLogFormatter}).
@@ -75,7 +100,7 @@ def _access_line(timestamp: Optional[str], request: "_APIRequest") -> str:
     if isinstance(client, bytes):
         client = client.decode("utf-8", "replace")
     seconds = request.elapsed()
-    return (f'API {client} "{clip(_printable(request.method))} {clip(_printable(request.uri))}" '
+    return (f'API {client} "{clip(_printable(request.method))} {clip(_printable(_redacted(request.uri)))}" '
             f'{request.code} {request.sentLength} {seconds:.3f}s request_id={info.request_id} '
             f'user={principal.name if principal else "-"}')
 
@@ -128,13 +153,28 @@ class _APIRequest(server.Request):
         if given is not None and SAFE_REQUEST_ID.fullmatch(given):
             request_info(self).request_id = given.decode("ascii")
         body = json_body(error_payload(code, message))
-        self.setResponseCode(code)
+        self.setResponseCode(code, status_title(code).encode("ascii"))
         self.setHeader(b"Content-Type", JSON_TYPE)
         self.setHeader(b"Content-Length", b"%d" % len(body))
         self.setHeader(b"Connection", b"close")
         self.setHeader(b"X-Request-Id", request_info(self).request_id.encode("ascii"))
         self.write(body)
         self.finish()
+
+    def process(self) -> None:
+        observer = self.channel.site.observer
+        if observer is None:
+            server.Request.process(self)
+            return
+        if not observer.admit(self, lambda: server.Request.process(self)):
+            given = self.requestHeaders.getRawHeaders(b"x-request-id", [None])[0]
+            if given is not None and SAFE_REQUEST_ID.fullmatch(given):
+                request_info(self).request_id = given.decode("ascii")
+            self.setHeader(b"X-Request-Id", request_info(self).request_id.encode("ascii"))
+            self.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
+            self.write(render_error(self, 503, f"the API is busy ({observer.in_flight} requests "
+                                    f"handled, {len(observer.waiting)} waiting); retry later"))
+            self.finish()
 
     def write(self, data: bytes) -> None:
         if not self.startedWriting:
@@ -156,7 +196,7 @@ class _APIRequest(server.Request):
         return reason
 
 
-class _APIChannel(http.HTTPChannel):
+class _APIChannel(ReadDeadlines, http.HTTPChannel):
     """
     An HTTP/1.1 channel that refuses a long request target (414) or a large
     body (413) before reading it, then drops the rest of the connection's
@@ -219,6 +259,7 @@ class _APIChannel(http.HTTPChannel):
     def allHeadersReceived(self) -> None:
         if self._refused:
             return
+        self.deadlines_headers_done()
         if self.length is not None and self.length > self._limits.max_body_size:
             self.refuse(self.requests[-1], 413, f"the request body is {self.length} bytes; "
                         f"the most is {self._limits.max_body_size}")
@@ -235,6 +276,7 @@ class _APIChannel(http.HTTPChannel):
         self.loseConnection()
 
     def allContentReceived(self) -> None:
+        self.deadlines_body_done()
         if not self._refused:
             http.HTTPChannel.allContentReceived(self)
 
@@ -248,6 +290,7 @@ class _APIChannel(http.HTTPChannel):
         if self._refused:
             self._drop(data)
             return
+        self.deadlines_data()
         http.HTTPChannel.dataReceived(self, data)
 
     def _drop(self, data: bytes) -> None:
@@ -280,10 +323,13 @@ class _APIChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         http.HTTPChannel.connectionMade(self)
+        if not self.deadlines_connected():
+            return
         if self.site.connections is not None:
             self.site.connections.opened(self)
 
     def requestDone(self, request: _APIRequest) -> None:
+        self.deadlines_request_done()
         if self.site.closing:
             self.persistent = False  # the API stops: no next request here
         http.HTTPChannel.requestDone(self, request)
@@ -293,7 +339,8 @@ class _APIChannel(http.HTTPChannel):
         if call is not None and call.active():
             call.cancel()
         http.HTTPChannel.connectionLost(self, reason)
-        if self.site.connections is not None:
+        self.deadlines_lost()
+        if self.site.connections is not None and not self._over_capacity:
             self.site.connections.closed(self)
 
 
@@ -307,12 +354,24 @@ class APISite(server.Site):
         their current request.
     @ivar connections: what keeps track of the open connections (see
         L{novasvc.api.service}), or C{None}.
+    @ivar header_timeout: B{seconds} a request's headers may take to arrive
+        (from its first byte); L{ReadDeadlines}.
+    @ivar body_timeout: B{seconds} its body may take after the headers.
+    @ivar max_connections: open connections accepted; more get 503.
+    @ivar open_connections: connections open now.
+    @ivar observer: the L{novasvc.api.observe.Observer} of its requests
+        (metrics, spans, the limit of requests in flight), or C{None}.
     """
 
     requestFactory = _APIRequest
     noisy = False
     closing = False
     connections: Any = None
+    observer: Any = None
+    open_connections = 0
+    header_timeout = HEADER_TIMEOUT
+    body_timeout = BODY_TIMEOUT
+    max_connections = MAX_CONNECTIONS
 
     def __init__(self, resource: IResource, *, max_url_len: int, max_body_size: int,
                  reactor: Any) -> None:
@@ -363,5 +422,11 @@ def build_site(context: APIContext) -> APISite:
     resource = load_resource(api.app, "api.app", context)
     for index in reversed(range(len(api.filters))):
         resource = load_resource(api.filters[index], f"api.filters[{index}]", resource, context)
-    return APISite(resource, max_url_len=api.max_url_len, max_body_size=api.max_body_size,
+    site = APISite(resource, max_url_len=api.max_url_len, max_body_size=api.max_body_size,
                    reactor=context.clock)
+    from novasvc.api.observe import Observer
+    from novasvc.metrics import get_recorder
+
+    recorder = context.recorder if context.recorder is not None else get_recorder()
+    site.observer = Observer(recorder, context.clock)
+    return site

@@ -11,7 +11,7 @@ the bytes as C{text/html; charset=utf-8}.
 
 import datetime
 import html
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import naive_utc
@@ -35,7 +35,10 @@ td.num{text-align:right}
 .up{color:#176f2c;font-weight:600}
 .down{color:#b00020;font-weight:600}
 tr.disabled td{background:#f7f7f7}
-.muted{color:#666}"""
+.muted{color:#666}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:600px){body{margin:.5em;font-size:.9em}th,td{padding:.2em .35em}}
+.outage{background:#fde8e8;border:2px solid #b00020;color:#5c0010;padding:.5em .8em;font-weight:600}"""
 
 _COLUMNS = ("Id", "Binary", "Host", "Topic", "Status", "State", "Last report", "Disabled reason")
 
@@ -88,11 +91,13 @@ def _row(record: ServiceRecord, now: datetime.datetime, up: bool) -> str:
 
 
 def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_down_time: float, *,
-           title: str = "novasvc services", refresh: Optional[int] = None) -> bytes:
+           title: str = "novasvc services", refresh: Optional[int] = None,
+           outage: Optional[Tuple[str, str, Optional[datetime.datetime]]] = None) -> bytes:
     """
     Render the status page.
 
-    Each service is one row, sorted by binary then host: its id, binary,
+    Each service is one row, the down ones first, then the disabled ones,
+    then the rest, each group sorted by binary then host: its id, binary,
     host, topic, status (C{enabled} or C{disabled}), state (C{up} or
     C{down} by L{novasvc.servicegroup.is_up}; C{down (forced)} when
     C{forced_down}), last report (C{last_seen_up}, the heartbeat that
@@ -100,6 +105,9 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     it never reported) and disabled reason. Above the table, the counts:
     C{"N up, M down, K disabled"}. With no record, a sentence says so
     instead of the table.
+
+    The table scrolls sideways in its own box on a narrow window (480
+    pixels), so the page itself never does.
 
     Every value is HTML-escaped (hosts and reasons are operator or client
     data); a value longer than L{CELL_LIMIT} characters is cut, with more
@@ -112,13 +120,28 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     @param title: the page's title and heading (escaped, cut).
     @param refresh: when given, the page asks the browser to reload it
         every C{refresh} B{seconds} (C{<meta http-equiv="refresh">}).
+    @param outage: when the database cannot be read, C{(since, why, as_of)}:
+        the page opens with a banner C{"Database unreachable since
+        <since>"} and why, and C{records} are those read at C{as_of}
+        (naive UTC; their states are judged at that time), or none when
+        C{as_of} is C{None}.
     @return: the page, UTF-8 HTML.
     @raise ValueError: when C{refresh} is not a positive integer.
     """
     if refresh is not None and (type(refresh) is not int or refresh <= 0):
         raise ValueError(f"refresh must be a positive number of seconds, not {refresh!r}")
     now = naive_utc(now)
-    ordered = sorted(records, key=lambda r: (r.binary, r.host, r.id))
+    banner = None
+    if outage is not None:
+        since, why, as_of = outage
+        known = (f"Showing the services as read at {_when(naive_utc(as_of))}." if as_of is not None
+                 else "No earlier reading of the services is known.")
+        banner = (f'<p class="outage" role="alert">Database unreachable since {_text(since)}: '
+                  f'{_text(why, _TITLE_LIMIT)}. {known}</p>')
+        now = naive_utc(as_of) if as_of is not None else now
+    # What needs a look first: down, then disabled, then the rest.
+    ordered = sorted(records, key=lambda r: (is_up(r, now, service_down_time), r.disabled is False,
+                                             r.binary, r.host, r.id))
     states = [is_up(record, now, service_down_time) for record in ordered]
     up = sum(states)
     disabled = sum(1 for record in ordered if record.disabled)
@@ -138,17 +161,18 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         "</head>",
         "<body>",
         f"<h1>{heading}</h1>",
+        *([banner] if banner else []),
         f'<p class="summary"><span class="up">{up} up</span>, <span class="down">{len(ordered) - up} down</span>, '
         f"{disabled} disabled</p>",
         f'<p class="muted">At {_when(now)}; a service is down after {service_down_time:g} s without a report.</p>',
     ]
     if ordered:
-        parts.append("<table>")
+        parts.append('<div class="scroll"><table>')
         parts.append("<thead><tr>" + "".join(f'<th scope="col">{name}</th>' for name in _COLUMNS) + "</tr></thead>")
         parts.append("<tbody>")
         parts.extend(_row(record, now, state) for record, state in zip(ordered, states))
         parts.append("</tbody>")
-        parts.append("</table>")
+        parts.append("</table></div>")
     else:
         parts.append('<p class="empty">No services are registered.</p>')
     parts += ["</body>", "</html>", ""]

@@ -27,6 +27,8 @@ refused at configuration time (L{novasvc.api_config.check_workers}).
 """
 
 import os
+import shutil
+import tempfile
 from typing import Any, Callable, List, Optional, Sequence
 
 import attrs
@@ -55,6 +57,10 @@ __all__ = ["APIWorkerParent", "InheritedEndpoint", "SharedListen", "make_api_sup
            "make_api_worker", "shared_listen"]
 
 _log = Logger()
+
+#: As L{novasvc.api.worker_metrics.METRICS_DIR_ENV} (not imported here: the
+#: parent loads nothing of twisted.web).
+METRICS_DIR_ENV = "NOVASVC_API_METRICS_DIR"
 
 
 @attrs.frozen
@@ -147,6 +153,10 @@ class APIWorkerParent(Service):
         once bound.
     @ivar port: the TCP port bound (C{int}), once bound.
     @ivar pool: the L{WorkerPool}, once started.
+
+    It also makes the directory where each worker writes its metrics, so
+    that C{/metrics} shows every worker's (L{novasvc.api.worker_metrics}),
+    and removes it once the workers ended.
     """
 
     name = "api-workers"
@@ -177,6 +187,7 @@ class APIWorkerParent(Service):
         self.pool: Optional[WorkerPool] = None
         self.url: Optional[str] = None
         self.port: Optional[int] = None
+        self._metrics_dir: Optional[str] = None
 
     def startService(self) -> defer.Deferred:
         """
@@ -195,6 +206,10 @@ class APIWorkerParent(Service):
                                           f"{getattr(reason, 'strerror', None) or reason}"))
         self._socket = bound
         self.port = bound.port
+        # Where each worker writes its metrics for the others' /metrics
+        # (novasvc.api.worker_metrics); the workers inherit the variable.
+        self._metrics_dir = tempfile.mkdtemp(prefix="novasvc-api-metrics-")
+        os.environ[METRICS_DIR_ENV] = self._metrics_dir
         self.url = _url(self._shared.scheme, bound)
         _log.info("API listening on {url} ({count} workers)", url=self.url, count=self._count)
         spawner = self._spawner(self._reactor, self._argv, sockets=[bound])
@@ -219,7 +234,16 @@ class APIWorkerParent(Service):
             return defer.succeed(None)
         d = self.pool.stopService()
         d.addCallback(lambda _: _log.info("API stopped listening on {url}", url=self.url))
+        d.addBoth(self._remove_metrics_dir)
         return d
+
+    def _remove_metrics_dir(self, result: Any) -> Any:
+        directory, self._metrics_dir = self._metrics_dir, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+            if os.environ.get(METRICS_DIR_ENV) == directory:
+                del os.environ[METRICS_DIR_ENV]
+        return result
 
     def reset(self) -> None:
         """

@@ -16,14 +16,19 @@ Usage::
     service force-down HOST BINARY [--unset]
                                  mark a service down now (or clear the mark), as
                                  Nova's service-force-down
-    service delete HOST BINARY   soft delete, as Nova's service delete
+    service delete HOST BINARY [--force]
+                                 soft delete, as Nova's service delete; a
+                                 service that is up is refused (exit 1, one
+                                 line) unless --force
     token new --role reader|admin [--name NAME]
 
 C{--config} (C{-c}) is the YAML file of C{twistd novasvc --config}, read
 with the same loader and precedence (L{novasvc.config.load_config}):
 built-in defaults < file < C{--database-connection}. The tool uses
 C{database.connection}, and for C{service list} C{service_down_time} and
-C{report_interval}; it reads but does not validate manager and driver
+C{report_interval} (C{service delete} too, to tell whether the service
+is up); C{service list} shows the last report (C{last_seen_up}) as
+freshness, which disabling a service does not move. It reads but does not validate manager and driver
 sections. Options may come before or after the command.
 
 The work is synchronous (plain SQLAlchemy on an engine made as the
@@ -86,7 +91,7 @@ ROLES = ("reader", "admin")
 
 #: The columns of C{service list}, as C{nova service-list} (the topic in
 #: the place of Nova's zone).
-LIST_COLUMNS = ("Id", "Binary", "Host", "Topic", "Status", "State", "Updated At",
+LIST_COLUMNS = ("Id", "Binary", "Host", "Topic", "Status", "State", "Last Seen Up",
                 "Disabled Reason")
 
 _PROG = "novasvc-manage"
@@ -156,8 +161,8 @@ def _build_parser() -> _Parser:
             ("enable", "enable a service", _service_enable),
             ("force-down", "mark a service down whatever its reports say (Nova's "
                            "forced_down), or with --unset clear the mark", _service_force_down),
-            ("delete", "delete a service's row (soft delete; a running service "
-                       "registers again when restarted)", _service_delete)):
+            ("delete", "delete a service's row (soft delete); refused while the service "
+                       "is up, unless --force", _service_delete)):
         command = _command(service, name, text, handler)
         command.add_argument("host", metavar="HOST")
         command.add_argument("binary", metavar="BINARY", help="e.g. novasvc-volume")
@@ -165,6 +170,10 @@ def _build_parser() -> _Parser:
             command.add_argument("--reason", metavar="TEXT",
                                  help="why (shown as Disabled Reason; at most "
                                       f"{rules.MAX_STRING_LENGTH} characters)")
+        if name == "delete":
+            command.add_argument("--force", action="store_true",
+                                 help="delete it even though it is up (it registers again "
+                                      "while it runs)")
         if name == "force-down":
             command.add_argument("--unset", action="store_true",
                                  help="clear forced_down: the reports decide again")
@@ -248,7 +257,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
                        utcnow=utcnow or rules.default_utcnow)
     try:
         status = args.handler(args, out, context)
-    except (ServiceNotFound, migration.SchemaVersionError) as e:
+    except (ServiceNotFound, migration.SchemaVersionError, _Refused) as e:
         print(f"{_PROG}: error: {e}", file=err)
         return EXIT_FAILURE
     except (TypeError, ValueError) as e:  # a value the rules refuse (--reason)
@@ -352,7 +361,8 @@ def _service_list(args: argparse.Namespace, out: IO[str], context: _Context) -> 
         out.write("\n")
         return EXIT_OK
     table = [[str(record.id), record.binary, record.host, record.topic,
-              "disabled" if record.disabled else "enabled", state, _timestamp(record.updated_at),
+              "disabled" if record.disabled else "enabled", state,
+              _timestamp(record.last_seen_up),
               record.disabled_reason] for record, state in zip(records, states)]
     out.write(_format_table(LIST_COLUMNS, table))
     return EXIT_OK
@@ -425,10 +435,22 @@ def _service_enable(args: argparse.Namespace, out: IO[str], context: _Context) -
     return _set_disabled(args, out, context, False, None)
 
 
+class _Refused(Exception):
+    """
+    A command refused as it stands (one line; exit status 1).
+    """
+
+
 def _service_delete(args: argparse.Namespace, out: IO[str], context: _Context) -> int:
     now = rules.naive_utc(context.utcnow())
+    settings = context.settings
+    down_time = effective_service_down_time(settings.report_interval, settings.service_down_time)
     with context.engine.begin() as connection:
         record = _find(context.checked(connection), args.host, args.binary)
+        if not args.force and is_up(record, now, down_time):
+            raise _Refused(f"service {record.id} ({_escape(record.binary)} on "
+                           f"{_escape(record.host)}) is up: stop it first, or delete it anyway "
+                           "with --force (a running service registers again)")
         # Soft delete, as the store's destroy(): deleted = id frees the
         # (host, binary) pair for a new live row.
         connection.execute(sa.update(_services)

@@ -9,7 +9,7 @@ both, and a service on the memory store never loads SQLAlchemy.
 """
 
 import datetime
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 #: The longest C{host}, C{binary}, C{topic} or C{disabled_reason}, in
 #: characters (the columns are C{String(255)}).
@@ -42,6 +42,21 @@ def default_utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+def unstorable(value: str) -> Optional[str]:
+    """
+    @return: why C{value} cannot be stored in a text column of every
+        supported database (PostgreSQL refuses NUL; no UTF-8 encoding holds
+        a lone surrogate), or C{None} when it can.
+    """
+    if "\x00" in value:
+        return "holds a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate, which no UTF-8 text can"
+    return None
+
+
 def _check_string(name: str, value: Any, *, nullable: bool, empty: bool) -> None:
     if value is None:
         if nullable:
@@ -55,6 +70,9 @@ def _check_string(name: str, value: Any, *, nullable: bool, empty: bool) -> None
         raise ValueError(
             f"{name} is {len(value)} characters long; the most is {MAX_STRING_LENGTH}"
         )
+    problem = unstorable(value)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -156,8 +174,12 @@ def check_filters(**filters: Any) -> Dict[str, Any]:
     @return: the filters that are not C{None}.
     @rtype: C{dict}
     @raise TypeError: for a value that is neither a C{str} nor C{None}.
+    @raise ValueError: for a value no database can hold (L{unstorable}).
     """
     for name, value in filters.items():
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+        problem = None if value is None else unstorable(value)
+        if problem is not None:
+            raise ValueError(f"{name} {problem}")
     return {name: value for name, value in filters.items() if value is not None}

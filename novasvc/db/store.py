@@ -544,7 +544,7 @@ class SQLServiceStore:
         """
         try:
             rules.check_filters(host=host, binary=binary)
-        except TypeError:
+        except (TypeError, ValueError):
             return fail()
         return self._submit(self._get_by_host_and_binary, host, binary)
 
@@ -699,7 +699,7 @@ class SQLServiceStore:
         """
         try:
             filters = rules.check_filters(host=host, binary=binary, topic=topic)
-        except TypeError:
+        except (TypeError, ValueError):
             return fail()
         return self._submit(self._list_services, filters, include_deleted)
 

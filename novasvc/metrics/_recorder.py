@@ -293,6 +293,7 @@ class Recorder:
         self.report_state_outcomes = {OK: 0, FAILED: 0}
         self._notifier: Any = None
         self._notification_listener: Any = None
+        self._http: Any = None
 
     @property
     def notifier(self) -> Any:
@@ -320,6 +321,26 @@ class Recorder:
 
             metrics = self._notification_listener = NotificationListenerMetrics(self._limit)
         return metrics
+
+    @property
+    def http(self) -> Any:
+        """
+        The API's HTTP requests, a L{novasvc.metrics._http.HTTPMetrics}
+        (made on first use).
+        """
+        metrics = self._http
+        if metrics is None:
+            from novasvc.metrics._http import HTTPMetrics
+
+            metrics = self._http = HTTPMetrics()
+        return metrics
+
+    @property
+    def has_http(self) -> bool:
+        """
+        @return: whether an API counted requests in this recorder.
+        """
+        return self._http is not None
 
     # -- writers --------------------------------------------------------------
 

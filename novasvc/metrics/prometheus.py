@@ -37,7 +37,7 @@ C{malformed} and C{duplicate} once counted; the event type C{<unknown>}
 (malformed notifications) has its C{malformed} series only.
 """
 
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 try:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -130,6 +130,25 @@ class RecorderCollector(Collector):
         yield from (runs, durations)
         yield _notifications_sent(recorder)
         yield from _notifications_received(recorder)
+        if recorder.has_http:
+            yield from _http(recorder.http)
+
+
+def _http(http: Any) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "novasvc_http_requests", "API requests answered, by route template, method and status.",
+        labels=["route", "method", "status"])
+    for labels, count in http.counts():
+        requests.add_metric(list(labels), count)
+    latency = HistogramMetricFamily(
+        "novasvc_http_request_duration_seconds", "Seconds from an API request's request line to "
+        "its answer, by route template and method.", labels=["route", "method"])
+    for labels, histogram in http.latencies():
+        latency.add_metric(list(labels), _buckets(histogram), histogram.sum)
+    yield requests
+    yield latency
+    yield GaugeMetricFamily("novasvc_http_inflight", "API requests received and not yet answered.",
+                            value=http.inflight)
 
 
 def _notifications_sent(recorder: Recorder) -> Metric:

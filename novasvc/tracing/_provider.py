@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_tracing -*-
 """
 The OpenTelemetry SDK tracer provider that C{tracing.exporter} asks for:
-C{console} prints each span to standard output as it ends, C{otlp} sends
+C{console} prints each span to standard output as it ends, as one line
+of JSON (under twistd, one log event), C{otlp} sends
 them in batches with the OTLP exporter (HTTP, else gRPC, whichever is
 installed; the standard C{OTEL_EXPORTER_OTLP_*} environment variables say
 where). C{none} sets up nothing.
@@ -16,6 +17,14 @@ __all__ = ["exporter_factory", "make_provider"]
 
 _SDK = "opentelemetry-sdk"
 _OTLP = "opentelemetry-exporter-otlp-proto-http (or opentelemetry-exporter-otlp-proto-grpc)"
+
+
+def _one_line(span: Any) -> str:
+    """
+    @return: C{span} as compact JSON on one line (the SDK's default is
+        indented over some 40 lines).
+    """
+    return span.to_json(indent=None) + "\n"
 
 
 def exporter_factory(exporter: str) -> Optional[Callable[[], Any]]:
@@ -38,8 +47,9 @@ def exporter_factory(exporter: str) -> Optional[Callable[[], Any]]:
         raise ConfigError(f"tracing.exporter: {exporter} needs the OpenTelemetry SDK: "
                           f"pip install {_SDK} ({e})") from None
     if exporter == "console":
-        # Standard output as it is when the service starts (twistd's log).
-        return lambda: export.ConsoleSpanExporter(out=sys.stdout)
+        # Standard output as it is when the service starts (twistd's log,
+        # where each line is one log event): one line of JSON per span.
+        return lambda: export.ConsoleSpanExporter(out=sys.stdout, formatter=_one_line)
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:

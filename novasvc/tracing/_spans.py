@@ -206,6 +206,37 @@ class Tracing:
 
     # -- server side ------------------------------------------------------------
 
+    def http_server_span(self, method: str, route: str, headers: Mapping[str, str],
+                         attributes: Mapping[str, Any]) -> Any:
+        """
+        Start the C{SERVER} span of one HTTP request to the API, named
+        C{"<method> <route template>"}: the child of a well-formed W3C
+        C{traceparent} (and C{tracestate}) the client sent, else the root
+        of a new trace. Pass it to L{inject} for the RPC requests made for
+        it, and end it (C{span.end()}) once answered.
+
+        @param headers: C{traceparent} and C{tracestate} as sent, if any.
+        @return: the span, or C{None} when it could not be made (logged).
+        """
+        try:
+            parent = _extract(headers, "")
+            return self.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER,
+                                          attributes=dict(attributes))
+        except Exception:
+            _log.failure("Could not trace the HTTP request {method} {route}", method=clip(method),
+                         route=route)
+            return None
+
+    @staticmethod
+    def inject(span: Any, entries: Dict[str, Any]) -> None:
+        """
+        Write C{span}'s trace context into C{entries} (a request context's
+        C{extra}), so that the client span of an RPC request made with that
+        context is its child.
+        """
+        _inject(span, entries, "")
+
+
     def invoke(self, dispatcher: Any, ctxt: Any, request: Any, target: Any) -> Any:
         """
         Run a request's method, as C{dispatcher.invoke}, in a span: the

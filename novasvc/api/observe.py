@@ -1,0 +1,177 @@
+# -*- test-case-name: tests.test_api_observe -*-
+"""
+What the API's site does around each request, before and after the
+application: count it in the HTTP metrics (L{novasvc.metrics._http}),
+trace it as an HTTP C{SERVER} span when tracing is on (the parent of the
+RPC gateway's client span), and bound the requests in flight in the
+process.
+
+  - The route template of a request (a metrics label and the span's name)
+    is one of L{ROUTE_TEMPLATES}, found from its path, or C{<other>}: a
+    client cannot make new series.
+  - At most C{max_in_flight} requests are handled at once (default
+    L{MAX_IN_FLIGHT}), and up to C{max_waiting} more wait for a slot
+    (default none); past that, a request gets 503 with C{Retry-After} at
+    once, before any work. The API of a service (L{EMBEDDED_IN_FLIGHT},
+    L{EMBEDDED_WAITING}) handles few at once, each waiting one starting in
+    a reactor turn of its own, so RPC in the same process keeps the
+    reactor. C{/healthz} and C{/metrics} are always served.
+"""
+
+import re
+from collections import deque
+from typing import Any, Callable, Deque, List, Optional, Tuple
+
+from twisted.web.iweb import IRequest
+
+from novasvc import tracing as _tracing
+from novasvc.api.context import request_info
+
+__all__ = ["EMBEDDED_IN_FLIGHT", "EMBEDDED_WAITING", "EXEMPT_PATHS", "MAX_IN_FLIGHT", "ROUTE_TEMPLATES", "Observer", "route_template"]
+
+#: The requests one process's API handles at once; more get 503.
+MAX_IN_FLIGHT = 64
+#: The requests the API of a service (in the service's own process)
+#: handles at once, and how many more may wait.
+EMBEDDED_IN_FLIGHT = 2
+EMBEDDED_WAITING = 256
+#: Paths served whatever the load (load balancers, scrapers).
+EXEMPT_PATHS = frozenset({b"/healthz", b"/metrics"})
+#: The route templates of the default application, in matching order.
+ROUTE_TEMPLATES: Tuple[Tuple[str, "re.Pattern[bytes]"], ...] = tuple(
+    (template, re.compile(pattern)) for template, pattern in (
+        ("/", rb"/"),
+        ("/healthz", rb"/healthz"),
+        ("/metrics", rb"/metrics"),
+        ("/v1/openapi.json", rb"/v1/openapi\.json"),
+        ("/v1/services", rb"/v1/services"),
+        ("/v1/services/{service_id}", rb"/v1/services/[^/]+"),
+        ("/v1/rpc/{topic}", rb"/v1/rpc/[^/]+"),
+    ))
+_OTHER = "<other>"
+
+
+def route_template(path: bytes) -> str:
+    """
+    @param path: a request's path, without its query.
+    @return: its route template, or C{"<other>"}.
+    """
+    for template, pattern in ROUTE_TEMPLATES:
+        if pattern.fullmatch(path):
+            return template
+    return _OTHER
+
+
+class Observer:
+    """
+    The metrics, span and admission of the requests of one site.
+
+    At most C{max_in_flight} requests are handled at once; up to
+    C{max_waiting} more wait for a slot, first come first served, each in
+    a reactor turn of its own once one frees; past that, 503.
+
+    @ivar in_flight: requests being handled (C{int}).
+    @ivar waiting: requests waiting for a slot, in order.
+    """
+
+    def __init__(self, recorder: Any, clock: Any, max_in_flight: int = MAX_IN_FLIGHT,
+                 max_waiting: int = 0) -> None:
+        """
+        @param recorder: the L{novasvc.metrics.Recorder} to count in.
+        @param clock: C{IReactorTime}, for durations.
+        @param max_in_flight: the most requests handled at once.
+        @param max_waiting: the most requests waiting for a slot.
+        """
+        self._http = recorder.http
+        self._clock = clock
+        self.max_in_flight = max_in_flight
+        self.max_waiting = max_waiting
+        self.in_flight = 0
+        self.waiting: Deque[Tuple[IRequest, List[bool], Callable[[], None]]] = deque()
+
+    @property
+    def busy(self) -> bool:
+        """
+        @return: whether every slot is taken.
+        """
+        return self.in_flight >= self.max_in_flight
+
+    def admit(self, request: IRequest, proceed: Callable[[], None]) -> bool:
+        """
+        Start observing C{request}, and have C{proceed()} handle it now or,
+        when every slot is taken, once one frees.
+
+        @return: C{False} when it can neither be handled nor wait (answer
+            503 without calling C{proceed}); it is still counted.
+        """
+        route = route_template(request.path)
+        started = self._clock.seconds()
+        method = request.method.decode("ascii", "replace")
+        self._http.started()
+        span = self._span(request, method, route)
+        slot = [False]
+        request.notifyFinish().addBoth(self._finished, request, route, method, started, span,
+                                       slot)
+        if request.path in EXEMPT_PATHS:
+            proceed()
+            return True
+        if not self.busy and not self.waiting:
+            slot[0] = True
+            self.in_flight += 1
+            proceed()
+            return True
+        if len(self.waiting) < self.max_waiting:
+            request_info(request).waited = True
+            self.waiting.append((request, slot, proceed))
+            return True
+        return False
+
+    def _next(self) -> None:
+        if self.waiting and not self.busy:
+            request, slot, proceed = self.waiting.popleft()
+            slot[0] = True
+            self.in_flight += 1
+            # In a reactor turn of its own: RPC gets the reactor in between.
+            self._clock.callLater(0, self._proceed, request, proceed)
+
+    @staticmethod
+    def _proceed(request: IRequest, proceed: Callable[[], None]) -> None:
+        if not getattr(request, "_disconnected", False):
+            proceed()
+
+    def _span(self, request: IRequest, method: str, route: str) -> Optional[Any]:
+        tracing = _tracing.active
+        if tracing is None:
+            return None
+        headers = {}
+        for name in ("traceparent", "tracestate"):
+            value = request.getHeader(name.encode("ascii"))
+            if value is not None:
+                headers[name] = value.decode("latin-1")
+        span = tracing.http_server_span(method, route, headers, {
+            "http.request.method": method if len(method) <= 16 else "_OTHER",
+            "http.route": route,
+            "url.scheme": "https" if request.isSecure() else "http",
+        })
+        request_info(request).span = span
+        return span
+
+    def _finished(self, result: Any, request: IRequest, route: str, method: str, started: float,
+                  span: Optional[Any], slot: List[bool]) -> None:
+        if slot[0]:
+            self.in_flight -= 1
+            self._next()
+        else:
+            for index, (waiter, _, _) in enumerate(self.waiting):
+                if waiter is request:  # its connection was lost while it waited
+                    del self.waiting[index]
+                    break
+        status = int(getattr(request, "code", 0) or 0)
+        self._http.finished(route, method, status, self._clock.seconds() - started)
+        if span is not None:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                from opentelemetry.trace import Status, StatusCode
+
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()

@@ -1,0 +1,156 @@
+# -*- test-case-name: tests.test_api_outage -*-
+"""
+The API's view of its database: every call a route makes to the store goes
+through one L{DatabaseGuard}, which gives it a deadline and turns the
+database being down, slow or not open yet into a 503 with C{Retry-After}
+and the API's error shape, never a 500 and never a traceback per request.
+
+  - A call that does not answer within L{DATABASE_DEADLINE} seconds, one
+    that fails with a connection error of the driver (SQLAlchemy's
+    C{OperationalError}, C{InterfaceError}, C{DisconnectionError}, its pool's
+    C{TimeoutError}), and one refused because the store is not running (the
+    standalone API started while the database is down) count as the
+    database being unavailable.
+  - The first such failure logs one WARNING; the first success afterwards
+    one INFO naming how long it lasted. Nothing in between.
+  - While the database is down, one request at a time goes on to it (to
+    see it come back); the others get their 503 at once, so a hung database
+    never piles up work in the store's thread pool.
+"""
+
+from typing import Any, Callable, Optional
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from novasvc.api.errors import APIError
+from novasvc.rpc.errors import clip
+
+__all__ = ["DATABASE_DEADLINE", "RETRY_AFTER", "DatabaseGuard", "DatabaseUnavailable",
+           "is_unavailable"]
+
+_log = Logger()
+
+#: B{Seconds} one database call of a request may take: well under the
+#: 10 to 30 s that HTTP clients and load balancers commonly wait.
+DATABASE_DEADLINE = 3.0
+#: B{Seconds} a 503 tells the client to wait (C{Retry-After}).
+RETRY_AFTER = 5
+
+
+def _connection_errors() -> tuple:
+    from sqlalchemy import exc
+
+    return (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+
+
+def is_unavailable(failure: Failure) -> Optional[str]:
+    """
+    @return: why C{failure} means the database is unavailable (one short
+        line), or C{None} when it is another error (a missing row, a bug).
+    """
+    if failure.check(defer.TimeoutError, defer.CancelledError):
+        return "no answer in time"
+    if failure.check(RuntimeError) and "not running" in str(failure.value):
+        return "the services table is not open yet"
+    if failure.check(*_connection_errors()):
+        original = getattr(failure.value, "orig", None) or failure.value
+        first = (str(original).strip().splitlines() or [""])[0]
+        return clip(f"{type(original).__name__}: {first}" if first else type(original).__name__)
+    return None
+
+
+class DatabaseUnavailable(APIError):
+    """
+    A 503 for a route that needs the database: the API's error shape with
+    C{"type": "DatabaseUnavailable"}, and C{Retry-After}.
+    """
+
+    def __init__(self, reason: str, since: Optional[str] = None) -> None:
+        message = f"the database is unavailable ({reason}); retry later"
+        if since is not None:
+            message = f"the database is unavailable since {since} ({reason}); retry later"
+        APIError.__init__(self, 503, message, {b"Retry-After": b"%d" % RETRY_AFTER},
+                          type="DatabaseUnavailable")
+
+
+@attrs.define
+class DatabaseGuard:
+    """
+    Deadlines, outage detection and its log lines for the store calls of
+    the routes.
+
+    @ivar clock: an C{IReactorTime} for the deadline.
+    @ivar wall: returns the current time as text for messages and the
+        status page (ISO 8601 UTC).
+    @ivar deadline: B{seconds} a call may take.
+    @ivar down_since: the wall time (text) the outage was first seen, or
+        C{None} while the database answers.
+    @ivar reason: why the last call failed, while down.
+    """
+
+    clock: Any
+    wall: Callable[[], str]
+    deadline: float = attrs.field(factory=lambda: DATABASE_DEADLINE)
+    down_since: Optional[str] = None
+    reason: Optional[str] = None
+    _down_at: float = 0.0
+    _probing: bool = False
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    def call(self, operation: Callable[..., defer.Deferred], *args: Any, **kwargs: Any
+             ) -> defer.Deferred:
+        """
+        Run one store call under the deadline.
+
+        @return: a C{Deferred} with the call's result or its own failure;
+            failing with L{DatabaseUnavailable} when the database is down,
+            slow or not open.
+        """
+        if self.is_down and self._probing:
+            return defer.fail(DatabaseUnavailable(self.reason or "unavailable", self.down_since))
+        probing = self.is_down
+        if probing:
+            self._probing = True
+        d = defer.maybeDeferred(operation, *args, **kwargs)
+        d.addTimeout(self.deadline, self.clock)
+        d.addCallbacks(self._answered, self._failed)
+        if probing:
+            d.addBoth(self._probed)
+        return d
+
+    def _probed(self, result: Any) -> Any:
+        self._probing = False
+        return result
+
+    def _answered(self, result: Any) -> Any:
+        self._back()
+        return result
+
+    def _failed(self, failure: Failure) -> Failure:
+        reason = is_unavailable(failure)
+        if reason is None:
+            if not failure.check(TypeError, ValueError, AttributeError):
+                self._back()  # the database answered (a missing row, say)
+            return failure
+        if reason == "no answer in time":
+            reason = f"no answer within {self.deadline:g} s"
+        self.reason = reason
+        if self.down_since is None:
+            self.down_since = self.wall()
+            self._down_at = self.clock.seconds()
+            _log.warn("The database is unavailable ({reason}): the routes that need it "
+                      "answer 503 until it is back", reason=reason)
+        raise DatabaseUnavailable(reason, self.down_since)
+
+    def _back(self) -> None:
+        if self.down_since is None:
+            return
+        lasted = self.clock.seconds() - self._down_at
+        self.down_since = self.reason = None
+        _log.info("The database is available again (after {seconds:.0f} s)", seconds=lasted)

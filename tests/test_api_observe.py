@@ -1,0 +1,233 @@
+"""
+Tests for L{novasvc.api.observe}: route templates, the HTTP metrics of a
+live API, the limit of requests in flight, and the HTTP server span that
+parents the RPC gateway's client span.
+"""
+
+from typing import Any, List
+
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from novasvc.api.observe import ROUTE_TEMPLATES, route_template
+from novasvc.db.memory import MemoryServiceStore
+from novasvc.metrics import Recorder
+from tests._api import start_api
+
+
+class RouteTemplateTests(unittest.SynchronousTestCase):
+    """
+    L{route_template}.
+    """
+
+    def test_templates(self) -> None:
+        """
+        When a path matches a route, then its template; any other path is
+        <other>, so a client cannot make new label values.
+        """
+        cases = {b"/": "/", b"/healthz": "/healthz", b"/metrics": "/metrics",
+                 b"/v1/openapi.json": "/v1/openapi.json", b"/v1/services": "/v1/services",
+                 b"/v1/services/42": "/v1/services/{service_id}",
+                 b"/v1/services/abc": "/v1/services/{service_id}",
+                 b"/v1/rpc/volume": "/v1/rpc/{topic}", b"/v1/services/1/x": "<other>",
+                 b"/nope": "<other>", b"/healthzz": "<other>"}
+        for path, template in cases.items():
+            self.assertEqual(route_template(path), template, path)
+        self.assertEqual(len(ROUTE_TEMPLATES), 7)
+
+
+class _SlowStore(MemoryServiceStore):
+    """
+    A memory store whose listings wait until released.
+    """
+
+    def __init__(self) -> None:
+        MemoryServiceStore.__init__(self)
+        self.waiting: List[defer.Deferred] = []
+
+    def list_services(self, *args: Any, **kwargs: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self.waiting.append(d)
+        return d.addCallback(lambda _: MemoryServiceStore.list_services(self, *args, **kwargs))
+
+
+async def _wait_for(condition: Any) -> None:
+    from twisted.internet import task
+
+    for _ in range(500):
+        if condition():
+            return
+        await task.deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError("condition never met")
+
+
+class MetricsTests(unittest.TestCase):
+    """
+    The HTTP metrics of a live API, scraped at C{/metrics}.
+    """
+
+    async def test_counted(self) -> None:
+        """
+        When requests are answered, then /metrics counts them by route
+        template, method and status, with a latency histogram by route and
+        method, and the requests in flight (the scrape itself).
+        """
+        recorder = Recorder()
+        live = await start_api(self, recorder=recorder)
+        await live.store.create("h1", "novasvc-x", "x")
+        for path in ["/v1/services", "/v1/services", "/v1/services/1", "/v1/services/999",
+                     "/no/such/thing"]:
+            await live.request("GET", path)
+        text = (await live.request("GET", "/metrics")).body.decode()
+        for line in [
+            'novasvc_http_requests_total{method="GET",route="/v1/services",status="200"} 2.0',
+            'novasvc_http_requests_total{method="GET",route="/v1/services/{service_id}",'
+            'status="200"} 1.0',
+            'novasvc_http_requests_total{method="GET",route="/v1/services/{service_id}",'
+            'status="404"} 1.0',
+            'novasvc_http_requests_total{method="GET",route="<other>",status="404"} 1.0',
+            'novasvc_http_request_duration_seconds_count{method="GET",route="/v1/services"} 2.0',
+            "novasvc_http_inflight 1.0",
+        ]:
+            self.assertIn(line, text)
+        self.assertNotIn("999", text)
+
+
+class LimitTests(unittest.TestCase):
+    """
+    The limit of requests in flight.
+    """
+
+    async def test_past_the_limit(self) -> None:
+        """
+        When the limit of requests in flight is reached, then the next
+        request gets 503 with Retry-After at once, /healthz is still
+        served, and once the first ones are answered requests are served
+        again.
+        """
+        store = _SlowStore()
+        await store.start()
+        live = await start_api(self, store=store)
+        live.service.site.observer.max_in_flight = 2
+        slow = [defer.ensureDeferred(live.request("GET", "/v1/services")) for _ in range(2)]
+        await _wait_for(lambda: len(store.waiting) == 2)
+        response = await live.request("GET", "/v1/services", headers={"X-Request-Id": "req-busy"})
+        self.assertEqual((response.code, response.headers["retry-after"]), (503, "5"))
+        self.assertEqual(response.headers["x-request-id"], "req-busy")
+        self.assertIn("busy (2 requests handled, 0 waiting)", response.json()["error"]["message"])
+        self.assertEqual(len(store.waiting), 2)
+        self.assertEqual((await live.request("GET", "/healthz")).code, 200)
+        for d in store.waiting:
+            d.callback(None)
+        self.assertEqual([(await d).code for d in slow], [200, 200])
+        self.assertEqual(live.service.site.observer.in_flight, 0)
+        store.waiting.clear()
+        served = defer.ensureDeferred(live.request("GET", "/v1/services"))
+        await _wait_for(lambda: store.waiting)
+        store.waiting[0].callback(None)
+        self.assertEqual((await served).code, 200)
+
+
+class SpanTests(unittest.TestCase):
+    """
+    The HTTP server span.
+    """
+
+    async def test_gateway_span_parent(self) -> None:
+        """
+        When tracing is on and the gateway calls a method, then the request
+        is a SERVER span named after its route template, with its status,
+        and the gateway's RPC client span is its child in the same trace; a
+        client's traceparent makes it a child.
+        """
+        import novasvc.tracing
+        from novasvc.rpc.server import RPCServer
+        from novasvc.rpc.target import Target
+        from novasvc.tracing._spans import Tracing
+        from novasvc.transport.memory import MemoryBroker, MemoryTransport
+        from tests.test_tracing import _provider
+
+        provider, exporter = _provider()
+        tracing = Tracing("api", "h1", tracer_provider=provider)
+        novasvc.tracing.install(tracing)
+        self.addCleanup(novasvc.tracing.uninstall, tracing)
+        broker = MemoryBroker()
+
+        class Echo:
+            def echo(self, ctxt: Any, value: Any) -> Any:
+                return value
+
+        server = RPCServer(MemoryTransport(broker=broker, clock=reactor), Target(topic="echo",
+                           server="h1"), [Echo()], clock=reactor)
+        await server.start()
+        self.addCleanup(server.stop)
+        live = await start_api(self, transport=MemoryTransport(broker=broker, clock=reactor))
+        parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+        response = await live.request("POST", "/v1/rpc/echo", {"method": "echo",
+                                                               "args": {"value": 3}},
+                                      headers={"traceparent": parent})
+        self.assertEqual(response.json(), {"result": 3})
+        spans = {s.name: s for s in exporter.get_finished_spans()}
+        http = spans["POST /v1/rpc/{topic}"]
+        client = [s for s in exporter.get_finished_spans()
+                  if s.name == "echo.echo" and s.kind.name == "CLIENT"][0]
+        self.assertEqual(http.kind.name, "SERVER")
+        self.assertEqual(http.attributes["http.route"], "/v1/rpc/{topic}")
+        self.assertEqual(http.attributes["http.response.status_code"], 200)
+        self.assertEqual(http.context.trace_id, int("a" * 32, 16))
+        self.assertEqual(http.parent.span_id, int("b" * 16, 16))
+        self.assertEqual(client.parent.span_id, http.context.span_id)
+        self.assertEqual(client.context.trace_id, http.context.trace_id)
+
+
+class WaitingTests(unittest.TestCase):
+    """
+    Requests waiting for a slot (the API of a service).
+    """
+
+    async def test_wait_then_503(self) -> None:
+        """
+        When every slot is taken, then a request waits (up to max_waiting)
+        and is handled once a slot frees, in order, with the listing read
+        less than LISTING_REUSE seconds before reused for it; past
+        max_waiting, 503.
+        """
+        store = _SlowStore()
+        await store.start()
+        await MemoryServiceStore.create(store, "h1", "novasvc-x", "x")
+        live = await start_api(self, store=store)
+        observer = live.service.site.observer
+        observer.max_in_flight, observer.max_waiting = 1, 1
+        first = defer.ensureDeferred(live.request("GET", "/v1/services"))
+        await _wait_for(lambda: len(store.waiting) == 1)
+        second = defer.ensureDeferred(live.request("GET", "/v1/services"))
+        await _wait_for(lambda: len(observer.waiting) == 1)
+        third = await live.request("GET", "/v1/services")
+        self.assertEqual(third.code, 503)
+        self.assertIn("1 waiting", third.json()["error"]["message"])
+        store.waiting[0].callback(None)
+        done = await first
+        self.assertEqual(done.code, 200)
+        answer = await second
+        self.assertEqual(answer.json(), done.json())
+        self.assertEqual(len(store.waiting), 1, "the waiting request reused the listing")
+        self.assertEqual((observer.in_flight, len(observer.waiting)), (0, 0))
+
+    async def test_embedded_limits(self) -> None:
+        """
+        When the API is a service's, then it handles EMBEDDED_IN_FLIGHT
+        requests at once and lets EMBEDDED_WAITING wait.
+        """
+        import types
+
+        from novasvc.api.observe import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
+        from novasvc.api.service import APIService
+        from novasvc.config import Config
+        from novasvc.transport.memory import MemoryTransport
+
+        service = types.SimpleNamespace(config=Config(host="h"), store=MemoryServiceStore(),
+                                        transport=MemoryTransport(clock=reactor), clock=reactor,
+                                        service_down_time=60)
+        observer = APIService.for_service(service).site.observer
+        self.assertEqual((observer.max_in_flight, observer.max_waiting),
+                         (EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING))
