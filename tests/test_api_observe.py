@@ -135,12 +135,11 @@ class SpanTests(unittest.TestCase):
 
     async def test_gateway_span_parent(self) -> None:
         """
-        When tracing is on and the gateway calls a method, then the request
+        When the API is given a tracing and the gateway calls a method, then the request
         is a SERVER span named after its route template, with its status,
         and the gateway's RPC client span is its child in the same trace; a
         client's traceparent makes it a child.
         """
-        import novasvc.tracing
         from novasvc.rpc.server import RPCServer
         from novasvc.rpc.target import Target
         from novasvc.tracing._spans import Tracing
@@ -149,8 +148,8 @@ class SpanTests(unittest.TestCase):
 
         provider, exporter = _provider()
         tracing = Tracing("api", "h1", tracer_provider=provider)
-        novasvc.tracing.install(tracing)
-        self.addCleanup(novasvc.tracing.uninstall, tracing)
+        tracing.start()
+        self.addCleanup(tracing.stop)
         broker = MemoryBroker()
 
         class Echo:
@@ -161,7 +160,7 @@ class SpanTests(unittest.TestCase):
                            server="h1"), [Echo()], clock=reactor)
         await server.start()
         self.addCleanup(server.stop)
-        live = await start_api(self, transport=MemoryTransport(broker=broker, clock=reactor))
+        live = await start_api(self, transport=MemoryTransport(broker=broker, clock=reactor), tracing=tracing)
         parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
         response = await live.request("POST", "/v1/rpc/echo", {"method": "echo",
                                                                "args": {"value": 3}},

@@ -451,8 +451,9 @@ class _Routes:
         if self._gateway is None:
             from novasvc.api.gateway import RPCGateway  # the RPC client, on first use
 
-            self._gateway = RPCGateway(self.context.transport, self.context.config,
-                                       self.context.clock)
+            tracing = getattr(self.context, "tracing", None)
+            self._gateway = RPCGateway(self.context.transport, self.context.config, self.context.clock,
+                                       **({} if tracing is None else {"tracing": tracing}))
         return self._gateway
 
     # -- metrics and the status page ---------------------------------------

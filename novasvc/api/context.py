@@ -45,6 +45,9 @@ class APIContext:
         stores' clock, for L{novasvc.servicegroup.is_up}.
     @ivar recorder: the metrics recorder C{GET /metrics} exports, or
         C{None} for the process's own.
+    @ivar tracing: the L{novasvc.tracing.Tracing} of the API's HTTP server
+        spans and the gateway's RPC client spans (the service's, when the
+        API runs in one), or C{None}: no spans.
     @ivar notifier: the versioned L{novasvc.notify.notifier.Notifier} of
         the service notifications the routes send, or C{None} for one made
         from C{config} and C{transport} on first use.
@@ -60,6 +63,7 @@ class APIContext:
     service_down_time: float
     utcnow: Callable[[], datetime.datetime] = default_utcnow
     recorder: Any = None
+    tracing: Any = None
     notifier: Any = None
     row_deleted: Optional[Callable[[], bool]] = None
     _stoppers: List[Callable[[], Any]] = attrs.field(factory=list, init=False, repr=False,
@@ -126,6 +130,8 @@ class RequestInfo:
         route, or no auth filter).
     @ivar span: the request's HTTP server span while tracing is on
         (L{novasvc.api.observe}), or C{None}.
+    @ivar tracing: the L{novasvc.tracing.Tracing} that made C{span}, or
+        C{None}.
     @ivar waited: whether it had to wait for a slot (the API is under
         load).
     """
@@ -133,6 +139,7 @@ class RequestInfo:
     request_id: str = attrs.field(factory=generate_request_id)
     principal: Optional[Principal] = None
     span: Any = None
+    tracing: Any = None
     waited: bool = False
 
 
@@ -166,11 +173,8 @@ def request_context(request: IRequest) -> RequestContext:
     address = request.getClientAddress()
     host = getattr(address, "host", None)
     extra: Dict[str, Any] = {}
-    if info.span is not None:
-        from novasvc import tracing
-
-        if tracing.active is not None:
-            tracing.active.inject(info.span, extra)  # the parent of the RPC client span
+    if info.span is not None and info.tracing is not None:
+        info.tracing.inject(info.span, extra)  # the parent of the RPC client span
     return RequestContext(
         extra=extra,
         user_id=principal.name if principal else None,

@@ -278,7 +278,7 @@ class RPCGateway:
     """
 
     def __init__(self, transport: ITransport, config: Config, clock: Any = None, *,
-                 max_timeout: float = MAX_TIMEOUT) -> None:
+                 max_timeout: float = MAX_TIMEOUT, tracing: Any = None) -> None:
         """
         @param transport: the broker connection, started and stopped by the
             owner.
@@ -289,6 +289,9 @@ class RPCGateway:
             C{None}.
         @param max_timeout: the longest C{timeout} a request may ask for, in
             B{seconds}; raised to C{rpc_response_timeout} if shorter.
+        @param tracing: the L{novasvc.tracing.Tracing} making each request
+            an RPC client span (a child of its HTTP server span), or
+            C{None}.
         @raise ValueError: when C{max_timeout} is not a positive number.
         """
         if not (isinstance(max_timeout, (int, float)) and math.isfinite(max_timeout) and max_timeout > 0):
@@ -299,6 +302,7 @@ class RPCGateway:
         self._default_timeout = float(config.rpc_response_timeout)
         self._max_timeout = max(float(max_timeout), self._default_timeout)
         self._client: Optional[RPCClient] = None
+        self._tracing = tracing
         self._in_flight = 0
         self._idle: List[defer.Deferred] = []
         self._stopping = False
@@ -307,7 +311,7 @@ class RPCGateway:
         if self._client is None:
             self._clock = global_reactor_if_none(self._clock)
             self._client = RPCClient.from_config(self._transport, self._config, clock=self._clock,
-                                                 allowed_remote_exmods=(), retry=0)
+                                                 allowed_remote_exmods=(), retry=0, tracing=self._tracing)
         return self._client
 
     def handle(self, topic: str, body: Any, context: RequestContext) -> "defer.Deferred[Tuple[int, Dict[str, Any]]]":

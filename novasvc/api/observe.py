@@ -24,7 +24,6 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from twisted.web.iweb import IRequest
 
-from novasvc import tracing as _tracing
 from novasvc.api.context import request_info
 
 __all__ = ["EMBEDDED_IN_FLIGHT", "EMBEDDED_WAITING", "EXEMPT_PATHS", "MAX_IN_FLIGHT", "ROUTE_TEMPLATES", "Observer", "route_template"]
@@ -75,15 +74,18 @@ class Observer:
     """
 
     def __init__(self, recorder: Any, clock: Any, max_in_flight: int = MAX_IN_FLIGHT,
-                 max_waiting: int = 0) -> None:
+                 max_waiting: int = 0, tracing: Any = None) -> None:
         """
         @param recorder: the L{novasvc.metrics.Recorder} to count in.
         @param clock: C{IReactorTime}, for durations.
+        @param tracing: the L{novasvc.tracing.Tracing} that makes each
+            request an HTTP server span, or C{None} (no spans).
         @param max_in_flight: the most requests handled at once.
         @param max_waiting: the most requests waiting for a slot.
         """
         self._http = recorder.http
         self._clock = clock
+        self._tracing = tracing
         self.max_in_flight = max_in_flight
         self.max_waiting = max_waiting
         self.in_flight = 0
@@ -140,7 +142,7 @@ class Observer:
             proceed()
 
     def _span(self, request: IRequest, method: str, route: str) -> Optional[Any]:
-        tracing = _tracing.active
+        tracing = self._tracing
         if tracing is None:
             return None
         headers = {}
@@ -153,7 +155,8 @@ class Observer:
             "http.route": route,
             "url.scheme": "https" if request.isSecure() else "http",
         })
-        request_info(request).span = span
+        info = request_info(request)
+        info.span, info.tracing = span, tracing
         return span
 
     def _finished(self, result: Any, request: IRequest, route: str, method: str, started: float,

@@ -158,6 +158,7 @@ class APIService(Service):
                              transport=service.transport, clock=service.clock,
                              service_down_time=service.service_down_time,
                              notifier=getattr(service, "versioned_notifier", None),
+                             tracing=getattr(service, "tracing", None),
                              row_deleted=lambda: bool(getattr(
                                  getattr(service, "report_state_service", None),
                                  "row_deleted", False)))

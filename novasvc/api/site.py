@@ -428,5 +428,5 @@ def build_site(context: APIContext) -> APISite:
     from novasvc.metrics import get_recorder
 
     recorder = context.recorder if context.recorder is not None else get_recorder()
-    site.observer = Observer(recorder, context.clock)
+    site.observer = Observer(recorder, context.clock, tracing=getattr(context, "tracing", None))
     return site
