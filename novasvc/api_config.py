@@ -22,7 +22,7 @@ from novasvc._checks import integer as _integer
 from novasvc._checks import suggest as _suggest
 from novasvc.exceptions import ConfigError
 from novasvc.loader import is_dotted_path
-from novasvc.options import show_value
+from novasvc._text import show_value
 
 __all__ = [
     "APIConfig",

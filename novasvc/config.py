@@ -31,14 +31,8 @@ from novasvc._checks import suggest as _suggest
 from novasvc.api_config import APIConfig, parse_api_section
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import driver_aliases, is_dotted_path, load_object, resolve_driver
-from novasvc.options import (
-    DriverOpt,
-    OptionError,
-    Section,
-    build_section,
-    declared_options,
-    show_value,
-)
+from novasvc._text import show_value
+from novasvc.options import DriverOpt, OptionError, Section, build_section, declared_options
 from novasvc.transport.url import TransportURL, redact
 
 __all__ = ["Config", "DatabaseConfig", "TracingConfig", "NotificationsConfig", "load_config", "managers_from"]

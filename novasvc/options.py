@@ -35,10 +35,11 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 import attrs
 from zope.interface.interface import InterfaceClass
 
+from novasvc._text import show_value
 from novasvc.loader import is_dotted_path
 
 __all__ = ["Opt", "DriverOpt", "Section", "REQUIRED", "declared_options", "build_section",
-           "show_value", "OptionError"]
+           "OptionError"]
 
 
 class _Required:
@@ -341,26 +342,6 @@ class OptionError(ValueError):
     """
     A section's values were refused; the message names the place and key.
     """
-
-
-def show_value(value: Any) -> str:
-    """
-    @return: a short description of a refused YAML value (a long string is
-        cut to 60 characters).
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
 
 
 def _describe(component: Any) -> str:

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from novasvc.api.errors import APIError, error_payload, json_body, render_error, render_json
-from novasvc.rpc.errors import QUOTE_LIMIT
+from novasvc._text import QUOTE_LIMIT
 
 
 class ErrorShapeTests(SynchronousTestCase):

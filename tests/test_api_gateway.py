@@ -13,7 +13,7 @@ from novasvc.api.gateway import FIELDS, MAX_TIMEOUT, TOPIC_MAX_LENGTH, RPCGatewa
 from novasvc.config import Config
 from novasvc.context import RequestContext
 from novasvc.exceptions import DisconnectedError
-from novasvc.rpc.errors import QUOTE_LIMIT
+from novasvc._text import QUOTE_LIMIT
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.memory import MemoryBroker, MemoryTransport

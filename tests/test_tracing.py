@@ -30,7 +30,8 @@ from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError
 from novasvc.rpc.client import RPCClient
-from novasvc.rpc.errors import QUOTE_LIMIT, RemoteError
+from novasvc._text import QUOTE_LIMIT
+from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.service import Service

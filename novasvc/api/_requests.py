@@ -11,7 +11,7 @@ from twisted.web.iweb import IRequest
 
 from novasvc.api.errors import APIError
 from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
-from novasvc.rpc.errors import quote
+from novasvc._text import quote
 
 __all__ = ["force_flag", "service_changes"]
 

@@ -51,7 +51,7 @@ from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
 from novasvc.exceptions import ServiceNotFound
-from novasvc.rpc.errors import clip, quote
+from novasvc._text import clip, quote
 from novasvc.service_status import DELETE, UPDATE, notify_service, status_changed
 from novasvc.servicegroup import is_up
 

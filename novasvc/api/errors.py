@@ -4,7 +4,7 @@ The API's error responses: every error is
 C{{"error": {"code": <HTTP status>, "title": <reason phrase>, "message": <text>}}},
 with C{Content-Type: application/json} (Nova's error shape, where C{code} is
 the HTTP status). Client values in a message are clipped with
-L{novasvc.rpc.errors.clip}.
+L{novasvc._text.clip}.
 """
 
 import json
@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from twisted.web.iweb import IRequest
 
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 
 __all__ = ["APIError", "JSON_TYPE", "error_payload", "json_body", "render_encoded", "render_error",
            "render_json", "status_title"]

@@ -60,7 +60,7 @@ L{RPCGateway.handle} answers (status, payload):
 Every error payload is C{{"error": {"code": <status>, "type": <name>,
 "message": <text>}}}, plus C{field} for a C{BadRequest} and C{exc_type} for
 a C{RemoteError}. Values a client chose are shortened in messages
-(L{novasvc.rpc.errors.quote}, L{novasvc.rpc.errors.clip}).
+(L{novasvc._text.quote}, L{novasvc._text.clip}).
 """
 
 import math
@@ -79,7 +79,8 @@ from novasvc.exceptions import DisconnectedError, TransportError, UnroutableErro
 from novasvc.interfaces import ITransport
 from novasvc.rpc import wire
 from novasvc.rpc.client import UNROUTABLE_RETRY_INTERVAL, RPCClient
-from novasvc.rpc.errors import InvalidTarget, MessagingTimeout, RPCVersionCapError, clip, quote
+from novasvc._text import clip, quote
+from novasvc.rpc.errors import InvalidTarget, MessagingTimeout, RPCVersionCapError
 from novasvc.rpc.target import parse_version
 
 __all__ = ["RPCGateway", "MAX_TIMEOUT", "TOPIC_MAX_LENGTH", "FIELDS"]

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc.api.errors import APIError
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 
 __all__ = ["DATABASE_DEADLINE", "RETRY_AFTER", "DatabaseGuard", "DatabaseUnavailable",
            "is_unavailable"]

@@ -40,7 +40,7 @@ from novasvc.api.outage import RETRY_AFTER
 from novasvc.api.request_id import SAFE_REQUEST_ID
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.loader import load_object
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 
 __all__ = ["APISite", "LINGER", "build_site", "load_resource"]
 

@@ -42,7 +42,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from novasvc.exceptions import ConfigError
-from novasvc.options import show_value
+from novasvc._text import show_value
 from novasvc.workers import (
     KILL_GRACE,
     ListeningSocket,

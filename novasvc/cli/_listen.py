@@ -33,7 +33,7 @@ from typing import IO, Any, Callable, List, Mapping
 from twisted.internet import defer
 
 from novasvc.notify.message import PRIORITIES
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 
 __all__ = ["add_listen_command", "parse_listen", "run_listen", "notification_line"]
 

@@ -73,7 +73,7 @@ from novasvc.db import migration, rules, schema
 from novasvc.db.record import ServiceRecord
 from novasvc.db.store import open_engine, record_from_row
 from novasvc.exceptions import ConfigError, ServiceNotFound
-from novasvc.rpc.errors import quote
+from novasvc._text import quote
 from novasvc.service_status import DELETE, UPDATE, status_changed
 from novasvc.servicegroup import effective_service_down_time, is_up
 

@@ -89,7 +89,7 @@ from novasvc.cli._listen import add_listen_command, parse_listen, run_listen
 from novasvc.config import DEFAULT_TRANSPORT_URL, Config, load_config
 from novasvc.context import get_admin_context
 from novasvc.exceptions import ConfigError, TransportError
-from novasvc.options import show_value
+from novasvc._text import show_value
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout, RemoteError, RPCError
 from novasvc.rpc.target import Target, parse_version

@@ -17,7 +17,8 @@ from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.metrics import Recorder, get_recorder
 from novasvc.notify._dispatch import ERROR, HANDLED, NotificationDispatcher
 from novasvc.notify.message import Notification, decode_notification, routing_key
-from novasvc.rpc.errors import ClippedTraceback, InvalidTarget, MalformedMessage, clip
+from novasvc._text import ClippedTraceback, clip
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage
 from novasvc.rpc.target import Target
 from novasvc.serializer import is_noop
 from novasvc.transport.consuming import Drain, gather, settle

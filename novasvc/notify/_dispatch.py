@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from novasvc.notify.filter import NotificationFilter
 from novasvc.notify.message import PRIORITIES
-from novasvc.rpc.errors import ClippedTraceback, clip
+from novasvc._text import ClippedTraceback, clip
 
 __all__ = ["NotificationResult", "NotificationDispatcher", "HANDLED", "REQUEUED", "ERROR"]
 

@@ -31,7 +31,7 @@ from novasvc.metrics import FAILED, SENT, NotificationCounts
 from novasvc.notify._sending import send
 from novasvc.notify.message import Notification, encode_notification, routing_key
 from novasvc.rpc import wire
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 from novasvc.transport.topology import Binding, Exchange, Queue, QuorumQueues, topic_queue
 
 __all__ = [
@@ -70,7 +70,7 @@ class MessageDeliveryFailure(NovaSvcError):
 def reason_of(failure: Failure) -> str:
     """
     @return: why a send failed, in one bounded line (C{<class>: <message>}
-        cut to L{novasvc.rpc.errors.QUOTE_LIMIT} characters).
+        cut to L{novasvc._text.QUOTE_LIMIT} characters).
     """
     error = failure.value
     if isinstance(error, MessageDeliveryFailure):

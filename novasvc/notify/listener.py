@@ -48,7 +48,7 @@ from novasvc.notify._batch import BatchNotificationListener
 from novasvc.notify._dispatch import ERROR, NotificationResult
 from novasvc.notify.filter import NotificationFilter
 from novasvc.notify.message import Notification
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 from novasvc.rpc.target import Target
 from novasvc.transport.consuming import Backlog
 from novasvc.transport.topology import QuorumQueues

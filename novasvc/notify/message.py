@@ -21,7 +21,8 @@ from typing import Any, Dict, Mapping, Optional, Union
 import attrs
 
 from novasvc.rpc import wire
-from novasvc.rpc.errors import MalformedMessage, quote
+from novasvc._text import quote
+from novasvc.rpc.errors import MalformedMessage
 
 __all__ = ["PRIORITIES", "Notification", "routing_key", "encode_notification", "decode_notification"]
 
@@ -117,7 +118,7 @@ def decode_notification(body: Union[bytes, str],
         type is wrong, C{priority} or C{event_type} is missing or not a
         string, C{publisher_id} is neither a string nor C{null}, or the
         priority is unknown. Client values
-        in the reason are cut by L{novasvc.rpc.errors.quote}.
+        in the reason are cut by L{novasvc._text.quote}.
     """
     if content_type is None or content_type.split(";", 1)[0].strip().lower() != wire.CONTENT_TYPE:
         raise MalformedMessage(f"content type {quote(content_type)} is not {wire.CONTENT_TYPE}")

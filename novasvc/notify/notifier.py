@@ -43,7 +43,7 @@ from novasvc.notify.drivers import (
     reason_of,
 )
 from novasvc.notify.message import PRIORITIES, Notification, utc_timestamp
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 from novasvc.serializer import is_noop
 from novasvc.transport.topology import QuorumQueues
 

@@ -23,7 +23,8 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, Dict, Union
 
 from novasvc.rpc._jsoncodec import decode, encode, parse_raw, string_bytes
-from novasvc.rpc.errors import MalformedMessage, clip, quote
+from novasvc._text import clip, quote
+from novasvc.rpc.errors import MalformedMessage
 
 __all__ = ["ENVELOPE_VERSION", "CONTENT_TYPE", "encode_envelope", "decode_body"]
 

@@ -16,7 +16,8 @@ from typing import Collection, Dict, List, Optional, Tuple, Union
 from twisted.python.failure import Failure
 
 from novasvc.rpc._jsoncodec import encode_lenient
-from novasvc.rpc.errors import QUOTE_LIMIT, RemoteError, clip, quote
+from novasvc._text import QUOTE_LIMIT, clip, quote
+from novasvc.rpc.errors import RemoteError
 
 __all__ = ["serialize_failure", "deserialize_failure", "remote_origin"]
 
@@ -48,14 +49,14 @@ def serialize_failure(error: Union[BaseException, Failure], clipped: bool = Fals
     of C{args}/C{kwargs} that JSON cannot hold are sent as their C{repr};
     when even that fails (a structure nested too deeply or circular), every
     C{args}/C{kwargs} value is sent as its shortened C{repr}
-    (L{novasvc.rpc.errors.quote}). It never raises.
+    (L{novasvc._text.quote}). It never raises.
 
     @param error: the exception, or a L{Failure} wrapping it.
     @param clipped: for an exception that may quote a client's values
         without bound (a serializer's): its message, each traceback line and
         each text in C{args}/C{kwargs} are cut by
-        L{novasvc.rpc.errors.clip}, and any other value whose JSON is longer
-        than L{novasvc.rpc.errors.QUOTE_LIMIT} is sent as its shortened
+        L{novasvc._text.clip}, and any other value whose JSON is longer
+        than L{novasvc._text.QUOTE_LIMIT} is sent as its shortened
         C{repr}.
     @return: JSON text.
     @rtype: C{str}

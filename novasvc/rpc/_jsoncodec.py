@@ -78,7 +78,7 @@ from collections.abc import Iterable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Callable, Optional, Union
 
-from novasvc.rpc.errors import quote
+from novasvc._text import quote
 
 __all__ = ["BACKEND", "BACKEND_VARIABLE", "dumps", "loads", "encode", "encode_lenient", "decode"]
 

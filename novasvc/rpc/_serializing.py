@@ -19,7 +19,7 @@ Failures never go through a serializer. An exception a serializer raises on
 the server is marked with what it was doing (L{stage}), so that the server
 can tell it from the method's own: it fails that one request (a call gets
 it in its error reply, with the values it quotes cut by
-L{novasvc.rpc.errors.clip}; a cast is one log line).
+L{novasvc._text.clip}; a cast is one log line).
 
 A serializer that is C{None} or a no-op (L{novasvc.serializer.is_noop}) is
 not used at all: L{active} returns C{None} for it, and the client and server
@@ -30,7 +30,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from twisted.python.failure import Failure
 
-from novasvc.rpc.errors import quote
+from novasvc._text import quote
 from novasvc.serializer import check_serializer, is_noop
 
 __all__ = ["active", "serialize_request", "deserialize_result", "deserialize_request", "serialize_result",

@@ -35,7 +35,8 @@ from twisted.internet import defer
 
 from novasvc.context import RequestContext
 from novasvc.rpc import _serializing
-from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion, clip, quote
+from novasvc._text import clip, quote
+from novasvc.rpc.errors import NoSuchMethod, UnsupportedVersion
 from novasvc.rpc.target import Target, parse_version
 
 __all__ = ["RPCDispatcher", "BaseRPCAPI"]
@@ -116,7 +117,7 @@ class RPCDispatcher:
             serve C{method}.
 
         The errors quote the client's method name and version cut by
-        L{novasvc.rpc.errors.clip}.
+        L{novasvc._text.clip}.
         """
         key = (namespace, version, method)
         bound = self._cache.get(key)

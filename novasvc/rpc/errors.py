@@ -9,15 +9,12 @@ values and leaves C{args} empty, so that a failure serialized on a server
 the module C{novasvc.rpc.errors} as C{cls(**kwargs)} with the same fields.
 
 A value a client chose (a method name, an id, a version, an argument name)
-is quoted in an error, a reply or a log line only through L{clip} or
-L{quote}, which cut it to L{QUOTE_LIMIT} characters: a megabyte of method
+is quoted in an error, a reply or a log line only through L{novasvc._text.clip} or
+L{novasvc._text.quote}, which cut it to L{novasvc._text.QUOTE_LIMIT} characters: a megabyte of method
 name is never a megabyte of log.
 """
 
-import reprlib
 from typing import Any, Optional, Sequence, Union
-
-from twisted.python.failure import Failure, format_frames
 
 from novasvc.exceptions import NovaSvcError
 
@@ -31,79 +28,6 @@ __all__ = [
     "RPCVersionCapError",
     "MalformedMessage",
 ]
-
-#: The most characters of a client's value that an error, a reply or a log
-#: line quotes.
-QUOTE_LIMIT = 200
-
-_repr = reprlib.Repr()
-_repr.maxlevel = 3
-_repr.maxstring = _repr.maxother = _repr.maxlong = QUOTE_LIMIT
-_repr.maxdict = _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxfrozenset = 8
-
-
-def clip(value: Any) -> Optional[str]:
-    """
-    A value a client chose, as text for an error or a log line.
-
-    @param value: any value; not a C{str} is shown as L{quote} shows it.
-    @return: C{value} cut to L{QUOTE_LIMIT} characters, saying how long it
-        was when cut; C{None} stays C{None}.
-    """
-    if value is None:
-        return None
-    if type(value) is not str:
-        return quote(value)
-    if len(value) <= QUOTE_LIMIT:
-        return value
-    return f"{value[:QUOTE_LIMIT]}... ({len(value)} characters)"
-
-
-def quote(value: Any) -> str:
-    """
-    The C{repr} of a value a client chose, cut to about L{QUOTE_LIMIT}
-    characters (a string says how long it was; containers show a few items
-    of a few levels), for an error or a log line. It never raises, whatever
-    the value's depth.
-
-    @param value: any value.
-    @rtype: C{str}
-    """
-    if type(value) is str:
-        if len(value) <= QUOTE_LIMIT:
-            return repr(value)
-        return f"{value[:QUOTE_LIMIT]!r}... ({len(value)} characters)"
-    try:
-        return _repr.repr(value)
-    except Exception:  # a hostile __repr__, or a depth reprlib did not expect
-        return f"<{type(value).__name__}>"
-
-
-class ClippedTraceback:
-    """
-    A failure's traceback for a log line, formatted only if an observer
-    shows it, its last line giving the error's class and its message cut by
-    L{clip} (an error may quote a client's value).
-    """
-
-    __slots__ = ("_failure",)
-
-    def __init__(self, failure: Failure) -> None:
-        """
-        @param failure: the failure whose traceback to show.
-        """
-        self._failure = failure
-
-    def __str__(self) -> str:
-        failure = self._failure
-        lines = ["Traceback (most recent call last):\n"]
-        format_frames(failure.frames, lines.append)
-        cls = failure.type
-        module, name = getattr(cls, "__module__", None), getattr(cls, "__qualname__", repr(cls))
-        lines.append(f"{name if module in (None, 'builtins') else f'{module}.{name}'}: "
-                     f"{clip(failure.getErrorMessage())}")
-        return "".join(lines)
-
 
 class RPCError(NovaSvcError):
     """

@@ -47,13 +47,13 @@ whose method raised is logged once at WARNING (method, error class and
 message, C{_msg_id}, request id), its traceback at DEBUG. Values a client
 chose (method names, ids, routing keys, versions, error messages quoting
 them) are cut to 200 characters in log lines and in the errors the server
-replies with (L{novasvc.rpc.errors.clip}). Nothing on the per-message path
+replies with (L{novasvc._text.clip}). Nothing on the per-message path
 logs at INFO or above when requests succeed.
 
 A serializer (C{serializer=}, see L{novasvc.rpc._serializing}) is used as
 oslo.messaging's dispatcher uses it. One that raises fails that request
 only: a call gets its exception in the error reply (values quoted cut by
-L{novasvc.rpc.errors.clip}), a cast is one ERROR line; either way the
+L{novasvc._text.clip}), a cast is one ERROR line; either way the
 request is settled as any failed request, and the consumer goes on.
 Without one (or with a no-op one) each method gets a L{RequestContext}
 read from the message only when first used.
@@ -83,7 +83,8 @@ from novasvc.metrics import ERROR, NO_SUCH_METHOD, OK, UNKNOWN_METHOD, UNSUPPORT
 from novasvc.rpc import _serializing, wire
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.rpc.dispatcher import RPCDispatcher
-from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion, clip, quote
+from novasvc._text import clip, quote
+from novasvc.rpc.errors import InvalidTarget, MalformedMessage, NoSuchMethod, UnsupportedVersion
 from novasvc.rpc.target import Target
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue, QuorumQueues, topic_queue
 

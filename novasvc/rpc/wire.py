@@ -21,7 +21,8 @@ import attrs
 from novasvc.rpc._envelope import CONTENT_TYPE, ENVELOPE_VERSION, decode_body, encode_envelope
 from novasvc.rpc._failures import deserialize_failure, remote_origin, serialize_failure
 from novasvc.rpc._jsoncodec import dumps, loads
-from novasvc.rpc.errors import MalformedMessage, quote
+from novasvc._text import quote
+from novasvc.rpc.errors import MalformedMessage
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -231,7 +232,7 @@ def decode_request(body: Union[bytes, str], content_type: Optional[str] = CONTEN
         that is not a string. Its C{msg_id} and C{reply_q} are set when
         those could be read (even under a wrong content type), so the caller
         can still be answered. Its reason quotes the client's values cut by
-        L{novasvc.rpc.errors.quote}.
+        L{novasvc._text.quote}.
     """
     if content_type is None or (
         content_type != CONTENT_TYPE and content_type.split(";", 1)[0].strip().lower() != CONTENT_TYPE

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import novasvc
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.tracing._provider import exporter_factory, make_provider
 
@@ -360,7 +360,7 @@ def _end(result: Any, span: Any) -> Any:
     """
     End C{span}; a L{Failure} C{result} sets its status to C{ERROR} and is
     recorded as its exception (the message cut by
-    L{novasvc.rpc.errors.clip}).
+    L{novasvc._text.clip}).
 
     @return: C{result}.
     """

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from novasvc.exceptions import ConfigError
-from novasvc.options import show_value
+from novasvc._text import show_value
 from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 from novasvc.transport._amqp_link import Link
 from novasvc.transport._pika_internals import connection_of

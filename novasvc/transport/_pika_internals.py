@@ -60,7 +60,7 @@ from pika import frame, spec
 from twisted.logger import Logger
 
 from novasvc.exceptions import TransportError
-from novasvc.rpc.errors import clip
+from novasvc._text import clip
 from novasvc.transport._amqp_frames import FrameReader, FrameWriter
 
 _log = Logger()

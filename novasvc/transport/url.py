@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import attrs
 
 from novasvc.exceptions import ConfigError
-from novasvc.options import show_value
+from novasvc._text import show_value
 
 SCHEMES = ("rabbit", "rabbits", "amqp", "amqps", "memory")
 #: The schemes that ask for TLS.
