@@ -8,11 +8,15 @@ file that puts this folder on C{sys.path}, which is how Twisted's plugin
 search finds C{twisted/plugins/} in a checkout.
 """
 
+import re
+
 from setuptools import find_packages, setup
+
+_VERSION = re.search(r'__version__ = "([^"]+)"', open("novasvc/_version.py", encoding="utf-8").read()).group(1)
 
 setup(
     name="novasvc",
-    version="0.1.0",
+    version=_VERSION,
     description="The Nova service framework (Service, Manager, Driver) as a Twisted daemon",
     long_description=open("README.rst", encoding="utf-8").read(),
     long_description_content_type="text/x-rst",

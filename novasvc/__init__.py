@@ -7,10 +7,10 @@ periodic_task, Target}); each name is imported from its module on first use,
 so C{import novasvc} stays cheap.
 """
 
-import importlib
-from typing import Any, Dict, List, Mapping
+from typing import Any, List
 
-__version__ = "0.1.0"
+from novasvc._lazy import lazy_attribute
+from novasvc._version import __version__  # noqa: F401 (re-exported)
 
 # name -> the module defining it
 _EXPORTS = {
@@ -48,31 +48,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def _lazy_attribute(package: str, namespace: Dict[str, Any], exports: Mapping[str, str],
-                    name: str) -> Any:
-    """
-    The body of a package's C{__getattr__} (PEP 562) for the names it
-    exports from its modules, each imported on first use (this package's,
-    L{novasvc.rpc}'s and L{novasvc.tracing}'s).
-
-    @param package: the package's dotted name, for the error.
-    @param namespace: the package's C{globals()}: the value is kept there,
-        so the next lookup skips C{__getattr__}.
-    @param exports: each exported name -> the dotted name of its module.
-    @param name: the name looked up.
-    @return: the object C{name} is in its module.
-    @raise AttributeError: if the package does not export C{name}.
-    """
-    module = exports.get(name)
-    if module is None:
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    namespace[name] = value
-    return value
-
-
 def __getattr__(name: str) -> Any:
-    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
+    return lazy_attribute(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> List[str]:

@@ -24,7 +24,7 @@ Each name here is imported from its module on first use.
 
 from typing import Any, List
 
-from novasvc import _lazy_attribute
+from novasvc._lazy import lazy_attribute
 
 # name -> the module defining it
 _EXPORTS = {
@@ -46,7 +46,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
+    return lazy_attribute(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> List[str]:

@@ -12,7 +12,7 @@ use, so a service that only serves does not load the client.
 
 from typing import TYPE_CHECKING, Any, List
 
-from novasvc import _lazy_attribute
+from novasvc._lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from novasvc.rpc.client import RPCClient
@@ -67,7 +67,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
+    return lazy_attribute(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> List[str]:

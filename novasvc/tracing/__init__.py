@@ -44,7 +44,7 @@ manager makes with C{manager.tracing}, not every client of the process.
 
 from typing import Any, List
 
-from novasvc import _lazy_attribute
+from novasvc._lazy import lazy_attribute
 
 __all__ = ["Tracing"]
 
@@ -52,7 +52,7 @@ _EXPORTS = {"Tracing": "novasvc.tracing._spans"}
 
 
 def __getattr__(name: str) -> Any:
-    return _lazy_attribute(__name__, globals(), _EXPORTS, name)
+    return lazy_attribute(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> List[str]:

@@ -18,8 +18,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-import novasvc
 from novasvc._text import clip
+from novasvc._version import __version__
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.tracing._provider import exporter_factory, make_provider
 
@@ -110,7 +110,7 @@ class Tracing:
         """
         if self._tracer is None:
             provider = self.tracer_provider if self.tracer_provider is not None else trace.get_tracer_provider()
-            self._tracer = provider.get_tracer("novasvc", novasvc.__version__)
+            self._tracer = provider.get_tracer("novasvc", __version__)
         return self._tracer
 
     # -- lifecycle ------------------------------------------------------------
