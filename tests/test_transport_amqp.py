@@ -46,7 +46,8 @@ from novasvc.transport.amqp import AMQPConsumer, AMQPTransport
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
 from tests._services import in_ci, poll, require_service
-from novasvc.testing.transport_contract import Collector, make_transport_contract_tests
+from novasvc.testing.deliveries import Collector
+from novasvc.testing.transport_contract import make_transport_contract_tests
 
 HOST, PORT = "127.0.0.1", 5672
 

@@ -14,7 +14,8 @@ from novasvc.transport import get_transport
 from novasvc.transport.memory import MemoryBroker, MemoryTransport, get_broker
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
-from novasvc.testing.transport_contract import Collector, make_transport_contract_tests
+from novasvc.testing.deliveries import Collector
+from novasvc.testing.transport_contract import make_transport_contract_tests
 
 
 class MemoryFixture:

@@ -23,7 +23,7 @@ from twisted.trial import unittest
 
 from novasvc.config import Config
 from novasvc.exceptions import ConfigError, TransportError
-from novasvc.testing.transport_contract import Collector
+from novasvc.testing.deliveries import Collector
 from novasvc.transport import get_transport
 from novasvc.transport._amqp_connect import AMQPProtocol, RoundRobinEndpoint, client_tls
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Queue

@@ -19,7 +19,8 @@ from zope.interface.verify import verifyObject
 import tests.test_transport_amqp as amqp_tests
 from novasvc.exceptions import ConfigError, DisconnectedError
 from novasvc.interfaces import ITransport
-from novasvc.testing.transport_contract import Collector, capture_log_texts, make_transport_contract_tests
+from novasvc.testing.deliveries import Collector, capture_log_texts
+from novasvc.testing.transport_contract import make_transport_contract_tests
 from novasvc.transport import get_transport
 from novasvc.transport._txamqp_codec import FrameReader, encode_method, frame, load_spec
 from novasvc.transport._txamqp_channel import as_reason

@@ -22,7 +22,8 @@ Prometheus's text format with C{prometheus_client} (C{pip install
 """
 
 from novasvc.metrics._notifications import NOTIFIER_OUTCOMES, SENT, NotificationCounts
-from novasvc.metrics._recorder import (
+from novasvc.metrics._recorder import Recorder, RPCServerMetrics, get_recorder
+from novasvc.metrics._values import (
     ERROR,
     FAILED,
     LABEL_LIMIT,
@@ -35,9 +36,6 @@ from novasvc.metrics._recorder import (
     UNKNOWN_METHOD,
     UNSUPPORTED_VERSION,
     Histogram,
-    Recorder,
-    RPCServerMetrics,
-    get_recorder,
 )
 from novasvc.metrics._listener import LISTENER_OUTCOMES, NotificationListenerMetrics
 

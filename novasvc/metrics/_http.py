@@ -8,7 +8,7 @@ HTTP methods), never from what a client wrote.
 
 from typing import Dict, List, Tuple
 
-from novasvc.metrics._recorder import Histogram
+from novasvc.metrics._values import Histogram
 
 __all__ = ["HTTP_BUCKETS", "HTTP_METHODS", "HTTPMetrics"]
 

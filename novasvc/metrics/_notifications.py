@@ -15,7 +15,7 @@ Public through L{novasvc.metrics}.
 
 from typing import Dict, List, Sequence, Tuple
 
-from novasvc.metrics._recorder import FAILED, OTHER, _label
+from novasvc.metrics._values import FAILED, OTHER, label_value
 
 __all__ = ["NotificationCounts", "SENT", "NOTIFIER_OUTCOMES"]
 
@@ -59,7 +59,7 @@ class NotificationCounts:
         @param outcome: one of L{outcomes}.
         @raise KeyError: for an outcome not in L{outcomes}.
         """
-        label = _label(event_type)
+        label = label_value(event_type)
         if label not in self._by_label:
             if len(self._by_label) >= self._limit:
                 label = OTHER

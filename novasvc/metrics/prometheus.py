@@ -49,7 +49,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from novasvc.metrics._listener import UNKNOWN
-from novasvc.metrics._recorder import ERROR, FAILED, OK, UNKNOWN_METHOD, Histogram, Recorder, get_recorder
+from novasvc.metrics._recorder import Recorder, get_recorder
+from novasvc.metrics._values import ERROR, FAILED, OK, UNKNOWN_METHOD, Histogram
 
 __all__ = ["RecorderCollector", "render", "MetricsResource", "CONTENT_TYPE"]
 

@@ -6,19 +6,15 @@ L{novasvc.testing.transport_contract.make_transport_contract_tests} builds
 (it uses that case's C{fixture}, C{_consume} and C{_wait_count}).
 """
 
-import uuid
 from typing import Any
 
 from twisted.internet import defer
 
 from novasvc.exceptions import TransportError
+from novasvc.testing.deliveries import Collector, unique
 from novasvc.transport.topology import Binding, Exchange, Queue
 
 __all__ = ["DeclareQueueContract"]
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 class DeclareQueueContract:
@@ -35,11 +31,10 @@ class DeclareQueueContract:
         consumer, then a message published there (not mandatory) waits in
         it, and a consumer that comes later gets it.
         """
-        from novasvc.testing.transport_contract import Collector
 
         transport = yield self.fixture.make_transport()
-        exchange = Exchange(_unique("notify"), "topic")
-        queue = Queue(_unique("notifications.info"), bindings=[Binding(exchange, "notifications.info")])
+        exchange = Exchange(unique("notify"), "topic")
+        queue = Queue(unique("notifications.info"), bindings=[Binding(exchange, "notifications.info")])
         self.assertIsNone((yield transport.declare_queue(queue)))
         yield transport.publish(exchange, "notifications.info", b"kept")
         yield self._wait_count(queue.name, 1)  # type: ignore[attr-defined]
@@ -54,8 +49,8 @@ class DeclareQueueContract:
         mandatory publish to its binding is routed.
         """
         transport = yield self.fixture.make_transport()
-        exchange = Exchange(_unique("notify"), "topic")
-        queue = Queue(_unique("again"), bindings=[Binding(exchange, "again.key")])
+        exchange = Exchange(unique("notify"), "topic")
+        queue = Queue(unique("again"), bindings=[Binding(exchange, "again.key")])
         yield transport.declare_queue(queue)
         self.assertIsNone((yield transport.declare_queue(queue)))
         self.assertIsNone((yield transport.publish(exchange, "again.key", b"x", mandatory=True)))
@@ -69,8 +64,8 @@ class DeclareQueueContract:
         publishing to the queue as first declared.
         """
         transport = yield self.fixture.make_transport()
-        exchange = Exchange(_unique("notify"), "topic")
-        name = _unique("clash")
+        exchange = Exchange(unique("notify"), "topic")
+        name = unique("clash")
         yield transport.declare_queue(Queue(name, bindings=[Binding(exchange, name)]))
         yield self.assertFailure(  # type: ignore[attr-defined]
             transport.declare_queue(Queue(name, durable=True, bindings=[Binding(exchange, name)])), TransportError)
@@ -85,5 +80,5 @@ class DeclareQueueContract:
         """
         transport = yield self.fixture.make_transport()
         yield transport.stop()
-        yield self.assertFailure(transport.declare_queue(Queue(_unique("late"))),  # type: ignore[attr-defined]
+        yield self.assertFailure(transport.declare_queue(Queue(unique("late"))),  # type: ignore[attr-defined]
                                  TransportError)

@@ -27,71 +27,17 @@ returns a C{Deferred} firing with) an object with:
     synchronous, so its fixture checks once.
 """
 
-import uuid
-from typing import Any, Callable, List
+from typing import Any, Callable
 
 from twisted.internet import defer
-from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import TransportError, UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.testing._declare_contract import DeclareQueueContract
+from novasvc.testing.deliveries import Collector, capture_log_texts, unique
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
-
-
-class Collector:
-    """
-    An C{on_message} callback that keeps every delivery, unsettled unless
-    told otherwise.
-
-    @ivar deliveries: the deliveries, in order.
-    """
-
-    def __init__(self, settle: str = "none") -> None:
-        """
-        @param settle: C{"none"} keeps deliveries unsettled, C{"ack"} acks each.
-        """
-        self.deliveries: List[Any] = []
-        self._settle = settle
-
-    def __call__(self, delivery: Any) -> None:
-        self.deliveries.append(delivery)
-        if self._settle == "ack":
-            delivery.ack()
-
-    @property
-    def bodies(self) -> List[bytes]:
-        """
-        The bodies received, in order.
-        """
-        return [d.body for d in self.deliveries]
-
-
-def capture_log_texts(case: unittest.TestCase) -> List[str]:
-    """
-    Record every Twisted log event, formatted, until C{case} ends.
-
-    @return: the list the text lands in.
-    """
-    texts: List[str] = []
-
-    def observe(event: dict) -> None:
-        level = event.get("log_level")
-        texts.append(f"{level.name if level else ''} {formatEvent(event)}")
-
-    globalLogPublisher.addObserver(observe)
-    case.addCleanup(globalLogPublisher.removeObserver, observe)
-    return texts
-
-
-def unique(prefix: str) -> str:
-    """
-    @return: C{prefix} plus a short random suffix, for names that must not
-        collide between tests.
-    """
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def make_transport_contract_tests(fixture_factory: Callable[[unittest.TestCase], Any]) -> type:
