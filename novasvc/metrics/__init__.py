@@ -19,6 +19,9 @@ L{get_recorder}, unless it was given its own.
 Exporting is separate: L{novasvc.metrics.prometheus} renders a recorder in
 Prometheus's text format with C{prometheus_client} (C{pip install
 'novasvc[api]'}), which nothing imports unless metrics are exported.
+
+Layer: just above the base modules; it imports nothing else of novasvc, so the
+transport, the RPC layer and the periodic runner may all count into it.
 """
 
 from novasvc.metrics._notifications import NOTIFIER_OUTCOMES, SENT, NotificationCounts

@@ -31,6 +31,9 @@ bookkeeping with 0-5 % jitter) with these deliberate differences:
     propagate (oslo catches C{BaseException}).
 
 Tasks run per process: every service process runs its own manager's tasks.
+
+Layer: beside L{novasvc.rpc} and L{novasvc.db}, above the metrics and the
+base modules; it imports neither of its siblings.
 """
 
 from novasvc.periodic._decorator import DEFAULT_INTERVAL, periodic_task

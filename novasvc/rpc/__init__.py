@@ -8,6 +8,11 @@ L{RPCDispatcher} rules, L{Target} and the errors that cross the wire.
 The message format itself lives in L{novasvc.rpc.wire}; the request context
 in L{novasvc.context}. Each name here is imported from its module on first
 use, so a service that only serves does not load the client.
+
+Layer: above the transport (L{novasvc.transport}) and the configuration
+(L{novasvc.config}: the serializer loads by dotted path); beside L{novasvc.db}
+and L{novasvc.periodic}, which it never imports; below the notifications,
+tracing and the core.
 """
 
 from typing import TYPE_CHECKING, Any, List

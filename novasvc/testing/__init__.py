@@ -20,6 +20,9 @@ Public helpers for people testing their own services with trial:
 
 Importing this package imports twisted.trial; never import it from service
 code.
+
+Layer: above the core, beside the API (which it never imports): examples and
+users' tests import it, service code never does.
 """
 
 from novasvc.config import Config, DatabaseConfig

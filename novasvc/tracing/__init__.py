@@ -40,6 +40,10 @@ Tracing is a hook handed to each client and server that should trace
 (C{RPCClient(..., tracing=)}, C{RPCServer(..., tracing=)}), never process
 state: a service with tracing on traces its own server and the clients its
 manager makes with C{manager.tracing}, not every client of the process.
+
+Layer: above the RPC layer (it reads L{novasvc.rpc.wire}'s context prefix),
+beside L{novasvc.notify}; nothing below imports it: the core hands a tracing
+hook to the clients and servers that use it.
 """
 
 from typing import Any, List
