@@ -9,11 +9,8 @@ C{novasvc_test_<uuid hex>}, dropped afterwards; without the server they skip
 (or fail in CI).
 """
 
-import ast
-import importlib.util
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -23,14 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
-from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.python.threadable import isInIOThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from novasvc.db.store import PermanentDatabaseError, SQLServiceStore, permanent_cause
-from novasvc.exceptions import ConfigError
-from novasvc.tap import Options, makeService
+from novasvc.db.store import PermanentDatabaseError, SQLServiceStore
 from tests._services import free_port, require_service
 from novasvc.testing.store_contract import SettableUTCNow, make_store_contract_tests
 
@@ -480,79 +474,10 @@ class PermanentErrorTests(TestCase):
                 await store.start()
 
 
-class _DriverError(Exception):
-    """
-    A driver error with a PostgreSQL C{pgcode}.
-    """
-
-    def __init__(self, message: str, pgcode: Any = None) -> None:
-        Exception.__init__(self, message)
-        self.pgcode = pgcode
-
-
-class PermanentCauseTests(SynchronousTestCase):
-    """
-    L{permanent_cause} sorts database errors.
-    """
-
-    def cause(self, url: str, orig: BaseException) -> Any:
-        return permanent_cause(sa_exc.OperationalError("SELECT 1", {}, orig), sa.engine.make_url(url))
-
-    def test_postgresql_codes(self) -> None:
-        """
-        When a PostgreSQL error carries an SQLSTATE of class 28, 3D or 42,
-        then it is permanent; class 57 (server shutting down) and 08
-        (connection failure) are not.
-        """
-        url = "postgresql://u@h/d"
-        for code in ("28P01", "3D000", "42501"):
-            self.assertEqual(self.cause(url, _DriverError("refused  for\n good", code)), "refused for good")
-        for code in ("57P01", "08006", None):
-            self.assertIsNone(self.cause(url, _DriverError("server closed the connection", code)))
-
-    def test_mysql_codes(self) -> None:
-        """
-        When a MySQL error number means access denied or unknown database,
-        then it is permanent; 2003 (cannot connect) and 2013 (lost
-        connection) are not.
-        """
-        url = "mysql+pymysql://u@h/d"
-        self.assertEqual(self.cause(url, Exception(1044, "Access denied")), "Access denied (error 1044)")
-        for code in (2003, 2013):
-            self.assertIsNone(self.cause(url, Exception(code, "Can't connect")))
-
-    def test_not_a_database_error(self) -> None:
-        """
-        When the error does not come from the driver, then it is not
-        permanent.
-        """
-        self.assertIsNone(permanent_cause(ValueError("x"), sa.engine.make_url("sqlite://")))
-
-
 class SQLServiceStoreConfigTests(SynchronousTestCase):
     """
     Building a L{SQLServiceStore} from a connection string.
     """
-
-    def test_bad_url(self) -> None:
-        """
-        When the connection is not an SQLAlchemy URL, then construction
-        fails with C{ConfigError} that does not repeat the text (it may hold
-        a password).
-        """
-        with self.assertRaises(ConfigError) as raised:
-            SQLServiceStore("postgresql//user:s3cret@host")
-        self.assertNotIn("s3cret", str(raised.exception))
-
-    def test_unknown_dialect(self) -> None:
-        """
-        When the URL names an unknown database, then construction fails with
-        C{ConfigError} showing the URL with its password hidden.
-        """
-        with self.assertRaises(ConfigError) as raised:
-            SQLServiceStore("nosuchdb://user:s3cret@host/db")
-        self.assertIn("nosuchdb://user:***@host/db", str(raised.exception))
-        self.assertNotIn("s3cret", str(raised.exception))
 
     def test_repr_hides_password(self) -> None:
         """
@@ -562,20 +487,6 @@ class SQLServiceStoreConfigTests(SynchronousTestCase):
         self.assertNotIn("s3cret", repr(store))
         self.assertIn("user:***@host/db", repr(store))
 
-    def test_installed_driver(self) -> None:
-        """
-        When the URL names no driver, then an installed one is used:
-        SQLAlchemy's default if present, else psycopg2 or PyMySQL.
-        """
-
-        def has(module: str) -> bool:
-            return importlib.util.find_spec(module) is not None
-
-        pg = SQLServiceStore("postgresql://u@h/db").engine.url.drivername
-        my = SQLServiceStore("mysql://u@h/db").engine.url.drivername
-        self.assertEqual(pg, "postgresql" if has("psycopg") else "postgresql+psycopg2")
-        self.assertEqual(my, "mysql" if has("MySQLdb") else "mysql+pymysql")
-
     def test_bad_sizes(self) -> None:
         """
         When the pool size or a timeout is not positive, then construction
@@ -583,186 +494,3 @@ class SQLServiceStoreConfigTests(SynchronousTestCase):
         """
         for kwargs in ({"thread_pool_size": 0}, {"connect_timeout": 0}, {"query_timeout": -1}):
             self.assertRaises(ValueError, SQLServiceStore, "sqlite://", **kwargs)
-
-
-_ABSENT = object()
-
-
-def _uninstall(case: SynchronousTestCase, *modules: str) -> None:
-    """
-    Make importing each of C{modules} fail as for a module that is not
-    installed (C{None} in C{sys.modules}), until C{case}'s cleanup.
-    """
-
-
-    def restore(name: str, previous: Any) -> None:
-        if previous is _ABSENT:
-            del sys.modules[name]
-        else:
-            sys.modules[name] = previous
-
-    for name in modules:
-        case.addCleanup(restore, name, sys.modules.get(name, _ABSENT))
-        sys.modules[name] = None  # type: ignore[assignment]
-
-
-class MissingDriverTests(SynchronousTestCase):
-    """
-    A URL whose database driver is not installed is refused with a message
-    naming the extra of novasvc that installs one.
-    """
-
-    def refused(self, connection: str) -> str:
-        """
-        @return: the message of the L{ConfigError} that building a store
-            from C{connection} raises, after checking that it is one line
-            without the password C{s3cret}.
-        """
-        with self.assertRaises(ConfigError) as raised:
-            SQLServiceStore(connection)
-        message = str(raised.exception)
-        self.assertNotIn("s3cret", message)
-        self.assertNotIn("\n", message)
-        return message
-
-    def message_for(self, extra: str, module: str) -> str:
-        """
-        @return: the message for a URL of the C{extra}'s database naming the
-            driver C{module} while that module is not installed.
-        """
-        _uninstall(self, module)
-        return self.refused(f"{extra}+{module}://u:s3cret@h/db")
-
-    def test_postgresql(self) -> None:
-        """
-        When no PostgreSQL driver is installed, then a C{postgresql://} URL
-        (or one naming psycopg2) is refused with the extra to install.
-        """
-        _uninstall(self, "psycopg", "psycopg2")
-        for connection in ("postgresql://u:s3cret@h/db", "postgresql+psycopg2://u:s3cret@h/db"):
-            scheme = connection.partition(":")[0]
-            self.assertEqual(
-                self.refused(connection),
-                f"database connection {scheme}://u:***@h/db needs a PostgreSQL driver: "
-                "pip install 'novasvc[postgresql]'",
-            )
-
-    def test_mysql(self) -> None:
-        """
-        When no MySQL driver is installed, then a C{mysql://} or
-        C{mariadb://} URL (or one naming PyMySQL) is refused with the extra
-        to install.
-        """
-        _uninstall(self, "MySQLdb", "pymysql")
-        for scheme in ("mysql", "mariadb", "mysql+pymysql"):
-            self.assertEqual(
-                self.refused(f"{scheme}://u:s3cret@h/db"),
-                f"database connection {scheme}://u:***@h/db needs a MySQL/MariaDB driver: "
-                "pip install 'novasvc[mysql]'",
-            )
-
-    def test_other_named_driver(self) -> None:
-        """
-        When the URL names a driver the extra does not install, and that
-        driver is missing, then the message names it, the extra and the URL
-        scheme that uses the extra's driver.
-        """
-        for connection, module in [
-            ("postgresql+pg8000://u:s3cret@h/db", "pg8000"),
-            ("mariadb+mysqldb://u:s3cret@h/db", "MySQLdb"),
-        ]:
-            _uninstall(self, module)
-            scheme = connection.partition(":")[0]
-            backend = scheme.partition("+")[0]
-            extra, driver = ("postgresql", "psycopg2") if backend == "postgresql" else (
-                "mysql", "pymysql")
-            message = self.refused(connection)
-            self.assertTrue(
-                message.startswith(
-                    f"database connection {scheme}://u:***@h/db needs the "
-                    f"{scheme.partition('+')[2]} driver, which is not installed ("
-                ),
-                message,
-            )
-            self.assertTrue(
-                message.endswith(
-                    f"install it, or pip install 'novasvc[{extra}]' and use {backend}+{driver}://"
-                ),
-                message,
-            )
-
-    def test_database_without_extra(self) -> None:
-        """
-        When the driver of a database novasvc has no extra for is missing,
-        then the message shows the URL and the missing module.
-        """
-        _uninstall(self, "pyodbc")
-        message = self.refused("mssql+pyodbc://u:s3cret@h/db")
-        self.assertTrue(
-            message.startswith(
-                "database connection mssql+pyodbc://u:***@h/db needs its driver, which is "
-                "not installed ("
-            ),
-            message,
-        )
-        self.assertIn("pyodbc", message.partition("(")[2])
-
-    def test_broken_driver(self) -> None:
-        """
-        When the driver is installed but fails to import, then the message
-        gives the import error rather than an extra to install.
-        """
-
-        def broken(*args: Any, **kwargs: Any) -> None:
-            raise ImportError("libpq.so.5: cannot open shared object file")
-
-        self.patch(sa, "create_engine", broken)
-        message = self.refused("postgresql+psycopg2://u:s3cret@h/db")
-        self.assertEqual(
-            message,
-            "database connection postgresql+psycopg2://u:***@h/db cannot be used: "
-            "libpq.so.5: cannot open shared object file",
-        )
-
-    def test_extras_in_setup(self) -> None:
-        """
-        When the extras the messages name are installed, then they bring
-        the drivers the messages lead to: psycopg2 for C{[postgresql]},
-        PyMySQL for C{[mysql]}.
-        """
-        setup = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "setup.py")
-        with open(setup, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-        [extras] = [
-            ast.literal_eval(node.value)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.keyword) and node.arg == "extras_require"
-        ]
-        for extra, project, module in [
-            ("postgresql", "psycopg2-binary", "psycopg2"),
-            ("mysql", "PyMySQL", "pymysql"),
-        ]:
-            self.assertEqual(
-                [requirement.partition(">")[0] for requirement in extras[extra]], [project]
-            )
-            self.assertIn(f"'novasvc[{extra}]'", self.message_for(extra, module))
-
-    def test_twistd_exits(self) -> None:
-        """
-        When C{twistd novasvc} is given such a URL, then building the
-        service ends the process with C{novasvc: error:} and the message.
-        """
-        _uninstall(self, "psycopg", "psycopg2")
-        options = Options()
-        options.parseOptions([
-            "--manager=novasvc.examples.echo.EchoManager",
-            "--transport-url=memory://missing-driver",
-            "--database-connection=postgresql://u:s3cret@h/db",
-        ])
-        error = self.assertRaises(SystemExit, makeService, options, Clock())
-        self.assertEqual(
-            error.code,
-            "novasvc: error: database connection postgresql://u:***@h/db needs a PostgreSQL "
-            "driver: pip install 'novasvc[postgresql]'",
-        )

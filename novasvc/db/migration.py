@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from novasvc.db import schema
+from novasvc.db._engine import open_engine
 from novasvc.exceptions import ConfigError
 
 __all__ = [
@@ -339,8 +340,6 @@ def _engine(url_or_engine: Union[str, Engine]) -> Iterator[Engine]:
     if isinstance(url_or_engine, Engine):
         yield url_or_engine
         return
-    from novasvc.db.store import open_engine
-
     engine = open_engine(url_or_engine)
     try:
         yield engine
