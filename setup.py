@@ -39,8 +39,8 @@ setup(
         "zope.interface>=6",
         "PyYAML>=6",
         "attrs>=23.1",
-        # The JSON codec's fast path (novasvc.rpc._jsoncodec); without it, or
-        # with NOVASVC_JSON=stdlib, the standard library's JSON is used.
+        # The JSON codec (novasvc.rpc._jsoncodec): orjson writes and reads the
+        # messages, the standard library what orjson does not handle as it.
         "orjson>=3.9",
         # Schema migrations (novasvc-manage db sync).
         "alembic>=1.13",

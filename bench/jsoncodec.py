@@ -1,20 +1,20 @@
 # -*- test-case-name: tests.test_bench -*-
 """
-The JSON codec's two paths (L{novasvc.rpc._jsoncodec}: the standard
-library's C encoder and scanner, and orjson) timed on the bodies novasvc
-sends: a call request with a 26-key context and a C{--payload}-byte argument,
-and its reply; the inner JSON alone, and the whole wire step (request or
-reply encoded into its 2.0 envelope and decoded back, double JSON included).
+The JSON codec (L{novasvc.rpc._jsoncodec}: orjson, with the standard
+library for what orjson does not handle as oslo does) timed on the bodies
+novasvc sends: a call request with a 26-key context and a C{--payload}-byte
+argument, and its reply; the inner JSON alone, and the whole wire step
+(request or reply encoded into its 2.0 envelope and decoded back, double
+JSON included).
 
-    python bench/jsoncodec.py                # 3 runs of each path, markdown table
+    python bench/jsoncodec.py                # 3 runs, markdown table
     python bench/jsoncodec.py --runs 1 --number 2000
 
-Each path runs in its own process (C{NOVASVC_JSON=stdlib} or C{orjson}), the
-paths alternating, C{--runs} times; each figure is the best of C{--repeat}
-repeats of C{--number} operations, timed in B{CPU} seconds of the process
-(C{time.process_time}: other processes on the machine change it less than
-wall time), and the table shows the median over the runs, in microseconds
-per operation.
+Each run is a process of its own, C{--runs} of them one after the other;
+each figure is the best of C{--repeat} repeats of C{--number} operations,
+timed in B{CPU} seconds of the process (C{time.process_time}: other
+processes on the machine change it less than wall time), and the table
+shows the median over the runs, in microseconds per operation.
 """
 
 import argparse
@@ -39,25 +39,24 @@ OPERATIONS = (
     ("request_wire", "request: wire.encode_request + decode_request"),
     ("reply_wire", "reply: wire.encode_reply + decode_reply"),
 )
-PATHS = ("stdlib", "orjson")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Time the JSON codec's stdlib and orjson paths on novasvc's bodies.")
-    parser.add_argument("--runs", type=int, default=3, help="processes per path, alternating (default 3)")
+    parser = argparse.ArgumentParser(description="Time the JSON codec on novasvc's bodies.")
+    parser.add_argument("--runs", type=int, default=3, help="processes, one after the other (default 3)")
     parser.add_argument("--number", type=int, default=20000, help="operations per repeat (default 20000)")
     parser.add_argument("--repeat", type=int, default=7, help="repeats; the best counts (default 7)")
     parser.add_argument("--payload", type=int, default=100, help="bytes of the echoed value (default 100)")
-    parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def measure(number: int, repeat: int, payload: int) -> Dict[str, Any]:
     """
-    Time the operations with the path this process imported.
+    Time the operations in this process.
 
-    @return: C{backend} (the path's name), C{sizes} (bytes of each body)
-        and each operation's CPU microseconds.
+    @return: C{sizes} (bytes of each body) and each operation's CPU
+        microseconds.
     """
     from novasvc.context import RequestContext
     from novasvc.rpc import _jsoncodec, wire
@@ -90,8 +89,7 @@ def measure(number: int, repeat: int, payload: int) -> Dict[str, Any]:
         "request_wire": request_wire,
         "reply_wire": reply_wire,
     }
-    result: Dict[str, Any] = {"backend": _jsoncodec.BACKEND,
-                              "sizes": {"request": len(request_body), "reply": len(reply_body)}}
+    result: Dict[str, Any] = {"sizes": {"request": len(request_body), "reply": len(reply_body)}}
     for key, operation in operations.items():
         best = min(timeit.repeat(operation, number=number, repeat=repeat, timer=time.process_time))
         result[key] = best / number * 1e6
@@ -103,30 +101,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.child:
         print(json.dumps(measure(args.number, args.repeat, args.payload)))
         return 0
-    results: Dict[str, List[Dict[str, Any]]] = {path: [] for path in PATHS}
+    results: List[Dict[str, Any]] = []
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     for _ in range(args.runs):
-        for path in PATHS:
-            env = dict(os.environ, NOVASVC_JSON=path)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-            output = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--child", path, "--number", str(args.number),
-                 "--repeat", str(args.repeat), "--payload", str(args.payload)],
-                cwd=HERE, env=env, check=True, capture_output=True, text=True,
-            ).stdout
-            result = json.loads(output)
-            if result["backend"] != path:
-                raise SystemExit(f"NOVASVC_JSON={path} gave the {result['backend']} path (is orjson installed?)")
-            results[path].append(result)
-    sizes = results["stdlib"][0]["sizes"]
+        output = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", "--number", str(args.number),
+             "--repeat", str(args.repeat), "--payload", str(args.payload)],
+            cwd=HERE, env=env, check=True, capture_output=True, text=True,
+        ).stdout
+        results.append(json.loads(output))
+    sizes = results[0]["sizes"]
     print(f"JSON codec, CPU µs per operation (median of {args.runs} run(s), best of {args.repeat} x "
-          f"{args.number:,}); request envelope {sizes['request']:,} bytes, reply {sizes['reply']:,} bytes "
-          f"(stdlib path)\n")
-    print("| operation | stdlib, µs | orjson, µs | orjson ÷ stdlib |")
-    print("|---|---:|---:|---:|")
+          f"{args.number:,}); request envelope {sizes['request']:,} bytes, reply {sizes['reply']:,} bytes\n")
+    print("| operation | µs |")
+    print("|---|---:|")
     for key, label in OPERATIONS:
-        stdlib = statistics.median(r[key] for r in results["stdlib"])
-        fast = statistics.median(r[key] for r in results["orjson"])
-        print(f"| {label} | {stdlib:.2f} | {fast:.2f} | {fast / stdlib:.2f}× |")
+        print(f"| {label} | {statistics.median(r[key] for r in results):.2f} |")
     return 0
 
 

@@ -3,7 +3,6 @@ Tests for L{novasvc.rpc._envelope}.
 """
 
 import json
-from json.encoder import encode_basestring_ascii
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -142,16 +141,19 @@ class EnvelopeTests(SynchronousTestCase):
     @given(st.text())
     @example('quote " backslash \\ slash / del \x7f nul \x00 tab \t \u00e9 \u2028 \U0001f600')
     @example("\x7f")
+    @example("plain ASCII")
     def test_envelope_bytes_as_the_standard_library_writes_them(self, text: str) -> None:
         """
-        When a message holding any text is wrapped (whichever JSON path is in
-        use), then the body is byte for byte the envelope the standard
-        library writes around the inner JSON text, with its default
-        separators and ASCII escapes (as oslo.messaging's jsonutils).
+        When a message holding any text is wrapped (its inner text written
+        by orjson, or by the standard library for what orjson does not
+        write as it), then the body is byte for byte the envelope the
+        standard library writes around the inner JSON text, with its
+        default separators and ASCII escapes (as oslo.messaging's
+        jsonutils, which is C{json.dumps}).
         """
         message = {"method": text, "args": {"v": [text]}}
         inner = encode(message)
-        expected = ('{"oslo.version": "2.0", "oslo.message": ' + encode_basestring_ascii(inner) + "}").encode("ascii")
+        expected = json.dumps({"oslo.version": "2.0", "oslo.message": inner}).encode("ascii")
         self.assertEqual(encode_envelope(message), expected)
         self.assertEqual(decode_body(expected), message)
 

@@ -5,21 +5,19 @@ object whose C{"oslo.message"} is the inner message's JSON I{string}.
 
 Each message is JSON-encoded once and decoded once in each direction; the
 envelope only adds the escaping of the inner string (a single C-level call on
-the way out, one more parse on the way in). On the JSON codec's orjson path
-both are orjson's: the inner text is quoted by orjson when it is byte for
-byte what the standard library writes (ASCII without DEL: only C{"} and
-C{\\} escaped), and the envelope is parsed by orjson, whose reading of its
-C{"oslo.message"} string is exact (the codec's guards are about numbers,
-and the envelope's only other value is its version string). Anything else
-takes the standard library's path.
+the way out, one more parse on the way in), both orjson's through the JSON
+codec: the inner text is quoted by orjson when it is byte for byte what the
+standard library writes (ASCII without DEL: only C{"} and C{\\} escaped),
+and the envelope is parsed by orjson, whose reading of its C{"oslo.message"}
+string is exact (the codec's guards are about numbers, and the envelope's
+only other value is its version string). Anything else takes the standard
+library's C{json}.
 
 Public through L{novasvc.rpc.wire}.
 """
 
 import json
 from collections.abc import Mapping
-from json.decoder import scanstring
-from json.encoder import encode_basestring_ascii
 from typing import Any, Dict, Union
 
 from novasvc.rpc._jsoncodec import decode, encode, parse_raw, string_bytes
@@ -35,13 +33,11 @@ CONTENT_TYPE = "application/json"
 
 _VERSION_KEY = "oslo.version"
 _MESSAGE_KEY = "oslo.message"
-#: How every 2.0 envelope begins, novasvc's and oslo.messaging's alike (both
-#: write it with the standard library's default separators).
-_ENVELOPE_HEAD = '{"oslo.version": "2.0", "oslo.message": "'
-_ENVELOPE_HEAD_BYTES = _ENVELOPE_HEAD.encode("ascii")
-_ENVELOPE_HEAD_LEN = len(_ENVELOPE_HEAD)
-#: The envelope up to its message's opening quote.
-_ENVELOPE_OPEN_BYTES = _ENVELOPE_HEAD_BYTES[:-1]
+#: How every 2.0 envelope begins, up to its message's opening quote,
+#: novasvc's and oslo.messaging's alike (both write it with the standard
+#: library's default separators).
+_ENVELOPE_OPEN = '{"oslo.version": "2.0", "oslo.message": '
+_ENVELOPE_OPEN_BYTES = _ENVELOPE_OPEN.encode("ascii")
 
 
 def encode_envelope(message: Mapping[str, Any]) -> bytes:
@@ -54,10 +50,10 @@ def encode_envelope(message: Mapping[str, Any]) -> bytes:
     @rtype: C{bytes}
     @raise TypeError: for values that cannot be encoded.
     """
-    inner = encode(message)  # ASCII, whichever path wrote it
-    if string_bytes is not None and "\x7f" not in inner:
+    inner = encode(message)  # ASCII, whoever wrote it
+    if "\x7f" not in inner:
         return _ENVELOPE_OPEN_BYTES + string_bytes(inner) + b"}"
-    return (_ENVELOPE_HEAD[:-1] + encode_basestring_ascii(inner) + "}").encode("ascii")
+    return (_ENVELOPE_OPEN + json.dumps(inner) + "}").encode("ascii")
 
 
 def _unwrap(value: Any) -> Any:
@@ -107,9 +103,7 @@ def decode_body(body: Union[bytes, str]) -> Dict[str, Any]:
         deeply to decode, or anything else stops the parser), the envelope
         version is not compatible with 2.0, or the message is not an object.
     """
-    value = _decode_parsed_2_0(body) if parse_raw is not None else None
-    if value is None:
-        value = _decode_envelope_2_0(body)
+    value = _decode_parsed_2_0(body)
     if value is None:
         value = _decode_any(body)
     if type(value) is not dict:
@@ -119,56 +113,23 @@ def decode_body(body: Union[bytes, str]) -> Dict[str, Any]:
 
 def _decode_parsed_2_0(body: Union[bytes, str]) -> Any:
     """
-    The fast path on the orjson path: the envelope parsed by orjson (bytes
-    need no decoding first, and its string unescaping is faster than the
-    standard library's).
+    The fast path: the envelope parsed by orjson (bytes need no decoding
+    first, and its string unescaping is faster than the standard
+    library's).
 
     @return: the inner message (any JSON value), or C{None} when the body is
         not a version 2.0 envelope with a string message that orjson reads
-        (the other paths then decide).
+        (L{_decode_any} then decides).
     @raise MalformedMessage: when the inner message cannot be decoded.
     """
     try:
-        outer = parse_raw(body)  # type: ignore[misc]
+        outer = parse_raw(body)
     except Exception:
         return None
     if type(outer) is not dict or outer.get(_VERSION_KEY) != ENVELOPE_VERSION:
         return None
     inner = outer.get(_MESSAGE_KEY)
     if type(inner) is not str:
-        return None
-    try:
-        return decode(inner)
-    except Exception as e:
-        raise _undecodable("the envelope's oslo.message", e)
-
-
-def _decode_envelope_2_0(body: Union[bytes, str]) -> Any:
-    """
-    The fast path for the usual body, a 2.0 envelope written with the
-    standard separators: read the inner message's string straight from the
-    text instead of parsing the envelope object around it.
-
-    @return: the inner message (any JSON value), or C{None} when the body is
-        not of that form (the general path then decides).
-    @raise MalformedMessage: when the inner message cannot be decoded.
-    """
-    if type(body) is bytes:
-        if not body.startswith(_ENVELOPE_HEAD_BYTES):
-            return None
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    elif type(body) is str and body.startswith(_ENVELOPE_HEAD):
-        text = body
-    else:
-        return None
-    try:
-        inner, end = scanstring(text, _ENVELOPE_HEAD_LEN)
-    except ValueError:
-        return None
-    if end != len(text) - 1 or text[end] != "}":
         return None
     try:
         return decode(inner)
