@@ -17,10 +17,10 @@ _EXPORTS = {
     # writing a service
     "Manager": "novasvc.manager",
     "periodic_task": "novasvc.periodic",
-    "Opt": "novasvc.options",
-    "DriverOpt": "novasvc.options",
-    "load_driver": "novasvc.loader",
-    "load_object": "novasvc.loader",
+    "Opt": "novasvc.config.options",
+    "DriverOpt": "novasvc.config.options",
+    "load_driver": "novasvc.config.loader",
+    "load_object": "novasvc.config.loader",
     "RequestContext": "novasvc.context",
     "get_admin_context": "novasvc.context",
     # running one

@@ -12,8 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface, implementer
 
 from novasvc.config import Config, DatabaseConfig, NotificationsConfig, TracingConfig, load_config
+from novasvc.config.options import DriverOpt, Opt, Section
 from novasvc.exceptions import ConfigError
-from novasvc.options import DriverOpt, Opt, Section
 from tests._entry_points import install_entry_points
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
