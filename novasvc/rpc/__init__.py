@@ -10,9 +10,9 @@ in L{novasvc.context}. Each name here is imported from its module on first
 use, so a service that only serves does not load the client.
 """
 
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING
 
-from novasvc._lazy import lazy_attribute
+from novasvc._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from novasvc.rpc.client import RPCClient
@@ -65,10 +65,4 @@ __all__ = [
     "MalformedMessage",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, globals(), _EXPORTS, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -42,18 +42,10 @@ state: a service with tracing on traces its own server and the clients its
 manager makes with C{manager.tracing}, not every client of the process.
 """
 
-from typing import Any, List
-
-from novasvc._lazy import lazy_attribute
+from novasvc._lazy import lazy_exports
 
 __all__ = ["Tracing"]
 
 _EXPORTS = {"Tracing": "novasvc.tracing._spans"}
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, globals(), _EXPORTS, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
