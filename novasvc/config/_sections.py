@@ -22,7 +22,7 @@ DEFAULT_DATABASE_CONNECTION = "sqlite:///novasvc.sqlite"
 def hide_password(url: str) -> str:
     """
     The C{repr} of URL fields: the URL with its password replaced by
-    C{***}, so that a logged L{Config} shows no secret.
+    C{***}, so that a logged L{novasvc.config.Config} shows no secret.
     """
     try:
         return repr(redact(url))
