@@ -7,9 +7,7 @@ periodic_task, Target}); each name is imported from its module on first use,
 so C{import novasvc} stays cheap.
 """
 
-from typing import Any, List
-
-from novasvc._lazy import lazy_attribute
+from novasvc._lazy import lazy_exports
 from novasvc._version import __version__  # noqa: F401 (re-exported)
 
 # name -> the module defining it
@@ -17,10 +15,10 @@ _EXPORTS = {
     # writing a service
     "Manager": "novasvc.manager",
     "periodic_task": "novasvc.periodic",
-    "Opt": "novasvc.options",
-    "DriverOpt": "novasvc.options",
-    "load_driver": "novasvc.loader",
-    "load_object": "novasvc.loader",
+    "Opt": "novasvc.config.options",
+    "DriverOpt": "novasvc.config.options",
+    "load_driver": "novasvc.config.loader",
+    "load_object": "novasvc.config.loader",
     "RequestContext": "novasvc.context",
     "get_admin_context": "novasvc.context",
     # running one
@@ -47,10 +45,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, globals(), _EXPORTS, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -9,9 +9,9 @@ import inspect
 import socket
 from typing import Any, ClassVar, FrozenSet, List, Mapping, Optional, Sequence
 
+from novasvc.config.loader import create_object, describe_object, load_driver, load_object
+from novasvc.config.options import DriverOpt, Opt, Section
 from novasvc.exceptions import LoadError
-from novasvc.loader import create_object, describe_object, load_driver, load_object
-from novasvc.options import DriverOpt, Opt, Section
 
 __all__ = ["Manager", "load_manager", "check_module", "null_notifier"]
 
@@ -44,11 +44,11 @@ class Manager(PeriodicTasks):
         highest version it implements). C{None}: as oslo.messaging treats an
         endpoint without a target, the default namespace at version 1.0.
     B{Configuration.} A manager declares its own options in L{options} (a
-    sequence of L{novasvc.options.Opt}); they are read from the YAML section
+    sequence of L{novasvc.config.options.Opt}); they are read from the YAML section
     named L{config_section} (default: the topic), validated at start-up,
     and reach the manager as L{config} (the whole read-only
     L{novasvc.config.Config}) and L{section} (its own part). A
-    L{novasvc.options.DriverOpt} chooses a driver by dotted path, which
+    L{novasvc.config.options.DriverOpt} chooses a driver by dotted path, which
     L{load_driver} loads and verifies against the declared interface.
 
     B{Database.} L{db} is the database API chosen by the C{db_driver}
@@ -194,7 +194,7 @@ class Manager(PeriodicTasks):
     @property
     def section(self) -> Section:
         """
-        This manager's own validated options (L{novasvc.options.Section}),
+        This manager's own validated options (L{novasvc.config.options.Section}),
         read from its L{config_section}.
 
         @raise KeyError: if the manager declares no options.
@@ -203,9 +203,9 @@ class Manager(PeriodicTasks):
 
     def load_driver(self, option: str = "driver", *args: Any, **kwargs: Any) -> Any:
         """
-        Load the driver a L{novasvc.options.DriverOpt} of this manager's
+        Load the driver a L{novasvc.config.options.DriverOpt} of this manager's
         section chooses, as Nova's managers load C{volume_driver}: through
-        L{novasvc.loader.load_driver}, verified against the option's
+        L{novasvc.config.loader.load_driver}, verified against the option's
         interface. The option's value is an alias of its entry point group
         or a dotted path. The factory is called with those of C{host},
         C{service_name}, C{config} (the read-only configuration) and C{db}

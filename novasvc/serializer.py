@@ -25,9 +25,9 @@ from typing import Any, Mapping, Optional
 
 from zope.interface import Interface, implementer
 
+from novasvc.config.loader import create_object, describe_object, load_object
 from novasvc.context import RequestContext, context_from_message
 from novasvc.exceptions import LoadError
-from novasvc.loader import create_object, describe_object, load_object
 
 __all__ = ["ISerializer", "NoOpSerializer", "RequestContextSerializer", "is_noop", "check_serializer",
            "load_serializer"]

@@ -42,8 +42,9 @@ from twisted.python.failure import Failure
 from novasvc._notification_listener import manager_listener
 from novasvc._phase import Phase
 from novasvc._reactor import at_most, global_reactor_if_none
-from novasvc.api_config import embedded_refusal
 from novasvc.config import Config
+from novasvc.config.api import embedded_refusal
+from novasvc.config.loader import create_object, describe_object, load_object
 from novasvc.context import get_admin_context
 from novasvc.exceptions import (
     LifecycleError,
@@ -55,7 +56,6 @@ from novasvc.exceptions import (
 )
 from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
-from novasvc.loader import create_object, describe_object, load_object
 from novasvc.manager import Manager, check_module, load_manager
 from novasvc.periodic import PeriodicTaskService, fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
@@ -114,7 +114,7 @@ class Service(AsyncMultiService):
     @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
         else C{None}; its C{port} is the port it listens on. With
         C{api.workers} above 1 the constructor raises L{ConfigError}
-        (L{novasvc.api_config.embedded_refusal}): API worker processes are
+        (L{novasvc.config.api.embedded_refusal}): API worker processes are
         C{twistd novasvc-api}'s.
     """
 

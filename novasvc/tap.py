@@ -17,10 +17,10 @@ from typing import Any, Callable, Dict, List, Optional
 from twisted.application.service import IService
 from twisted.python import usage
 
-from novasvc.api_config import embedded_refusal
 from novasvc.config import Config, load_config
+from novasvc.config.api import embedded_refusal
+from novasvc.config.loader import is_dotted_path
 from novasvc.exceptions import ConfigError, LoadError
-from novasvc.loader import is_dotted_path
 from novasvc.launcher import HangupService
 from novasvc.log import LogControl
 
@@ -201,7 +201,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     With C{--api-only} it is the standalone API
     (L{novasvc.api.tap.serve}: C{api.workers}, not C{workers}, sets its
     processes). C{api.enabled} with C{api.workers} or C{workers} above 1
-    is refused (L{novasvc.api_config.embedded_refusal}).
+    is refused (L{novasvc.config.api.embedded_refusal}).
 
     This is the only function that touches the global reactor.
 

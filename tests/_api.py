@@ -18,8 +18,8 @@ from twisted.web.client import HTTPConnectionPool
 
 from novasvc.api.context import APIContext
 from novasvc.api.service import APIService
-from novasvc.api_config import APIConfig, APIToken
 from novasvc.config import Config
+from novasvc.config.api import APIConfig, APIToken
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.transport.memory import MemoryTransport
 

@@ -8,8 +8,8 @@ import os
 
 from twisted.internet import task
 
+from novasvc.config.options import Opt
 from novasvc.manager import Manager
-from novasvc.options import Opt
 
 
 def read_journal(path):

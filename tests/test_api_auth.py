@@ -18,7 +18,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from novasvc.api.auth import check_token, is_loopback
-from novasvc.api_config import APIConfig, APIToken
+from novasvc.config.api import APIConfig, APIToken
 from tests._api import (
     ADMIN,
     READER,

@@ -12,8 +12,8 @@ from twisted.web.resource import Resource
 from novasvc.api.context import APIContext
 from novasvc.api.filter import FilterResource
 from novasvc.api.site import build_site
-from novasvc.api_config import APIConfig
 from novasvc.config import Config
+from novasvc.config.api import APIConfig
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.exceptions import ConfigError
 from novasvc.transport.memory import MemoryTransport

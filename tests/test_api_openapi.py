@@ -163,7 +163,7 @@ class ServedTests(unittest.TestCase):
         security and no 401; with tokens, it declares both, and the
         gateway's timeout maximum is the configured one.
         """
-        from novasvc.api_config import APIConfig
+        from novasvc.config.api import APIConfig
         from novasvc.config import Config
         from tests._api import ADMIN, token_entries
 
@@ -249,7 +249,7 @@ class ReadmeTests(unittest.SynchronousTestCase):
         import attrs
         import yaml
 
-        from novasvc.api_config import APIConfig
+        from novasvc.config.api import APIConfig
 
         section = self.section()
         start = section.index("    api:\n")

@@ -13,7 +13,7 @@ from typing import List
 from twisted.internet import utils
 from twisted.trial import unittest
 
-from novasvc.api_config import APIConfig
+from novasvc.config.api import APIConfig
 from tests._api import ADMIN, start_api, token_entries
 
 #: Examples per operation and phase (issue #21 asks for at least 200): about

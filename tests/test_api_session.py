@@ -9,7 +9,7 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from novasvc.api.session import COOKIE, SESSION_LIFETIME, Sessions
-from novasvc.api_config import APIConfig
+from novasvc.config.api import APIConfig
 from tests._api import ADMIN, TOKENS, start_api, token_entries
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

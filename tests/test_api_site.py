@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from novasvc.api.filter import FilterResource
 from novasvc.api.site import LINGER, _printable
-from novasvc.api_config import APIConfig
+from novasvc.config.api import APIConfig
 from tests._api import JSON, capture_log, raw_exchange, start_api
 
 LIMITS = APIConfig(max_url_len=100, max_body_size=1000)

@@ -22,8 +22,8 @@ from zope.interface.verify import verifyObject
 from novasvc.api import tap
 from novasvc.api.context import APIContext
 from novasvc.api.service import APIService
-from novasvc.api_config import APIConfig
 from novasvc.config import Config
+from novasvc.config.api import APIConfig
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.exceptions import ConfigError
 from novasvc.launcher import HangupService

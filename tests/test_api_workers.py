@@ -33,8 +33,8 @@ from novasvc.api.workers import (
     make_api_worker,
     shared_listen,
 )
-from novasvc.api_config import APIConfig, embedded_refusal
 from novasvc.config import Config
+from novasvc.config.api import APIConfig, embedded_refusal
 from novasvc.exceptions import ConfigError
 from novasvc.launcher import HangupService
 from novasvc.workers import IWorkerProcess, WorkerExit, WorkerIdentity, listen_socket

@@ -12,8 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface, implementer
 
 from novasvc.config import Config, DatabaseConfig, NotificationsConfig, TracingConfig, load_config
+from novasvc.config.options import DriverOpt, Opt, Section
 from novasvc.exceptions import ConfigError
-from novasvc.options import DriverOpt, Opt, Section
 from tests._entry_points import install_entry_points
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -1152,3 +1152,36 @@ class NotificationsConfigTests(_ConfigTestCase):
         keys = set(re.findall(r"^  ([a-z_]+):", section, re.MULTILINE))
         self.assertEqual(keys, {f.name for f in attrs.fields(NotificationsConfig)})
         self.assertEqual(load_config(SAMPLE, environ={}).notifications, NotificationsConfig())
+
+
+class PackageTests(SynchronousTestCase):
+    """
+    The C{novasvc.config} package: its names, each imported on first use.
+    """
+
+    def test_exports(self) -> None:
+        """
+        When each name of C{novasvc.config.__all__} is looked up, then it is
+        found, and an unknown name raises C{AttributeError}.
+        """
+        import novasvc.config
+
+        for name in novasvc.config.__all__:
+            self.assertIsNotNone(getattr(novasvc.config, name), name)
+        self.assertIs(novasvc.config.Config, Config)
+        self.assertLessEqual(set(novasvc.config.__all__), set(dir(novasvc.config)))
+        self.assertRaises(AttributeError, getattr, novasvc.config, "NoSuchThing")
+
+    def test_loaderAlone(self) -> None:
+        """
+        When C{novasvc.config.loader} is imported in a fresh process, then
+        the modules of L{Config} and L{load_config} are not.
+        """
+        import subprocess
+        import sys
+
+        code = ("import sys, novasvc.config.loader; "
+                "print(sorted(m for m in sys.modules if m.startswith('novasvc.config')))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(SAMPLE))).stdout
+        self.assertEqual(out.strip(), "['novasvc.config', 'novasvc.config.loader']")

@@ -11,9 +11,9 @@ import attrs
 from zope.interface import Interface, implementer
 
 from novasvc.config import Config, load_config
+from novasvc.config.options import DriverOpt, Opt, Section
 from novasvc.exceptions import LoadError
 from novasvc.manager import Manager, load_manager
-from novasvc.options import DriverOpt, Opt, Section
 from novasvc.periodic import DEFAULT_INTERVAL, PeriodicTasks, periodic_task
 from tests import _module_manager
 

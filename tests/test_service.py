@@ -12,11 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from novasvc.config import Config, managers_from
+from novasvc.config.options import Opt
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError, LifecycleError, LoadError, ServiceExists, StartupError
 from novasvc.manager import Manager
-from novasvc.options import Opt
 from novasvc.periodic import periodic_task
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target

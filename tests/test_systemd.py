@@ -23,7 +23,7 @@ from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from novasvc.config import Config
-from novasvc.loader import load_object
+from novasvc.config.loader import load_object
 from novasvc.manager import Manager
 from novasvc.systemd import Notifier
 

@@ -37,7 +37,7 @@ from novasvc.api.errors import render_error
 from novasvc.api.filter import FilterResource
 from novasvc.api.session import (COOKIE_PATHS, LOGIN_PATH, Sessions, form_token, login_page,
                                  wants_html)
-from novasvc.api_config import APIToken
+from novasvc.config.api import APIToken
 
 __all__ = ["LOOPBACK", "PUBLIC_PATHS", "READ_METHODS", "auth_filter", "is_loopback"]
 

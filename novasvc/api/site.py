@@ -38,8 +38,8 @@ from novasvc.api.context import APIContext, request_info
 from novasvc.api.errors import JSON_TYPE, error_payload, json_body, render_error, status_title
 from novasvc.api.outage import RETRY_AFTER
 from novasvc.api.request_id import SAFE_REQUEST_ID
+from novasvc.config.loader import load_object
 from novasvc.exceptions import ConfigError, LoadError
-from novasvc.loader import load_object
 from novasvc._text import clip
 
 __all__ = ["APISite", "LINGER", "build_site", "load_resource"]

@@ -23,8 +23,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from novasvc.api_config import check_listen, check_workers
 from novasvc.config import Config, load_config
+from novasvc.config.api import check_listen, check_workers
 from novasvc.exceptions import ConfigError
 from novasvc.lifecycle import AsyncMultiService
 from novasvc.tap import ArgvOptions

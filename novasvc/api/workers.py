@@ -23,7 +23,7 @@ An C{ssl:} endpoint works too: the parent binds its address as TCP, and
 each worker wraps the site in Twisted's TLS (C{TLSMemoryBIOFactory}) with
 the context factory the endpoint string describes (its key and
 certificate). Other endpoints (a unix socket) cannot be shared: they are
-refused at configuration time (L{novasvc.api_config.check_workers}).
+refused at configuration time (L{novasvc.config.api.check_workers}).
 """
 
 import os

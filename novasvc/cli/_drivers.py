@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_cli_manage -*-
 """
-C{novasvc-manage drivers}: the drivers each L{novasvc.options.DriverOpt} of
+C{novasvc-manage drivers}: the drivers each L{novasvc.config.options.DriverOpt} of
 the configured managers may choose, by alias (the entry points of its
 group) or by dotted path, and which one the configuration chooses.
 """
@@ -8,9 +8,9 @@ group) or by dotted path, and which one the configuration chooses.
 from typing import Any, List, Optional, Sequence, Tuple
 
 from novasvc.config import Config
+from novasvc.config.loader import driver_aliases, load_object, resolve_driver
+from novasvc.config.options import DriverOpt, declared_options
 from novasvc.exceptions import ConfigError, LoadError
-from novasvc.loader import driver_aliases, load_object, resolve_driver
-from novasvc.options import DriverOpt, declared_options
 
 __all__ = ["driver_rows", "HEADERS"]
 

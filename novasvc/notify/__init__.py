@@ -22,9 +22,7 @@ Modules:
 Each name here is imported from its module on first use.
 """
 
-from typing import Any, List
-
-from novasvc._lazy import lazy_attribute
+from novasvc._lazy import lazy_exports
 
 # name -> the module defining it
 _EXPORTS = {
@@ -44,10 +42,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, globals(), _EXPORTS, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -15,9 +15,9 @@ and L{novasvc.periodic}, which it never imports; below the notifications,
 tracing and the core.
 """
 
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING
 
-from novasvc._lazy import lazy_attribute
+from novasvc._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from novasvc.rpc.client import RPCClient
@@ -70,10 +70,4 @@ __all__ = [
     "MalformedMessage",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, globals(), _EXPORTS, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

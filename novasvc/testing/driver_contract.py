@@ -22,7 +22,7 @@ from typing import Any
 from twisted.internet.defer import maybeDeferred
 from zope.interface.verify import verifyObject
 
-from novasvc.options import declared_options
+from novasvc.config.options import declared_options
 
 __all__ = ["DriverContractMixin"]
 
@@ -61,7 +61,7 @@ class DriverContractMixin:
     async def test_declared_options(self) -> None:
         """
         When the driver declares options, then they are well formed (a
-        section name, L{novasvc.options.Opt}s, no name twice).
+        section name, L{novasvc.config.options.Opt}s, no name twice).
         """
         driver = await self.driver()
         declared_options(driver)

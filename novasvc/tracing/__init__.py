@@ -46,18 +46,10 @@ beside L{novasvc.notify}; nothing below imports it: the core hands a tracing
 hook to the clients and servers that use it.
 """
 
-from typing import Any, List
-
-from novasvc._lazy import lazy_attribute
+from novasvc._lazy import lazy_exports
 
 __all__ = ["Tracing"]
 
 _EXPORTS = {"Tracing": "novasvc.tracing._spans"}
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, globals(), _EXPORTS, name)
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -24,11 +24,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import sqlalchemy as sa
 from twisted.logger import Logger
 
+from novasvc.config.options import DriverOpt, Opt
 from novasvc.examples.volume.exceptions import InvalidVolume, VolumeNotFound
 from novasvc.examples.volume.interfaces import IVolumeDriver
 from novasvc.examples.volume.objects import Volume, VolumeObjectSerializer
 from novasvc.manager import Manager
-from novasvc.options import DriverOpt, Opt
 from novasvc.periodic import periodic_task
 from novasvc.rpc.target import Target
 from novasvc.serializer import RequestContextSerializer

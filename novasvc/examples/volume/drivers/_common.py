@@ -6,8 +6,8 @@ the driver's own configuration section.
 import re
 from typing import Any, Optional
 
+from novasvc.config.options import Section
 from novasvc.examples.volume.exceptions import InvalidVolume
-from novasvc.options import Section
 
 #: Bytes in one GiB.
 GiB = 2 ** 30

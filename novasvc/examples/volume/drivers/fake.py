@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
+from novasvc.config.options import Opt
 from novasvc.examples.volume.drivers._common import check_size, check_volume_id, own_section
 from novasvc.examples.volume.exceptions import (
     InsufficientCapacity,
@@ -16,7 +17,6 @@ from novasvc.examples.volume.exceptions import (
     VolumeNotFound,
 )
 from novasvc.examples.volume.interfaces import IVolumeDriver
-from novasvc.options import Opt
 
 __all__ = ["FakeVolumeDriver"]
 

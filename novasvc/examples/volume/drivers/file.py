@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred, DeferredLock, fail
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from novasvc.config.options import Opt
 from novasvc.examples.volume.drivers._common import (
     VOLUME_ID,
     GiB,
@@ -30,7 +31,6 @@ from novasvc.examples.volume.exceptions import (
     VolumeNotFound,
 )
 from novasvc.examples.volume.interfaces import IVolumeDriver
-from novasvc.options import Opt
 
 __all__ = ["FileVolumeDriver"]
 

@@ -1,11 +1,11 @@
 """
-Tests for L{novasvc.options}.
+Tests for L{novasvc.config.options}.
 """
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface
 
-from novasvc.options import (
+from novasvc.config.options import (
     REQUIRED,
     DriverOpt,
     Opt,
@@ -179,7 +179,7 @@ class DeclaredOptionsTests(SynchronousTestCase):
             config_section = "x"
             options = (Opt("a", default=1, type=int), Opt("a", default=2, type=int))
 
-        self.assertIn("sequence of novasvc.options.Opt",
+        self.assertIn("sequence of novasvc.config.options.Opt",
                       str(self.assertRaises(TypeError, declared_options, NotOpts)))
         self.assertIn("'a' is declared twice",
                       str(self.assertRaises(TypeError, declared_options, Twice)))
@@ -268,7 +268,7 @@ class DriverOptTests(SynchronousTestCase):
     def test_not_an_interface(self) -> None:
         """
         When the interface is not a zope interface (e.g. a type, as with
-        L{novasvc.options.Opt}), then TypeError names the option.
+        L{novasvc.config.options.Opt}), then TypeError names the option.
         """
         error = self.assertRaises(TypeError, DriverOpt, "driver", str)
         self.assertIn("'driver'", str(error))

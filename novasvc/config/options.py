@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_options -*-
+# -*- test-case-name: tests.test_config_options -*-
 """
 Options that managers and drivers declare for their own section of the YAML
 configuration, as Nova's components register their option groups.
@@ -36,7 +36,7 @@ import attrs
 from zope.interface.interface import InterfaceClass
 
 from novasvc._text import show_value
-from novasvc.loader import is_dotted_path
+from novasvc.config.loader import is_dotted_path
 
 __all__ = ["Opt", "DriverOpt", "Section", "REQUIRED", "declared_options", "build_section",
            "OptionError"]
@@ -164,7 +164,7 @@ class DriverOpt(Opt):
     The option that chooses a driver, as Nova's C{volume_driver}: by a
     short alias registered as an entry point in L{group} (C{file}), or by
     dotted path (C{mypackage.drivers.FileDriver}). Its value is loaded with
-    L{novasvc.loader.load_driver} and must provide L{interface}; the
+    L{novasvc.config.loader.load_driver} and must provide L{interface}; the
     driver's own section (if it declares options) is validated too. With a
     L{group}, the sections of the group's other installed drivers may stay
     in the file: they are validated and otherwise ignored, so that
@@ -292,7 +292,7 @@ def declared_options(component: Any, default_section: Optional[str] = None
     if (isinstance(options, (str, bytes, Mapping)) or not isinstance(options, Sequence)
             or not all(isinstance(opt, Opt) for opt in options)):
         raise TypeError(f"{_describe(component)}: 'options' must be a sequence of "
-                        f"novasvc.options.Opt, got {type(options).__name__}")
+                        f"novasvc.config.options.Opt, got {type(options).__name__}")
     names = [opt.name for opt in options]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:

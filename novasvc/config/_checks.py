@@ -1,7 +1,8 @@
-# -*- test-case-name: tests.test_config,tests.test_api_config -*-
+# -*- test-case-name: tests.test_config,tests.test_config_api -*-
 """
-The value checkers of the configuration file, shared by L{novasvc.config}
-and L{novasvc.api_config}: each raises L{Bad} with a phrase saying what was
+The general value checkers of the configuration file, shared by the
+top-level keys (L{novasvc.config._keys}) and the C{api:} section
+(L{novasvc.config.api}): each raises L{Bad} with a phrase saying what was
 expected, which the caller puts after the key's place in its message.
 """
 

@@ -1,5 +1,5 @@
 """
-Tests for L{novasvc.api_config}: the C{api:} section, read by
+Tests for L{novasvc.config.api}: the C{api:} section, read by
 L{novasvc.config.load_config}.
 """
 
@@ -11,7 +11,8 @@ import textwrap
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from novasvc.api_config import (
+from novasvc.config import load_config
+from novasvc.config.api import (
     DEFAULT_APP,
     DEFAULT_FILTERS,
     DEFAULT_LISTEN,
@@ -19,7 +20,6 @@ from novasvc.api_config import (
     APIToken,
     check_listen,
 )
-from novasvc.config import load_config
 from novasvc.exceptions import ConfigError
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

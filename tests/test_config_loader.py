@@ -1,5 +1,5 @@
 """
-Tests for L{novasvc.loader}.
+Tests for L{novasvc.config.loader}.
 """
 
 import importlib
@@ -11,8 +11,8 @@ import uuid
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Attribute, Interface, implementer
 
+from novasvc.config.loader import driver_aliases, is_dotted_path, load_driver, load_object, resolve_driver
 from novasvc.exceptions import LoadError
-from novasvc.loader import driver_aliases, is_dotted_path, load_driver, load_object, resolve_driver
 from tests._entry_points import install_entry_points
 
 
@@ -42,7 +42,7 @@ class ICounter(Interface):
 
 GOOD_DRIVERS = """
 from zope.interface import implementer, moduleProvides
-from tests.test_loader import IGreeter
+from tests.test_config_loader import IGreeter
 
 moduleProvides(IGreeter)
 greeting = "hi"
@@ -280,7 +280,7 @@ class LoadDriverTests(SynchronousTestCase):
         self.assertEqual(
             str(error),
             f"driver '{self.package}.drivers.NoAttribute' does not provide "
-            f"tests.test_loader.IGreeter: missing attribute 'greeting'",
+            f"tests.test_config_loader.IGreeter: missing attribute 'greeting'",
         )
 
     def test_wrong_signature(self) -> None:
@@ -290,7 +290,7 @@ class LoadDriverTests(SynchronousTestCase):
         """
         error = self.assertRaises(LoadError, load_driver,
                                   f"{self.package}.drivers.WrongSignature", IGreeter)
-        self.assertIn("does not provide tests.test_loader.IGreeter: method 'greet': ", str(error))
+        self.assertIn("does not provide tests.test_config_loader.IGreeter: method 'greet': ", str(error))
 
     def test_undeclared(self) -> None:
         """
@@ -314,7 +314,7 @@ class LoadDriverTests(SynchronousTestCase):
         the interface asked for and its missing method.
         """
         error = self.assertRaises(LoadError, load_driver, f"{self.package}.drivers.Greeter", ICounter)
-        self.assertIn("does not provide tests.test_loader.ICounter", str(error))
+        self.assertIn("does not provide tests.test_config_loader.ICounter", str(error))
         self.assertIn("missing method 'count'", str(error))
 
     def test_load_error(self) -> None:
@@ -367,8 +367,8 @@ class DriverAliasTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         install_entry_points(self, {self.group: {
-            "loud": "tests.test_loader:LoudGreeter",
-            "quiet": "tests.test_loader:QuietGreeter",
+            "loud": "tests.test_config_loader:LoudGreeter",
+            "quiet": "tests.test_config_loader:QuietGreeter",
         }})
 
     def test_aliases(self) -> None:
@@ -377,7 +377,7 @@ class DriverAliasTests(SynchronousTestCase):
         gives each alias and its value, sorted; an unknown group gives none.
         """
         self.assertEqual(driver_aliases(self.group), {
-            "loud": "tests.test_loader:LoudGreeter", "quiet": "tests.test_loader:QuietGreeter"})
+            "loud": "tests.test_config_loader:LoudGreeter", "quiet": "tests.test_config_loader:QuietGreeter"})
         self.assertEqual(driver_aliases("novasvc_tests.nothing"), {})
         self.assertEqual(driver_aliases(None), {})
 
@@ -386,9 +386,9 @@ class DriverAliasTests(SynchronousTestCase):
         When the value is an alias, then it resolves to the entry point's
         value; a dotted path is kept as it is.
         """
-        self.assertEqual(resolve_driver("loud", self.group), "tests.test_loader:LoudGreeter")
-        self.assertEqual(resolve_driver("tests.test_loader.QuietGreeter", self.group),
-                         "tests.test_loader.QuietGreeter")
+        self.assertEqual(resolve_driver("loud", self.group), "tests.test_config_loader:LoudGreeter")
+        self.assertEqual(resolve_driver("tests.test_config_loader.QuietGreeter", self.group),
+                         "tests.test_config_loader.QuietGreeter")
 
     def test_unknown_alias(self) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api_config -*-
+# -*- test-case-name: tests.test_config_api -*-
 """
 The C{api:} section of the configuration: L{APIConfig}, an immutable value
 on L{novasvc.config.Config.api}, and L{parse_api_section}, which validates
@@ -6,9 +6,10 @@ the YAML mapping the way the rest of the file is validated (unknown keys
 refused with a "did you mean", each refusal naming the file, the line and
 the key).
 
-This module lives outside the C{novasvc.api} package on purpose: reading the
-configuration never imports the API itself (twisted.web, klein), which a
-service loads only when C{api.enabled} is true.
+This module belongs to the configuration, not to the C{novasvc.api} package,
+on purpose: reading the configuration never imports the API itself
+(twisted.web, klein), which a service loads only when C{api.enabled} is
+true.
 """
 
 import re
@@ -16,13 +17,13 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 
-from novasvc._checks import Bad as _Bad
-from novasvc._checks import boolean as _boolean
-from novasvc._checks import integer as _integer
-from novasvc._checks import suggest as _suggest
-from novasvc.exceptions import ConfigError
-from novasvc.loader import is_dotted_path
 from novasvc._text import show_value
+from novasvc.config._checks import Bad as _Bad
+from novasvc.config._checks import boolean as _boolean
+from novasvc.config._checks import integer as _integer
+from novasvc.config._checks import suggest as _suggest
+from novasvc.config.loader import is_dotted_path
+from novasvc.exceptions import ConfigError
 
 __all__ = [
     "APIConfig",

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_loader -*-
+# -*- test-case-name: tests.test_config_loader -*-
 """
 Import the objects that configuration names by dotted path: managers
 (C{--manager}, C{<topic>_manager}) and drivers.
@@ -111,7 +111,7 @@ def driver_aliases(group: Optional[str]) -> Dict[str, str]:
 
 def resolve_driver(value: str, group: Optional[str]) -> str:
     """
-    Turn what a L{novasvc.options.DriverOpt} says into a dotted path.
+    Turn what a L{novasvc.config.options.DriverOpt} says into a dotted path.
 
     @param value: an alias of C{group} (C{"file"}) or a dotted path
         (C{"pkg.drivers.FileDriver"}); an alias wins over a top-level module
