@@ -12,11 +12,12 @@ is not given is C{None} and leaves the file's value alone.
 
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from twisted.application.service import IService
 from twisted.python import usage
 
+from novasvc._argv import ArgvOptions, count
 from novasvc.api_config import embedded_refusal
 from novasvc.config import Config, load_config
 from novasvc.exceptions import ConfigError, LoadError
@@ -24,8 +25,7 @@ from novasvc.loader import is_dotted_path
 from novasvc.launcher import HangupService
 from novasvc.log import LogControl
 
-__all__ = ["ArgvOptions", "Options", "makeService"]
-
+__all__ = ["Options", "makeService"]
 
 
 def _seconds(option: str) -> Callable[[str], float]:
@@ -41,41 +41,6 @@ def _seconds(option: str) -> Callable[[str], float]:
             raise ValueError(f"--{option}: expected a number of seconds, got {text!r}") from None
 
     return parse
-
-
-def _count(option: str) -> Callable[[str], int]:
-    """
-    @param option: the option's name, for the message.
-    @return: the parser of an option taking an integer >= 1, which raises
-        C{ValueError} (shown by L{usage.Options}) otherwise.
-    """
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"--{option}: expected an integer >= 1, got {text[:40]!r}")
-        return value
-
-    return parse
-
-
-class ArgvOptions(usage.Options):
-    """
-    C{usage.Options} that keep the arguments they parsed, to give them again
-    to the worker processes a supervising parent starts.
-    """
-
-    #: The arguments given to L{parseOptions}, which workers are given again.
-    argv: List[str] = []
-
-    def parseOptions(self, options: Optional[List[str]] = None) -> None:
-        """
-        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
-        """
-        self.argv = list(sys.argv[1:] if options is None else options)
-        usage.Options.parseOptions(self, options)
 
 
 class Options(ArgvOptions):
@@ -119,10 +84,10 @@ class Options(ArgvOptions):
          "Lowest level logged: debug, info, warning, error or critical (config default: info)."],
         ["workers", None, None,
          "Processes running the service (config default: 1); above 1, this process supervises "
-         "that many workers.", _count("workers")],
+         "that many workers.", count("workers")],
         ["worker-index", None, None,
          "Internal: run as worker K of the supervising parent that passes it.",
-         _count("worker-index")],
+         count("worker-index")],
     ]
     optFlags = [
         ["no-periodic", None, "Do not run periodic tasks."],
