@@ -11,7 +11,8 @@ from typing import Any, Dict, List
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from novasvc.api.app import HEALTH_TIMEOUT, _Shared, make_app
+from novasvc.api.app import _Shared, make_app
+from novasvc.api.outage import HEALTH_TIMEOUT
 from novasvc.api_config import APIConfig
 from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
