@@ -216,7 +216,7 @@ class _Routes:
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
         self._workers: Optional[Any] = None
-        if os.environ.get("NOVASVC_API_METRICS_DIR"):
+        if getattr(context, "worker", None) is not None and os.environ.get("NOVASVC_API_METRICS_DIR"):
             self._start_worker_metrics()
 
     def _start_worker_metrics(self) -> None:
@@ -230,7 +230,8 @@ class _Routes:
 
             recorder = self.context.recorder
             self._workers = worker_metrics.from_environ(
-                recorder if recorder is not None else get_recorder(), self.context.clock)
+                recorder if recorder is not None else get_recorder(), self.context.clock,
+                self.context.worker)
         except ImportError:
             return
         if self._workers is not None:

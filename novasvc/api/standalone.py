@@ -126,7 +126,8 @@ class StandaloneAPI(AsyncMultiService):
         """
 
 
-def make_api_service(config: Config, reactor: Any, endpoint: Any = None) -> StandaloneAPI:
+def make_api_service(config: Config, reactor: Any, endpoint: Any = None,
+                     worker: Optional[int] = None) -> StandaloneAPI:
     """
     Build the standalone API for C{config}: an SQL store on
     C{database.connection}, a transport on C{transport_url} and the API on
@@ -134,6 +135,8 @@ def make_api_service(config: Config, reactor: Any, endpoint: Any = None) -> Stan
 
     @param endpoint: where to listen instead (an API worker's inherited
         socket), or C{None}.
+    @param worker: the index of the API worker this process is, or C{None}
+        (see L{novasvc.api.context.APIContext.worker}).
     @raise ConfigError: for a database URL or transport URL that cannot be
         used, or an application or filter that cannot be loaded.
     """
@@ -148,6 +151,6 @@ def make_api_service(config: Config, reactor: Any, endpoint: Any = None) -> Stan
                               heartbeat=int(config.heartbeat_timeout_threshold),
                               tls=TLSOptions.from_config(config),
                               failover_strategy=config.kombu_failover_strategy)
-    context = APIContext.create(config, store, transport, reactor)
+    context = APIContext.create(config, store, transport, reactor, worker=worker)
     return StandaloneAPI(store, transport, APIService(context, reactor=reactor, endpoint=endpoint),
                          reactor)

@@ -351,5 +351,5 @@ def make_api_worker(options: Any, reactor: Any, environ: Optional[Any] = None) -
                           "starts (api.workers > 1): no listening socket was inherited")
     shared = shared_listen(options.settings.api.listen)
     endpoint = InheritedEndpoint(reactor, tls=shared.tls, identity=identity)
-    return make_worker(make_api_service(options.settings, reactor, endpoint=endpoint), options,
-                       reactor)
+    return make_worker(make_api_service(options.settings, reactor, endpoint=endpoint,
+                                        worker=identity.index), options, reactor)
