@@ -156,7 +156,9 @@ def _append_working_directory() -> None:
 def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     Build the service for C{twistd novasvc}: a
-    L{novasvc.service.Service} from C{Service.create()}, inside a
+    L{novasvc.service.Service} from C{Service.create()}, serving the HTTP
+    API as its last step when C{api.enabled} (L{novasvc.api.service.embed}),
+    inside a
     L{HangupService} that turns SIGHUP into C{service.reset()} and logs
     through a L{LogControl} (C{log_level}, C{log_format}).
 
@@ -173,11 +175,11 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     @param options: parsed L{Options}.
     @param reactor: the reactor (default: the global one).
     @return: the service to run.
-    @raise SystemExit: with a one-line message when C{Service.create} raises
-        L{ConfigError} or L{LoadError} (e.g. the manager cannot be imported,
-        built or served), so that twistd prints the message and exits with
-        status 1 instead of showing a traceback; with C{--traceback} the
-        error itself propagates.
+    @raise SystemExit: with a one-line message when C{Service.create} (or
+        the API) raises L{ConfigError} or L{LoadError} (e.g. the manager
+        cannot be imported, built or served), so that twistd prints the
+        message and exits with status 1 instead of showing a traceback;
+        with C{--traceback} the error itself propagates.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -207,6 +209,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
             config=options.settings,
             clock=reactor,
         )
+        if options.settings.api.enabled:
+            from novasvc.api.service import embed  # twisted.web and klein, only when on
+
+            embed(service)
     except (ConfigError, LoadError) as e:
         if options["traceback"]:
             raise
