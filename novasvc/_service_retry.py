@@ -3,8 +3,9 @@
 How a L{novasvc.service.Service} retries a start-up step that needs the
 database: L{retry} runs it until it succeeds, waiting L{RETRY_FIRST}
 seconds before the first retry and twice as long each time, up to
-L{RETRY_MAX}, and gives up at once on a mistake no retry mends; L{one_line}
-is the failure as the log lines show it.
+L{RETRY_MAX}, and gives up at once on a mistake no retry mends. How a
+failed step reads in the log and in a start-up error: L{one_line} (the
+failure) and L{qualified} (the manager whose hook failed).
 """
 
 import re
@@ -15,8 +16,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc.exceptions import ConfigError, LoadError
+from novasvc.loader import describe_object
 
-__all__ = ["RETRY_FIRST", "RETRY_MAX", "one_line", "retry"]
+__all__ = ["RETRY_FIRST", "RETRY_MAX", "one_line", "qualified", "retry"]
 
 #: Seconds before the first retry of a start-up step; doubled each time.
 RETRY_FIRST = 1.0
@@ -34,6 +36,18 @@ def one_line(failure: Failure) -> str:
     """
     message = " ".join(_SQLALCHEMY_WRAPPING.sub("", failure.getErrorMessage()).split())
     return f"{failure.type.__name__}: {message}"
+
+
+def qualified(manager: Any) -> str:
+    """
+    @return: the dotted name of C{manager}'s class (or of the module or
+        object a served manager wraps).
+    """
+    wrapped = getattr(manager, "wrapped", None)
+    if wrapped is not None and not isinstance(manager, type(wrapped)):
+        return describe_object(wrapped).split(" ", 1)[-1]
+    cls = type(manager)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def retry(what: str, attempt: Callable[[], Any], *, clock: Any, running: Callable[[], bool],

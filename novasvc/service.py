@@ -44,7 +44,7 @@ from novasvc._notification_listener import manager_listener
 from novasvc._phase import Phase
 from novasvc._reactor import at_most, global_reactor_if_none
 from novasvc._service_create import serializer_for, service_arguments
-from novasvc._service_retry import one_line, retry
+from novasvc._service_retry import one_line, qualified, retry
 from novasvc._service_steps import PeriodicStep, Step
 from novasvc.config import Config
 from novasvc.context import get_admin_context
@@ -58,7 +58,6 @@ from novasvc.exceptions import (
 )
 from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
-from novasvc.loader import describe_object
 from novasvc.manager import Manager
 from novasvc.periodic import fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
@@ -414,7 +413,7 @@ class Service(AsyncMultiService):
         def failed(failure):
             if failure.check(defer.CancelledError, ConfigError, LoadError, StartupError):
                 return failure
-            error = StartupError(f"{name} of {_qualified(self.manager)} failed: "
+            error = StartupError(f"{name} of {qualified(self.manager)} failed: "
                                  f"{one_line(failure)}")
             error.__cause__ = failure.value
             return defer.fail(error)
@@ -496,14 +495,3 @@ class Service(AsyncMultiService):
         does, on the service's clock while the service runs.
         """
         return retry(what, attempt, clock=self.clock, running=lambda: bool(self.running), log=_log)
-
-def _qualified(manager: Any) -> str:
-    """
-    @return: the dotted name of C{manager}'s class (or of the module or
-        object a served manager wraps).
-    """
-    wrapped = getattr(manager, "wrapped", None)
-    if wrapped is not None and not isinstance(manager, type(wrapped)):
-        return describe_object(wrapped).split(" ", 1)[-1]
-    cls = type(manager)
-    return f"{cls.__module__}.{cls.__qualname__}"
