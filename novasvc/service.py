@@ -9,10 +9,13 @@ C{manager.init_host(service_ref)}, create or update the record,
 C{manager.pre_start_hook(service_ref)}, start the RPC consumers (connected
 and consuming), C{manager.post_start_hook()}, report the state once (so
 that the service is up at once, even after a restart), start the report
-timer, start the periodic timer; only then is the service ready. Each step is a child service, so stopping runs the steps' stop halves
-in reverse: the timers stop, the RPC server stops consuming and waits for
-in-flight calls (up to C{graceful_shutdown_timeout} seconds),
-C{manager.cleanup_host()} runs, then the transport and the store close.
+timer, start the periodic timer, then the HTTP API when the process gave
+one (L{Service.serve_api}); only then is the service ready. Each step is a
+child service (L{novasvc._service_steps}), so stopping runs the steps'
+stop halves in reverse: the API stops, the timers stop, the RPC server
+stops consuming and waits for in-flight calls (up to
+C{graceful_shutdown_timeout} seconds), C{manager.cleanup_host()} runs,
+then the transport and the store close.
 
 Notifications (L{novasvc.service_status}): the versioned
 C{service.create} when the service creates its record, C{service.delete}
@@ -23,28 +26,27 @@ during start-up.
 The database steps retry what may pass (the server is down or slow), with a
 log line per attempt giving the delay before the next one, and give up at
 once on what will not (a L{ConfigError} such as
-L{novasvc.db.store.PermanentDatabaseError}). Stopping while the start still
+L{novasvc.db.store.PermanentDatabaseError}; see L{novasvc._service_retry}). Stopping while the start still
 retries cancels it: nothing starts after the stop. L{Service.stop_now} cuts
 a stop short (a second SIGTERM).
 """
 
 import os
 import random
-import re
 from typing import Any, Callable, List, Optional, Union
 
-from twisted.application.service import Service as _TwistedService
+from twisted.application.service import IService
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc._notification_listener import manager_listener
 from novasvc._phase import Phase
 from novasvc._reactor import at_most, global_reactor_if_none
+from novasvc._service_create import serializer_for, service_arguments
+from novasvc._service_retry import one_line, qualified, retry
+from novasvc._service_steps import PeriodicStep, Step
 from novasvc.config import Config
-from novasvc.config.api import embedded_refusal
-from novasvc.config.loader import create_object, describe_object, load_object
 from novasvc.context import get_admin_context
 from novasvc.exceptions import (
     LifecycleError,
@@ -56,8 +58,8 @@ from novasvc.exceptions import (
 )
 from novasvc.interfaces import IDatabaseAPI, IServiceStore, ITransport
 from novasvc.lifecycle import AsyncMultiService
-from novasvc.manager import Manager, check_module, load_manager
-from novasvc.periodic import PeriodicTaskService, fuzzy_delay
+from novasvc.manager import Manager
+from novasvc.periodic import fuzzy_delay
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
@@ -67,15 +69,10 @@ from novasvc.transport.topology import QuorumQueues
 
 _log = Logger()
 
-BINARY_PREFIX = "novasvc-"
 #: Version written to the record's C{version} column (Nova's SERVICE_VERSION).
 SERVICE_VERSION = 1
 #: Seconds before the first report (Nova's INITIAL_REPORTING_DELAY).
 INITIAL_REPORTING_DELAY = 5.0
-#: Seconds before the first retry of a start-up step; doubled each time.
-RETRY_FIRST = 1.0
-#: The most seconds between two retries of a start-up step.
-RETRY_MAX = 30.0
 # Children whose stop is always waited for, even by stop_now(): closing them
 # gives unsettled deliveries back to the broker and database connections back.
 _ALWAYS_CLOSED = frozenset({"transport", "db", "store"})
@@ -111,11 +108,8 @@ class Service(AsyncMultiService):
         C{service.delete}), publisher id C{<binary>:<host>}; it sends
         nothing unless C{notifications.notification_format} includes them
         and a driver is configured.
-    @ivar api: the L{novasvc.api.service.APIService} when C{api.enabled},
-        else C{None}; its C{port} is the port it listens on. With
-        C{api.workers} above 1 the constructor raises L{ConfigError}
-        (L{novasvc.config.api.embedded_refusal}): API worker processes are
-        C{twistd novasvc-api}'s.
+    @ivar api: the HTTP API served in this process as the last step (see
+        L{serve_api}), else C{None}; its C{port} is the port it listens on.
     """
 
     def __init__(self, host: str, binary: str, topic: str, manager: Manager, *,
@@ -162,7 +156,7 @@ class Service(AsyncMultiService):
         # tracing=self.tracing)); no other client of the process does.
         manager.tracing = self.tracing
         endpoints = [manager, BaseRPCAPI(manager.service_name)] + list(manager.additional_endpoints)
-        self.serializer = _serializer(manager, config)
+        self.serializer = serializer_for(manager, config)
         if getattr(manager, "notifier", None) in (None, null_notifier()):
             manager.notifier = Notifier.from_config(transport, config,
                                                     publisher_id=f"{manager.service_name}.{host}",
@@ -181,23 +175,23 @@ class Service(AsyncMultiService):
                                                       serializer=self.serializer)
         if self.tracing is not None:
             # First to start, last to stop: it flushes the spans of the stop.
-            _Step(start=self.tracing.start, stop=self.tracing.stop, name="tracing").setServiceParent(self)
-        _Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
+            Step(start=self.tracing.start, stop=self.tracing.stop, name="tracing").setServiceParent(self)
+        Step(start=self._start_store, stop=store.stop, name="store").setServiceParent(self)
         if db is not None:
             # Opened on first use (or by the manager); closed after cleanup_host.
-            _Step(start=lambda: None, stop=db.stop, name="db").setServiceParent(self)
-        _Step(start=transport.start, stop=transport.stop, name="transport").setServiceParent(self)
-        _Step(start=self._start_record, stop=self._stop_record, name="record").setServiceParent(self)
-        _Step(start=self.rpcserver.start, stop=self._drain_rpc, name="rpc").setServiceParent(self)
+            Step(start=lambda: None, stop=db.stop, name="db").setServiceParent(self)
+        Step(start=transport.start, stop=transport.stop, name="transport").setServiceParent(self)
+        Step(start=self._start_record, stop=self._stop_record, name="record").setServiceParent(self)
+        Step(start=self.rpcserver.start, stop=self._drain_rpc, name="rpc").setServiceParent(self)
         if self.notification_listener is not None:
-            _Step(start=self.notification_listener.start, stop=self._drain_notifications,
+            Step(start=self.notification_listener.start, stop=self._drain_notifications,
                   name="notifications").setServiceParent(self)
-        _Step(start=lambda: self._hook("post_start_hook"),
+        Step(start=lambda: self._hook("post_start_hook"),
               name="post_start_hook").setServiceParent(self)
         if report_interval:
             # Report once before "ready", so that a restarted service is up
             # at once rather than after its first timer report.
-            _Step(start=self._first_report, name="first_report").setServiceParent(self)
+            Step(start=self._first_report, name="first_report").setServiceParent(self)
             # A row deleted while the service runs is created again at the
             # next report (see README "The API service", guarded deletes).
             self.report_state_service = ReportStateService(
@@ -208,17 +202,8 @@ class Service(AsyncMultiService):
             self.report_state_service.setServiceParent(self)
         if periodic_enable:
             delay = fuzzy_delay(periodic_fuzzy_delay, self._rng)
-            _PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
-        self.api = None
-        if config.api.enabled:
-            refusal = embedded_refusal(config.api)
-            if refusal is not None:
-                raise ConfigError(refusal)
-            # The HTTP API comes last: it starts after everything, stops first.
-            from novasvc.api.service import APIService  # twisted.web and klein, only when on
-
-            self.api = APIService.for_service(self)
-            self.api.setServiceParent(self)
+            PeriodicStep(self, delay, periodic_interval_max).setServiceParent(self)
+        self.api: Optional[IService] = None
 
     @classmethod
     def create(cls, host: Optional[str] = None, binary: Optional[str] = None,
@@ -268,68 +253,29 @@ class Service(AsyncMultiService):
             database API) cannot be imported, built or served; the message
             is one line naming the path and the cause.
         """
-        config = config or Config()
-        host = host or config.host
-        if topic is None and binary is not None and binary.startswith(BINARY_PREFIX):
-            topic = binary[len(BINARY_PREFIX):]
-        if manager is None and topic is None and binary is None and len(config.managers) == 1:
-            topic, manager = config.managers[0]
-        if manager is None and topic is not None:
-            manager = config.manager_for(topic)
-        if manager is None:
-            several = ", ".join(f"{t}_manager" for t, _ in config.managers)
-            raise ConfigError(
-                "no manager to run: pass --manager DOTTED.PATH, or set "
-                f"'{topic or '<topic>'}_manager' in the config file"
-                + (f" (it names several: {several}; pass --topic to choose)" if several else "")
-            )
-        found = load_object(manager) if isinstance(manager, str) else manager
-        check_module(manager if isinstance(manager, str) else describe_object(manager), found)
-        if topic is None:
-            topic = getattr(found, "topic", None)
-        if not topic or not isinstance(topic, str):
-            shown = manager if isinstance(manager, str) else describe_object(manager)
-            raise ConfigError(
-                f"no topic for manager {shown!r}: pass --topic, a --binary named "
-                f"'{BINARY_PREFIX}<topic>', or give the manager a 'topic' attribute"
-            )
-        binary = binary or BINARY_PREFIX + topic
-        config = config.bind([found], default_section=topic)
-        # A clock that is only a clock (task.Clock in tests) cannot run
-        # threads: the database's thread pool then uses the global reactor.
-        threads = clock if IReactorThreads.providedBy(clock) else None
-        if store is None:
-            from novasvc.db.store import SQLServiceStore
+        return cls(**service_arguments(
+            host, binary, topic, manager, report_interval, periodic_enable, periodic_fuzzy_delay,
+            periodic_interval_max, config=config, store=store, transport=transport, db=db,
+            clock=clock), rng=rng)
 
-            store = SQLServiceStore(
-                config.database.connection, reactor=threads,
-                thread_pool_size=config.database.thread_pool_size,
-                auto_sync=config.database.auto_sync,
-            )
-        if transport is None:
-            from novasvc.transport import TLSOptions, get_transport
+    def serve_api(self, api: IService) -> None:
+        """
+        Serve C{api} as the last step: it starts once everything else has
+        (the record exists, RPC consumes, the timers run), and it stops
+        first. The service never builds its API: with C{api.enabled},
+        C{twistd novasvc} (L{novasvc.tap.makeService}) builds it with
+        L{novasvc.api.service.embed}, which calls this.
 
-            transport = get_transport(
-                config.transport_url, reactor=clock, client=config.amqp_client,
-                heartbeat=int(config.heartbeat_timeout_threshold), tls=TLSOptions.from_config(config),
-                failover_strategy=config.kombu_failover_strategy,
-            )
-        if db is None:
-            db = create_object(config.db_driver, load_object(config.db_driver), "database API",
-                               offer={"config": config, "store": store, "reactor": threads})
-        built = load_manager(manager, host=host, service_name=topic,
-                             offer={"config": config, "db": db})
-        return cls(
-            host, binary, topic, built,
-            config=config, store=store, transport=transport, db=db,
-            report_interval=config.report_interval if report_interval is None else report_interval,
-            periodic_enable=config.periodic_enable if periodic_enable is None else periodic_enable,
-            periodic_fuzzy_delay=(config.periodic_fuzzy_delay if periodic_fuzzy_delay is None
-                                  else periodic_fuzzy_delay),
-            periodic_interval_max=(config.periodic_interval_max if periodic_interval_max is None
-                                   else periodic_interval_max),
-            clock=clock, rng=rng,
-        )
+        @param api: the API, e.g. a L{novasvc.api.service.APIService}; it
+            becomes L{api}.
+        @raise LifecycleError: when the service has started already, or
+            serves an API already.
+        """
+        if self.phase is not Phase.STOPPED or self._ran or self.api is not None:
+            raise LifecycleError(f"service {self.binary} on {self.host} cannot take an API now: "
+                                 "give it before the start, once")
+        self.api = api
+        api.setServiceParent(self)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -467,8 +413,8 @@ class Service(AsyncMultiService):
         def failed(failure):
             if failure.check(defer.CancelledError, ConfigError, LoadError, StartupError):
                 return failure
-            error = StartupError(f"{name} of {_qualified(self.manager)} failed: "
-                                 f"{_one_line(failure)}")
+            error = StartupError(f"{name} of {qualified(self.manager)} failed: "
+                                 f"{one_line(failure)}")
             error.__cause__ = failure.value
             return defer.fail(error)
 
@@ -529,7 +475,7 @@ class Service(AsyncMultiService):
                 # The database is down: the record stays, and reads as down
                 # once its reports are older than service_down_time.
                 _log.error("Service {binary} on {host} killed, but its record could not be deleted: {error}",
-                           binary=self.binary, host=self.host, error=_one_line(Failure(e)))
+                           binary=self.binary, host=self.host, error=one_line(Failure(e)))
             else:
                 yield self._unless_hurried(at_most(
                     self.clock, notify_service(self.versioned_notifier, DELETE, self.service_ref),
@@ -543,139 +489,9 @@ class Service(AsyncMultiService):
     def _drain_notifications(self) -> defer.Deferred:
         return self.notification_listener.wait(self.config.graceful_shutdown_timeout or None)  # type: ignore
 
-    def _retry(self, what: str, attempt: Callable[[], defer.Deferred]) -> defer.Deferred:
+    def _retry(self, what: str, attempt: Callable[[], Any]) -> defer.Deferred:
         """
-        Run C{attempt} until it succeeds, waiting L{RETRY_FIRST} seconds
-        before the first retry and twice as long each time, up to
-        L{RETRY_MAX}. Each failed attempt is logged at WARNING with the
-        error and the delay before the next one; the success after a
-        failure is logged once.
-
-        @param what: what the attempt does, for the log (C{"open the
-            database"}).
-        @return: a C{Deferred} firing with the first success. It fails at
-            once, without retrying, with a L{ConfigError} or L{LoadError}
-            (a mistake no retry mends, such as
-            L{novasvc.db.store.PermanentDatabaseError}); and when cancelled,
-            with C{CancelledError}: the next attempt is not made, and the
-            outcome of one under way is dropped.
+        Run C{attempt} until it succeeds, as L{novasvc._service_retry.retry}
+        does, on the service's clock while the service runs.
         """
-        state = {"delay": RETRY_FIRST, "attempts": 0, "call": None}
-
-        def cancel(_: defer.Deferred) -> None:
-            call, state["call"] = state["call"], None
-            if call is not None and call.active():
-                call.cancel()
-
-        result: defer.Deferred = defer.Deferred(cancel)
-
-        def run():
-            state["call"] = None
-            state["attempts"] += 1
-            defer.maybeDeferred(attempt).addCallbacks(succeeded, failed)
-
-        def succeeded(value):
-            if result.called:
-                return  # cancelled while the attempt ran
-            if state["attempts"] > 1:
-                _log.info("Recovered: could {what} at attempt {attempt}", what=what,
-                          attempt=state["attempts"])
-            result.callback(value)
-
-        def failed(failure):
-            if result.called:
-                return
-            if failure.check(ConfigError, LoadError) or not self.running:
-                result.errback(failure)
-                return
-            delay = state["delay"]
-            _log.warn("Could not {what} (attempt {attempt}): {error}; retrying in {delay:g} s",
-                      what=what, attempt=state["attempts"], error=_one_line(failure), delay=delay)
-            state["call"] = self.clock.callLater(delay, run)
-            state["delay"] = min(delay * 2, RETRY_MAX)
-
-        run()
-        return result
-
-
-# SQLAlchemy wraps a driver's message between the driver's class name and
-# a pointer to its documentation.
-_SQLALCHEMY_WRAPPING = re.compile(r"^\s*\([\w.]+\)\s+|\(Background on this error at: [^)]*\)")
-
-
-def _qualified(manager: Any) -> str:
-    """
-    @return: the dotted name of C{manager}'s class (or of the module or
-        object a served manager wraps).
-    """
-    wrapped = getattr(manager, "wrapped", None)
-    if wrapped is not None and not isinstance(manager, type(wrapped)):
-        return describe_object(wrapped).split(" ", 1)[-1]
-    cls = type(manager)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _one_line(failure) -> str:
-    """
-    @return: the failure's class and message on one line.
-    """
-    message = " ".join(_SQLALCHEMY_WRAPPING.sub("", failure.getErrorMessage()).split())
-    return f"{failure.type.__name__}: {message}"
-
-
-def _serializer(manager: Manager, config: Config) -> Any:
-    """
-    @return: the serializer the C{serializer} configuration key names, else
-        the one the manager's C{serializer} attribute gives (a class or
-        factory called once), else C{None}.
-    @raise LoadError: when it cannot be made or is not a serializer.
-    """
-    from novasvc.serializer import load_serializer
-
-    if config.serializer is not None:
-        return load_serializer(config.serializer, "the configuration key serializer")
-    declared = getattr(manager, "serializer", None)
-    if declared is None:
-        return None
-    return load_serializer(declared, f"{type(manager).__name__}.serializer")
-
-
-class _Step(_TwistedService):
-    """
-    A child whose start and stop halves are plain callables (each may return
-    a C{Deferred}).
-    """
-
-    def __init__(self, start: Callable[[], Any], stop: Optional[Callable[[], Any]] = None,
-                 name: Optional[str] = None) -> None:
-        self._start, self._stop = start, stop
-        if name:
-            self.setName(name)
-
-    def startService(self) -> defer.Deferred:
-        _TwistedService.startService(self)
-        return defer.maybeDeferred(self._start)
-
-    def stopService(self) -> defer.Deferred:
-        _TwistedService.stopService(self)
-        return defer.maybeDeferred(self._stop) if self._stop else defer.succeed(None)
-
-
-class _PeriodicStep(PeriodicTaskService):
-    """
-    The periodic timer; on stop it also waits (up to the graceful shutdown
-    timeout) for tasks still running.
-    """
-
-    def __init__(self, service: Service, initial_delay, interval_max) -> None:
-        PeriodicTaskService.__init__(self, service.periodic_tasks, clock=service.clock,
-                                     initial_delay=initial_delay, interval_max=interval_max)
-        self._owner = service
-        self.setName("periodic")
-
-    def stopService(self) -> defer.Deferred:
-        d = defer.maybeDeferred(PeriodicTaskService.stopService, self)
-        d.addCallback(lambda _: at_most(self._owner.clock, self._owner.manager.wait_for_periodic_tasks(),
-                                        self._owner.config.graceful_shutdown_timeout))
-        return d
-
+        return retry(what, attempt, clock=self.clock, running=lambda: bool(self.running), log=_log)

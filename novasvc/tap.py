@@ -12,20 +12,20 @@ is not given is C{None} and leaves the file's value alone.
 
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from twisted.application.service import IService
 from twisted.python import usage
 
-from novasvc.config import Config, load_config
+from novasvc._argv import ArgvOptions, count
 from novasvc.config.api import embedded_refusal
+from novasvc.config import Config, load_config
 from novasvc.config.loader import is_dotted_path
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc.launcher import HangupService
 from novasvc.log import LogControl
 
-__all__ = ["ArgvOptions", "Options", "makeService"]
-
+__all__ = ["Options", "makeService"]
 
 
 def _seconds(option: str) -> Callable[[str], float]:
@@ -41,41 +41,6 @@ def _seconds(option: str) -> Callable[[str], float]:
             raise ValueError(f"--{option}: expected a number of seconds, got {text!r}") from None
 
     return parse
-
-
-def _count(option: str) -> Callable[[str], int]:
-    """
-    @param option: the option's name, for the message.
-    @return: the parser of an option taking an integer >= 1, which raises
-        C{ValueError} (shown by L{usage.Options}) otherwise.
-    """
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"--{option}: expected an integer >= 1, got {text[:40]!r}")
-        return value
-
-    return parse
-
-
-class ArgvOptions(usage.Options):
-    """
-    C{usage.Options} that keep the arguments they parsed, to give them again
-    to the worker processes a supervising parent starts.
-    """
-
-    #: The arguments given to L{parseOptions}, which workers are given again.
-    argv: List[str] = []
-
-    def parseOptions(self, options: Optional[List[str]] = None) -> None:
-        """
-        Parse C{options} (default: C{sys.argv[1:]}) and keep them in L{argv}.
-        """
-        self.argv = list(sys.argv[1:] if options is None else options)
-        usage.Options.parseOptions(self, options)
 
 
 class Options(ArgvOptions):
@@ -119,10 +84,10 @@ class Options(ArgvOptions):
          "Lowest level logged: debug, info, warning, error or critical (config default: info)."],
         ["workers", None, None,
          "Processes running the service (config default: 1); above 1, this process supervises "
-         "that many workers.", _count("workers")],
+         "that many workers.", count("workers")],
         ["worker-index", None, None,
          "Internal: run as worker K of the supervising parent that passes it.",
-         _count("worker-index")],
+         count("worker-index")],
     ]
     optFlags = [
         ["no-periodic", None, "Do not run periodic tasks."],
@@ -191,7 +156,9 @@ def _append_working_directory() -> None:
 def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     Build the service for C{twistd novasvc}: a
-    L{novasvc.service.Service} from C{Service.create()}, inside a
+    L{novasvc.service.Service} from C{Service.create()}, serving the HTTP
+    API as its last step when C{api.enabled} (L{novasvc.api.service.embed}),
+    inside a
     L{HangupService} that turns SIGHUP into C{service.reset()} and logs
     through a L{LogControl} (C{log_level}, C{log_format}).
 
@@ -208,11 +175,11 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     @param options: parsed L{Options}.
     @param reactor: the reactor (default: the global one).
     @return: the service to run.
-    @raise SystemExit: with a one-line message when C{Service.create} raises
-        L{ConfigError} or L{LoadError} (e.g. the manager cannot be imported,
-        built or served), so that twistd prints the message and exits with
-        status 1 instead of showing a traceback; with C{--traceback} the
-        error itself propagates.
+    @raise SystemExit: with a one-line message when C{Service.create} (or
+        the API) raises L{ConfigError} or L{LoadError} (e.g. the manager
+        cannot be imported, built or served), so that twistd prints the
+        message and exits with status 1 instead of showing a traceback;
+        with C{--traceback} the error itself propagates.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -242,6 +209,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
             config=options.settings,
             clock=reactor,
         )
+        if options.settings.api.enabled:
+            from novasvc.api.service import embed  # twisted.web and klein, only when on
+
+            embed(service)
     except (ConfigError, LoadError) as e:
         if options["traceback"]:
             raise

@@ -11,9 +11,10 @@ from typing import Any, Dict, List
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from novasvc.api.app import HEALTH_TIMEOUT, _Shared, make_app
-from novasvc.config import Config
+from novasvc.api.app import _Shared, make_app
+from novasvc.api.outage import HEALTH_TIMEOUT
 from novasvc.config.api import APIConfig
+from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.testing.store_contract import START, SettableUTCNow
 from tests._api import ADMIN, JSON, READER, capture_log, start_api, token_entries

@@ -19,12 +19,12 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.trial import unittest
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
-from novasvc.api.service import describe_address
-from novasvc.config import Config
+from novasvc.api.service import APIService, describe_address, embed
 from novasvc.config.api import APIConfig
+from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
-from novasvc.exceptions import ConfigError
+from novasvc.exceptions import ConfigError, LifecycleError
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.service import Service
@@ -234,16 +234,19 @@ class StopTests(unittest.TestCase):
 
 class ServiceChildTests(unittest.TestCase):
     """
-    The API as the last child of a service (C{api.enabled: true}).
+    The API as the last child of a service (C{api.enabled: true}), given by
+    L{embed} as C{twistd novasvc} gives it.
     """
 
     def make(self, **api: Any) -> Service:
         config = Config(host="h1", report_interval=0, periodic_enable=False,
                         api=APIConfig(enabled=True, listen="tcp:0:interface=127.0.0.1", **api))
         broker = MemoryBroker()
-        return Service.create(manager=EchoManager, config=config, store=MemoryServiceStore(),
-                              transport=MemoryTransport(broker=broker, clock=reactor),
-                              clock=reactor)
+        service = Service.create(manager=EchoManager, config=config, store=MemoryServiceStore(),
+                                 transport=MemoryTransport(broker=broker, clock=reactor),
+                                 clock=reactor)
+        embed(service)
+        return service
 
     async def test_start_last_stop_first(self) -> None:
         """
@@ -283,29 +286,48 @@ class ServiceChildTests(unittest.TestCase):
 
     def test_bad_app(self) -> None:
         """
-        When C{api.app} cannot be imported, then creating the service fails
+        When C{api.app} cannot be imported, then embedding the API fails
         with C{ConfigError} naming it (before anything starts).
         """
         error = self.assertRaises(ConfigError, self.make, app="no.such.app")
         self.assertIn("api.app", str(error))
 
-    def test_disabled(self) -> None:
+    def test_workers_refused(self) -> None:
         """
-        When the API is not enabled, then the service has no API child.
+        When C{api.workers} is above 1, then embedding the API fails with
+        C{ConfigError} pointing to C{twistd novasvc-api}.
         """
-        service = Service.create(manager=EchoManager, config=Config(host="h1"),
+        error = self.assertRaises(ConfigError, self.make, workers=2)
+        self.assertIn("novasvc-api", str(error))
+
+    def test_not_built_by_the_service(self) -> None:
+        """
+        When the API is enabled but not embedded, then the service has no
+        API child: the service never builds it.
+        """
+        service = Service.create(manager=EchoManager,
+                                 config=Config(host="h1", api=APIConfig(enabled=True)),
                                  store=MemoryServiceStore(), transport=MemoryTransport(clock=reactor),
                                  clock=reactor)
         self.assertIsNone(service.api)
         self.assertNotIn("api", [child.name for child in service])
 
+    def test_once_before_start(self) -> None:
+        """
+        When a service already serves an API, then it refuses a second one
+        with L{LifecycleError}.
+        """
+        service = self.make()
+        self.assertRaises(LifecycleError, service.serve_api, APIService.for_service(service))
+        self.assertEqual([child.name for child in service].count("api"), 1)
+
 
 class ImportCostTests(unittest.SynchronousTestCase):
     """
-    A service with the API off does not load it.
+    The service core never loads the API: C{twistd novasvc} does, when on.
     """
 
-    def run_service(self, enabled: bool) -> List[str]:
+    def modules(self, *lines: str) -> List[str]:
         code = "\n".join([
             "import sys",
             "from twisted.internet import reactor",
@@ -315,10 +337,11 @@ class ImportCostTests(unittest.SynchronousTestCase):
             "from novasvc.examples.echo import EchoManager",
             "from novasvc.service import Service",
             "from novasvc.transport.memory import MemoryTransport",
-            f"api = APIConfig(enabled={enabled}, listen='tcp:0:interface=127.0.0.1')",
+            "api = APIConfig(enabled=True, listen='tcp:0:interface=127.0.0.1')",
             "s = Service.create(manager=EchoManager, config=Config(host='h', api=api),",
             "                   store=MemoryServiceStore(), transport=MemoryTransport(clock=reactor),",
             "                   clock=reactor)",
+            *lines,
             "s.startService()",
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('klein', 'werkzeug')",
             "             or m.startswith('novasvc.api') or m == 'twisted.web.server'))",
@@ -327,21 +350,21 @@ class ImportCostTests(unittest.SynchronousTestCase):
                              check=True, cwd=ROOT).stdout
         return eval(out)
 
-    def test_off(self) -> None:
+    def test_core(self) -> None:
         """
-        When a service with the API off is created and started, then
+        When a service with C{api.enabled} is created and started, then
         neither klein, werkzeug, twisted.web.server nor any module of
         C{novasvc.api} is imported (its section is read by
         C{novasvc.config.api}, outside that package).
         """
-        self.assertEqual(self.run_service(False), [])
+        self.assertEqual(self.modules(), [])
 
-    def test_on(self) -> None:
+    def test_embedded(self) -> None:
         """
-        When the API is on, then they are imported (the check above can
-        fail).
+        When the API is embedded, then they are imported (the check above
+        can fail).
         """
-        loaded = self.run_service(True)
+        loaded = self.modules("from novasvc.api.service import embed", "embed(s)")
         for name in ["klein", "twisted.web.server", "novasvc.api.service"]:
             self.assertIn(name, loaded)
 

@@ -8,11 +8,11 @@ import re
 import signal
 import subprocess
 import textwrap
-from typing import Any, List
+from typing import Any
 
 import treq
 from twisted.application.service import IServiceMaker
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial import unittest
@@ -20,15 +20,9 @@ from twisted.web.client import HTTPConnectionPool
 from zope.interface.verify import verifyObject
 
 from novasvc.api import tap
-from novasvc.api.context import APIContext
-from novasvc.api.service import APIService
-from novasvc.config import Config
+from novasvc.api.standalone import StandaloneAPI
 from novasvc.config.api import APIConfig
-from novasvc.db.memory import MemoryServiceStore
-from novasvc.exceptions import ConfigError
 from novasvc.launcher import HangupService
-from novasvc.transport.memory import MemoryTransport
-from tests._api import capture_log
 from tests._services import poll
 from tests.test_service_process import _bin, _environ
 
@@ -97,7 +91,7 @@ class OptionsTests(unittest.SynchronousTestCase):
                              "--listen", "tcp:0:interface=127.0.0.1")
         made = tap.makeService(options, reactor)
         self.assertIsInstance(made, HangupService)
-        self.assertIsInstance(made.service, tap.StandaloneAPI)
+        self.assertIsInstance(made.service, StandaloneAPI)
         self.assertEqual([child.name for child in made.service], ["store", "transport", "api"])
         self.assertEqual(made.service.api.listen, "tcp:0:interface=127.0.0.1")
         options.settings = options.settings.replace(api=APIConfig(app="no.such.app"))
@@ -115,7 +109,7 @@ class OptionsTests(unittest.SynchronousTestCase):
         options.parseOptions(["--api-only", "--transport-url", "memory://",
                               "--database-connection", "sqlite://"])
         made = novasvc_tap.makeService(options, reactor)
-        self.assertIsInstance(made.service, tap.StandaloneAPI)
+        self.assertIsInstance(made.service, StandaloneAPI)
 
     def test_plugin(self) -> None:
         """
@@ -126,83 +120,6 @@ class OptionsTests(unittest.SynchronousTestCase):
         self.assertEqual(len(makers), 1)
         self.assertTrue(verifyObject(IServiceMaker, makers[0]))
         self.assertIsInstance(makers[0].options(), tap.Options)
-
-
-class _FlakyStore(MemoryServiceStore):
-    """
-    A memory store whose first starts fail.
-    """
-
-    def __init__(self, failures: List[Exception]) -> None:
-        MemoryServiceStore.__init__(self)
-        self.failures = failures
-
-    def start(self) -> defer.Deferred:
-        if self.failures:
-            return defer.fail(self.failures.pop(0))
-        return MemoryServiceStore.start(self)
-
-
-class StandaloneTests(unittest.TestCase):
-    """
-    L{tap.StandaloneAPI} in process.
-    """
-
-    async def start(self, store: Any, clock: Any) -> tap.StandaloneAPI:
-        transport = MemoryTransport(clock=reactor)
-        context = APIContext.create(Config(), store, transport, reactor)
-        api = APIService(context, listen="tcp:0:interface=127.0.0.1", reactor=reactor)
-        standalone = tap.StandaloneAPI(store, transport, api, clock)
-        await standalone.startService()
-        self.addCleanup(lambda: standalone.running and standalone.stopService())
-        self.url = api.url
-        return standalone
-
-    async def health(self) -> Any:
-        pool = HTTPConnectionPool(reactor, persistent=False)
-        response = await treq.get(self.url + "/healthz", pool=pool)
-        return response.code, (await response.json())["checks"]["database"]
-
-    async def test_database_later(self) -> None:
-        """
-        When the database cannot be opened at start-up, then the API serves
-        anyway, /healthz says the database is down, and opening it is
-        retried (1 s, then 2 s later) until it works.
-        """
-        log = capture_log(self)
-        clock = task.Clock()
-        store = _FlakyStore([OSError("refused"), OSError("refused again")])
-        await self.start(store, clock)
-        self.assertEqual(await self.health(),
-                         (503, {"ok": False, "error": "the services table is not open"}))
-        self.assertTrue([line for line in log if "Could not open the services table (attempt 1): "
-                         "refused; retrying in 1 s" in line], log)
-        clock.advance(1)
-        self.assertEqual((await self.health())[0], 503)
-        clock.advance(2)
-        self.assertEqual(await self.health(), (200, {"ok": True}))
-        self.assertIn("Recovered: opened the services table at attempt 3", log)
-
-    async def test_permanent_error(self) -> None:
-        """
-        When the database is refused for good at start-up, then the start
-        fails with that error.
-        """
-        store = _FlakyStore([ConfigError("database x cannot be used")])
-        with self.assertRaises(ConfigError):
-            await self.start(store, task.Clock())
-
-    async def test_stop(self) -> None:
-        """
-        When the standalone API stops, then it stops listening and closes
-        the store.
-        """
-        store = MemoryServiceStore()
-        standalone = await self.start(store, task.Clock())
-        await standalone.stopService()
-        self.assertIsNone(standalone.api.port)
-        with self.assertRaises(RuntimeError):
-            await store.ping()
 
 
 class ProcessTests(unittest.TestCase):

@@ -53,9 +53,16 @@ class AggregateTests(unittest.SynchronousTestCase):
 
     def test_from_environ(self) -> None:
         """
-        When the process is not an API worker with the directory, then no
-        aggregation.
+        When the process is not an API worker, or its parent made no
+        directory, then no aggregation; when it is worker 2 and the
+        directory is named, then its metrics go to that directory as
+        worker 2's.
         """
-        self.assertIsNone(from_environ(Recorder(), task.Clock(), {}))
-        self.assertIsNone(from_environ(Recorder(), task.Clock(),
+        self.assertIsNone(from_environ(Recorder(), task.Clock(), 2, {}))
+        self.assertIsNone(from_environ(Recorder(), task.Clock(), None,
                                        {"NOVASVC_API_METRICS_DIR": "/tmp"}))
+        directory = self.mktemp()
+        os.makedirs(directory)
+        metrics = from_environ(Recorder(), task.Clock(), 2, {"NOVASVC_API_METRICS_DIR": directory})
+        metrics.dump()
+        self.assertEqual(os.listdir(directory), ["worker-2.prom"])

@@ -314,8 +314,9 @@ class ConfigTests(unittest.SynchronousTestCase):
         When C{api.enabled} (the API inside C{twistd novasvc}) comes with
         C{api.workers} above 1, or with RPC C{workers} above 1, then
         C{twistd novasvc} refuses to start with one line pointing to
-        C{twistd novasvc-api}, and so does L{novasvc.service.Service}.
+        C{twistd novasvc-api}, and so does L{novasvc.api.service.embed}.
         """
+        from novasvc.api.service import embed
         from novasvc.service import Service
 
         for text, needle in [("api:\n  enabled: true\n  workers: 2\n", "api.workers is 2"),
@@ -329,8 +330,10 @@ class ConfigTests(unittest.SynchronousTestCase):
             self.assertTrue(str(e.exception.code).startswith(f"novasvc: error: {needle}"), e.exception.code)
             self.assertIn("twistd novasvc-api", str(e.exception.code))
         config = Config(api=APIConfig(enabled=True, workers=3), transport_url="memory://")
+        service = Service.create(manager="novasvc.examples.echo.EchoManager", config=config,
+                                 clock=_ThreadCalls())
         with self.assertRaises(ConfigError) as e:
-            Service.create(manager="novasvc.examples.echo.EchoManager", config=config, clock=_ThreadCalls())
+            embed(service)
         self.assertIn("api.workers is 3", str(e.exception))
         self.assertIsNone(embedded_refusal(APIConfig(enabled=False, workers=3), workers=4))
         self.assertIsNone(embedded_refusal(APIConfig(enabled=True)))

@@ -341,6 +341,24 @@ class MakeServiceTests(SynchronousTestCase):
         service = self.real("--config", path).service
         self.assertEqual((service.topic, type(service.manager).__name__), ("echo", "EchoManager"))
 
+    def test_api_enabled(self) -> None:
+        """
+        When C{api.enabled} is set, then the service made serves the API as
+        its last child (it starts last and stops first); a bad C{api.app}
+        ends it with a one-line message.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("api:\n  enabled: true\n  listen: tcp:0:interface=127.0.0.1\n")
+        service = self.real("--manager=novasvc.examples.echo.EchoManager", "--config", path).service
+        self.assertIs(list(service)[-1], service.api)
+        self.assertEqual(service.api.name, "api")
+        with open(path, "a") as f:
+            f.write("  app: no.such.app\n")
+        error = self.assertRaises(SystemExit, self.real,
+                                  "--manager=novasvc.examples.echo.EchoManager", "--config", path)
+        self.assertTrue(error.code.startswith("novasvc: error: api.app: "), error.code)
+
     def test_other_error(self) -> None:
         """
         When C{Service.create} raises anything else, then it propagates (a

@@ -238,7 +238,7 @@ class ConstructionTests(unittest.SynchronousTestCase):
         standalone API's transport (C{twistd novasvc-api}) is a
         TxAMQPTransport too; by default it is pika's AMQPTransport.
         """
-        from novasvc.api.tap import make_api_service
+        from novasvc.api.standalone import make_api_service
         from novasvc.config import load_config
         from novasvc.transport.amqp import AMQPTransport
 

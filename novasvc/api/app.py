@@ -47,20 +47,18 @@ from novasvc.api.context import APIContext, request_context, request_info
 from novasvc.api.errors import (APIError, json_body, render_encoded, render_error, render_json,
                                 status_title)
 from novasvc.api._requests import force_flag, service_changes
-from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
+from novasvc.api.outage import HEALTH_TIMEOUT, RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.db.record import ServiceRecord
-from novasvc.db.rules import MAX_STRING_LENGTH, unstorable
+from novasvc.db.rules import MAX_SERVICE_ID, MAX_STRING_LENGTH, unstorable
 from novasvc.exceptions import ServiceNotFound
 from novasvc._text import clip, quote
 from novasvc.service_status import DELETE, UPDATE, notify_service, status_changed
 from novasvc.servicegroup import is_up
 
-__all__ = ["HEALTH_TIMEOUT", "MAX_SERVICE_ID", "make_app", "read_json", "service_view"]
+__all__ = ["make_app", "read_json", "service_view"]
 
 _log = Logger()
 
-#: Seconds the database check of C{/healthz} may take.
-HEALTH_TIMEOUT = 5.0
 #: Listings of at least this many services are encoded to JSON off the
 #: reactor thread.
 LARGE_LISTING = 100
@@ -71,8 +69,6 @@ LISTING_REUSE = 1.0
 _LISTINGS_KEPT = 64
 #: B{Seconds} between the status page's reloads of itself.
 PAGE_REFRESH = 10
-#: The largest service id a path may name (the column is a 32-bit integer).
-MAX_SERVICE_ID = 2**31 - 1
 _JSON_TYPES = (b"application/json",)
 _SERVICE_FILTERS = ("host", "binary")
 
@@ -220,7 +216,7 @@ class _Routes:
         self._metrics: Optional[IResource] = None
         context.on_stop(self._stop)
         self._workers: Optional[Any] = None
-        if os.environ.get("NOVASVC_API_METRICS_DIR"):
+        if getattr(context, "worker", None) is not None and os.environ.get("NOVASVC_API_METRICS_DIR"):
             self._start_worker_metrics()
 
     def _start_worker_metrics(self) -> None:
@@ -234,7 +230,8 @@ class _Routes:
 
             recorder = self.context.recorder
             self._workers = worker_metrics.from_environ(
-                recorder if recorder is not None else get_recorder(), self.context.clock)
+                recorder if recorder is not None else get_recorder(), self.context.clock,
+                self.context.worker)
         except ImportError:
             return
         if self._workers is not None:
@@ -514,7 +511,7 @@ def _listing_body(records: List[ServiceRecord], now: datetime.datetime,
 def _service_id(service_id: int) -> int:
     """
     @raise APIError: 404 for an id no row can have (not 1 to
-        L{MAX_SERVICE_ID}).
+        L{novasvc.db.rules.MAX_SERVICE_ID}).
     """
     if not 1 <= service_id <= MAX_SERVICE_ID:
         raise APIError(404, f"no service with id {clip(str(service_id))}")

@@ -54,6 +54,9 @@ class APIContext:
     @ivar row_deleted: for the API of a service, returns C{True} while the
         service's own row is found deleted (C{/healthz} then reports a
         failed C{registration} check); C{None} for the standalone API.
+    @ivar worker: the index (from 1) of the API worker process the API
+        runs in (L{novasvc.api.workers}), or C{None} when it runs in a
+        process of its own or in a service's.
     """
 
     config: Config
@@ -66,6 +69,7 @@ class APIContext:
     tracing: Any = None
     notifier: Any = None
     row_deleted: Optional[Callable[[], bool]] = None
+    worker: Optional[int] = None
     _stoppers: List[Callable[[], Any]] = attrs.field(factory=list, init=False, repr=False,
                                                       eq=False)
 

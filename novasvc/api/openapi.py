@@ -9,8 +9,8 @@ routes of L{novasvc.api.app} by a test that walks both.
 import copy
 from typing import Any, Dict
 
-from novasvc.api.app import HEALTH_TIMEOUT, MAX_SERVICE_ID
-from novasvc.db.rules import MAX_STRING_LENGTH
+from novasvc.api.outage import HEALTH_TIMEOUT
+from novasvc.db.rules import MAX_SERVICE_ID, MAX_STRING_LENGTH
 
 __all__ = ["METHOD_PATTERN", "NAME_PATTERN", "document"]
 

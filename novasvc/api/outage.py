@@ -16,6 +16,8 @@ and the API's error shape, never a 500 and never a traceback per request.
   - While the database is down, one request at a time goes on to it (to
     see it come back); the others get their 503 at once, so a hung database
     never piles up work in the store's thread pool.
+  - C{/healthz}'s own check of the database waits at most
+    L{HEALTH_TIMEOUT} seconds.
 """
 
 from typing import Any, Callable, Optional
@@ -28,8 +30,8 @@ from twisted.python.failure import Failure
 from novasvc.api.errors import APIError
 from novasvc._text import clip
 
-__all__ = ["DATABASE_DEADLINE", "RETRY_AFTER", "DatabaseGuard", "DatabaseUnavailable",
-           "is_unavailable"]
+__all__ = ["DATABASE_DEADLINE", "HEALTH_TIMEOUT", "RETRY_AFTER", "DatabaseGuard",
+           "DatabaseUnavailable", "is_unavailable"]
 
 _log = Logger()
 
@@ -38,6 +40,8 @@ _log = Logger()
 DATABASE_DEADLINE = 3.0
 #: B{Seconds} a 503 tells the client to wait (C{Retry-After}).
 RETRY_AFTER = 5
+#: B{Seconds} the database check of C{/healthz} may take.
+HEALTH_TIMEOUT = 5.0
 
 
 def _connection_errors() -> tuple:

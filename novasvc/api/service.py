@@ -2,8 +2,9 @@
 """
 L{APIService}: the API's site listening on C{api.listen}, as a Twisted
 service: the last child of a L{novasvc.service.Service} when C{api.enabled}
-is true (it starts after everything else and stops first), or the heart of
-C{twistd novasvc-api} (L{novasvc.api.tap}).
+is true (L{embed}, which C{twistd novasvc} calls: it starts after
+everything else and stops first), or the heart of C{twistd novasvc-api}
+(L{novasvc.api.standalone}).
 
 Once listening it logs C{API listening on http://127.0.0.1:PORT} and keeps
 the port in L{APIService.port}, which is how a C{tcp:0} listener tells the
@@ -26,8 +27,10 @@ from novasvc._phase import Phase, Shared, refuse_start
 from novasvc._reactor import global_reactor_if_none
 from novasvc.api.context import APIContext
 from novasvc.api.site import APISite, build_site
+from novasvc.config.api import embedded_refusal
+from novasvc.exceptions import ConfigError
 
-__all__ = ["APIService", "describe_address"]
+__all__ = ["APIService", "describe_address", "embed"]
 
 _log = Logger()
 
@@ -240,3 +243,23 @@ class APIService(Service):
             _log.info("API stopped listening on {url}", url=self.url)
         self.port = None
         return result if isinstance(result, Failure) else None
+
+
+def embed(service: Any) -> APIService:
+    """
+    Serve the API in a service's process, as its last step
+    (L{APIService.for_service}, given to the service's C{serve_api}).
+
+    @param service: a L{novasvc.service.Service} not started yet.
+    @return: the API, also the service's C{api}.
+    @raise ConfigError: with C{api.workers} above 1
+        (L{novasvc.config.api.embedded_refusal}: API worker processes are
+        C{twistd novasvc-api}'s), or when the application or a filter
+        cannot be loaded.
+    """
+    refusal = embedded_refusal(service.config.api)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    api = APIService.for_service(service)
+    service.serve_api(api)
+    return api

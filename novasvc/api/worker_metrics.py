@@ -159,21 +159,16 @@ class _AggregateResource(Resource):
         return body
 
 
-def from_environ(recorder: Any, clock: Any, environ: Optional[Any] = None) -> Optional[WorkerMetrics]:
+def from_environ(recorder: Any, clock: Any, worker: Optional[int],
+                 environ: Optional[Any] = None) -> Optional[WorkerMetrics]:
     """
-    @return: this worker's L{WorkerMetrics} when it runs under an API
-        parent that made the directory, else C{None}.
+    @param worker: the index of the API worker this process is (see
+        L{novasvc.api.context.APIContext.worker}), or C{None}.
+    @return: this worker's L{WorkerMetrics} when it is an API worker and
+        its parent made the directory, else C{None}.
     """
-    from novasvc.workers import WorkerIdentity
-
     environ = os.environ if environ is None else environ
     directory = environ.get(METRICS_DIR_ENV)
-    try:
-        identity = WorkerIdentity.from_environ(environ)
-    except ValueError:
+    if not directory or worker is None:
         return None
-    if not directory or identity is None:
-        return None
-    return WorkerMetrics(directory, identity.index, recorder, clock)
-
-
+    return WorkerMetrics(directory, worker, recorder, clock)

@@ -328,7 +328,7 @@ def make_api_supervisor(options: Any, reactor: Any, plugin: str) -> IService:
 
 def make_api_worker(options: Any, reactor: Any, environ: Optional[Any] = None) -> IService:
     """
-    One API worker: the standalone API (L{novasvc.api.tap.make_api_service})
+    One API worker: the standalone API (L{novasvc.api.standalone.make_api_service})
     serving on the socket inherited from the parent, around
     L{novasvc.workers.twistd.make_worker} (JSON log lines for the parent,
     C{READY=1} on its link, stops when the parent is gone).
@@ -339,7 +339,7 @@ def make_api_worker(options: Any, reactor: Any, environ: Optional[Any] = None) -
     @raise ConfigError: when this process was not started by an API
         parent (no inherited socket), or C{api.listen} cannot be shared.
     """
-    from novasvc.api.tap import make_api_service
+    from novasvc.api.standalone import make_api_service
     from novasvc.workers.twistd import make_worker
 
     try:
@@ -351,5 +351,5 @@ def make_api_worker(options: Any, reactor: Any, environ: Optional[Any] = None) -
                           "starts (api.workers > 1): no listening socket was inherited")
     shared = shared_listen(options.settings.api.listen)
     endpoint = InheritedEndpoint(reactor, tls=shared.tls, identity=identity)
-    return make_worker(make_api_service(options.settings, reactor, endpoint=endpoint), options,
-                       reactor)
+    return make_worker(make_api_service(options.settings, reactor, endpoint=endpoint,
+                                        worker=identity.index), options, reactor)

@@ -14,6 +14,8 @@ from typing import Any, Dict, Mapping, Optional
 #: The longest C{host}, C{binary}, C{topic} or C{disabled_reason}, in
 #: characters (the columns are C{String(255)}).
 MAX_STRING_LENGTH = 255
+#: The largest service id (the C{id} column is a 32-bit integer).
+MAX_SERVICE_ID = 2**31 - 1
 
 #: The keys L{novasvc.interfaces.IServiceStore.update} accepts.
 UPDATABLE_COLUMNS = frozenset(
