@@ -722,8 +722,8 @@ class DuplicateTests(_Harness, SynchronousTestCase):
         for unique_id in (first, first, second):
             self.publish(wire.encode_request("note", {"value": unique_id[-1]}, {}, unique_id=unique_id))
         self.assertEqual(manager.calls, [("note", "u"), ("note", "v")])
-        self.assertEqual(len(server._seen), 2)
-        self.assertLess(max(len(unique_id) for unique_id in server._seen), 200)
+        self.assertEqual(len(server._duplicates.seen), 2)
+        self.assertLess(max(len(unique_id) for unique_id in server._duplicates.seen), 200)
 
     def test_no_unique_id(self) -> None:
         """
