@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rpc_server -*-
+# -*- test-case-name: tests.test_rpc_reporting,tests.test_metrics_instrumentation -*-
 """
 How the RPC server reports a request that failed: its count in the metrics
 (L{count_failure}) and its log lines (L{call_failed}, L{cast_failed},
