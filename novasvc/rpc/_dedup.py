@@ -101,7 +101,12 @@ class Duplicates:
         """
         copies = self._active.pop(unique_id, None)
         if ok:
-            self._remember(unique_id)
+            # _remember, inline: this runs once per request.
+            self.seen.add(unique_id)
+            order = self._order
+            order.append(unique_id)
+            if len(order) > self.window:
+                self.seen.discard(order.popleft())
         if copies:
             self._settle_copies(unique_id, copies, ok)
 
