@@ -18,7 +18,7 @@ from novasvc.context import RequestContext
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import InvalidTarget, RemoteError
-from novasvc.rpc.server import RPCServer, server_queues
+from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, Queue
@@ -162,22 +162,6 @@ class TopologyTests(_Harness, SynchronousTestCase):
         """
         _, _, transport = self.make_server(max_inflight=7)
         self.assertEqual([c.prefetch for c in transport.consumers], [7, 7, 7])
-
-    def test_options(self) -> None:
-        """
-        When durable_queues, a control exchange and a TTL are given, then the
-        topic queues and exchange are durable on that exchange and the fanout
-        queue has that x-expires; a TTL of 0 gives no x-expires.
-        """
-        topic, direct, fanout = server_queues(Target(topic="t", server="h"), "nova", durable_queues=True,
-                                              transient_queues_ttl=60)
-        nova = Exchange("nova", "topic", durable=True)
-        self.assertEqual((topic.durable, direct.durable, fanout.durable), (True, True, False))
-        self.assertEqual(topic.bindings, (Binding(nova, "t"),))
-        self.assertEqual(fanout.arguments_dict(), {"x-expires": 60000})
-        queues = server_queues(Target(topic="t", server="h", exchange="own"), transient_queues_ttl=0)
-        self.assertEqual(queues[0].bindings[0].exchange.name, "own")
-        self.assertEqual(queues[2].arguments_dict(), {})
 
     def test_invalid_target(self) -> None:
         """

@@ -1,12 +1,10 @@
-# -*- test-case-name: tests.test_rpc_server,tests.test_rpc_dedup,tests.test_rpc_replies,tests.test_rpc_monitor,tests.test_metrics_instrumentation,tests.test_rpc_serializing -*-
+# -*- test-case-name: tests.test_rpc_server,tests.test_rpc_dedup,tests.test_rpc_replies,tests.test_rpc_monitor,tests.test_rpc_reporting,tests.test_metrics_instrumentation,tests.test_rpc_serializing -*-
 """
 The RPC server: consume a topic's queues, dispatch each request to the
 endpoints and reply to calls, in the oslo.messaging wire format.
 
-Topology, as oslo.messaging's rabbit driver declares it (oslo-wire-protocol.md
-§2-3): the queues C{<topic>} and C{<topic>.<server>} bound to the control
-exchange (topic type), and a private queue C{<topic>_fanout_<uuid hex>} with
-C{x-expires} bound to the fanout exchange C{<topic>_fanout} (auto-delete).
+Topology, as oslo.messaging's rabbit driver declares it: the three queues
+of L{server_queues} (L{novasvc.rpc._queues}).
 
 Delivery guarantees differ from oslo's on purpose, by default:
 
@@ -72,57 +70,20 @@ from novasvc.metrics import OK, Recorder, get_recorder
 from novasvc.rpc import _serializing, wire
 from novasvc.rpc._dedup import Duplicates
 from novasvc.rpc._monitor import CallMonitors
+from novasvc.rpc._queues import server_queues
 from novasvc.rpc._replies import Replies
 from novasvc.rpc._reporting import call_failed, cast_failed, count_failure, unencodable_result
 from novasvc.rpc.dispatcher import RPCDispatcher
-from novasvc.rpc.errors import InvalidTarget, MalformedMessage
+from novasvc.rpc.errors import MalformedMessage
 from novasvc.rpc.target import Target
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.transport.consuming import Backlog, Drain, gather, settle
-from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue, QuorumQueues, topic_queue
+from novasvc.transport.topology import DEFAULT_EXCHANGE, QuorumQueues
 
 __all__ = ["RPCServer", "server_queues"]
 
 #: Result types that are no Deferred, told without isinstance.
 _PLAIN = frozenset((dict, list, tuple, str, bytes, int, float, bool, type(None)))
-
-
-def server_queues(target: Target, control_exchange: str = "openstack", *, durable_queues: bool = False,
-                  transient_queues_ttl: Optional[float] = 1800.0,
-                  fanout_suffix: Optional[str] = None, quorum: Optional[QuorumQueues] = None) -> Sequence[Queue]:
-    """
-    The three queues an RPC server for C{target} consumes, exactly as
-    oslo.messaging declares them.
-
-    @param target: needs C{topic} and C{server}; C{exchange} overrides
-        C{control_exchange}.
-    @param control_exchange: the topic exchange's name when the target has
-        no exchange.
-    @param durable_queues: oslo's C{amqp_durable_queues}: the control
-        exchange and the two topic queues survive a broker restart.
-    @param transient_queues_ttl: the fanout queue's C{x-expires}, in
-        B{seconds}; C{0} or C{None} for none.
-    @param fanout_suffix: the fanout queue's suffix; a fresh uuid4 hex when
-        C{None}.
-    @param quorum: oslo's C{rabbit_quorum_queue}: the two topic queues are
-        quorum queues (see L{topic_queue}), and durable, as the exchange.
-    @return: the queues C{<topic>}, C{<topic>.<server>} and
-        C{<topic>_fanout_<suffix>}, in that order.
-    @raise InvalidTarget: when C{target} lacks a topic or a server.
-    """
-    if not target.topic or not target.server:
-        raise InvalidTarget("an RPC server needs a target with a topic and a server", target)
-    topic, server = target.topic, target.server
-    exchange = Exchange(target.exchange or control_exchange, "topic", durable=durable_queues or quorum is not None,
-                        auto_delete=False)
-    fanout = Exchange(f"{topic}_fanout", "fanout", durable=False, auto_delete=True)
-    arguments = {"x-expires": int(transient_queues_ttl * 1000)} if transient_queues_ttl else {}
-    return (
-        topic_queue(topic, Binding(exchange, topic), durable_queues, quorum),
-        topic_queue(f"{topic}.{server}", Binding(exchange, f"{topic}.{server}"), durable_queues, quorum),
-        Queue(f"{topic}_fanout_{fanout_suffix or wire.new_id()}", arguments=arguments,
-              bindings=(Binding(fanout, topic),), renew_prefix=f"{topic}_fanout_"),
-    )
 
 
 class RPCServer:
@@ -148,7 +109,8 @@ class RPCServer:
     closes.
 
     @ivar target: the server's target (topic and server).
-    @ivar queues: the three L{Queue}s consumed (see L{server_queues}).
+    @ivar queues: the three L{novasvc.transport.topology.Queue}s consumed (see
+        L{server_queues}).
     @ivar dispatcher: the L{RPCDispatcher}.
     """
 
