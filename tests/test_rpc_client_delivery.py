@@ -1,30 +1,25 @@
 """
-Tests for what L{novasvc.rpc.client.RPCClient} does when a publish fails:
-unroutable requests sent again for a bounded time, requests lost with their
-connection sent again as C{retry} allows, always the same bytes; and the
-reply waiter, which keeps nothing of a call that ended and consumes again
-after its transport was stopped and started. Over the in-memory transport
-with a L{task.Clock}, and the last over RabbitMQ too.
+Tests for what L{novasvc.rpc.client.RPCClient} does when a publish fails
+(L{novasvc.rpc._resend}): unroutable requests sent again for a bounded
+time, requests lost with their connection sent again as C{retry} allows,
+always the same bytes. Over the in-memory transport with a L{task.Clock}.
 """
 
-import gc
 import json
 from typing import Any, List
 
-from twisted.internet import defer, reactor, task
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.internet import defer, task
+from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
-from novasvc.rpc.client import UNROUTABLE_RETRY_INTERVAL, RPCClient, _PendingCall, _reply_waiter
+from novasvc.rpc._reply_waiter import reply_waiter
+from novasvc.rpc.client import UNROUTABLE_RETRY_INTERVAL, RPCClient
 from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.memory import MemoryBroker
 from novasvc.transport.topology import Exchange
-from tests._services import poll
 from tests.test_rpc_server import Manager, RecordingTransport
-from tests._clients import AMQPTransport, on_txamqp
-from tests.test_transport_amqp import FAST, make_vhost, rabbit_url
 
 
 def _inner(body: bytes) -> dict:
@@ -50,25 +45,6 @@ class FlakyTransport(RecordingTransport):
             self.published.append((exchange, routing_key, body, content_type, expiration, mandatory))
             return defer.fail(self.failures.pop(0))
         return super().publish(exchange, routing_key, body, content_type, expiration, mandatory)
-
-
-class _Never:
-    """
-    A consumer that never becomes active (the broker is away).
-    """
-
-    cancelled = False
-
-    def __init__(self) -> None:
-        self.waiting: List[defer.Deferred] = []
-
-    def whenActive(self) -> defer.Deferred:
-        d: defer.Deferred = defer.Deferred()
-        self.waiting.append(d)
-        return d
-
-    def cancel(self) -> defer.Deferred:
-        return defer.succeed(None)
 
 
 class _Harness:
@@ -241,7 +217,7 @@ class UnroutableTests(_Harness, SynchronousTestCase):
         self.clock.pump([UNROUTABLE_RETRY_INTERVAL] * 5)
         self.failureResultOf(d, UnroutableError)
         self.assertEqual(self.clock.seconds(), 1.25)
-        waiter = _reply_waiter(self.transport, None)
+        waiter = reply_waiter(self.transport, None)
         self.assertEqual((waiter.pending, waiter.unsent, self.clock.getDelayedCalls()), ({}, {}, []))
 
     def test_call_unroutable_until_timeout(self) -> None:
@@ -409,114 +385,3 @@ class ResendTests(_Harness, SynchronousTestCase):
         self.assertRaises(ValueError, RPCClient, self.transport, Target(topic="svc"),
                           missing_consumer_retry_timeout=-1)
         self.assertEqual(self.client.prepare(retry=-1).retry, -1)
-
-
-class ReplyWaiterTests(_Harness, SynchronousTestCase):
-    """
-    The reply queue's consumer and the calls waiting for it.
-    """
-
-    def test_nothing_kept_after_timeouts(self) -> None:
-        """
-        When 1,000 calls time out while the reply consumer is not active,
-        then none of them, nor its request, is kept, and none is published
-        when the consumer becomes active.
-        """
-        consumer = _Never()
-        self.transport.consume = lambda queue, on_message, prefetch=0: consumer  # type: ignore[method-assign]
-        calls = [self.client.prepare(timeout=5).call({}, "echo", value=i) for i in range(1000)]
-        self.assertEqual(len(_reply_waiter(self.transport, None).unsent), 1000)
-        self.clock.advance(5)
-        for d in calls:
-            self.failureResultOf(d, MessagingTimeout)
-        waiter = _reply_waiter(self.transport, None)
-        self.assertEqual((waiter.pending, waiter.unsent), ({}, {}))
-        del calls, d
-        gc.collect()
-        self.assertEqual([o for o in gc.get_objects() if isinstance(o, _PendingCall) and o.waiter is waiter], [])
-        consumer.waiting[0].callback(None)
-        self.assertEqual(self.requests(), [])
-
-    def test_transport_restarted(self) -> None:
-        """
-        When the transport is stopped and started again, then the next call
-        consumes the reply queue again and gets its reply.
-        """
-        self.make_server()
-        self.assertEqual(self.successResultOf(self.client.call({}, "echo", value=1))["value"], 1)
-        self.successResultOf(self.transport.stop())
-        self.transport.start()
-        self.assertEqual(self.successResultOf(self.client.call({}, "echo", value=2))["value"], 2)
-
-    def test_stopped_before_active(self) -> None:
-        """
-        When the transport stops while the reply consumer is not active yet,
-        then the calls waiting for it fail with TransportError at once.
-        """
-        consumer = _Never()
-        self.transport.consume = lambda queue, on_message, prefetch=0: consumer  # type: ignore[method-assign]
-        d = self.client.call({}, "echo")
-        consumer.waiting[0].errback(defer.CancelledError("the consumer was cancelled"))
-        self.assertIn("cannot consume the reply queue", str(self.failureResultOf(d, TransportError).value))
-
-
-    def test_reply_queue_renewed(self) -> None:
-        """
-        When the transport renames the reply queue (it failed over to
-        another broker host), then the calls waiting for a reply fail at
-        once with a MessagingTimeout naming both queues, and the next call
-        names the new queue.
-        """
-        consumer = _Never()
-        consumer.renamed = None  # type: ignore[attr-defined]
-        self.transport.consume = lambda queue, on_message, prefetch=0: consumer  # type: ignore[method-assign]
-        d = self.client.call({}, "echo", value=1)
-        consumer.waiting[0].callback(None)
-        waiter = _reply_waiter(self.transport, None)
-        old = waiter.queue.name
-        self.assertEqual(waiter.queue.renew_prefix, "reply_")
-        self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], old)
-        consumer.renamed(old, "reply_new")  # type: ignore[attr-defined]
-        error = self.failureResultOf(d, MessagingTimeout).value
-        self.assertIn(f"its reply queue {old} was replaced by reply_new when the connection failed over",
-                      str(error))
-        self.assertEqual(waiter.pending, {})
-        self.client.call({}, "echo", value=2)
-        self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], "reply_new")
-
-
-class AMQPTransportRestartTests(TestCase):
-    """
-    The reply waiter over RabbitMQ.
-
-    @cvar transport_class: the AMQP transport used (see L{tests._clients}).
-    """
-
-    timeout = 60
-    transport_class = AMQPTransport
-
-    @defer.inlineCallbacks
-    def test_transport_restarted(self) -> Any:
-        """
-        When the client's AMQP transport is stopped and started again, then
-        the next call gets its reply.
-        """
-        vhost = yield make_vhost(self)
-        transports = []
-        for _ in range(2):
-            transport = self.transport_class(rabbit_url(vhost), reactor=reactor, **FAST)
-            transport.start()
-            self.addCleanup(transport.stop)
-            transports.append(transport)
-        server = RPCServer(transports[0], Target(topic="svc", server="host1"), [Manager("host1")])
-        yield server.start()
-        self.addCleanup(server.stop)
-        client = RPCClient(transports[1], Target(topic="svc"), timeout=10)
-        self.assertEqual((yield client.call({}, "echo", value=1))["value"], 1)
-        yield transports[1].stop()
-        transports[1].start()
-        yield poll(lambda: transports[1].is_connected, "the client's transport connected again")
-        self.assertEqual((yield client.call({}, "echo", value=2))["value"], 2)
-
-
-TxAMQPTransportRestartTests = on_txamqp(AMQPTransportRestartTests, "TxAMQPTransportRestartTests")

@@ -251,7 +251,7 @@ class CreateTests(ServiceTestMixin, SynchronousTestCase):
         oslo.messaging uses the option).
         """
         service = self.make(config=Config(host="h1", kombu_missing_consumer_retry_timeout=7))
-        self.assertEqual(service.rpcserver._retry_timeout, 7)
+        self.assertEqual(service.rpcserver._replies.retry_timeout, 7)
 
     def test_arguments_beat_config(self):
         """

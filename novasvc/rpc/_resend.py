@@ -1,23 +1,25 @@
 # -*- test-case-name: tests.test_rpc_client_delivery -*-
 """
 What L{novasvc.rpc.client.RPCClient} does after a failed publish of a
-request: wait for a queue when none took it (L{Route}), send it again after
-a lost connection as C{retry} allows, and give up when its time is up
-(L{Sending}); L{CastResend} does it for a cast. Always the same bytes.
+request: wait for a queue when none took it (L{Route}, one per exchange and
+routing key, in the client's L{Routes}), send it again after a lost
+connection as C{retry} allows, and give up when its time is up (L{Sending});
+L{CastResend} does it for a cast. Always the same bytes.
+
+It does not import the client: a L{Sending} is handed the client that sends
+it, and reads only what L{Sender} names of it.
 """
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Protocol, Tuple
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from novasvc.exceptions import DisconnectedError, UnroutableError
+from novasvc.interfaces import ITransport
 from novasvc.transport.topology import Exchange
 
-if TYPE_CHECKING:
-    from novasvc.rpc.client import RPCClient
-
-__all__ = ["Sending", "Route", "CastResend", "UNROUTABLE_RETRY_INTERVAL", "RESEND_DELAY_MAX"]
+__all__ = ["Sender", "Sending", "Routes", "Route", "CastResend", "UNROUTABLE_RETRY_INTERVAL", "RESEND_DELAY_MAX"]
 
 #: Seconds between two tries of a route that no queue took (as oslo's
 #: server sends a reply again while its queue is missing).
@@ -26,6 +28,30 @@ UNROUTABLE_RETRY_INTERVAL = 0.25
 #: its connection: the first is sent again at once (the transport holds it
 #: until it is connected), the next after 1, 2, 4... seconds.
 RESEND_DELAY_MAX = 30.0
+
+
+class Sender(Protocol):
+    """
+    What a L{Sending} reads of the client that sends it (an
+    L{novasvc.rpc.client.RPCClient}, or a client its C{prepare} made: they
+    share their transport, clock and routes, not their C{retry}).
+
+    @ivar retry: how many times a request lost with its connection is sent
+        again: C{None} (or C{-1}) without limit, C{0} never.
+    @ivar missing_consumer_retry_timeout: how long, in B{seconds}, a request
+        that no queue takes waits for one.
+    @ivar _transport: where requests are published.
+    @ivar _clock: the C{IReactorTime} of the waits.
+    @ivar _routes: the L{Routes} requests wait in while no queue takes them.
+    """
+
+    retry: Optional[int]
+    missing_consumer_retry_timeout: float
+    _transport: ITransport
+    _routes: "Routes"
+
+    @property
+    def _clock(self) -> Any: ...
 
 
 class Sending:
@@ -48,7 +74,7 @@ class Sending:
                  "resends", "resend", "route")
     kind = "request"
 
-    def __init__(self, client: "RPCClient", method: str, exchange: Exchange, routing_key: str, body: bytes) -> None:
+    def __init__(self, client: Sender, method: str, exchange: Exchange, routing_key: str, body: bytes) -> None:
         self.client = client
         self.method = method
         self.exchange = exchange
@@ -97,7 +123,7 @@ class Sending:
                 self.unroutable_since = now
             self.unroutable_sends += 1
             if not self.expired(now):
-                client._route(self.exchange.name, self.routing_key).wait(self)
+                client._routes.route(self.exchange.name, self.routing_key, client._clock).wait(self)
                 return None
             self.stop()
             return Failure(self.unroutable_error(now))
@@ -147,6 +173,28 @@ class Sending:
             f"no server of its target consumes it")
 
 
+class Routes(Dict[Tuple[str, str], "Route"]):
+    """
+    The L{Route}s of a client (shared with the clients its C{prepare}
+    makes), by exchange and routing key; a route leaves once nothing waits
+    in it.
+    """
+
+    __slots__ = ()
+
+    def route(self, exchange: str, routing_key: str, clock: Any) -> "Route":
+        """
+        @param clock: the C{IReactorTime} of a new route's tries.
+        @return: the route of requests waiting for a queue on this exchange
+            and routing key, made when the first one comes back.
+        """
+        key = (exchange, routing_key)
+        route = self.get(key)
+        if route is None:
+            route = self[key] = Route(self, key, clock)
+        return route
+
+
 class Route:
     """
     The requests to one exchange and routing key that no queue took: every
@@ -159,10 +207,15 @@ class Route:
     @ivar probe: the request sent to try the route, or C{None}.
     """
 
-    def __init__(self, client: "RPCClient", key: Tuple[str, str]) -> None:
-        self._routes = client._routes
+    def __init__(self, routes: Routes, key: Tuple[str, str], clock: Any) -> None:
+        """
+        @param routes: where it is kept, and leaves from when idle.
+        @param key: its exchange and routing key.
+        @param clock: the C{IReactorTime} of its tries.
+        """
+        self._routes = routes
         self._key = key
-        self._clock = client._clock
+        self._clock = clock
         self.waiting: Dict[Sending, None] = {}
         self.probe: Optional[Sending] = None
         self._timer: Any = None

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rpc_client,tests.test_rpc_serializing -*-
+# -*- test-case-name: tests.test_rpc_client,tests.test_rpc_client_delivery,tests.test_rpc_serializing -*-
 """
 The RPC client: C{call} (request and reply) and C{cast} (one way, to one
 server of a topic, one host, or every server with fanout), as
@@ -20,14 +20,9 @@ ever, C{0} never, C{N} at most N times). Either way it is the same bytes
 again, with the same C{_unique_id}, so a server drops the copy it already
 ran. A call never waits past its timeout for any of this.
 
-Replies come back through one reply queue per transport, C{reply_<uuid hex>}
-with C{x-expires}, made on the first call and shared by every client of that
-transport (oslo-wire-protocol.md §3); a call's request is published once that
-queue's consumer is active, and consumed again when its transport was
-stopped and started. A reply is acknowledged as soon as it arrives and handed
-to the call waiting for its C{_msg_id}. A reply for which nobody waits any
-more (it came after the call timed out or was cancelled) is dropped with a
-DEBUG log, as oslo does. The timeouts of a client's calls (and of the
+Replies come back through one reply queue per transport, shared by every
+client of that transport, where each is matched to its call by C{_msg_id}
+(L{novasvc.rpc._reply_waiter}). The timeouts of a client's calls (and of the
 clients L{RPCClient.prepare} made from it) are watched by one timer
 (L{novasvc.rpc._deadlines}), not one per call.
 
@@ -46,27 +41,24 @@ the process.
 """
 
 import copy
-import weakref
-from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Collection, Dict, Mapping, Optional, Tuple, Union
 
 from twisted.internet import defer
-from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from novasvc._reactor import global_reactor_if_none
 from novasvc.context import CONTEXT_TYPES, RequestContext
-from novasvc.exceptions import DisconnectedError, TransportError
-from novasvc.interfaces import IConsumer, IDelivery, ITransport
+from novasvc.interfaces import ITransport
 from novasvc.rpc import _serializing, wire
 from novasvc.rpc._deadlines import Deadlines
-from novasvc.rpc._resend import RESEND_DELAY_MAX, UNROUTABLE_RETRY_INTERVAL, CastResend, Route, Sending
-from novasvc.rpc.errors import InvalidTarget, MalformedMessage, MessagingTimeout, RPCVersionCapError
+from novasvc.rpc._reply_waiter import PendingCall, reply_waiter
+from novasvc.rpc._resend import RESEND_DELAY_MAX, UNROUTABLE_RETRY_INTERVAL, CastResend, Routes
+from novasvc.rpc.errors import InvalidTarget, RPCVersionCapError
 from novasvc.rpc.target import Target, parse_version, version_is_compatible
-from novasvc.transport.topology import Exchange, Queue
+from novasvc.transport.topology import Exchange
 
 __all__ = ["RPCClient", "UNROUTABLE_RETRY_INTERVAL", "RESEND_DELAY_MAX"]
 
-_log = Logger()
 _UNSET: Any = object()
 _ContextLike = Union[RequestContext, Mapping[str, Any], None]
 
@@ -159,7 +151,7 @@ class RPCClient:
         self.version_cap = version_cap
         self.call_monitor_timeout = call_monitor_timeout
         # Shared with the clients prepare() makes.
-        self._routes: Dict[Tuple[str, str], Route] = {}
+        self._routes = Routes()
         # The calls' timeouts, one timer for them all (shared too).
         self._deadlines = Deadlines(clock)
         self.retry = retry
@@ -314,7 +306,7 @@ class RPCClient:
         @param kwargs: its keyword arguments (JSON values, or what
             L{novasvc.rpc.wire.dumps} converts).
         @return: a C{Deferred} firing with the method's result, or failing
-            with: L{MessagingTimeout} (no reply in time); the remote exception
+            with: L{novasvc.rpc.errors.MessagingTimeout} (no reply in time); the remote exception
             (see L{novasvc.rpc.wire.deserialize_failure}), e.g.
             L{novasvc.rpc.errors.RemoteError}; L{InvalidTarget} (no topic, or
             a fanout target); L{RPCVersionCapError}; C{TypeError} for
@@ -338,7 +330,7 @@ class RPCClient:
         if waiter is None:
             # The transport's, made on its first call; kept (it never
             # changes), as the clients prepare() makes keep it.
-            waiter = self._waiter = _reply_waiter(self._transport, self._ttl)
+            waiter = self._waiter = reply_waiter(self._transport, self._ttl)
         msg_id = wire.new_id()
         target = self.target
         exchange, key = self._address()
@@ -360,7 +352,7 @@ class RPCClient:
         except Exception:
             d = defer.fail()
         else:
-            d = _PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
+            d = PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
             if serializer is not None:
                 d.addCallback(_serializing.deserialize_result, serializer, ctxt)
         return d if span is None else tracing.follow(d, span)
@@ -431,17 +423,6 @@ class RPCClient:
         exchange = Exchange(exchange_name, exchange_type, durable=durable, auto_delete=auto_delete)
         return CastResend(self, method, exchange, routing_key, body).start(failure)
 
-    def _route(self, exchange: str, routing_key: str) -> Route:
-        """
-        @return: the L{Route} of requests waiting for a queue on this
-            exchange and routing key, made when the first one comes back.
-        """
-        key = (exchange, routing_key)
-        route = self._routes.get(key)
-        if route is None:
-            route = self._routes[key] = Route(self, key)
-        return route
-
 
 def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
     """
@@ -460,297 +441,3 @@ def _context_entries(ctxt: _ContextLike) -> Tuple[Mapping[str, Any], bool]:
     if to_dict is None:
         raise TypeError(f"the context must be a RequestContext, a dict or None, not {type(ctxt).__name__}")
     return to_dict(), False
-
-
-class _PendingCall(Sending):
-    """
-    One call waiting for its reply: its request, its Deferred, its timers
-    and what the timeout error names.
-    """
-
-    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "result")
-    kind = "call"
-
-    def __init__(self, client: RPCClient, waiter: "_ReplyWaiter", msg_id: str, method: str, timeout: float,
-                 exchange: Exchange, routing_key: str, body: bytes) -> None:
-        Sending.__init__(self, client, method, exchange, routing_key, body)
-        self.waiter = waiter
-        self.msg_id = msg_id
-        self.timeout = timeout
-        self.result: Any = None
-        self.monitor: Any = None
-        self.deferred: defer.Deferred = defer.Deferred(self._cancelled)
-        now = self.started = client._clock.seconds()
-        deadlines = client._deadlines
-        self.timer = deadlines.add(timeout, self._timed_out, now)
-        if client.call_monitor_timeout:
-            self.monitor = deadlines.add(client.call_monitor_timeout, self._monitor_timed_out, now)
-
-    def send(self) -> defer.Deferred:
-        """
-        Wait for replies and publish the request (once the reply queue is
-        consumed).
-
-        @return: the call's C{Deferred}.
-        """
-        self.waiter.pending[self.msg_id] = self
-        try:
-            self.waiter.publish_when_ready(self)
-        except Exception:
-            self.fail(Failure())
-        return self.deferred
-
-    def publish(self) -> None:
-        """
-        Publish the request, with the timeout as its expiration.
-        """
-        if self.deferred.called:
-            return
-        try:
-            d = self.client._transport.publish(self.exchange, self.routing_key, self.body,
-                                               expiration=max(1, int(self.timeout * 1000)), mandatory=True)
-        except Exception:
-            self.fail(Failure())
-            return
-        d.addErrback(self._publish_failed)
-
-    def send_again(self) -> None:
-        """
-        Publish the request again, with what is left of the timeout as its
-        expiration (only then: a first send keeps the message properties
-        every call with this timeout shares).
-        """
-        self.resend = None
-        if self.deferred.called:
-            return
-        remaining = self.timeout - (self.client._clock.seconds() - self.started)
-        try:
-            d = self.client._transport.publish(self.exchange, self.routing_key, self.body,
-                                               expiration=max(1, int(remaining * 1000)), mandatory=True)
-        except Exception:
-            self._publish_failed(Failure())
-            return
-        d.addCallbacks(self._sent_again, self._publish_failed)
-
-    def give_up(self, failure: Failure) -> None:
-        self.fail(failure)
-
-    def _sent_again(self, _: object) -> None:
-        self.sent_again()
-
-    def _publish_failed(self, failure: Failure) -> None:
-        if self.deferred.called:
-            return
-        final = self.after_failure(failure)
-        if final is not None:
-            self.fail(final)
-
-    def on_reply(self, reply: wire.Reply) -> None:
-        if reply.is_heartbeat:
-            monitor = self.monitor
-            if monitor is not None and monitor[1] is not None:
-                client = self.client
-                client._deadlines.cancel(monitor)
-                self.monitor = client._deadlines.add(client.call_monitor_timeout, self._monitor_timed_out,
-                                                     client._clock.seconds())
-            return
-        if reply.failure is not None:
-            self._done()
-            self.deferred.errback(wire.deserialize_failure(reply.failure, self.client.allowed_remote_exmods))
-            return
-        if reply.result is not None:
-            self.result = reply.result
-        if reply.ending:
-            self._done()
-            self.deferred.callback(self.result)
-
-    def fail(self, failure: Failure) -> None:
-        if not self.deferred.called:
-            self._done()
-            self.deferred.errback(failure)
-
-    def _done(self) -> None:
-        waiter = self.waiter
-        waiter.pending.pop(self.msg_id, None)
-        if waiter.unsent:
-            waiter.unsent.pop(self.msg_id, None)
-        if self.resend is not None or self.route is not None:
-            self.stop()
-        deadlines = self.client._deadlines
-        deadlines.cancel(self.timer)
-        if self.monitor is not None:
-            deadlines.cancel(self.monitor)
-
-    def _cancelled(self, _: defer.Deferred) -> None:
-        self._done()
-
-    def _timeout_error(self, why: str = "") -> MessagingTimeout:
-        target = self.client.target
-        fields = dict(topic=target.topic, server=target.server, method=self.method, msg_id=self.msg_id,
-                      elapsed=self.client._clock.seconds() - self.started)
-        message = f"{MessagingTimeout(**fields)}{why}" if why else None  # type: ignore[arg-type]
-        return MessagingTimeout(message, **fields)  # type: ignore[arg-type]
-
-    def _timed_out(self) -> None:
-        self._done()
-        if self.unroutable_since is not None:
-            # Still waiting for a queue: the server never had it.
-            self.deferred.errback(self.unroutable_error(self.client._clock.seconds()))
-            return
-        self.deferred.errback(self._timeout_error())
-
-    def _monitor_timed_out(self) -> None:
-        self._done()
-        why = f": no heartbeat within the call monitor timeout of {self.client.call_monitor_timeout} s"
-        self.deferred.errback(self._timeout_error(why))
-
-
-class _ReplyWaiter:
-    """
-    A transport's reply queue and the calls waiting on it.
-
-    @ivar pending: the calls waiting for a reply, by C{_msg_id}.
-    @ivar unsent: those of them whose request waits for the reply consumer
-        to be active.
-    """
-
-    def __init__(self, transport: ITransport, ttl: Optional[float]) -> None:
-        self.queue = Queue(f"reply_{wire.new_id()}",
-                           arguments={"x-expires": int(ttl * 1000)} if ttl else {}, renew_prefix="reply_")
-        self.pending: Dict[str, _PendingCall] = {}
-        self.unsent: Dict[str, _PendingCall] = {}
-        self._transport: Callable[[], Any] = weakref.ref(transport) if _weakrefable(transport) else _Strong(transport)
-        self._consumer: Optional[IConsumer] = None
-        self._active = False
-
-    def publish_when_ready(self, call: _PendingCall) -> None:
-        """
-        Publish C{call}'s request now if the reply consumer is active, else
-        once it is. The consumer is made on the first call, and made again
-        when the one there is cancelled (its transport was stopped): a
-        consumer with a true C{cancelled} attribute, as both of novasvc's
-        transports make, delivers nothing more.
-        """
-        consumer = self._consumer
-        if self._active:
-            if not getattr(consumer, "cancelled", False):
-                call.publish()
-                return
-            self._active = False
-            consumer = self._consumer = None
-        self.unsent[call.msg_id] = call
-        if consumer is None:
-            transport = self._transport()
-            consumer = self._consumer = transport.consume(self.queue, self._on_reply)  # type: ignore[union-attr]
-            if hasattr(consumer, "renamed"):
-                consumer.renamed = self._renamed
-            if hasattr(consumer, "stopped"):
-                consumer.stopped = lambda: self._stopped(consumer)
-            consumer.whenActive().addCallbacks(self._became_active, self._activation_failed,  # type: ignore[union-attr]
-                                               callbackArgs=(consumer,), errbackArgs=(consumer,))
-
-    def _became_active(self, _: object, consumer: IConsumer) -> None:
-        if consumer is not self._consumer:
-            return
-        self._active = True
-        unsent, self.unsent = self.unsent, {}
-        for call in unsent.values():
-            call.publish()
-
-    def _activation_failed(self, failure: Failure, consumer: IConsumer) -> None:
-        if consumer is not self._consumer:
-            return
-        self._consumer = None
-        unsent, self.unsent = self.unsent, {}
-        error = TransportError(f"cannot consume the reply queue {self.queue.name}: {failure.getErrorMessage()}")
-        for call in unsent.values():
-            call.fail(Failure(error))
-
-    def _stopped(self, consumer: IConsumer) -> None:
-        # The transport stopped (or the consumer was cancelled): no reply
-        # can come any more, so the calls waiting fail now, not at their
-        # timeout.
-        if consumer is not self._consumer:
-            return
-        self._consumer, self._active = None, False
-        transport = self._transport()
-        entry = _unhashable_waiters.get(id(transport))
-        if entry is not None and entry[1] is self:
-            # Kept by identity (see _reply_waiter): let the transport go.
-            del _unhashable_waiters[id(transport)]
-        calls = list(self.pending.values()) + [call for call in self.unsent.values()
-                                                if call.msg_id not in self.pending]
-        self.unsent = {}
-        error = DisconnectedError(f"the transport was stopped while waiting for the reply on {self.queue.name}; "
-                                  f"the request may or may not have run")
-        for call in calls:
-            call.fail(Failure(error))
-
-    def _renamed(self, old: str, new: str) -> None:
-        # The transport failed over to another broker host and consumes a
-        # new reply queue: the replies to the calls waiting now go to the
-        # old one, which nobody reads any more.
-        self.queue = Queue(new, arguments=self.queue.arguments, renew_prefix=self.queue.renew_prefix)
-        why = (f": its reply queue {old} was replaced by {new} when the connection failed over to another "
-               f"broker host; the request may or may not have run")
-        for call in list(self.pending.values()):
-            call.fail(Failure(call._timeout_error(why)))
-
-    def _on_reply(self, delivery: IDelivery) -> None:
-        try:
-            delivery.ack()
-            try:
-                reply = wire.decode_reply(delivery.body)
-            except MalformedMessage as e:
-                _log.warn("Dropping a malformed reply on {queue}: {reason}", queue=self.queue.name, reason=e.reason)
-                return
-            pending = self.pending.get(reply.msg_id)
-            if pending is None:
-                _log.debug("No call waiting for msg_id {msg_id}; reply dropped", msg_id=reply.msg_id)
-                return
-            pending.on_reply(reply)
-        except Exception:
-            _log.failure("Unexpected error handling a reply on {queue}", queue=self.queue.name, level=LogLevel.error)
-
-
-def _weakrefable(obj: object) -> bool:
-    try:
-        weakref.ref(obj)
-    except TypeError:
-        return False
-    return True
-
-
-_waiters: "weakref.WeakKeyDictionary[Any, _ReplyWaiter]" = weakref.WeakKeyDictionary()
-_unhashable_waiters: Dict[int, Tuple[Callable[[], Any], _ReplyWaiter]] = {}
-
-
-def _reply_waiter(transport: ITransport, ttl: Optional[float]) -> _ReplyWaiter:
-    """
-    The reply waiter of C{transport}, made on first use: one reply queue per
-    transport, as oslo.messaging's driver.
-    """
-    try:
-        waiter = _waiters.get(transport)
-        if waiter is None:
-            waiter = _waiters[transport] = _ReplyWaiter(transport, ttl)
-        return waiter
-    except TypeError:
-        # Not hashable or not weak-referenceable: keep it by identity,
-        # until the transport stops (_ReplyWaiter._stopped).
-        entry = _unhashable_waiters.get(id(transport))
-        if entry is None or entry[0]() is not transport:
-            entry = _unhashable_waiters[id(transport)] = (_Strong(transport), _ReplyWaiter(transport, ttl))
-        return entry[1]
-
-
-class _Strong:
-    """
-    A strong reference with C{weakref.ref}'s call interface.
-    """
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    def __call__(self) -> Any:
-        return self._value
