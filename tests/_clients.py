@@ -15,7 +15,7 @@ without being written twice::
 
 from typing import Optional, Type, TypeVar
 
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport.pika import AMQPTransport
 from novasvc.transport.txamqp import TxAMQPTransport
 
 __all__ = ["AMQPTransport", "TxAMQPTransport", "on_txamqp"]

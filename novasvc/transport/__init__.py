@@ -25,7 +25,7 @@ def get_transport(url: Union[str, TransportURL], *, reactor=None, client: str = 
     @param url: e.g. C{rabbit://guest:guest@localhost:5672/} or C{memory://}.
     @param reactor: the reactor (and clock) to use; the global one when C{None}.
     @param client: for an AMQP URL, the client library: C{"pika"}
-        (L{novasvc.transport.amqp.AMQPTransport}) or C{"txamqp"}
+        (L{novasvc.transport.pika.AMQPTransport}) or C{"txamqp"}
         (L{novasvc.transport.txamqp.TxAMQPTransport}, which needs
         C{pip install 'novasvc[txamqp]'}). Ignored for C{memory://}.
     @param options: passed to the AMQP transport (e.g. C{heartbeat}, C{tls}).
@@ -46,7 +46,7 @@ def get_transport(url: Union[str, TransportURL], *, reactor=None, client: str = 
         except ImportError as e:
             raise ConfigError(f"amqp_client txamqp needs txamqp ({e}): pip install 'novasvc[txamqp]'") from None
         return TxAMQPTransport(url, reactor=reactor, **options)
-    from novasvc.transport.amqp import AMQPTransport
+    from novasvc.transport.pika import AMQPTransport
 
     return AMQPTransport(url, reactor=reactor, **options)
 
