@@ -1,6 +1,6 @@
 """
 Tests for L{novasvc.transport.amqp} (what both RabbitMQ transports share),
-through L{novasvc.transport.pika.AMQPTransport} and its pika modules:
+through L{novasvc.transport.AMQPTransport} and its pika modules:
 the transport contract against the local RabbitMQ, each test in its own vhost
 (made with C{rabbitmqctl import_definitions}, deleted in the background at
 cleanup), then what only the AMQP
@@ -37,7 +37,7 @@ from novasvc.transport.amqp._consume import AMQPConsumer
 from novasvc.transport.amqp._frames import FrameReader, FrameWriter
 from novasvc.transport.amqp._link import DISCONNECT_GRACE
 from novasvc.transport.amqp._publish import Confirms, Publisher, message_properties
-from novasvc.transport.pika import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.pika import _internals as _pika_internals
 from novasvc.transport.pika._connect import AMQPProtocol, connection_parameters
 from novasvc.transport.pika._internals import _probe as _make_probe
@@ -254,7 +254,7 @@ def started(case: unittest.TestCase, url: TransportURL, transport_class: Any = A
             **options: Any) -> AMQPTransport:
     """
     @param transport_class: L{AMQPTransport} or another class taking the
-        same arguments (L{novasvc.transport.txamqp.TxAMQPTransport}).
+        same arguments (L{novasvc.transport.TxAMQPTransport}).
     @return: a started transport of that class, stopped at cleanup.
     """
     transport = transport_class(url, **options)

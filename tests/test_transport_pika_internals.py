@@ -26,7 +26,7 @@ from novasvc.transport.pika._internals import (
     connection_of,
     verdict,
 )
-from novasvc.transport.pika import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

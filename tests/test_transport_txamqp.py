@@ -25,7 +25,7 @@ from novasvc.transport.txamqp._codec import FrameReader, encode_method, frame, l
 from novasvc.transport.txamqp._channel import as_reason
 from novasvc.transport.txamqp._protocol import TxAMQPProtocol, client_properties
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
-from novasvc.transport.txamqp import TxAMQPTransport
+from novasvc.transport import TxAMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._services import poll
 
@@ -222,7 +222,7 @@ class ConstructionTests(unittest.SynchronousTestCase):
         from novasvc.db.memory import MemoryServiceStore
         from novasvc.examples.echo import EchoManager
         from novasvc.service import Service
-        from novasvc.transport.pika import AMQPTransport
+        from novasvc.transport import AMQPTransport
 
         clock = MemoryReactorClock()
         for overrides, expected in (({"amqp_client": "txamqp"}, TxAMQPTransport), ({}, AMQPTransport)):
@@ -239,7 +239,7 @@ class ConstructionTests(unittest.SynchronousTestCase):
         """
         from novasvc.api.tap import make_api_service
         from novasvc.config import load_config
-        from novasvc.transport.pika import AMQPTransport
+        from novasvc.transport import AMQPTransport
 
         clock = MemoryReactorClock()
         for overrides, expected in (({"amqp_client": "txamqp"}, TxAMQPTransport), ({}, AMQPTransport)):

@@ -1,20 +1,23 @@
 # -*- test-case-name: tests.test_transport_amqp,tests.test_transport_txamqp -*-
 """
 What the two RabbitMQ transports share, whatever AMQP client library speaks
-the protocol for them (pika for L{novasvc.transport.pika.AMQPTransport},
-txamqp for L{novasvc.transport.txamqp.TxAMQPTransport}): one connection kept
+the protocol for them (pika for L{novasvc.transport.AMQPTransport},
+txamqp for L{novasvc.transport.TxAMQPTransport}): one connection kept
 up by Twisted's L{ClientService} with one backoff policy
-(L{retry_policy}), the hosts of the URL walked round-robin, the sessions set
-up on every (re)connection, publishes made while disconnected held for at
-most C{publish_wait} seconds, the stop that waits for outstanding
-confirms, and the connection's metrics (every connection fully set up after
-the first one since L{BaseAMQPTransport.start} counts as a broker
-reconnection: L{novasvc.metrics.Recorder.broker_reconnect}).
+(L{novasvc.transport.amqp._connect.retry_policy}), the hosts of the URL
+walked round-robin, the sessions set up on every (re)connection
+(L{novasvc.transport.amqp._session}), publishes made while disconnected held
+for at most C{publish_wait} seconds (L{novasvc.transport.amqp._held}), the
+stop that waits for outstanding confirms, and the connection's metrics
+(every connection fully set up after the first one since
+L{BaseAMQPTransport.start} counts as a broker reconnection:
+L{novasvc.metrics.Recorder.broker_reconnect}).
 
 L{BaseAMQPTransport} does all that; a subclass says how its client library
-connects, shakes hands, opens a channel, a publisher and a consumer (the
-C{_client_*} methods). The channels, publishers and consumers it makes keep
-the interfaces of L{novasvc.transport.amqp._channel.Channel},
+connects, shakes hands, opens a channel, a publisher and a consumer
+(L{novasvc.transport.amqp._client.ClientLibrary}). The channels, publishers
+and consumers it makes keep the interfaces of
+L{novasvc.transport.amqp._channel.Channel},
 L{novasvc.transport.amqp._publish.Publisher} and
 L{novasvc.transport.amqp._consume.AMQPConsumer}.
 """
@@ -105,7 +108,8 @@ class BaseAMQPTransport(ClientLibrary):
             is dropped and the next host tried (a broker that stops
             answering later is caught by the liveness checks).
         @param retry_interval: first reconnect delay in B{seconds}; see
-            L{retry_policy} for it and the three next.
+            L{novasvc.transport.amqp._connect.retry_policy} for it and the
+            three next.
         @param retry_factor: each further delay is multiplied by this.
         @param retry_max: the longest delay in B{seconds}, before jitter.
         @param retry_jitter: up to this many B{seconds} of random jitter.

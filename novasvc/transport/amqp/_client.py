@@ -2,8 +2,8 @@
 """
 What a RabbitMQ transport asks of its AMQP client library (L{ClientLibrary}):
 the part of L{novasvc.transport.amqp._base.BaseAMQPTransport} that
-L{novasvc.transport.pika.AMQPTransport} and
-L{novasvc.transport.txamqp.TxAMQPTransport} each fill in.
+L{novasvc.transport.AMQPTransport} and
+L{novasvc.transport.TxAMQPTransport} each fill in.
 """
 
 from typing import Any, Callable

@@ -61,7 +61,7 @@ class ConsumerOwner(Protocol):
 @implementer(IConsumer)
 class AMQPConsumer:
     """
-    A subscription of L{novasvc.transport.pika.AMQPTransport}; see
+    A subscription of L{novasvc.transport.AMQPTransport}; see
     L{IConsumer}.
 
     @ivar queue: the L{Queue} consumed.

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transport_amqp,tests.test_transport_tls -*-
 """
-How L{novasvc.transport.pika.AMQPTransport} speaks AMQP through pika: pika
+How L{novasvc.transport.AMQPTransport} speaks AMQP through pika: pika
 connection parameters made from a L{TransportURL} (each host with its own
 credentials), and the protocol (pika's C{TwistedProtocolConnection}) that
 tells the transport when it connects and when it is lost. The endpoint it

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transport_pika_internals -*-
 """
-What L{novasvc.transport.pika.AMQPTransport} relies on in pika beyond its
+What L{novasvc.transport.AMQPTransport} relies on in pika beyond its
 documented API, and the one check, made once per process, that decides
 whether the transport may take its B{fast path}: write the frames of
 C{basic.publish} and C{basic.ack} itself and read those of C{basic.deliver}
@@ -93,7 +93,7 @@ def connection_of(protocol: Any) -> Any:
     @param protocol: a C{TwistedProtocolConnection}.
     @return: its C{_impl}.
     @raise TransportError: when it has none (a pika release that
-        L{novasvc.transport.pika.AMQPTransport} cannot use at all).
+        L{novasvc.transport.AMQPTransport} cannot use at all).
     """
     connection = getattr(protocol, "_impl", None)
     if not isinstance(connection, pika.connection.Connection):

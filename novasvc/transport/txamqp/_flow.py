@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transport_txamqp -*-
 """
-Publishing and consuming for L{novasvc.transport.txamqp.TxAMQPTransport}:
+Publishing and consuming for L{novasvc.transport.TxAMQPTransport}:
 the pika transport's L{Publisher} and L{ConsumerChannel} (exchange declares
 on the control channel, confirms and returns matched by L{Confirms}, the
 declare-bind-qos-consume sequence, ack batching, broker-side cancels) with
@@ -138,7 +138,7 @@ class TxConsumerChannel(ConsumerChannel):
 
 class TxAMQPConsumer(AMQPConsumer):
     """
-    A subscription of L{novasvc.transport.txamqp.TxAMQPTransport}; see
+    A subscription of L{novasvc.transport.TxAMQPTransport}; see
     L{novasvc.interfaces.IConsumer}.
     """
 

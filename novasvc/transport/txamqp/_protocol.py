@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transport_txamqp -*-
 """
-How L{novasvc.transport.txamqp.TxAMQPTransport} speaks to the broker:
+How L{novasvc.transport.TxAMQPTransport} speaks to the broker:
 txamqp's C{AMQClient} (handshake, channels, synchronous methods, heartbeats,
 dispatch of incoming methods to a delegate) with novasvc's frames
 (L{novasvc.transport.txamqp._codec}) and channels

@@ -2,7 +2,7 @@
 """
 L{TxAMQPTransport}: the L{ITransport} for RabbitMQ on txamqp, for those who
 choose txamqp (C{amqp_client: txamqp}; see L{novasvc.transport.get_transport})
-beside the default, pika's L{novasvc.transport.pika.AMQPTransport}.
+beside the default, pika's L{novasvc.transport.AMQPTransport}.
 
 It behaves as the pika transport does, and shares its code for all that is
 not the client library (L{novasvc.transport.amqp._base}): one connection
@@ -47,7 +47,7 @@ class TxAMQPTransport(BaseAMQPTransport):
     """
     An L{ITransport} talking to RabbitMQ (AMQP 0-9-1) through txamqp; see
     the module docstring, and L{BaseAMQPTransport.__init__} for its options
-    (the same as L{novasvc.transport.pika.AMQPTransport}'s).
+    (the same as L{novasvc.transport.AMQPTransport}'s).
     """
 
     client = "txamqp"
