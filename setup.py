@@ -28,12 +28,12 @@ setup(
         # The Alembic script directory (not a package): env.py, versions/.
         "novasvc.db": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
         # txamqp's machine description of AMQP 0-9-1 (amqp_client: txamqp).
-        "novasvc.transport": ["amqp0-9-1.xml"],
+        "novasvc.transport.txamqp": ["amqp0-9-1.xml"],
     },
     install_requires=[
         "Twisted>=23.8",
         # The releases the transport was verified with, fast path and public
-        # API (novasvc/transport/_pika_internals.py: PIN, checked at start-up).
+        # API (novasvc/transport/pika/_internals.py: PIN, checked at start-up).
         "pika>=1.3.0,!=1.4.0,<1.4.5",
         "SQLAlchemy>=2.0",
         "zope.interface>=6",

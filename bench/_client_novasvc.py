@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_bench -*-
 """
 The benchmark's novasvc client: L{novasvc.rpc.client.RPCClient} on an
-L{AMQPTransport} (or L{novasvc.transport.txamqp.TxAMQPTransport} with
+L{AMQPTransport} (or L{novasvc.transport.TxAMQPTransport} with
 C{amqp_client} C{txamqp}), sending C{echo(value)} with a Nova-style
 L{RequestContext} (user, project, request id, roles) to the topic.
 

@@ -2,7 +2,7 @@
 """
 The benchmark's novasvc server: a whole L{novasvc.service.Service} (memory
 service store, L{AMQPTransport} or, with C{amqp_client} C{txamqp},
-L{novasvc.transport.txamqp.TxAMQPTransport}, periodic tasks and report_state on, every
+L{novasvc.transport.TxAMQPTransport}, periodic tasks and report_state on, every
 RPC feature at its default: oslo envelope, request context, de-duplication,
 the dispatcher with its version and access checks, late acks, publisher
 confirms on replies) hosting L{novasvc.examples.echo.EchoManager}, whose

@@ -28,8 +28,8 @@ from twisted.internet.task import Clock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from novasvc.transport._amqp_connect import AMQPProtocol  # noqa: E402
-from novasvc.transport._amqp_publish import message_properties  # noqa: E402
+from novasvc.transport.pika._connect import AMQPProtocol  # noqa: E402
+from novasvc.transport.amqp._publish import message_properties  # noqa: E402
 
 
 class _Sink:

@@ -96,8 +96,8 @@ class Setup(NamedTuple):
 
 #: key -> its L{Setup}, for the systems that are not simply their own
 #: scripts: novasvc with pika's fast path forced on, with the public API
-#: (C{NOVASVC_PIKA_FAST_PATH=0}; see novasvc/transport/_pika_internals.py),
-#: on txamqp (C{amqp_client: txamqp}; see novasvc/transport/txamqp.py), and
+#: (C{NOVASVC_PIKA_FAST_PATH=0}; see novasvc/transport/pika/_internals.py),
+#: on txamqp (C{amqp_client: txamqp}; see novasvc/transport/txamqp/_transport.py), and
 #: with 2 workers (the fast path on).
 CHILDREN: Dict[str, Setup] = {
     "novasvc": Setup("novasvc", {"NOVASVC_PIKA_FAST_PATH": "1"}),

@@ -7,8 +7,8 @@ Every interface here has an in-memory twin shipped with novasvc and one
 contract test suite that runs against the twin and the real implementation:
 
   - L{ITransport}: L{novasvc.transport.memory.MemoryTransport},
-    L{novasvc.transport.amqp.AMQPTransport} (RabbitMQ through pika) and
-    L{novasvc.transport.txamqp.TxAMQPTransport} (RabbitMQ through txamqp).
+    L{novasvc.transport.AMQPTransport} (RabbitMQ through pika) and
+    L{novasvc.transport.TxAMQPTransport} (RabbitMQ through txamqp).
   - L{IServiceStore}: L{novasvc.db.memory.MemoryServiceStore} and
     L{novasvc.db.store.SQLServiceStore} (SQLAlchemy).
   - L{IDatabaseAPI}: L{novasvc.db.api.Database} on SQLite in memory and on

@@ -15,8 +15,8 @@ without being written twice::
 
 from typing import Optional, Type, TypeVar
 
-from novasvc.transport.amqp import AMQPTransport
-from novasvc.transport.txamqp import TxAMQPTransport
+from novasvc.transport import AMQPTransport
+from novasvc.transport import TxAMQPTransport
 
 __all__ = ["AMQPTransport", "TxAMQPTransport", "on_txamqp"]
 

@@ -617,7 +617,7 @@ class RabbitMQTests(TestCase):
         result, a cast runs, an unknown method is 404 and a topic nobody
         consumes is 503.
         """
-        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport import AMQPTransport
         from tests._services import poll
         from tests.test_transport_amqp import make_vhost, rabbit_url
 
@@ -655,7 +655,7 @@ class RabbitMQTests(TestCase):
         with virtual hosts).
         """
         from novasvc.rpc.client import RPCClient
-        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport import AMQPTransport
         from tests.test_transport_amqp import make_vhost, rabbit_url
 
         vhost = yield make_vhost(self)

@@ -28,7 +28,7 @@ from novasvc.exceptions import ConfigError, LifecycleError
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.service import Service
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from tests._api import capture_log, start_api
 from tests._services import poll

@@ -418,7 +418,7 @@ class MakeServiceTests(unittest.SynchronousTestCase):
                              timeout=60, cwd=os.path.dirname(HERE)).stdout
         modules = set(json.loads(out))
         heavy = {"novasvc.api.app", "novasvc.api.site", "novasvc.api.service", "novasvc.api.context",
-                 "twisted.web.server", "klein", "novasvc.db.store", "novasvc.transport.amqp",
+                 "twisted.web.server", "klein", "novasvc.db.store", "novasvc.transport.pika._transport",
                  "sqlalchemy", "pika", "novasvc.rpc.client"}
         self.assertEqual(heavy & modules, set())
         self.assertIn("novasvc.api.workers", modules)

@@ -24,7 +24,7 @@ from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from tests._services import poll, require_service
 from tests.test_transport_amqp import make_vhost, rabbit_url
 

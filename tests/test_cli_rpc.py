@@ -1219,7 +1219,7 @@ class ListenProcessTests(TestCase):
 
         from novasvc.context import RequestContext
         from novasvc.notify import Notifier
-        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport import AMQPTransport
         from novasvc.transport.url import TransportURL
         from tests._services import poll
         from tests.test_transport_amqp import Admin

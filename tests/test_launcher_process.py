@@ -14,7 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
 from tests._services import free_port, poll, require_service

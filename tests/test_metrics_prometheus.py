@@ -25,7 +25,7 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from tests._services import poll
 from tests.test_transport_amqp import FAST, make_vhost, rabbit_url, rabbitmqctl
 

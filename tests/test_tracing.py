@@ -682,7 +682,7 @@ class RabbitMQTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport import AMQPTransport
         from tests.test_transport_amqp import make_vhost, rabbit_url
 
         vhost = yield make_vhost(self)

@@ -1,5 +1,6 @@
 """
-Tests for L{novasvc.transport.amqp} (and its private C{_amqp_*} modules):
+Tests for L{novasvc.transport.amqp} (what both RabbitMQ transports share),
+through L{novasvc.transport.AMQPTransport} and its pika modules:
 the transport contract against the local RabbitMQ, each test in its own vhost
 (made with C{rabbitmqctl import_definitions}, deleted in the background at
 cleanup), then what only the AMQP
@@ -31,18 +32,15 @@ from novasvc.interfaces import ITransport
 from novasvc.log import LogControl
 from novasvc.metrics import Recorder
 from novasvc.transport import get_transport
-from novasvc.transport import _pika_internals
-from novasvc.transport._amqp_connect import (
-    AMQPProtocol,
-    RoundRobinEndpoint,
-    connection_parameters,
-    default_connection_name,
-)
-from novasvc.transport._amqp_frames import FrameReader, FrameWriter
-from novasvc.transport._amqp_link import DISCONNECT_GRACE
-from novasvc.transport._pika_internals import _probe as _make_probe
-from novasvc.transport._amqp_publish import Confirms, Publisher, message_properties
-from novasvc.transport.amqp import AMQPConsumer, AMQPTransport
+from novasvc.transport.amqp._connect import RoundRobinEndpoint, default_connection_name
+from novasvc.transport.amqp._consume import AMQPConsumer
+from novasvc.transport.amqp._frames import FrameReader, FrameWriter
+from novasvc.transport.amqp._link import DISCONNECT_GRACE
+from novasvc.transport.amqp._publish import Confirms, Publisher, message_properties
+from novasvc.transport import AMQPTransport
+from novasvc.transport.pika import _internals as _pika_internals
+from novasvc.transport.pika._connect import AMQPProtocol, connection_parameters
+from novasvc.transport.pika._internals import _probe as _make_probe
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
 from tests._services import in_ci, poll, require_service
@@ -257,7 +255,7 @@ def started(case: unittest.TestCase, url: TransportURL, transport_class: Any = A
             **options: Any) -> AMQPTransport:
     """
     @param transport_class: L{AMQPTransport} or another class taking the
-        same arguments (L{novasvc.transport.txamqp.TxAMQPTransport}).
+        same arguments (L{novasvc.transport.TxAMQPTransport}).
     @return: a started transport of that class, stopped at cleanup.
     """
     transport = transport_class(url, **options)
@@ -686,7 +684,7 @@ class _PikaCalls:
 class PikaPathTests(unittest.TestCase):
     """
     The fast path (frames written by novasvc) or pika's public API, as
-    L{novasvc.transport._pika_internals} decides, against the broker.
+    L{novasvc.transport.pika._internals} decides, against the broker.
     """
 
     timeout = 30

@@ -26,7 +26,7 @@ from twisted.trial import unittest
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.topology import QuorumQueues
 from novasvc.transport.url import TransportURL
 from tests._rabbitmq_cluster import RabbitMQCluster, start_cluster

@@ -1,5 +1,5 @@
 """
-Tests for L{novasvc.transport._pika_internals}: the check deciding between
+Tests for L{novasvc.transport.pika._internals}: the check deciding between
 the fast path and pika's public API, and what the transport makes of it
 (what the path changes on a real broker is in L{tests.test_transport_amqp}).
 """
@@ -15,9 +15,9 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from novasvc.exceptions import TransportError
-from novasvc.transport import _pika_internals
-from novasvc.transport._amqp_frames import FrameReader, FrameWriter
-from novasvc.transport._pika_internals import (
+from novasvc.transport.pika import _internals as _pika_internals
+from novasvc.transport.amqp._frames import FrameReader, FrameWriter
+from novasvc.transport.pika._internals import (
     ENVIRONMENT_VARIABLE,
     PIN,
     Verdict,
@@ -26,7 +26,7 @@ from novasvc.transport._pika_internals import (
     connection_of,
     verdict,
 )
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

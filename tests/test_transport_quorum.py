@@ -27,7 +27,7 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import server_queues
 from novasvc.rpc.target import Target
 from novasvc.service import Service
-from novasvc.transport.amqp import AMQPTransport
+from novasvc.transport import AMQPTransport
 from novasvc.transport.memory import MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, QuorumQueues, topic_queue
 from novasvc.transport.url import TransportURL

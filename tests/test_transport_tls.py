@@ -1,6 +1,6 @@
 """
 Tests for TLS to the broker and per-host credentials in
-L{novasvc.transport.amqp} and L{novasvc.transport._amqp_connect}: the
+L{novasvc.transport.amqp._connect} and L{novasvc.transport.pika._connect}: the
 certificate files are read once and refused clearly, every connection of a
 TLS transport is wrapped in TLS, each host logs in with its own credentials,
 and a TLS failure is described as one.
@@ -25,7 +25,8 @@ from novasvc.config import Config
 from novasvc.exceptions import ConfigError, TransportError
 from novasvc.testing.deliveries import Collector
 from novasvc.transport import get_transport
-from novasvc.transport._amqp_connect import AMQPProtocol, RoundRobinEndpoint, client_tls
+from novasvc.transport.amqp._connect import RoundRobinEndpoint, client_tls
+from novasvc.transport.pika._connect import AMQPProtocol
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
 from tests._clients import AMQPTransport, on_txamqp

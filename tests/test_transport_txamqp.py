@@ -1,5 +1,5 @@
 """
-Tests for L{novasvc.transport.txamqp} (and its private C{_txamqp_*}
+Tests for L{novasvc.transport.txamqp} (and its private
 modules): the transport contract against the local RabbitMQ, the broker
 tests and the backoff tests of the pika transport run again on
 L{TxAMQPTransport} (each in its own vhost), a reconnection after the broker
@@ -22,11 +22,11 @@ from novasvc.interfaces import ITransport
 from novasvc.testing.deliveries import Collector, capture_log_texts
 from novasvc.testing.transport_contract import make_transport_contract_tests
 from novasvc.transport import get_transport
-from novasvc.transport._txamqp_codec import FrameReader, encode_method, frame, load_spec
-from novasvc.transport._txamqp_channel import as_reason
-from novasvc.transport._txamqp_protocol import TxAMQPProtocol, client_properties
+from novasvc.transport.txamqp._codec import FrameReader, encode_method, frame, load_spec
+from novasvc.transport.txamqp._channel import as_reason
+from novasvc.transport.txamqp._protocol import TxAMQPProtocol, client_properties
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
-from novasvc.transport.txamqp import TxAMQPTransport
+from novasvc.transport import TxAMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._services import poll
 
@@ -223,7 +223,7 @@ class ConstructionTests(unittest.SynchronousTestCase):
         from novasvc.db.memory import MemoryServiceStore
         from novasvc.examples.echo import EchoManager
         from novasvc.service import Service
-        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport import AMQPTransport
 
         clock = MemoryReactorClock()
         for overrides, expected in (({"amqp_client": "txamqp"}, TxAMQPTransport), ({}, AMQPTransport)):
@@ -240,7 +240,7 @@ class ConstructionTests(unittest.SynchronousTestCase):
         """
         from novasvc.api.standalone import make_api_service
         from novasvc.config import load_config
-        from novasvc.transport.amqp import AMQPTransport
+        from novasvc.transport import AMQPTransport
 
         clock = MemoryReactorClock()
         for overrides, expected in (({"amqp_client": "txamqp"}, TxAMQPTransport), ({}, AMQPTransport)):

@@ -1,6 +1,6 @@
 """
 Tests for novasvc's AMQP 0-9-1 machine description (C{amqp0-9-1.xml}) and
-the frame codec of L{novasvc.transport._txamqp_codec}, checked against
+the frame codec of L{novasvc.transport.txamqp._codec}, checked against
 pika's own: class and method ids and names, which methods are synchronous
 and which carry content, the order, names and types of every field (by
 encoding the same values with both and comparing the bytes), the message
@@ -16,7 +16,7 @@ from pika import data as pika_data
 from pika import spec as pika_spec
 from twisted.trial import unittest
 
-from novasvc.transport._txamqp_codec import (
+from novasvc.transport.txamqp._codec import (
     FrameReader,
     ProtocolError,
     content_frames,
@@ -234,7 +234,7 @@ class FieldTableTests(unittest.SynchronousTestCase):
 
 class FrameTests(unittest.SynchronousTestCase):
     """
-    Frames made and read by L{novasvc.transport._txamqp_codec}.
+    Frames made and read by L{novasvc.transport.txamqp._codec}.
     """
 
     def test_content_frames_split_at_frame_max(self) -> None:

@@ -9,7 +9,7 @@ outcome.
 L{Recorder} holds them as plain Python counters, cheap enough for the
 per-message path (a few dictionary and list operations per request). Every
 instrumented object (L{novasvc.rpc.server.RPCServer},
-L{novasvc.transport.amqp.AMQPTransport},
+L{novasvc.transport.AMQPTransport},
 L{novasvc.servicegroup.ReportStateService}, the periodic runner
 L{novasvc.periodic.PeriodicTasks}, L{novasvc.notify.Notifier}, the
 notification listeners of L{novasvc.notify.listener}) writes to the

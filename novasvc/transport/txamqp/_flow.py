@@ -1,13 +1,13 @@
 # -*- test-case-name: tests.test_transport_txamqp -*-
 """
-Publishing and consuming for L{novasvc.transport.txamqp.TxAMQPTransport}:
+Publishing and consuming for L{novasvc.transport.TxAMQPTransport}:
 the pika transport's L{Publisher} and L{ConsumerChannel} (exchange declares
 on the control channel, confirms and returns matched by L{Confirms}, the
 declare-bind-qos-consume sequence, ack batching, broker-side cancels) with
 txamqp's channels under them.
 
 On the hot path (C{basic.publish} with its content, C{basic.ack}) the frames
-are written in one piece (L{novasvc.transport._txamqp_codec}); txamqp's own
+are written in one piece (L{novasvc.transport.txamqp._codec}); txamqp's own
 C{basic_publish} writes a frame at a time through a C{Deferred} chain per
 message.
 """
@@ -17,11 +17,12 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from twisted.internet import defer
 
-from novasvc.transport._amqp_consume import AMQPConsumer, ConsumerChannel
-from novasvc.transport._amqp_publish import Publisher, SharedProperties
-from novasvc.transport._txamqp_codec import FRAME_METHOD, content_frames, encode_method, frame
-from novasvc.transport._txamqp_channel import TxChannel
-from novasvc.transport._txamqp_protocol import TxAMQPProtocol
+from novasvc.transport.amqp._consume import AMQPConsumer
+from novasvc.transport.amqp._consumer_channel import ConsumerChannel
+from novasvc.transport.amqp._publish import Publisher, SharedProperties
+from novasvc.transport.txamqp._codec import FRAME_METHOD, content_frames, encode_method, frame
+from novasvc.transport.txamqp._channel import TxChannel
+from novasvc.transport.txamqp._protocol import TxAMQPProtocol
 from novasvc.transport.topology import Queue
 
 _METHODS_MAX = 1024
@@ -45,7 +46,7 @@ class TxPublisher(Publisher):
         Open a channel on C{protocol} and turn on publisher confirms.
 
         @return: a C{Deferred} firing with the L{TxPublisher}, or failing with
-            L{novasvc.transport._amqp_channel.ChannelError}.
+            L{novasvc.transport.amqp._channel.ChannelError}.
         """
         def confirm(channel: TxChannel) -> defer.Deferred:
             publisher = cls(channel, control, on_close)  # type: ignore[arg-type]
@@ -137,7 +138,7 @@ class TxConsumerChannel(ConsumerChannel):
 
 class TxAMQPConsumer(AMQPConsumer):
     """
-    A subscription of L{novasvc.transport.txamqp.TxAMQPTransport}; see
+    A subscription of L{novasvc.transport.TxAMQPTransport}; see
     L{novasvc.interfaces.IConsumer}.
     """
 

@@ -1,6 +1,6 @@
 """
-Tests for L{novasvc.transport._liveness} (a hung broker told from a busy
-one) and L{novasvc.transport._amqp_setup} (set-up steps that say when they
+Tests for L{novasvc.transport.amqp._liveness} (a hung broker told from a busy
+one) and L{novasvc.transport.amqp._setup} (set-up steps that say when they
 wait), on a L{task.Clock}.
 """
 
@@ -10,8 +10,8 @@ from twisted.internet import defer, task
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
-from novasvc.transport._amqp_setup import SetupSteps, watch_liveness
-from novasvc.transport._liveness import Liveness, LivenessPolicy
+from novasvc.transport.amqp._setup import SetupSteps, watch_liveness
+from novasvc.transport.amqp._liveness import Liveness, LivenessPolicy
 
 
 class _Connection:

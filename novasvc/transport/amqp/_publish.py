@@ -23,8 +23,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from novasvc.exceptions import DisconnectedError, TransportError, UnroutableError
-from novasvc.transport._amqp_channel import Channel, describe, open_channel
-from novasvc.transport._amqp_frames import FrameReader, FrameWriter
+from novasvc.transport.amqp._channel import Channel, describe, open_channel
+from novasvc.transport.amqp._frames import FrameReader, FrameWriter
 from novasvc.transport.topology import Exchange
 
 _log = Logger()
@@ -254,11 +254,11 @@ class Publisher:
             closes.
         @param frame_writer: gives the L{FrameWriter} for a pika channel, or
             C{None} to publish with pika's C{basic_publish} (see
-            L{novasvc.transport._amqp_connect.AMQPProtocol.frame_writer}).
+            L{novasvc.transport.pika._connect.AMQPProtocol.frame_writer}).
         @param frame_reader: the connection's L{FrameReader} on the fast
             path: the channel's confirms are read there.
         @return: a C{Deferred} firing with the L{Publisher}, or failing with
-            L{novasvc.transport._amqp_channel.ChannelError}.
+            L{novasvc.transport.amqp._channel.ChannelError}.
         """
         publisher: List[Publisher] = []
 

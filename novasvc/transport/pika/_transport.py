@@ -5,11 +5,11 @@ L{AMQPTransport}: the L{ITransport} for RabbitMQ, on pika's Twisted adapter.
 One AMQP connection per transport, kept up by Twisted's own
 L{twisted.application.internet.ClientService} with
 L{twisted.application.internet.backoffPolicy} (what both RabbitMQ transports
-share is in L{novasvc.transport._amqp_base}): a broker that is absent at
+share is in L{novasvc.transport.amqp._base}): a broker that is absent at
 start or lost later is logged (WARNING, URL with the password hidden) and
 retried, round-robin over the URL's hosts, each with its own credentials,
 and over TLS when the URL or the configuration asks for it (never plain TCP
-then; see L{novasvc.transport._amqp_connect}). On every (re)connection the
+then; see L{novasvc.transport.amqp._connect}). On every (re)connection the
 transport opens
 
   - a B{publish channel} in publisher-confirm mode: every C{publish()}
@@ -25,7 +25,7 @@ transport opens
 Deliveries reach C{on_message} through a plain callback on pika's channel;
 acks made while a batch of incoming frames is handled go out as one
 C{basic.ack} with C{multiple} when that is safe (see
-L{novasvc.transport._amqp_consume}). A delivery settled after its channel is
+L{novasvc.transport.amqp._consumer_channel}). A delivery settled after its channel is
 gone (reconnection) is ignored: the broker has requeued it.
 
 Publishing while not connected: the publish waits for the connection for at
@@ -44,11 +44,11 @@ of C{TwistedProtocolConnection}; on the B{fast path}, the frames of
 C{basic.publish} and C{basic.ack} written directly) and the check that
 decides, once per process, between the fast path and pika's public
 C{basic_publish}/C{basic_ack} (C{NOVASVC_PIKA_FAST_PATH=0} forces the
-latter): see L{novasvc.transport._pika_internals}.
+latter): see L{novasvc.transport.pika._internals}.
 
 Metrics (L{novasvc.metrics}): every connection fully set up after the first
 one since L{AMQPTransport.start} counts as a broker reconnection (in
-L{novasvc.transport._amqp_base}, for both clients).
+L{novasvc.transport.amqp._base}, for both clients).
 """
 
 from typing import Any, Callable
@@ -58,16 +58,17 @@ from zope.interface import implementer
 
 from novasvc.exceptions import TransportError
 from novasvc.interfaces import IDelivery, ITransport
-from novasvc.transport._amqp_base import BaseAMQPTransport, Session
-from novasvc.transport._amqp_channel import open_channel
-from novasvc.transport._amqp_connect import AMQPProtocol, AMQPProtocolFactory, RoundRobinEndpoint, connection_parameters
-from novasvc.transport._amqp_consume import AMQPConsumer, AMQPDelivery
-from novasvc.transport._amqp_publish import Publisher
-from novasvc.transport._pika_internals import verdict
+from novasvc.transport.amqp._base import BaseAMQPTransport, Session
+from novasvc.transport.amqp._channel import open_channel
+from novasvc.transport.amqp._connect import RoundRobinEndpoint
+from novasvc.transport.pika._connect import AMQPProtocol, AMQPProtocolFactory, connection_parameters
+from novasvc.transport.amqp._consume import AMQPConsumer
+from novasvc.transport.amqp._publish import Publisher
+from novasvc.transport.pika._internals import verdict
 from novasvc.transport.topology import Queue
 from novasvc.transport.url import TransportURL
 
-__all__ = ["AMQPTransport", "AMQPConsumer", "AMQPDelivery"]
+__all__ = ["AMQPTransport"]
 
 
 @implementer(ITransport)
@@ -81,7 +82,7 @@ class AMQPTransport(BaseAMQPTransport):
     @ivar fast_path: C{True} when this process writes the frames of
         C{basic.publish} and C{basic.ack} itself, C{False} when it uses
         pika's C{basic_publish} and C{basic_ack} (see
-        L{novasvc.transport._pika_internals}); said in the log line of each
+        L{novasvc.transport.pika._internals}); said in the log line of each
         connection.
     """
 
@@ -92,7 +93,7 @@ class AMQPTransport(BaseAMQPTransport):
         @param url: see L{BaseAMQPTransport.__init__}, as the C{options}.
         @raise ConfigError: see L{BaseAMQPTransport.__init__}.
         @raise TransportError: for a pika release the transport cannot use
-            at all (see L{novasvc.transport._pika_internals.connection_of}).
+            at all (see L{novasvc.transport.pika._internals.connection_of}).
         """
         super().__init__(url, **options)
         self._pika = verdict()

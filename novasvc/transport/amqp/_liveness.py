@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transport_liveness -*-
+# -*- test-case-name: tests.test_transport_amqp_liveness -*-
 """
 Telling a hung broker from a busy one, for both RabbitMQ transports.
 

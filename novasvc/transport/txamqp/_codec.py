@@ -61,7 +61,7 @@ def load_spec() -> Any:
     """
     @return: txamqp's C{Spec} of novasvc's C{amqp0-9-1.xml}, loaded once.
     """
-    data = resources.files("novasvc.transport").joinpath(SPEC_FILE).read_bytes()
+    data = resources.files("novasvc.transport.txamqp").joinpath(SPEC_FILE).read_bytes()
     return txamqp_spec.load_string(data, specfilename=SPEC_FILE)
 
 

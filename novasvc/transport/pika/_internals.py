@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.test_transport_pika_internals -*-
 """
-What L{novasvc.transport.amqp.AMQPTransport} relies on in pika beyond its
+What L{novasvc.transport.AMQPTransport} relies on in pika beyond its
 documented API, and the one check, made once per process, that decides
 whether the transport may take its B{fast path}: write the frames of
 C{basic.publish} and C{basic.ack} itself and read those of C{basic.deliver}
-and of publisher confirms itself (L{novasvc.transport._amqp_frames}), or
+and of publisher confirms itself (L{novasvc.transport.amqp._frames}), or
 use pika's C{basic_publish}, C{basic_ack} and its decoding of every frame
 (the B{public path}).
 
@@ -20,7 +20,7 @@ What is used, and why:
     callback on channel 0 for C{connection.close} keeps the broker's reason
     (e.g. C{403 ACCESS_REFUSED}), which pika's Twisted adapter replaces with
     Twisted's C{ConnectionDone}. Both paths use it when it is there (see
-    L{novasvc.transport._amqp_connect.AMQPProtocol}).
+    L{novasvc.transport.pika._connect.AMQPProtocol}).
   - the fast path: frames written to the Twisted transport (public Twisted
     API) next to pika's, counted in pika's public C{bytes_sent} and
     C{frames_sent}, split at the negotiated C{params.frame_max}. What it
@@ -41,7 +41,7 @@ C{Connection._adapter_emit_data} (the Twisted transport's C{write}),
 C{Connection._body_max_length} (C{params.frame_max} less the 8 bytes of frame
 head and end), and the override of C{Connection._adapter_disconnect_stream}
 (a guard on the Twisted transport, see
-L{novasvc.transport._amqp_connect.GuardedTransport}).
+L{novasvc.transport.pika._connect.GuardedTransport}).
 
 The fast path is off, for the whole process, when
 C{NOVASVC_PIKA_FAST_PATH=0} (L{ENVIRONMENT_VARIABLE}), when pika's version is
@@ -61,7 +61,7 @@ from twisted.logger import Logger
 
 from novasvc.exceptions import TransportError
 from novasvc._text import clip
-from novasvc.transport._amqp_frames import FrameReader, FrameWriter
+from novasvc.transport.amqp._frames import FrameReader, FrameWriter
 
 _log = Logger()
 
@@ -93,7 +93,7 @@ def connection_of(protocol: Any) -> Any:
     @param protocol: a C{TwistedProtocolConnection}.
     @return: its C{_impl}.
     @raise TransportError: when it has none (a pika release that
-        L{novasvc.transport.amqp.AMQPTransport} cannot use at all).
+        L{novasvc.transport.AMQPTransport} cannot use at all).
     """
     connection = getattr(protocol, "_impl", None)
     if not isinstance(connection, pika.connection.Connection):
@@ -235,7 +235,7 @@ def _compare_frames() -> Optional[str]:
         make for a message over several frames and for two acks, else what
         differs.
     """
-    from novasvc.transport._amqp_publish import message_properties
+    from novasvc.transport.amqp._publish import message_properties
 
     # The properties the transport sends, encoded once by the publisher
     # (message_properties) and here again by pika from scratch.

@@ -1,15 +1,15 @@
 # -*- test-case-name: tests.test_transport_txamqp -*-
 """
 One txamqp channel behind the channel surface both RabbitMQ transports use
-(L{novasvc.transport._amqp_channel.Channel}): C{call()} with pika's method
+(L{novasvc.transport.amqp._channel.Channel}): C{call()} with pika's method
 and argument names, C{send()} for the methods without a reply, C{close()},
 C{add_on_close()}.
 
 Why a channel or the connection closed is told with pika's exception
 classes, used as plain values (C{ChannelClosedByBroker(406, "...")},
 C{ConnectionClosedByBroker(320, "...")}, C{ChannelClosedByClient}), so that
-what the two transports share (L{novasvc.transport._amqp_channel.describe},
-L{novasvc.transport._amqp_channel.ChannelError}, the consumer's retry rule)
+what the two transports share (L{novasvc.transport.amqp._channel.describe},
+L{novasvc.transport.amqp._channel.ChannelError}, the consumer's retry rule)
 reads them alike.
 """
 
@@ -23,8 +23,8 @@ from txamqp.message import Message
 from txamqp.protocol import AMQChannel
 
 from novasvc.exceptions import TransportError
-from novasvc.transport._amqp_channel import Channel, ChannelError, describe
-from novasvc.transport._txamqp_codec import FRAME_METHOD, encode_method, frame
+from novasvc.transport.amqp._channel import Channel, ChannelError, describe
+from novasvc.transport.txamqp._codec import FRAME_METHOD, encode_method, frame
 
 #: Arguments whose pika name differs from txamqp's.
 _ARGUMENT_NAMES = {"exchange_type": "type"}
@@ -80,7 +80,7 @@ class TxChannel(Channel):
     One txamqp channel, with the common channel surface.
 
     @ivar raw: txamqp's channel (a L{RawChannel}).
-    @ivar protocol: the L{novasvc.transport._txamqp_protocol.TxAMQPProtocol}.
+    @ivar protocol: the L{novasvc.transport.txamqp._protocol.TxAMQPProtocol}.
     @ivar number: the channel number.
     @ivar handler: what gets the channel's incoming methods
         (C{handle_deliver(message)}, C{handle_return(message)},

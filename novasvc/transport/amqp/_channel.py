@@ -7,7 +7,7 @@ pika's own L{pika.adapters.twisted_connection.TwistedChannel} does the same
 but also routes deliveries through a C{DeferredQueue} and logs through the
 standard library for consumer tags it did not create; novasvc drives the
 underlying L{pika.channel.Channel} directly (deliveries through a plain
-callback, confirms counted by L{novasvc.transport._amqp_publish}), so this
+callback, confirms counted by L{novasvc.transport.amqp._publish}), so this
 small wrapper keeps only what novasvc needs: every pending call fails with
 L{novasvc.exceptions.TransportError} when the channel closes, whatever the
 reason (broker channel error, connection lost, client close).

@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.test_transport_txamqp -*-
 """
-How L{novasvc.transport.txamqp.TxAMQPTransport} speaks to the broker:
+How L{novasvc.transport.TxAMQPTransport} speaks to the broker:
 txamqp's C{AMQClient} (handshake, channels, synchronous methods, heartbeats,
 dispatch of incoming methods to a delegate) with novasvc's frames
-(L{novasvc.transport._txamqp_codec}) and channels
-(L{novasvc.transport._txamqp_channel}).
+(L{novasvc.transport.txamqp._codec}) and channels
+(L{novasvc.transport.txamqp._channel}).
 
 txamqp internals used (0.8): C{AMQClient.channels}, C{channelFactory},
 C{channelClass}, C{started}, C{closed}, C{heartbeatInterval},
@@ -24,10 +24,10 @@ from twisted.python.failure import Failure
 from txamqp.client import Closed, TwistedDelegate
 from txamqp.protocol import AMQClient
 
-from novasvc.transport._amqp_channel import ChannelError
-from novasvc.transport._amqp_link import Link
-from novasvc.transport._txamqp_channel import RawChannel, TxChannel, as_reason
-from novasvc.transport._txamqp_codec import PROTOCOL_HEADER, FrameReader, ProtocolError, load_spec, pack_frame
+from novasvc.transport.amqp._channel import ChannelError
+from novasvc.transport.amqp._link import Link
+from novasvc.transport.txamqp._channel import RawChannel, TxChannel, as_reason
+from novasvc.transport.txamqp._codec import PROTOCOL_HEADER, FrameReader, ProtocolError, load_spec, pack_frame
 
 _log = Logger()
 

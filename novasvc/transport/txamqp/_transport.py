@@ -2,10 +2,10 @@
 """
 L{TxAMQPTransport}: the L{ITransport} for RabbitMQ on txamqp, for those who
 choose txamqp (C{amqp_client: txamqp}; see L{novasvc.transport.get_transport})
-beside the default, pika's L{novasvc.transport.amqp.AMQPTransport}.
+beside the default, pika's L{novasvc.transport.AMQPTransport}.
 
 It behaves as the pika transport does, and shares its code for all that is
-not the client library (L{novasvc.transport._amqp_base}): one connection
+not the client library (L{novasvc.transport.amqp._base}): one connection
 kept up by Twisted's C{ClientService} with the same backoff policy,
 round-robin over the URL's hosts, each with its own credentials, TLS through
 Twisted's endpoints when the URL or the configuration asks for it; on every
@@ -23,7 +23,7 @@ backoff; heartbeats (txamqp's) drop a connection whose broker went silent.
 
 txamqp (0.8) needs a machine description of AMQP; novasvc ships its own
 (C{amqp0-9-1.xml}) and encodes frames itself (see
-L{novasvc.transport._txamqp_codec} for why). Install with
+L{novasvc.transport.txamqp._codec} for why). Install with
 C{pip install 'novasvc[txamqp]'}; nothing else is needed.
 """
 
@@ -33,14 +33,13 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from novasvc.interfaces import IDelivery, ITransport
-from novasvc.transport._amqp_base import BaseAMQPTransport, Session
-from novasvc.transport._amqp_connect import RoundRobinEndpoint
-from novasvc.transport._amqp_consume import AMQPDelivery
-from novasvc.transport._txamqp_flow import TxAMQPConsumer, TxPublisher
-from novasvc.transport._txamqp_protocol import TxAMQPProtocol, TxAMQPProtocolFactory, txamqp_version
+from novasvc.transport.amqp._base import BaseAMQPTransport, Session
+from novasvc.transport.amqp._connect import RoundRobinEndpoint
+from novasvc.transport.txamqp._flow import TxAMQPConsumer, TxPublisher
+from novasvc.transport.txamqp._protocol import TxAMQPProtocol, TxAMQPProtocolFactory, txamqp_version
 from novasvc.transport.topology import Queue
 
-__all__ = ["TxAMQPTransport", "TxAMQPConsumer", "AMQPDelivery"]
+__all__ = ["TxAMQPTransport"]
 
 
 @implementer(ITransport)
@@ -48,7 +47,7 @@ class TxAMQPTransport(BaseAMQPTransport):
     """
     An L{ITransport} talking to RabbitMQ (AMQP 0-9-1) through txamqp; see
     the module docstring, and L{BaseAMQPTransport.__init__} for its options
-    (the same as L{novasvc.transport.amqp.AMQPTransport}'s).
+    (the same as L{novasvc.transport.AMQPTransport}'s).
     """
 
     client = "txamqp"

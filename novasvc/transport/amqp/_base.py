@@ -1,42 +1,47 @@
 # -*- test-case-name: tests.test_transport_amqp,tests.test_transport_txamqp -*-
 """
 What the two RabbitMQ transports share, whatever AMQP client library speaks
-the protocol for them (pika for L{novasvc.transport.amqp.AMQPTransport},
-txamqp for L{novasvc.transport.txamqp.TxAMQPTransport}): one connection kept
+the protocol for them (pika for L{novasvc.transport.AMQPTransport},
+txamqp for L{novasvc.transport.TxAMQPTransport}): one connection kept
 up by Twisted's L{ClientService} with one backoff policy
-(L{retry_policy}), the hosts of the URL walked round-robin, the sessions set
-up on every (re)connection, publishes made while disconnected held for at
-most C{publish_wait} seconds, the stop that waits for outstanding
-confirms, and the connection's metrics (every connection fully set up after
-the first one since L{BaseAMQPTransport.start} counts as a broker
-reconnection: L{novasvc.metrics.Recorder.broker_reconnect}).
+(L{novasvc.transport.amqp._connect.retry_policy}), the hosts of the URL
+walked round-robin, the sessions set up on every (re)connection
+(L{novasvc.transport.amqp._session}), publishes made while disconnected held
+for at most C{publish_wait} seconds (L{novasvc.transport.amqp._held}), the
+stop that waits for outstanding confirms, and the connection's metrics
+(every connection fully set up after the first one since
+L{BaseAMQPTransport.start} counts as a broker reconnection:
+L{novasvc.metrics.Recorder.broker_reconnect}).
 
 L{BaseAMQPTransport} does all that; a subclass says how its client library
-connects, shakes hands, opens a channel, a publisher and a consumer (the
-C{_client_*} methods). The channels, publishers and consumers it makes keep
-the interfaces of L{novasvc.transport._amqp_channel.Channel},
-L{novasvc.transport._amqp_publish.Publisher} and
-L{novasvc.transport._amqp_consume.AMQPConsumer}.
+connects, shakes hands, opens a channel, a publisher and a consumer
+(L{novasvc.transport.amqp._client.ClientLibrary}). The channels, publishers
+and consumers it makes keep the interfaces of
+L{novasvc.transport.amqp._channel.Channel},
+L{novasvc.transport.amqp._publish.Publisher} and
+L{novasvc.transport.amqp._consume.AMQPConsumer}.
 """
 
-from collections import deque
-from random import random
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc._reactor import at_most, global_reactor_if_none
-from novasvc.exceptions import ConfigError, DisconnectedError, TransportError
+from novasvc.exceptions import ConfigError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery
 from novasvc.metrics import Recorder, get_recorder
-from novasvc.transport._amqp_channel import ChannelError, describe
-from novasvc.transport._amqp_connect import RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name
-from novasvc.transport._amqp_setup import SetupSteps, watch_liveness
-from novasvc.transport._liveness import LivenessPolicy
-from novasvc.transport._amqp_declare import QueueDeclarations
+from novasvc.transport.amqp._channel import ChannelError, describe
+from novasvc.transport.amqp._client import ClientLibrary
+from novasvc.transport.amqp._connect import (RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name,
+                                             retry_policy)
+from novasvc.transport.amqp._held import HeldPublishes
+from novasvc.transport.amqp._session import Session, TransportHooks
+from novasvc.transport.amqp._setup import SetupSteps, set_up_connection, watch_liveness
+from novasvc.transport.amqp._liveness import LivenessPolicy
+from novasvc.transport.amqp._declare import QueueDeclarations
 from novasvc.transport.consuming import gather as _gather
 from novasvc.transport.topology import Exchange, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
@@ -53,139 +58,12 @@ AMQP_SCHEMES = ("rabbit", "rabbits", "amqp", "amqps")
 CONSUMERS_WAIT = 2.0
 
 
-
-def retry_policy(retry_interval: float = 1.0, retry_factor: float = 2.0, retry_max: float = 30.0,
-                 retry_jitter: float = 1.0) -> Callable[[int], float]:
-    """
-    The reconnection (and consumer set-up retry) delays of both AMQP
-    transports: Twisted's L{backoffPolicy}.
-
-    @param retry_interval: the first delay in B{seconds} (oslo's
-        C{rabbit_retry_interval}, 1).
-    @param retry_factor: each further delay is multiplied by this.
-    @param retry_max: the longest delay in B{seconds} (oslo's
-        C{rabbit_interval_max}, 30), before jitter.
-    @param retry_jitter: up to this many B{seconds} of random jitter are
-        added to each delay.
-    @return: a function of the number of failures in a row (0 for the first
-        retry) giving the delay in seconds.
-    @raise ConfigError: for a negative time or a factor below 1.
-    """
-    for name, value in [("retry_interval", retry_interval), ("retry_max", retry_max),
-                        ("retry_jitter", retry_jitter)]:
-        if value < 0:
-            raise ConfigError(f"{name} must be >= 0 seconds, not {value!r}")
-    if retry_factor < 1:
-        raise ConfigError(f"retry_factor must be >= 1, not {retry_factor!r}")
-    return backoffPolicy(initialDelay=retry_interval, maxDelay=retry_max, factor=retry_factor,
-                         jitter=lambda: random() * retry_jitter)
-
-
-class Session:
-    """
-    What belongs to one open AMQP connection: the protocol, the publisher,
-    and the control channel (opened on first use, reopened after the broker
-    closes it).
-    """
-
-    def __init__(self, protocol: Any, open_channel: Callable[[], defer.Deferred]) -> None:
-        """
-        @param protocol: the connection's protocol (see L{BaseAMQPTransport}).
-        @param open_channel: opens a channel on it; returns a C{Deferred}
-            firing with a channel.
-        """
-        self.protocol = protocol
-        self.publisher: Any = None
-        self._open_channel = open_channel
-        self._control: Any = None
-        self._opening: Optional[List[defer.Deferred]] = None
-
-    @property
-    def alive(self) -> bool:
-        """
-        C{True} until the TCP connection is lost.
-        """
-        return not self.protocol.lost
-
-    def open_channel(self) -> defer.Deferred:
-        """
-        @return: a C{Deferred} firing with a newly opened channel, the
-            caller's to close.
-        """
-        return self._open_channel()
-
-    def control(self) -> defer.Deferred:
-        """
-        @return: a C{Deferred} firing with the open control channel.
-        """
-        channel = self._control
-        if channel is not None and not channel.is_closed:
-            return defer.succeed(channel)
-        d: defer.Deferred = defer.Deferred()
-        if self._opening is not None:
-            self._opening.append(d)
-            return d
-        self._opening = [d]
-        self._open_channel().addBoth(self._control_opened)
-        return d
-
-    def _control_opened(self, result: Any) -> None:
-        if not isinstance(result, Failure):
-            self._control = result
-        waiting, self._opening = self._opening or [], None
-        for d in waiting:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
-
-
-class _Hooks:
-    """
-    The transport as its protocol and consumers see it (kept off the
-    transport's public surface).
-    """
-
-    def __init__(self, transport: "BaseAMQPTransport") -> None:
-        self._transport = transport
-
-    @property
-    def clock(self) -> Any:
-        return self._transport._clock
-
-    def current_protocol(self) -> Any:
-        session = self._transport._session
-        return session.protocol if session is not None and session.alive else None
-
-    def consumer_retry_delay(self, failures: int) -> float:
-        return self._transport._policy(failures)
-
-    def open_channel(self, protocol: Any) -> defer.Deferred:
-        return self._transport._client_channel(protocol)
-
-    def forget_consumer(self, consumer: Any) -> None:
-        self._transport._consumers.pop(consumer, None)
-
-    def protocol_connected(self, protocol: Any) -> None:
-        self._transport._protocol_connected(protocol)
-
-    def protocol_lost(self, protocol: Any, reason: Failure) -> None:
-        self._transport._protocol_lost(protocol, reason)
-
-
-class BaseAMQPTransport:
+class BaseAMQPTransport(ClientLibrary):
     """
     The L{novasvc.interfaces.ITransport} behaviour both RabbitMQ transports
-    share; see the module docstring. Subclasses implement the C{_client_*}
-    methods and set L{client}.
+    share; see the module docstring. Subclasses say how their client library
+    does its part (L{ClientLibrary}).
 
-    The protocol a subclass's factory builds must call the hooks it is given
-    (C{protocol_connected(protocol)} once TCP is up, C{protocol_lost(protocol,
-    reason)} once it is down) and offer C{lost} (C{bool}), C{when_lost()},
-    C{abort(why)}, C{close()}, C{describe_loss(reason)} and C{unwrapped()}
-    (see L{novasvc.transport._amqp_connect.AMQPProtocol}).
-
-    @cvar client: the client library's name, for the logs (C{"pika"}).
     @ivar url: the L{TransportURL}; C{str(url)} hides the passwords. With
         TLS on, its scheme is C{rabbits} or C{amqps} and a host given
         without a port is on 5671 (see L{TransportURL.with_tls}).
@@ -193,8 +71,6 @@ class BaseAMQPTransport:
         configuration's).
     @ivar connection_name: the C{connection_name} client property.
     """
-
-    client = "?"
 
     def __init__(
         self,
@@ -224,7 +100,7 @@ class BaseAMQPTransport:
         @param heartbeat: AMQP heartbeat to ask for, in B{seconds} (0 disables;
             oslo's C{heartbeat_timeout_threshold} default is 60, novasvc's
             10): a connection from which nothing arrived for this long plus
-            a margin is dropped (see L{novasvc.transport._liveness}).
+            a margin is dropped (see L{novasvc.transport.amqp._liveness}).
         @param connection_name: the C{connection_name} client property; by
             default C{"<argv0 basename>:<pid>:<uuid4>"} as oslo.messaging.
         @param connect_timeout: B{seconds} allowed for TCP connect, and again
@@ -232,13 +108,14 @@ class BaseAMQPTransport:
             is dropped and the next host tried (a broker that stops
             answering later is caught by the liveness checks).
         @param retry_interval: first reconnect delay in B{seconds}; see
-            L{retry_policy} for it and the three next.
+            L{novasvc.transport.amqp._connect.retry_policy} for it and the
+            three next.
         @param retry_factor: each further delay is multiplied by this.
         @param retry_max: the longest delay in B{seconds}, before jitter.
         @param retry_jitter: up to this many B{seconds} of random jitter.
         @param publish_wait: how long, in B{seconds}, a publish made while
             disconnected waits for a connection before failing with
-            L{DisconnectedError}; 0 fails at once.
+            L{novasvc.exceptions.DisconnectedError}; 0 fails at once.
         @param close_timeout: B{seconds} L{stop} waits for the broker's
             C{connection.close-ok} before dropping the TCP connection.
         @param tls: the configuration's TLS options; what the URL says
@@ -277,14 +154,12 @@ class BaseAMQPTransport:
         self._reactor = reactor
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
-        self._publish_wait = publish_wait
         self._close_timeout = close_timeout
-        self._hooks = _Hooks(self)
+        self._hooks = TransportHooks(self)
         self._consumers: Dict[Any, None] = {}
         self._protocol: Any = None
         self._session: Optional[Session] = None
         self._publisher: Any = None
-        self._waiting: Deque[list] = deque()
         self._service: Optional[ClientService] = None
         self._endpoint: Optional[RoundRobinEndpoint] = None
         self._state = _IDLE
@@ -294,6 +169,7 @@ class BaseAMQPTransport:
         self._metrics = get_recorder() if metrics is None else metrics
         self._connected_before = False
         self._declarations = QueueDeclarations(lambda: self._clock, publish_wait, str(url))
+        self._held = HeldPublishes(lambda: self._clock, publish_wait, str(url), lambda: self._problem)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} {self._state}>"
@@ -310,57 +186,6 @@ class BaseAMQPTransport:
         C{True} while a connection is open and its publish channel usable.
         """
         return self._publisher is not None
-
-    # -- what a client library provides ------------------------------------------
-
-    def _client_description(self) -> str:
-        """
-        @return: the client library as the connection's log line names it
-            (e.g. C{"pika 1.4.4, fast path"}); L{client} by default.
-        """
-        return self.client
-
-    def _client_factory(self, endpoint: RoundRobinEndpoint) -> Any:
-        """
-        @param endpoint: the endpoint connecting; its C{index} is the host
-            of the URL being connected to (each may have its own
-            credentials).
-        @return: the protocol factory for L{ClientService}.
-        """
-        raise NotImplementedError()
-
-    def _client_handshake(self, protocol: Any) -> defer.Deferred:
-        """
-        @return: a C{Deferred} firing once the AMQP connection is open, or
-            failing when it cannot be.
-        """
-        raise NotImplementedError()
-
-    def _client_channel(self, protocol: Any) -> defer.Deferred:
-        """
-        @return: a C{Deferred} firing with a newly opened channel.
-        """
-        raise NotImplementedError()
-
-    def _client_publisher(self, session: Session) -> defer.Deferred:
-        """
-        @return: a C{Deferred} firing with a publisher in confirm mode, which
-            calls L{_publisher_closed} when its channel closes.
-        """
-        raise NotImplementedError()
-
-    def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
-        """
-        @return: a consumer (not attached yet), made with C{self._hooks}.
-        """
-        raise NotImplementedError()
-
-    def _client_close(self, protocol: Any) -> None:
-        """
-        Begin closing the connection (AMQP C{connection.close}); the protocol
-        sends held acks first.
-        """
-        protocol.close()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -398,7 +223,7 @@ class BaseAMQPTransport:
             return self._when_stopped()
         was_idle = self._state == _IDLE
         self._state = _STOPPING
-        self._fail_waiting(TransportError(f"{self.url}: the transport is stopped"))
+        self._held.fail(TransportError(f"{self.url}: the transport is stopped"))
         self._declarations.stop(TransportError(f"{self.url}: the transport is stopped"))
         for consumer in list(self._consumers):
             consumer._shutdown()
@@ -476,29 +301,10 @@ class BaseAMQPTransport:
         # The whole set-up (handshake, then the publish channel) gets
         # connect_timeout seconds; each step that waits says so once.
         protocol = proxy.unwrapped()
-        done: defer.Deferred = defer.Deferred()
-        clock = self._clock
         host, port = self._endpoint.current if self._endpoint else ("?", 0)
-        steps = SetupSteps(clock, f"AMQP broker {self.url} at {host}:{port}")
-        timer = clock.callLater(self._connect_timeout, self._set_up_timed_out, protocol, steps)
-
-        def finished(_: Any) -> None:
-            steps.finish()
-            if timer.active():
-                timer.cancel()
-            if not done.called:
-                done.callback(None)
-
-        ready = steps.step("the AMQP handshake", self._client_handshake(protocol))
-        ready.addCallback(lambda _: self._open_session(protocol, steps))
-        ready.addErrback(self._set_up_failed, protocol)
-        ready.addBoth(finished)
-        protocol.when_lost().addCallback(finished)
-        return done
-
-    def _set_up_timed_out(self, protocol: Any, steps: SetupSteps) -> None:
-        protocol.abort(f"{steps.current or 'setting up the connection'} took more than "
-                       f"{self._connect_timeout} seconds")
+        return set_up_connection(self._clock, self._connect_timeout, f"AMQP broker {self.url} at {host}:{port}",
+                                 protocol, self._client_handshake,
+                                 lambda steps: self._open_session(protocol, steps))
 
     @defer.inlineCallbacks
     def _open_session(self, protocol: Any, steps: SetupSteps) -> Any:
@@ -534,13 +340,7 @@ class BaseAMQPTransport:
         _log.info("Connected to AMQP broker {url} at {host}:{port} as {name} ({client})",
                   url=str(self.url), host=host, port=port, name=self.connection_name,
                   client=self._client_description())
-        self._flush_waiting()
-
-    def _set_up_failed(self, failure: Failure, protocol: Any) -> None:
-        # When the connection is lost, _protocol_lost tells why (the client
-        # library's reason is only known once its callbacks have all run).
-        if not protocol.lost:
-            protocol.abort(f"cannot set up the connection: {failure.getErrorMessage()}")
+        self._held.send(self.publish)
 
     def _protocol_connected(self, protocol: Any) -> None:
         self._protocol = protocol
@@ -581,7 +381,7 @@ class BaseAMQPTransport:
             if self._session is session and session.alive:
                 session.publisher = new
                 self._publisher = new
-                self._flush_waiting()
+                self._held.send(self.publish)
 
         def failed(failure: Failure) -> None:
             session.protocol.abort(f"cannot reopen the publish channel: {failure.getErrorMessage()}")
@@ -610,53 +410,9 @@ class BaseAMQPTransport:
         publisher = self._publisher
         if publisher is not None:
             return publisher.publish(exchange, routing_key, body, content_type, expiration, mandatory)
-        return self._publish_later((exchange, routing_key, body, content_type, expiration, mandatory))
-
-    def _publish_later(self, args: tuple) -> defer.Deferred:
         if self._state in (_STOPPING, _STOPPED):
             return defer.fail(TransportError(f"{self.url}: the transport is stopped"))
-        if self._publish_wait <= 0:
-            return defer.fail(DisconnectedError(f"not connected to {self.url}: {self._problem}"))
-        entry: list = [args, None, None]
-
-        def cancel(_: defer.Deferred) -> None:
-            self._drop_waiting(entry)
-
-        entry[1] = defer.Deferred(cancel)
-        entry[2] = self._clock.callLater(self._publish_wait, self._publish_timed_out, entry)
-        self._waiting.append(entry)
-        return entry[1]
-
-    def _drop_waiting(self, entry: list) -> None:
-        try:
-            self._waiting.remove(entry)
-        except ValueError:
-            return
-        if entry[2].active():
-            entry[2].cancel()
-
-    def _publish_timed_out(self, entry: list) -> None:
-        try:
-            self._waiting.remove(entry)
-        except ValueError:
-            return
-        entry[1].errback(DisconnectedError(
-            f"not connected to {self.url} within {self._publish_wait} seconds: {self._problem}"
-        ))
-
-    def _flush_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, deque()
-        for args, d, timer in waiting:
-            if timer.active():
-                timer.cancel()
-            self.publish(*args).chainDeferred(d)
-
-    def _fail_waiting(self, error: Exception) -> None:
-        waiting, self._waiting = self._waiting, deque()
-        for _args, d, timer in waiting:
-            if timer.active():
-                timer.cancel()
-            d.errback(error)
+        return self._held.hold((exchange, routing_key, body, content_type, expiration, mandatory))
 
     # -- consume -------------------------------------------------------------------
 
@@ -684,7 +440,7 @@ class BaseAMQPTransport:
         its own, now (or once connected, waiting up to C{publish_wait}
         seconds) and on every connection until L{stop}; see
         L{ITransport.declare_queue} and
-        L{novasvc.transport._amqp_declare.QueueDeclarations}.
+        L{novasvc.transport.amqp._declare.QueueDeclarations}.
         """
         if self._state in (_STOPPING, _STOPPED):
             return defer.fail(TransportError(f"{self.url}: the transport is stopped"))
@@ -722,4 +478,4 @@ class BaseAMQPTransport:
             lambda _: None, failed)
 
 
-__all__ = ["AMQP_SCHEMES", "BaseAMQPTransport", "Session", "retry_policy"]
+__all__ = ["AMQP_SCHEMES", "BaseAMQPTransport", "Session"]

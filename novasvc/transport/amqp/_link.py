@@ -2,11 +2,11 @@
 """
 What the protocols of both RabbitMQ transports keep about their TCP
 connection, whatever the client library under them
-(L{novasvc.transport._amqp_connect.AMQPProtocol} on pika,
-L{novasvc.transport._txamqp_protocol.TxAMQPProtocol} on txamqp): telling the
+(L{novasvc.transport.pika._connect.AMQPProtocol} on pika,
+L{novasvc.transport.txamqp._protocol.TxAMQPProtocol} on txamqp): telling the
 transport when it is made and lost, why it was lost, aborting it, and
 holding the acks made while incoming data is handled (see
-L{novasvc.transport._amqp_consume}).
+L{novasvc.transport.amqp._consume}).
 """
 
 from typing import Any, List, Optional
@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from novasvc.transport._amqp_channel import describe
+from novasvc.transport.amqp._channel import describe
 
 #: Seconds a connection the client library decided to drop may take to close
 #: before it is aborted.

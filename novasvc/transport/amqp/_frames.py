@@ -47,7 +47,7 @@ class FrameWriter:
     one call go to the socket in one write instead of one per frame.
 
     This is the transport's fast path; whether it is taken is decided once
-    per process by L{novasvc.transport._pika_internals.verdict} (otherwise
+    per process by L{novasvc.transport.pika._internals.verdict} (otherwise
     the callers use pika's C{basic_publish} and C{basic_ack}). It uses
     pika's public connection attributes only (C{params.frame_max} as
     negotiated, and the C{bytes_sent} and C{frames_sent} counters, kept as
@@ -179,7 +179,7 @@ class FrameReader:
 
     This is the read half of the transport's fast path (see L{FrameWriter};
     whether it is taken is decided once per process by
-    L{novasvc.transport._pika_internals.verdict}). It keeps pika's public
+    L{novasvc.transport.pika._internals.verdict}). It keeps pika's public
     C{bytes_received} and C{frames_received} counters as pika keeps them (its
     heartbeat checker reads C{bytes_received}). A frame that does not end
     with the frame-end octet turns the reader off for the connection: that

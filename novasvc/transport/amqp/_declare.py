@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc.exceptions import DisconnectedError, TransportError
-from novasvc.transport._amqp_channel import ChannelError, describe
+from novasvc.transport.amqp._channel import ChannelError, describe
 from novasvc.transport.topology import Queue
 
 __all__ = ["declare_topology", "QueueDeclarations"]
@@ -39,7 +39,7 @@ def declare_topology(channel: Any, queue: Queue, progress: Callable[[str], bool]
     queue, bindings), then the exchanges its bindings name, the queue, and
     its bindings. The default exchange is never declared nor bound.
 
-    @param channel: an open channel (L{novasvc.transport._amqp_channel.Channel}
+    @param channel: an open channel (L{novasvc.transport.amqp._channel.Channel}
         or its txamqp twin).
     @param queue: the queue.
     @param progress: called with the text of each step before it is taken
