@@ -78,6 +78,8 @@ setup(
             "schemathesis>=4",
             "orjson>=3.9",
             "hypothesis>=6",
+            # tests/test_layers.py and tox: the layering contracts in .importlinter.
+            "import-linter>=2.1",
         ],
         # bench/run.py's systems: oslo.messaging's, and novasvc on txamqp.
         # bench/run.py (oslo.messaging, the txamqp system) and bench/services_scale.py

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_bench -*-
 """
-The benchmark's novasvc server: a whole L{novasvc.service.Service} (memory
+The benchmark's novasvc server: a whole L{novasvc.core.service.Service} (memory
 service store, L{AMQPTransport} or, with C{amqp_client} C{txamqp},
 L{novasvc.transport.TxAMQPTransport}, periodic tasks and report_state on, every
 RPC feature at its default: oslo envelope, request context, de-duplication,
@@ -22,7 +22,7 @@ from typing import Any, Dict
 from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport import get_transport
 
 from _child import DispatchClock, read_settings

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_bench -*-
 """
 The RPC server's CPU per call with each kind of serializer
-(L{novasvc.serializer}), beside the same server of another commit (the code
+(L{novasvc.rpc.serializer}), beside the same server of another commit (the code
 before serializers: C{--baseline}).
 
     python bench/serializer.py                       # baseline: main
@@ -115,7 +115,7 @@ def measure(variant: str, number: int, repeat: int, payload: int) -> Dict[str, A
     kwargs: Dict[str, Any] = {}
     value: Any = make_payload(payload)
     if variant in ("noop", "context", "mapping"):
-        from novasvc.serializer import NoOpSerializer, RequestContextSerializer
+        from novasvc.rpc.serializer import NoOpSerializer, RequestContextSerializer
 
         kwargs["serializer"] = {"noop": NoOpSerializer, "context": RequestContextSerializer,
                                 "mapping": _Mapping}[variant]()

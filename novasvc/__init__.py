@@ -13,7 +13,7 @@ from novasvc._version import __version__  # noqa: F401 (re-exported)
 # name -> the module defining it
 _EXPORTS = {
     # writing a service
-    "Manager": "novasvc.manager",
+    "Manager": "novasvc.core.manager",
     "periodic_task": "novasvc.periodic",
     "Opt": "novasvc.config.options",
     "DriverOpt": "novasvc.config.options",
@@ -22,18 +22,18 @@ _EXPORTS = {
     "RequestContext": "novasvc.context",
     "get_admin_context": "novasvc.context",
     # running one
-    "Service": "novasvc.service",
+    "Service": "novasvc.core.service",
     "Config": "novasvc.config",
     "load_config": "novasvc.config",
-    "is_up": "novasvc.servicegroup",
+    "is_up": "novasvc.core.servicegroup",
     # calling one
     "Target": "novasvc.rpc.target",
     "RPCClient": "novasvc.rpc.client",
     "get_transport": "novasvc.transport",
     # objects on the wire
-    "ISerializer": "novasvc.serializer",
-    "NoOpSerializer": "novasvc.serializer",
-    "RequestContextSerializer": "novasvc.serializer",
+    "ISerializer": "novasvc.rpc.serializer",
+    "NoOpSerializer": "novasvc.rpc.serializer",
+    "RequestContextSerializer": "novasvc.rpc.serializer",
     # errors
     "RemoteError": "novasvc.rpc.errors",
     "MessagingTimeout": "novasvc.rpc.errors",

@@ -4,7 +4,7 @@ The one fallback to Twisted's global reactor, for the classes that take an
 injected reactor or clock and use the global reactor when given none; and
 L{at_most}, a wait with a bound on an injected clock.
 
-Only L{novasvc.tap.makeService} takes the global reactor on purpose; every
+Only L{novasvc.process.tap.makeService} takes the global reactor on purpose; every
 other module goes through L{global_reactor_if_none}, which looks the global
 reactor up when it is called, never when a module is imported.
 """

@@ -64,7 +64,7 @@ class WorkerStartError(NovaSvcError):
     A worker ended, other than by a signal, before every worker of the pool
     had been ready once: the pool's start fails instead of restarting it
     in a loop (a configuration or import error ends every worker alike).
-    Defined here, not in L{novasvc.workers}, so that the launcher can
+    Defined here, not in L{novasvc.process.workers}, so that the launcher can
     recognise it without importing the workers' code in a one-process
     service.
     """

@@ -9,7 +9,7 @@ C{RequestContextSerializer(VersionedObjectSerializer())}: the serializer
 turns each object argument or result into a primitive (a C{dict} naming its
 class, its namespace, its version and its fields) and back. novasvc's RPC
 client and server call it at the same places oslo.messaging does (see
-L{novasvc.serializer}), so the same serializer works with them unchanged::
+L{novasvc.rpc.serializer}), so the same serializer works with them unchanged::
 
     from oslo_versionedobjects import base, fields
 
@@ -80,7 +80,7 @@ except ImportError as e:  # pragma: no cover - the extra is missing
     raise ImportError(f"novasvc.objects needs oslo.versionedobjects: pip install 'novasvc[objects]' ({e})") from e
 
 from novasvc.rpc.target import parse_version
-from novasvc.serializer import ISerializer, RequestContextSerializer
+from novasvc.rpc.serializer import ISerializer, RequestContextSerializer
 
 __all__ = ["REMOTE_EXMODS", "object_serializer", "versions_for_cap", "BackportingSerializer"]
 

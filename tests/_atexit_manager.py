@@ -8,7 +8,7 @@ interpreter ran its exit handlers.
 import atexit
 import os
 
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 
 
 def _write_marker() -> None:

@@ -3,7 +3,7 @@ A module that defines a manager class and no function: what
 C{--manager=pkg.module} names when the class name was forgotten.
 """
 
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 
 
 class StockManager(Manager):

@@ -9,7 +9,7 @@ import os
 from twisted.internet import task
 
 from novasvc.config.options import Opt
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 
 
 def read_journal(path):

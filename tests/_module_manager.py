@@ -1,6 +1,6 @@
 """
 A module served as a manager (Nova: "singletons, classes, modules or
-objects"), for tests.test_manager and tests.test_service.
+objects"), for tests.test_core_manager and tests.test_core_service.
 """
 
 from os.path import join  # noqa: F401 (imported: must not be callable over RPC)

@@ -1,5 +1,5 @@
 """
-A worker process for the tests of L{novasvc.workers}: it serves its own
+A worker process for the tests of L{novasvc.process.workers}: it serves its own
 pid over HTTP on the listening socket it inherits, logs JSON lines for its
 parent, says when it is ready, and stops on SIGTERM or when its parent is
 gone. Run as C{python -m tests._pid_web}.
@@ -13,8 +13,8 @@ from twisted.logger import Logger, globalLogBeginner
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from novasvc.log import file_observer
-from novasvc.workers import ParentLink, WorkerIdentity, inherited_port
+from novasvc.process.log import file_observer
+from novasvc.process.workers import ParentLink, WorkerIdentity, inherited_port
 
 _log = Logger()
 

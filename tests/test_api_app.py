@@ -425,7 +425,7 @@ class ServiceTests(_App):
         the row stays and no service.delete is sent; a down one is deleted
         without force; force must be true or false, given once.
         """
-        from tests.test_service_status import _Recorder
+        from tests.test_core_service_status import _Recorder
 
         now = SettableUTCNow()
         store = MemoryServiceStore(utcnow=now)
@@ -480,7 +480,7 @@ class ServiceTests(_App):
         sends none; a DELETE sends service.delete with the record as it
         was.
         """
-        from tests.test_service_status import _Recorder
+        from tests.test_core_service_status import _Recorder
 
         notifier = _Recorder()
         live = await self.api(notifier=notifier)

@@ -1,7 +1,7 @@
 """
 Tests for L{novasvc.api.service}: listening (port 0, TLS), stopping with
 requests under way, and the API as the last child of a
-L{novasvc.service.Service}, in process and in a real C{twistd novasvc}
+L{novasvc.core.service.Service}, in process and in a real C{twistd novasvc}
 process whose C{/metrics} is read after RPC traffic on RabbitMQ.
 """
 
@@ -27,13 +27,13 @@ from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError, LifecycleError
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport import AMQPTransport
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from tests._api import capture_log, start_api
 from tests._services import poll
 from tests.test_api_app import GatewayRecorder, fake_module
-from tests.test_service_process import TwistdProcessMixin
+from tests.test_core_service_process import TwistdProcessMixin
 from tests.test_transport_amqp import make_vhost, rabbit_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -335,7 +335,7 @@ class ImportCostTests(unittest.SynchronousTestCase):
             "from novasvc.config import Config",
             "from novasvc.db.memory import MemoryServiceStore",
             "from novasvc.examples.echo import EchoManager",
-            "from novasvc.service import Service",
+            "from novasvc.core.service import Service",
             "from novasvc.transport.memory import MemoryTransport",
             "api = APIConfig(enabled=True, listen='tcp:0:interface=127.0.0.1')",
             "s = Service.create(manager=EchoManager, config=Config(host='h', api=api),",

@@ -19,7 +19,7 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from novasvc.context import RequestContext
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.rpc import wire
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import RPCServer

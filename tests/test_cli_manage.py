@@ -371,7 +371,7 @@ class ServiceNotificationTests(_SQLiteSeeded):
     """
     The versioned notifications of C{service disable}, C{enable} and
     C{delete}: what the tool hands to its sender (the sending itself is
-    tested with a real broker in C{tests.test_service_notifications}).
+    tested with a real broker in C{tests.test_core_service_notifications}).
     """
 
     def changes(self, *argv: str) -> List[Tuple[str, Any]]:

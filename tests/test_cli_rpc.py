@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import novasvc.transport
-from novasvc import tap
+from novasvc.process import tap
 from novasvc.cli import rpc as cli
 from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
@@ -28,7 +28,7 @@ from novasvc.exceptions import ConfigError, TransportError
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, Queue
 from novasvc.transport.url import TLSOptions

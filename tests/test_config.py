@@ -383,8 +383,8 @@ class ValueErrorTests(_ConfigTestCase):
         When C{serializer} is a dotted path or null, then it is kept as
         given; anything else is refused with the file, line and key.
         """
-        self.assertEqual(self.load("serializer: novasvc.serializer.RequestContextSerializer\n").serializer,
-                         "novasvc.serializer.RequestContextSerializer")
+        self.assertEqual(self.load("serializer: novasvc.rpc.serializer.RequestContextSerializer\n").serializer,
+                         "novasvc.rpc.serializer.RequestContextSerializer")
         self.assertIsNone(self.load("serializer: null\n").serializer)
         self.assertIsNone(self.load("host: h\n").serializer)
         self.assertRefused("\nserializer: not a path\n", ", line 2: serializer: expected a dotted path such as "

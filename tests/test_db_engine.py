@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.db._engine import is_sqlite_memory, make_engine, open_engine
 from novasvc.exceptions import ConfigError
-from novasvc.tap import Options, makeService
+from novasvc.process.tap import Options, makeService
 
 
 class OpenEngineTests(SynchronousTestCase):

@@ -37,10 +37,10 @@ from novasvc.db.migration import (
 from novasvc.db.store import SQLServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport.memory import MemoryTransport
 from tests import test_db_store as _store_tests
-from tests.test_service_process import TwistdProcessMixin
+from tests.test_core_service_process import TwistdProcessMixin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _SYNC_HINT = "run: novasvc-manage db sync --config <file>"

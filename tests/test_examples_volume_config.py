@@ -11,7 +11,7 @@ from novasvc.db.api import Database
 from novasvc.examples.volume.drivers import FakeVolumeDriver, FileVolumeDriver
 from novasvc.examples.volume.manager import VolumeManager
 from novasvc.exceptions import ConfigError
-from novasvc.tap import Options
+from novasvc.process.tap import Options
 
 VOLUME_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "etc", "volume.yaml")

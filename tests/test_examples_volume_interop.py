@@ -28,7 +28,7 @@ from novasvc.examples.volume.manager import VolumeManager
 from novasvc.examples.volume.objects import Volume
 from novasvc.examples.volume.rpcapi import VolumeAPI
 from novasvc.rpc.errors import RemoteError
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport.url import TransportURL
 from tests._services import require_service
 from tests.test_rpc_interop import URL, _Amqp, _peer_env, _PeerServer, _require_oslo

@@ -1,6 +1,6 @@
 """
 Tests for L{novasvc.examples.volume.manager}: the volume manager served by
-a L{novasvc.service.Service} on the memory transport and store, its table
+a L{novasvc.core.service.Service} on the memory transport and store, its table
 in SQLite in memory, its timers on a L{task.Clock}, called through
 L{novasvc.examples.volume.rpcapi.VolumeAPI}: volumes are
 L{novasvc.examples.volume.objects.Volume} objects.
@@ -31,7 +31,7 @@ from novasvc.exceptions import ConfigError, LoadError, StartupError
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.target import Target
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
 

@@ -18,7 +18,7 @@ from novasvc.examples.volume.rpcapi import VolumeAPI
 from novasvc.transport import get_transport
 from tests._services import poll, require_service
 from tests.test_examples_volume_config import VOLUME_YAML
-from tests.test_service_process import TwistdProcessMixin
+from tests.test_core_service_process import TwistdProcessMixin
 
 RABBIT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
 GiB = 2 ** 30

@@ -18,7 +18,7 @@ from novasvc.examples.volume.objects import Volume
 from novasvc.examples.volume.rpcapi import EXCEPTIONS_MODULE, VolumeAPI
 from novasvc.rpc.errors import RemoteError, RPCVersionCapError
 from novasvc.rpc.target import Target
-from novasvc.serializer import NoOpSerializer
+from novasvc.rpc.serializer import NoOpSerializer
 from novasvc.transport.memory import MemoryTransport
 from tests.test_examples_volume_manager import VolumeServiceMixin
 

@@ -30,7 +30,7 @@ from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
 from tests._services import free_port, in_ci, poll, require_service
-from tests.test_service_process import TwistdProcessMixin
+from tests.test_core_service_process import TwistdProcessMixin
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 

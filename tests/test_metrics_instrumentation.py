@@ -1,7 +1,7 @@
 """
 Tests of what the instrumented objects count in a L{novasvc.metrics.Recorder}:
 L{novasvc.rpc.server.RPCServer} (over the in-memory transport),
-L{novasvc.servicegroup.ReportStateService} and the periodic runner, each on
+L{novasvc.core.servicegroup.ReportStateService} and the periodic runner, each on
 a L{task.Clock}. The broker reconnections of the AMQP transport need a
 broker: see L{tests.test_metrics_prometheus}.
 """
@@ -21,7 +21,7 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.servicegroup import ReportStateService
+from novasvc.core.servicegroup import ReportStateService
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from novasvc.transport.topology import Exchange
 

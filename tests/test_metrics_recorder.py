@@ -256,7 +256,7 @@ class LazyImportTests(SynchronousTestCase):
         """
         code = (
             "import sys\n"
-            "import novasvc.service, novasvc.rpc.server, novasvc.transport.pika._transport, novasvc.metrics\n"
+            "import novasvc.core.service, novasvc.rpc.server, novasvc.transport.pika._transport, novasvc.metrics\n"
             "novasvc.metrics.get_recorder().rpc_server('t', 'h').request('m', 'ok', 0.0)\n"
             "print(sorted(name for name in sys.modules if name.startswith('prometheus_client')))\n"
         )

@@ -17,7 +17,7 @@ from novasvc.notify.listener import (
 )
 from novasvc.notify.message import PRIORITIES
 from novasvc.rpc.target import Target
-from novasvc.serializer import NoOpSerializer
+from novasvc.rpc.serializer import NoOpSerializer
 from tests._notify_helpers import publish, send
 from tests.test_notify_listener import _Harness
 

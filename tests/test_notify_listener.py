@@ -27,7 +27,7 @@ from novasvc.notify.listener import (
 from novasvc.notify.message import PRIORITIES
 from novasvc.rpc.errors import InvalidTarget
 from novasvc.rpc.target import Target
-from novasvc.serializer import NoOpSerializer, RequestContextSerializer
+from novasvc.rpc.serializer import NoOpSerializer, RequestContextSerializer
 from novasvc.transport.memory import MemoryBroker
 from novasvc.transport.topology import Binding, Exchange, Queue, QuorumQueues
 from tests._notify_helpers import SettlingTransport, publish, send

@@ -23,7 +23,7 @@ from novasvc.context import RequestContext
 from novasvc.metrics import FAILED, SENT, Recorder
 from novasvc.notify import INotificationDriver, MessageDeliveryFailure, Notifier, PRIORITIES, TestDriver
 from novasvc.notify.message import decode_notification
-from novasvc.serializer import RequestContextSerializer
+from novasvc.rpc.serializer import RequestContextSerializer
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
 

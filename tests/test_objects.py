@@ -19,7 +19,7 @@ from novasvc.config import Config
 from novasvc.context import RequestContext
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.volume.objects import Volume, VolumeObjectSerializer
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.objects import (
     REMOTE_EXMODS,
     BackportingSerializer,
@@ -30,8 +30,8 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.serializer import ISerializer, RequestContextSerializer
-from novasvc.service import Service
+from novasvc.rpc.serializer import ISerializer, RequestContextSerializer
+from novasvc.core.service import Service
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
 

@@ -55,9 +55,9 @@ class PluginTests(SynchronousTestCase):
     def test_options(self) -> None:
         """
         When the maker's options are built, then they are L{usage.Options}
-        from L{novasvc.tap}.
+        from L{novasvc.process.tap}.
         """
-        from novasvc import tap
+        from novasvc.process import tap
 
         options = _maker().options()
         self.assertIsInstance(options, usage.Options)

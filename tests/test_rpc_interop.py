@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from novasvc.context import RequestContext
 from novasvc.examples.echo import EchoError
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer

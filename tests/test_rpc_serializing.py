@@ -19,7 +19,7 @@ from novasvc.rpc.dispatcher import RPCDispatcher
 from novasvc.rpc.errors import NoSuchMethod, RemoteError
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.serializer import NoOpSerializer, RequestContextSerializer
+from novasvc.rpc.serializer import NoOpSerializer, RequestContextSerializer
 from novasvc.transport.memory import MemoryBroker
 from novasvc.transport.topology import Binding, Exchange, Queue
 from tests.test_rpc_server import RecordingTransport

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from novasvc.config import Config
 from novasvc.examples.echo import EchoError, EchoManager
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.periodic import periodic_task
 from novasvc.rpc.errors import NoSuchMethod, RemoteError
 from novasvc.testing import EPOCH, ServiceHarness
@@ -77,7 +77,7 @@ class HarnessTests(SynchronousTestCase):
         has the service's too: arguments and results travel serialized and
         reach both ends as they were.
         """
-        from tests.test_service import SerializingManager, UpperSerializer
+        from tests.test_core_service import SerializingManager, UpperSerializer
 
         class Symmetric(UpperSerializer):
             def deserialize_entity(self, ctxt, entity):

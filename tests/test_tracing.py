@@ -34,7 +34,7 @@ from novasvc._text import QUOTE_LIMIT
 from novasvc.rpc.errors import RemoteError
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.tracing import Tracing
 from novasvc.tracing._provider import exporter_factory
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
@@ -340,7 +340,7 @@ class NestedTests(_Harness, SynchronousTestCase):
         client span's child, carries the request id, and the context the
         serializer makes carries the SERVER span as traceparent.
         """
-        from novasvc.serializer import RequestContextSerializer
+        from novasvc.rpc.serializer import RequestContextSerializer
 
         back = Back()
         server = RPCServer(self.transport(), Target(topic="s", server="host-s"), [back], clock=self.clock,
@@ -517,7 +517,7 @@ class DisabledTests(SynchronousTestCase):
             "from novasvc.examples.echo import EchoManager",
             "from novasvc.rpc.client import RPCClient",
             "from novasvc.rpc.target import Target",
-            "from novasvc.service import Service",
+            "from novasvc.core.service import Service",
             "from novasvc.transport.memory import MemoryBroker, MemoryTransport",
             "clock = task.Clock()",
             "broker = MemoryBroker()",
@@ -605,7 +605,7 @@ class ServiceTests(SynchronousTestCase):
             "from novasvc.examples.echo import EchoManager",
             "from novasvc.rpc.client import RPCClient",
             "from novasvc.rpc.target import Target",
-            "from novasvc.service import Service",
+            "from novasvc.core.service import Service",
             "from novasvc.transport.memory import MemoryBroker, MemoryTransport",
             "clock = task.Clock()",
             "broker = MemoryBroker()",

@@ -29,7 +29,7 @@ from zope.interface.verify import verifyObject
 
 from novasvc.exceptions import ConfigError, DisconnectedError, TransportError, UnroutableError
 from novasvc.interfaces import ITransport
-from novasvc.log import LogControl
+from novasvc.process.log import LogControl
 from novasvc.metrics import Recorder
 from novasvc.transport import get_transport
 from novasvc.transport.amqp._connect import RoundRobinEndpoint, default_connection_name

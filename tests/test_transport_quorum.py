@@ -22,11 +22,11 @@ from novasvc.config import Config, load_config
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.examples.echo import EchoManager
 from novasvc.exceptions import ConfigError
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import server_queues
 from novasvc.rpc.target import Target
-from novasvc.service import Service
+from novasvc.core.service import Service
 from novasvc.transport import AMQPTransport
 from novasvc.transport.memory import MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, QuorumQueues, topic_queue

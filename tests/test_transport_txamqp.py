@@ -222,7 +222,7 @@ class ConstructionTests(unittest.SynchronousTestCase):
         from novasvc.config import load_config
         from novasvc.db.memory import MemoryServiceStore
         from novasvc.examples.echo import EchoManager
-        from novasvc.service import Service
+        from novasvc.core.service import Service
         from novasvc.transport import AMQPTransport
 
         clock = MemoryReactorClock()

@@ -11,7 +11,7 @@ L{make_app}.
     C{os-services} API (microversion 2.53's body for C{PUT}). A C{PUT}
     that changes C{disabled}, C{disabled_reason} or C{forced_down} sends
     one versioned C{service.update} notification, a C{DELETE} one
-    C{service.delete} (L{novasvc.service_status}), through the context's
+    C{service.delete} (L{novasvc.core.service_status}), through the context's
     versioned notifier, without waiting for the broker's confirm.
   - C{POST /v1/rpc/{topic}}: the RPC gateway (admin only),
     L{novasvc.api.gateway.RPCGateway}; its error payloads get the API's
@@ -52,8 +52,8 @@ from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import MAX_SERVICE_ID, MAX_STRING_LENGTH, unstorable
 from novasvc.exceptions import ServiceNotFound
 from novasvc._text import clip, quote
-from novasvc.service_status import DELETE, UPDATE, notify_service, status_changed
-from novasvc.servicegroup import is_up
+from novasvc.core.service_status import DELETE, UPDATE, notify_service, status_changed
+from novasvc.core.servicegroup import is_up
 
 __all__ = ["make_app", "read_json", "service_view"]
 

@@ -19,7 +19,7 @@ from novasvc.config import Config
 from novasvc.context import RequestContext, generate_request_id
 from novasvc.db.rules import default_utcnow
 from novasvc.interfaces import IServiceStore, ITransport
-from novasvc.servicegroup import effective_service_down_time
+from novasvc.core.servicegroup import effective_service_down_time
 
 __all__ = ["APIContext", "Principal", "RequestInfo", "request_context", "request_info"]
 
@@ -42,7 +42,7 @@ class APIContext:
         service is down, as the service computes it (Nova's rule: see
         L{effective_service_down_time}).
     @ivar utcnow: returns the current time as a naive UTC C{datetime}, the
-        stores' clock, for L{novasvc.servicegroup.is_up}.
+        stores' clock, for L{novasvc.core.servicegroup.is_up}.
     @ivar recorder: the metrics recorder C{GET /metrics} exports, or
         C{None} for the process's own.
     @ivar tracing: the L{novasvc.tracing.Tracing} of the API's HTTP server
@@ -55,7 +55,7 @@ class APIContext:
         service's own row is found deleted (C{/healthz} then reports a
         failed C{registration} check); C{None} for the standalone API.
     @ivar worker: the index (from 1) of the API worker process the API
-        runs in (L{novasvc.api.workers}), or C{None} when it runs in a
+        runs in (L{novasvc.process.api_workers}), or C{None} when it runs in a
         process of its own or in a service's.
     """
 

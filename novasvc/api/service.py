@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_api_service -*-
 """
 L{APIService}: the API's site listening on C{api.listen}, as a Twisted
-service: the last child of a L{novasvc.service.Service} when C{api.enabled}
+service: the last child of a L{novasvc.core.service.Service} when C{api.enabled}
 is true (L{embed}, which C{twistd novasvc} calls: it starts after
 everything else and stops first), or the heart of C{twistd novasvc-api}
 (L{novasvc.api.standalone}).
@@ -132,7 +132,7 @@ class APIService(Service):
         @param site: the site (default: L{build_site}C{(context)}).
         @param endpoint: where to listen instead of C{listen}'s endpoint
             (a worker process's inherited socket,
-            L{novasvc.api.workers.InheritedEndpoint}); C{listen} then only
+            L{novasvc.process.api_workers.InheritedEndpoint}); C{listen} then only
             tells the scheme of L{url}.
         @raise novasvc.exceptions.ConfigError: when the application or a
             filter cannot be loaded.
@@ -154,7 +154,7 @@ class APIService(Service):
     @classmethod
     def for_service(cls, service: Any) -> "APIService":
         """
-        The API of a L{novasvc.service.Service}: its configuration, store,
+        The API of a L{novasvc.core.service.Service}: its configuration, store,
         transport, clock and service down time.
         """
         context = APIContext(config=service.config, store=service.store,
@@ -250,7 +250,7 @@ def embed(service: Any) -> APIService:
     Serve the API in a service's process, as its last step
     (L{APIService.for_service}, given to the service's C{serve_api}).
 
-    @param service: a L{novasvc.service.Service} not started yet.
+    @param service: a L{novasvc.core.service.Service} not started yet.
     @return: the API, also the service's C{api}.
     @raise ConfigError: with C{api.workers} above 1
         (L{novasvc.config.api.embedded_refusal}: API worker processes are

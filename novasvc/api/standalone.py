@@ -4,8 +4,8 @@ The API on its own, without a manager (as Nova's C{nova-api} runs apart
 from the services it shows): L{StandaloneAPI}, the API with a services
 table and a broker connection of its own, and L{make_api_service}, which
 builds it from the configuration. C{twistd novasvc-api}
-(L{novasvc.api.tap}) runs it, in one process or in each API worker
-(L{novasvc.api.workers}).
+(L{novasvc.process.api_tap}) runs it, in one process or in each API worker
+(L{novasvc.process.api_workers}).
 
 A database that cannot be reached at start-up does not stop the API:
 C{/healthz} reports it, and opening it is retried in the background (1,
@@ -21,7 +21,7 @@ from twisted.logger import Logger
 
 from novasvc.config import Config
 from novasvc.exceptions import ConfigError
-from novasvc.lifecycle import AsyncMultiService
+from novasvc.core.lifecycle import AsyncMultiService
 
 __all__ = ["StandaloneAPI", "make_api_service"]
 

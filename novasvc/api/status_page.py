@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from novasvc.db.record import ServiceRecord
 from novasvc.db.rules import naive_utc
-from novasvc.servicegroup import is_up
+from novasvc.core.servicegroup import is_up
 
 __all__ = ["render", "CELL_LIMIT"]
 
@@ -99,7 +99,7 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     Each service is one row, the down ones first, then the disabled ones,
     then the rest, each group sorted by binary then host: its id, binary,
     host, topic, status (C{enabled} or C{disabled}), state (C{up} or
-    C{down} by L{novasvc.servicegroup.is_up}; C{down (forced)} when
+    C{down} by L{novasvc.core.servicegroup.is_up}; C{down (forced)} when
     C{forced_down}), last report (C{last_seen_up}, the heartbeat that
     decides the state, with how many seconds before C{now}; C{never} when
     it never reported) and disabled reason. Above the table, the counts:

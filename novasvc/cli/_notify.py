@@ -11,7 +11,7 @@ from typing import IO, Any, List, Sequence, Tuple
 from twisted.internet import defer
 
 from novasvc.config import Config
-from novasvc.service_status import notify_service
+from novasvc.core.service_status import notify_service
 
 __all__ = ["send_service_notifications"]
 

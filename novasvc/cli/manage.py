@@ -41,7 +41,7 @@ notifications, C{service disable}, C{service enable} and C{service
 force-down} send one C{service.update} when they change C{disabled},
 C{disabled_reason} or C{forced_down}, and
 C{service delete} one C{service.delete}, as Nova's API does
-(L{novasvc.service_status}); only then is a reactor run, to publish them
+(L{novasvc.core.service_status}); only then is a reactor run, to publish them
 to the file's C{transport_url} (L{novasvc.cli._notify}). A notification
 the broker has not confirmed within C{rpc_response_timeout} seconds is
 reported on stderr as not sent; the change itself is made either way, and
@@ -74,8 +74,8 @@ from novasvc.db.record import ServiceRecord
 from novasvc.db.store import open_engine, record_from_row
 from novasvc.exceptions import ConfigError, ServiceNotFound
 from novasvc._text import quote
-from novasvc.service_status import DELETE, UPDATE, status_changed
-from novasvc.servicegroup import effective_service_down_time, is_up
+from novasvc.core.service_status import DELETE, UPDATE, status_changed
+from novasvc.core.servicegroup import effective_service_down_time, is_up
 
 __all__ = ["main", "parse_arguments", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "ROLES"]
 
@@ -228,7 +228,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         State (default: the system clock).
     @param notify: called as C{notify(config, changes, stderr)} after a
         command changed the services table, with each change as
-        C{(action, record)} (L{novasvc.service_status.UPDATE} or
+        C{(action, record)} (L{novasvc.core.service_status.UPDATE} or
         C{DELETE}); default: L{novasvc.cli._notify.send_service_notifications},
         which sends them when the configuration asks for versioned
         notifications.

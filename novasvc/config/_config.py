@@ -67,7 +67,7 @@ class Config:
         tried in: C{"round-robin"} or C{"shuffle"} (oslo.messaging's name).
     @ivar log_level: the lowest level logged under twistd: C{"debug"},
         C{"info"}, C{"warning"}, C{"error"} or C{"critical"} (see
-        L{novasvc.log}).
+        L{novasvc.process.log}).
     @ivar log_format: C{"text"} (twistd's lines) or C{"json"} (one JSON
         object per line).
     @ivar managers: C{<topic>_manager} keys, as a sorted tuple of
@@ -95,12 +95,12 @@ class Config:
         L{novasvc.transport.get_transport}).
     @ivar workers: how many processes run the service (C{int} >= 1); above
         1, C{twistd novasvc} is a supervising parent of that many workers
-        (see L{novasvc.workers}), as Nova's C{service.serve(server,
+        (see L{novasvc.process.workers}), as Nova's C{service.serve(server,
         workers=N)}.
     @ivar api: the C{api:} section, an L{APIConfig}.
     @ivar serializer: the dotted path of the RPC serializer the service
         uses (an instance, a class or a zero-argument factory; see
-        L{novasvc.serializer.load_serializer}), beating the manager's
+        L{novasvc.rpc.serializer.load_serializer}), beating the manager's
         C{serializer} attribute; C{None}: the manager's.
     @ivar notifications: the C{notifications:} section, a
         L{NotificationsConfig}.
@@ -146,7 +146,7 @@ class Config:
     workers: int = 1
     # The optional HTTP API (novasvc.config.api).
     api: APIConfig = attrs.field(factory=APIConfig)
-    # Objects on the wire (novasvc.serializer).
+    # Objects on the wire (novasvc.rpc.serializer).
     serializer: Optional[str] = None
     notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig)
 

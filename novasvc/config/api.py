@@ -87,7 +87,7 @@ class APIConfig:
         C{ssl:8443:privateKey=key.pem:certKey=cert.pem} or
         C{unix:/run/novasvc/api.sock}.
     @ivar workers: how many processes serve the standalone API (C{int} >=
-        1; above 1 see L{novasvc.api.workers}, and L{check_workers} for the
+        1; above 1 see L{novasvc.process.api_workers}, and L{check_workers} for the
         endpoints they can share); with C{enabled} it must be 1
         (L{embedded_refusal}).
     @ivar max_url_len: the longest request target, in bytes; a longer one

@@ -16,7 +16,7 @@ import os
 from twisted.internet import task
 from twisted.logger import Logger
 
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.periodic import periodic_task
 from novasvc.rpc.target import Target
 

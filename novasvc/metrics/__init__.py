@@ -10,7 +10,7 @@ L{Recorder} holds them as plain Python counters, cheap enough for the
 per-message path (a few dictionary and list operations per request). Every
 instrumented object (L{novasvc.rpc.server.RPCServer},
 L{novasvc.transport.AMQPTransport},
-L{novasvc.servicegroup.ReportStateService}, the periodic runner
+L{novasvc.core.servicegroup.ReportStateService}, the periodic runner
 L{novasvc.periodic.PeriodicTasks}, L{novasvc.notify.Notifier}, the
 notification listeners of L{novasvc.notify.listener}) writes to the
 process's recorder,

@@ -7,7 +7,7 @@ its priority, as oslo.messaging's C{get_notification_listener}.
 
 Layer: above L{novasvc.rpc} (whose JSON codec and 2.0 envelope it shares,
 through L{novasvc.rpc.wire}) and the transport; below the service core. It
-never imports the core (L{novasvc.service}, L{novasvc.manager}), the API
+never imports the core (L{novasvc.core.service}, L{novasvc.core.manager}), the API
 or the process layer.
 
 Modules:

@@ -20,7 +20,7 @@ from novasvc.notify.message import Notification, decode_notification, routing_ke
 from novasvc._text import ClippedTraceback, clip
 from novasvc.rpc.errors import InvalidTarget, MalformedMessage
 from novasvc.rpc.target import Target
-from novasvc.serializer import is_noop
+from novasvc.rpc.serializer import is_noop
 from novasvc.transport.consuming import Drain, gather, settle
 from novasvc.transport.topology import Binding, Exchange, Queue, QuorumQueues, topic_queue
 

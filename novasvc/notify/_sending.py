@@ -83,7 +83,7 @@ class _Sending:
         tries = self._tries
         if failure.check(DisconnectedError) and retries_left(self._retry, tries):
             # Imported here: a service that only serves never loads the RPC
-            # client's resend module (tests.test_tap's import cost check).
+            # client's resend module (tests.test_process_tap's import cost check).
             from novasvc.rpc._resend import RESEND_DELAY_MAX
 
             delay = 0.0 if tries == 1 else min(2.0 ** (tries - 2), RESEND_DELAY_MAX)

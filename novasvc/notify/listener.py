@@ -102,7 +102,7 @@ class NotificationListener(ListenerBase):
             endpoint errors give the notification back to the broker
             (oslo's default: C{False}, they are acknowledged).
         @param serializer: an oslo-style serializer for the context and the
-            payload (L{novasvc.serializer.ISerializer}), or C{None}.
+            payload (L{novasvc.rpc.serializer.ISerializer}), or C{None}.
         @param control_exchange: the exchange of targets without one
             (oslo's C{openstack}; Nova's C{nova}).
         @param max_inflight: the most notifications handled at once, also

@@ -44,7 +44,7 @@ from novasvc.notify.drivers import (
 )
 from novasvc.notify.message import PRIORITIES, Notification, utc_timestamp
 from novasvc._text import clip
-from novasvc.serializer import is_noop
+from novasvc.rpc.serializer import is_noop
 from novasvc.transport.topology import QuorumQueues
 
 __all__ = ["Notifier", "MessageDeliveryFailure"]
@@ -104,7 +104,7 @@ class Notifier:
         @param topics: the topics of the messaging drivers; C{None} is
             C{["notifications"]}.
         @param serializer: turns payloads and contexts into wire values
-            (an L{novasvc.serializer.ISerializer}); C{None}: unchanged.
+            (an L{novasvc.rpc.serializer.ISerializer}); C{None}: unchanged.
         @param retry: see L{retry}.
         @param control_exchange: the exchange notifications go to (oslo's
             C{control_exchange}: C{openstack}; Nova's C{nova}).

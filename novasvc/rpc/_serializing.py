@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_rpc_serializing -*-
 """
-What the RPC client and server do with a serializer (L{novasvc.serializer}),
+What the RPC client and server do with a serializer (L{novasvc.rpc.serializer}),
 at the places oslo.messaging's C{RPCClient} and C{RPCDispatcher} do it:
 
   - the client serializes the context (C{serialize_context}) and each
@@ -21,7 +21,7 @@ can tell it from the method's own: it fails that one request (a call gets
 it in its error reply, with the values it quotes cut by
 L{novasvc._text.clip}; a cast is one log line).
 
-A serializer that is C{None} or a no-op (L{novasvc.serializer.is_noop}) is
+A serializer that is C{None} or a no-op (L{novasvc.rpc.serializer.is_noop}) is
 not used at all: L{active} returns C{None} for it, and the client and server
 then take their usual path.
 """
@@ -31,7 +31,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from twisted.python.failure import Failure
 
 from novasvc._text import quote
-from novasvc.serializer import check_serializer, is_noop
+from novasvc.rpc.serializer import check_serializer, is_noop
 
 __all__ = ["active", "serialize_request", "deserialize_result", "deserialize_request", "serialize_result",
            "stage"]

@@ -127,7 +127,7 @@ class RPCClient:
             once.
         @param clock: C{IReactorTime} for call timeouts and the waits
             between sends; the global reactor when C{None}.
-        @param serializer: an L{novasvc.serializer.ISerializer} for the
+        @param serializer: an L{novasvc.rpc.serializer.ISerializer} for the
             context, the arguments and the results (see the module
             docstring); C{None} or a no-op one: none.
         @param tracing: a L{novasvc.tracing.Tracing} making each call and
@@ -177,7 +177,7 @@ class RPCClient:
             C{transient_queues_ttl}, C{durable_queues},
             C{kombu_missing_consumer_retry_timeout} and C{serializer} (when
             set: the serializer it names is made, see
-            L{novasvc.serializer.load_serializer}) are used.
+            L{novasvc.rpc.serializer.load_serializer}) are used.
         @param target: where requests go; an empty L{Target} (set the topic
             with L{prepare}) when C{None}.
         @param clock: see L{__init__}.
@@ -194,7 +194,7 @@ class RPCClient:
             durable_queues=config.durable_queues,
             missing_consumer_retry_timeout=config.kombu_missing_consumer_retry_timeout)
         if getattr(config, "serializer", None) is not None and "serializer" not in overrides:
-            from novasvc.serializer import load_serializer
+            from novasvc.rpc.serializer import load_serializer
 
             settings["serializer"] = load_serializer(config.serializer, "the configuration key serializer")
         settings.update(overrides)

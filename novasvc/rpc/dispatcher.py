@@ -20,7 +20,7 @@ attribute, classes and anything not callable are refused too. A module
 served as an endpoint exposes only the functions it defines itself, not
 those it imports.
 
-With a serializer (L{novasvc.serializer}), as oslo.messaging's dispatcher:
+With a serializer (L{novasvc.rpc.serializer}), as oslo.messaging's dispatcher:
 the context given to L{RPCDispatcher.invoke} is the request's context
 entries (a C{dict}), the method gets what C{deserialize_context} makes of
 them and each argument through C{deserialize_entity}, and its result is
@@ -76,7 +76,7 @@ class RPCDispatcher:
             (L{novasvc.rpc.target.Target}) giving its namespace and version,
             and a C{rpc_hidden_names} C{frozenset} of names never callable.
         @type endpoints: C{Sequence[object]}
-        @param serializer: an L{novasvc.serializer.ISerializer} for the
+        @param serializer: an L{novasvc.rpc.serializer.ISerializer} for the
             contexts, arguments and results (see the module docstring);
             C{None} or a no-op one: none is used.
         @raise TypeError: when an endpoint's C{target} is not a

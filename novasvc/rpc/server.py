@@ -158,7 +158,7 @@ class RPCServer:
             run a span, or C{None} (no tracing, no cost).
         @param metrics: where to count requests (see the module docstring);
             the process's L{novasvc.metrics.get_recorder} when C{None}.
-        @param serializer: an L{novasvc.serializer.ISerializer} for the
+        @param serializer: an L{novasvc.rpc.serializer.ISerializer} for the
             requests' contexts and arguments and the calls' results, as
             oslo.messaging's C{RPCServer} takes one; C{None} or a no-op one:
             none. Given with a ready L{RPCDispatcher}, it must be that

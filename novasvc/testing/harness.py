@@ -35,8 +35,8 @@ from novasvc.notify.drivers import TestDriver
 from novasvc.notify.message import Notification
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
-from novasvc.service import Service
-from novasvc.servicegroup import is_up
+from novasvc.core.service import Service
+from novasvc.core.servicegroup import is_up
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 
 __all__ = ["ServiceHarness", "EPOCH"]
@@ -52,7 +52,7 @@ class ServiceHarness:
     @ivar clock: the L{task.Clock} every timer of the service uses.
     @ivar broker: the L{MemoryBroker} (its C{queues} can be inspected).
     @ivar store: the L{MemoryServiceStore} holding the C{services} rows.
-    @ivar service: the L{novasvc.service.Service}.
+    @ivar service: the L{novasvc.core.service.Service}.
     @ivar context: the request context L{call} and L{cast} send by default
         (an admin context).
     """
@@ -64,7 +64,7 @@ class ServiceHarness:
                  periodic_fuzzy_delay: Optional[float] = 0) -> None:
         """
         @param manager: what C{--manager} would name: a dotted path, a
-            L{novasvc.manager.Manager} subclass, a factory, a module or an
+            L{novasvc.core.manager.Manager} subclass, a factory, a module or an
             object.
         @param config: the configuration (default: the defaults, with host
             C{test-host}); its manager and driver sections are bound as the
@@ -114,7 +114,7 @@ class ServiceHarness:
     @property
     def manager(self) -> Any:
         """
-        The manager the service hosts (L{novasvc.manager.Manager}).
+        The manager the service hosts (L{novasvc.core.manager.Manager}).
         """
         return self.service.manager
 

@@ -11,7 +11,7 @@ block devices, remote APIs through blocking clients) runs that work in a
 thread (C{deferToThread}/C{deferToThreadPool}).
 
 A driver is chosen by the C{driver} option of the manager's C{volume}
-section and built by L{novasvc.manager.Manager.load_driver}, which offers
+section and built by L{novasvc.core.manager.Manager.load_driver}, which offers
 it C{config=} (the whole read-only L{novasvc.config.Config}); a driver
 declares its own options (C{options}, C{config_section}) and reads them
 with C{config.section(name)}. L{novasvc.examples.volume.testing} holds the

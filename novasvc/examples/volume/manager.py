@@ -28,10 +28,10 @@ from novasvc.config.options import DriverOpt, Opt
 from novasvc.examples.volume.exceptions import InvalidVolume, VolumeNotFound
 from novasvc.examples.volume.interfaces import IVolumeDriver
 from novasvc.examples.volume.objects import Volume, VolumeObjectSerializer
-from novasvc.manager import Manager
+from novasvc.core.manager import Manager
 from novasvc.periodic import periodic_task
 from novasvc.rpc.target import Target
-from novasvc.serializer import RequestContextSerializer
+from novasvc.rpc.serializer import RequestContextSerializer
 
 __all__ = ["VolumeManager", "metadata", "volumes"]
 

@@ -180,7 +180,7 @@ class VolumeObjectSerializer(base.VersionedObjectSerializer):
     registered raises C{IncompatibleObjectVersion}.
 
     novasvc's services and clients wrap it in
-    L{novasvc.serializer.RequestContextSerializer} (the context as a
+    L{novasvc.rpc.serializer.RequestContextSerializer} (the context as a
     L{novasvc.context.RequestContext}); an oslo.messaging peer can use it
     as it is.
     """

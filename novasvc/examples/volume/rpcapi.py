@@ -18,7 +18,7 @@ from novasvc.interfaces import ITransport
 from novasvc.objects import REMOTE_EXMODS, BackportingSerializer, versions_for_cap
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
-from novasvc.serializer import RequestContextSerializer
+from novasvc.rpc.serializer import RequestContextSerializer
 
 __all__ = ["VolumeAPI", "EXCEPTIONS_MODULE"]
 

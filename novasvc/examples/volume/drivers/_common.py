@@ -41,7 +41,7 @@ def check_size(size_gb: Any) -> int:
 def own_section(driver: Any, config: Optional[Any]) -> Section:
     """
     The driver's section of C{config}: bound already when
-    L{novasvc.manager.Manager.load_driver} built the driver, bound here
+    L{novasvc.core.manager.Manager.load_driver} built the driver, bound here
     when a test or a script passes a configuration made by hand.
 
     @param driver: the driver (declaring C{options} and C{config_section}).
