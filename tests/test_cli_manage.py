@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.cli import manage
+from novasvc.cli._table import width
 from novasvc.db import migration, schema
 from tests import test_db_store as _store_tests
 from tests._services import require_service
@@ -235,7 +236,7 @@ class ServiceListTests(_SQLiteSeeded):
         engine.dispose()
         lines = self.ok("-c", self.config, "service", "list", "--host", "ホスト").splitlines()
         self.assertIn("| ホスト |", lines[3])
-        self.assertEqual({manage._width(line) for line in lines}, {len(lines[0])})
+        self.assertEqual({width(line) for line in lines}, {len(lines[0])})
 
     def test_json_escapes(self) -> None:
         """
