@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli_manage -*-
+# -*- test-case-name: tests.test_cli_drivers -*-
 """
 C{novasvc-manage drivers}: the drivers each L{novasvc.config.options.DriverOpt} of
 the configured managers may choose, by alias (the entry points of its

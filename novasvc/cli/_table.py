@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli_manage -*-
+# -*- test-case-name: tests.test_cli_services -*-
 """
 How C{novasvc-manage} prints: tables in a box, as C{nova service-list}
 prints them, and client-chosen text escaped so that it cannot move the
