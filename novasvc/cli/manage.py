@@ -50,6 +50,12 @@ the exit status is that of the change.
 Exit status: B{0} success; B{1} the database failed or refused (out-of-date
 schema, unknown revision) or no live service matches (one line on
 stderr); B{64} (C{EX_USAGE}) bad arguments or configuration.
+
+This module parses the command line and turns what a command raises into
+the exit status; the commands are beside it: L{novasvc.cli._database}
+(C{db}, and the L{Context<novasvc.cli._database.Context>} every database
+command gets), L{novasvc.cli._services}, L{novasvc.cli._token},
+L{novasvc.cli._drivers}; tables are printed by L{novasvc.cli._table}.
 """
 
 import argparse

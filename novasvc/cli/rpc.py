@@ -72,6 +72,13 @@ Output and exit status:
     file, or an argument file that cannot be read (not argparse's 2, which
     means a timeout here). The error is one line on stderr; client-supplied
     values in it are shortened and passwords hidden.
+
+This module parses the command line and runs C{call} and C{cast}; the
+rest is beside it: the shared options and settings
+(L{novasvc.cli._rpc_options}), the C{key=VALUE} arguments
+(L{novasvc.cli._rpc_arguments}), the exit statuses and error lines
+(L{novasvc.cli._rpc_exit}), C{notify} (L{novasvc.cli._rpc_notify}) and
+C{listen} (L{novasvc.cli._listen}).
 """
 
 import argparse
