@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer, protocol, task
 from twisted.python.failure import Failure
@@ -24,7 +24,7 @@ from novasvc.process import tap
 from novasvc.cli import rpc as cli
 from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
-from novasvc.exceptions import ConfigError, TransportError
+from novasvc.exceptions import ConfigError
 from novasvc.rpc.dispatcher import BaseRPCAPI
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
@@ -391,119 +391,6 @@ class RunTests(SynchronousTestCase):
         self.patch(sys, "stderr", io.StringIO())
         error = self.assertRaises(SystemExit, cli.main, ["call"], react=self.fail)
         self.assertEqual(error.code, cli.EXIT_USAGE)
-
-
-class ArgumentFileTests(SynchronousTestCase):
-    """
-    C{key=@FILE}, C{key=@-} and C{key=@@TEXT} in L{cli.parse_arguments}.
-    """
-
-    def setUp(self) -> None:
-        self.stderr = io.StringIO()
-        self.patch(sys, "stderr", self.stderr)
-
-    def parse(self, *argv: str, stdin: Optional[Any] = None) -> Dict[str, Any]:
-        return cli.parse_arguments(["call", "t", "m", *argv], stdin=stdin or io.StringIO(), environ={}).kwargs
-
-    def write(self, content: bytes) -> str:
-        path = self.mktemp()
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
-
-    def refused(self, *argv: str, stdin: Optional[Any] = None) -> str:
-        error = self.assertRaises(SystemExit, self.parse, *argv, stdin=stdin)
-        self.assertEqual(error.code, cli.EXIT_USAGE)
-        (line,) = self.stderr.getvalue().splitlines()
-        self.assertTrue(line.startswith("novasvc-rpc: error: "), line)
-        return line
-
-    def test_file(self) -> None:
-        """
-        When a value is @FILE, then the file's whole content is decoded as
-        JSON, or taken as a string when it is not JSON.
-        """
-        document = {"volumes": [{"id": i, "name": f"vol{i}"} for i in range(2000)]}
-        json_path = self.write(json.dumps(document, indent=2).encode())
-        text_path = self.write("not json: é\n".encode())
-        kwargs = self.parse(f"spec=@{json_path}", f"note=@{text_path}")
-        self.assertEqual(kwargs, {"spec": document, "note": "not json: é\n"})
-
-    def test_stdin(self) -> None:
-        """
-        When a value is @-, then standard input is read as UTF-8 by the same
-        rule, whether it is a text or a binary stream underneath.
-        """
-        self.assertEqual(self.parse("data=@-", stdin=io.StringIO('{"a": [1, 2]}\n')), {"data": {"a": [1, 2]}})
-        stdin = io.TextIOWrapper(io.BytesIO("plain é".encode()), encoding="latin-1")
-        self.assertEqual(self.parse("data=@-", "other=2", stdin=stdin), {"data": "plain é", "other": 2})
-
-    def test_stdin_default(self) -> None:
-        """
-        When no stream is given, then @- reads C{sys.stdin}.
-        """
-        self.patch(sys, "stdin", io.StringIO("[3]"))
-        self.assertEqual(cli.parse_arguments(["cast", "t", "m", "x=@-"], environ={}).kwargs, {"x": [3]})
-
-    def test_literal_at(self) -> None:
-        """
-        When a value starts with @@, then it is the string after the first
-        @, never a file; a JSON string may start with @ too.
-        """
-        self.assertEqual(self.parse("a=@@home", "b=@@-", "c=@@", 'd="@x"', "e=@@1"),
-                         {"a": "@home", "b": "@-", "c": "@", "d": "@x", "e": "@1"})
-
-    def test_missing_file(self) -> None:
-        """
-        When the file cannot be read, then one line and status 64, with a
-        long file name shortened.
-        """
-        path = os.path.abspath(self.mktemp())
-        line = self.refused(f"spec=@{path}")
-        self.assertIn("argument 'spec': cannot read file ", line)
-        self.assertTrue(line.endswith(": No such file or directory"), line)
-        self.stderr.truncate(0)
-        self.stderr.seek(0)
-        line = self.refused("spec=@" + "d/" * 3000 + "f")
-        self.assertLess(len(line), 300)
-        self.assertIn("/d...': ", line)
-
-    def test_unreadable(self) -> None:
-        """
-        When the value names a directory, a NUL byte or a file that is not
-        UTF-8, then one line and status 64.
-        """
-        self.assertIn("cannot read file", self.refused(f"spec=@{HERE}"))
-        self.stderr.truncate(0)
-        self.stderr.seek(0)
-        self.assertIn("not a file name", self.refused("spec=@a\0b"))
-        self.stderr.truncate(0)
-        self.stderr.seek(0)
-        self.assertIn("is not UTF-8 text (byte 1)", self.refused(f"spec=@{self.write(b'x' + bytes([0xff]))}"))
-
-    def test_bad_stdin(self) -> None:
-        """
-        When standard input is not UTF-8, missing, or asked for twice, then
-        status 64.
-        """
-        stdin = io.TextIOWrapper(io.BytesIO(b"\xff"), encoding="utf-8")
-        self.assertIn("standard input is not UTF-8 text", self.refused("d=@-", stdin=stdin))
-        self.stderr.truncate(0)
-        self.stderr.seek(0)
-        self.patch(sys, "stdin", None)
-        error = self.assertRaises(SystemExit, cli.parse_arguments, ["call", "t", "m", "d=@-"], environ={})
-        self.assertEqual(error.code, cli.EXIT_USAGE)
-        self.assertIn("no standard input", self.stderr.getvalue())
-        error = self.assertRaises(SystemExit, self.parse, "a=@-", "b=@-")
-        self.assertEqual(error.code, cli.EXIT_USAGE)
-        self.assertIn("can be read once", self.stderr.getvalue())
-
-    def test_bare_at(self) -> None:
-        """
-        When a value is a lone @, then the message says how to write a file,
-        standard input or a literal @.
-        """
-        self.assertIn("key=@@TEXT", self.refused("a=@"))
 
 
 class ConfigFileTests(SynchronousTestCase):
@@ -888,131 +775,6 @@ class ReadmeSessionTests(SynchronousTestCase):
                 pattern = ".*".join(re.escape(piece) for piece in re.split(r" ?\.\.\.", want))
                 self.assertRegex(got, "^" + pattern + "$", argv)
             self.assertGreaterEqual(len(output), len(expected), (argv, output))
-
-
-class NotifyTests(SynchronousTestCase):
-    """
-    C{novasvc-rpc notify}: parsing, and sending on an in-memory broker.
-    """
-
-    def setUp(self) -> None:
-        self.clock = task.Clock()
-        self.broker = MemoryBroker()
-        self.stdout = io.StringIO()
-        self.stderr = io.StringIO()
-        self.patch(sys, "stderr", self.stderr)
-
-    def factory(self, url: str, reactor: Any, cls: type = StoppableTransport) -> MemoryTransport:
-        self.transport = cls(broker=self.broker, clock=reactor)
-        return self.transport
-
-    def run_cli(self, *argv: str, cls: type = StoppableTransport) -> defer.Deferred:
-        return cli.run(self.clock, cli.parse_arguments(list(argv), environ={}),
-                       transport_factory=lambda url, reactor: self.factory(url, reactor, cls),
-                       stdout=self.stdout, stderr=self.stderr)
-
-    def sent(self, queue: str) -> List[dict]:
-        state = self.broker.queues.get(queue)
-        messages = [] if state is None else state.messages
-        return [json.loads(json.loads(m.body)["oslo.message"]) for m in messages]
-
-    def test_parse(self) -> None:
-        """
-        When notify is parsed, then the event type, priority, publisher id,
-        topics, driver and the payload from key=JSON pairs are there; the
-        defaults are info, novasvc-rpc.<host>, the file's topics and
-        messagingv2.
-        """
-        args = cli.parse_arguments(["notify", "--priority", "error", "--publisher-id", "vol.h1", "--topic", "a",
-                                    "--topic", "b", "--driver", "messaging", "volume.fail", "size=1",
-                                    "name=vol1"], environ={})
-        self.assertEqual((args.command, args.event_type, args.priority, args.publisher_id, args.topics,
-                          args.driver, args.payload),
-                         ("notify", "volume.fail", "error", "vol.h1", ["a", "b"], "messaging",
-                          {"size": 1, "name": "vol1"}))
-        args = cli.parse_arguments(["notify", "e"], environ={})
-        self.assertEqual((args.priority, args.publisher_id, args.topics, args.driver, args.payload),
-                         ("info", f"novasvc-rpc.{args.settings.host}", ["notifications"], "messagingv2", {}))
-
-    def test_parse_refused(self) -> None:
-        """
-        When notify gets a call/cast option, an unknown priority, a bad
-        topic or no event type, then usage error 64.
-        """
-        for argv in (["notify", "--server", "h", "e"], ["--fanout", "notify", "e"], ["notify", "--priority",
-                     "loud", "e"], ["notify", "--topic", "a b", "e"], ["notify"], ["notify", "e", "novalue"]):
-            error = self.assertRaises(SystemExit, cli.parse_arguments, argv, environ={})
-            self.assertEqual(error.code, cli.EXIT_USAGE, argv)
-
-    def test_send(self) -> None:
-        """
-        When notify runs, then the notification waits in the queue
-        <topic>.<priority> on the control exchange with the admin context,
-        the status is 0 once confirmed, nothing is printed, and the
-        transport is stopped.
-        """
-        code = self.successResultOf(self.run_cli("--control-exchange", "nova", "notify", "--priority", "warn",
-                                                 "--publisher-id", "ops", "disk.full", "free=0"))
-        self.assertEqual(code, cli.EXIT_OK)
-        [message] = self.sent("notifications.warn")
-        self.assertEqual((message["event_type"], message["priority"], message["publisher_id"], message["payload"],
-                          message["_context_is_admin"]), ("disk.full", "WARN", "ops", {"free": 0}, True))
-        self.assertEqual(self.broker.queues["notifications.warn"].bindings, {("nova", "notifications.warn")})
-        self.assertEqual(self.stdout.getvalue() + self.stderr.getvalue(), "")
-        self.assertTrue(self.transport.stopped)
-
-    def test_config_file(self) -> None:
-        """
-        When the file gives notification topics and retry, then notify
-        uses them; --topic beats the topics.
-        """
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write("notifications:\n  topics: [billing, audit]\n  retry: 0\n")
-        self.assertEqual(self.successResultOf(self.run_cli("-c", path, "notify", "e")), cli.EXIT_OK)
-        self.assertEqual((len(self.sent("billing.info")), len(self.sent("audit.info"))), (1, 1))
-        args = cli.parse_arguments(["-c", path, "notify", "--topic", "x", "e"], environ={})
-        self.assertEqual((args.topics, args.settings.notifications.retry), (["x"], 0))
-
-    def test_not_sent(self) -> None:
-        """
-        When the notification cannot be sent, then one line on stderr says
-        why, and the status is 1.
-        """
-        class Stopped(StoppableTransport):
-            def declare_queue(self, queue: Any) -> defer.Deferred:
-                return defer.fail(TransportError("the broker refused the queue"))
-
-        self.assertEqual(self.successResultOf(self.run_cli("notify", "e", cls=Stopped)), cli.EXIT_REMOTE_ERROR)
-        self.assertEqual(self.stderr.getvalue().splitlines(), [
-            "error: the notification was not sent: messagingv2 to notifications.info: TransportError: the broker "
-            "refused the queue"])
-
-    def test_unconfirmed(self) -> None:
-        """
-        When the broker does not confirm within --timeout, then the status
-        is 2 and stderr says so.
-        """
-        d = self.run_cli("notify", "--timeout", "2", "e", cls=UnconfirmedTransport)
-        self.clock.advance(1.9)
-        self.assertNoResult(d)
-        self.clock.advance(0.1)
-        self.assertEqual(self.successResultOf(d), cli.EXIT_TIMEOUT)
-        self.assertEqual(self.stderr.getvalue(), "timeout: the broker did not confirm the notification within 2.0 s\n")
-
-    def test_readme_command(self) -> None:
-        """
-        When the README's notify command runs, then it exits 0 and the
-        notification waits in notifications.warn as it says.
-        """
-        text = _readme()
-        section = text[text.index("\nNotifications\n---"):]
-        [line] = [line.strip() for line in section.splitlines() if line.strip().startswith("$ novasvc-rpc notify")]
-        argv = shlex.split(line)[2:]
-        self.assertEqual(self.successResultOf(self.run_cli(*argv)), cli.EXIT_OK)
-        [message] = self.sent("notifications.warn")
-        self.assertEqual((message["publisher_id"], message["event_type"], message["payload"]),
-                         ("ops.host1", "disk.full", {"free": 0}))
 
 
 class _ShutdownClock(task.Clock):

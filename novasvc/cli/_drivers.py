@@ -1,21 +1,39 @@
-# -*- test-case-name: tests.test_cli_manage -*-
+# -*- test-case-name: tests.test_cli_drivers -*-
 """
 C{novasvc-manage drivers}: the drivers each L{novasvc.config.options.DriverOpt} of
 the configured managers may choose, by alias (the entry points of its
 group) or by dotted path, and which one the configuration chooses.
 """
 
-from typing import Any, List, Optional, Sequence, Tuple
+import argparse
+from typing import IO, Any, List, Optional, Sequence, Tuple
 
-from novasvc.config import Config
+from novasvc.cli._table import format_table
+from novasvc.config import Config, load_config
 from novasvc.config.loader import driver_aliases, load_object, resolve_driver
 from novasvc.config.options import DriverOpt, declared_options
 from novasvc.exceptions import ConfigError, LoadError
 
-__all__ = ["driver_rows", "HEADERS"]
+__all__ = ["driver_rows", "list_drivers", "HEADERS"]
 
 #: The columns of the table.
 HEADERS = ("Option", "Name", "Driver", "Section", "Chosen")
+
+
+def list_drivers(args: argparse.Namespace, out: IO[str]) -> None:
+    """
+    C{novasvc-manage drivers}: print the table of L{driver_rows}.
+
+    @param args: C{config}, C{database_connection}, C{environ} (for the
+        file's C{${NAME}} references) and C{manager} (a list of dotted
+        paths).
+    @param out: where the table goes.
+    @raise ConfigError: see L{driver_rows}; also for a bad configuration
+        file.
+    """
+    settings = load_config(args.config, {"database_connection": args.database_connection},
+                           environ=args.environ)
+    out.write(format_table(HEADERS, driver_rows(settings, args.manager)))
 
 
 def driver_rows(settings: Config, managers: Sequence[str]

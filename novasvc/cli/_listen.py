@@ -32,6 +32,7 @@ from typing import IO, Any, Callable, List, Mapping
 
 from twisted.internet import defer
 
+from novasvc.cli._rpc_options import Parser, add_options, load_settings
 from novasvc.notify.message import PRIORITIES
 from novasvc._text import clip
 
@@ -45,20 +46,19 @@ _EPILOG = ("Each line: {\"priority\", \"event_type\", \"publisher_id\", \"payloa
            "64 usage error (arguments or configuration file).")
 
 
-def add_listen_command(commands: Any, add_options: Callable[..., None]) -> None:
+def add_listen_command(commands: Any) -> None:
     """
-    Add the C{listen} sub-command to C{novasvc-rpc}'s sub-parsers.
+    Add the C{listen} sub-command to C{novasvc-rpc}'s sub-parsers, with the
+    broker and configuration options but not the request's.
 
     @param commands: the sub-parsers.
-    @param add_options: adds the broker and configuration options to a
-        sub-command's parser (C{add_options(parser, top=False)}).
     """
     text = "print each notification of a topic as one JSON line until interrupted"
     description = (f"{text}. Without --pool it listens through a private queue of its own (auto-deleted when it "
                    "stops), so it takes no notification from any other listener; with --pool NAME it joins that "
                    "pool and takes its share of the pool's notifications. Exits 0 on Ctrl-C, SIGINT or SIGTERM.")
     sub = commands.add_parser("listen", help=text, description=description, epilog=_EPILOG)
-    add_options(sub, top=False)
+    add_options(sub, top=False, request=False)
     listening = sub.add_argument_group("listening")
     listening.add_argument("--priority", choices=PRIORITIES, action="append", default=None, dest="priorities",
                            help="a priority to listen to, repeatable (default: all seven)")
@@ -72,14 +72,13 @@ def add_listen_command(commands: Any, add_options: Callable[..., None]) -> None:
     sub.add_argument("topic", metavar="TOPIC", help="the notification topic, e.g. notifications")
 
 
-def parse_listen(parser: Any, args: argparse.Namespace, environ: Mapping[str, str],
-                 load_settings: Callable[..., Any]) -> argparse.Namespace:
+def parse_listen(parser: Parser, args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.Namespace:
     """
     The rest of C{parse_arguments} for C{listen}.
 
     @param parser: the parser, whose C{error} exits with C{EX_USAGE}.
-    @param load_settings: C{load_settings(parser, args, environ)} returns
-        the L{novasvc.config.Config}.
+    @param args: what the parser parsed.
+    @param environ: for the configuration file.
     @return: C{args} with C{settings}, C{transport_url},
         C{control_exchange}, C{priorities} (default: all), C{pool},
         C{exchange}, C{count} and C{topic}.
@@ -93,9 +92,7 @@ def parse_listen(parser: Any, args: argparse.Namespace, environ: Mapping[str, st
         parser.error("--pool must name a pool")
     if args.count is not None and args.count < 1:
         parser.error(f"--count must be at least 1, not {args.count}")
-    args.settings = load_settings(parser, args, environ)
-    args.transport_url = args.settings.transport_url
-    args.control_exchange = args.settings.control_exchange
+    load_settings(parser, args, environ)
     args.priorities = [p for p in PRIORITIES if p in (args.priorities or PRIORITIES)]
     return args
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli_manage -*-
+# -*- test-case-name: tests.test_cli_services,tests.test_core_service_notifications -*-
 """
 How C{novasvc-manage}, a synchronous tool, sends the versioned service
 notifications of what it changed: it runs the reactor once, with a
