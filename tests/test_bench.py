@@ -26,7 +26,8 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.amqp import AMQPTransport
 from tests._services import poll, require_service
-from tests.test_transport_amqp import make_vhost, rabbit_url
+from tests._vhosts import make_vhost
+from tests.test_transport_amqp import rabbit_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")

@@ -24,7 +24,8 @@ from novasvc.transport.topology import Exchange
 from tests._services import poll
 from tests.test_rpc_server import Manager, RecordingTransport
 from tests._clients import AMQPTransport, on_txamqp
-from tests.test_transport_amqp import FAST, make_vhost, rabbit_url
+from tests._vhosts import make_vhost
+from tests.test_transport_amqp import FAST, rabbit_url
 
 
 def _inner(body: bytes) -> dict:
