@@ -35,6 +35,7 @@ import pwd
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -310,6 +311,48 @@ class RabbitMQNode:
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
+    def stop_now(self) -> None:
+        """
+        Stop the node without the reactor (at the process's exit, when it is
+        gone): C{rabbitmqctl stop}, waited for at most L{EXIT_DEADLINE}
+        seconds, then C{SIGKILL}; and remove its directory.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        pid = self._pid()
+        try:
+            if self.alive():
+                os.kill(pid, signal.SIGCONT)  # type: ignore[arg-type]
+                subprocess.run([shutil.which("rabbitmqctl") or "rabbitmqctl", "-n", self.name, "stop"],
+                               env=self.environment(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=EXIT_DEADLINE)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if pid is not None and self.alive():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def alive(self) -> bool:
+        """
+        @return: whether the node's Erlang VM runs (stopped or not).
+        """
+        pid = self._pid()
+        return pid is not None and _alive(pid)
+
+    def accepts(self) -> bool:
+        """
+        @return: whether its AMQP port accepts connections now.
+        """
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     def signal(self, number: int) -> None:
         """
         Send signal C{number} to the node's Erlang VM: C{SIGKILL} kills it
@@ -357,11 +400,7 @@ class RabbitMQNode:
             pid = self._pid()
             if pid is not None and not _alive(pid):
                 raise NodeError(self._explain(f"{self.name} exited while starting"))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            except OSError:
-                return False
-            return True
+            return self.accepts()
 
         def late(failure: Any) -> Any:
             if failure.check(AssertionError):

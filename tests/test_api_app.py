@@ -813,7 +813,8 @@ class RealServicesTests(_App):
         listed, disabled and deleted in the file.
         """
         from novasvc.db.store import SQLServiceStore
-        from tests.test_transport_amqp import FAST, make_vhost, rabbit_url, started
+        from tests._vhosts import make_vhost
+        from tests.test_transport_amqp import FAST, rabbit_url, started
 
         vhost = await make_vhost(self)
         transport = started(self, rabbit_url(vhost), **FAST)

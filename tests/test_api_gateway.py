@@ -619,7 +619,8 @@ class RabbitMQTests(TestCase):
         """
         from novasvc.transport import AMQPTransport
         from tests._services import poll
-        from tests.test_transport_amqp import make_vhost, rabbit_url
+        from tests._vhosts import make_vhost
+        from tests.test_transport_amqp import rabbit_url
 
         vhost = yield make_vhost(self)
         transports = []
@@ -656,7 +657,8 @@ class RabbitMQTests(TestCase):
         """
         from novasvc.rpc.client import RPCClient
         from novasvc.transport import AMQPTransport
-        from tests.test_transport_amqp import make_vhost, rabbit_url
+        from tests._vhosts import make_vhost
+        from tests.test_transport_amqp import rabbit_url
 
         vhost = yield make_vhost(self)
         transports = []

@@ -34,7 +34,8 @@ from tests._api import capture_log, start_api
 from tests._services import poll
 from tests.test_api_app import GatewayRecorder, fake_module
 from tests.test_core_service_process import TwistdProcessMixin
-from tests.test_transport_amqp import make_vhost, rabbit_url
+from tests._vhosts import make_vhost
+from tests.test_transport_amqp import rabbit_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,7 +13,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -26,15 +25,16 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport import AMQPTransport
 from tests._services import poll, require_service
-from tests.test_transport_amqp import make_vhost, rabbit_url
+from tests._vhosts import make_vhost
+from tests.test_transport_amqp import rabbit_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 RESULTS = os.path.join(BENCH, "RESULTS.md")
 
-#: The smoke run's deadline, in seconds (it takes about 15 s on an idle
-#: machine).
-SMOKE_DEADLINE = 180
+#: Seconds after which a smoke run counts as hung (it takes about 15 s on
+#: an idle machine; how fast it is belongs to bench/, not to the tests).
+SMOKE_DEADLINE = 600
 
 
 def _load(name):
@@ -380,15 +380,14 @@ class SmokeRunTests(SynchronousTestCase):
     def test_quick_run(self):
         """
         When C{bench/run.py --quick} runs novasvc on pika and on txamqp and
-        both floors on tiny counts with C{--output}, then it exits 0 within
-        the deadline, prints the tables with the four columns and the
+        both floors on tiny counts with C{--output}, then it exits 0,
+        prints the tables with the four columns and the
         ratios of both clients to both floors, writes them to the output
         file and leaves C{bench/RESULTS.md} alone.
         """
         require_service("RabbitMQ", "127.0.0.1", 5672)
         output = os.path.abspath(self.mktemp())
         before = os.stat(RESULTS).st_mtime_ns if os.path.exists(RESULTS) else None
-        started = time.monotonic()
         process = subprocess.run(
             [sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--count-scale", "0.25",
              "--systems", "novasvc,novasvc-txamqp,floor,floor-oslo", "--startup-runs", "0", "--vhost", "none",
@@ -396,7 +395,6 @@ class SmokeRunTests(SynchronousTestCase):
             cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_DEADLINE,
         )
         self.assertEqual(process.returncode, 0, f"stdout:\n{process.stdout}\nstderr:\n{process.stderr}")
-        self.assertLess(time.monotonic() - started, SMOKE_DEADLINE)
         header = ("| metric | novasvc (pika) | novasvc (txamqp) | floor (pika Twisted, by hand) "
                   "| oslo-protocol floor (pika Twisted, by hand) |")
         self.assertIn(header, process.stdout)

@@ -970,7 +970,7 @@ class ListenProcessTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        from tests.test_transport_amqp import make_vhost
+        from tests._vhosts import make_vhost
 
         self.vhost = yield make_vhost(self)
         self.url = f"rabbit://guest:guest@127.0.0.1:5672/{self.vhost}"

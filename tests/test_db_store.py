@@ -326,7 +326,7 @@ class SQLServiceStoreConnectionTests(TestCase):
         began = time.monotonic()
         with self.assertRaises(sa_exc.OperationalError):
             await store.start()
-        self.assertLess(time.monotonic() - began, 10)
+        self.assertLess(time.monotonic() - began, 30)  # generous for a loaded machine; forever is the bug
 
     async def test_silent_postgresql(self) -> None:
         """
@@ -339,7 +339,7 @@ class SQLServiceStoreConnectionTests(TestCase):
         began = time.monotonic()
         with self.assertRaises(sa_exc.OperationalError):
             await store.start()
-        self.assertLess(time.monotonic() - began, 10)
+        self.assertLess(time.monotonic() - began, 30)  # generous for a loaded machine; forever is the bug
 
     async def _reconnects(self, kind: str, kill_connections) -> None:
         """

@@ -1,7 +1,8 @@
 """
 Delivery across a broker restart, end to end: an L{RPCClient} and an
-L{RPCServer}, each on its own L{AMQPTransport}, talking through a RabbitMQ
-node of the test's own (L{tests._rabbitmq_node}) that the test restarts
+L{RPCServer}, each on its own L{AMQPTransport}, talking through a vhost of
+its own on a RabbitMQ node of the test process's own (L{tests._shared_node},
+started by the first test, reused by the next) that the test restarts
 (C{rabbitmqctl stop_app}, then C{start_app}) in the middle of the traffic.
 The shared node on 5672 is never touched.
 
@@ -27,7 +28,7 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport.url import TransportURL
 from tests._clients import AMQPTransport, on_txamqp
-from tests._rabbitmq_node import start_node
+from tests._shared_node import shared_node
 from tests._services import poll
 
 #: Reconnection of the client's transport, and of the server's (slower).
@@ -68,8 +69,7 @@ class _Broker:
 
     @defer.inlineCallbacks
     def set_up(self, durable: bool = False) -> Any:
-        self.node = yield start_node(self)
-        url = TransportURL.parse(self.node.url)
+        self.node, url = yield shared_node(self)
         self.worker = Worker()
         server_transport = self.transport(url, SERVER_RECONNECT)
         self.server = RPCServer(server_transport, Target(topic=TOPIC, server="h1"), [self.worker],
@@ -238,8 +238,7 @@ class QueuedAcrossRestartTests(unittest.TestCase):
         once the servers consume again the durable queue's 100 run and the
         transient queue, declared again, is empty: those 100 are lost.
         """
-        node = yield start_node(self)
-        url = TransportURL.parse(node.url)
+        node, url = yield shared_node(self)
         workers = {durable: Worker() for durable in (False, True)}
         servers = {}
         for durable, worker in workers.items():
@@ -264,8 +263,8 @@ class QueuedAcrossRestartTests(unittest.TestCase):
             self.addCleanup(server.stop)
             yield server.start().addTimeout(30, reactor)
         yield poll(lambda: len(workers[True].runs) == self.casts, "the durable queue's casts ran", 30)
-        out, err, code = yield node.rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages",
-                                               "messages_unacknowledged")
+        out, err, code = yield node.rabbitmqctl("list_queues", "-q", "-p", url.virtual_host, "--no-table-headers",
+                                               "name", "messages", "messages_unacknowledged")
         depth = {name: (int(ready), int(unacked)) for name, ready, unacked in
                  (line.split() for line in out.decode().splitlines() if line.strip())}
         print(f"\ndelivery: queued across a restart: durable ran {len(workers[True].runs)} of {self.casts}, "
@@ -285,14 +284,20 @@ class CallsAcrossRestartTests(_Broker, unittest.TestCase):
     interval = 0.04
     call_timeout = 10.0
     unroutable_timeout = 5.0
+    #: Seconds a call may end after its timeout, and calls may take to
+    #: succeed again after the broker's return: generous, for a loaded
+    #: machine (how fast it really is shows in the printed figures).
+    slack = 8.0
+    #: Seconds after the broker's return over which the last calls go out.
+    late_spread = 10.0
 
     @defer.inlineCallbacks
     def test_calls(self) -> Any:
         """
         When 200 calls go out while the broker restarts (150 of them 40 ms
-        apart from 1 s before the restart, 50 over the 6 s after the
-        broker's return), then none outlives its timeout by more than 5 s,
-        calls succeed again within 5 s of the broker's return (and every
+        apart from 1 s before the restart, 50 over the 10 s after the
+        broker's return), then none outlives its timeout by more than 8 s,
+        calls succeed again within 8 s of the broker's return (and every
         call sent after that succeeds), and none sent while the client was
         disconnected (so none that could have reached a queue before the
         restart) waits for its full timeout.
@@ -328,7 +333,7 @@ class CallsAcrossRestartTests(_Broker, unittest.TestCase):
         watching.start(0.01)
         self.addCleanup(lambda: watching.running and watching.stop())
         # Three quarters 40 ms apart from now, the broker restarting after
-        # 1 s; the last quarter spread over the 6 s after its return.
+        # 1 s; the last quarter spread over late_spread seconds after its return.
         early = self.calls * 3 // 4
         for n in range(early):
             reactor.callLater(n * self.interval, send, n)
@@ -337,19 +342,19 @@ class CallsAcrossRestartTests(_Broker, unittest.TestCase):
         yield restarting
         late_calls = self.calls - early
         for i, n in enumerate(range(early, self.calls)):
-            reactor.callLater(i * 6.0 / late_calls, send, n)
+            reactor.callLater(i * self.late_spread / late_calls, send, n)
         yield poll(lambda: all(outcomes), "every call ended", self.call_timeout + 30)
         watching.stop()
         ended_calls: List[Tuple[float, float, str]] = outcomes  # type: ignore[assignment]
         kinds = collections.Counter(kind for _, _, kind in ended_calls)
-        late = [(n, end - start) for n, (start, end, _) in enumerate(ended_calls) if end - start > self.call_timeout + 5]
+        late = [(n, end - start) for n, (start, end, _) in enumerate(ended_calls) if end - start > self.call_timeout + self.slack]
         self.assertEqual(len(away), 2, "the client never lost its connection, or never got it back")
         during = [(start, end, kind) for start, end, kind in ended_calls if away[0] <= start <= away[1]]
         waited_full = [(start, end, kind) for start, end, kind in during
                        if kind != "ok" and end - start >= self.call_timeout]
         first_ok_after = min((end for start, end, kind in ended_calls if kind == "ok" and end >= times["up"]),
                              default=None)
-        after = [kind for start, end, kind in ended_calls if start >= times["up"] + 5]
+        after = [kind for start, end, kind in ended_calls if start >= times["up"] + self.slack]
         figures = dict(
             sent=self.calls, **kinds, sent_while_disconnected=len(during),
             ok_while_disconnected=sum(kind == "ok" for _, _, kind in during),
@@ -358,11 +363,11 @@ class CallsAcrossRestartTests(_Broker, unittest.TestCase):
             longest=round(max(end - start for start, end, _ in ended_calls), 2),
         )
         print("\ndelivery: calls: " + " ".join(f"{key}={value}" for key, value in figures.items()))
-        self.assertEqual(late, [], "calls that outlived their timeout by more than 5 s")
+        self.assertEqual(late, [], f"calls that outlived their timeout by more than {self.slack} s")
         self.assertEqual(waited_full, [], "calls sent while disconnected that waited their full timeout")
         self.assertIsNotNone(first_ok_after, "no call succeeded after the broker came back")
-        self.assertLessEqual(first_ok_after - times["up"], 5.0)  # type: ignore[operator]
-        self.assertTrue(after, "no call was sent 5 s after the broker's return")
+        self.assertLessEqual(first_ok_after - times["up"], self.slack)  # type: ignore[operator]
+        self.assertTrue(after, f"no call was sent {self.slack} s after the broker's return")
         self.assertEqual(set(after), {"ok"})
         allowed = {"ok", MessagingTimeout.__name__, UnroutableError.__name__, DisconnectedError.__name__}
         self.assertLessEqual(set(kinds), allowed)

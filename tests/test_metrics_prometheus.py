@@ -27,7 +27,8 @@ from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
 from novasvc.transport import AMQPTransport
 from tests._services import poll
-from tests.test_transport_amqp import FAST, make_vhost, rabbit_url, rabbitmqctl
+from tests._vhosts import make_vhost, rabbitmqctl
+from tests.test_transport_amqp import FAST, rabbit_url
 
 _README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.rst")
 

@@ -24,7 +24,8 @@ from novasvc.notify.message import decode_notification
 from tests._clients import AMQPTransport, on_txamqp
 from tests._services import poll, require_service
 from tests.test_rpc_interop import _peer_env, _require_oslo
-from tests.test_transport_amqp import FAST, Admin, make_vhost, rabbit_url
+from tests._vhosts import make_vhost
+from tests.test_transport_amqp import FAST, Admin, rabbit_url
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_oslo_notify_peer.py")
 _UUID_WITH_DASHES = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

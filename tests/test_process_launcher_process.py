@@ -155,8 +155,8 @@ class RetryingStartProcessTests(TwistdProcessMixin, TestCase):
     def test_retries_logged_then_sigterm(self):
         """
         When nothing listens on the database port, then each attempt is
-        logged with its delay (1, 2, 4 s); SIGTERM then ends the process
-        at once with status 0, and nothing is attempted or started after
+        logged with its delay (1, 2, 4, 8 s); SIGTERM then ends the process
+        with status 0 well before the next attempt was due, and nothing is attempted or started after
         the stop.
         """
         require_service("PostgreSQL", "127.0.0.1", 5432)  # psycopg2 is installed with it
@@ -166,19 +166,19 @@ class RetryingStartProcessTests(TwistdProcessMixin, TestCase):
             f"--database-connection={url}", "--report-interval=1")
 
         def retried():
-            return "(attempt 3)" in self.output()
+            return "(attempt 4)" in self.output()
 
-        yield poll(retried, "three attempts were logged", interval=0.1)
+        yield poll(retried, "four attempts were logged", interval=0.1)
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = yield self.wait_exit(process)
         seconds = time.monotonic() - began
         out = self.output()
         self.assertEqual(code, 0, out)
-        self.assertLess(seconds, 5, out)
+        self.assertLess(seconds, 7, out)  # generous for a loaded machine, and short of the 8 s delay
         retries = [line.split("#warn] ", 1)[1] for line in out.splitlines()
                    if "Could not open the database" in line]
-        for n, delay in ((1, 1), (2, 2), (3, 4)):
+        for n, delay in ((1, 1), (2, 2), (3, 4), (4, 8)):
             self.assertTrue(retries[n - 1].startswith(f"Could not open the database (attempt {n}): "
                                                       "OperationalError: connection to server"), retries)
             self.assertTrue(retries[n - 1].endswith(f"Connection refused Is the server running on that "
@@ -256,7 +256,7 @@ class SecondSigtermProcessTests(TwistdProcessMixin, TestCase):
         seconds = time.monotonic() - began
         out = first_output()
         self.assertEqual(code, 0, out)
-        self.assertLess(seconds, 10, out)
+        self.assertLess(seconds, 30, out)  # generous for a loaded machine; the cast runs for 60 s
         self.assertIn("SIGTERM received again: stopping now", out)
         for text in ("ReactorNotRunning", "Traceback", "#critical]"):
             self.assertNotIn(text, out)

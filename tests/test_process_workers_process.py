@@ -22,7 +22,7 @@ from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
 from tests._services import poll
 from tests.test_core_service_process import TwistdProcessMixin
-from tests.test_transport_amqp import make_vhost
+from tests._vhosts import make_vhost
 
 _STARTED = re.compile(r"Started worker (\d+) \(pid (\d+)\) of (\d+)")
 

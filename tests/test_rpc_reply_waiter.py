@@ -28,7 +28,8 @@ from tests.test_rpc_client import _Harness as ClientHarness
 from tests.test_rpc_client_delivery import _Harness as FlakyHarness
 from tests.test_rpc_client_delivery import _inner
 from tests.test_rpc_server import Manager, RecordingTransport
-from tests.test_transport_amqp import FAST, make_vhost, rabbit_url
+from tests._vhosts import make_vhost
+from tests.test_transport_amqp import FAST, rabbit_url
 
 
 class _Never:

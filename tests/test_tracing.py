@@ -683,7 +683,8 @@ class RabbitMQTests(TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         from novasvc.transport import AMQPTransport
-        from tests.test_transport_amqp import make_vhost, rabbit_url
+        from tests._vhosts import make_vhost
+        from tests.test_transport_amqp import rabbit_url
 
         vhost = yield make_vhost(self)
         self.url = rabbit_url(vhost)

@@ -2,25 +2,20 @@
 Tests for L{novasvc.transport.amqp} (what both RabbitMQ transports share),
 through L{novasvc.transport.AMQPTransport} and its pika modules:
 the transport contract against the local RabbitMQ, each test in its own vhost
-(made with C{rabbitmqctl import_definitions}, deleted in the background at
-cleanup), then what only the AMQP
-transport does: reconnection, logging without the password, publish
-properties, declare errors; and unit tests of the pieces that need no broker.
+(L{tests._vhosts}), then what only the AMQP transport does: reconnection,
+logging without the password, publish properties, declare errors; and unit
+tests of the pieces that need no broker.
 """
 
-import atexit
 import json
 import logging
 import os
-import shutil
-import subprocess
-import uuid
 from typing import Any, Callable, List, Optional, Tuple
 from unittest import mock
 
 import pika
 from pika import frame, spec
-from twisted.internet import defer, error, protocol, reactor
+from twisted.internet import defer, error, protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport, StringTransportWithDisconnection
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
@@ -43,7 +38,8 @@ from novasvc.transport.pika._connect import AMQPProtocol, connection_parameters
 from novasvc.transport.pika._internals import _probe as _make_probe
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
-from tests._services import in_ci, poll, require_service
+from tests._services import poll
+from tests._vhosts import make_vhost, rabbitmqctl
 from novasvc.testing.deliveries import Collector
 from novasvc.testing.transport_contract import make_transport_contract_tests
 
@@ -54,104 +50,6 @@ FAST = dict(retry_interval=0.05, retry_factor=1.5, retry_max=0.5, retry_jitter=0
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-class _Collect(protocol.ProcessProtocol):
-    def __init__(self, stdin: bytes, done: defer.Deferred) -> None:
-        self._stdin = stdin
-        self._done = done
-        self.out: List[bytes] = []
-        self.err: List[bytes] = []
-
-    def connectionMade(self) -> None:
-        if self._stdin:
-            self.transport.write(self._stdin)
-        self.transport.closeStdin()
-
-    def outReceived(self, data: bytes) -> None:
-        self.out.append(data)
-
-    def errReceived(self, data: bytes) -> None:
-        self.err.append(data)
-
-    def processEnded(self, reason: Failure) -> None:
-        code = reason.value.exitCode if isinstance(reason.value, (error.ProcessDone, error.ProcessTerminated)) else 1
-        self._done.callback((b"".join(self.out).decode(), b"".join(self.err).decode(), code))
-
-
-def rabbitmqctl(*args: str, stdin: bytes = b"") -> defer.Deferred:
-    """
-    Run C{rabbitmqctl -q ARGS} without blocking the reactor.
-
-    @return: a C{Deferred} firing with C{(stdout, stderr, exit code)}.
-    """
-    path = shutil.which("rabbitmqctl")
-    if path is None:
-        return defer.fail(RuntimeError("rabbitmqctl not found"))
-    done: defer.Deferred = defer.Deferred()
-    reactor.spawnProcess(_Collect(stdin, done), path, [path, "-q", *args], env=dict(os.environ))
-    return done
-
-
-def _unavailable(message: str) -> None:
-    if in_ci():
-        raise AssertionError(message)
-    raise unittest.SkipTest(message)
-
-
-@defer.inlineCallbacks
-def make_vhost(case: unittest.TestCase) -> Any:
-    """
-    Make a vhost C{novasvc-test-<uuid>} that C{guest} may use, deleted at
-    the end of C{case}.
-
-    @return: a C{Deferred} firing with its name.
-    """
-    require_service("RabbitMQ", HOST, PORT)
-    if shutil.which("rabbitmqctl") is None:
-        _unavailable("rabbitmqctl is needed to make a vhost per test")
-    vhost = f"novasvc-test-{uuid.uuid4().hex}"
-    definitions = {
-        "vhosts": [{"name": vhost}],
-        "permissions": [{"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}],
-    }
-    out, err, code = yield rabbitmqctl("import_definitions", "--format", "json",
-                                       stdin=json.dumps(definitions).encode())
-    if code != 0:
-        # Older CLIs: two commands instead of one.
-        out, err, code = yield rabbitmqctl("add_vhost", vhost)
-        if code == 0:
-            out, err, code = yield rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    if code != 0:
-        _unavailable(f"cannot make a RabbitMQ vhost with rabbitmqctl: {err.strip() or out.strip()}")
-    case.addCleanup(_delete_vhost, vhost)
-    return vhost
-
-
-#: vhost deletions still running (see L{_delete_vhost}).
-_DELETING: List[subprocess.Popen] = []
-
-
-def _delete_vhost(vhost: str) -> None:
-    """
-    Delete C{vhost} in the background: the test is over (its transports are
-    stopped), so nothing waits for the half second C{rabbitmqctl} takes. The
-    process is reaped later, and waited for at exit.
-    """
-    _DELETING[:] = [process for process in _DELETING if process.poll() is None]
-    path = shutil.which("rabbitmqctl")
-    if path is not None:
-        _DELETING.append(subprocess.Popen([path, "-q", "delete_vhost", vhost], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-
-@atexit.register
-def _wait_for_deletions() -> None:
-    for process in _DELETING:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def rabbit_url(vhost: str, password: str = "guest", hosts: str = f"{HOST}:{PORT}") -> TransportURL:

@@ -100,14 +100,15 @@ class CheckTests(unittest.SynchronousTestCase):
         """
         When tox.ini is read, then plain C{tox} (CI) runs the pika-fallback
         environment, which sets NOVASVC_PIKA_FAST_PATH=0 and runs the AMQP
-        transport's contract and integration suites.
+        transport's contract and the RPC suites that publish and ack
+        through pika against the broker.
         """
         tox = configparser.ConfigParser(interpolation=None)
         tox.read(os.path.join(ROOT, "tox.ini"), encoding="utf-8")
         self.assertIn("pika-fallback", [env.strip() for env in tox["tox"]["envlist"].split(",")])
         section = tox["testenv:pika-fallback"]
         self.assertIn(f"{ENVIRONMENT_VARIABLE} = 0", section["setenv"].splitlines())
-        for module in ("tests.test_transport_amqp", "tests.test_rpc_interop", "tests.test_delivery_faults"):
+        for module in ("tests.test_transport_amqp", "tests.test_rpc_interop", "tests.test_rpc_reply_waiter"):
             self.assertIn(module, section["commands"])
 
     def test_missing_internal(self) -> None:

@@ -30,8 +30,7 @@ from novasvc.core.service import Service
 from novasvc.transport import AMQPTransport
 from novasvc.transport.memory import MemoryTransport
 from novasvc.transport.topology import Binding, Exchange, QuorumQueues, topic_queue
-from novasvc.transport.url import TransportURL
-from tests._rabbitmq_node import start_node
+from tests._shared_node import shared_node
 from tests._services import poll
 
 
@@ -243,12 +242,12 @@ class PoisonManager(Manager):
         return value
 
 
-def _consume_all(port: int, queue: str) -> List[Tuple[bytes, Dict[str, Any]]]:
+def _consume_all(port: int, vhost: str, queue: str) -> List[Tuple[bytes, Dict[str, Any]]]:
     """
     @return: every message of C{queue} on the node at C{port}, acked, as
         (body, headers) pairs.
     """
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, vhost))
     try:
         channel = connection.channel()
         messages = []
@@ -262,8 +261,8 @@ def _consume_all(port: int, queue: str) -> List[Tuple[bytes, Dict[str, Any]]]:
         connection.close()
 
 
-def _ready_counts(port: int, queues: Tuple[str, ...]) -> List[int]:
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+def _ready_counts(port: int, vhost: str, queues: Tuple[str, ...]) -> List[int]:
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, vhost))
     try:
         channel = connection.channel()
         return [channel.queue_declare(name, passive=True).method.message_count for name in queues]
@@ -274,7 +273,8 @@ def _ready_counts(port: int, queues: Tuple[str, ...]) -> List[int]:
 class PoisonBrokerTests(unittest.TestCase):
     """
     Fault test: a worker (C{twistd novasvc}) on a RabbitMQ node of the
-    test's own, its topic queues quorum queues with a delivery limit of 2.
+    test process's own (L{tests._shared_node}), in a vhost of the test's
+    own, its topic queues quorum queues with a delivery limit of 2.
     """
 
     timeout = 240
@@ -282,7 +282,7 @@ class PoisonBrokerTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        self.node = yield start_node(self)
+        self.node, self.url = yield shared_node(self)
         self.workdir = os.path.abspath(self.mktemp())
         os.makedirs(self.workdir)
         self.record = os.path.join(self.workdir, "record")
@@ -291,7 +291,7 @@ class PoisonBrokerTests(unittest.TestCase):
         with open(self.config, "w") as f:
             f.write(textwrap.dedent(f"""\
                 poisoned_manager: tests.test_transport_quorum.PoisonManager
-                transport_url: {self.node.url}
+                transport_url: {self.node.url}{self.url.virtual_host}
                 host: w1
                 rabbit_quorum_queue: true
                 rabbit_quorum_delivery_limit: {self.LIMIT}
@@ -343,11 +343,11 @@ class PoisonBrokerTests(unittest.TestCase):
             from the queue itself, unlike the statistics of
             C{rabbitmqctl list_queues}).
         """
-        return threads.deferToThread(_ready_counts, self.node.port, queues)
+        return threads.deferToThread(_ready_counts, self.node.port, self.url.virtual_host, queues)
 
     @defer.inlineCallbacks
     def queue_types(self) -> Any:
-        out, err, code = yield self.node.rabbitmqctl("list_queues", "--silent", "name", "type")
+        out, err, code = yield self.node.rabbitmqctl("list_queues", "--silent", "-p", self.url.virtual_host, "name", "type")
         self.assertEqual(code, 0, err)
         return dict(line.split() for line in out.decode().splitlines() if line.strip())
 
@@ -364,7 +364,7 @@ class PoisonBrokerTests(unittest.TestCase):
         """
         worker = self.start_worker()
         yield poll(lambda: "is ready" in self.worker_log(), "the first worker is ready", interval=0.1)
-        transport = AMQPTransport(TransportURL.parse(self.node.url), reactor=reactor, retry_interval=0.05)
+        transport = AMQPTransport(self.url, reactor=reactor, retry_interval=0.05)
         self.addCleanup(transport.stop)
         transport.start()
         client = RPCClient(transport, Target(topic="poisoned"), durable_queues=True, clock=reactor)
@@ -385,7 +385,7 @@ class PoisonBrokerTests(unittest.TestCase):
         yield transport.publish(Exchange("openstack", "topic", durable=True), "poisoned", b"not json")
         yield poll(lambda: self.ready("openstack.dlq").addCallback(lambda counts: counts == [2]),
                    "the poison and the unreadable body are in openstack.dlq", interval=0.1)
-        dead = yield threads.deferToThread(_consume_all, self.node.port, "openstack.dlq")
+        dead = yield threads.deferToThread(_consume_all, self.node.port, self.url.virtual_host, "openstack.dlq")
         (garbage, rejected), (poison, headers) = sorted(dead, key=lambda message: message[0] != b"not json")
         self.assertEqual(json.loads(json.loads(poison)["oslo.message"])["method"], "poison")
         self.assertEqual((headers["x-first-death-reason"], headers["x-first-death-queue"]),
@@ -401,7 +401,7 @@ class PoisonBrokerTests(unittest.TestCase):
         self.assertIsNone(worker.poll(), self.worker_log())
 
 
-def _die_holding(port: int, queue: str, times: int) -> List[List[Tuple[bytes, Any]]]:
+def _die_holding(port: int, vhost: str, queue: str, times: int) -> List[List[Tuple[bytes, Any]]]:
     """
     Consume C{queue} C{times} times, each time taking every ready message
     (prefetch 10) and closing the connection without acking any, as a
@@ -411,7 +411,7 @@ def _die_holding(port: int, queue: str, times: int) -> List[List[Tuple[bytes, An
     """
     rounds = []
     for _ in range(times):
-        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, vhost))
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=10)
@@ -429,7 +429,8 @@ def _die_holding(port: int, queue: str, times: int) -> List[List[Tuple[bytes, An
 class InFlightBrokerTests(unittest.TestCase):
     """
     Fault test: what the broker counts against the delivery limit of the
-    quorum queues novasvc declares, on a node of the test's own.
+    quorum queues novasvc declares, in a vhost of the test's own on the
+    process's node (L{tests._shared_node}).
     """
 
     timeout = 120
@@ -445,14 +446,14 @@ class InFlightBrokerTests(unittest.TestCase):
         (C{durable_queues}), then it is delivered every time: classic
         queues have no limit.
         """
-        node = yield start_node(self)
+        node, url = yield shared_node(self)
         quorum = QuorumQueues(delivery_limit=2)
         exchange = Exchange("openstack", "topic", durable=True)
         queue = topic_queue("t", Binding(exchange, "t"), quorum=quorum)
         classic = topic_queue("c", Binding(exchange, "c"), durable=True)
 
         def declare_and_publish() -> None:
-            connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", node.port))
+            connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", node.port, url.virtual_host))
             try:
                 channel = connection.channel()
                 channel.confirm_delivery()
@@ -472,22 +473,22 @@ class InFlightBrokerTests(unittest.TestCase):
                 connection.close()
 
         yield threads.deferToThread(declare_and_publish)
-        rounds = yield threads.deferToThread(_die_holding, node.port, "t", 4)
+        rounds = yield threads.deferToThread(_die_holding, node.port, url.virtual_host, "t", 4)
         self.assertEqual(rounds, [[(b"poison", None), (b"behind", None)], [(b"poison", 1), (b"behind", 1)],
                                   [(b"poison", 2), (b"behind", 2)], []])
-        yield poll(lambda: threads.deferToThread(_ready_counts, node.port, ("openstack.dlq",))
+        yield poll(lambda: threads.deferToThread(_ready_counts, node.port, url.virtual_host, ("openstack.dlq",))
                    .addCallback(lambda counts: counts == [2]), "the two messages are in openstack.dlq", interval=0.1)
-        dead = yield threads.deferToThread(_consume_all, node.port, "openstack.dlq")
+        dead = yield threads.deferToThread(_consume_all, node.port, url.virtual_host, "openstack.dlq")
         self.assertEqual(sorted((body, headers["x-first-death-reason"]) for body, headers in dead),
                          [(b"behind", "delivery_limit"), (b"poison", "delivery_limit")])
-        rounds = yield threads.deferToThread(_die_holding, node.port, "c", 6)
+        rounds = yield threads.deferToThread(_die_holding, node.port, url.virtual_host, "c", 6)
         self.assertEqual([[body for body, _ in got] for got in rounds], [[b"poison"]] * 6)
 
 
 class BrokerRestartTests(unittest.TestCase):
     """
     Fault test: what each queue setting keeps across a restart of the
-    broker (a node of the test's own, its application stopped and
+    broker (the process's node, L{tests._shared_node}, its application stopped and
     started).
     """
 
@@ -501,8 +502,8 @@ class BrokerRestartTests(unittest.TestCase):
         is gone with its request, and the C{durable_queues} and
         C{rabbit_quorum_queue} ones are back with theirs.
         """
-        node = yield start_node(self)
-        transport = AMQPTransport(TransportURL.parse(node.url), reactor=reactor, retry_interval=0.05,
+        node, url = yield shared_node(self)
+        transport = AMQPTransport(url, reactor=reactor, retry_interval=0.05,
                                   retry_max=0.5, retry_jitter=0)
         self.addCleanup(transport.stop)
         transport.start()
@@ -515,21 +516,21 @@ class BrokerRestartTests(unittest.TestCase):
             yield consumer.whenActive()
             yield consumer.cancel()
             yield transport.publish(topic.bindings[0].exchange, topic.name, b"waiting")
-        before = yield threads.deferToThread(_ready_or_gone, node.port, [f"t_{name}" for name in settings])
+        before = yield threads.deferToThread(_ready_or_gone, node.port, url.virtual_host, [f"t_{name}" for name in settings])
         self.assertEqual(before, [1, 1, 1])
         yield node.stop_app()
         yield node.start_app()
-        after = yield threads.deferToThread(_ready_or_gone, node.port, [f"t_{name}" for name in settings])
+        after = yield threads.deferToThread(_ready_or_gone, node.port, url.virtual_host, [f"t_{name}" for name in settings])
         self.assertEqual(after, [None, 1, 1])
 
 
-def _ready_or_gone(port: int, queues: List[str]) -> List[Any]:
+def _ready_or_gone(port: int, vhost: str, queues: List[str]) -> List[Any]:
     """
     @return: the ready messages of each queue, C{None} for a queue that
         does not exist.
     """
     counts: List[Any] = []
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, vhost))
     try:
         for name in queues:
             channel = connection.channel()

@@ -29,6 +29,7 @@ from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queu
 from novasvc.transport import TxAMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._services import poll
+from tests._vhosts import rabbitmqctl
 
 
 class TxRabbitFixture(amqp_tests.RabbitFixture):
@@ -76,7 +77,7 @@ class TxAMQPBrokerTests(amqp_tests.AMQPBrokerTests):
         yield transport.publish(exchange, "a.second", b"second", mandatory=True)
         yield poll(lambda: collector.bodies == [b"first"], "one delivery (prefetch 1)")
         self.assertEqual(self.admin.message_count("listener"), 1)
-        out, err, code = yield amqp_tests.rabbitmqctl("close_all_connections", "-p", self.vhost, "novasvc test")
+        out, err, code = yield rabbitmqctl("close_all_connections", "-p", self.vhost, "novasvc test")
         self.assertEqual(code, 0, err)
         yield poll(lambda: any("CONNECTION_FORCED" in text and "retrying" in text for text in logs),
                    "a warning about the forced close")
@@ -102,7 +103,7 @@ class TxAMQPBrokerTests(amqp_tests.AMQPBrokerTests):
         transport = amqp_tests.started(self, amqp_tests.rabbit_url(self.vhost), TxAMQPTransport,
                                        **amqp_tests.FAST)
         yield poll(lambda: transport.is_connected, "connected")
-        out, err, code = yield amqp_tests.rabbitmqctl("list_connections", "vhost", "client_properties",
+        out, err, code = yield rabbitmqctl("list_connections", "vhost", "client_properties",
                                                       "--formatter", "json")
         rows = [{key: value for key, _type, value in row["client_properties"]} for row in json.loads(out)
                 if row["vhost"] == self.vhost]
