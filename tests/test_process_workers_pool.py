@@ -487,7 +487,7 @@ class BackoffInjectedTests(_PoolTestCase):
         self.assertEqual(len(self.spawner.spawned), 2)
 
 
-class RestartTests(_PoolTestCase):
+class StartAgainTests(_PoolTestCase):
     """
     The pool's lifecycle across stops: start, stop, start again.
     """
