@@ -24,25 +24,28 @@ Reading never fails: a field whose value has the wrong type (C{roles: 5},
 C{is_admin: "yes"}) gets its default instead, a timestamp that is no
 readable instant (C{"0001-01-01T00:00:00+01:00"} is before year 1 in UTC)
 is kept as the text it came as, and each context read so logs one WARNING
-naming at most L{_NAMED} of the keys; the other keys go to
+naming at most five of the keys; the other keys go to
 L{RequestContext.extra} whatever their values. So C{to_dict()} of any
 context read writes JSON values that read back to the same C{dict}.
+
+Which keys are written and read, and how their values are checked, is
+L{novasvc._context_wire}'s; this module holds the context itself and its
+lazy reading.
 """
 
 import datetime
 import math
 import uuid
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import attrs
 from twisted.logger import Logger
 
+from novasvc._context_wire import KEYS as _KEYS, ContextKeys, context_keys, read_fields
+
 _log = Logger()
 
 __all__ = ["RequestContext", "get_admin_context", "generate_request_id"]
-
-#: The C{strtime} format Nova uses for the context's C{timestamp}.
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
 def generate_request_id() -> str:
@@ -55,57 +58,6 @@ def generate_request_id() -> str:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-_last_parsed: Tuple[Any, Any] = (None, None)
-
-
-def _parse_timestamp(value: Any) -> Any:
-    """
-    Nova sends the timestamp as a string; read it back as a naive UTC
-    C{datetime}. Anything unreadable is kept as it came. The last text read
-    and its C{datetime} (immutable, so shared safely) are kept: the requests
-    of one client context all carry the same timestamp.
-    """
-    global _last_parsed
-    if not isinstance(value, str):
-        return value
-    last = _last_parsed  # one read: another thread may replace it
-    if value == last[0]:
-        return last[1]
-    try:
-        parsed = datetime.datetime.fromisoformat(value)  # Python 3.11 reads "Z" too
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    except (ValueError, OverflowError):  # not an instant; out of datetime's range in UTC
-        return value
-    _last_parsed = (value, parsed)
-    return parsed
-
-
-_last_timestamp: Tuple[Any, Any] = (None, None)
-
-
-def _timestamp_text(timestamp: Any) -> Any:
-    """
-    The context timestamp as written on the wire (Nova's C{strtime}
-    format). The text of the last one is kept: a C{datetime} never changes,
-    and a context sending several requests sends the same one each time.
-    """
-    global _last_timestamp
-    last = _last_timestamp  # one read: another thread may replace it
-    if timestamp is last[0]:
-        return last[1]
-    if not isinstance(timestamp, datetime.datetime):
-        return timestamp
-    if timestamp.tzinfo is None:
-        # The same text as strftime(TIMESTAMP_FORMAT) for a naive datetime,
-        # several times faster.
-        text = timestamp.isoformat(timespec="microseconds")
-    else:
-        text = timestamp.strftime(TIMESTAMP_FORMAT)
-    _last_timestamp = (timestamp, text)
-    return text
 
 
 def _kw(**kwargs: Any) -> Any:
@@ -262,7 +214,7 @@ class RequestContext(_Unread):
             (oslo.messaging's C{unpack_context}, in one step).
         @rtype: L{RequestContext}
         """
-        return cls(**_fields(values, prefix))
+        return cls(**read_fields(values, prefix, _KEYS.get(prefix) or _keys(prefix)))
 
     def redacted_copy(self) -> "RequestContext":
         """
@@ -289,81 +241,6 @@ class RequestContext(_Unread):
         )
 
 
-def _fields(values: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
-    """
-    @return: the keyword arguments of the L{RequestContext} that
-        L{RequestContext.from_dict} makes of C{values}, the values of the
-        wrong type left out (and logged, once).
-    """
-    keys = _keys(prefix)
-    own, aliases, known = keys.own, keys.aliases, keys.known
-    # Look the known keys up rather than walk every entry: the RPC server
-    # reads a request's context from its whole message.
-    kwargs: Dict[str, Any] = {field: values[key] for key, field in own if key in values}
-    found = len(kwargs)
-    for key, field in aliases:
-        if key in values:
-            found += 1
-            # A field's own key wins over its alias.
-            if field and field not in kwargs:
-                kwargs[field] = values[key]
-    extra: Dict[str, Any] = {}
-    if len(values) > found:
-        skip = len(prefix)
-        for key, value in values.items():
-            if key not in known and isinstance(key, str) and key.startswith(prefix):
-                extra[key[skip:]] = value
-    if "project_id" not in kwargs and prefix + "tenant" in values:
-        kwargs["project_id"] = values[prefix + "tenant"]
-    dropped = [field for field, value in kwargs.items() if type(value) not in _TYPES[field]]
-    roles = kwargs.get("roles")
-    if roles and "roles" not in dropped and not all(type(role) is str for role in roles):
-        dropped.append("roles")
-    timeout = kwargs.get("client_timeout")
-    if timeout is not None and "client_timeout" not in dropped and not math.isfinite(timeout):
-        dropped.append("client_timeout")
-    if dropped:
-        for field in dropped:
-            del kwargs[field]
-        _log.warn("Request context {request_id}: ignored {count} value(s) of the wrong type or out of range "
-                  "({fields}); their defaults are used", request_id=_request_id(kwargs.get("request_id")),
-                  count=len(dropped), fields=", ".join(dropped[:_NAMED]) + (", ..." if len(dropped) > _NAMED else ""))
-    timestamp = kwargs.get("timestamp")
-    if timestamp is not None:
-        kwargs["timestamp"] = _parse_timestamp(timestamp)
-    else:
-        kwargs.pop("timestamp", None)
-    if kwargs.get("request_id") is None:
-        kwargs.pop("request_id", None)
-    if kwargs.get("roles", ()) is None:
-        del kwargs["roles"]
-    if kwargs.get("service_catalog", ()) is None:
-        del kwargs["service_catalog"]
-    kwargs["extra"] = extra
-    return kwargs
-
-
-#: The most keys one warning names.
-_NAMED = 5
-
-
-def _request_id(value: Any) -> str:
-    return value[:64] if isinstance(value, str) else "(none)"
-
-
-_TEXT = frozenset((str, type(None)))
-#: Field name -> the types a value read for it may have (C{roles} must
-#: also hold only strings, C{client_timeout} be finite).
-_TYPES: Dict[str, frozenset] = {
-    "is_admin": frozenset((bool,)), "read_only": frozenset((bool,)), "show_deleted": frozenset((bool,)),
-    "is_admin_project": frozenset((bool,)), "roles": frozenset((list, type(None))),
-    "service_catalog": frozenset((list, type(None))), "client_timeout": frozenset((int, float, type(None))),
-    "read_deleted": frozenset((str,)),
-}
-for _field in attrs.fields(RequestContext):
-    _TYPES.setdefault(_field.name, _TEXT)  # the str-or-None fields, request_id and timestamp too
-
-
 def _seconds(value: Any) -> bool:
     return value is None or (type(value) in (int, float) and math.isfinite(value))
 
@@ -386,7 +263,7 @@ def _read_message(ctxt: "RequestContext", name: str) -> Any:
         raise AttributeError(f"'RequestContext' object has no attribute {name!r}")
     values, prefix, client_timeout = message
     try:
-        fields = _fields(values, prefix)
+        fields = read_fields(values, prefix, _KEYS.get(prefix) or _keys(prefix))
     except Exception:
         _log.failure("Request context could not be read; its defaults are used")
         fields = {"extra": {}}
@@ -396,7 +273,8 @@ def _read_message(ctxt: "RequestContext", name: str) -> Any:
     return object.__getattribute__(ctxt, name)
 
 
-_FIELD_NAMES = frozenset(field.name for field in attrs.fields(RequestContext))
+_FIELD_NAMES_IN_ORDER = tuple(field.name for field in attrs.fields(RequestContext))
+_FIELD_NAMES = frozenset(_FIELD_NAMES_IN_ORDER)
 _init = RequestContext.__init__
 _new = object.__new__
 #: The types whose C{to_dict} is L{RequestContext.to_dict}'s (the RPC
@@ -423,80 +301,11 @@ def context_from_message(values: Mapping[str, Any], prefix: str, client_timeout:
     return ctxt
 
 
-#: The keys L{RequestContext.to_dict} writes, in order, each with the
-#: value written, an expression of the context C{c}.
-_WIRE = (
-    ("user_id", "c.user_id"), ("project_id", "c.project_id"), ("user", "c.user_id"), ("project", "c.project_id"),
-    ("domain", "c.domain_id"), ("user_domain", "c.user_domain_id"), ("project_domain", "c.project_domain_id"),
-    ("system_scope", "c.system_scope"), ("is_admin", "c.is_admin"), ("read_only", "c.read_only"),
-    ("show_deleted", "c.show_deleted"), ("auth_token", "c.auth_token"), ("request_id", "c.request_id"),
-    ("global_request_id", "c.global_request_id"), ("resource_uuid", "c.resource_uuid"),
-    ("roles", "list(c.roles)"), ("user_identity", "c.user_identity"), ("is_admin_project", "c.is_admin_project"),
-    ("read_deleted", "c.read_deleted"), ("remote_address", "c.remote_address"),
-    ("timestamp", "_timestamp_text(c.timestamp)"), ("quota_class", "c.quota_class"), ("user_name", "c.user_name"),
-    ("project_name", "c.project_name"), ("service_catalog", "list(c.service_catalog)"),
-    ("client_timeout", "c.client_timeout"),
-)
-#: Field name -> itself: the keys read as the field of that name.
-_OWN_KEYS: Dict[str, str] = {a.name: a.name for a in attrs.fields(RequestContext) if a.name != "extra"}
-#: Aliases -> field name, read only when the field's own key is absent;
-#: C{""} marks keys read as nothing (derived, or handled on their own).
-_ALIAS_KEYS: Dict[str, str] = {
-    "user": "user_id",
-    "project": "project_id",
-    "tenant": "",
-    "domain": "domain_id",
-    "user_domain": "user_domain_id",
-    "project_domain": "project_domain_id",
-    "user_identity": "",
-}
-
-
-@attrs.frozen
-class _Keys:
+def _keys(prefix: str) -> ContextKeys:
     """
-    The wire keys of a context for one prefix.
-
-    @ivar write: makes the C{dict} of the keys L{RequestContext.to_dict}
-        writes (L{_WIRE}) for a context, extras aside.
-    @ivar own: C{(key, field)} for each field's own key.
-    @ivar aliases: C{(key, field)} for each alias (C{""}: read as nothing).
-    @ivar known: every key in L{own} and L{aliases}.
+    The key tables for C{prefix}, made on its first use.
     """
-
-    write: Callable[[RequestContext], Dict[str, Any]]
-    own: Tuple[Tuple[str, str], ...]
-    aliases: Tuple[Tuple[str, str], ...]
-    known: frozenset
-
-
-_KEYS: Dict[str, _Keys] = {}
-
-
-def _keys(prefix: str) -> _Keys:
-    """
-    The key tables for C{prefix}, made once per prefix (there are one or
-    two).
-    """
-    keys = _KEYS.get(prefix)
-    if keys is None:
-        own = tuple((prefix + key, field) for key, field in _OWN_KEYS.items())
-        aliases = tuple((prefix + key, field) for key, field in _ALIAS_KEYS.items())
-        keys = _KEYS[prefix] = _Keys(_writer(prefix), own, aliases, frozenset(key for key, _ in own + aliases))
-    return keys
-
-
-def _writer(prefix: str) -> Callable[[RequestContext], Dict[str, Any]]:
-    """
-    @return: a function making the C{dict} of the L{_WIRE} keys, each with
-        C{prefix} in front, for a context: compiled from one C{dict}
-        display, whose constant keys Python builds at once (a third of the
-        cost of zipping keys and values).
-    """
-    entries = ", ".join(f"{prefix + key!r}: {value}" for key, value in _WIRE)
-    namespace: Dict[str, Any] = {"_timestamp_text": _timestamp_text}
-    exec(compile(f"def write(c):\n    return {{{entries}}}\n", f"<to_dict({prefix!r})>", "exec"), namespace)
-    return namespace["write"]  # type: ignore[no-any-return]
+    return context_keys(prefix, (name for name in _FIELD_NAMES_IN_ORDER if name != "extra"))
 
 
 def get_admin_context(read_deleted: str = "no") -> RequestContext:

@@ -11,8 +11,7 @@ from typing import Any, Dict, List
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from novasvc.api.app import _Shared, make_app
-from novasvc.api.outage import HEALTH_TIMEOUT
+from novasvc.api.app import make_app
 from novasvc.config.api import APIConfig
 from novasvc.config import Config
 from novasvc.db.memory import MemoryServiceStore
@@ -75,109 +74,6 @@ class _App(unittest.TestCase):
         return [await store.create(f"h{n}", f"novasvc-b{n % 2}", f"t{n}") for n in range(1, count + 1)]
 
 
-class HealthTests(_App):
-    """
-    C{GET /healthz}.
-    """
-
-    async def test_ok(self) -> None:
-        """
-        When the broker and the database answer, then 200 with status ok
-        and both checks ok, as JSON, with no token needed.
-        """
-        live = await self.api(api=APIConfig(tokens=token_entries()))
-        response = await live.request("GET", "/healthz")
-        self.assertEqual(response.code, 200)
-        self.assertEqual(response.headers["content-type"], "application/json")
-        self.assertEqual(response.json(), {"status": "ok", "checks": {
-            "broker": {"ok": True}, "database": {"ok": True}}})
-
-    async def test_broker_down(self) -> None:
-        """
-        When the transport is not connected, then 503, status degraded, and
-        the broker check says why; the database check is still reported.
-        """
-        live = await self.api()
-        await live.transport.stop()
-        response = await live.request("GET", "/healthz")
-        self.assertEqual(response.code, 503)
-        self.assertEqual(response.json(), {"status": "degraded", "checks": {
-            "broker": {"ok": False, "error": "not connected to the broker"},
-            "database": {"ok": True}}})
-
-    async def test_row_deleted(self) -> None:
-        """
-        When the API is a service's and its row was deleted while it runs,
-        then 503, status degraded, and a registration check that says it
-        registers again; once it has, the check is ok.
-        """
-        deleted = [True]
-        live = await self.api(row_deleted=lambda: deleted[0])
-        response = await live.request("GET", "/healthz")
-        self.assertEqual(response.code, 503)
-        self.assertEqual(response.json()["checks"]["registration"], {
-            "ok": False, "error": "this service's row was deleted while it runs; it "
-            "registers again at the next report"})
-        deleted[0] = False
-        response = await live.request("GET", "/healthz")
-        self.assertEqual((response.code, response.json()["checks"]["registration"]),
-                         (200, {"ok": True}))
-
-    async def test_database_down(self) -> None:
-        """
-        When the store is not open, then 503 and the database check says so.
-        """
-        live = await self.api()
-        await live.store.stop()
-        response = await live.request("GET", "/healthz")
-        self.assertEqual(response.code, 503)
-        self.assertEqual(response.json()["checks"]["database"],
-                         {"ok": False, "error": "the services table is not open"})
-        self.assertEqual(response.json()["checks"]["broker"], {"ok": True})
-
-    async def test_database_slow(self) -> None:
-        """
-        When the database does not answer, then the check gives up after
-        L{HEALTH_TIMEOUT} seconds with 503.
-        """
-        clock = task.Clock()
-        store = MemoryServiceStore()
-        await store.start()
-        pings: List[defer.Deferred] = []
-
-        def ping() -> defer.Deferred:
-            pings.append(defer.Deferred())
-            return pings[-1]
-
-        store.ping = ping
-        live = await self.api(store=store, clock=clock)
-        pending = defer.ensureDeferred(live.request("GET", "/healthz"))
-        await poll(lambda: pings, "the request is waiting for the ping")
-        clock.advance(HEALTH_TIMEOUT)
-        response = await pending
-        self.assertEqual(response.code, 503)
-        self.assertEqual(response.json()["checks"]["database"],
-                         {"ok": False, "error": f"no answer within {HEALTH_TIMEOUT:g} s"})
-
-    def test_one_ping_at_a_time(self) -> None:
-        """
-        When health checks come while a database check runs, then they wait
-        for that one (no second query), and the next check after it makes a
-        new one; a waiter cancelled (its client gone) does not cancel it.
-        """
-        runs: List[defer.Deferred] = []
-        shared = _Shared(lambda: runs.append(defer.Deferred()) or runs[-1])
-        first, second, third = shared(), shared(), shared()
-        third.cancel()
-        self.failureResultOf(third, defer.CancelledError)
-        self.assertEqual(len(runs), 1)
-        runs[0].callback({"ok": True})
-        self.assertEqual((self.successResultOf(first), self.successResultOf(second)),
-                         ({"ok": True}, {"ok": True}))
-        shared()
-        self.assertEqual(len(runs), 2)
-
-
 class ListServicesTests(_App):
     """
     C{GET /v1/services}.
@@ -218,9 +114,9 @@ class ListServicesTests(_App):
         """
         from twisted.internet import threads
 
-        from novasvc.api import app as app_module
+        from novasvc.api import _service_view
 
-        self.patch(app_module, "LARGE_LISTING", 3)
+        self.patch(_service_view, "LARGE_LISTING", 3)
         used: List[Any] = []
         real = threads.deferToThreadPool
 

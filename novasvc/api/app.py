@@ -27,16 +27,17 @@ request, not with this module. Errors are JSON (L{novasvc.api.errors}); an
 unknown path is 404 and a known path with another method 405 (with
 C{Allow}); a bug is 500 with a generic message, its traceback logged once
 with the request id.
+
+The routes are this module's; what they read from a request is in
+L{novasvc.api._requests}, how they show the services table in
+L{novasvc.api._service_view}, and the health check in L{novasvc.api._health}.
 """
 
 import datetime
-import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from klein import Klein
-from twisted.internet import defer, threads
-from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -44,24 +45,22 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from novasvc.api.context import APIContext, request_context, request_info
-from novasvc.api.errors import (APIError, json_body, render_encoded, render_error, render_json,
-                                status_title)
-from novasvc.api._requests import force_flag, service_changes
-from novasvc.api.outage import HEALTH_TIMEOUT, RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
-from novasvc.db.record import ServiceRecord
-from novasvc.db.rules import MAX_SERVICE_ID, MAX_STRING_LENGTH, unstorable
-from novasvc.exceptions import ServiceNotFound
-from novasvc._text import clip, quote
+from novasvc.api.errors import APIError, render_encoded, render_error, render_json, status_title
+from novasvc.api._health import Health
+from novasvc.api._requests import (force_flag, listing_filters, read_json, read_object,
+                                   path_service_id, require_admin, service_changes)
+from novasvc.api._service_view import encode_listing, iso_time, service_view
+from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
 from novasvc.core.service_status import DELETE, UPDATE, notify_service, status_changed
 from novasvc.core.servicegroup import is_up
+from novasvc.db.record import ServiceRecord
+from novasvc.exceptions import ServiceNotFound
+from novasvc._text import clip
 
-__all__ = ["make_app", "read_json", "service_view"]
+__all__ = ["make_app"]
 
 _log = Logger()
 
-#: Listings of at least this many services are encoded to JSON off the
-#: reactor thread.
-LARGE_LISTING = 100
 #: B{Seconds} a listing may be reused for a request that had to wait for
 #: a slot (the API is under load, L{novasvc.api.observe}); writes through
 #: this API drop it. A request that did not wait is always read afresh.
@@ -69,8 +68,6 @@ LISTING_REUSE = 1.0
 _LISTINGS_KEPT = 64
 #: B{Seconds} between the status page's reloads of itself.
 PAGE_REFRESH = 10
-_JSON_TYPES = (b"application/json",)
-_SERVICE_FILTERS = ("host", "binary")
 
 
 def _klein() -> Klein:
@@ -81,70 +78,6 @@ def _klein() -> Klein:
 
 def _path(request: IRequest) -> str:
     return request.path.decode("utf-8", "replace")
-
-
-def _iso(when: Optional[datetime.datetime]) -> Optional[str]:
-    if when is None:
-        return None
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def service_view(record: ServiceRecord, now: datetime.datetime,
-                 service_down_time: float) -> Dict[str, Any]:
-    """
-    A services row as the API shows it.
-
-    @param now: the current time, naive UTC.
-    @param service_down_time: B{seconds}, for L{is_up}.
-    @return: C{id}, C{host}, C{binary}, C{topic}, C{status}
-        (C{"enabled"}/C{"disabled"}), C{state} (C{"up"}/C{"down"} by
-        L{is_up}: C{forced_down} is down), C{updated_at} (the last
-        heartbeat, C{last_seen_up}, as ISO 8601 UTC with C{Z}, or C{None}
-        before the first report: an operator's change such as disabling does
-        not make a dead service look fresh), C{disabled_reason} and
-        C{forced_down}.
-    """
-    return {
-        "id": record.id,
-        "host": record.host,
-        "binary": record.binary,
-        "topic": record.topic,
-        "status": "disabled" if record.disabled else "enabled",
-        "state": "up" if is_up(record, now, service_down_time) else "down",
-        "updated_at": _iso(record.last_seen_up),
-        "disabled_reason": record.disabled_reason,
-        "forced_down": record.forced_down,
-    }
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def read_json(request: IRequest) -> Any:
-    """
-    The request's JSON body.
-
-    @return: the decoded value.
-    @raise APIError: 415 when the content type is not C{application/json};
-        400 when the body is not JSON (or nests too deeply, or holds
-        C{NaN}).
-    """
-    given = request.getHeader(b"content-type") or b""
-    if given.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
-        raise APIError(415, "the body must be JSON, sent with Content-Type: application/json")
-    raw = request.content.read() if request.content is not None else b""
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise APIError(400, "the body is not valid JSON") from None
-
-
-def _read_object(request: IRequest) -> Dict[str, Any]:
-    body = read_json(request)
-    if not isinstance(body, dict):
-        raise APIError(400, "the body must be a JSON object")
-    return body
 
 
 def _metrics_resource(recorder: Any) -> IResource:
@@ -165,38 +98,6 @@ def _metrics_resource(recorder: Any) -> IResource:
     return MetricsResource(recorder)
 
 
-def _require_admin(request: IRequest) -> None:
-    principal = request_info(request).principal
-    if principal is None or not principal.is_admin:
-        raise APIError(403, "this needs a token with the role 'admin'")
-
-
-class _Shared:
-    """
-    One run of an operation at a time, its result given to everyone who
-    asked while it ran.
-    """
-
-    def __init__(self, operation: Callable[[], defer.Deferred]) -> None:
-        self._operation = operation
-        self._waiters: Optional[List[defer.Deferred]] = None
-
-    def __call__(self) -> defer.Deferred:
-        waiter: defer.Deferred = defer.Deferred()
-        if self._waiters is None:
-            self._waiters = [waiter]
-            defer.maybeDeferred(self._operation).addBoth(self._done)
-        else:
-            self._waiters.append(waiter)
-        return waiter
-
-    def _done(self, result: Any) -> None:
-        waiters, self._waiters = self._waiters or [], None
-        for waiter in waiters:
-            if not waiter.called:
-                waiter.callback(result)
-
-
 class _Routes:
     """
     The routes, bound to one L{APIContext}.
@@ -206,7 +107,7 @@ class _Routes:
 
     def __init__(self, context: APIContext) -> None:
         self.context = context
-        self._ping = _Shared(self._check_database)
+        self._health = Health(context)
         self._guard: Optional[DatabaseGuard] = None
         self._last_listing: Optional[Tuple[List[ServiceRecord], datetime.datetime]] = None
         #: Encoded listings by filters: (clock seconds read, body).
@@ -242,7 +143,7 @@ class _Routes:
     def _db(self) -> DatabaseGuard:
         if self._guard is None:
             self._guard = DatabaseGuard(self.context.clock,
-                                        wall=lambda: _iso(self.context.utcnow()) or "?")
+                                        wall=lambda: iso_time(self.context.utcnow()) or "?")
         return self._guard
 
     def _stop(self) -> Any:
@@ -283,63 +184,14 @@ class _Routes:
 
     @app.route("/healthz", methods=["GET"])
     async def healthz(self, request: IRequest) -> bytes:
-        connected = bool(getattr(self.context.transport, "is_connected", False))
-        broker: Dict[str, Any] = {"ok": connected}
-        if not connected:
-            broker["error"] = "not connected to the broker"
-        database = await self._ping()
-        ok = connected and database["ok"]
-        checks = {"broker": broker, "database": database}
-        row_deleted = getattr(self.context, "row_deleted", None)
-        if row_deleted is not None:
-            if row_deleted():
-                checks["registration"] = {
-                    "ok": False, "error": "this service's row was deleted while it runs; "
-                    "it registers again at the next report"}
-                ok = False
-            else:
-                checks["registration"] = {"ok": True}
-        payload = {"status": "ok" if ok else "degraded", "checks": checks}
-        return render_json(request, 200 if ok else 503, payload)
-
-    def _check_database(self) -> defer.Deferred:
-        d = defer.maybeDeferred(self.context.store.ping)
-        d.addTimeout(HEALTH_TIMEOUT, self.context.clock)
-
-        def failed(failure: Failure) -> Dict[str, Any]:
-            if failure.check(defer.TimeoutError, defer.CancelledError):
-                reason = f"no answer within {HEALTH_TIMEOUT:g} s"
-            elif failure.check(RuntimeError):
-                reason = "the services table is not open"
-            else:
-                reason = f"the database check failed ({failure.type.__name__})"
-            return {"ok": False, "error": reason}
-
-        return d.addCallbacks(lambda _: {"ok": True}, failed)
+        status, payload = await self._health.report()
+        return render_json(request, status, payload)
 
     # -- services ----------------------------------------------------------
 
     @app.route("/v1/services", methods=["GET"])
     async def list_services(self, request: IRequest) -> bytes:
-        filters: Dict[str, str] = {}
-        for raw, values in (request.args or {}).items():
-            name = raw.decode("utf-8", "replace")
-            if name not in _SERVICE_FILTERS:
-                raise APIError(400, f"unknown query parameter {quote(name)}; "
-                               f"accepted: {', '.join(_SERVICE_FILTERS)}")
-            if len(values) != 1:
-                raise APIError(400, f"query parameter {name!r} is given {len(values)} times")
-            try:
-                value = values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                raise APIError(400, f"query parameter {name!r} is not UTF-8") from None
-            if not 1 <= len(value) <= MAX_STRING_LENGTH:
-                raise APIError(400, f"query parameter {name!r} must be 1 to "
-                               f"{MAX_STRING_LENGTH} characters long")
-            problem = unstorable(value)
-            if problem is not None:
-                raise APIError(400, f"query parameter {name!r} {problem}", field=name)
-            filters[name] = value
+        filters = listing_filters(request)
         key = tuple(sorted(filters.items()))
         cached = self._listings.get(key)
         if (cached is not None and request_info(request).waited
@@ -347,35 +199,27 @@ class _Routes:
             return render_encoded(request, 200, cached[1])
         records = await self._db.call(self.context.store.list_services, **filters)
         read_at = self.context.clock.seconds()
-        now = self.context.utcnow()
-        down_time = self.context.service_down_time
-        if len(records) < LARGE_LISTING or not IReactorThreads.providedBy(self.context.clock):
-            body = _listing_body(records, now, down_time)
-        else:
-            # A large listing is made and encoded in the reactor's thread
-            # pool, so that RPC in the same process keeps the reactor.
-            reactor = self.context.clock
-            body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(),
-                                                   _listing_body, records, now, down_time)
+        body = await encode_listing(records, self.context.utcnow(), self.context.service_down_time,
+                                    self.context.clock)
         if len(self._listings) >= _LISTINGS_KEPT:
             self._listings.clear()
         self._listings[key] = (read_at, body)
         return render_encoded(request, 200, body)
 
-    # The range is checked by _get_id: werkzeug's own bounds turn an id out
+    # The range is checked by path_service_id: werkzeug's own bounds turn an id out
     # of range into 405 for the other methods.
     _ID = "/v1/services/<int:service_id>"
 
     @app.route(_ID, methods=["GET"])
     async def show_service(self, request: IRequest, service_id: int) -> bytes:
-        record = await self._get(_service_id(service_id))
+        record = await self._get(path_service_id(service_id))
         return render_json(request, 200, {"service": self._view(record)})
 
     @app.route(_ID, methods=["PUT"])
     async def update_service(self, request: IRequest, service_id: int) -> bytes:
-        _require_admin(request)
-        service_id = _service_id(service_id)
-        changes = service_changes(_read_object(request))
+        require_admin(request)
+        service_id = path_service_id(service_id)
+        changes = service_changes(read_object(request))
         before = await self._get(service_id)
         try:
             record = await self._db.call(self.context.store.update, service_id, **changes)
@@ -388,8 +232,8 @@ class _Routes:
 
     @app.route(_ID, methods=["DELETE"])
     async def delete_service(self, request: IRequest, service_id: int) -> bytes:
-        _require_admin(request)
-        service_id = _service_id(service_id)
+        require_admin(request)
+        service_id = path_service_id(service_id)
         force = force_flag(request)
         record = await self._get(service_id)
         if not force and is_up(record, self.context.utcnow(), self.context.service_down_time):
@@ -420,7 +264,7 @@ class _Routes:
 
     @app.route("/v1/rpc/<topic>", methods=["POST"])
     async def rpc(self, request: IRequest, topic: str) -> bytes:
-        _require_admin(request)
+        require_admin(request)
         body = read_json(request)
         gateway = self._get_gateway()
         status, payload = await gateway.handle(topic, body, request_context(request))
@@ -498,24 +342,6 @@ class _Routes:
         return render_json(request, 200, document(
             tokens=bool(config.api.tokens),
             max_timeout=max(MAX_TIMEOUT, float(config.rpc_response_timeout))))
-
-
-def _listing_body(records: List[ServiceRecord], now: datetime.datetime,
-                  service_down_time: float) -> bytes:
-    """
-    @return: the encoded C{GET /v1/services} answer of C{records}.
-    """
-    return json_body({"services": [service_view(r, now, service_down_time) for r in records]})
-
-
-def _service_id(service_id: int) -> int:
-    """
-    @raise APIError: 404 for an id no row can have (not 1 to
-        L{novasvc.db.rules.MAX_SERVICE_ID}).
-    """
-    if not 1 <= service_id <= MAX_SERVICE_ID:
-        raise APIError(404, f"no service with id {clip(str(service_id))}")
-    return service_id
 
 
 def make_app(context: APIContext) -> IResource:

@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.test_api_health -*-
+"""
+The API's health check, the answer of C{GET /healthz} (L{Health}): the
+broker connection, one database check at a time (L{Shared}) that gives up
+after L{novasvc.api.outage.HEALTH_TIMEOUT} seconds, and, for the API of a
+service, whether that service's row is still there.
+"""
+
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from novasvc.api.context import APIContext
+from novasvc.api.outage import HEALTH_TIMEOUT
+
+__all__ = ["Health", "Shared"]
+
+
+class Shared:
+    """
+    One run of an operation at a time, its result given to everyone who
+    asked while it ran.
+    """
+
+    def __init__(self, operation: Callable[[], defer.Deferred]) -> None:
+        """
+        @param operation: returns a Deferred (or a value) of the result.
+        """
+        self._operation = operation
+        self._waiters: Optional[List[defer.Deferred]] = None
+
+    def __call__(self) -> defer.Deferred:
+        """
+        @return: a Deferred of the running operation's result, or of a new
+            run's when none runs; cancelling it does not cancel the run.
+        """
+        waiter: defer.Deferred = defer.Deferred()
+        if self._waiters is None:
+            self._waiters = [waiter]
+            defer.maybeDeferred(self._operation).addBoth(self._done)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def _done(self, result: Any) -> None:
+        waiters, self._waiters = self._waiters or [], None
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(result)
+
+
+class Health:
+    """
+    The health of the API's process as C{/healthz} reports it.
+    """
+
+    def __init__(self, context: APIContext) -> None:
+        """
+        @param context: the API's context: its transport, store, clock and,
+            for a service's API, C{row_deleted}.
+        """
+        self._context = context
+        self._ping = Shared(self._check_database)
+
+    async def report(self) -> Tuple[int, Dict[str, Any]]:
+        """
+        @return: C{200} and C{{"status": "ok", "checks": {...}}} when every
+            check is ok, else C{503} and C{"status": "degraded"}, each check
+            under C{checks} with C{ok} and, when not ok, C{error}.
+        """
+        connected = bool(getattr(self._context.transport, "is_connected", False))
+        broker: Dict[str, Any] = {"ok": connected}
+        if not connected:
+            broker["error"] = "not connected to the broker"
+        database = await self._ping()
+        ok = connected and database["ok"]
+        checks = {"broker": broker, "database": database}
+        row_deleted = getattr(self._context, "row_deleted", None)
+        if row_deleted is not None:
+            if row_deleted():
+                checks["registration"] = {
+                    "ok": False, "error": "this service's row was deleted while it runs; "
+                    "it registers again at the next report"}
+                ok = False
+            else:
+                checks["registration"] = {"ok": True}
+        return (200 if ok else 503), {"status": "ok" if ok else "degraded", "checks": checks}
+
+    def _check_database(self) -> defer.Deferred:
+        d = defer.maybeDeferred(self._context.store.ping)
+        d.addTimeout(HEALTH_TIMEOUT, self._context.clock)
+
+        def failed(failure: Failure) -> Dict[str, Any]:
+            if failure.check(defer.TimeoutError, defer.CancelledError):
+                reason = f"no answer within {HEALTH_TIMEOUT:g} s"
+            elif failure.check(RuntimeError):
+                reason = "the services table is not open"
+            else:
+                reason = f"the database check failed ({failure.type.__name__})"
+            return {"ok": False, "error": reason}
+
+        return d.addCallbacks(lambda _: {"ok": True}, failed)
