@@ -528,18 +528,28 @@ class ConfiguredLimitsTests(unittest.SynchronousTestCase):
                                                                        40000)))
         return channel
 
+    def _answer_at(self, api: APIConfig, data: bytes, seconds: float) -> Any:
+        """
+        Send C{data} on a new connection to the site of C{api}, check that
+        nothing is answered until C{seconds} have passed.
+
+        @return: the channel, once C{seconds} have passed.
+        """
+        channel = self._connect(self._site(api))
+        channel.dataReceived(data)
+        self.clock.advance(seconds - 0.01)
+        self.assertEqual(channel.transport.value(), b"")
+        self.clock.advance(0.01)
+        return channel
+
     def test_header_timeout(self) -> None:
         """
         When C{api.header_timeout} is 2 s and a request's headers are not
         all in 2 s after its first byte, then 408 and the connection closes
         at 2 s, not at the default 10 s.
         """
-        site = self._site(APIConfig(header_timeout=2.0))
-        channel = self._connect(site)
-        channel.dataReceived(b"GET /healthz HTTP/1.1\r\n")
-        self.clock.advance(1.99)
-        self.assertEqual(channel.transport.value(), b"")
-        self.clock.advance(0.01)
+        channel = self._answer_at(APIConfig(header_timeout=2.0), b"GET /healthz HTTP/1.1\r\n",
+                                  2.0)
         answer = channel.transport.value()
         self.assertEqual(_status(answer), 408)
         self.assertIn(b"headers did not arrive within 2 s", answer)
@@ -550,12 +560,9 @@ class ConfiguredLimitsTests(unittest.SynchronousTestCase):
         When C{api.body_timeout} is 4 s and a body is not in 4 s after its
         headers, then 408.
         """
-        site = self._site(APIConfig(body_timeout=4.0))
-        channel = self._connect(site)
-        channel.dataReceived(b"PUT /v1/services/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n")
-        self.clock.advance(3.99)
-        self.assertEqual(channel.transport.value(), b"")
-        self.clock.advance(0.01)
+        channel = self._answer_at(
+            APIConfig(body_timeout=4.0),
+            b"PUT /v1/services/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n", 4.0)
         self.assertIn(b"body did not arrive within 4 s", channel.transport.value())
 
     def test_max_connections(self) -> None:

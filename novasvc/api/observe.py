@@ -9,14 +9,16 @@ process.
   - The route template of a request (a metrics label and the span's name)
     is one of L{ROUTE_TEMPLATES}, found from its path, or C{<other>}: a
     client cannot make new series.
-  - At most C{max_in_flight} requests are handled at once (C{api.max_in_flight},
-    default L{MAX_IN_FLIGHT}), and up to C{max_waiting} more wait for a
-    slot (C{api.max_waiting}, default none); past that, a request gets 503
-    with C{Retry-After} at once, before any work. The API of a service
+  - At most C{max_in_flight} requests are handled at once
+    (C{api.max_in_flight}, default L{novasvc.config.api.MAX_IN_FLIGHT}),
+    and up to C{max_waiting} more wait for a slot (C{api.max_waiting},
+    default none); past that, a request gets 503 with C{Retry-After} at
+    once, before any work. The API of a service
     (C{api.service_max_in_flight} and C{api.service_max_waiting}, default
-    L{EMBEDDED_IN_FLIGHT} and L{EMBEDDED_WAITING}) handles few at once,
-    each waiting one starting in a reactor turn of its own, so RPC in the
-    same process keeps the reactor. C{/healthz} and C{/metrics} are always
+    L{novasvc.config.api.EMBEDDED_IN_FLIGHT} and
+    L{novasvc.config.api.EMBEDDED_WAITING}) handles few at once, each
+    waiting one starting in a reactor turn of its own, so RPC in the same
+    process keeps the reactor. C{/healthz} and C{/metrics} are always
     served.
 """
 
@@ -27,7 +29,7 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 from twisted.web.iweb import IRequest
 
 from novasvc.api.context import request_info
-from novasvc.config.api import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING, MAX_IN_FLIGHT
+from novasvc.config.api import MAX_IN_FLIGHT
 
 __all__ = ["EXEMPT_PATHS", "ROUTE_TEMPLATES", "Observer", "route_template"]
 

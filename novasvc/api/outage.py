@@ -6,10 +6,10 @@ database being down, slow or not open yet into a 503 with C{Retry-After}
 and the API's error shape, never a 500 and never a traceback per request.
 
   - A call that does not answer within C{api.database_deadline} seconds
-    (default L{DATABASE_DEADLINE}), one
-    that fails with a connection error of the driver (SQLAlchemy's
-    C{OperationalError}, C{InterfaceError}, C{DisconnectionError}, its pool's
-    C{TimeoutError}), and one refused because the store is not running (the
+    (default L{novasvc.config.api.DATABASE_DEADLINE}), one that fails with
+    a connection error of the driver (SQLAlchemy's C{OperationalError},
+    C{InterfaceError}, C{DisconnectionError}, its pool's C{TimeoutError}),
+    and one refused because the store is not running (the
     standalone API started while the database is down) count as the
     database being unavailable.
   - The first such failure logs one WARNING; the first success afterwards
