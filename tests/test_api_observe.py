@@ -10,6 +10,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from novasvc.api.observe import ROUTE_TEMPLATES, route_template
+from novasvc.config.api import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING, APIConfig
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.metrics import Recorder
 from tests._api import start_api
@@ -90,7 +91,7 @@ class MetricsTests(unittest.TestCase):
             "novasvc_http_inflight 1.0",
         ]:
             self.assertIn(line, text)
-        self.assertNotIn("999", text)
+        self.assertNotIn("services/999", text)  # a bare 999 may be in a duration's digits
 
 
 class LimitTests(unittest.TestCase):
@@ -100,19 +101,19 @@ class LimitTests(unittest.TestCase):
 
     async def test_past_the_limit(self) -> None:
         """
-        When the limit of requests in flight is reached, then the next
-        request gets 503 with Retry-After at once, /healthz is still
+        When the limit of requests in flight (C{api.max_in_flight}) is
+        reached, then the next request gets 503 with C{api.retry_after} at
+        once, /healthz is still
         served, and once the first ones are answered requests are served
         again.
         """
         store = _SlowStore()
         await store.start()
-        live = await start_api(self, store=store)
-        live.service.site.observer.max_in_flight = 2
+        live = await start_api(self, store=store, api=APIConfig(max_in_flight=2, retry_after=7))
         slow = [defer.ensureDeferred(live.request("GET", "/v1/services")) for _ in range(2)]
         await _wait_for(lambda: len(store.waiting) == 2)
         response = await live.request("GET", "/v1/services", headers={"X-Request-Id": "req-busy"})
-        self.assertEqual((response.code, response.headers["retry-after"]), (503, "5"))
+        self.assertEqual((response.code, response.headers["retry-after"]), (503, "7"))
         self.assertEqual(response.headers["x-request-id"], "req-busy")
         self.assertIn("busy (2 requests handled, 0 waiting)", response.json()["error"]["message"])
         self.assertEqual(len(store.waiting), 2)
@@ -186,7 +187,8 @@ class WaitingTests(unittest.TestCase):
 
     async def test_wait_then_503(self) -> None:
         """
-        When every slot is taken, then a request waits (up to max_waiting)
+        When every slot is taken, then a request waits (up to
+        C{api.max_waiting})
         and is handled once a slot frees, in order, with the listing read
         less than LISTING_REUSE seconds before reused for it; past
         max_waiting, 503.
@@ -194,9 +196,8 @@ class WaitingTests(unittest.TestCase):
         store = _SlowStore()
         await store.start()
         await MemoryServiceStore.create(store, "h1", "novasvc-x", "x")
-        live = await start_api(self, store=store)
+        live = await start_api(self, store=store, api=APIConfig(max_in_flight=1, max_waiting=1))
         observer = live.service.site.observer
-        observer.max_in_flight, observer.max_waiting = 1, 1
         first = defer.ensureDeferred(live.request("GET", "/v1/services"))
         await _wait_for(lambda: len(store.waiting) == 1)
         second = defer.ensureDeferred(live.request("GET", "/v1/services"))
@@ -212,21 +213,35 @@ class WaitingTests(unittest.TestCase):
         self.assertEqual(len(store.waiting), 1, "the waiting request reused the listing")
         self.assertEqual((observer.in_flight, len(observer.waiting)), (0, 0))
 
-    async def test_embedded_limits(self) -> None:
-        """
-        When the API is a service's, then it handles EMBEDDED_IN_FLIGHT
-        requests at once and lets EMBEDDED_WAITING wait.
-        """
+    def _embedded_observer(self, api: APIConfig) -> Any:
         import types
 
-        from novasvc.api.observe import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
         from novasvc.api.service import APIService
         from novasvc.config import Config
         from novasvc.transport.memory import MemoryTransport
 
-        service = types.SimpleNamespace(config=Config(host="h"), store=MemoryServiceStore(),
+        service = types.SimpleNamespace(config=Config(host="h", api=api),
+                                        store=MemoryServiceStore(),
                                         transport=MemoryTransport(clock=reactor), clock=reactor,
                                         service_down_time=60)
-        observer = APIService.for_service(service).site.observer
+        return APIService.for_service(service).site.observer
+
+    def test_embedded_limits(self) -> None:
+        """
+        When the API is a service's, then it handles EMBEDDED_IN_FLIGHT
+        requests at once and lets EMBEDDED_WAITING wait, whatever
+        C{api.max_in_flight} and C{api.max_waiting} (the API on its own's)
+        say.
+        """
+        observer = self._embedded_observer(APIConfig(max_in_flight=50, max_waiting=5))
         self.assertEqual((observer.max_in_flight, observer.max_waiting),
                          (EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING))
+
+    def test_embedded_limits_configured(self) -> None:
+        """
+        When C{api.service_max_in_flight} and C{api.service_max_waiting}
+        are set, then the API of a service handles and lets wait that many.
+        """
+        observer = self._embedded_observer(APIConfig(service_max_in_flight=4,
+                                                     service_max_waiting=10))
+        self.assertEqual((observer.max_in_flight, observer.max_waiting), (4, 10))

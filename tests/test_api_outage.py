@@ -10,8 +10,8 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from novasvc.api.outage import (DATABASE_DEADLINE, RETRY_AFTER, DatabaseGuard,
-                                DatabaseUnavailable, is_unavailable)
+from novasvc.api.outage import DatabaseGuard, DatabaseUnavailable, is_unavailable
+from novasvc.config.api import DATABASE_DEADLINE, RETRY_AFTER, APIConfig
 from novasvc.db.memory import MemoryServiceStore
 from tests._api import capture_log, start_api
 
@@ -86,6 +86,27 @@ class GuardTests(unittest.SynchronousTestCase):
                           {"type": "DatabaseUnavailable"}))
         self.assertIn("since 2026-03-04T05:06:07Z", error.message)
         self.assertEqual(self.guard.down_since, "2026-03-04T05:06:07Z")
+
+    def test_configured_deadline(self) -> None:
+        """
+        When the guard is given its own deadline and Retry-After (the
+        C{api:} section's C{database_deadline} and C{retry_after}), then a
+        call fails at that deadline, not the default one, and the 503 says
+        to wait that long.
+        """
+        guard = DatabaseGuard(self.clock, wall=lambda: "2026-03-04T05:06:07Z", deadline=0.5,
+                              retry_after=9)
+        d = guard.call(_Hung())
+        self.clock.advance(0.49)
+        self.assertNoResult(d)
+        self.clock.advance(0.01)
+        error = self.failureResultOf(d, DatabaseUnavailable).value
+        self.assertEqual(error.headers, {b"Retry-After": b"9"})
+        self.assertIn("no answer within 0.5 s", error.message)
+        probe = guard.call(_Hung())
+        refused = self.failureResultOf(guard.call(_Hung()), DatabaseUnavailable).value
+        self.assertEqual(refused.headers, {b"Retry-After": b"9"})
+        self.assertNoResult(probe)
 
     def test_log_once_each_way(self) -> None:
         """
@@ -165,12 +186,12 @@ class RoutesTests(unittest.TestCase):
     The routes that need the database, over HTTP, while it is down.
     """
 
-    async def _live(self, clock: Any = None) -> Any:
+    async def _live(self, clock: Any = None, api: Any = None) -> Any:
         self.store = _FailingStore()
         await self.store.start()
         self.service = await self.store.create("h1", "novasvc-x", "x")
         kwargs = {"clock": clock} if clock is not None else {}
-        return await start_api(self, store=self.store, **kwargs)
+        return await start_api(self, store=self.store, api=api, **kwargs)
 
     async def test_down_is_503(self) -> None:
         """
@@ -209,17 +230,15 @@ class RoutesTests(unittest.TestCase):
     async def test_hung_is_503_within_deadline(self) -> None:
         """
         When the database does not answer, then the request gets its 503
-        after the deadline (shortened here to 0.2 s), not the client's own
-        timeout.
+        after C{api.database_deadline} (configured here to 0.2 s), not the
+        client's own timeout, with the configured C{api.retry_after}.
         """
-        from novasvc.api import outage
-
-        self.patch(outage, "DATABASE_DEADLINE", 0.2)
-        live = await self._live()
+        live = await self._live(api=APIConfig(database_deadline=0.2, retry_after=7))
         self.store.mode = "hung"
         response = await live.request("GET", "/v1/services")
         self.assertEqual(response.code, 503)
         self.assertIn("no answer within 0.2 s", response.json()["error"]["message"])
+        self.assertEqual(response.headers["retry-after"], "7")
 
     async def test_store_not_started(self) -> None:
         """

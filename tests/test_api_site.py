@@ -436,11 +436,10 @@ class SlowClientTests(unittest.TestCase):
     async def test_trickling_headers(self) -> None:
         """
         When a client sends one header line every 0.1 s, then it gets 408
-        and the connection closes at the header deadline (0.5 s here), not
-        when it stops sending.
+        and the connection closes at the header deadline
+        (C{api.header_timeout}, 0.5 s here), not when it stops sending.
         """
-        live = await start_api(self)
-        live.service.site.header_timeout = 0.5
+        live = await start_api(self, api=APIConfig(header_timeout=0.5))
         parts = [b"GET /healthz HTTP/1.1\r\n"] + [b"X-Slow-%d: 1\r\n" % n for n in range(40)]
         client = await _trickle(live.service.port, parts, 0.1)
         self.assertEqual(_status(client.received), 408)
@@ -451,10 +450,9 @@ class SlowClientTests(unittest.TestCase):
     async def test_trickling_body(self) -> None:
         """
         When a client sends its body one byte every 0.1 s, then 408 at the
-        body deadline (0.5 s here).
+        body deadline (C{api.body_timeout}, 0.5 s here).
         """
-        live = await start_api(self)
-        live.service.site.body_timeout = 0.5
+        live = await start_api(self, api=APIConfig(body_timeout=0.5))
         head = (b"PUT /v1/services/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 40\r\n\r\n")
         client = await _trickle(live.service.port, [head] + [b" "] * 40, 0.1)
@@ -467,8 +465,7 @@ class SlowClientTests(unittest.TestCase):
         When a keep-alive connection is idle between requests, then the
         header deadline does not run: the next request is served.
         """
-        live = await start_api(self)
-        live.service.site.header_timeout = 0.3
+        live = await start_api(self, api=APIConfig(header_timeout=0.3))
         request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
         last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         client = await _trickle(live.service.port, [request, last], 0.6)
@@ -476,16 +473,16 @@ class SlowClientTests(unittest.TestCase):
 
     async def test_connection_cap(self) -> None:
         """
-        When the connections open reach the cap, then the next one gets 503
-        with Retry-After and is closed; once one closes, a new one is served.
+        When the connections open reach the cap (C{api.max_connections}),
+        then the next one gets 503 with C{api.retry_after} and is closed;
+        once one closes, a new one is served.
         """
-        live = await start_api(self)
+        live = await start_api(self, api=APIConfig(max_connections=2, retry_after=7))
         site = live.service.site
-        site.max_connections = 2
         idle = [await _connect(live.service.port) for _ in range(2)]
         answer = await raw_exchange(live.service.port, b"GET /healthz HTTP/1.1\r\n\r\n")
         self.assertEqual(_status(answer), 503)
-        self.assertIn(b"Retry-After: 5", answer)
+        self.assertIn(b"Retry-After: 7", answer)
         idle[0].transport.loseConnection()
         while site.open_connections > 1:
             await task.deferLater(reactor, 0.01, lambda: None)
@@ -500,3 +497,86 @@ async def _connect(port: int) -> protocol.Protocol:
 
     return await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(
         protocol.Factory.forProtocol(protocol.Protocol))
+
+
+class ConfiguredLimitsTests(unittest.SynchronousTestCase):
+    """
+    The C{api:} section's deadlines and cap on connections reach the site
+    L{build_site} makes, on a L{MemoryReactorClock}.
+    """
+
+    def _site(self, api: APIConfig) -> Any:
+        from twisted.internet.testing import MemoryReactorClock
+
+        from novasvc.api.context import APIContext
+        from novasvc.api.site import build_site
+        from novasvc.config import Config
+        from novasvc.db.memory import MemoryServiceStore
+        from novasvc.transport.memory import MemoryTransport
+
+        self.clock = MemoryReactorClock()
+        context = APIContext.create(Config(host="h1", api=api), MemoryServiceStore(),
+                                    MemoryTransport(clock=self.clock), self.clock)
+        return build_site(context)
+
+    def _connect(self, site: Any) -> Any:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        channel.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1",
+                                                                       40000)))
+        return channel
+
+    def _answer_at(self, api: APIConfig, data: bytes, seconds: float) -> Any:
+        """
+        Send C{data} on a new connection to the site of C{api}, check that
+        nothing is answered until C{seconds} have passed.
+
+        @return: the channel, once C{seconds} have passed.
+        """
+        channel = self._connect(self._site(api))
+        channel.dataReceived(data)
+        self.clock.advance(seconds - 0.01)
+        self.assertEqual(channel.transport.value(), b"")
+        self.clock.advance(0.01)
+        return channel
+
+    def test_header_timeout(self) -> None:
+        """
+        When C{api.header_timeout} is 2 s and a request's headers are not
+        all in 2 s after its first byte, then 408 and the connection closes
+        at 2 s, not at the default 10 s.
+        """
+        channel = self._answer_at(APIConfig(header_timeout=2.0), b"GET /healthz HTTP/1.1\r\n",
+                                  2.0)
+        answer = channel.transport.value()
+        self.assertEqual(_status(answer), 408)
+        self.assertIn(b"headers did not arrive within 2 s", answer)
+        self.assertTrue(channel.transport.disconnecting)
+
+    def test_body_timeout(self) -> None:
+        """
+        When C{api.body_timeout} is 4 s and a body is not in 4 s after its
+        headers, then 408.
+        """
+        channel = self._answer_at(
+            APIConfig(body_timeout=4.0),
+            b"PUT /v1/services/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n", 4.0)
+        self.assertIn(b"body did not arrive within 4 s", channel.transport.value())
+
+    def test_max_connections(self) -> None:
+        """
+        When C{api.max_connections} is 3 and C{api.retry_after} 11, then a
+        fourth connection gets 503 with C{Retry-After: 11} and is closed at
+        once, and the three others are untouched.
+        """
+        site = self._site(APIConfig(max_connections=3, retry_after=11))
+        kept = [self._connect(site) for _ in range(3)]
+        refused = self._connect(site)
+        answer = refused.transport.value()
+        self.assertEqual(_status(answer), 503)
+        self.assertIn(b"Retry-After: 11\r\n", answer)
+        self.assertIn(b"the API has 3 connections open already", answer)
+        self.assertTrue(refused.transport.disconnecting)
+        self.assertEqual([c.transport.value() for c in kept], [b""] * 3)

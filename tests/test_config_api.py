@@ -13,9 +13,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from novasvc.config import load_config
 from novasvc.config.api import (
+    BODY_TIMEOUT,
+    DATABASE_DEADLINE,
     DEFAULT_APP,
     DEFAULT_FILTERS,
     DEFAULT_LISTEN,
+    EMBEDDED_IN_FLIGHT,
+    EMBEDDED_WAITING,
+    HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_IN_FLIGHT,
+    RETRY_AFTER,
     APIConfig,
     APIToken,
     check_listen,
@@ -59,6 +67,48 @@ class APISectionTests(SynchronousTestCase):
             (False, "tcp:8774:interface=127.0.0.1", 1, 8192, 1048576))
         self.assertEqual((api.app, api.filters, api.tokens), (DEFAULT_APP, DEFAULT_FILTERS, ()))
         self.assertEqual(DEFAULT_LISTEN, api.listen)
+
+    def test_protection_defaults(self) -> None:
+        """
+        When the section does not set the API's protections, then they are
+        the documented defaults: 10 s for headers, 30 s for a body, 1024
+        connections, 64 requests at once (none waiting) on its own, 2 at once
+        and 256 waiting inside a service, 3 s per database call and
+        C{Retry-After: 5}.
+        """
+        api = self.load("api:\n  enabled: false\n").api
+        self.assertEqual(
+            (api.header_timeout, api.body_timeout, api.max_connections, api.max_in_flight,
+             api.max_waiting, api.service_max_in_flight, api.service_max_waiting,
+             api.database_deadline, api.retry_after),
+            (10.0, 30.0, 1024, 64, 0, 2, 256, 3.0, 5))
+        self.assertEqual(
+            (HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS, MAX_IN_FLIGHT, EMBEDDED_IN_FLIGHT,
+             EMBEDDED_WAITING, DATABASE_DEADLINE, RETRY_AFTER),
+            (10.0, 30.0, 1024, 64, 2, 256, 3.0, 5))
+
+    def test_protections_set(self) -> None:
+        """
+        When the section sets the API's protections, then each is kept,
+        seconds as C{float} (an integer too) and counts as C{int}.
+        """
+        api = self.load("""\
+            api:
+              header_timeout: 2
+              body_timeout: 0.5
+              max_connections: 10
+              max_in_flight: 8
+              max_waiting: 4
+              service_max_in_flight: 1
+              service_max_waiting: 0
+              database_deadline: 1.5
+              retry_after: 0
+            """).api
+        self.assertEqual(api, APIConfig(
+            header_timeout=2.0, body_timeout=0.5, max_connections=10, max_in_flight=8,
+            max_waiting=4, service_max_in_flight=1, service_max_waiting=0, database_deadline=1.5,
+            retry_after=0))
+        self.assertIsInstance(api.header_timeout, float)
 
     def test_every_key(self) -> None:
         """
@@ -143,6 +193,20 @@ class APISectionTests(SynchronousTestCase):
             "max_url_len: 10": "api.max_url_len: expected an integer >= 64, got 10",
             "max_body_size: -1": "api.max_body_size: expected an integer >= 0, got -1",
             "max_body_size: true": "api.max_body_size: expected an integer >= 0, got true",
+            "header_timeout: 0": "api.header_timeout: expected a number of seconds > 0, got 0",
+            "body_timeout: -1": "api.body_timeout: expected a number of seconds > 0, got -1",
+            "body_timeout: .inf": "api.body_timeout: expected a number of seconds > 0, got inf",
+            "database_deadline: soon":
+                "api.database_deadline: expected a number of seconds > 0, got 'soon'",
+            "max_connections: 0": "api.max_connections: expected an integer >= 1, got 0",
+            "max_in_flight: 0": "api.max_in_flight: expected an integer >= 1, got 0",
+            "max_in_flight: 2.5": "api.max_in_flight: expected an integer >= 1, got 2.5",
+            "max_waiting: -1": "api.max_waiting: expected an integer >= 0, got -1",
+            "service_max_in_flight: 0":
+                "api.service_max_in_flight: expected an integer >= 1, got 0",
+            "service_max_waiting: true":
+                "api.service_max_waiting: expected an integer >= 0, got true",
+            "retry_after: 1.5": "api.retry_after: expected an integer >= 0, got 1.5",
             "app: not a path": "api.app: expected a dotted path",
             "filters: novasvc.api.auth.auth_filter": "api.filters: expected a list of dotted paths",
             "filters: [1]": "api.filters: expected a list of dotted paths",

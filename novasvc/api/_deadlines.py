@@ -5,21 +5,15 @@ headers must all arrive within C{header_timeout} seconds of its first byte,
 and its body within C{body_timeout} seconds of its headers, however the
 bytes trickle in (twisted.web's own timeout restarts at each byte). Past a
 deadline the client gets 408 and the connection closes. A connection over
-the site's C{max_connections} gets 503 and is closed at once.
+the site's C{max_connections} gets 503 (with C{Retry-After}) and is closed
+at once. The numbers are the C{api:} section's (L{novasvc.config.api}).
 """
 
 from typing import Any, Optional
 
 from novasvc.api.errors import error_payload, json_body
 
-__all__ = ["BODY_TIMEOUT", "HEADER_TIMEOUT", "MAX_CONNECTIONS", "ReadDeadlines"]
-
-#: B{Seconds} from a request's first byte to the end of its headers.
-HEADER_TIMEOUT = 10.0
-#: B{Seconds} from the end of a request's headers to the end of its body.
-BODY_TIMEOUT = 30.0
-#: Open connections one process's API accepts; more are answered 503.
-MAX_CONNECTIONS = 1024
+__all__ = ["ReadDeadlines"]
 
 
 def _raw_answer(code: int, reason: bytes, message: str, extra: bytes = b"") -> bytes:
@@ -32,8 +26,8 @@ def _raw_answer(code: int, reason: bytes, message: str, extra: bytes = b"") -> b
 class ReadDeadlines:
     """
     The mixin (before C{HTTPChannel} in the bases). It needs C{site} with
-    C{header_timeout}, C{body_timeout}, C{max_connections} and
-    C{open_connections}, and C{callLater}.
+    C{header_timeout}, C{body_timeout}, C{max_connections},
+    C{retry_after} and C{open_connections}, and C{callLater}.
     """
 
     _deadline: Optional[Any] = None
@@ -71,7 +65,8 @@ class ReadDeadlines:
             self._over_capacity = True
             self.transport.write(_raw_answer(  # type: ignore[attr-defined]
                 503, b"Service Unavailable", f"the API has {site.max_connections} "
-                "connections open already; retry later", b"Retry-After: 5\r\n"))
+                "connections open already; retry later",
+                b"Retry-After: %d\r\n" % site.retry_after))
             self.transport.loseConnection()  # type: ignore[attr-defined]
             return False
         return True

@@ -50,7 +50,7 @@ from novasvc.api._health import Health
 from novasvc.api._requests import (force_flag, listing_filters, read_json, read_object,
                                    path_service_id, require_admin, service_changes)
 from novasvc.api._service_view import encode_listing, iso_time, service_view
-from novasvc.api.outage import RETRY_AFTER, DatabaseGuard, DatabaseUnavailable
+from novasvc.api.outage import DatabaseGuard, DatabaseUnavailable
 from novasvc.core.service_status import DELETE, UPDATE, notify_service, status_changed
 from novasvc.core.servicegroup import is_up
 from novasvc.db.record import ServiceRecord
@@ -142,8 +142,11 @@ class _Routes:
     @property
     def _db(self) -> DatabaseGuard:
         if self._guard is None:
+            api = self.context.config.api
             self._guard = DatabaseGuard(self.context.clock,
-                                        wall=lambda: iso_time(self.context.utcnow()) or "?")
+                                        wall=lambda: iso_time(self.context.utcnow()) or "?",
+                                        deadline=api.database_deadline,
+                                        retry_after=api.retry_after)
         return self._guard
 
     def _stop(self) -> Any:
@@ -273,7 +276,7 @@ class _Routes:
             # The API's one error shape: code, title, message (and more).
             payload = {**payload, "error": {"code": status, "title": status_title(status), **error}}
         if status == 503:
-            request.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
+            request.setHeader(b"Retry-After", b"%d" % self.context.config.api.retry_after)
         return render_json(request, status, payload)
 
     def _get_notifier(self) -> Any:

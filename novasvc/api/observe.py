@@ -9,13 +9,17 @@ process.
   - The route template of a request (a metrics label and the span's name)
     is one of L{ROUTE_TEMPLATES}, found from its path, or C{<other>}: a
     client cannot make new series.
-  - At most C{max_in_flight} requests are handled at once (default
-    L{MAX_IN_FLIGHT}), and up to C{max_waiting} more wait for a slot
-    (default none); past that, a request gets 503 with C{Retry-After} at
-    once, before any work. The API of a service (L{EMBEDDED_IN_FLIGHT},
-    L{EMBEDDED_WAITING}) handles few at once, each waiting one starting in
-    a reactor turn of its own, so RPC in the same process keeps the
-    reactor. C{/healthz} and C{/metrics} are always served.
+  - At most C{max_in_flight} requests are handled at once
+    (C{api.max_in_flight}, default L{novasvc.config.api.MAX_IN_FLIGHT}),
+    and up to C{max_waiting} more wait for a slot (C{api.max_waiting},
+    default none); past that, a request gets 503 with C{Retry-After} at
+    once, before any work. The API of a service
+    (C{api.service_max_in_flight} and C{api.service_max_waiting}, default
+    L{novasvc.config.api.EMBEDDED_IN_FLIGHT} and
+    L{novasvc.config.api.EMBEDDED_WAITING}) handles few at once, each
+    waiting one starting in a reactor turn of its own, so RPC in the same
+    process keeps the reactor. C{/healthz} and C{/metrics} are always
+    served.
 """
 
 import re
@@ -25,15 +29,10 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 from twisted.web.iweb import IRequest
 
 from novasvc.api.context import request_info
+from novasvc.config.api import MAX_IN_FLIGHT
 
-__all__ = ["EMBEDDED_IN_FLIGHT", "EMBEDDED_WAITING", "EXEMPT_PATHS", "MAX_IN_FLIGHT", "ROUTE_TEMPLATES", "Observer", "route_template"]
+__all__ = ["EXEMPT_PATHS", "ROUTE_TEMPLATES", "Observer", "route_template"]
 
-#: The requests one process's API handles at once; more get 503.
-MAX_IN_FLIGHT = 64
-#: The requests the API of a service (in the service's own process)
-#: handles at once, and how many more may wait.
-EMBEDDED_IN_FLIGHT = 2
-EMBEDDED_WAITING = 256
 #: Paths served whatever the load (load balancers, scrapers).
 EXEMPT_PATHS = frozenset({b"/healthz", b"/metrics"})
 #: The route templates of the default application, in matching order.

@@ -5,10 +5,11 @@ through one L{DatabaseGuard}, which gives it a deadline and turns the
 database being down, slow or not open yet into a 503 with C{Retry-After}
 and the API's error shape, never a 500 and never a traceback per request.
 
-  - A call that does not answer within L{DATABASE_DEADLINE} seconds, one
-    that fails with a connection error of the driver (SQLAlchemy's
-    C{OperationalError}, C{InterfaceError}, C{DisconnectionError}, its pool's
-    C{TimeoutError}), and one refused because the store is not running (the
+  - A call that does not answer within C{api.database_deadline} seconds
+    (default L{novasvc.config.api.DATABASE_DEADLINE}), one that fails with
+    a connection error of the driver (SQLAlchemy's C{OperationalError},
+    C{InterfaceError}, C{DisconnectionError}, its pool's C{TimeoutError}),
+    and one refused because the store is not running (the
     standalone API started while the database is down) count as the
     database being unavailable.
   - The first such failure logs one WARNING; the first success afterwards
@@ -28,18 +29,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from novasvc.api.errors import APIError
+from novasvc.config.api import DATABASE_DEADLINE, RETRY_AFTER
 from novasvc._text import clip
 
-__all__ = ["DATABASE_DEADLINE", "HEALTH_TIMEOUT", "RETRY_AFTER", "DatabaseGuard",
-           "DatabaseUnavailable", "is_unavailable"]
+__all__ = ["HEALTH_TIMEOUT", "DatabaseGuard", "DatabaseUnavailable", "is_unavailable"]
 
 _log = Logger()
 
-#: B{Seconds} one database call of a request may take: well under the
-#: 10 to 30 s that HTTP clients and load balancers commonly wait.
-DATABASE_DEADLINE = 3.0
-#: B{Seconds} a 503 tells the client to wait (C{Retry-After}).
-RETRY_AFTER = 5
 #: B{Seconds} the database check of C{/healthz} may take.
 HEALTH_TIMEOUT = 5.0
 
@@ -72,11 +68,18 @@ class DatabaseUnavailable(APIError):
     C{"type": "DatabaseUnavailable"}, and C{Retry-After}.
     """
 
-    def __init__(self, reason: str, since: Optional[str] = None) -> None:
+    def __init__(self, reason: str, since: Optional[str] = None,
+                 retry_after: int = RETRY_AFTER) -> None:
+        """
+        @param reason: why the database is unavailable (one short line).
+        @param since: the wall time (text) the outage was first seen, or
+            C{None}.
+        @param retry_after: B{seconds} the client is told to wait.
+        """
         message = f"the database is unavailable ({reason}); retry later"
         if since is not None:
             message = f"the database is unavailable since {since} ({reason}); retry later"
-        APIError.__init__(self, 503, message, {b"Retry-After": b"%d" % RETRY_AFTER},
+        APIError.__init__(self, 503, message, {b"Retry-After": b"%d" % retry_after},
                           type="DatabaseUnavailable")
 
 
@@ -89,7 +92,9 @@ class DatabaseGuard:
     @ivar clock: an C{IReactorTime} for the deadline.
     @ivar wall: returns the current time as text for messages and the
         status page (ISO 8601 UTC).
-    @ivar deadline: B{seconds} a call may take.
+    @ivar deadline: B{seconds} a call may take (C{api.database_deadline}).
+    @ivar retry_after: B{seconds} its 503s tell the client to wait
+        (C{api.retry_after}).
     @ivar down_since: the wall time (text) the outage was first seen, or
         C{None} while the database answers.
     @ivar reason: why the last call failed, while down.
@@ -97,7 +102,8 @@ class DatabaseGuard:
 
     clock: Any
     wall: Callable[[], str]
-    deadline: float = attrs.field(factory=lambda: DATABASE_DEADLINE)
+    deadline: float = DATABASE_DEADLINE
+    retry_after: int = RETRY_AFTER
     down_since: Optional[str] = None
     reason: Optional[str] = None
     _down_at: float = 0.0
@@ -117,7 +123,8 @@ class DatabaseGuard:
             slow or not open.
         """
         if self.is_down and self._probing:
-            return defer.fail(DatabaseUnavailable(self.reason or "unavailable", self.down_since))
+            return defer.fail(DatabaseUnavailable(self.reason or "unavailable", self.down_since,
+                                                  self.retry_after))
         probing = self.is_down
         if probing:
             self._probing = True
@@ -150,7 +157,7 @@ class DatabaseGuard:
             self._down_at = self.clock.seconds()
             _log.warn("The database is unavailable ({reason}): the routes that need it "
                       "answer 503 until it is back", reason=reason)
-        raise DatabaseUnavailable(reason, self.down_since)
+        raise DatabaseUnavailable(reason, self.down_since, self.retry_after)
 
     def _back(self) -> None:
         if self.down_since is None:

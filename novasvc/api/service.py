@@ -155,7 +155,8 @@ class APIService(Service):
     def for_service(cls, service: Any) -> "APIService":
         """
         The API of a L{novasvc.core.service.Service}: its configuration, store,
-        transport, clock and service down time.
+        transport, clock and service down time, handling requests within
+        C{api.service_max_in_flight} and C{api.service_max_waiting}.
         """
         context = APIContext(config=service.config, store=service.store,
                              transport=service.transport, clock=service.clock,
@@ -168,11 +169,11 @@ class APIService(Service):
         reactor = service.clock if IReactorTCP.providedBy(service.clock) else None
         api = cls(context, reactor=reactor)
         # RPC first: the service's own API handles few requests at once.
-        from novasvc.api.observe import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
-
         observer = getattr(api.site, "observer", None)
         if observer is not None:
-            observer.max_in_flight, observer.max_waiting = EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING
+            limits = service.config.api
+            observer.max_in_flight = limits.service_max_in_flight
+            observer.max_waiting = limits.service_max_waiting
         return api
 
     def startService(self) -> defer.Deferred:

@@ -15,6 +15,12 @@ Either way the error is the API's JSON error, the connection closes after
 it, and what the client still sends is read and dropped for at most
 L{LINGER} seconds, so that the client reads the answer rather than a reset.
 
+The site also takes from the C{api:} section the read deadlines and the
+cap on connections of L{novasvc.api._deadlines} (C{api.header_timeout},
+C{api.body_timeout}, C{api.max_connections}), the requests handled at once
+of L{novasvc.api.observe} (C{api.max_in_flight}, C{api.max_waiting}) and
+the C{Retry-After} of its 503s (C{api.retry_after}).
+
 The access log line (Twisted's C{Site} log formatter, to the process log)
 gives the client, the method, the path (clipped), the status, the duration,
 the request id and the name of the token used: never the token or the
@@ -33,11 +39,11 @@ from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
-from novasvc.api._deadlines import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, ReadDeadlines
+from novasvc.api._deadlines import ReadDeadlines
 from novasvc.api.context import APIContext, request_info
 from novasvc.api.errors import JSON_TYPE, error_payload, json_body, render_error, status_title
-from novasvc.api.outage import RETRY_AFTER
 from novasvc.api.request_id import SAFE_REQUEST_ID
+from novasvc.config.api import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, RETRY_AFTER
 from novasvc.config.loader import load_object
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc._text import clip
@@ -171,7 +177,7 @@ class _APIRequest(server.Request):
             if given is not None and SAFE_REQUEST_ID.fullmatch(given):
                 request_info(self).request_id = given.decode("ascii")
             self.setHeader(b"X-Request-Id", request_info(self).request_id.encode("ascii"))
-            self.setHeader(b"Retry-After", b"%d" % RETRY_AFTER)
+            self.setHeader(b"Retry-After", b"%d" % self.channel.site.retry_after)
             self.write(render_error(self, 503, f"the API is busy ({observer.in_flight} requests "
                                     f"handled, {len(observer.waiting)} waiting); retry later"))
             self.finish()
@@ -358,6 +364,7 @@ class APISite(server.Site):
         (from its first byte); L{ReadDeadlines}.
     @ivar body_timeout: B{seconds} its body may take after the headers.
     @ivar max_connections: open connections accepted; more get 503.
+    @ivar retry_after: B{seconds} its 503s tell the client to wait.
     @ivar open_connections: connections open now.
     @ivar observer: the L{novasvc.api.observe.Observer} of its requests
         (metrics, spans, the limit of requests in flight), or C{None}.
@@ -369,15 +376,18 @@ class APISite(server.Site):
     connections: Any = None
     observer: Any = None
     open_connections = 0
-    header_timeout = HEADER_TIMEOUT
-    body_timeout = BODY_TIMEOUT
-    max_connections = MAX_CONNECTIONS
 
     def __init__(self, resource: IResource, *, max_url_len: int, max_body_size: int,
-                 reactor: Any) -> None:
+                 reactor: Any, header_timeout: float = HEADER_TIMEOUT,
+                 body_timeout: float = BODY_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+                 retry_after: int = RETRY_AFTER) -> None:
         server.Site.__init__(self, resource, parsePOSTFormSubmission=False,
                              logFormatter=_access_line, reactor=reactor)
         self.limits = _Limits(max_url_len=max_url_len, max_body_size=max_body_size)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.retry_after = retry_after
 
     def protocol(self) -> _APIChannel:  # type: ignore[override]
         return _APIChannel(self.limits)
@@ -423,10 +433,14 @@ def build_site(context: APIContext) -> APISite:
     for index in reversed(range(len(api.filters))):
         resource = load_resource(api.filters[index], f"api.filters[{index}]", resource, context)
     site = APISite(resource, max_url_len=api.max_url_len, max_body_size=api.max_body_size,
-                   reactor=context.clock)
+                   reactor=context.clock, header_timeout=api.header_timeout,
+                   body_timeout=api.body_timeout, max_connections=api.max_connections,
+                   retry_after=api.retry_after)
     from novasvc.api.observe import Observer
     from novasvc.metrics import get_recorder
 
     recorder = context.recorder if context.recorder is not None else get_recorder()
-    site.observer = Observer(recorder, context.clock, tracing=getattr(context, "tracing", None))
+    site.observer = Observer(recorder, context.clock, max_in_flight=api.max_in_flight,
+                             max_waiting=api.max_waiting,
+                             tracing=getattr(context, "tracing", None))
     return site

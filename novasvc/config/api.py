@@ -21,6 +21,7 @@ from novasvc._text import show_value
 from novasvc.config._checks import Bad as _Bad
 from novasvc.config._checks import boolean as _boolean
 from novasvc.config._checks import integer as _integer
+from novasvc.config._checks import number as _number
 from novasvc.config._checks import suggest as _suggest
 from novasvc.config.loader import is_dotted_path
 from novasvc.exceptions import ConfigError
@@ -28,9 +29,17 @@ from novasvc.exceptions import ConfigError
 __all__ = [
     "APIConfig",
     "APIToken",
+    "BODY_TIMEOUT",
+    "DATABASE_DEADLINE",
     "DEFAULT_APP",
     "DEFAULT_FILTERS",
     "DEFAULT_LISTEN",
+    "EMBEDDED_IN_FLIGHT",
+    "EMBEDDED_WAITING",
+    "HEADER_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_IN_FLIGHT",
+    "RETRY_AFTER",
     "ROLES",
     "SHARED_SCHEMES",
     "check_listen",
@@ -53,6 +62,28 @@ ROLES = ("reader", "admin")
 SHARED_SCHEMES = ("tcp", "tcp6", "ssl")
 #: The smallest C{max_url_len}: shorter would refuse the API's own routes.
 MIN_URL_LEN = 64
+
+# The defaults of the API's protections, here so that the configuration
+# holds them without importing the API; the API's modules take them as the
+# defaults of their own parameters.
+#: B{Seconds} from a request's first byte to the end of its headers.
+HEADER_TIMEOUT = 10.0
+#: B{Seconds} from the end of a request's headers to the end of its body.
+BODY_TIMEOUT = 30.0
+#: Open connections one process's API accepts; more are answered 503.
+MAX_CONNECTIONS = 1024
+#: The requests one process of the API on its own handles at once.
+MAX_IN_FLIGHT = 64
+#: The requests the API of a service (in the service's own process)
+#: handles at once, and how many more may wait: few at once, so that the
+#: service's RPC keeps the reactor.
+EMBEDDED_IN_FLIGHT = 2
+EMBEDDED_WAITING = 256
+#: B{Seconds} one database call of a request may take: well under the
+#: 10 to 30 s that HTTP clients and load balancers commonly wait.
+DATABASE_DEADLINE = 3.0
+#: B{Seconds} a 503 tells the client to wait (C{Retry-After}).
+RETRY_AFTER = 5
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
@@ -94,6 +125,24 @@ class APIConfig:
         gets 414 (C{int} >= L{MIN_URL_LEN}).
     @ivar max_body_size: the largest request body, in bytes; a larger one
         gets 413 (C{int} >= 0).
+    @ivar header_timeout: B{seconds} from a request's first byte to the end
+        of its headers; past it 408 (a number > 0).
+    @ivar body_timeout: B{seconds} from the end of a request's headers to
+        the end of its body; past it 408 (a number > 0).
+    @ivar max_connections: open connections one process accepts; one more
+        gets 503 and is closed (C{int} >= 1).
+    @ivar max_in_flight: the requests one process of the API on its own
+        (C{twistd novasvc-api}) handles at once (C{int} >= 1).
+    @ivar max_waiting: how many more wait there for a slot; past that 503
+        (C{int} >= 0).
+    @ivar service_max_in_flight: the requests the API inside a service
+        (C{enabled}) handles at once, few so that the service's RPC comes
+        first (C{int} >= 1).
+    @ivar service_max_waiting: how many more wait there (C{int} >= 0).
+    @ivar database_deadline: B{seconds} one database call of a request may
+        take; past it 503 (a number > 0).
+    @ivar retry_after: B{seconds} a 503 tells the client to wait
+        (C{Retry-After}, C{int} >= 0).
     @ivar app: the dotted path of the application factory,
         C{app(context) -> IResource}.
     @ivar filters: dotted paths of the filters,
@@ -108,6 +157,15 @@ class APIConfig:
     workers: int = 1
     max_url_len: int = 8192
     max_body_size: int = 1024 * 1024
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
+    max_in_flight: int = MAX_IN_FLIGHT
+    max_waiting: int = 0
+    service_max_in_flight: int = EMBEDDED_IN_FLIGHT
+    service_max_waiting: int = EMBEDDED_WAITING
+    database_deadline: float = DATABASE_DEADLINE
+    retry_after: int = RETRY_AFTER
     app: str = DEFAULT_APP
     filters: Tuple[str, ...] = DEFAULT_FILTERS
     tokens: Tuple[APIToken, ...] = ()
@@ -199,6 +257,15 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "workers": _integer(1),
     "max_url_len": _integer(MIN_URL_LEN),
     "max_body_size": _integer(0),
+    "header_timeout": _number(0, positive=True),
+    "body_timeout": _number(0, positive=True),
+    "max_connections": _integer(1),
+    "max_in_flight": _integer(1),
+    "max_waiting": _integer(0),
+    "service_max_in_flight": _integer(1),
+    "service_max_waiting": _integer(0),
+    "database_deadline": _number(0, positive=True),
+    "retry_after": _integer(0),
     "app": _dotted_path,
     "filters": _dotted_paths,
     "tokens": lambda value: value,  # checked item by item in _tokens()
