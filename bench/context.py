@@ -29,14 +29,12 @@ of each run's ratio to the baseline run of the same method beside it.
 """
 
 import argparse
-import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,15 +64,13 @@ def measure(method: str, number: int, repeat: int, eager: bool = False) -> Dict[
     @return: C{module} (where C{novasvc} was imported from) and C{us} (CPU
         microseconds per call, the best batch).
     """
-    import novasvc
     from twisted.internet import task
 
     from novasvc.context import RequestContext
-    from novasvc.rpc import wire
     from novasvc.rpc.server import RPCServer
     from novasvc.rpc.target import Target
 
-    from _null_transport import Delivery, NullTransport as Transport
+    from _null_transport import NullTransport as Transport, time_calls
 
     class Endpoint:
         def ignores(self, ctxt: Any, value: Any) -> Any:
@@ -95,20 +91,7 @@ def measure(method: str, number: int, repeat: int, eager: bool = False) -> Dict[
         server_module.context_from_message = read_now  # type: ignore[assignment]
     server = RPCServer(Transport(), Target(topic="bench", server="h"), [Endpoint()], clock=task.Clock())
     server.start()
-    context = RequestContext(user_id="bench-user", project_id="bench-project", roles=["member", "reader"]).to_dict()
-    best = float("inf")
-    for _ in range(repeat):
-        deliveries = [Delivery(wire.encode_request(method, {"value": "x" * 100}, context, msg_id=wire.new_id(),
-                                                   reply_q="reply_bench")) for _ in range(number)]
-        gc.collect()
-        on_delivery = server._on_delivery
-        start = time.process_time()
-        for delivery in deliveries:
-            on_delivery(delivery)
-        best = min(best, time.process_time() - start)
-    if server.inflight:
-        raise AssertionError(f"{server.inflight} calls did not finish")
-    return {"module": os.path.dirname(os.path.abspath(novasvc.__file__)), "us": best / number * 1e6}
+    return time_calls(server, method, {"value": "x" * 100}, number, repeat)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -34,7 +34,6 @@ shows the median over the runs in microseconds per call, and the median
 """
 
 import argparse
-import gc
 import io
 import json
 import os
@@ -43,7 +42,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from typing import Any, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,17 +94,14 @@ def measure(variant: str, number: int, repeat: int, payload: int) -> Dict[str, A
     @return: C{module} (where C{novasvc} was imported from) and C{us} (CPU
         microseconds per call, the best batch).
     """
-    import novasvc
     from twisted.internet import task
 
-    from novasvc.context import RequestContext
-    from novasvc.rpc import wire
     from novasvc.rpc.server import RPCServer
     from novasvc.rpc.target import Target
 
     from _child import make_payload
 
-    from _null_transport import Delivery, NullTransport as Transport
+    from _null_transport import NullTransport as Transport, time_calls
 
     class Endpoint:
         def echo(self, ctxt: Any, value: Any) -> Any:
@@ -123,20 +118,7 @@ def measure(variant: str, number: int, repeat: int, payload: int) -> Dict[str, A
             value = {"v": value}
     server = RPCServer(Transport(), Target(topic="bench", server="h"), [Endpoint()], clock=task.Clock(), **kwargs)
     server.start()
-    context = RequestContext(user_id="bench-user", project_id="bench-project", roles=["member", "reader"]).to_dict()
-    best = float("inf")
-    for _ in range(repeat):
-        deliveries = [Delivery(wire.encode_request("echo", {"value": value}, context, msg_id=wire.new_id(),
-                                                   reply_q="reply_bench")) for _ in range(number)]
-        gc.collect()
-        on_delivery = server._on_delivery
-        start = time.process_time()
-        for delivery in deliveries:
-            on_delivery(delivery)
-        best = min(best, time.process_time() - start)
-    if server.inflight:
-        raise AssertionError(f"{server.inflight} calls did not finish")
-    return {"module": os.path.dirname(os.path.abspath(novasvc.__file__)), "us": best / number * 1e6}
+    return time_calls(server, "echo", {"value": value}, number, repeat)
 
 
 def _baseline_tree(ref: str, into: str) -> str:

@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 
 from novasvc.exceptions import LifecycleError
 
-__all__ = ["Phase", "Shared", "refuse_start"]
+__all__ = ["Phase", "Shared", "refuse_start", "answer_repeated_start"]
 
 
 class Phase(enum.Enum):
@@ -104,3 +104,23 @@ def refuse_start(owner: Any) -> defer.Deferred:
         it stops.
     """
     return defer.fail(LifecycleError(f"{owner!r} is stopping: start it again once its stop has fired"))
+
+
+def answer_repeated_start(owner: Any, phase: Phase, start: Optional[Shared]) -> Optional[defer.Deferred]:
+    """
+    What C{startService} answers when its owner is not stopped: while
+    starting, that start's outcome (L{Shared.observe}); while running,
+    C{None} at once; while stopping, L{refuse_start}'s failure.
+
+    @param owner: the service asked to start, named in the refusal.
+    @param phase: its phase.
+    @param start: its start under way, if any.
+    @return: that C{Deferred}, or C{None} when the owner should start.
+    """
+    if phase is Phase.STARTING and start is not None:
+        return start.observe()
+    if phase is Phase.RUNNING:
+        return defer.succeed(None)
+    if phase is Phase.STOPPING:
+        return refuse_start(owner)
+    return None

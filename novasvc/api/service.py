@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IStreamServ
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from novasvc._phase import Phase, Shared, refuse_start
+from novasvc._phase import Phase, Shared, answer_repeated_start
 from novasvc._reactor import global_reactor_if_none
 from novasvc.api.context import APIContext
 from novasvc.api.site import APISite, build_site
@@ -185,12 +185,9 @@ class APIService(Service):
             that start's outcome; while running, C{None}; while stopping, a
             L{novasvc.exceptions.LifecycleError}.
         """
-        if self.phase is Phase.STARTING and self._start is not None:
-            return self._start.observe()
-        if self.phase is Phase.RUNNING:
-            return defer.succeed(None)
-        if self.phase is Phase.STOPPING:
-            return refuse_start(self)
+        answer = answer_repeated_start(self, self.phase, self._start)
+        if answer is not None:
+            return answer
         self.phase = Phase.STARTING
         Service.startService(self)
         self.site.closing = False

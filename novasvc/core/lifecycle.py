@@ -32,7 +32,7 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from novasvc._phase import Phase, Shared, refuse_start
+from novasvc._phase import Phase, Shared, answer_repeated_start
 
 _log = Logger()
 
@@ -65,12 +65,9 @@ class AsyncMultiService(MultiService):
             start is under way: that start's outcome; while running: C{None}
             at once; while stopping: a L{novasvc.exceptions.LifecycleError}.
         """
-        if self.phase is Phase.STARTING and self._start is not None:
-            return self._start.observe()
-        if self.phase is Phase.RUNNING:
-            return defer.succeed(None)
-        if self.phase is Phase.STOPPING:
-            return refuse_start(self)
+        answer = answer_repeated_start(self, self.phase, self._start)
+        if answer is not None:
+            return answer
         self.phase, self.running = Phase.STARTING, 1
         starting = self._starting = self._start_from(list(self))
 
