@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from novasvc.context import RequestContext
 from novasvc.examples.echo import EchoError
 from novasvc.core.manager import Manager
+from novasvc.rpc._reply_waiter import reply_waiter
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
@@ -89,18 +90,19 @@ def _run_oslo(case, *actions):
     return [json.loads(line) for line in out.decode().splitlines()]
 
 
-def _oslo_server(case, *extra):
+def _oslo_server(case, *extra, url=URL):
     """
     Run an oslo server for C{case.topic} on C{case.exchange}, host
     C{oslo-h}, stopped by C{case}'s cleanup.
 
     @param extra: more arguments for the peer (e.g. C{"wrap"}).
+    @param url: its transport URL (its query sets oslo's rabbit options).
     @return: a C{Deferred} firing once it consumes.
     """
     peer = _PeerServer()
     process = reactor.spawnProcess(
         peer, sys.executable,
-        [sys.executable, PEER, "server", URL, case.exchange, case.topic, "oslo-h", *extra], env=_peer_env())
+        [sys.executable, PEER, "server", url, case.exchange, case.topic, "oslo-h", *extra], env=_peer_env())
 
     def stop_peer():
         process.closeStdin()
@@ -234,6 +236,7 @@ class _ToOslo(_Amqp):
 
     timeout = 120
     peer_arguments = ()
+    peer_url = URL
 
     def serializer(self):
         return None
@@ -241,7 +244,7 @@ class _ToOslo(_Amqp):
     @defer.inlineCallbacks
     def setUp(self):
         self.fresh_names()
-        yield _oslo_server(self, *self.peer_arguments)
+        yield _oslo_server(self, *self.peer_arguments, url=self.peer_url)
         self.client = RPCClient(self.transport(), Target(topic=self.topic, version="1.3"),
                                 control_exchange=self.exchange, timeout=20, clock=reactor,
                                 serializer=self.serializer())
@@ -285,6 +288,38 @@ class NovasvcClientToOsloTests(_ToOslo, TestCase):
         with self.assertRaises(MessagingTimeout) as raised:
             yield self.client.prepare(timeout=1).call({}, "sleep", seconds=3)
         self.assertIn("sleep", str(raised.exception))
+
+
+class NovasvcDirectReplyToOsloTests(_ToOslo, TestCase):
+    """
+    A novasvc client calls an oslo server while its replies come through
+    direct reply-to (as after a failover, before its new reply queue is
+    consumed).
+    """
+
+    # oslo stops sending a returned reply again after 2 s, so that the peer
+    # stops at once at cleanup.
+    peer_url = URL + "?kombu_missing_consumer_retry_timeout=2"
+
+    @defer.inlineCallbacks
+    def test_reply_through_direct_reply_to(self):
+        """
+        When the call names the client's direct reply-to name, then the oslo
+        server's reply reaches it, and, RabbitMQ 3.10 having returned the
+        mandatory reply, oslo sends copies, which the client drops.
+        """
+        waiter = reply_waiter(self.client._transport, None)
+        seen = []
+        on_reply = waiter._on_reply
+        waiter._on_reply = lambda delivery: (seen.append(delivery.body), on_reply(delivery))
+        waiter._consumer = object()  # a reply queue that is never consumed
+        waiter._start_bridge()
+        yield poll(lambda: waiter.bridge_name is not None, "the direct reply-to name known")
+        result = yield self.client.call({}, "echo", value=7)
+        self.assertEqual(result["value"], 7)
+        yield poll(lambda: len(seen) >= 2, "oslo sent the reply again")
+        waiter._consumer = None
+        waiter._cancel_bridge()
 
 
 TxAMQPOsloClientToNovasvcTests = on_txamqp(OsloClientToNovasvcTests)

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from novasvc.exceptions import DisconnectedError, TransportError
 from novasvc.rpc import _reply_waiter as reply_waiter_module
 from novasvc.rpc import wire
-from novasvc.rpc._reply_waiter import PendingCall, reply_waiter
+from novasvc.rpc._reply_waiter import BRIDGE_AFTER, PendingCall, reply_waiter
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.errors import MessagingTimeout
 from novasvc.rpc.server import RPCServer
@@ -326,6 +326,155 @@ class ReplyWaiterTests(FlakyHarness, SynchronousTestCase):
                       str(error))
         self.assertEqual(waiter.pending, {})
         self.client.call({}, "echo", value=2)
+        self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], "reply_new")
+
+
+class _Consumer(_Never):
+    """
+    A consumer whose renames, activations and stop the test drives.
+    """
+
+    def __init__(self, on_message: Any) -> None:
+        super().__init__()
+        self.on_message = on_message
+        self.renamed: Any = None
+        self.activated: Any = None
+        self.stopped: Any = None
+        self.cancels = 0
+
+    def cancel(self) -> defer.Deferred:
+        self.cancels += 1
+        self.cancelled = True
+        return defer.succeed(None)
+
+
+class _DirectDelivery:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def ack(self) -> None:
+        pass
+
+
+class BridgeTests(FlakyHarness, SynchronousTestCase):
+    """
+    Direct reply-to while a renewed reply queue is not consumed yet.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.consumers: List[_Consumer] = []
+
+        def consume(queue: Any, on_message: Any, prefetch: int = 0) -> _Consumer:
+            consumer = _Consumer(on_message)
+            consumer.queue = queue  # type: ignore[attr-defined]
+            self.consumers.append(consumer)
+            return consumer
+
+        self.transport.consume = consume  # type: ignore[method-assign]
+        self.transport.direct_reply_to = True  # type: ignore[attr-defined]
+
+    def failed_over(self) -> Any:
+        """
+        A call on the reply queue, then a failover to another host.
+
+        @return: the waiter and the queue's consumer.
+        """
+        d = self.client.call({}, "echo", value=1)
+        queue = self.consumers[0]
+        queue.waiting[0].callback(None)
+        waiter = reply_waiter(self.transport, None)
+        queue.renamed(waiter.queue.name, "reply_new")
+        self.failureResultOf(d, MessagingTimeout)
+        self.clock.advance(BRIDGE_AFTER)
+        return waiter, queue
+
+    def reply(self, consumer: _Consumer, request: bytes, result: Any) -> None:
+        consumer.on_message(_DirectDelivery(wire.encode_reply(_inner(request)["_msg_id"], result)))
+
+    def test_calls_use_the_bridge(self) -> None:
+        """
+        When the transport fails over and the new reply queue is still not
+        consumed BRIDGE_AFTER seconds later, then the call waiting has failed
+        at once, a direct reply-to consumer is made, and a call made
+        meanwhile goes out once it is named, naming it as its reply queue,
+        and gets its reply through it.
+        """
+        waiter, queue = self.failed_over()
+        self.assertEqual([c.queue.name for c in self.consumers[1:]], ["amq.rabbitmq.reply-to"])  # type: ignore[attr-defined]
+        bridge = self.consumers[1]
+        d = self.client.call({}, "echo", value=2)
+        sent = len(self.requests())
+        bridge.renamed("amq.rabbitmq.reply-to", "amq.rabbitmq.reply-to.abc")
+        self.assertEqual(len(self.requests()), sent + 1)
+        request = self.requests()[-1][2]
+        self.assertEqual(_inner(request)["_reply_q"], "amq.rabbitmq.reply-to.abc")
+        self.assertEqual(waiter.reply_to(), "amq.rabbitmq.reply-to.abc")
+        self.reply(bridge, request, {"value": 2})
+        self.assertEqual(self.successResultOf(d), {"value": 2})
+
+    def test_back_on_the_reply_queue(self) -> None:
+        """
+        When the new reply queue is consumed while a call waits on the
+        bridge, then new calls name the reply queue, and the bridge is
+        cancelled once its last call got its reply.
+        """
+        waiter, queue = self.failed_over()
+        bridge = self.consumers[1]
+        bridge.renamed("amq.rabbitmq.reply-to", "amq.rabbitmq.reply-to.abc")
+        on_bridge = self.client.call({}, "echo", value=2)
+        bridged = self.requests()[-1][2]
+        queue.activated()
+        self.client.call({}, "echo", value=3)
+        self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], "reply_new")
+        self.assertEqual(bridge.cancels, 0)
+        self.reply(bridge, bridged, "done")
+        self.assertEqual(self.successResultOf(on_bridge), "done")
+        self.assertEqual(bridge.cancels, 1)
+
+    def test_bridge_channel_lost(self) -> None:
+        """
+        When the bridge's channel is gone (its connection was lost), then the
+        calls waiting on its name fail at once with DisconnectedError.
+        """
+        self.failed_over()
+        bridge = self.consumers[1]
+        bridge.renamed("amq.rabbitmq.reply-to", "amq.rabbitmq.reply-to.abc")
+        d = self.client.call({}, "echo", value=2)
+        bridge.renamed("amq.rabbitmq.reply-to.abc", "amq.rabbitmq.reply-to")
+        self.assertIn("may or may not have run", str(self.failureResultOf(d, DisconnectedError).value))
+        self.assertIsNone(reply_waiter(self.transport, None).bridge_name)
+
+    def test_no_bridge_when_consumed_in_time(self) -> None:
+        """
+        When the new reply queue is consumed within BRIDGE_AFTER seconds of
+        the failover, then no direct reply-to consumer is made and no timer
+        is left.
+        """
+        d = self.client.call({}, "echo", value=1)
+        queue = self.consumers[0]
+        queue.waiting[0].callback(None)
+        queue.renamed(reply_waiter(self.transport, None).queue.name, "reply_new")
+        self.failureResultOf(d, MessagingTimeout)
+        self.clock.advance(BRIDGE_AFTER - 0.1)
+        queue.activated()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(1)
+        self.assertEqual(len(self.consumers), 1)
+
+    def test_no_bridge_without_direct_reply_to(self) -> None:
+        """
+        When the transport cannot consume direct reply-to, then a failover
+        makes no bridge and a call made meanwhile waits for the new reply
+        queue, naming it.
+        """
+        self.transport.direct_reply_to = False  # type: ignore[attr-defined]
+        waiter, queue = self.failed_over()
+        self.assertEqual(len(self.consumers), 1)
+        sent = len(self.requests())
+        self.client.call({}, "echo", value=2)
+        self.assertEqual(len(self.requests()), sent)
+        queue.activated()
         self.assertEqual(_inner(self.requests()[-1][2])["_reply_q"], "reply_new")
 
 

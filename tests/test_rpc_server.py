@@ -348,6 +348,24 @@ class InflightTests(_Harness, SynchronousTestCase):
         self.assertEqual(server.inflight, 0)
 
 
+class DirectReplyToTests(_Harness, SynchronousTestCase):
+    """
+    Replies to a caller's direct reply-to name.
+    """
+
+    def test_direct_reply_to_not_mandatory(self) -> None:
+        """
+        When a call names a direct reply-to name as its C{_reply_q}, then its
+        reply is published to the default exchange with that routing key
+        without the mandatory flag, and a reply to a reply queue with it.
+        """
+        _, _, transport = self.make_server()
+        for reply_q in ("amq.rabbitmq.reply-to.g1h2AA.abc==", "reply_test"):
+            self.publish(wire.encode_request("echo", {"value": 1}, {}, msg_id="m1", reply_q=reply_q))
+        replies = [(exchange.name, key, mandatory) for exchange, key, _, _, _, mandatory in transport.published]
+        self.assertEqual(replies, [("", "amq.rabbitmq.reply-to.g1h2AA.abc==", False), ("", "reply_test", True)])
+
+
 class MalformedTests(_Harness, SynchronousTestCase):
     """
     Bad bodies are rejected without requeue and the consumer goes on.

@@ -319,7 +319,8 @@ class ExportsTests(SynchronousTestCase):
         self.assertEqual(
             sorted(wire.__all__),
             sorted(["ENVELOPE_VERSION", "CONTENT_TYPE", "CONTEXT_PREFIX", "Request", "Reply", "dumps", "loads",
-                    "new_id", "encode_envelope", "decode_body", "encode_request", "decode_request",
+                    "new_id", "encode_envelope", "decode_body", "encode_request", "readdress_request",
+                    "decode_request",
                     "encode_reply", "decode_reply", "serialize_failure", "deserialize_failure",
                     "remote_origin"]),
         )

@@ -19,7 +19,7 @@ from twisted.logger import Logger, LogLevel
 from novasvc._text import clip, quote
 from novasvc.interfaces import ITransport
 from novasvc.rpc import wire
-from novasvc.transport.topology import DEFAULT_EXCHANGE
+from novasvc.transport.topology import DEFAULT_EXCHANGE, is_direct_reply_to
 
 __all__ = ["CallMonitors"]
 
@@ -94,7 +94,7 @@ class CallMonitors:
     def _heartbeat(self, reply_q: str, msg_id: str) -> None:
         try:
             d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, wire.encode_reply(msg_id, ending=False),
-                                        mandatory=True)
+                                        mandatory=not is_direct_reply_to(reply_q))
             d.addErrback(lambda f: self._log.debug("Heartbeat for {msg_id} not sent: {error}", msg_id=clip(msg_id),
                                                    error=f.getErrorMessage()))
         except Exception:

@@ -1,7 +1,11 @@
 # -*- test-case-name: tests.test_rpc_replies -*-
 """
 The RPC server's replies to calls (L{Replies}): each is published mandatory
-to the default exchange, routed by the caller's C{_reply_q}.
+to the default exchange, routed by the caller's C{_reply_q} (not mandatory
+when that is a direct reply-to name, C{amq.rabbitmq.reply-to.<opaque>}:
+RabbitMQ 3.10 returns such a message as unroutable although it delivered
+it; a reply to a direct reply-to name whose channel is gone is dropped by
+the broker, and its caller has already failed the call).
 
 A reply that comes back unroutable (its queue is missing: the caller is
 re-declaring it, or is gone) is held and retried in the background as
@@ -26,7 +30,7 @@ from twisted.python.failure import Failure
 from novasvc._text import clip
 from novasvc.exceptions import UnroutableError
 from novasvc.interfaces import ITransport
-from novasvc.transport.topology import DEFAULT_EXCHANGE
+from novasvc.transport.topology import DEFAULT_EXCHANGE, is_direct_reply_to
 
 __all__ = ["Replies"]
 
@@ -90,7 +94,7 @@ class Replies:
         """
         if self.held_back(reply_q, body):
             return None
-        d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=True)
+        d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=not is_direct_reply_to(reply_q))
         d.addErrback(self.failed, reply_q, body)
         return d
 

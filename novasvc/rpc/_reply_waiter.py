@@ -22,6 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from novasvc._reactor import global_reactor_if_none
 from novasvc.exceptions import DisconnectedError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.rpc import wire
@@ -29,9 +30,16 @@ from novasvc.rpc._deadlines import Deadlines
 from novasvc.rpc._resend import Sender, Sending
 from novasvc.rpc.errors import MalformedMessage, MessagingTimeout
 from novasvc.rpc.target import Target
-from novasvc.transport.topology import Exchange, Queue
+from novasvc.transport.topology import DIRECT_REPLY_TO, Exchange, Queue
 
-__all__ = ["Caller", "PendingCall", "ReplyWaiter", "reply_waiter"]
+__all__ = ["BRIDGE_AFTER", "Caller", "PendingCall", "ReplyWaiter", "reply_waiter"]
+
+#: B{Seconds} after a failover to another broker host before calls use
+#: direct reply-to while the new reply queue is still not consumed (a node
+#: that died is forgotten by the cluster at once, and the queue is made in
+#: milliseconds; a hung one holds every queue declare up for about
+#: C{net_ticktime}).
+BRIDGE_AFTER = 2.0
 
 _log = Logger()
 
@@ -61,14 +69,18 @@ class PendingCall(Sending):
     and what the timeout error names.
     """
 
-    __slots__ = ("waiter", "msg_id", "timeout", "started", "deferred", "timer", "monitor", "result")
+    __slots__ = ("waiter", "msg_id", "reply_q", "timeout", "started", "deferred", "timer", "monitor", "result")
     kind = "call"
 
     def __init__(self, client: Caller, waiter: "ReplyWaiter", msg_id: str, method: str, timeout: float,
-                 exchange: Exchange, routing_key: str, body: bytes) -> None:
+                 exchange: Exchange, routing_key: str, body: bytes, reply_q: str) -> None:
+        """
+        @param reply_q: the C{_reply_q} written in C{body}.
+        """
         Sending.__init__(self, client, method, exchange, routing_key, body)
         self.waiter = waiter
         self.msg_id = msg_id
+        self.reply_q = reply_q
         self.timeout = timeout
         self.result: Any = None
         self.monitor: Any = None
@@ -92,6 +104,14 @@ class PendingCall(Sending):
         except Exception:
             self.fail(Failure())
         return self.deferred
+
+    def readdress(self, reply_q: str) -> None:
+        """
+        Have the request (not sent yet) name C{reply_q} as its reply queue.
+        """
+        if reply_q != self.reply_q:
+            self.body = wire.readdress_request(self.body, reply_q)
+            self.reply_q = reply_q
 
     def publish(self) -> None:
         """
@@ -167,6 +187,8 @@ class PendingCall(Sending):
         waiter.pending.pop(self.msg_id, None)
         if waiter.unsent:
             waiter.unsent.pop(self.msg_id, None)
+        if waiter.retiring is not None:
+            waiter.retire_bridge()
         if self.resend is not None or self.route is not None:
             self.stop()
         deadlines = self.client._deadlines
@@ -202,35 +224,78 @@ class ReplyWaiter:
     """
     A transport's reply queue and the calls waiting on it.
 
+    After a reconnection to another broker host, the transport consumes a
+    new reply queue (L{novasvc.transport.topology.Queue.renew_prefix}); the
+    calls waiting on the old one fail at once. Declaring the new queue can
+    take as long as the broker needs to give up on a hung node (about
+    C{net_ticktime}, 60 s by default), so when it is not consumed
+    L{BRIDGE_AFTER} seconds after the failover, on a transport that has it
+    (C{direct_reply_to}), calls get their replies through RabbitMQ's direct
+    reply-to (the B{bridge}: nothing to declare, so nothing waits for the
+    cluster). Once the new queue is consumed, new calls use it
+    again, and the bridge is cancelled when its last call ended. A call
+    whose reply was to come through a channel that is gone fails at once
+    (L{DisconnectedError}).
+
+    @ivar queue: the reply queue.
     @ivar pending: the calls waiting for a reply, by C{_msg_id}.
-    @ivar unsent: those of them whose request waits for the reply consumer
+    @ivar unsent: those of them whose request waits for a reply consumer
         to be active.
+    @ivar bridge_name: the direct reply-to name new calls use while the
+        reply queue is not consumed, or C{None}.
+    @ivar retiring: the direct reply-to name of the bridge while it waits
+        for its last calls before it is cancelled, or C{None}.
     """
 
-    def __init__(self, transport: ITransport, ttl: Optional[float]) -> None:
+    def __init__(self, transport: ITransport, ttl: Optional[float], clock: Any = None) -> None:
+        """
+        @param ttl: the reply queue's C{x-expires}, in B{seconds}, or C{None}.
+        @param clock: the C{IReactorTime} of the bridge's delay; the global
+            reactor when C{None}.
+        """
+        self._clock = clock
+        self._bridge_timer: Any = None
         self.queue = Queue(f"reply_{wire.new_id()}",
                            arguments={"x-expires": int(ttl * 1000)} if ttl else {}, renew_prefix="reply_")
         self.pending: Dict[str, PendingCall] = {}
         self.unsent: Dict[str, PendingCall] = {}
+        self.bridge_name: Optional[str] = None
+        self.retiring: Optional[str] = None
         self._transport: Callable[[], Any] = weakref.ref(transport) if _weakrefable(transport) else _Strong(transport)
         self._consumer: Optional[IConsumer] = None
         self._active = False
+        self._bridge: Optional[IConsumer] = None
+
+    def reply_to(self) -> str:
+        """
+        @return: the C{_reply_q} a call made now names: the reply queue, or
+            the bridge's name while the reply queue is not consumed.
+        """
+        if not self._active and self.bridge_name is not None:
+            return self.bridge_name
+        return self.queue.name
 
     def publish_when_ready(self, call: PendingCall) -> None:
         """
-        Publish C{call}'s request now if the reply consumer is active, else
-        once it is. The consumer is made on the first call, and made again
-        when the one there is cancelled (its transport was stopped): a
-        consumer with a true C{cancelled} attribute, as both of novasvc's
-        transports make, delivers nothing more.
+        Publish C{call}'s request now if a reply consumer is active, else
+        once one is (its C{_reply_q} then names that one). The consumer is
+        made on the first call, and made again when the one there is
+        cancelled (its transport was stopped): a consumer with a true
+        C{cancelled} attribute, as both of novasvc's transports make,
+        delivers nothing more.
         """
         consumer = self._consumer
         if self._active:
             if not getattr(consumer, "cancelled", False):
+                call.readdress(self.queue.name)
                 call.publish()
                 return
             self._active = False
             consumer = self._consumer = None
+        elif self.bridge_name is not None:
+            call.readdress(self.bridge_name)
+            call.publish()
+            return
         self.unsent[call.msg_id] = call
         if consumer is None:
             transport = self._transport()
@@ -239,6 +304,8 @@ class ReplyWaiter:
                 consumer.renamed = self._renamed
             if hasattr(consumer, "stopped"):
                 consumer.stopped = lambda: self._stopped(consumer)
+            if hasattr(consumer, "activated"):
+                consumer.activated = lambda: self._reactivated(consumer)
             consumer.whenActive().addCallbacks(self._became_active, self._activation_failed,  # type: ignore[union-attr]
                                                callbackArgs=(consumer,), errbackArgs=(consumer,))
 
@@ -246,8 +313,24 @@ class ReplyWaiter:
         if consumer is not self._consumer:
             return
         self._active = True
+        self._cancel_bridge_timer()
+        self._send_unsent(self.queue.name)
+        if self._bridge is not None:
+            self._retire()
+
+    def _reactivated(self, consumer: IConsumer) -> None:
+        # The reply queue is consumed again (after a reconnection).
+        if consumer is self._consumer and not self._active and not getattr(consumer, "cancelled", False):
+            self._became_active(None, consumer)
+
+    def _send_unsent(self, reply_q: str) -> None:
         unsent, self.unsent = self.unsent, {}
         for call in unsent.values():
+            try:
+                call.readdress(reply_q)
+            except Exception:
+                call.fail(Failure())
+                continue
             call.publish()
 
     def _activation_failed(self, failure: Failure, consumer: IConsumer) -> None:
@@ -266,6 +349,7 @@ class ReplyWaiter:
         if consumer is not self._consumer:
             return
         self._consumer, self._active = None, False
+        self._cancel_bridge()
         transport = self._transport()
         entry = _unhashable_waiters.get(id(transport))
         if entry is not None and entry[1] is self:
@@ -284,10 +368,81 @@ class ReplyWaiter:
         # new reply queue: the replies to the calls waiting now go to the
         # old one, which nobody reads any more.
         self.queue = Queue(new, arguments=self.queue.arguments, renew_prefix=self.queue.renew_prefix)
+        if hasattr(self._consumer, "activated"):
+            # Not consumed until the consumer says so (_reactivated).
+            self._active = False
         why = (f": its reply queue {old} was replaced by {new} when the connection failed over to another "
                f"broker host; the request may or may not have run")
-        for call in list(self.pending.values()):
+        for call in [call for call in self.pending.values() if call.reply_q == old]:
             call.fail(Failure(call._timeout_error(why)))
+        if not self._active and self._bridge is None and self._bridge_timer is None:
+            clock = self._clock if self._clock is not None else global_reactor_if_none()
+            self._bridge_timer = clock.callLater(BRIDGE_AFTER, self._start_bridge)
+
+    # -- the bridge: direct reply-to while the reply queue is being made ---------
+
+    def _cancel_bridge_timer(self) -> None:
+        timer, self._bridge_timer = self._bridge_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _start_bridge(self) -> None:
+        self._bridge_timer = None
+        transport = self._transport()
+        if self._active or self._consumer is None or self._bridge is not None or not getattr(transport, "direct_reply_to", False):
+            return
+        self.retiring = None
+        try:
+            bridge = self._bridge = transport.consume(Queue(DIRECT_REPLY_TO), self._on_reply)  # type: ignore[union-attr]
+        except Exception:
+            _log.failure("Cannot consume direct reply-to while the reply queue {queue} is made",
+                         queue=self.queue.name, level=LogLevel.warn)
+            return
+        bridge.renamed = lambda old, new: self._bridge_renamed(bridge, old, new)  # type: ignore[attr-defined]
+        bridge.stopped = lambda: self._bridge_renamed(bridge, self.bridge_name or "", DIRECT_REPLY_TO)  # type: ignore[attr-defined]
+
+    def _bridge_renamed(self, bridge: IConsumer, old: str, new: str) -> None:
+        if bridge is not self._bridge:
+            return
+        if old != DIRECT_REPLY_TO:
+            why = DisconnectedError(f"the channel of the direct reply-to name {old} closed while waiting for the "
+                                    f"reply; the request may or may not have run")
+            for call in [call for call in self.pending.values() if call.reply_q == old]:
+                call.fail(Failure(why))
+        if new == DIRECT_REPLY_TO or self._active:
+            # Gone with its connection, or no longer needed.
+            self.bridge_name = None
+            if self._active:
+                self._retire()
+            return
+        _log.info("Calls get their replies through {name} until the reply queue {queue} is consumed",
+                  name=new, queue=self.queue.name)
+        self.bridge_name = new
+        self._send_unsent(new)
+
+    def _retire(self) -> None:
+        # New calls use the reply queue again: cancel the bridge once no
+        # call waits on it.
+        self.retiring = self.bridge_name or DIRECT_REPLY_TO
+        self.bridge_name = None
+        self.retire_bridge()
+
+    def retire_bridge(self) -> None:
+        """
+        Cancel the bridge if it is retiring and no call waits on it any
+        more (called as calls end).
+        """
+        retiring = self.retiring
+        if retiring is None or any(call.reply_q == retiring for call in self.pending.values()):
+            return
+        self._cancel_bridge()
+
+    def _cancel_bridge(self) -> None:
+        self._cancel_bridge_timer()
+        bridge, self._bridge = self._bridge, None
+        self.bridge_name = self.retiring = None
+        if bridge is not None:
+            bridge.cancel()
 
     def _on_reply(self, delivery: IDelivery) -> None:
         try:
@@ -318,22 +473,23 @@ _waiters: "weakref.WeakKeyDictionary[Any, ReplyWaiter]" = weakref.WeakKeyDiction
 _unhashable_waiters: Dict[int, Tuple[Callable[[], Any], ReplyWaiter]] = {}
 
 
-def reply_waiter(transport: ITransport, ttl: Optional[float]) -> ReplyWaiter:
+def reply_waiter(transport: ITransport, ttl: Optional[float], clock: Any = None) -> ReplyWaiter:
     """
-    The reply waiter of C{transport}, made on first use: one reply queue per
-    transport, as oslo.messaging's driver.
+    The reply waiter of C{transport}, made on first use (with C{ttl} and
+    C{clock}; see L{ReplyWaiter}): one reply queue per transport, as
+    oslo.messaging's driver.
     """
     try:
         waiter = _waiters.get(transport)
         if waiter is None:
-            waiter = _waiters[transport] = ReplyWaiter(transport, ttl)
+            waiter = _waiters[transport] = ReplyWaiter(transport, ttl, clock)
         return waiter
     except TypeError:
         # Not hashable or not weak-referenceable: keep it by identity,
         # until the transport stops (ReplyWaiter._stopped).
         entry = _unhashable_waiters.get(id(transport))
         if entry is None or entry[0]() is not transport:
-            entry = _unhashable_waiters[id(transport)] = (_Strong(transport), ReplyWaiter(transport, ttl))
+            entry = _unhashable_waiters[id(transport)] = (_Strong(transport), ReplyWaiter(transport, ttl, clock))
         return entry[1]
 
 

@@ -330,7 +330,7 @@ class RPCClient:
         if waiter is None:
             # The transport's, made on its first call; kept (it never
             # changes), as the clients prepare() makes keep it.
-            waiter = self._waiter = reply_waiter(self._transport, self._ttl)
+            waiter = self._waiter = reply_waiter(self._transport, self._ttl, self._clock)
         msg_id = wire.new_id()
         target = self.target
         exchange, key = self._address()
@@ -346,13 +346,14 @@ class RPCClient:
                 context, prefixed = _context_entries(sent)
             if tracing is not None:
                 context, span = tracing.client_span(target, "call", method, context, prefixed, key, msg_id)
+            reply_q = waiter.reply_to()
             body = wire.encode_request(method, kwargs, context, namespace=target.namespace,
-                                       version=target.version, msg_id=msg_id, reply_q=waiter.queue.name,
+                                       version=target.version, msg_id=msg_id, reply_q=reply_q,
                                        timeout=self.call_monitor_timeout, prefixed=prefixed)
         except Exception:
             d = defer.fail()
         else:
-            d = PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body).send()
+            d = PendingCall(self, waiter, msg_id, method, timeout, exchange, key, body, reply_q).send()
             if serializer is not None:
                 d.addCallback(_serializing.deserialize_result, serializer, ctxt)
         return d if span is None else tracing.follow(d, span)

@@ -78,7 +78,7 @@ from novasvc.rpc.errors import MalformedMessage
 from novasvc.rpc.target import Target
 from novasvc.rpc.wire import CONTEXT_PREFIX
 from novasvc.transport.consuming import Backlog, Drain, gather, settle
-from novasvc.transport.topology import DEFAULT_EXCHANGE, QuorumQueues
+from novasvc.transport.topology import DEFAULT_EXCHANGE, QuorumQueues, is_direct_reply_to
 
 __all__ = ["RPCServer", "server_queues"]
 
@@ -354,7 +354,7 @@ class RPCServer:
         if (replies.gone or replies.missing) and replies.held_back(reply_q, body):
             self._finish(delivery, request.unique_id)
             return
-        d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=True)
+        d = self._transport.publish(DEFAULT_EXCHANGE, reply_q, body, mandatory=not is_direct_reply_to(reply_q))
         # One pair of callbacks, as few as a reply can do with.
         d.addCallbacks(self._replied, self._reply_failed, callbackArgs=(delivery, request.unique_id),
                        errbackArgs=(reply_q, body, delivery, request.unique_id))

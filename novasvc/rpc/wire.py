@@ -36,6 +36,7 @@ __all__ = [
     "encode_envelope",
     "decode_body",
     "encode_request",
+    "readdress_request",
     "decode_request",
     "encode_reply",
     "decode_reply",
@@ -204,6 +205,20 @@ def encode_request(method: str, args: Mapping[str, Any], context: Mapping[str, A
     else:
         message.update({CONTEXT_PREFIX + key: value for key, value in context.items()})
     message.pop(_CLIENT_TIMEOUT_KEY, None)
+    return encode_envelope(message)
+
+
+def readdress_request(body: bytes, reply_q: str) -> bytes:
+    """
+    The call request C{body} (as L{encode_request} makes it) with
+    C{_reply_q} set to C{reply_q}, everything else as it was: a call made
+    while its client changed reply queues goes out with the new one.
+
+    @raise novasvc.rpc.errors.MalformedMessage: when C{body} is not an
+        encoded request.
+    """
+    message = decode_body(body)
+    message["_reply_q"] = reply_q
     return encode_envelope(message)
 
 

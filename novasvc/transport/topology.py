@@ -38,6 +38,24 @@ class Exchange:
 
 DEFAULT_EXCHANGE = Exchange("", "direct")
 
+#: RabbitMQ's direct reply-to pseudo-queue: consumed (never declared) with
+#: automatic acknowledgement, it gives its channel a name of its own,
+#: C{amq.rabbitmq.reply-to.<opaque>}; a message published to the default
+#: exchange with that name as routing key goes straight to the channel, with
+#: no queue in between (so nothing is created on the broker, and nothing
+#: waits for the other nodes of a cluster). The name dies with the channel.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def is_direct_reply_to(name: str) -> bool:
+    """
+    @return: whether C{name} is a channel's direct reply-to name
+        (C{amq.rabbitmq.reply-to.<opaque>}), to which a publish goes without
+        the mandatory flag: RabbitMQ 3.10 delivers such a mandatory message
+        and also returns it as unroutable.
+    """
+    return name.startswith("amq.rabbitmq.reply-to.")
+
 
 @attrs.frozen
 class Binding:

@@ -74,6 +74,9 @@ class AMQPConsumer:
         reconnection to another host renews the queue (see
         L{novasvc.transport.topology.Queue.renew_prefix}); L{queue} is the
         new one by then.
+    @ivar activated: C{None}, or called (without arguments) each time the
+        consumer starts consuming on a channel: after every reconnection
+        too, unlike L{whenActive}.
     @ivar stopped: C{None}, or called (without arguments) once when the
         consumer stops for good (cancelled, or its transport stopped):
         nothing more will be delivered.
@@ -94,6 +97,7 @@ class AMQPConsumer:
         self._active = False
         self.renamed: Optional[Callable[[str, str], None]] = None
         self.stopped: Optional[Callable[[], None]] = None
+        self.activated: Optional[Callable[[], None]] = None
         self._waiters: List[defer.Deferred] = []
         self._failures = 0
         self._retry: Any = None
@@ -188,6 +192,12 @@ class AMQPConsumer:
 
     def _activated(self, channel: ConsumerChannel) -> None:
         self._failures = 0
+        activated = self.activated
+        if activated is not None:
+            try:
+                activated()
+            except Exception:
+                _log.failure("Unexpected error after consuming queue {queue!r}", queue=self.queue.name)
         if self._active:
             return
         self._active = True

@@ -199,14 +199,22 @@ class ConsumerChannel:
         if self.draining:
             self._cancel_on_broker()
             return
-        reader = getattr(self._protocol, "frame_reader", None)
-        if reader is not None and channel.raw.is_open:
-            reader.consume(channel.raw.channel_number, self.tag, self.handle)
-        self.consumer._activated(self)
+        self._now_consuming(channel)
         if aside is not None:
             # This first attempt is over once the queue is bound again too
             # (the consumer already consumes).
             yield aside
+
+    def _now_consuming(self, channel: Channel) -> None:
+        """
+        C{basic.consume-ok} came: deliveries of C{channel} reach L{handle}
+        (on the fast path straight from the connection's frame reader), and
+        the consumer is active.
+        """
+        reader = getattr(self._protocol, "frame_reader", None)
+        if reader is not None and channel.raw.is_open:
+            reader.consume(channel.raw.channel_number, self.tag, self.handle)
+        self.consumer._activated(self)
 
     def _bind_aside(self, queue: Queue) -> Optional[defer.Deferred]:
         """

@@ -22,6 +22,10 @@ transport opens
     C{basic.consume} issued. A refused declare is logged with the names and
     retried for that consumer alone, with the same backoff.
 
+Consuming L{novasvc.transport.topology.DIRECT_REPLY_TO} consumes RabbitMQ's
+direct reply-to pseudo-queue instead of declaring a queue (see
+L{novasvc.transport.pika._direct_reply}; C{direct_reply_to} is C{True}).
+
 Deliveries reach C{on_message} through a plain callback on pika's channel;
 acks made while a batch of incoming frames is handled go out as one
 C{basic.ack} with C{multiple} when that is safe (see
@@ -61,11 +65,12 @@ from novasvc.interfaces import IDelivery, ITransport
 from novasvc.transport.amqp._base import BaseAMQPTransport, Session
 from novasvc.transport.amqp._channel import open_channel
 from novasvc.transport.amqp._connect import RoundRobinEndpoint
+from novasvc.transport.pika._direct_reply import DirectReplyConsumer
 from novasvc.transport.pika._connect import AMQPProtocol, AMQPProtocolFactory, connection_parameters
 from novasvc.transport.amqp._consume import AMQPConsumer
 from novasvc.transport.amqp._publish import Publisher
 from novasvc.transport.pika._internals import verdict
-from novasvc.transport.topology import Queue
+from novasvc.transport.topology import DIRECT_REPLY_TO, Queue
 from novasvc.transport.url import TransportURL
 
 __all__ = ["AMQPTransport"]
@@ -87,6 +92,7 @@ class AMQPTransport(BaseAMQPTransport):
     """
 
     client = "pika"
+    direct_reply_to = True
 
     def __init__(self, url: TransportURL, **options: Any) -> None:
         """
@@ -122,4 +128,6 @@ class AMQPTransport(BaseAMQPTransport):
                               protocol.frame_reader)
 
     def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
+        if queue.name == DIRECT_REPLY_TO:
+            return DirectReplyConsumer(self._hooks, on_message)
         return AMQPConsumer(self._hooks, queue, on_message, prefetch)
