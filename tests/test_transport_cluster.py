@@ -27,7 +27,7 @@ from twisted.trial import unittest
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.server import RPCServer
 from novasvc.rpc.target import Target
-from novasvc.transport import AMQPTransport
+from novasvc.transport import AMQPTransport, TxAMQPTransport
 from novasvc.transport.topology import QuorumQueues
 from novasvc.transport.url import TransportURL
 from tests._rabbitmq_cluster import RabbitMQCluster, start_cluster
@@ -68,7 +68,7 @@ class Traffic:
     The client and the two servers, and the calls and casts between them.
     """
 
-    def __init__(self, case: unittest.TestCase, cluster: RabbitMQCluster) -> None:
+    def __init__(self, case: unittest.TestCase, cluster: RabbitMQCluster, transport_class: Any = AMQPTransport) -> None:
         self.case = case
         self.cluster = cluster
         self.calls: List[_Call] = []
@@ -76,12 +76,13 @@ class Traffic:
         self.cast_confirmed: List[int] = []
         self.cast_failed = 0
         self.endpoints = [_Recorder("a"), _Recorder("b")]
+        self.transport_class = transport_class
         self.transports: Dict[str, AMQPTransport] = {}
         self._loops: List[task.LoopingCall] = []
 
     def transport(self, name: str, first: int) -> AMQPTransport:
         order = [first] + [i for i in range(len(self.cluster.nodes)) if i != first]
-        transport = AMQPTransport(TransportURL.parse(self.cluster.url_of(order)), reactor=reactor)
+        transport = self.transport_class(TransportURL.parse(self.cluster.url_of(order)), reactor=reactor)
         transport.start()
         self.case.addCleanup(transport.stop)
         self.transports[name] = transport
@@ -170,17 +171,19 @@ def _wait_on_other_node(traffic: Traffic, names: List[str], lost: int, deadline:
     return poll(moved, f"{names} connected to a node other than node {lost}", deadline, 0.1)
 
 
-class ClusterFailoverTests(unittest.TestCase):
+class _Failover:
     """
-    What the processes on a node that dies or hangs go through.
+    What the processes on a node that dies or hangs go through (a mixin of
+    the test cases below, one per AMQP client).
     """
 
     timeout = 400
+    transport_class: Any = AMQPTransport
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         self.cluster = yield start_cluster(self)
-        self.traffic = Traffic(self, self.cluster)
+        self.traffic = Traffic(self, self.cluster, self.transport_class)
         yield self.traffic.start()
         yield task.deferLater(reactor, 3, lambda: None)
 
@@ -268,6 +271,13 @@ class ClusterFailoverTests(unittest.TestCase):
         """
         return self.hang(0, ["client", "server a"])
 
+
+class ClusterFailoverTests(_Failover, unittest.TestCase):
+    """
+    What the processes on a node that dies or hangs go through, on pika;
+    and when the queue leader's node hangs.
+    """
+
     def test_leader_hung(self) -> Any:
         """
         When node 1 (server B's, and the topic queue's leader) is SIGSTOPped
@@ -276,3 +286,11 @@ class ClusterFailoverTests(unittest.TestCase):
         after node 1 resumed, and no confirmed cast is lost.
         """
         return self.hang(1, ["server b"])
+
+
+class TxAMQPClusterFailoverTests(_Failover, unittest.TestCase):
+    """
+    What the processes on a node that dies or hangs go through, on txamqp.
+    """
+
+    transport_class = TxAMQPTransport

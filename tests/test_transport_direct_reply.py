@@ -1,7 +1,7 @@
 """
-Tests for L{novasvc.transport.pika._direct_reply}: consuming RabbitMQ's
-direct reply-to pseudo-queue through the pika transport, on the local
-broker (a vhost per test), and the txamqp transport refusing it.
+Tests for L{novasvc.transport.amqp._direct_reply}: consuming RabbitMQ's
+direct reply-to pseudo-queue through both RabbitMQ transports, on the local
+broker (a vhost per test).
 """
 
 from typing import Any, List, Tuple
@@ -9,7 +9,7 @@ from typing import Any, List, Tuple
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from novasvc.transport import AMQPTransport, TxAMQPTransport
+from tests._clients import AMQPTransport, on_txamqp
 from novasvc.transport.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue, is_direct_reply_to
 from tests._services import poll
 from tests._vhosts import make_vhost
@@ -18,14 +18,17 @@ from tests.test_transport_amqp import FAST, rabbit_url, started
 
 class DirectReplyTests(TestCase):
     """
-    A consumer of C{amq.rabbitmq.reply-to} on the pika transport.
+    A consumer of C{amq.rabbitmq.reply-to} on the pika transport (and, as
+    L{TxAMQPDirectReplyTests}, on the txamqp one).
     """
+
+    transport_class = AMQPTransport
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         self.vhost = yield make_vhost(self)
-        self.client = started(self, rabbit_url(self.vhost), AMQPTransport, **FAST)
-        self.server = started(self, rabbit_url(self.vhost), AMQPTransport, **FAST)
+        self.client = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
+        self.server = started(self, rabbit_url(self.vhost), self.transport_class, **FAST)
         yield poll(lambda: self.client.is_connected and self.server.is_connected, "both transports connected")
         self.got: List[bytes] = []
         self.names: List[Tuple[str, str]] = []
@@ -87,19 +90,4 @@ class DirectReplyTests(TestCase):
         yield poll(lambda: channel.is_closed, "the channel closed")
 
 
-class TxAMQPRefusesTests(TestCase):
-    """
-    The txamqp transport does not consume direct reply-to.
-    """
-
-    def test_refused(self) -> None:
-        """
-        When C{amq.rabbitmq.reply-to} is given to the txamqp transport's
-        C{consume}, then it raises ValueError and says the transport does not
-        have it (C{direct_reply_to} is false).
-        """
-        transport = TxAMQPTransport(rabbit_url("/"), **FAST)
-        self.assertFalse(transport.direct_reply_to)
-        self.assertTrue(AMQPTransport.direct_reply_to)
-        error = self.assertRaises(ValueError, transport.consume, Queue(DIRECT_REPLY_TO), lambda d: None)
-        self.assertIn("does not consume 'amq.rabbitmq.reply-to'", str(error))
+TxAMQPDirectReplyTests = on_txamqp(DirectReplyTests)

@@ -43,7 +43,7 @@ from novasvc.transport.amqp._setup import SetupSteps, set_up_connection, watch_l
 from novasvc.transport.amqp._liveness import LivenessPolicy
 from novasvc.transport.amqp._declare import QueueDeclarations
 from novasvc.transport.consuming import gather as _gather
-from novasvc.transport.topology import DIRECT_REPLY_TO, Exchange, Queue
+from novasvc.transport.topology import Exchange, Queue
 from novasvc.transport.url import TLSOptions, TransportURL
 
 _log = Logger()
@@ -70,12 +70,12 @@ class BaseAMQPTransport(ClientLibrary):
     @ivar tls: the L{TLSOptions} in force (the URL's over the
         configuration's).
     @ivar connection_name: the C{connection_name} client property.
-    @cvar direct_reply_to: whether C{consume()} takes
-        L{novasvc.transport.topology.DIRECT_REPLY_TO} (RabbitMQ's direct
-        reply-to); the pika transport does, the txamqp one does not.
+    @cvar direct_reply_to: C{True}: C{consume()} takes
+        L{novasvc.transport.topology.DIRECT_REPLY_TO}, RabbitMQ's direct
+        reply-to (see L{novasvc.transport.amqp._direct_reply}).
     """
 
-    direct_reply_to = False
+    direct_reply_to = True
 
     def __init__(
         self,
@@ -432,8 +432,6 @@ class BaseAMQPTransport(ClientLibrary):
         """
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 0 <= prefetch <= 65535:
             raise ValueError(f"prefetch must be an integer in 0..65535, not {prefetch!r}")
-        if queue.name == DIRECT_REPLY_TO and not self.direct_reply_to:
-            raise ValueError(f"the {self.client} transport does not consume {DIRECT_REPLY_TO!r}")
         consumer = self._client_consumer(queue, on_message, prefetch)
         self._consumers[consumer] = None
         protocol = self._hooks.current_protocol()

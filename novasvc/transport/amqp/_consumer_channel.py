@@ -247,14 +247,15 @@ class ConsumerChannel:
 
         return self.consumer._owner.open_channel(self._protocol).addCallback(bind).addErrback(failed)
 
-    def _start_consuming(self, channel: Channel, queue: Queue) -> defer.Deferred:
+    def _start_consuming(self, channel: Channel, queue: Queue, no_ack: bool = False) -> defer.Deferred:
         """
         Issue C{basic.consume} on C{channel}.
 
+        @param no_ack: the broker acknowledges each delivery as it sends it.
         @return: a C{Deferred} firing with the consumer tag.
         """
-        return channel.call("basic_consume", queue=queue.name, on_message_callback=self._deliver).addCallback(
-            lambda frame: frame.method.consumer_tag)
+        return channel.call("basic_consume", queue=queue.name, on_message_callback=self._deliver,
+                            auto_ack=no_ack).addCallback(lambda frame: frame.method.consumer_tag)
 
     @defer.inlineCallbacks
     def _declare_dead_letter(self, channel: Channel, queue: Queue, bind_aside: bool) -> Any:

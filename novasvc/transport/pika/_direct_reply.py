@@ -1,158 +1,34 @@
 # -*- test-case-name: tests.test_transport_direct_reply -*-
 """
-A consumer of RabbitMQ's direct reply-to pseudo-queue
-(L{novasvc.transport.topology.DIRECT_REPLY_TO}) on the pika transport
-(L{DirectReplyConsumer}): C{transport.consume(Queue(DIRECT_REPLY_TO), ...)}.
-
-Nothing is declared: on each connection its channel issues C{basic.consume}
-with automatic acknowledgement, then learns the channel's reply-to name the
-only way AMQP tells it, by publishing one probe message with
-C{reply_to: amq.rabbitmq.reply-to} and the mandatory flag to a routing key
-no queue has; the broker returns it unroutable with C{reply_to} rewritten to
-the channel's name (C{amq.rabbitmq.reply-to.<opaque>}). Only then is the
-consumer active. The name changes with every channel: the consumer's
-C{renamed(old, new)} hears each change, and C{renamed(old, DIRECT_REPLY_TO)}
-when the channel is gone (the connection was lost), since whatever is sent
-to the old name from then on is dropped by the broker.
-
-Deliveries are settled already (the broker acknowledged them as it sent
-them): their C{ack} and C{reject} do nothing, and nothing goes back to a
-queue when the channel closes.
+Direct reply-to on pika (see L{novasvc.transport.amqp._direct_reply}): the
+probe goes out with pika's C{basic_publish}, and comes back through the
+channel's return callback.
 """
 
-import uuid
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pika
-from twisted.internet import defer
-from twisted.logger import Logger
 
-from novasvc.exceptions import TransportError
-from novasvc.interfaces import IDelivery
 from novasvc.transport.amqp._channel import Channel
-from novasvc.transport.amqp._consume import AMQPConsumer, ConsumerOwner
-from novasvc.transport.amqp._consumer_channel import AMQPDelivery, ConsumerChannel
-from novasvc.transport.topology import DIRECT_REPLY_TO, Queue
+from novasvc.transport.amqp._direct_reply import DirectReplyChannel, DirectReplyConsumer
+from novasvc.transport.topology import DIRECT_REPLY_TO
 
-__all__ = ["DirectReplyConsumer", "PROBE_TIMEOUT"]
-
-_log = Logger()
-
-#: B{Seconds} the broker has to return the probe that names the channel;
-#: past that the channel is closed and the consumer tries again later.
-PROBE_TIMEOUT = 5.0
+__all__ = ["PikaDirectReplyConsumer"]
 
 
-class _DirectReplyChannel(ConsumerChannel):
+class _PikaDirectReplyChannel(DirectReplyChannel):
+    def _send_probe(self, channel: Channel, routing_key: str, body: bytes) -> None:
+        channel.raw.add_on_return_callback(self._returned)
+        channel.raw.basic_publish("", routing_key, body, pika.BasicProperties(reply_to=DIRECT_REPLY_TO),
+                                  mandatory=True)
+
+    def _returned(self, _raw: Any, _method: Any, properties: Any, body: bytes) -> None:
+        self.returned(properties.reply_to, body)
+
+
+class PikaDirectReplyConsumer(DirectReplyConsumer):
     """
-    The channel of a L{DirectReplyConsumer} on one connection.
-    """
-
-    @defer.inlineCallbacks
-    def _subscribe(self) -> Any:
-        channel = self.channel
-        assert channel is not None
-        self.step = f"consuming {DIRECT_REPLY_TO!r}"
-        self.tag = yield self._call(channel, "basic_consume", queue=DIRECT_REPLY_TO,
-                                    on_message_callback=self._deliver, auto_ack=True).addCallback(
-            lambda frame: frame.method.consumer_tag)
-        if self.draining:
-            self._cancel_on_broker()
-            return
-        self.step = "learning the channel's direct reply-to name"
-        name = yield self._steps.step(self.step, self._probe(channel))
-        if self.draining:
-            self._cancel_on_broker()
-            return
-        self.consumer._named(name)
-        self._now_consuming(channel)
-
-    def _probe(self, channel: Channel) -> defer.Deferred:
-        """
-        Publish the probe that comes back with the channel's name.
-
-        @return: a C{Deferred} firing with the name, or failing with
-            L{TransportError} when it did not come back within
-            L{PROBE_TIMEOUT} seconds (the channel is then closed).
-        """
-        token = uuid.uuid4().hex.encode()
-        named: defer.Deferred = defer.Deferred()
-
-        def returned(_raw: Any, _method: Any, properties: Any, body: bytes) -> None:
-            name = properties.reply_to or ""
-            if body == token and not named.called and name.startswith(DIRECT_REPLY_TO + "."):
-                named.callback(name)
-
-        def timed_out() -> None:
-            if not named.called:
-                named.errback(TransportError(f"the broker did not name the direct reply-to channel within "
-                                             f"{PROBE_TIMEOUT:g} seconds"))
-
-        clock = self.consumer._owner.clock
-        timer = clock.callLater(PROBE_TIMEOUT, timed_out)
-        named.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
-        channel.raw.add_on_return_callback(returned)
-        channel.raw.basic_publish("", f"novasvc.reply-to-probe.{token.decode()}", token,
-                                  pika.BasicProperties(reply_to=DIRECT_REPLY_TO), mandatory=True)
-        return named
-
-    def handle(self, delivery_tag: int, body: bytes, content_type: Optional[str], exchange: str,
-               routing_key: str, redelivered: bool) -> None:
-        """
-        One reply: hand it to C{on_message} already settled (nothing is
-        handed out while draining: a reply cannot be put back).
-        """
-        if self.draining:
-            return
-        delivery = AMQPDelivery(self, delivery_tag, body, content_type, exchange, routing_key, redelivered)
-        delivery._settled = True
-        try:
-            self.consumer.on_message(delivery)
-        except Exception:
-            _log.failure("on_message for {queue!r} raised; the reply is dropped", queue=DIRECT_REPLY_TO)
-
-
-class DirectReplyConsumer(AMQPConsumer):
-    """
-    A consumer of the direct reply-to pseudo-queue; see the module
-    docstring. L{queue} is C{Queue(<the channel's name>)} while active, and
-    C{Queue(DIRECT_REPLY_TO)} otherwise.
+    A consumer of the direct reply-to pseudo-queue on the pika transport.
     """
 
-    channel_class = _DirectReplyChannel
-
-    def __init__(self, owner: ConsumerOwner, on_message: Callable[[IDelivery], None]) -> None:
-        super().__init__(owner, Queue(DIRECT_REPLY_TO), on_message, 0)
-
-    def __repr__(self) -> str:
-        return f"<DirectReplyConsumer as {self.queue.name!r}>"
-
-    def attach(self, protocol: Any, renew: bool = False) -> defer.Deferred:
-        """
-        Consume on a new connection (there is no queue to renew: every
-        channel has a name of its own).
-        """
-        return super().attach(protocol, False)
-
-    def detach(self) -> None:
-        """
-        The connection is gone, and with it the channel's name.
-        """
-        super().detach()
-        self._named(DIRECT_REPLY_TO)
-
-    def _shutdown(self) -> None:
-        self._named(DIRECT_REPLY_TO)
-        super()._shutdown()
-
-    def _named(self, name: str) -> None:
-        old = self.queue.name
-        if name == old:
-            return
-        self.queue = Queue(name)
-        renamed = self.renamed
-        if renamed is not None:
-            try:
-                renamed(old, name)
-            except Exception:
-                _log.failure("Unexpected error while renaming {old!r}", old=old)
+    channel_class = _PikaDirectReplyChannel

@@ -24,7 +24,7 @@ transport opens
 
 Consuming L{novasvc.transport.topology.DIRECT_REPLY_TO} consumes RabbitMQ's
 direct reply-to pseudo-queue instead of declaring a queue (see
-L{novasvc.transport.pika._direct_reply}; C{direct_reply_to} is C{True}).
+L{novasvc.transport.amqp._direct_reply}).
 
 Deliveries reach C{on_message} through a plain callback on pika's channel;
 acks made while a batch of incoming frames is handled go out as one
@@ -65,7 +65,7 @@ from novasvc.interfaces import IDelivery, ITransport
 from novasvc.transport.amqp._base import BaseAMQPTransport, Session
 from novasvc.transport.amqp._channel import open_channel
 from novasvc.transport.amqp._connect import RoundRobinEndpoint
-from novasvc.transport.pika._direct_reply import DirectReplyConsumer
+from novasvc.transport.pika._direct_reply import PikaDirectReplyConsumer
 from novasvc.transport.pika._connect import AMQPProtocol, AMQPProtocolFactory, connection_parameters
 from novasvc.transport.amqp._consume import AMQPConsumer
 from novasvc.transport.amqp._publish import Publisher
@@ -92,7 +92,6 @@ class AMQPTransport(BaseAMQPTransport):
     """
 
     client = "pika"
-    direct_reply_to = True
 
     def __init__(self, url: TransportURL, **options: Any) -> None:
         """
@@ -129,5 +128,5 @@ class AMQPTransport(BaseAMQPTransport):
 
     def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
         if queue.name == DIRECT_REPLY_TO:
-            return DirectReplyConsumer(self._hooks, on_message)
+            return PikaDirectReplyConsumer(self._hooks, on_message)
         return AMQPConsumer(self._hooks, queue, on_message, prefetch)

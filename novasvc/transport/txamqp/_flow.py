@@ -18,12 +18,13 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 from twisted.internet import defer
 
 from novasvc.transport.amqp._consume import AMQPConsumer
+from novasvc.transport.amqp._direct_reply import DirectReplyChannel, DirectReplyConsumer
 from novasvc.transport.amqp._consumer_channel import ConsumerChannel
 from novasvc.transport.amqp._publish import Publisher, SharedProperties
-from novasvc.transport.txamqp._codec import FRAME_METHOD, content_frames, encode_method, frame
+from novasvc.transport.txamqp._codec import FRAME_METHOD, content_frames, encode_method, encode_properties, frame
 from novasvc.transport.txamqp._channel import TxChannel
 from novasvc.transport.txamqp._protocol import TxAMQPProtocol
-from novasvc.transport.topology import Queue
+from novasvc.transport.topology import DIRECT_REPLY_TO, Queue
 
 _METHODS_MAX = 1024
 
@@ -107,9 +108,10 @@ class TxConsumerChannel(ConsumerChannel):
             return defer.succeed(None)
         return self._subscribe()
 
-    def _start_consuming(self, channel: TxChannel, queue: Queue) -> defer.Deferred:  # type: ignore[override]
+    def _start_consuming(self, channel: TxChannel, queue: Queue,  # type: ignore[override]
+                         no_ack: bool = False) -> defer.Deferred:
         tag = f"novasvc.{uuid.uuid4().hex}"
-        return channel.call("basic_consume", queue=queue.name, consumer_tag=tag).addCallback(
+        return channel.call("basic_consume", queue=queue.name, consumer_tag=tag, no_ack=no_ack).addCallback(
             lambda reply: reply.consumer_tag)
 
     def _consuming(self, tag: Optional[str]) -> bool:
@@ -134,6 +136,33 @@ class TxConsumerChannel(ConsumerChannel):
         properties = content.properties if content is not None else {}
         self.handle(message.delivery_tag, _body(content), properties.get("content-type"), message.exchange,
                     message.routing_key, message.redelivered)
+
+
+class _TxDirectReplyChannel(DirectReplyChannel, TxConsumerChannel):
+    """
+    The channel of a L{TxDirectReplyConsumer}: the probe's frames are
+    written here, and its return comes through the delegate.
+    """
+
+    def _send_probe(self, channel: TxChannel, routing_key: str, body: bytes) -> None:  # type: ignore[override]
+        method = self._protocol.method("basic_publish")
+        properties = encode_properties(method.klass, {"reply-to": DIRECT_REPLY_TO})
+        self._protocol.write(frame(FRAME_METHOD, channel.number, encode_method(method, (0, "", routing_key, True, False)))
+                             + content_frames(channel.number, method.klass.id, properties, body,
+                                              self._protocol.frame_max))
+
+    def handle_return(self, message: Any) -> None:
+        content = message.content
+        properties = content.properties if content is not None else {}
+        self.returned(properties.get("reply-to"), _body(content))
+
+
+class TxDirectReplyConsumer(DirectReplyConsumer):
+    """
+    A consumer of the direct reply-to pseudo-queue on the txamqp transport.
+    """
+
+    channel_class = _TxDirectReplyChannel
 
 
 class TxAMQPConsumer(AMQPConsumer):

@@ -35,9 +35,9 @@ from zope.interface import implementer
 from novasvc.interfaces import IDelivery, ITransport
 from novasvc.transport.amqp._base import BaseAMQPTransport, Session
 from novasvc.transport.amqp._connect import RoundRobinEndpoint
-from novasvc.transport.txamqp._flow import TxAMQPConsumer, TxPublisher
+from novasvc.transport.txamqp._flow import TxAMQPConsumer, TxDirectReplyConsumer, TxPublisher
 from novasvc.transport.txamqp._protocol import TxAMQPProtocol, TxAMQPProtocolFactory, txamqp_version
-from novasvc.transport.topology import Queue
+from novasvc.transport.topology import DIRECT_REPLY_TO, Queue
 
 __all__ = ["TxAMQPTransport"]
 
@@ -69,6 +69,8 @@ class TxAMQPTransport(BaseAMQPTransport):
         return TxPublisher.open(session.protocol, session.control, self._publisher_closed)
 
     def _client_consumer(self, queue: Queue, on_message: Callable[[IDelivery], None], prefetch: int) -> Any:
+        if queue.name == DIRECT_REPLY_TO:
+            return TxDirectReplyConsumer(self._hooks, on_message)
         return TxAMQPConsumer(self._hooks, queue, on_message, prefetch)
 
     def _client_close(self, protocol: TxAMQPProtocol) -> None:
