@@ -38,6 +38,8 @@ from novasvc.transport.pika._connect import AMQPProtocol, connection_parameters
 from novasvc.transport.pika._internals import _probe as _make_probe
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
+from novasvc._phase import Phase
+from tests._broker_gate import BrokerGate
 from tests._services import poll
 from tests._vhosts import make_vhost, rabbitmqctl
 from novasvc.testing.deliveries import Collector
@@ -167,7 +169,8 @@ def started(case: unittest.TestCase, url: TransportURL, transport_class: Any = A
 
 class RabbitFixture:
     """
-    The contract fixture for L{AMQPTransport}: a vhost per test.
+    The contract fixture for L{AMQPTransport}: a vhost per test, reached
+    through a L{BrokerGate} of the test's own (its outages).
 
     @cvar transport_class: the transport made (a subclass may name
         another AMQP transport).
@@ -180,6 +183,8 @@ class RabbitFixture:
         self.vhost = vhost
         self.admin = Admin(vhost)
         case.addCleanup(self.admin.close)
+        self.gate = BrokerGate.open_for(case)
+        self.transports: List[Any] = []
 
     @classmethod
     def create(cls, case: unittest.TestCase) -> defer.Deferred:
@@ -187,9 +192,21 @@ class RabbitFixture:
 
     @defer.inlineCallbacks
     def make_transport(self) -> Any:
-        transport = started(self.case, rabbit_url(self.vhost), self.transport_class, **FAST)
+        transport = started(self.case, rabbit_url(self.vhost, hosts=f"127.0.0.1:{self.gate.port}"),
+                            self.transport_class, **FAST)
+        self.transports.append(transport)
         yield poll(lambda: transport.is_connected, "the transport connected")
         return transport
+
+    @defer.inlineCallbacks
+    def broker_away(self) -> Any:
+        yield self.gate.close()
+        yield poll(lambda: not any(t.is_connected for t in self.transports), "every transport disconnected")
+
+    def broker_back(self) -> defer.Deferred:
+        self.gate.open()
+        return poll(lambda: all(t.is_connected for t in self.transports if t.phase is not Phase.STOPPED),
+                    "every running transport connected again")
 
     def message_count(self, queue_name: str) -> defer.Deferred:
         return defer.maybeDeferred(self.admin.message_count, queue_name)
