@@ -82,7 +82,10 @@ class MemoryBroker:
         self.exchanges: Dict[str, Exchange] = {}
         self.queues: Dict[str, _QueueState] = {}
         self.reachable = True
-        self._transports: "weakref.WeakSet[MemoryTransport]" = weakref.WeakSet()
+        # Running transports, in the order they (re)started, so that an
+        # outage replays the same way each time.
+        self._transports: "weakref.WeakValueDictionary[int, MemoryTransport]" = weakref.WeakValueDictionary()
+        self._serials = itertools.count()
         self._work: Deque[Callable[[], None]] = deque()
         self._running = False
 
@@ -100,7 +103,7 @@ class MemoryBroker:
         @param why: what the transports' errors say meanwhile.
         """
         self.reachable = False
-        for transport in list(self._transports):
+        for transport in list(self._transports.values()):
             transport._lose(why)
 
     def come_back(self) -> None:
@@ -110,7 +113,7 @@ class MemoryBroker:
         then the publishes that waited sent).
         """
         self.reachable = True
-        for transport in list(self._transports):
+        for transport in list(self._transports.values()):
             if self.reachable and transport.phase is Phase.RUNNING and not transport.is_connected:
                 transport._connect()
 
@@ -357,7 +360,7 @@ class _MemoryConsumer:
         self.shutdown()
         self._leave_queue()
         if not self.unacked:
-            self.transport._consumers.discard(self)
+            self.transport._consumers.pop(self, None)
         return defer.succeed(None)
 
     # -- driven by the transport ------------------------------------------
@@ -489,7 +492,10 @@ class MemoryTransport:
         self.clock = clock
         self.phase = Phase.RUNNING
         self._metrics = metrics
-        self._consumers: set = set()
+        # Insertion-ordered (a dict used as a set): consumers are put back
+        # on their queues in the order they were made.
+        self._consumers: Dict[_MemoryConsumer, None] = {}
+        self._serial = -1
         self._declared: Dict[str, Queue] = {}
         self._connected = False
         self._connected_before = False
@@ -498,7 +504,7 @@ class MemoryTransport:
         self._held_declarations = HeldPublishes(lambda: self.clock, publish_wait, str(self.url),
                                                 lambda: self._problem)
         self._ids = itertools.count(1)
-        self.broker._transports.add(self)
+        self._join_broker()
         if self.broker.reachable:
             self._connect()
 
@@ -522,7 +528,7 @@ class MemoryTransport:
             return
         self.phase = Phase.RUNNING
         self._connected_before = False
-        self.broker._transports.add(self)
+        self._join_broker()
         if self.broker.reachable:
             self._connect()
 
@@ -538,18 +544,22 @@ class MemoryTransport:
             return defer.succeed(None)
         self.phase = Phase.STOPPED
         self._connected = False
-        self.broker._transports.discard(self)
+        self.broker._transports.pop(self._serial, None)
         stopped = TransportError(f"{self.url}: transport is stopped")
         self._held.fail(stopped)
         self._held_declarations.fail(stopped)
         self._declared.clear()
-        consumers, self._consumers = list(self._consumers), set()
+        consumers, self._consumers = list(self._consumers), {}
         for consumer in consumers:
             consumer.shutdown()
             consumer.detach()
         return defer.succeed(None)
 
     # -- the broker's comings and goings ----------------------------------
+
+    def _join_broker(self) -> None:
+        self._serial = next(self.broker._serials)
+        self.broker._transports[self._serial] = self
 
     def _connect(self) -> None:
         self._connected = True
@@ -577,7 +587,7 @@ class MemoryTransport:
         for consumer in list(self._consumers):
             consumer.detach()
             if consumer.cancelled:
-                self._consumers.discard(consumer)
+                self._consumers.pop(consumer, None)
 
     # -- ITransport -------------------------------------------------------
 
@@ -610,7 +620,7 @@ class MemoryTransport:
         if self.phase is Phase.STOPPED:
             consumer.shutdown()
             return consumer
-        self._consumers.add(consumer)
+        self._consumers[consumer] = None
         if self._connected:
             consumer.attach()
         return consumer
