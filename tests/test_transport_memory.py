@@ -7,7 +7,7 @@ test, plus what only the in-memory broker does.
 from typing import Any, Callable
 
 from twisted.internet import defer, task
-from twisted.trial import unittest
+from twisted.trial import reporter, unittest
 
 from novasvc._phase import Phase
 from novasvc.exceptions import DisconnectedError, TransportError
@@ -55,6 +55,13 @@ class MemoryFixture:
 
         return defer.maybeDeferred(predicate).addCallback(check)
 
+
+class MemoryOutageFixture(MemoryFixture):
+    """
+    L{MemoryFixture} with the outage methods: the broker goes away and
+    comes back at once.
+    """
+
     def broker_away(self) -> defer.Deferred:
         self.broker.go_away()
         return defer.succeed(None)
@@ -64,10 +71,28 @@ class MemoryFixture:
         return defer.succeed(None)
 
 
-class MemoryTransportContractTests(make_transport_contract_tests(MemoryFixture)):  # type: ignore[misc]
+class MemoryTransportContractTests(make_transport_contract_tests(MemoryOutageFixture)):  # type: ignore[misc]
     """
     The L{ITransport} contract, for L{MemoryTransport}.
     """
+
+
+class ContractFixtureTests(unittest.SynchronousTestCase):
+    """
+    What the contract suite asks of a fixture.
+    """
+
+    def test_fixture_without_outages_skips_them(self) -> None:
+        """
+        When a fixture has no C{broker_away}/C{broker_back}, then the outage
+        tests are skipped, and the others still run.
+        """
+        suite = make_transport_contract_tests(MemoryFixture)
+        result = reporter.TestResult()
+        for name in ("test_stop_while_away", "test_start_after_stop"):
+            suite(name).run(result)
+        self.assertEqual(([str(reason) for _, reason in result.skips], result.successes),
+                         (["the fixture cannot take the broker away"], 1))
 
 
 class MemoryBrokerTests(unittest.SynchronousTestCase):
