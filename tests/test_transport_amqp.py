@@ -698,6 +698,47 @@ class AMQPLifecycleTests(unittest.TestCase):
         yield self._stop_leaves_nothing(transport)
 
 
+class AMQPClockLifecycleTests(unittest.SynchronousTestCase):
+    """
+    An AMQP transport's phases on a L{MemoryReactorClock} (no broker: its
+    connection attempts never finish).
+
+    @cvar transport_class: as L{AMQPBrokerTests}'s.
+    """
+
+    transport_class: Any = AMQPTransport
+
+    def test_stop_while_connecting(self) -> None:
+        """
+        When a transport still connecting, with a publish, a declaration
+        and a consumer waiting, is stopped twice, then both stops have
+        fired, no delayed call is left on its clock, and a start
+        afterwards connects again.
+        """
+        clock = MemoryReactorClock()
+        transport = self.transport_class(TransportURL.parse("rabbit://guest:guest@10.0.0.1/"), reactor=clock,
+                                         **FAST)
+        self.assertIs(transport.phase, Phase.STOPPED)
+        transport.start()
+        self.assertIs(transport.phase, Phase.RUNNING)
+        published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
+        declared = transport.declare_queue(Queue("q"))
+        active = transport.consume(Queue("c"), Collector()).whenActive()
+        clock.advance(0.01)
+        self.assertTrue(clock.getDelayedCalls())
+        first, second = transport.stop(), transport.stop()
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (None, None))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        for waiting in (published, declared):
+            self.failureResultOf(waiting, TransportError)
+        self.failureResultOf(active, defer.CancelledError)
+        attempts = len(clock.tcpClients)
+        transport.start()
+        self.assertEqual(len(clock.tcpClients), attempts + 1)
+        self.successResultOf(transport.stop())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 #: Why this run uses pika's public API (NOVASVC_PIKA_FAST_PATH=0, as in
 #: C{tox -e pika-fallback}), or C{None}.
 FORCED_PUBLIC = _pika_internals.environment_reason(os.environ)

@@ -177,6 +177,14 @@ class TxAMQPLifecycleTests(amqp_tests.AMQPLifecycleTests):
     transport_class = TxAMQPTransport
 
 
+class TxAMQPClockLifecycleTests(amqp_tests.AMQPClockLifecycleTests):
+    """
+    A L{TxAMQPTransport}'s phases on a clock.
+    """
+
+    transport_class = TxAMQPTransport
+
+
 class TxAMQPNoBrokerTests(amqp_tests.AMQPNoBrokerTests):
     """
     L{TxAMQPTransport} with nothing listening.
