@@ -103,14 +103,20 @@ class ITransport(Interface):
 
     def start():
         """
-        Begin connecting. Does not wait for the broker.
+        Begin connecting. Does not wait for the broker. A stopped transport
+        starts again; one whose stop is under way starts once that stop
+        has fired (unless stopped again meanwhile).
 
         @rtype: C{None}
         """
 
     def stop():
         """
-        Close the connection; unsettled deliveries go back to their queues.
+        Close the connection; unsettled deliveries go back to their queues,
+        publishes and declarations waiting for a connection fail with
+        L{novasvc.exceptions.TransportError}, and every timer of the
+        transport is gone once it fires. A stop while one is under way
+        fires with it.
 
         @return: a C{Deferred} firing with C{None} once closed.
         """
@@ -157,7 +163,9 @@ class ITransport(Interface):
             C{0} means no limit.
         @type prefetch: C{int}
 
-        @return: the subscription.
+        @return: the subscription; once the transport is stopped, one
+            cancelled at once (its C{whenActive} fails with
+            C{CancelledError}).
         @rtype: L{IConsumer}
         """
 

@@ -12,6 +12,7 @@ from novasvc.api._health import Shared
 from novasvc.api.outage import HEALTH_TIMEOUT
 from novasvc.config.api import APIConfig
 from novasvc.db.memory import MemoryServiceStore
+from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from tests._api import start_api, token_entries
 from tests._services import poll
 
@@ -45,6 +46,23 @@ class HealthTests(unittest.TestCase):
         self.assertEqual(response.json(), {"status": "degraded", "checks": {
             "broker": {"ok": False, "error": "not connected to the broker"},
             "database": {"ok": True}}})
+
+    async def test_broker_away_and_back(self) -> None:
+        """
+        When the broker of a running memory transport goes away, then 503
+        with the broker check failing; once it is back, 200 again.
+        """
+        from twisted.internet import reactor
+
+        broker = MemoryBroker()
+        live = await start_api(self, transport=MemoryTransport(broker=broker, clock=reactor))
+        broker.go_away()
+        response = await live.request("GET", "/healthz")
+        self.assertEqual((response.code, response.json()["checks"]["broker"]),
+                         (503, {"ok": False, "error": "not connected to the broker"}))
+        broker.come_back()
+        response = await live.request("GET", "/healthz")
+        self.assertEqual((response.code, response.json()["status"]), (200, "ok"))
 
     async def test_row_deleted(self) -> None:
         """

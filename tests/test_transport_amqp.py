@@ -38,6 +38,8 @@ from novasvc.transport.pika._connect import AMQPProtocol, connection_parameters
 from novasvc.transport.pika._internals import _probe as _make_probe
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 from novasvc.transport.url import TransportURL
+from novasvc._phase import Phase
+from tests._broker_gate import BrokerGate
 from tests._services import poll
 from tests._vhosts import make_vhost, rabbitmqctl
 from novasvc.testing.deliveries import Collector
@@ -167,7 +169,8 @@ def started(case: unittest.TestCase, url: TransportURL, transport_class: Any = A
 
 class RabbitFixture:
     """
-    The contract fixture for L{AMQPTransport}: a vhost per test.
+    The contract fixture for L{AMQPTransport}: a vhost per test, reached
+    through a L{BrokerGate} of the test's own (its outages).
 
     @cvar transport_class: the transport made (a subclass may name
         another AMQP transport).
@@ -180,6 +183,8 @@ class RabbitFixture:
         self.vhost = vhost
         self.admin = Admin(vhost)
         case.addCleanup(self.admin.close)
+        self.gate = BrokerGate.open_for(case)
+        self.transports: List[Any] = []
 
     @classmethod
     def create(cls, case: unittest.TestCase) -> defer.Deferred:
@@ -187,9 +192,21 @@ class RabbitFixture:
 
     @defer.inlineCallbacks
     def make_transport(self) -> Any:
-        transport = started(self.case, rabbit_url(self.vhost), self.transport_class, **FAST)
+        transport = started(self.case, rabbit_url(self.vhost, hosts=f"127.0.0.1:{self.gate.port}"),
+                            self.transport_class, **FAST)
+        self.transports.append(transport)
         yield poll(lambda: transport.is_connected, "the transport connected")
         return transport
+
+    @defer.inlineCallbacks
+    def broker_away(self) -> Any:
+        yield self.gate.close()
+        yield poll(lambda: not any(t.is_connected for t in self.transports), "every transport disconnected")
+
+    def broker_back(self) -> defer.Deferred:
+        self.gate.open()
+        return poll(lambda: all(t.is_connected for t in self.transports if t.phase is not Phase.STOPPED),
+                    "every running transport connected again")
 
     def message_count(self, queue_name: str) -> defer.Deferred:
         return defer.maybeDeferred(self.admin.message_count, queue_name)
@@ -551,6 +568,175 @@ class AMQPBrokerTests(unittest.TestCase):
         yield poll(lambda: transport._protocol is not None, "TCP connected")
         yield transport.stop()
         self.assertFalse(transport.is_connected)
+
+
+class _OwnTimers:
+    """
+    The global reactor, keeping every delayed call made through it: what
+    a transport given it as its reactor schedules (its timers,
+    C{LoopingCall}s, timeouts and those of its client library).
+    """
+
+    def __init__(self) -> None:
+        from twisted.internet import reactor
+
+        self._reactor = reactor
+        self.calls: List[Any] = []
+
+    def callLater(self, *args: Any, **kwargs: Any) -> Any:
+        call = self._reactor.callLater(*args, **kwargs)
+        self.calls.append(call)
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def active(self) -> List[Any]:
+        """
+        @return: the delayed calls still pending.
+        """
+        return [call for call in self.calls if call.active()]
+
+
+class AMQPLifecycleTests(unittest.TestCase):
+    """
+    Every timer an AMQP transport makes is gone when its stop fires, in
+    each phase the stop can come (the phase table of
+    L{novasvc.transport.amqp._base}).
+
+    @cvar transport_class: as L{AMQPBrokerTests}'s.
+    """
+
+    transport_class: Any = AMQPTransport
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.vhost = yield make_vhost(self)
+        self.gate = BrokerGate.open_for(self)
+        self.timers = _OwnTimers()
+
+    def _transport(self, **options: Any) -> Any:
+        transport = self.transport_class(rabbit_url(self.vhost, hosts=f"127.0.0.1:{self.gate.port}"),
+                                         reactor=self.timers, **dict(FAST, **options))
+        self.addCleanup(transport.stop)
+        return transport
+
+    @defer.inlineCallbacks
+    def _stop_leaves_nothing(self, transport: Any) -> Any:
+        self.assertTrue(self.timers.calls, "the transport made no timer: the check would prove nothing")
+        first, second = transport.stop(), transport.stop()
+        yield first
+        self.assertEqual(self.timers.active(), [])
+        self.assertIs(transport.phase, Phase.STOPPED)
+        self.assertFalse(transport.is_connected)
+        self.assertIsNone((yield second))
+
+    @defer.inlineCallbacks
+    def test_stop_while_connected(self) -> Any:
+        """
+        When a connected transport that consumes, publishes and declares
+        stops, then no timer of it is left when its stop fires (the
+        liveness checks, heartbeats, close timeout included), and a second
+        stop fires with the first.
+        """
+        transport = self._transport()
+        transport.start()
+        collector = Collector()
+        yield transport.consume(Queue("timers"), collector).whenActive()
+        yield transport.declare_queue(Queue("declared"))
+        yield transport.publish(DEFAULT_EXCHANGE, "timers", b"x")
+        yield poll(lambda: collector.deliveries, "the delivery")
+        yield self._stop_leaves_nothing(transport)
+
+    @defer.inlineCallbacks
+    def test_stop_while_the_broker_is_away(self) -> Any:
+        """
+        When a transport stops while the broker is away, with a publish and
+        a declaration waiting and a reconnection scheduled, then no timer
+        of it is left when its stop fires.
+        """
+        transport = self._transport()
+        transport.start()
+        yield poll(lambda: transport.is_connected, "connected")
+        yield self.gate.close()
+        yield poll(lambda: not transport.is_connected, "disconnected")
+        published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
+        declared = transport.declare_queue(Queue("q"))
+        yield self._stop_leaves_nothing(transport)
+        yield self.assertFailure(published, TransportError)
+        yield self.assertFailure(declared, TransportError)
+
+    @defer.inlineCallbacks
+    def test_stop_while_connecting(self) -> Any:
+        """
+        When a transport stops while its connection is being set up (the
+        TCP connection made, the handshake not done), then no timer of it
+        is left when its stop fires.
+        """
+        transport = self._transport()
+        transport.start()
+        yield poll(lambda: transport._protocol is not None, "TCP connected", interval=0.001)
+        yield self._stop_leaves_nothing(transport)
+
+    @defer.inlineCallbacks
+    def test_start_again_after_stop(self) -> Any:
+        """
+        When a transport is started, stopped, and started while that stop
+        is under way, then it connects again once the stop fired, and its
+        next stop leaves no timer.
+        """
+        transport = self._transport()
+        transport.start()
+        yield poll(lambda: transport.is_connected, "connected")
+        stopping = transport.stop()
+        transport.start()
+        self.assertIs(transport.phase, Phase.STOPPING)
+        yield stopping
+        yield poll(lambda: transport.is_connected, "connected again")
+        yield self._stop_leaves_nothing(transport)
+
+
+class AMQPClockLifecycleTests(unittest.SynchronousTestCase):
+    """
+    An AMQP transport's phases on a L{MemoryReactorClock} (no broker: its
+    connection attempts never finish).
+
+    @cvar transport_class: as L{AMQPBrokerTests}'s.
+    """
+
+    transport_class: Any = AMQPTransport
+
+    def test_stop_while_connecting(self) -> None:
+        """
+        When a transport still connecting, with a publish, a declaration
+        and a consumer waiting, is stopped twice, then both stops have
+        fired, no delayed call is left on its clock, and a start
+        afterwards connects again.
+        """
+        clock = MemoryReactorClock()
+        transport = self.transport_class(TransportURL.parse("rabbit://guest:guest@10.0.0.1/"), reactor=clock,
+                                         **FAST)
+        self.assertIs(transport.phase, Phase.STOPPED)
+        transport.start()
+        self.assertIs(transport.phase, Phase.RUNNING)
+        published = transport.publish(DEFAULT_EXCHANGE, "q", b"x")
+        declared = transport.declare_queue(Queue("q"))
+        active = transport.consume(Queue("c"), Collector()).whenActive()
+        clock.advance(0.01)
+        self.assertTrue(clock.getDelayedCalls())
+        first, second = transport.stop(), transport.stop()
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (None, None))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        for waiting in (published, declared):
+            self.failureResultOf(waiting, TransportError)
+        self.failureResultOf(active, defer.CancelledError)
+        attempts = len(clock.tcpClients)
+        transport.start()
+        self.assertEqual(len(clock.tcpClients), attempts + 1)
+        self.successResultOf(transport.stop())
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 #: Why this run uses pika's public API (NOVASVC_PIKA_FAST_PATH=0, as in

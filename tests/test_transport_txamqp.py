@@ -169,6 +169,22 @@ class TxAMQPBrokerTests(amqp_tests.AMQPBrokerTests):
         self.assertEqual(collector.bodies, [body])
 
 
+class TxAMQPLifecycleTests(amqp_tests.AMQPLifecycleTests):
+    """
+    Every timer of a L{TxAMQPTransport} is gone when its stop fires.
+    """
+
+    transport_class = TxAMQPTransport
+
+
+class TxAMQPClockLifecycleTests(amqp_tests.AMQPClockLifecycleTests):
+    """
+    A L{TxAMQPTransport}'s phases on a clock.
+    """
+
+    transport_class = TxAMQPTransport
+
+
 class TxAMQPNoBrokerTests(amqp_tests.AMQPNoBrokerTests):
     """
     L{TxAMQPTransport} with nothing listening.

@@ -25,6 +25,8 @@ returns a C{Deferred} firing with) an object with:
     (which may return a C{Deferred}) is true, failing the test with C{what}
     if it is not true within the fixture's deadline. The memory transport is
     synchronous, so its fixture checks once.
+  - optionally C{broker_away()} and C{broker_back()}, for the outage tests
+    (L{novasvc.testing._outage_contract}); without them those are skipped.
 """
 
 from typing import Any, Callable
@@ -36,6 +38,7 @@ from zope.interface.verify import verifyObject
 from novasvc.exceptions import TransportError, UnroutableError
 from novasvc.interfaces import IConsumer, IDelivery, ITransport
 from novasvc.testing._declare_contract import DeclareQueueContract
+from novasvc.testing._outage_contract import LifecycleContract, OutageContract
 from novasvc.testing.deliveries import Collector, capture_log_texts, unique
 from novasvc.transport.topology import DEFAULT_EXCHANGE, Binding, Exchange, Queue
 
@@ -50,10 +53,11 @@ def make_transport_contract_tests(fixture_factory: Callable[[unittest.TestCase],
         test module to run it.
     """
 
-    class TransportContractTests(DeclareQueueContract, unittest.TestCase):
+    class TransportContractTests(DeclareQueueContract, LifecycleContract, OutageContract, unittest.TestCase):
         """
         What every L{ITransport} does (C{declare_queue}: see
-        L{DeclareQueueContract}).
+        L{DeclareQueueContract}; start and stop out of turn:
+        L{LifecycleContract}; the broker away and back: L{OutageContract}).
         """
 
         timeout = 30

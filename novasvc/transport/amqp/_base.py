@@ -7,11 +7,34 @@ up by Twisted's L{ClientService} with one backoff policy
 (L{novasvc.transport.amqp._connect.retry_policy}), the hosts of the URL
 walked round-robin, the sessions set up on every (re)connection
 (L{novasvc.transport.amqp._session}), publishes made while disconnected held
-for at most C{publish_wait} seconds (L{novasvc.transport.amqp._held}), the
+for at most C{publish_wait} seconds (L{novasvc.transport._held}), the
 stop that waits for outstanding confirms, and the connection's metrics
 (every connection fully set up after the first one since
 L{BaseAMQPTransport.start} counts as a broker reconnection:
 L{novasvc.metrics.Recorder.broker_reconnect}).
+
+Its lifecycle, the phases of L{novasvc._phase} (L{BaseAMQPTransport.phase})
+with one more before the first start, and no STARTING (C{start()} does
+not wait for the broker: connecting and reconnecting is RUNNING)::
+
+    phase     start()                         stop()
+    --------  ------------------------------  ---------------------------------
+    idle      -> RUNNING: connect             -> STOPPED at once
+    (made: publishes and declare_queue wait for the first connection)
+    RUNNING   done at once                    -> STOPPING: consumers cancelled,
+                                              waiting publishes and
+                                              declarations failed, confirms
+                                              drained, connection closed,
+                                              reconnecting stopped
+    STOPPING  waits: -> RUNNING once the      the stop under way; a start
+              stop has fired                  waiting for it is dropped
+    STOPPED   -> RUNNING: connect again       done at once
+
+Once stopped, C{publish} and C{declare_queue} fail with L{TransportError}
+and C{consume} returns a consumer cancelled at once. Every timer the
+transport makes (reconnection backoff, connection and set-up timeouts,
+liveness checks, publish and declaration waits, consumer retries, the
+close timeout) is gone when its stop fires.
 
 L{BaseAMQPTransport} does all that; a subclass says how its client library
 connects, shakes hands, opens a channel, a publisher and a consumer
@@ -29,6 +52,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from novasvc._phase import Phase
 from novasvc._reactor import at_most, global_reactor_if_none
 from novasvc.exceptions import ConfigError, TransportError
 from novasvc.interfaces import IConsumer, IDelivery
@@ -37,7 +61,7 @@ from novasvc.transport.amqp._channel import ChannelError, describe
 from novasvc.transport.amqp._client import ClientLibrary
 from novasvc.transport.amqp._connect import (RoundRobinEndpoint, TLSCreator, client_tls, default_connection_name,
                                              retry_policy)
-from novasvc.transport.amqp._held import HeldPublishes
+from novasvc.transport._held import HeldPublishes
 from novasvc.transport.amqp._session import Session, TransportHooks
 from novasvc.transport.amqp._setup import SetupSteps, set_up_connection, watch_liveness
 from novasvc.transport.amqp._liveness import LivenessPolicy
@@ -49,6 +73,7 @@ from novasvc.transport.url import TLSOptions, TransportURL
 _log = Logger()
 
 _IDLE, _RUNNING, _STOPPING, _STOPPED = "idle", "running", "stopping", "stopped"
+_PHASES = {_IDLE: Phase.STOPPED, _RUNNING: Phase.RUNNING, _STOPPING: Phase.STOPPING, _STOPPED: Phase.STOPPED}
 
 #: The URL schemes an AMQP transport takes.
 AMQP_SCHEMES = ("rabbit", "rabbits", "amqp", "amqps")
@@ -171,6 +196,7 @@ class BaseAMQPTransport(ClientLibrary):
         self._failures = 0
         self._problem = "not connected yet"
         self._stop_waiters: List[defer.Deferred] = []
+        self._start_pending = False
         self._metrics = get_recorder() if metrics is None else metrics
         self._connected_before = False
         self._declarations = QueueDeclarations(lambda: self._clock, publish_wait, str(url))
@@ -186,6 +212,14 @@ class BaseAMQPTransport(ClientLibrary):
         return self._reactor
 
     @property
+    def phase(self) -> Phase:
+        """
+        Where the transport is in its lifecycle (see the module docstring):
+        L{Phase.STOPPED} before the first start too.
+        """
+        return _PHASES[self._state]
+
+    @property
     def is_connected(self) -> bool:
         """
         C{True} while a connection is open and its publish channel usable.
@@ -197,12 +231,15 @@ class BaseAMQPTransport(ClientLibrary):
     def start(self) -> None:
         """
         Begin connecting (and reconnecting, until L{stop}). Never raises
-        because of the broker; see L{ITransport.start}.
+        because of the broker; see L{ITransport.start}. While a stop is
+        under way, the start waits for it (a L{stop} meanwhile drops it).
         """
         if self._state == _RUNNING:
             return
         if self._state == _STOPPING:
-            self._when_stopped().addCallback(lambda _: self.start())
+            if not self._start_pending:
+                self._start_pending = True
+                self._when_stopped().addCallback(self._start_after_stop)
             return
         self._state = _RUNNING
         self._connected_before = False
@@ -215,16 +252,24 @@ class BaseAMQPTransport(ClientLibrary):
                                           clock=clock, prepareConnection=self._prepare)
         self._service.startService()
 
+    def _start_after_stop(self, _: Any) -> None:
+        if self._start_pending:
+            self._start_pending = False
+            self.start()
+
     def stop(self) -> defer.Deferred:
         """
         Stop consuming, wait for the confirms of publishes already sent,
         close the connection (the broker requeues unsettled deliveries) and
-        stop reconnecting. Idempotent.
+        stop reconnecting. Idempotent: while stopping, the stop under way
+        (a start waiting for it is dropped).
 
         @return: a C{Deferred} firing with C{None} once the connection is
-            closed (at most about C{close_timeout} seconds).
+            closed (at most about C{close_timeout} seconds) and every timer
+            of the transport is gone.
         """
         if self._state in (_STOPPING, _STOPPED):
+            self._start_pending = False
             return self._when_stopped()
         was_idle = self._state == _IDLE
         self._state = _STOPPING
@@ -426,13 +471,18 @@ class BaseAMQPTransport(ClientLibrary):
         Declare C{queue} with its exchanges and bindings and consume it, now
         (or once connected) and after every reconnection; see
         L{ITransport.consume}. Each consumer has its own channel, so
-        C{prefetch} limits this consumer alone.
+        C{prefetch} limits this consumer alone. Once the transport is
+        stopped (or stopping) the consumer is cancelled at once (its
+        C{whenActive} fails with C{CancelledError}).
 
         @raise ValueError: for a prefetch outside 0..65535.
         """
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 0 <= prefetch <= 65535:
             raise ValueError(f"prefetch must be an integer in 0..65535, not {prefetch!r}")
         consumer = self._client_consumer(queue, on_message, prefetch)
+        if self._state in (_STOPPING, _STOPPED):
+            consumer._shutdown()  # nothing waits for a start that may never come
+            return consumer
         self._consumers[consumer] = None
         protocol = self._hooks.current_protocol()
         if protocol is not None and self._state == _RUNNING:

@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.test_transport_amqp -*-
+# -*- test-case-name: tests.test_transport_amqp,tests.test_transport_memory -*-
 """
-Publishes made while an AMQP transport has no connection: each is held for
+Publishes made while a transport (an AMQP one, or the memory twin while its
+broker is away) has no connection: each is held for
 at most C{publish_wait} seconds, sent once a connection is set up, or failed
 with L{DisconnectedError} when the wait is over (or at once when the wait is
 0), or with the transport's error when it stops.
