@@ -8,6 +8,7 @@ Outside CI a missing Chromium or playwright skips the test; in CI
 (C{CI=true}) it fails it (L{tests._services.in_ci}).
 """
 
+import importlib
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,7 +56,7 @@ def chromium_path() -> str:
 
 def _require_playwright() -> None:
     try:
-        import playwright.sync_api  # noqa: F401
+        importlib.import_module("playwright.sync_api")
     except ImportError as e:
         _missing(f"playwright is not installed ({e}): pip install 'novasvc[test]'")
 

@@ -47,6 +47,8 @@ _OUTLINE = """() => {
       box: box(e), text: e.innerText})),
     rows: Array.from(document.querySelectorAll('tbody tr')).map((r) => r.className),
     hosts: Array.from(document.querySelectorAll('tbody tr')).map((r) => r.cells[2].innerText),
+    weights: Array.from(document.querySelectorAll('tbody tr')).map((r) =>
+      [getComputedStyle(r.cells[2]).fontWeight, getComputedStyle(r.cells[5]).fontWeight]),
     viewport: document.documentElement.clientWidth,
     scrollWidth: document.documentElement.scrollWidth,
     table: scroll && {box: box(scroll), scrollWidth: scroll.scrollWidth,
@@ -116,6 +118,9 @@ class _Page:
         with self.page.expect_navigation():
             self.page.click("button[type=submit]")
         return self.page.evaluate("() => performance.getEntriesByType('navigation')[0].type")
+
+    def show(self, page: bytes) -> None:
+        self.page.set_content(page.decode("utf-8"))
 
     def outline(self) -> Dict[str, Any]:
         return self.page.evaluate(_OUTLINE)
@@ -233,9 +238,9 @@ class BrowserTests(unittest.TestCase):
         """
         When the page is shown at 480 pixels, then nothing is cut off (the
         document is no wider than the window), its regions are stacked
-        top to bottom in the page's order, each inside the window, and the
-        table scrolls sideways in its own box; the screenshot is the
-        window's width.
+        top to bottom in the page's order, each inside the window, the
+        table scrolls sideways in its own box, and in a row only the state
+        is bold; the screenshot is the window's width.
         """
         page = await self.signed_in()
         outline = await self.browser.run(page.outline)
@@ -243,6 +248,9 @@ class BrowserTests(unittest.TestCase):
         self.assertEqual(outline["viewport"], NARROW["width"])
         self.assertRegions(outline, REGIONS)
         self.assertEqual(page.console, [])
+        # Only the state stands out in a row (the row's up/down class does
+        # not make the whole row bold).
+        self.assertEqual(outline["weights"], [["400", "600"]] * 3)
         table = outline["table"]
         self.assertEqual(table["overflowX"], "auto")
         self.assertLessEqual(table["box"]["right"], NARROW["width"])
@@ -251,6 +259,29 @@ class BrowserTests(unittest.TestCase):
         width, height = png_size(shot)
         self.assertEqual(width, NARROW["width"])
         self.assertGreaterEqual(height, outline["regions"][-1]["box"]["bottom"])
+
+    async def test_long_values(self) -> None:
+        """
+        When the page shows the longest values it may (cut to 64 characters
+        in a cell, 255 in the banner), without a space to break at, then
+        the document is still no wider than 480 pixels: the heading and the
+        banner wrap, and the table scrolls in its box.
+        """
+        from novasvc.api.status_page import render
+        from novasvc.db.record import ServiceRecord
+
+        now = datetime.datetime(2024, 5, 1, 12, 0, 0)
+        long = ServiceRecord(id=1, uuid="u", host="h" * 255, binary="b" * 255, topic="t" * 255,
+                             disabled=True, disabled_reason="r" * 255, last_seen_up=now,
+                             created_at=now)
+        html = render([long], now, 60, title="T" * 300, refresh=REFRESH,
+                      outage=("2024-05-01T12:00:00Z", "W" * 255, now))
+        page = await self.page()
+        await self.browser.run(page.show, html)
+        outline = await self.browser.run(page.outline)
+        self.assertLessEqual(outline["scrollWidth"], outline["viewport"])
+        self.assertRegions(outline, ["h1", "p.outage", *REGIONS[1:]])
+        self.assertGreater(outline["table"]["scrollWidth"], outline["table"]["clientWidth"])
 
     def assertRegions(self, outline: Dict[str, Any], names: List[str]) -> None:
         """
@@ -301,6 +332,9 @@ class BrowserTests(unittest.TestCase):
         self.assertIn("database is locked", banner)
         self.assertIn("Showing the services as read at", banner)
         self.assertEqual(outline["hosts"], ["b-down", "c-off", "a-up"])
+        shot = os.path.abspath(self.mktemp()) + ".png"
+        await self.browser.run(page.screenshot, shot)
+        self.assertEqual(png_size(shot)[0], NARROW["width"])
         lock.execute("ROLLBACK")
         await self.browser.run(page.wait_gone, "p.outage")
         outline = await self.browser.run(page.outline)

@@ -27,13 +27,14 @@ _TITLE_LIMIT = 255
 _STYLE = """\
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em;margin:0 0 .3em}
+h1,p{overflow-wrap:break-word}
 p{margin:.3em 0}
 table{border-collapse:collapse;margin-top:1em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 td.num{text-align:right}
-.up{color:#176f2c;font-weight:600}
-.down{color:#b00020;font-weight:600}
+span.up,td.up{color:#176f2c;font-weight:600}
+span.down,td.down{color:#b00020;font-weight:600}
 tr.disabled td{background:#f7f7f7}
 .muted{color:#666}
 .scroll{overflow-x:auto;max-width:100%}
@@ -107,7 +108,9 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     instead of the table.
 
     The table scrolls sideways in its own box on a narrow window (480
-    pixels), so the page itself never does.
+    pixels), and the heading and the banner wrap even a word without
+    spaces, so the page itself never does (tests/test_api_browser.py
+    checks it in Chromium). In a row only the state is coloured.
 
     Every value is HTML-escaped (hosts and reasons are operator or client
     data); a value longer than L{CELL_LIMIT} characters is cut, with more
