@@ -23,7 +23,7 @@ from novasvc.api import app
 from novasvc.api.session import COOKIE, SESSION_LIFETIME
 from novasvc.config.api import APIConfig
 from tests._api import TOKENS, start_api, token_entries
-from tests._browser import start_browser
+from tests._browser import shared_browser
 
 #: The narrow window the page must fit.
 NARROW = {"width": 480, "height": 900}
@@ -111,13 +111,23 @@ class _Page:
     def open(self) -> Dict[str, Any]:
         response = self.page.goto(self.base + "/")
         return {"status": response.status, "form": self.page.locator("form").count(),
-                "title": self.page.title(), "action": self.page.get_attribute("form", "action")}
+                "title": self.page.title(), "action": self.page.get_attribute("form", "action"),
+                "fits": self.page.evaluate("() => document.documentElement.scrollWidth"
+                                           " <= document.documentElement.clientWidth")}
 
-    def login(self, token: str) -> int:
+    def login(self, token: str) -> Dict[str, Any]:
+        """
+        Submit the form with C{token}.
+
+        @return: the status of the page the browser lands on, and the
+            form's error, if any.
+        """
         self.page.fill("#token", token)
-        with self.page.expect_navigation():
+        with self.page.expect_navigation() as navigation:
             self.page.click("button[type=submit]")
-        return self.page.evaluate("() => performance.getEntriesByType('navigation')[0].type")
+        error = self.page.locator("p.error")
+        return {"status": navigation.value.status,
+                "error": error.inner_text() if error.count() else None}
 
     def show(self, page: bytes) -> None:
         self.page.set_content(page.decode("utf-8"))
@@ -165,7 +175,7 @@ class BrowserTests(unittest.TestCase):
 
     async def setUp(self) -> None:
         self.patch(app, "PAGE_REFRESH", REFRESH)
-        self.browser = await start_browser(self)
+        self.browser = await shared_browser()
         self.path = os.path.abspath(self.mktemp()) + ".sqlite"
         from novasvc.db.store import SQLServiceStore
 
@@ -195,7 +205,8 @@ class BrowserTests(unittest.TestCase):
     async def test_login(self) -> None:
         """
         When the browser opens the page without a cookie, then it shows the
-        login form; when the token is submitted, then the browser is back
+        login form (within 480 pixels), again with an error for a wrong
+        token; when the right one is submitted, then the browser is back
         on the page, which lists the services with the down one first, then
         the disabled one; the browser keeps an HttpOnly, SameSite=Strict
         cookie (not Secure over plain HTTP) that expires, which no script
@@ -204,8 +215,11 @@ class BrowserTests(unittest.TestCase):
         page = await self.page()
         opened = await self.browser.run(page.open)
         self.assertEqual(opened, {"status": 401, "form": 1, "title": "novasvc: sign in",
-                                  "action": "/v1/session"})
-        await self.browser.run(page.login, TOKENS["dash"][1])
+                                  "action": "/v1/session", "fits": True})
+        self.assertEqual(await self.browser.run(page.login, "not-a-token"),
+                         {"status": 401, "error": "That token is not valid."})
+        self.assertEqual(await self.browser.run(page.login, TOKENS["dash"][1]),
+                         {"status": 200, "error": None})
         self.assertEqual(await self.browser.run(lambda: page.page.url), self.live.url + "/")
         outline = await self.browser.run(page.outline)
         self.assertEqual(outline["hosts"], ["b-down", "c-off", "a-up"])
@@ -230,9 +244,31 @@ class BrowserTests(unittest.TestCase):
         self.assertFalse((await self.store.get(self.down.id)).disabled)
         # The page (reloading itself) and the form loaded nothing else, and
         # the console is clean.
-        self.assertEqual(page.requested[:3], ["/", "/v1/session", "/"])
+        self.assertEqual(page.requested[:4], ["/", "/v1/session", "/v1/session", "/"])
         self.assertEqual(set(page.requested), {"/", "/v1/session"})
         self.assertEqual(page.console, [])
+
+    async def test_login_over_tls(self) -> None:
+        """
+        When the API is served over TLS, then the browser signs in the same
+        way and keeps the cookie as Secure too.
+        """
+        from tests._tls_certs import make_certificates
+
+        certs = make_certificates(os.path.abspath(self.mktemp()))
+        live = await start_api(self, api=APIConfig(tokens=token_entries()), store=self.store,
+                               listen=f"ssl:0:interface=127.0.0.1:privateKey={certs['server_key']}:"
+                                      f"certKey={certs['server_cert']}")
+        self.assertTrue(live.url.startswith("https://"), live.url)
+        # The test's own CA is not the browser's to trust.
+        page = await self.browser.run(_Page, self.browser.browser, live.url, ignore_https_errors=True)
+        self.addCleanup(self.browser.run, page.context.close)
+        self.assertEqual((await self.browser.run(page.open))["status"], 401)
+        await self.browser.run(page.login, TOKENS["dash"][1])
+        self.assertEqual((await self.browser.run(page.outline))["hosts"], ["b-down", "c-off", "a-up"])
+        [cookie] = await self.browser.run(page.cookies)
+        self.assertEqual((cookie["httpOnly"], cookie["sameSite"], cookie["secure"]),
+                         (True, "Strict", True))
 
     async def test_layout(self) -> None:
         """
