@@ -97,6 +97,10 @@ class _Page:
         self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
         self.page.on("request", lambda request: self.requested.append(
             request.url[len(base):] if request.url.startswith(base) else request.url))
+        #: The status of each document the page loaded, in order.
+        self.documents: List[int] = []
+        self.page.on("response", lambda response: self.documents.append(response.status)
+                     if response.request.is_navigation_request() else None)
 
     def _console(self, message: Any) -> None:
         """
@@ -351,10 +355,11 @@ class BrowserTests(unittest.TestCase):
 
     async def test_database_down(self) -> None:
         """
-        When the database cannot be used (its file locked by another
-        process), then the open page shows, on its own, the "Database
-        unreachable since ..." banner above the services it read last, still
-        within 480 pixels; when the database is back, the banner goes.
+        When the database cannot be used (another connection holds its
+        file's exclusive lock), then the open page shows, on its own, the
+        "Database unreachable since ..." banner above the services it read
+        last (a 503 document), still within 480 pixels, and goes on
+        refreshing itself: when the database is back, the banner goes.
         """
         page = await self.signed_in()
         lock = sqlite3.connect(self.path, isolation_level=None)
@@ -371,8 +376,10 @@ class BrowserTests(unittest.TestCase):
         shot = os.path.abspath(self.mktemp()) + ".png"
         await self.browser.run(page.screenshot, shot)
         self.assertEqual(png_size(shot)[0], NARROW["width"])
+        self.assertEqual(page.documents[-1], 503)
         lock.execute("ROLLBACK")
         await self.browser.run(page.wait_gone, "p.outage")
+        self.assertEqual(page.documents[-1], 200)
         outline = await self.browser.run(page.outline)
         self.assertRegions(outline, REGIONS)
         self.assertEqual(page.console, [])
