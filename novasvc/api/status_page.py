@@ -65,6 +65,18 @@ def _when(moment: datetime.datetime) -> str:
             f'{moment.strftime("%Y-%m-%d %H:%M:%S")} UTC</time>')
 
 
+def _since(text: str) -> str:
+    """
+    @return: an ISO 8601 time (the API's C{down_since}) shown as the page
+        shows its other times, to the second; any other text escaped.
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return _text(text)
+    return _when(naive_utc(moment))
+
+
 def _age(moment: datetime.datetime, now: datetime.datetime) -> str:
     """
     @return: how long before C{now} C{moment} was, in whole seconds.
@@ -125,7 +137,8 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         every C{refresh} B{seconds} (C{<meta http-equiv="refresh">}).
     @param outage: when the database cannot be read, C{(since, why, as_of)}:
         the page opens with a banner C{"Database unreachable since
-        <since>"} and why, and C{records} are those read at C{as_of}
+        <since>"} (an ISO 8601 C{since} shown as the page's other times,
+        C{2024-05-01 12:00:00 UTC}; other text as it is) and why, and C{records} are those read at C{as_of}
         (naive UTC; their states are judged at that time), or none when
         C{as_of} is C{None}.
     @return: the page, UTF-8 HTML.
@@ -139,7 +152,7 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         since, why, as_of = outage
         known = (f"Showing the services as read at {_when(naive_utc(as_of))}." if as_of is not None
                  else "No earlier reading of the services is known.")
-        banner = (f'<p class="outage" role="alert">Database unreachable since {_text(since)}: '
+        banner = (f'<p class="outage" role="alert">Database unreachable since {_since(since)}: '
                   f'{_text(why, _TITLE_LIMIT)}. {known}</p>')
         now = naive_utc(as_of) if as_of is not None else now
     # What needs a look first: down, then disabled, then the rest.
