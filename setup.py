@@ -80,6 +80,9 @@ setup(
             "hypothesis>=6",
             # tests/test_layers.py and tox: the layering contracts in .importlinter.
             "import-linter>=2.1",
+            # tests/test_api_browser.py: drives the system's Chromium (never
+            # downloads a browser of its own; .ci/run installs Debian's).
+            "playwright>=1.40",
         ],
         # bench/run.py's systems: oslo.messaging's, and novasvc on txamqp.
         # bench/run.py (oslo.messaging, the txamqp system) and bench/services_scale.py

@@ -209,6 +209,26 @@ class RenderTests(SynchronousTestCase):
         self.assertIn(("meta", {"http-equiv": "refresh", "content": "30"}), page.tags)
         self.assertNotIn("http-equiv", str(self.page([record(1)]).tags))
 
+    def test_outage(self) -> None:
+        """
+        When the database is down, then the page opens with a banner saying
+        since when (an ISO 8601 time shown as the page's other times), why,
+        and as of when the services shown were read, judged at that time;
+        with no earlier reading, it says so.
+        """
+        as_of = NOW - datetime.timedelta(seconds=30)
+        page = self.page([record(1, last_seen_up=as_of - datetime.timedelta(seconds=5))],
+                         outage=("2024-05-01T11:59:45.123456Z", "OperationalError: gone", as_of))
+        self.assertEqual(page.text["outage"],
+                         "Database unreachable since 2024-05-01 11:59:45 UTC: OperationalError: "
+                         "gone. Showing the services as read at 2024-05-01 11:59:30 UTC.")
+        self.assertEqual(page.rows[0][5], "up")
+        self.assertIn(("time", {"datetime": "2024-05-01T11:59:45Z"}), page.tags)
+        page = self.page([], outage=("?", "<b>", None))
+        self.assertEqual(page.text["outage"], "Database unreachable since ?: <b>. "
+                         "No earlier reading of the services is known.")
+        self.assertEqual(page.errors, [])
+
     def test_refresh(self) -> None:
         """
         When refresh is not a positive integer, then ValueError.

@@ -27,13 +27,14 @@ _TITLE_LIMIT = 255
 _STYLE = """\
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em;margin:0 0 .3em}
+h1,p{overflow-wrap:break-word}
 p{margin:.3em 0}
 table{border-collapse:collapse;margin-top:1em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 td.num{text-align:right}
-.up{color:#176f2c;font-weight:600}
-.down{color:#b00020;font-weight:600}
+span.up,td.up{color:#176f2c;font-weight:600}
+span.down,td.down{color:#b00020;font-weight:600}
 tr.disabled td{background:#f7f7f7}
 .muted{color:#666}
 .scroll{overflow-x:auto;max-width:100%}
@@ -62,6 +63,18 @@ def _when(moment: datetime.datetime) -> str:
     """
     return (f'<time datetime="{moment.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
             f'{moment.strftime("%Y-%m-%d %H:%M:%S")} UTC</time>')
+
+
+def _since(text: str) -> str:
+    """
+    @return: an ISO 8601 time (the API's C{down_since}) shown as the page
+        shows its other times, to the second; any other text escaped.
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return _text(text)
+    return _when(naive_utc(moment))
 
 
 def _age(moment: datetime.datetime, now: datetime.datetime) -> str:
@@ -107,7 +120,9 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
     instead of the table.
 
     The table scrolls sideways in its own box on a narrow window (480
-    pixels), so the page itself never does.
+    pixels), and the heading and the banner wrap even a word without
+    spaces, so the page itself never does (tests/test_api_browser.py
+    checks it in Chromium). In a row only the state is coloured.
 
     Every value is HTML-escaped (hosts and reasons are operator or client
     data); a value longer than L{CELL_LIMIT} characters is cut, with more
@@ -122,7 +137,8 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         every C{refresh} B{seconds} (C{<meta http-equiv="refresh">}).
     @param outage: when the database cannot be read, C{(since, why, as_of)}:
         the page opens with a banner C{"Database unreachable since
-        <since>"} and why, and C{records} are those read at C{as_of}
+        <since>"} (an ISO 8601 C{since} shown as the page's other times,
+        C{2024-05-01 12:00:00 UTC}; other text as it is) and why, and C{records} are those read at C{as_of}
         (naive UTC; their states are judged at that time), or none when
         C{as_of} is C{None}.
     @return: the page, UTF-8 HTML.
@@ -136,7 +152,7 @@ def render(records: Sequence[ServiceRecord], now: datetime.datetime, service_dow
         since, why, as_of = outage
         known = (f"Showing the services as read at {_when(naive_utc(as_of))}." if as_of is not None
                  else "No earlier reading of the services is known.")
-        banner = (f'<p class="outage" role="alert">Database unreachable since {_text(since)}: '
+        banner = (f'<p class="outage" role="alert">Database unreachable since {_since(since)}: '
                   f'{_text(why, _TITLE_LIMIT)}. {known}</p>')
         now = naive_utc(as_of) if as_of is not None else now
     # What needs a look first: down, then disabled, then the rest.
