@@ -202,6 +202,7 @@ _SCHEMAS: Dict[str, Any] = {
     },
 }
 
+
 def _health_description(seconds: float) -> str:
     return ("Public (no token), for load balancers. The database check waits at most "
             f"{seconds:g} s (api.health_timeout).")
