@@ -183,6 +183,26 @@ class GuardTests(unittest.SynchronousTestCase):
         self.assertEqual(len([t for t in self.log if "database is unavailable" in t]), 1)
         self.assertEqual([t for t in self.log if "available again" in t], [])
 
+    def test_in_flight_success_is_not_back(self) -> None:
+        """
+        When one call fails with a connection error while another, made
+        before, is still on its way, and that one then succeeds, then the
+        database stays down (no INFO) until a call made after the failure
+        succeeds.
+        """
+        before = _Hung()
+        in_flight = self.guard.call(before)
+        self.failureResultOf(self.guard.call(lambda: defer.fail(_operational())),
+                             DatabaseUnavailable)
+        before.calls[0].callback("made before")
+        self.assertEqual(self.successResultOf(in_flight), "made before")
+        self.assertTrue(self.guard.is_down)
+        self.assertEqual([t for t in self.log if "available again" in t], [])
+        self.assertEqual(self.successResultOf(self.guard.call(lambda: defer.succeed(1))), 1)
+        self.assertFalse(self.guard.is_down)
+        self.assertEqual(len([t for t in self.log if "available again" in t]), 1)
+        self.assertEqual(len([t for t in self.log if "database is unavailable" in t]), 1)
+
     def test_client_gone(self) -> None:
         """
         When the request is cancelled (its client went away), then it fails

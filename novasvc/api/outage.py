@@ -13,7 +13,10 @@ and the API's error shape, never a 500 and never a traceback per request.
     standalone API started while the database is down) count as the
     database being unavailable.
   - The first such failure logs one WARNING; the first success afterwards
-    one INFO naming how long it lasted. Nothing in between.
+    of a call made after that failure one INFO naming how long it lasted.
+    Nothing in between: a call made before the failure that succeeds after
+    it (it was in flight when the database went away) is not the database
+    being back.
   - While the database is down, one request at a time goes on to it (to
     see it come back), and only once every call sent before has ended: a
     call past its deadline is given up by its request, not by the thread
@@ -152,6 +155,9 @@ class DatabaseGuard:
     reason: Optional[str] = None
     outstanding: int = 0
     _down_at: float = 0.0
+    #: Counts the changes of state: a call's answer speaks for the state it
+    #: was made in only.
+    _epoch: int = 0
 
     @property
     def is_down(self) -> bool:
@@ -172,37 +178,39 @@ class DatabaseGuard:
         self.outstanding += 1
         d = within(defer.maybeDeferred(operation, *args, **kwargs), self.deadline, self.clock,
                    self._ended)
-        d.addCallbacks(self._answered, self._failed)
+        d.addCallbacks(self._answered, self._failed, (self._epoch,), None, (self._epoch,))
         return d
 
     def _ended(self) -> None:
         self.outstanding -= 1
 
-    def _answered(self, result: Any) -> Any:
-        self._back()
+    def _answered(self, result: Any, epoch: int) -> Any:
+        self._back(epoch)
         return result
 
-    def _failed(self, failure: Failure) -> Failure:
+    def _failed(self, failure: Failure, epoch: int) -> Failure:
         if failure.check(defer.CancelledError):
             return failure  # the client went away: nothing learnt
         reason = is_unavailable(failure)
         if reason is None:
             if not failure.check(TypeError, ValueError, AttributeError):
-                self._back()  # the database answered (a missing row, say)
+                self._back(epoch)  # the database answered (a missing row, say)
             return failure
         if reason == "no answer in time":
             reason = f"no answer within {self.deadline:g} s"
         self.reason = reason
         if self.down_since is None:
+            self._epoch += 1
             self.down_since = self.wall()
             self._down_at = self.clock.seconds()
             _log.warn("The database is unavailable ({reason}): the routes that need it "
                       "answer 503 until it is back", reason=reason)
         raise DatabaseUnavailable(reason, self.down_since, self.retry_after)
 
-    def _back(self) -> None:
-        if self.down_since is None:
-            return
+    def _back(self, epoch: int) -> None:
+        if self.down_since is None or epoch != self._epoch:
+            return  # up already, or the call was made before the outage
+        self._epoch += 1
         lasted = self.clock.seconds() - self._down_at
         self.down_since = self.reason = None
         _log.info("The database is available again (after {seconds:.0f} s)", seconds=lasted)
