@@ -360,10 +360,12 @@ class PostgresUnderLoadTests(TestCase):
             self.assertLess(outage["recovered"][name], RECOVERY, name)
         # What the hang held of the process's threads: the calls in flight
         # when it began (one per client of a route that needs the database,
-        # one health check, a service's report), nothing sent afterwards (a
-        # new connection gives up after its connect timeout).
+        # one health check, a service's report, and one more for a call
+        # caught between two of them), nothing sent afterwards (a new
+        # connection gives up after its connect timeout): fewer than the
+        # store's 10 threads.
         held = outages[0]["held"][name]
-        self.assertLessEqual(max(held), 2 * clients + 2, name)
+        self.assertLessEqual(max(held), 2 * clients + 3, name)
         self.assertLessEqual(held[1], held[0], name)
         out = process.output()
         self.assertEqual((log_after_hang.count(_WARNING), log_after_hang.count(_INFO)), (1, 1), out)
