@@ -3,14 +3,13 @@ Tests for L{novasvc.api._health}: C{GET /healthz} over real HTTP on
 loopback (treq), on the memory store and transport, and L{Shared} alone.
 """
 
-from typing import List
+from typing import Any, List
 
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from novasvc.api._health import Shared
-from novasvc.api.outage import HEALTH_TIMEOUT
-from novasvc.config.api import APIConfig
+from novasvc.config.api import HEALTH_TIMEOUT, APIConfig
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.transport.memory import MemoryBroker, MemoryTransport
 from tests._api import start_api, token_entries
@@ -94,29 +93,73 @@ class HealthTests(unittest.TestCase):
                          {"ok": False, "error": "the services table is not open"})
         self.assertEqual(response.json()["checks"]["broker"], {"ok": True})
 
+    async def _hung(self, api: APIConfig = None) -> Any:
+        """
+        An API on a clock of its own whose store's C{ping} never answers
+        until told to; C{self.pings} has each ping made.
+        """
+        self.clock = task.Clock()
+        store = MemoryServiceStore()
+        await store.start()
+        self.pings: List[defer.Deferred] = []
+
+        def ping() -> defer.Deferred:
+            self.pings.append(defer.Deferred())
+            return self.pings[-1]
+
+        store.ping = ping
+        return await start_api(self, store=store, clock=self.clock, api=api)
+
+    async def _check_after(self, live: Any, seconds: float) -> Any:
+        pending = defer.ensureDeferred(live.request("GET", "/healthz"))
+        await poll(lambda: self.pings, "the request is waiting for the ping")
+        self.clock.advance(seconds - 0.01)
+        self.assertNoResult(pending)
+        self.clock.advance(0.01)
+        return await pending
+
     async def test_database_slow(self) -> None:
         """
         When the database does not answer, then the check gives up after
-        L{HEALTH_TIMEOUT} seconds with 503.
+        L{HEALTH_TIMEOUT} seconds with 503 and C{Retry-After}.
         """
-        clock = task.Clock()
-        store = MemoryServiceStore()
-        await store.start()
-        pings: List[defer.Deferred] = []
-
-        def ping() -> defer.Deferred:
-            pings.append(defer.Deferred())
-            return pings[-1]
-
-        store.ping = ping
-        live = await start_api(self, store=store, clock=clock)
-        pending = defer.ensureDeferred(live.request("GET", "/healthz"))
-        await poll(lambda: pings, "the request is waiting for the ping")
-        clock.advance(HEALTH_TIMEOUT)
-        response = await pending
-        self.assertEqual(response.code, 503)
+        live = await self._hung()
+        response = await self._check_after(live, HEALTH_TIMEOUT)
+        self.assertEqual((response.code, response.headers["retry-after"]), (503, "5"))
         self.assertEqual(response.json()["checks"]["database"],
                          {"ok": False, "error": f"no answer within {HEALTH_TIMEOUT:g} s"})
+
+    async def test_configured_timeout(self) -> None:
+        """
+        When C{api.health_timeout} is 0.5 s, then the check gives up after
+        0.5 s, not the default, and says so.
+        """
+        live = await self._hung(APIConfig(health_timeout=0.5, retry_after=7))
+        response = await self._check_after(live, 0.5)
+        self.assertEqual((response.code, response.headers["retry-after"]), (503, "7"))
+        self.assertEqual(response.json()["checks"]["database"],
+                         {"ok": False, "error": "no answer within 0.5 s"})
+
+    async def test_no_ping_behind_a_hung_one(self) -> None:
+        """
+        When a check gave up on a ping that still waits (a hung database),
+        then the next checks report the database down at once without a
+        new ping; once that ping ends, the next check pings again.
+        """
+        live = await self._hung()
+        await self._check_after(live, HEALTH_TIMEOUT)
+        for _ in range(3):
+            response = await live.request("GET", "/healthz")
+            self.assertEqual(response.json()["checks"]["database"],
+                             {"ok": False, "error": f"no answer within {HEALTH_TIMEOUT:g} s"})
+        self.assertEqual(len(self.pings), 1)
+        self.pings[0].errback(RuntimeError("late"))  # dropped, never unhandled
+        pending = defer.ensureDeferred(live.request("GET", "/healthz"))
+        await poll(lambda: len(self.pings) == 2, "a new ping")
+        self.pings[1].callback(None)
+        response = await pending
+        self.assertEqual((response.code, response.json()["checks"]["database"]),
+                         (200, {"ok": True}))
 
 
 class SharedTests(unittest.SynchronousTestCase):

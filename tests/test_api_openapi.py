@@ -180,6 +180,19 @@ class ServedTests(unittest.TestCase):
         timeout = served["components"]["schemas"]["RPCRequest"]["properties"]["timeout"]
         self.assertEqual(timeout["maximum"], 900)
 
+    async def test_health_timeout(self) -> None:
+        """
+        When C{api.health_timeout} is set, then the document's C{/healthz}
+        states that wait, and its 503 declares C{Retry-After}.
+        """
+        from novasvc.config.api import APIConfig
+
+        live = await start_api(self, api=APIConfig(health_timeout=1.5))
+        served = (await live.request("GET", "/v1/openapi.json")).json()
+        health = served["paths"]["/healthz"]["get"]
+        self.assertIn("waits at most 1.5 s (api.health_timeout)", health["description"])
+        self.assertIn("Retry-After", health["responses"]["503"]["headers"])
+
     def test_constraints(self) -> None:
         """
         When the document states the gateway's method and name patterns and

@@ -103,10 +103,8 @@ class GuardTests(unittest.SynchronousTestCase):
         error = self.failureResultOf(d, DatabaseUnavailable).value
         self.assertEqual(error.headers, {b"Retry-After": b"9"})
         self.assertIn("no answer within 0.5 s", error.message)
-        probe = guard.call(_Hung())
         refused = self.failureResultOf(guard.call(_Hung()), DatabaseUnavailable).value
         self.assertEqual(refused.headers, {b"Retry-After": b"9"})
-        self.assertNoResult(probe)
 
     def test_log_once_each_way(self) -> None:
         """
@@ -139,6 +137,88 @@ class GuardTests(unittest.SynchronousTestCase):
         hung.calls[0].callback("back")
         self.assertEqual(self.successResultOf(probe), "back")
         self.assertFalse(self.guard.is_down)
+
+    def test_hung_holds_no_more(self) -> None:
+        """
+        When calls hang past the deadline (their threads still busy), then
+        no call reaches the store until every one of them has ended, however
+        long that takes; their late answers do not count as the database
+        being back, and the next call then tries it.
+        """
+        hung = _Hung()
+        stuck = [self.guard.call(hung) for _ in range(4)]
+        self.clock.advance(DATABASE_DEADLINE)
+        for d in stuck:
+            self.failureResultOf(d, DatabaseUnavailable)
+        for _ in range(20):
+            self.failureResultOf(self.guard.call(hung), DatabaseUnavailable)
+            self.clock.advance(DATABASE_DEADLINE)
+        self.assertEqual((len(hung.calls), self.guard.outstanding), (4, 4))
+        for call in hung.calls[:3]:
+            call.callback("late")
+        hung.calls[3].errback(_operational())  # a late failure is dropped
+        self.assertEqual(self.guard.outstanding, 0)
+        self.assertTrue(self.guard.is_down)
+        probe = self.guard.call(hung)
+        self.assertEqual(len(hung.calls), 5)
+        self.failureResultOf(self.guard.call(hung), DatabaseUnavailable)
+        hung.calls[4].callback("back")
+        self.assertEqual(self.successResultOf(probe), "back")
+        self.assertFalse(self.guard.is_down)
+        self.assertEqual(len([t for t in self.log if "available again" in t]), 1)
+
+    def test_slower_than_deadline_stays_down(self) -> None:
+        """
+        When every call answers, but after the deadline, then the database
+        stays down: one WARNING, no INFO.
+        """
+        hung = _Hung()
+        for _ in range(5):
+            d = self.guard.call(hung)
+            self.clock.advance(DATABASE_DEADLINE)
+            self.failureResultOf(d, DatabaseUnavailable)
+            hung.calls[-1].callback("too late")
+        self.assertEqual(len(hung.calls), 5)
+        self.assertTrue(self.guard.is_down)
+        self.assertEqual(len([t for t in self.log if "database is unavailable" in t]), 1)
+        self.assertEqual([t for t in self.log if "available again" in t], [])
+
+    def test_in_flight_success_is_not_back(self) -> None:
+        """
+        When one call fails with a connection error while another, made
+        before, is still on its way, and that one then succeeds, then the
+        database stays down (no INFO) until a call made after the failure
+        succeeds.
+        """
+        before = _Hung()
+        in_flight = self.guard.call(before)
+        self.failureResultOf(self.guard.call(lambda: defer.fail(_operational())),
+                             DatabaseUnavailable)
+        before.calls[0].callback("made before")
+        self.assertEqual(self.successResultOf(in_flight), "made before")
+        self.assertTrue(self.guard.is_down)
+        self.assertEqual([t for t in self.log if "available again" in t], [])
+        self.assertEqual(self.successResultOf(self.guard.call(lambda: defer.succeed(1))), 1)
+        self.assertFalse(self.guard.is_down)
+        self.assertEqual(len([t for t in self.log if "available again" in t]), 1)
+        self.assertEqual(len([t for t in self.log if "database is unavailable" in t]), 1)
+
+    def test_client_gone(self) -> None:
+        """
+        When the request is cancelled (its client went away), then it fails
+        with C{CancelledError} and the guard learns nothing: not down, and
+        the call still counts until it ends.
+        """
+        hung = _Hung()
+        d = self.guard.call(hung)
+        d.cancel()
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertFalse(self.guard.is_down)
+        self.assertEqual(self.guard.outstanding, 1)
+        self.clock.advance(DATABASE_DEADLINE)
+        self.assertEqual(self.log, [])
+        hung.calls[0].callback("late")
+        self.assertEqual(self.guard.outstanding, 0)
 
     def test_other_errors_pass(self) -> None:
         """

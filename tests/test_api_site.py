@@ -16,8 +16,8 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from novasvc.api.filter import FilterResource
-from novasvc.api.site import LINGER, _printable
-from novasvc.config.api import APIConfig
+from novasvc.api.site import _printable
+from novasvc.config.api import LINGER, APIConfig
 from tests._api import JSON, capture_log, raw_exchange, start_api
 
 LIMITS = APIConfig(max_url_len=100, max_body_size=1000)
@@ -501,8 +501,8 @@ async def _connect(port: int) -> protocol.Protocol:
 
 class ConfiguredLimitsTests(unittest.SynchronousTestCase):
     """
-    The C{api:} section's deadlines and cap on connections reach the site
-    L{build_site} makes, on a L{MemoryReactorClock}.
+    The C{api:} section's deadlines, cap on connections and linger reach
+    the site L{build_site} makes, on a L{MemoryReactorClock}.
     """
 
     def _site(self, api: APIConfig) -> Any:
@@ -580,3 +580,49 @@ class ConfiguredLimitsTests(unittest.SynchronousTestCase):
         self.assertIn(b"the API has 3 connections open already", answer)
         self.assertTrue(refused.transport.disconnecting)
         self.assertEqual([c.transport.value() for c in kept], [b""] * 3)
+
+    def _refused_linger(self, api: APIConfig) -> Any:
+        """
+        Send a body over C{api.max_body_size} on a TCP-like connection that
+        can half-close.
+
+        @return: its transport, once the 413 is answered.
+        """
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.interfaces import ITCPTransport
+        from twisted.internet.testing import StringTransport
+
+        @implementer(ITCPTransport)
+        class HalfClosing(StringTransport):
+            write_closed = False
+
+            def loseWriteConnection(self) -> None:
+                self.write_closed = True
+
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                pass
+
+        channel = self._site(api).buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        channel.makeConnection(HalfClosing(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)))
+        channel.dataReceived(b"PUT /v1/services/1 HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 5000\r\n\r\n" + b"x" * 100)
+        self.assertEqual(_status(channel.transport.value()), 413)
+        self.assertTrue(channel.transport.write_closed)
+        return channel.transport
+
+    def test_linger(self) -> None:
+        """
+        When C{api.linger} is 0.5 s, then a connection refused with 413
+        stops writing at once, reads and drops what still comes, and closes
+        0.5 s later, not after the default L{LINGER} (2 s).
+        """
+        transport = self._refused_linger(APIConfig(max_body_size=1000, linger=0.5))
+        self.clock.advance(0.49)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.01)
+        self.assertTrue(transport.disconnecting)
+        transport = self._refused_linger(APIConfig(max_body_size=1000))
+        self.clock.advance(LINGER - 0.01)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.01)
+        self.assertTrue(transport.disconnecting)

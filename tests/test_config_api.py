@@ -21,6 +21,8 @@ from novasvc.config.api import (
     EMBEDDED_IN_FLIGHT,
     EMBEDDED_WAITING,
     HEADER_TIMEOUT,
+    HEALTH_TIMEOUT,
+    LINGER,
     MAX_CONNECTIONS,
     MAX_IN_FLIGHT,
     RETRY_AFTER,
@@ -73,19 +75,20 @@ class APISectionTests(SynchronousTestCase):
         When the section does not set the API's protections, then they are
         the documented defaults: 10 s for headers, 30 s for a body, 1024
         connections, 64 requests at once (none waiting) on its own, 2 at once
-        and 256 waiting inside a service, 3 s per database call and
-        C{Retry-After: 5}.
+        and 256 waiting inside a service, 3 s per database call,
+        C{Retry-After: 5}, 3 s for the health check's database check and
+        2 s of lingering.
         """
         api = self.load("api:\n  enabled: false\n").api
         self.assertEqual(
             (api.header_timeout, api.body_timeout, api.max_connections, api.max_in_flight,
              api.max_waiting, api.service_max_in_flight, api.service_max_waiting,
-             api.database_deadline, api.retry_after),
-            (10.0, 30.0, 1024, 64, 0, 2, 256, 3.0, 5))
+             api.database_deadline, api.retry_after, api.health_timeout, api.linger),
+            (10.0, 30.0, 1024, 64, 0, 2, 256, 3.0, 5, 3.0, 2.0))
         self.assertEqual(
             (HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS, MAX_IN_FLIGHT, EMBEDDED_IN_FLIGHT,
-             EMBEDDED_WAITING, DATABASE_DEADLINE, RETRY_AFTER),
-            (10.0, 30.0, 1024, 64, 2, 256, 3.0, 5))
+             EMBEDDED_WAITING, DATABASE_DEADLINE, RETRY_AFTER, HEALTH_TIMEOUT, LINGER),
+            (10.0, 30.0, 1024, 64, 2, 256, 3.0, 5, 3.0, 2.0))
 
     def test_protections_set(self) -> None:
         """
@@ -103,12 +106,15 @@ class APISectionTests(SynchronousTestCase):
               service_max_waiting: 0
               database_deadline: 1.5
               retry_after: 0
+              health_timeout: 1
+              linger: 0
             """).api
         self.assertEqual(api, APIConfig(
             header_timeout=2.0, body_timeout=0.5, max_connections=10, max_in_flight=8,
             max_waiting=4, service_max_in_flight=1, service_max_waiting=0, database_deadline=1.5,
-            retry_after=0))
+            retry_after=0, health_timeout=1.0, linger=0.0))
         self.assertIsInstance(api.header_timeout, float)
+        self.assertIsInstance(api.health_timeout, float)
 
     def test_every_key(self) -> None:
         """
@@ -207,6 +213,11 @@ class APISectionTests(SynchronousTestCase):
             "service_max_waiting: true":
                 "api.service_max_waiting: expected an integer >= 0, got true",
             "retry_after: 1.5": "api.retry_after: expected an integer >= 0, got 1.5",
+            "health_timeout: 0": "api.health_timeout: expected a number of seconds > 0, got 0",
+            "health_timeout: soon":
+                "api.health_timeout: expected a number of seconds > 0, got 'soon'",
+            "linger: -1": "api.linger: expected a number of seconds >= 0, got -1",
+            "linger: true": "api.linger: expected a number of seconds >= 0, got true",
             "app: not a path": "api.app: expected a dotted path",
             "filters: novasvc.api.auth.auth_filter": "api.filters: expected a list of dotted paths",
             "filters: [1]": "api.filters: expected a list of dotted paths",

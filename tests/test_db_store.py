@@ -341,6 +341,33 @@ class SQLServiceStoreConnectionTests(TestCase):
             await store.start()
         self.assertLess(time.monotonic() - began, 30)  # generous for a loaded machine; forever is the bug
 
+    async def test_postgresql_vanished_server_bounds(self) -> None:
+        """
+        When the store connects to PostgreSQL, then libpq has TCP keepalives
+        and C{tcp_user_timeout} (25 s), so a server host that vanishes is
+        noticed whether or not it acknowledged the last statement; a value
+        in the URL's query wins.
+        """
+        url = await _temporary_database(self, "postgresql")
+
+        def parameters(connection: str) -> Dict[str, str]:
+            store = SQLServiceStore(connection)
+            try:
+                raw = store.engine.raw_connection()
+                try:
+                    return raw.dbapi_connection.get_dsn_parameters()
+                finally:
+                    raw.close()
+            finally:
+                store.engine.dispose()
+
+        found = await deferToThread(parameters, url)
+        self.assertEqual((found["keepalives"], found["keepalives_idle"],
+                          found["keepalives_interval"], found["keepalives_count"],
+                          found["tcp_user_timeout"]), ("1", "10", "5", "3", "25000"))
+        found = await deferToThread(parameters, url + "?tcp_user_timeout=7000")
+        self.assertEqual(found["tcp_user_timeout"], "7000")
+
     async def _reconnects(self, kind: str, kill_connections) -> None:
         """
         Fill the store's pool with connections, have the server kill them

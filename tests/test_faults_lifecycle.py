@@ -3,33 +3,29 @@ Fault tests of the service lifecycle with real processes: a worker SIGKILLed
 in the middle of a stream of casts, and a PostgreSQL outage under a running
 service. Each test is bounded, asserts its figures and prints them.
 
-The PostgreSQL test runs a cluster of its own (C{initdb} and C{pg_ctl} as
-user C{postgres}, on a free port, in a temporary directory), never the
-shared server on port 5432, and always stops it at cleanup.
+The PostgreSQL test runs a cluster of its own
+(L{tests._postgres_cluster}), never the shared server on port 5432, and
+always stops it at cleanup.
 """
 
 import collections
-import glob
 import os
-import pwd
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 import uuid
 
 import sqlalchemy as sa
 from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
-from tests._services import free_port, in_ci, poll, require_service
+from tests._postgres_cluster import PostgresCluster
+from tests._services import poll, require_service
 from tests.test_core_service_process import TwistdProcessMixin
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
@@ -145,59 +141,6 @@ class KilledWorkerTests(_RabbitMixin, TwistdProcessMixin, TestCase):
         self.assertEqual((yield self.wait_exit(survivor.process)), 0, survivor.output())
 
 
-class _PostgresCluster:
-    """
-    A PostgreSQL cluster of its own, run as user C{postgres} from a
-    temporary directory, listening on 127.0.0.1 on a free port.
-
-    @ivar url: the SQLAlchemy URL of its C{postgres} database.
-    """
-
-    def __init__(self):
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            owner = None
-        if not bins or owner is None or shutil.which("runuser") is None or os.geteuid() != 0:
-            message = "PostgreSQL binaries, the postgres user, runuser or root are missing"
-            if in_ci():
-                raise AssertionError(message)
-            raise SkipTest(message)
-        self.bindir = os.path.dirname(bins[-1])
-        self.base = tempfile.mkdtemp(prefix="novasvc-pg-")
-        os.chown(self.base, owner.pw_uid, owner.pw_gid)
-        self.data = os.path.join(self.base, "data")
-        self.port = free_port()
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, program, *args):
-        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(self.bindir, program), *args],
-                       check=True, capture_output=True, timeout=60)
-
-    def init(self):
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self):
-        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.base, "server.log"), "-w", "-t", "30",
-                  "-o", f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off",
-                  "start")
-
-    def stop(self, mode="fast"):
-        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30", "stop")
-
-    def remove(self):
-        """
-        Stop the server if it runs, then delete its directory.
-        """
-        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
-            try:
-                self.stop("immediate")
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
 class PostgresOutageTests(_RabbitMixin, TwistdProcessMixin, TestCase):
     """
     Fault 7: the database stops for a while under a running service.
@@ -211,7 +154,7 @@ class PostgresOutageTests(_RabbitMixin, TwistdProcessMixin, TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         require_service("RabbitMQ", "127.0.0.1", 5672)
-        self.cluster = _PostgresCluster()
+        self.cluster = PostgresCluster()
         self.addCleanup(deferToThread, self.cluster.remove)
         yield deferToThread(self.cluster.init)
         yield deferToThread(self.cluster.start)

@@ -2,8 +2,12 @@
 """
 The API's health check, the answer of C{GET /healthz} (L{Health}): the
 broker connection, one database check at a time (L{Shared}) that gives up
-after L{novasvc.api.outage.HEALTH_TIMEOUT} seconds, and, for the API of a
-service, whether that service's row is still there.
+after C{api.health_timeout} seconds, and, for the API of a service, whether
+that service's row is still there.
+
+A check given up is not forgotten: until its C{SELECT 1} ends (a hung
+database holds the thread running it), the next checks report the database
+down at once instead of sending one more to wait behind it.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -12,7 +16,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from novasvc.api.context import APIContext
-from novasvc.api.outage import HEALTH_TIMEOUT
+from novasvc.api.outage import within
 
 __all__ = ["Health", "Shared"]
 
@@ -62,6 +66,7 @@ class Health:
         """
         self._context = context
         self._ping = Shared(self._check_database)
+        self._pinging = False
 
     async def report(self) -> Tuple[int, Dict[str, Any]]:
         """
@@ -87,17 +92,30 @@ class Health:
                 checks["registration"] = {"ok": True}
         return (200 if ok else 503), {"status": "ok" if ok else "degraded", "checks": checks}
 
+    @property
+    def _timeout(self) -> float:
+        return self._context.config.api.health_timeout
+
+    def _no_answer(self) -> Dict[str, Any]:
+        return {"ok": False, "error": f"no answer within {self._timeout:g} s"}
+
     def _check_database(self) -> defer.Deferred:
-        d = defer.maybeDeferred(self._context.store.ping)
-        d.addTimeout(HEALTH_TIMEOUT, self._context.clock)
+        if self._pinging:
+            return defer.succeed(self._no_answer())  # the last one still waits
+        self._pinging = True
+        d = within(defer.maybeDeferred(self._context.store.ping), self._timeout,
+                   self._context.clock, self._pinged)
 
         def failed(failure: Failure) -> Dict[str, Any]:
             if failure.check(defer.TimeoutError, defer.CancelledError):
-                reason = f"no answer within {HEALTH_TIMEOUT:g} s"
-            elif failure.check(RuntimeError):
+                return self._no_answer()
+            if failure.check(RuntimeError):
                 reason = "the services table is not open"
             else:
                 reason = f"the database check failed ({failure.type.__name__})"
             return {"ok": False, "error": reason}
 
         return d.addCallbacks(lambda _: {"ok": True}, failed)
+
+    def _pinged(self) -> None:
+        self._pinging = False

@@ -4,8 +4,8 @@ The API's routes (klein), the default application of C{api.app}:
 L{make_app}.
 
   - C{GET /healthz}: 200 C{{"status": "ok", "checks": {...}}}, or 503 with
-    C{"status": "degraded"} when the broker or the database is not
-    reachable (each reported under C{checks}).
+    C{"status": "degraded"} and C{Retry-After} when the broker or the
+    database is not reachable (each reported under C{checks}).
   - C{GET /v1/services} (C{?host=}, C{?binary=}), C{GET}, C{PUT} and
     C{DELETE /v1/services/{id}}: the services table, as Nova's
     C{os-services} API (microversion 2.53's body for C{PUT}). A C{PUT}
@@ -188,6 +188,8 @@ class _Routes:
     @app.route("/healthz", methods=["GET"])
     async def healthz(self, request: IRequest) -> bytes:
         status, payload = await self._health.report()
+        if status == 503:
+            request.setHeader(b"Retry-After", b"%d" % self.context.config.api.retry_after)
         return render_json(request, status, payload)
 
     # -- services ----------------------------------------------------------
@@ -344,7 +346,8 @@ class _Routes:
         config = self.context.config
         return render_json(request, 200, document(
             tokens=bool(config.api.tokens),
-            max_timeout=max(MAX_TIMEOUT, float(config.rpc_response_timeout))))
+            max_timeout=max(MAX_TIMEOUT, float(config.rpc_response_timeout)),
+            health_timeout=config.api.health_timeout))
 
 
 def make_app(context: APIContext) -> IResource:

@@ -9,7 +9,7 @@ routes of L{novasvc.api.app} by a test that walks both.
 import copy
 from typing import Any, Dict
 
-from novasvc.api.outage import HEALTH_TIMEOUT
+from novasvc.config.api import HEALTH_TIMEOUT
 from novasvc.db.rules import MAX_SERVICE_ID, MAX_STRING_LENGTH
 
 __all__ = ["METHOD_PATTERN", "NAME_PATTERN", "document"]
@@ -202,6 +202,12 @@ _SCHEMAS: Dict[str, Any] = {
     },
 }
 
+
+def _health_description(seconds: float) -> str:
+    return ("Public (no token), for load balancers. The database check waits at most "
+            f"{seconds:g} s (api.health_timeout).")
+
+
 _PATHS: Dict[str, Any] = {
     "/": {
         "get": {
@@ -222,13 +228,13 @@ _PATHS: Dict[str, Any] = {
     "/healthz": {
         "get": {
             "summary": "Whether the process is up and reaches the broker and the database.",
-            "description": "Public (no token), for load balancers. The database check waits "
-                           f"at most {HEALTH_TIMEOUT:g} s.",
+            "description": _health_description(HEALTH_TIMEOUT),
             "operationId": "health",
             "security": [],
             "responses": {
                 "200": _json(_ref("Health"), "Everything is reachable."),
-                "503": _json(_ref("Health"), "The broker or the database is not reachable."),
+                "503": {**_json(_ref("Health"), "The broker or the database is not reachable."),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
             },
         },
     },
@@ -375,16 +381,20 @@ _DOCUMENT: Dict[str, Any] = {
 }
 
 
-def document(tokens: bool = True, max_timeout: float = 600) -> Dict[str, Any]:
+def document(tokens: bool = True, max_timeout: float = 600,
+             health_timeout: float = HEALTH_TIMEOUT) -> Dict[str, Any]:
     """
     @param tokens: whether bearer tokens are configured: only then does
         the document declare bearer security (without, loopback clients are
         served as they are).
     @param max_timeout: the gateway's longest C{timeout}, B{seconds}.
+    @param health_timeout: B{seconds} the database check of C{/healthz}
+        waits (C{api.health_timeout}).
     @return: the OpenAPI document (a new copy, which the caller may change).
     """
     found = copy.deepcopy(_DOCUMENT)
     found["components"]["schemas"]["RPCRequest"]["properties"]["timeout"]["maximum"] = max_timeout
+    found["paths"]["/healthz"]["get"]["description"] = _health_description(health_timeout)
     if not tokens:
         del found["security"]
         del found["components"]["securitySchemes"]

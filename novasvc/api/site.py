@@ -13,7 +13,8 @@ Limits, checked before the excess is read and never buffered:
 
 Either way the error is the API's JSON error, the connection closes after
 it, and what the client still sends is read and dropped for at most
-L{LINGER} seconds, so that the client reads the answer rather than a reset.
+C{api.linger} seconds, so that the client reads the answer rather than a
+reset.
 
 The site also takes from the C{api:} section the read deadlines and the
 cap on connections of L{novasvc.api._deadlines} (C{api.header_timeout},
@@ -43,18 +44,15 @@ from novasvc.api._deadlines import ReadDeadlines
 from novasvc.api.context import APIContext, request_info
 from novasvc.api.errors import JSON_TYPE, error_payload, json_body, render_error, status_title
 from novasvc.api.request_id import SAFE_REQUEST_ID
-from novasvc.config.api import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, RETRY_AFTER
+from novasvc.config.api import BODY_TIMEOUT, HEADER_TIMEOUT, LINGER, MAX_CONNECTIONS, RETRY_AFTER
 from novasvc.config.loader import load_object
 from novasvc.exceptions import ConfigError, LoadError
 from novasvc._text import clip
 
-__all__ = ["APISite", "LINGER", "build_site", "load_resource"]
+__all__ = ["APISite", "build_site", "load_resource"]
 
 _log = Logger()
 
-#: Seconds a refused connection keeps reading (and dropping) what the client
-#: still sends before it closes.
-LINGER = 2.0
 #: Bytes a refused connection drops before it closes anyway.
 _LINGER_BYTES = 1 << 20
 #: The method, spaces and C{HTTP/1.1} around the request target.
@@ -318,7 +316,7 @@ class _APIChannel(ReadDeadlines, http.HTTPChannel):
         self._networkProducer.unregisterProducer()
         half_close()
         if self._linger_call is None:
-            self._linger_call = self.callLater(LINGER, self._close_now)
+            self._linger_call = self.callLater(self.site.linger, self._close_now)
 
     def _close_now(self) -> None:
         call, self._linger_call = self._linger_call, None
@@ -365,6 +363,8 @@ class APISite(server.Site):
     @ivar body_timeout: B{seconds} its body may take after the headers.
     @ivar max_connections: open connections accepted; more get 503.
     @ivar retry_after: B{seconds} its 503s tell the client to wait.
+    @ivar linger: B{seconds} a refused connection reads and drops what the
+        client still sends before it closes.
     @ivar open_connections: connections open now.
     @ivar observer: the L{novasvc.api.observe.Observer} of its requests
         (metrics, spans, the limit of requests in flight), or C{None}.
@@ -380,7 +380,7 @@ class APISite(server.Site):
     def __init__(self, resource: IResource, *, max_url_len: int, max_body_size: int,
                  reactor: Any, header_timeout: float = HEADER_TIMEOUT,
                  body_timeout: float = BODY_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
-                 retry_after: int = RETRY_AFTER) -> None:
+                 retry_after: int = RETRY_AFTER, linger: float = LINGER) -> None:
         server.Site.__init__(self, resource, parsePOSTFormSubmission=False,
                              logFormatter=_access_line, reactor=reactor)
         self.limits = _Limits(max_url_len=max_url_len, max_body_size=max_body_size)
@@ -388,6 +388,7 @@ class APISite(server.Site):
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.retry_after = retry_after
+        self.linger = linger
 
     def protocol(self) -> _APIChannel:  # type: ignore[override]
         return _APIChannel(self.limits)
@@ -435,7 +436,7 @@ def build_site(context: APIContext) -> APISite:
     site = APISite(resource, max_url_len=api.max_url_len, max_body_size=api.max_body_size,
                    reactor=context.clock, header_timeout=api.header_timeout,
                    body_timeout=api.body_timeout, max_connections=api.max_connections,
-                   retry_after=api.retry_after)
+                   retry_after=api.retry_after, linger=api.linger)
     from novasvc.api.observe import Observer
     from novasvc.metrics import get_recorder
 

@@ -37,6 +37,8 @@ __all__ = [
     "EMBEDDED_IN_FLIGHT",
     "EMBEDDED_WAITING",
     "HEADER_TIMEOUT",
+    "HEALTH_TIMEOUT",
+    "LINGER",
     "MAX_CONNECTIONS",
     "MAX_IN_FLIGHT",
     "RETRY_AFTER",
@@ -84,6 +86,14 @@ EMBEDDED_WAITING = 256
 DATABASE_DEADLINE = 3.0
 #: B{Seconds} a 503 tells the client to wait (C{Retry-After}).
 RETRY_AFTER = 5
+#: B{Seconds} the database check of C{GET /healthz} may take: no more than
+#: a database call of the other routes, so that a hung database costs a
+#: load balancer's probe no more than any other request.
+HEALTH_TIMEOUT = 3.0
+#: B{Seconds} a connection refused with 413, 414 or 431 goes on reading
+#: (and dropping) what the client still sends before it closes, so that the
+#: client reads the answer rather than a reset.
+LINGER = 2.0
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
@@ -143,6 +153,11 @@ class APIConfig:
         take; past it 503 (a number > 0).
     @ivar retry_after: B{seconds} a 503 tells the client to wait
         (C{Retry-After}, C{int} >= 0).
+    @ivar health_timeout: B{seconds} the database check of C{GET /healthz}
+        may take; past it the database is reported down (a number > 0).
+    @ivar linger: B{seconds} a connection refused with 413, 414 or 431
+        reads and drops what the client still sends before it closes (a
+        number >= 0; 0 closes at the next reactor turn).
     @ivar app: the dotted path of the application factory,
         C{app(context) -> IResource}.
     @ivar filters: dotted paths of the filters,
@@ -166,6 +181,8 @@ class APIConfig:
     service_max_waiting: int = EMBEDDED_WAITING
     database_deadline: float = DATABASE_DEADLINE
     retry_after: int = RETRY_AFTER
+    health_timeout: float = HEALTH_TIMEOUT
+    linger: float = LINGER
     app: str = DEFAULT_APP
     filters: Tuple[str, ...] = DEFAULT_FILTERS
     tokens: Tuple[APIToken, ...] = ()
@@ -266,6 +283,8 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "service_max_waiting": _integer(0),
     "database_deadline": _number(0, positive=True),
     "retry_after": _integer(0),
+    "health_timeout": _number(0, positive=True),
+    "linger": _number(0),
     "app": _dotted_path,
     "filters": _dotted_paths,
     "tokens": lambda value: value,  # checked item by item in _tokens()

@@ -14,8 +14,9 @@ one, the URL is refused with a message naming the extra.
 
 Connections are checked before use (C{pool_pre_ping}), so a restarted
 database is picked up again by the next statement; connecting is bounded by
-C{connect_timeout} and, where the driver allows it, a dead server is noticed
-within a bounded time too.
+C{connect_timeout} and, where the driver allows it, a server that vanished
+is noticed within a bounded time too (PostgreSQL: TCP keepalives and
+C{tcp_user_timeout}, about 25 seconds either way).
 """
 
 import importlib.util
@@ -29,13 +30,19 @@ from sqlalchemy.pool import StaticPool
 
 from novasvc.exceptions import ConfigError
 
-# libpq TCP keepalives: a server that vanished mid-call is noticed within
-# about idle + interval * count seconds instead of the kernel's two hours.
+# libpq TCP keepalives: a server that vanished while a call waits for its
+# answer is noticed within about idle + interval * count seconds instead of
+# the kernel's two hours; tcp_user_timeout (milliseconds) does the same when
+# what was sent is never acknowledged (the host gone before the statement
+# reached it), instead of the kernel's retransmissions for about 15 minutes.
+# Neither ends a wait on a server that is there but does not answer (hung,
+# or a lock): the API gives up on such a call at its deadline.
 _PG_KEEPALIVES = {
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
+    "tcp_user_timeout": 25000,
 }
 
 

@@ -105,8 +105,9 @@ class SQLServiceStore:
         @type connect_timeout: C{float}
         @param query_timeout: on MySQL/MariaDB, the most B{seconds} to wait
             for the server's answer to one statement (driver read/write
-            timeouts). PostgreSQL uses TCP keepalives (about 25 seconds)
-            instead.
+            timeouts). PostgreSQL uses TCP keepalives and
+            C{tcp_user_timeout} (about 25 seconds) instead, which notice a
+            server that vanished, not one that is there and slow.
         @type query_timeout: C{float}
         @param auto_sync: let L{start} upgrade a database whose schema is
             out of date instead of refusing it (C{database.auto_sync}; see
