@@ -102,4 +102,4 @@ def make_worker(service: IService, options: Any, reactor: Any) -> IService:
         link = ParentLink(reactor, identity.channel_fd)
     reactor.callWhenRunning(_ignore_sigint)
     return HangupService(service, reactor, LogControl.from_options(options, reactor, log_format="json"),
-                         notifier=link, daemon=parent)
+                         notifier=link, daemon=parent, interrupt=False)

@@ -1,0 +1,353 @@
+"""
+Signals in every phase of a real C{twistd -n novasvc} process's start and
+stop, and the broker or the database lost during them
+(L{novasvc.process.launcher}, L{novasvc.core.service}).
+
+Each process runs L{tests._gate_manager.GateManager}, whose hooks and
+C{hold} requests wait while a gate file exists: the test reads the
+journal to know the phase, sends the signal there, then opens the gates.
+Every run is checked the same way (L{PhaseTestsMixin.assert_clean_end}):
+exit status 0 after SIGTERM or SIGINT, the pid file removed, no process
+left in the run's session (its workers), either ready then stopped or never
+consuming, C{cleanup_host} at most once and after the drain, and the
+services row as the README says (reported when the service was ready, none
+when it stopped before registering).
+
+The three signals of one phase run side by side (three processes), to keep
+the module affordable.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+
+from twisted.internet import defer, protocol, reactor
+from twisted.trial.unittest import TestCase
+
+from novasvc.rpc.client import RPCClient
+from novasvc.rpc.target import Target
+from novasvc.transport import AMQPTransport
+from novasvc.transport.url import TransportURL
+from tests._gate_manager import read_journal
+from tests._services import free_port, poll, require_service
+
+RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
+#: Seconds a stop may take, from its signal to the exit, when nothing holds it.
+STOP_DEADLINE = 15.0
+_SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP}
+
+
+def _twistd():
+    return os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def _environ():
+    env = {key: value for key, value in os.environ.items() if key != "NOTIFY_SOCKET"}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return env
+
+
+def _session(sid):
+    """
+    @return: the pids of the processes of session C{sid} still alive (not
+        zombies).
+    """
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(entry))
+    return pids
+
+
+class _Run:
+    """
+    One C{twistd -n novasvc} process running L{GateManager}, in a session
+    of its own, in a fresh directory with its gates, journal, pid file,
+    log and (by default) SQLite file.
+    """
+
+    def __init__(self, case, name, gates=(), transport_url=RABBIT, database=None, args=()):
+        self.name = name
+        self.dir = os.path.abspath(case.mktemp())
+        self.gates = os.path.join(self.dir, "gates")
+        os.makedirs(self.gates)
+        for gate in gates:
+            self.close(gate)
+        tag = uuid.uuid4().hex[:8]
+        self.host, self.exchange = f"phase-{tag}", f"novasvc-phase-{tag}"
+        self.dbpath = os.path.join(self.dir, "services.sqlite")
+        self.database = database or f"sqlite:///{self.dbpath}?timeout=0.2"
+        self.pidfile = os.path.join(self.dir, "twistd.pid")
+        self.logpath = os.path.join(self.dir, "twistd.log")
+        config = os.path.join(self.dir, "novasvc.yaml")
+        with open(config, "w") as f:
+            f.write(f"gates:\n  dir: {self.gates}\ngraceful_shutdown_timeout: 30\n")
+        with open(self.logpath, "wb") as log:
+            self.process = subprocess.Popen(
+                [_twistd(), "-n", f"--pidfile={self.pidfile}", "novasvc", f"--config={config}",
+                 "--manager=tests._gate_manager.GateManager", f"--host={self.host}",
+                 f"--transport-url={transport_url}", f"--control-exchange={self.exchange}",
+                 f"--database-connection={self.database}", "--no-periodic", "--report-interval=30",
+                 *args],
+                cwd=self.dir, env=_environ(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.process.pid
+        case.addCleanup(self.reap)
+
+    def reap(self):
+        for pid in _session(self.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            self.process.wait()
+
+    def close(self, gate):
+        open(os.path.join(self.gates, gate), "w").close()
+
+    def open(self, gate):
+        try:
+            os.remove(os.path.join(self.gates, gate))
+        except FileNotFoundError:
+            pass
+
+    def journal(self):
+        return [(event, name) for event, name, _ in read_journal(self.gates)]
+
+    def output(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, name):
+        self.process.send_signal(_SIGNALS[name])
+
+    def when(self, predicate, what, timeout=30):
+        def check():
+            if self.process.poll() is not None and not predicate():
+                raise AssertionError(f"{self.name} exited ({self.process.returncode}) before: {what}\n"
+                                     f"{self.output()}")
+            return predicate()
+
+        return poll(check, f"{self.name}: {what}", timeout=timeout, interval=0.02)
+
+    def entered(self, name):
+        return self.when(lambda: ("enter", name) in self.journal(), f"{name} entered")
+
+    def logged(self, text, timeout=30):
+        return self.when(lambda: text in self.output(), repr(text), timeout=timeout)
+
+    def exited(self, timeout=STOP_DEADLINE):
+        d = poll(lambda: self.process.poll() is not None, f"{self.name} exited", timeout=timeout,
+                 interval=0.02)
+        return d.addCallback(lambda _: self.process.returncode)
+
+    def row(self):
+        """
+        @return: C{(report_count, deleted)} of the service's row, or
+            C{None} when there is none.
+        """
+        db = sqlite3.connect(self.dbpath, timeout=5)
+        try:
+            return db.execute("SELECT report_count, deleted FROM services WHERE host = ?",
+                              (self.host,)).fetchone()
+        except sqlite3.OperationalError:
+            return None  # no services table: never opened
+        finally:
+            db.close()
+
+
+class _SilentBroker(protocol.Protocol):
+    """
+    A TCP peer that accepts and never answers: a broker that does not
+    complete the connection.
+    """
+
+
+class PhaseTestsMixin:
+    """
+    Starting runs, driving them to a phase, and the checks every run ends
+    with.
+    """
+
+    timeout = 120
+
+    def client(self, run):
+        transport = AMQPTransport(TransportURL.parse(RABBIT), reactor=reactor)
+        transport.start()
+        self.addCleanup(transport.stop)
+        return RPCClient(transport, Target(topic="echo", server=run.host), control_exchange=run.exchange,
+                         timeout=60, clock=reactor)
+
+    @defer.inlineCallbacks
+    def all_of(self, runs):
+        """
+        Wait for every run's C{Deferred} in C{runs} (a C{dict} by name);
+        fail naming each one that failed.
+        """
+        results = yield defer.DeferredList(list(runs.values()), consumeErrors=True)
+        failed = [f"--- {name}: {result.getErrorMessage()}" for name, (ok, result) in zip(runs, results)
+                  if not ok]
+        if failed:
+            self.fail("\n".join(failed))
+
+    @defer.inlineCallbacks
+    def assert_clean_end(self, run, code, *, ready, row):
+        """
+        Check how C{run} ended.
+
+        @param code: its exit status.
+        @param ready: whether it must have been ready (else it must never
+            have consumed: no C{post_start_hook}, no "ready" line, "Stopped
+            before the service was ready" logged).
+        @param row: C{"reported"} (a row, not deleted, reported at least
+            once), C{"none"} (no row), or C{None} (not checked).
+        """
+        out = run.output()
+        journal = run.journal()
+        self.assertEqual(code, 0, f"{run.name}:\n{out}")
+        self.assertFalse(os.path.exists(run.pidfile), f"{run.name}: the pid file is left\n{out}")
+        left = yield poll(lambda: not _session(run.pid), f"{run.name}: no process left", timeout=10,
+                          interval=0.05).addErrback(lambda _: _session(run.pid))
+        self.assertIn(left, (True, []), f"{run.name}: processes left: {left}")
+        self.assertNotIn("Traceback", out, run.name)
+        if ready:
+            self.assertIn("is ready", out, run.name)
+        else:
+            self.assertNotIn("is ready", out, run.name)
+            self.assertNotIn(("enter", "post_start_hook"), journal, f"{run.name}: consumed\n{out}")
+            self.assertIn("Stopped before the service was ready", out, run.name)
+        cleanups = [i for i, entry in enumerate(journal) if entry == ("enter", "cleanup_host")]
+        self.assertLessEqual(len(cleanups), 1, f"{run.name}: {journal}")
+        if cleanups:
+            self.assertIn(("enter", "init_host"), journal[:cleanups[0]], run.name)
+            requests = [name for event, name in journal if name.startswith("hold:")]
+            finished = [name for event, name in journal[:cleanups[0]] if event == "leave"]
+            self.assertTrue(all(name in finished for name in requests),
+                            f"{run.name}: cleanup_host before the drain: {journal}")
+        if row == "reported":
+            count, deleted = run.row()
+            self.assertGreaterEqual(count, 1, run.name)
+            self.assertEqual(deleted, 0, run.name)
+        elif row == "none":
+            self.assertIsNone(run.row(), run.name)
+
+
+class StartPhaseTests(PhaseTestsMixin, TestCase):
+    """
+    SIGTERM, SIGINT and SIGHUP in each phase of the start.
+    """
+
+    def setUp(self):
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+
+    @defer.inlineCallbacks
+    def each_signal(self, reach, finish, **expected):
+        """
+        Start one run per signal, drive each with C{reach(run)} to the
+        phase, send the signal, then C{finish(run)}; a SIGHUP run must
+        reset, become ready and stop on a SIGTERM; the others must stop.
+
+        @param expected: for L{assert_clean_end} after SIGTERM or SIGINT.
+        """
+        runs = {name: self.make_run(name) for name in _SIGNALS}
+
+        @defer.inlineCallbacks
+        def drive(name, run):
+            yield reach(run)
+            run.signal(name)
+            if name == "HUP":
+                yield run.logged("SIGHUP received")
+                yield finish(run)
+                yield run.logged("is ready")
+                self.assertIn(("reset", "-"), run.journal())
+                run.signal("TERM")
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=True, row="reported")
+            else:
+                yield run.logged("Stopping")
+                yield finish(run)
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, **expected)
+
+        yield self.all_of({name: drive(name, run) for name, run in runs.items()})
+
+    @defer.inlineCallbacks
+    def test_before_the_broker_connects(self):
+        """
+        When a signal arrives while the broker does not answer the
+        connection (the service registered, waiting to consume), then
+        SIGTERM and SIGINT stop it with status 0 before it consumed, and
+        SIGHUP resets it and it starts once the broker is there.
+        """
+        self.silent = reactor.listenTCP(0, protocol.Factory.forProtocol(_SilentBroker), interface="127.0.0.1")
+        self.addCleanup(self.silent.stopListening)
+        port = self.silent.getHost().port
+
+        def make_run(name):
+            # SIGHUP's run gets the real broker after the signal, through
+            # the second host of its URL.
+            url = f"rabbit://guest:guest@127.0.0.1:{port},guest:guest@127.0.0.1:5672/"
+            return _Run(self, name, transport_url=url if name == "HUP" else
+                        f"rabbit://guest:guest@127.0.0.1:{port}/")
+
+        self.make_run = make_run
+        yield self.each_signal(lambda run: run.when(lambda: ("leave", "pre_start_hook") in run.journal(),
+                                                    "registered"),
+                               lambda run: None, ready=False, row=None)
+
+    @defer.inlineCallbacks
+    def test_init_host(self):
+        """
+        When a signal arrives while init_host runs, then SIGTERM and
+        SIGINT stop the service with status 0 without a row, and SIGHUP
+        resets it and it starts.
+        """
+        self.make_run = lambda name: _Run(self, name, gates=["init_host"])
+        yield self.each_signal(lambda run: run.entered("init_host"), lambda run: run.open("init_host"),
+                               ready=False, row="none")
+
+    @defer.inlineCallbacks
+    def test_registration(self):
+        """
+        When a signal arrives while the service's row is being written
+        (the database locked by another writer: the create is retried),
+        then SIGTERM and SIGINT stop the service with status 0 without a
+        row, and SIGHUP resets it and it starts once the lock is gone.
+        """
+        self.make_run = lambda name: _Run(self, name, gates=["init_host"])
+        locks = {}
+
+        @defer.inlineCallbacks
+        def reach(run):
+            yield run.entered("init_host")
+            lock = locks[run.name] = sqlite3.connect(run.dbpath, timeout=5, isolation_level=None)
+            lock.execute("BEGIN EXCLUSIVE")
+            run.open("init_host")
+            yield run.logged("Could not create the service record")
+
+        def finish(run):
+            locks[run.name].execute("ROLLBACK")
+            locks[run.name].close()
+
+        yield self.each_signal(reach, finish, ready=False, row="none")
+
+    @defer.inlineCallbacks
+    def test_ready(self):
+        """
+        When a signal arrives once the service is ready, then SIGTERM and
+        SIGINT stop it with status 0 (its row kept, reported), and SIGHUP
+        resets it.
+        """
+        self.make_run = lambda name: _Run(self, name)
+        yield self.each_signal(lambda run: run.logged("is ready"), lambda run: None, ready=True, row="reported")
