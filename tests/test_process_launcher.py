@@ -457,6 +457,29 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.queued, [])
         self.assertEqual(signal.getsignal(signal.SIGTERM), previous)
 
+    def test_sighup_while_stopping(self) -> None:
+        """
+        When SIGHUP arrives during a stop that SIGTERM began, and again
+        once the child has stopped, then each is logged, nothing is reset,
+        and the previous SIGHUP handler (by default one that ends the
+        process) is never reached.
+        """
+        stopping = defer.Deferred()
+        self.patch(self.child, "stopService", lambda: stopping)
+        self.service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        stopped = self.service.stopService()
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        self.assertEqual((self.child.resets, self.previous), (0, []))
+        self.assertEqual(self.lines.count("SIGHUP received while stopping: nothing is reset"), 2)
+
     def test_reset_error_logged(self) -> None:
         """
         When C{reset()} raises or fails, then the error is logged and the

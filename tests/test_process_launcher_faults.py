@@ -202,7 +202,7 @@ class PhaseTestsMixin:
             self.fail("\n".join(failed))
 
     @defer.inlineCallbacks
-    def assert_clean_end(self, run, code, *, ready, row):
+    def assert_clean_end(self, run, code, *, ready, row, drained=True):
         """
         Check how C{run} ended.
 
@@ -212,6 +212,9 @@ class PhaseTestsMixin:
             before the service was ready" logged).
         @param row: C{"reported"} (a row, not deleted, reported at least
             once), C{"none"} (no row), or C{None} (not checked).
+        @param drained: whether every request must have finished before
+            C{cleanup_host} (C{False} after a stop now: they are left
+            unfinished, never acknowledged).
         """
         out = run.output()
         journal = run.journal()
@@ -229,7 +232,7 @@ class PhaseTestsMixin:
             self.assertIn("Stopped before the service was ready", out, run.name)
         cleanups = [i for i, entry in enumerate(journal) if entry == ("enter", "cleanup_host")]
         self.assertLessEqual(len(cleanups), 1, f"{run.name}: {journal}")
-        if cleanups:
+        if cleanups and drained:
             self.assertIn(("enter", "init_host"), journal[:cleanups[0]], run.name)
             requests = [name for event, name in journal if name.startswith("hold:")]
             finished = [name for event, name in journal[:cleanups[0]] if event == "leave"]
@@ -351,3 +354,109 @@ class StartPhaseTests(PhaseTestsMixin, TestCase):
         """
         self.make_run = lambda name: _Run(self, name)
         yield self.each_signal(lambda run: run.logged("is ready"), lambda run: None, ready=True, row="reported")
+
+
+class StopPhaseTests(PhaseTestsMixin, TestCase):
+    """
+    SIGTERM, SIGINT and SIGHUP while a request runs, during the drain of
+    a graceful stop, and during C{cleanup_host}.
+    """
+
+    def setUp(self):
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+
+    @defer.inlineCallbacks
+    def ready_with_request(self, run):
+        """
+        Wait until C{run} is ready, then call C{hold} on it and wait until
+        the request runs.
+
+        @return: the call's C{Deferred}.
+        """
+        yield run.logged("is ready")
+        call = self.client(run).call({}, "hold", key="k1")
+        yield run.entered("hold:k1")
+        return call
+
+    @defer.inlineCallbacks
+    def test_request_running(self):
+        """
+        When a signal arrives while a call runs, then SIGTERM and SIGINT
+        drain it (the caller gets its result) before cleanup_host and exit
+        0; SIGHUP resets the service and the call finishes too.
+        """
+        @defer.inlineCallbacks
+        def drive(name):
+            run = _Run(self, name, gates=["request"])
+            call = yield self.ready_with_request(run)
+            run.signal(name)
+            yield run.logged("SIGHUP received" if name == "HUP" else "Stopping")
+            self.assertNotIn(("enter", "cleanup_host"), run.journal(), name)
+            run.open("request")
+            self.assertEqual((yield call), "k1")
+            if name == "HUP":
+                self.assertIn(("reset", "-"), run.journal())
+                run.signal("TERM")
+            code = yield run.exited()
+            yield self.assert_clean_end(run, code, ready=True, row="reported")
+
+        yield self.all_of({name: drive(name) for name in _SIGNALS})
+
+    @defer.inlineCallbacks
+    def test_drain(self):
+        """
+        When a second signal arrives while a graceful stop waits for a
+        request, then SIGTERM and SIGINT stop now (exit 0 at once, the
+        request left unfinished), and SIGHUP changes nothing: the drain
+        ends with the request, then cleanup_host, then exit 0.
+        """
+        @defer.inlineCallbacks
+        def drive(name):
+            run = _Run(self, name, gates=["request"])
+            call = yield self.ready_with_request(run)
+            call.addErrback(lambda _: None)
+            run.signal("TERM")
+            yield run.logged("Stopping")
+            run.signal(name)
+            if name == "HUP":
+                yield run.logged("SIGHUP received")
+                self.assertIsNone(run.process.poll(), run.output())
+                run.open("request")
+                self.assertEqual((yield call), "k1")
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=True, row="reported")
+            else:
+                yield run.logged(f"SIG{name} received again: stopping now")
+                code = yield run.exited()
+                call.cancel()
+                self.assertNotIn(("leave", "hold:k1"), run.journal(), name)
+                yield self.assert_clean_end(run, code, ready=True, row="reported", drained=False)
+
+        yield self.all_of({name: drive(name) for name in _SIGNALS})
+
+    @defer.inlineCallbacks
+    def test_cleanup_host(self):
+        """
+        When a second signal arrives while cleanup_host runs in a graceful
+        stop, then SIGTERM and SIGINT stop now (exit 0 without waiting for
+        cleanup_host), and SIGHUP changes nothing: the stop goes on once
+        cleanup_host returns, then exit 0.
+        """
+        @defer.inlineCallbacks
+        def drive(name):
+            run = _Run(self, name, gates=["cleanup_host"])
+            yield run.logged("is ready")
+            run.signal("TERM")
+            yield run.entered("cleanup_host")
+            run.signal(name)
+            if name == "HUP":
+                yield run.logged("SIGHUP received")
+                self.assertIsNone(run.process.poll(), run.output())
+                run.open("cleanup_host")
+            else:
+                yield run.logged(f"SIG{name} received again: stopping now")
+            code = yield run.exited()
+            self.assertEqual(("leave", "cleanup_host") in run.journal(), name == "HUP", name)
+            yield self.assert_clean_end(run, code, ready=True, row="reported")
+
+        yield self.all_of({name: drive(name) for name in _SIGNALS})

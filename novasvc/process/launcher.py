@@ -249,10 +249,12 @@ class HangupService(MultiService):
 
     def stopService(self) -> defer.Deferred:
         """
-        Stop the child; put the previous SIGHUP handler back at once, and
-        the previous SIGTERM (and SIGINT) handler once the child has stopped
-        (unless the stop came from one of them: the process is ending, and a
-        later one must not reach twistd's handler).
+        Stop the child; put the previous SIGHUP, SIGTERM (and SIGINT)
+        handlers back once the child has stopped, unless the stop came from
+        SIGTERM or SIGINT: the process is ending, and a later signal must
+        not end it with that signal's default action (SIGHUP's kills the
+        process, leaving the stop half done and the pid file behind). A
+        SIGHUP while stopping resets nothing; it is logged.
 
         @return: a C{Deferred} firing with the child's stop result, or with
             C{None} C{stop_now_grace} seconds after a second SIGTERM; a stop
@@ -261,7 +263,6 @@ class HangupService(MultiService):
         """
         if self._stop is not None:
             return self._stop.observe()
-        self._restore(getattr(signal, "SIGHUP", -1))
         self._notifier.stopping()
         Service.stopService(self)
         self._stopping = stopping = defer.Deferred()
@@ -279,7 +280,7 @@ class HangupService(MultiService):
         if call is not None and call.active():
             call.cancel()
         if not self._terminating:
-            for signum in self._stop_signals:
+            for signum in (*self._stop_signals, getattr(signal, "SIGHUP", -1)):
                 self._restore(signum)
         if not stopping.called:
             stopping.callback(result)
@@ -335,6 +336,9 @@ class HangupService(MultiService):
         self._reactor.callFromThread(self._reset)
 
     def _reset(self) -> defer.Deferred:
+        if not self.running:
+            _log.info("SIGHUP received while stopping: nothing is reset")
+            return defer.succeed(None)
         _log.info("SIGHUP received: resetting the service")
         if self.logs is not None:
             self.logs.reread()
