@@ -125,12 +125,29 @@ class _Run:
     def journal(self):
         return [(event, name) for event, name, _ in read_journal(self.gates)]
 
+    def journals(self):
+        """
+        @return: the journal of each process (its workers, or itself) by
+            pid, as L{journal}'s entries.
+        """
+        by_pid = {}
+        for event, name, pid in read_journal(self.gates):
+            by_pid.setdefault(pid, []).append((event, name))
+        return by_pid
+
     def output(self):
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def signal(self, name):
-        self.process.send_signal(_SIGNALS[name])
+    def signal(self, name, group=False):
+        """
+        Send SIGC{name} to the process, or to its whole process group (as
+        a Ctrl-C in a terminal does).
+        """
+        if group:
+            os.killpg(self.pid, _SIGNALS[name])
+        else:
+            self.process.send_signal(_SIGNALS[name])
 
     def when(self, predicate, what, timeout=30):
         def check():
@@ -217,7 +234,6 @@ class PhaseTestsMixin:
             unfinished, never acknowledged).
         """
         out = run.output()
-        journal = run.journal()
         self.assertEqual(code, 0, f"{run.name}:\n{out}")
         self.assertFalse(os.path.exists(run.pidfile), f"{run.name}: the pid file is left\n{out}")
         left = yield poll(lambda: not _session(run.pid), f"{run.name}: no process left", timeout=10,
@@ -228,16 +244,18 @@ class PhaseTestsMixin:
             self.assertIn("is ready", out, run.name)
         else:
             self.assertNotIn("is ready", out, run.name)
-            self.assertNotIn(("enter", "post_start_hook"), journal, f"{run.name}: consumed\n{out}")
             self.assertIn("Stopped before the service was ready", out, run.name)
-        cleanups = [i for i, entry in enumerate(journal) if entry == ("enter", "cleanup_host")]
-        self.assertLessEqual(len(cleanups), 1, f"{run.name}: {journal}")
-        if cleanups and drained:
-            self.assertIn(("enter", "init_host"), journal[:cleanups[0]], run.name)
-            requests = [name for event, name in journal if name.startswith("hold:")]
-            finished = [name for event, name in journal[:cleanups[0]] if event == "leave"]
-            self.assertTrue(all(name in finished for name in requests),
-                            f"{run.name}: cleanup_host before the drain: {journal}")
+        for pid, journal in run.journals().items():
+            if not ready:
+                self.assertNotIn(("enter", "post_start_hook"), journal, f"{run.name}: consumed\n{out}")
+            cleanups = [i for i, entry in enumerate(journal) if entry == ("enter", "cleanup_host")]
+            self.assertLessEqual(len(cleanups), 1, f"{run.name}: {journal}")
+            if cleanups and drained:
+                self.assertIn(("enter", "init_host"), journal[:cleanups[0]], run.name)
+                requests = [name for event, name in journal if name.startswith("hold:")]
+                finished = [name for event, name in journal[:cleanups[0]] if event == "leave"]
+                self.assertTrue(all(name in finished for name in requests),
+                                f"{run.name} (pid {pid}): cleanup_host before the drain: {journal}")
         if row == "reported":
             count, deleted = run.row()
             self.assertGreaterEqual(count, 1, run.name)
@@ -458,5 +476,80 @@ class StopPhaseTests(PhaseTestsMixin, TestCase):
             code = yield run.exited()
             self.assertEqual(("leave", "cleanup_host") in run.journal(), name == "HUP", name)
             yield self.assert_clean_end(run, code, ready=True, row="reported")
+
+        yield self.all_of({name: drive(name) for name in _SIGNALS})
+
+
+class WorkerPhaseTests(PhaseTestsMixin, TestCase):
+    """
+    The same signals to the supervising parent of two workers (SIGINT to
+    the whole process group, as a Ctrl-C in a terminal), during init_host
+    and during the drain of a stop.
+    """
+
+    def setUp(self):
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+
+    def in_both(self, run, event, name):
+        return run.when(lambda: sum((event, name) in j for j in run.journals().values()) == 2,
+                        f"both workers: {event} {name}")
+
+    @defer.inlineCallbacks
+    def test_init_host(self):
+        """
+        When a signal reaches the parent while both workers run init_host,
+        then SIGTERM and SIGINT stop them all with status 0, no row and no
+        process left, and SIGHUP resets each worker, which then start.
+        """
+        @defer.inlineCallbacks
+        def drive(name):
+            run = _Run(self, name, gates=["init_host"], args=["--workers=2"])
+            yield self.in_both(run, "enter", "init_host")
+            run.signal(name, group=name == "INT")
+            if name == "HUP":
+                yield run.when(lambda: sum(("reset", "-") in j for j in run.journals().values()) == 2,
+                               "both workers reset")
+                run.open("init_host")
+                yield run.logged("All 2 workers are ready")
+                run.signal("TERM")
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=True, row="reported")
+            else:
+                yield run.logged("Stopping 2 workers")
+                run.open("init_host")
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=False, row="none")
+
+        yield self.all_of({name: drive(name) for name in _SIGNALS})
+
+    @defer.inlineCallbacks
+    def test_drain(self):
+        """
+        When a second signal reaches the parent while one worker drains a
+        request, then SIGTERM and SIGINT stop now (exit 0, no process
+        left), and SIGHUP changes nothing: the request finishes, then
+        cleanup_host, then exit 0.
+        """
+        @defer.inlineCallbacks
+        def drive(name):
+            run = _Run(self, name, gates=["request"], args=["--workers=2"])
+            yield run.logged("All 2 workers are ready")
+            call = self.client(run).call({}, "hold", key="k1")
+            call.addErrback(lambda _: None)
+            yield run.entered("hold:k1")
+            run.signal("TERM")
+            yield run.logged("Stopping 2 workers")
+            run.signal(name, group=name == "INT")
+            if name == "HUP":
+                yield run.logged("SIGHUP received while stopping")
+                run.open("request")
+                self.assertEqual((yield call), "k1")
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=True, row="reported")
+            else:
+                yield run.logged(f"SIG{name} received again: stopping now")
+                code = yield run.exited()
+                call.cancel()
+                yield self.assert_clean_end(run, code, ready=True, row="reported", drained=False)
 
         yield self.all_of({name: drive(name) for name in _SIGNALS})
