@@ -25,7 +25,10 @@ import sys
 import time
 import uuid
 
+import sqlalchemy as sa
 from twisted.internet import defer, protocol, reactor
+from twisted.internet.threads import deferToThread
+from twisted.protocols import portforward
 from twisted.trial.unittest import TestCase
 
 from novasvc.rpc.client import RPCClient
@@ -33,7 +36,8 @@ from novasvc.rpc.target import Target
 from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._gate_manager import read_journal
-from tests._services import free_port, poll, require_service
+from tests._services import poll, require_service
+from tests.test_faults_lifecycle import _PostgresCluster
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 #: Seconds a stop may take, from its signal to the exit, when nothing holds it.
@@ -77,7 +81,7 @@ class _Run:
     log and (by default) SQLite file.
     """
 
-    def __init__(self, case, name, gates=(), transport_url=RABBIT, database=None, args=()):
+    def __init__(self, case, name, gates=(), transport_url=RABBIT, database=None, args=(), grace=30):
         self.name = name
         self.dir = os.path.abspath(case.mktemp())
         self.gates = os.path.join(self.dir, "gates")
@@ -92,7 +96,7 @@ class _Run:
         self.logpath = os.path.join(self.dir, "twistd.log")
         config = os.path.join(self.dir, "novasvc.yaml")
         with open(config, "w") as f:
-            f.write(f"gates:\n  dir: {self.gates}\ngraceful_shutdown_timeout: 30\n")
+            f.write(f"gates:\n  dir: {self.gates}\ngraceful_shutdown_timeout: {grace}\n")
         with open(self.logpath, "wb") as log:
             self.process = subprocess.Popen(
                 [_twistd(), "-n", f"--pidfile={self.pidfile}", "novasvc", f"--config={config}",
@@ -174,14 +178,16 @@ class _Run:
         @return: C{(report_count, deleted)} of the service's row, or
             C{None} when there is none.
         """
-        db = sqlite3.connect(self.dbpath, timeout=5)
+        engine = sa.create_engine(self.database, poolclass=sa.pool.NullPool)
         try:
-            return db.execute("SELECT report_count, deleted FROM services WHERE host = ?",
-                              (self.host,)).fetchone()
-        except sqlite3.OperationalError:
+            with engine.connect() as conn:
+                row = conn.execute(sa.text("SELECT report_count, deleted FROM services WHERE host = :host"),
+                                   {"host": self.host}).fetchone()
+        except sa.exc.OperationalError:
             return None  # no services table: never opened
         finally:
-            db.close()
+            engine.dispose()
+        return None if row is None else tuple(row)
 
 
 class _SilentBroker(protocol.Protocol):
@@ -205,6 +211,19 @@ class PhaseTestsMixin:
         self.addCleanup(transport.stop)
         return RPCClient(transport, Target(topic="echo", server=run.host), control_exchange=run.exchange,
                          timeout=60, clock=reactor)
+
+    @defer.inlineCallbacks
+    def ready_with_request(self, run):
+        """
+        Wait until C{run} is ready, then call C{hold} on it and wait until
+        the request runs.
+
+        @return: the call's C{Deferred}.
+        """
+        yield run.logged("is ready")
+        call = self.client(run).call({}, "hold", key="k1")
+        yield run.entered("hold:k1")
+        return call
 
     @defer.inlineCallbacks
     def all_of(self, runs):
@@ -384,19 +403,6 @@ class StopPhaseTests(PhaseTestsMixin, TestCase):
         require_service("RabbitMQ", "127.0.0.1", 5672)
 
     @defer.inlineCallbacks
-    def ready_with_request(self, run):
-        """
-        Wait until C{run} is ready, then call C{hold} on it and wait until
-        the request runs.
-
-        @return: the call's C{Deferred}.
-        """
-        yield run.logged("is ready")
-        call = self.client(run).call({}, "hold", key="k1")
-        yield run.entered("hold:k1")
-        return call
-
-    @defer.inlineCallbacks
     def test_request_running(self):
         """
         When a signal arrives while a call runs, then SIGTERM and SIGINT
@@ -553,3 +559,125 @@ class WorkerPhaseTests(PhaseTestsMixin, TestCase):
                 yield self.assert_clean_end(run, code, ready=True, row="reported", drained=False)
 
         yield self.all_of({name: drive(name) for name in _SIGNALS})
+
+
+class _Relay:
+    """
+    A TCP relay from a free local port to a server on 127.0.0.1, which the
+    test cuts: every connection through it is aborted (a reset, as when the
+    server's host dies) and its port closed, so new connections are
+    refused.
+
+    @ivar port: the relay's port.
+    """
+
+    def __init__(self, port):
+        servers = self._servers = []
+
+        class Server(portforward.ProxyServer):
+            def connectionMade(self):
+                servers.append(self)
+                portforward.ProxyServer.connectionMade(self)
+
+        factory = portforward.ProxyFactory("127.0.0.1", port)
+        factory.protocol = Server
+        self._listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.port = self._listening.getHost().port
+
+    def cut(self):
+        """
+        @return: a C{Deferred} firing once the port is closed.
+        """
+        closed = defer.maybeDeferred(self._listening.stopListening)
+        for server in self._servers:
+            for side in (server, server.peer):
+                if side is not None and side.transport is not None:
+                    side.transport.abortConnection()
+        return closed
+
+
+class LossTests(PhaseTestsMixin, TestCase):
+    """
+    The broker, then the database, lost while one service runs init_host
+    and another drains a request in its graceful stop.
+    """
+
+    @defer.inlineCallbacks
+    def test_broker_lost(self):
+        """
+        When the broker's connections are cut (and new ones refused) while
+        one service runs init_host and another drains a call, then the
+        first registers, waits for the broker, and on SIGTERM stops with
+        status 0 without consuming; the second finishes the call, waits
+        for its reply to leave at most graceful_shutdown_timeout (the
+        broker may come back), runs cleanup_host after it and exits 0
+        (SIGINT).
+
+        A broker node of the test's own (L{tests._rabbitmq_node}) took 28 s
+        to boot on the 2-core machine this was written on; the relay shows
+        the service the same loss (its connections reset, then refused).
+        """
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        relay = _Relay(5672)
+        self.addCleanup(relay.cut)
+        url = f"rabbit://guest:guest@127.0.0.1:{relay.port}/"
+        starting = _Run(self, "starting", gates=["init_host"], transport_url=url)
+        stopping = _Run(self, "stopping", gates=["request"], transport_url=url, grace=3)
+        yield starting.entered("init_host")
+        yield starting.logged("Connected to AMQP broker")
+        call = yield self.ready_with_request(stopping)
+        call.addErrback(lambda _: None)  # the reply cannot leave: the broker is gone
+        stopping.signal("INT")
+        yield stopping.logged("Stopping")
+        yield relay.cut()
+        cut_at = time.monotonic()
+        starting.open("init_host")
+        stopping.open("request")
+        yield starting.when(lambda: ("leave", "pre_start_hook") in starting.journal(), "registered")
+        starting.signal("TERM")
+        codes = yield defer.gatherResults([starting.exited(), stopping.exited()])
+        seconds = time.monotonic() - cut_at
+        call.cancel()
+        yield self.assert_clean_end(starting, codes[0], ready=False, row=None)
+        self.assertEqual(starting.row(), (0, 0))  # registered, never reported
+        yield self.assert_clean_end(stopping, codes[1], ready=True, row="reported")
+        self.assertIn(("leave", "hold:k1"), stopping.journal())
+        self.assertIn("1 request(s) still running after 3.0 s", stopping.output())
+        print(f"\n  broker cut: both exited 0, {seconds:.1f} s after the cut")
+
+    @defer.inlineCallbacks
+    def test_database_lost(self):
+        """
+        When PostgreSQL (a cluster of the test's own) stops while one
+        service runs init_host and another drains a call, then the first
+        retries its row, and on SIGINT stops with status 0 without a row;
+        the second finishes the call (the caller gets it), runs
+        cleanup_host after it and exits 0 (SIGTERM), its row kept.
+        """
+        require_service("RabbitMQ", "127.0.0.1", 5672)
+        cluster = _PostgresCluster()
+        self.addCleanup(deferToThread, cluster.remove)
+        yield deferToThread(cluster.init)
+        yield deferToThread(cluster.start)
+        starting = _Run(self, "starting", gates=["init_host"], database=cluster.url)
+        stopping = _Run(self, "stopping", gates=["request"], database=cluster.url)
+        yield starting.entered("init_host")
+        call = yield self.ready_with_request(stopping)
+        stopping.signal("TERM")
+        yield stopping.logged("Stopping")
+        yield deferToThread(cluster.stop, "immediate")
+        lost_at = time.monotonic()
+        starting.open("init_host")
+        stopping.open("request")
+        yield starting.logged("Could not create the service record")
+        starting.signal("INT")
+        self.assertEqual((yield call), "k1")
+        codes = yield defer.gatherResults([starting.exited(), stopping.exited()])
+        seconds = time.monotonic() - lost_at
+        yield self.assert_clean_end(starting, codes[0], ready=False, row=None)
+        yield self.assert_clean_end(stopping, codes[1], ready=True, row=None)
+        yield deferToThread(cluster.start)
+        self.assertIsNone((yield deferToThread(starting.row)))
+        count, deleted = yield deferToThread(stopping.row)
+        self.assertEqual((count >= 1, deleted), (True, 0))
+        print(f"\n  database stopped: both exited 0, {seconds:.1f} s after")
