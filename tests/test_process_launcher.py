@@ -268,6 +268,24 @@ class HangupServiceTests(SynchronousTestCase):
         stopping.callback(None)
         self.successResultOf(stopped)
 
+    def test_signals_before_the_reactor_runs(self) -> None:
+        """
+        When SIGTERM and SIGINT arrive after the service started but before
+        the reactor runs (twistd starts the service first), then neither
+        reaches the handlers that were there before (by default: death, or
+        C{KeyboardInterrupt}): once the reactor runs, the first stops it
+        and the second stops now.
+        """
+        before: List[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: before.append(signum))
+        self.service.startService()
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+        self.reactor.run()
+        self.assertEqual((before, self.reactor.stopped, self.child.hurried), ([], 1, 1))
+        self.successResultOf(self.service.stopService())
+
     def test_sigint_left_alone(self) -> None:
         """
         When the service is made with C{interrupt=False} (a worker), then

@@ -559,6 +559,34 @@ class WorkerPhaseTests(PhaseTestsMixin, TestCase):
         yield self.all_of({name: drive(name) for name in _SIGNALS})
 
 
+    @defer.inlineCallbacks
+    def test_boot(self):
+        """
+        When a signal reaches the parent (SIGINT: the whole group) while
+        its workers are still starting Python, before their reactor runs,
+        then SIGTERM and SIGINT stop them all with status 0 and no process
+        left, and SIGHUP kills no worker: both become ready without a
+        restart, then reset.
+        """
+        @defer.inlineCallbacks
+        def drive(name):
+            run = _Run(self, name, args=["--workers=2"])
+            yield run.logged("Started worker 2")
+            run.signal(name, group=name == "INT")
+            if name == "HUP":
+                yield run.logged("All 2 workers are ready")
+                self.assertNotIn("killed by signal", run.output())
+                yield run.when(lambda: sum(("reset", "-") in j for j in run.journals().values()) == 2,
+                               "both workers reset once ready")
+                run.signal("TERM")
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=True, row="reported")
+            else:
+                code = yield run.exited()
+                yield self.assert_clean_end(run, code, ready=False, row="none")
+
+        yield self.all_of({name: drive(name) for name in _SIGNALS})
+
 class _Relay:
     """
     A TCP relay from a free local port to a server on 127.0.0.1, which the

@@ -12,7 +12,7 @@ apply.
 import os
 import signal
 import sys
-from typing import Any, Callable, Dict, MutableMapping, Optional
+from typing import Any, Callable, Dict, MutableMapping, Optional, Set
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
@@ -123,6 +123,7 @@ class HangupService(MultiService):
         self._traceback = traceback
         self._stop_signals = (signal.SIGTERM, signal.SIGINT) if interrupt else (signal.SIGTERM,)
         self._previous: Dict[int, Any] = {}
+        self._unhandled: Set[int] = set()
         self._status_pipe: Optional[int] = None
         self._ready_call: Optional[Any] = None
         self._give_up_call: Optional[Any] = None
@@ -139,10 +140,14 @@ class HangupService(MultiService):
 
     def startService(self) -> defer.Deferred:
         """
-        Start the child and install the SIGHUP handler; once the reactor
-        runs (after it installed its own handlers), install the SIGTERM (and
-        SIGINT) one.
-        In daemon mode, take over twistd's status pipe, so that twistd does
+        Install the SIGHUP, SIGTERM (and SIGINT) handlers, then start the
+        child; once the reactor runs, install the SIGTERM one again (the
+        reactor installs its own as it starts). A signal that arrives
+        before the reactor runs (twistd starts the service first) is thus
+        handled when it runs, as any other: without the early handlers,
+        SIGTERM would kill the process at once and SIGINT raise
+        C{KeyboardInterrupt}, leaving the workers a supervising parent has
+        just started without their parent's stop. In daemon mode, take over twistd's status pipe, so that twistd does
         not report success before the service is ready.
 
         @return: a C{Deferred} firing with the child's start result, or with
@@ -158,11 +163,12 @@ class HangupService(MultiService):
             self._ready_call = self._reactor.callLater(self._ready_wait, self._not_ready_yet)
         if self.logs is not None:
             self.logs.start()
-        d = defer.maybeDeferred(self.service.startService)
-        d.addCallbacks(self._started, self._start_failed)
         self._install(getattr(signal, "SIGHUP", None), self._on_hangup)
         for signum in self._stop_signals:
+            self._install(signum, self._on_terminate)
             self._reactor.callWhenRunning(self._install, signum, self._on_terminate)
+        d = defer.maybeDeferred(self.service.startService)
+        d.addCallbacks(self._started, self._start_failed)
         return d
 
     def _take_status_pipe(self) -> Optional[int]:
@@ -210,9 +216,12 @@ class HangupService(MultiService):
         try:
             previous = signal.signal(signum, handler)
         except ValueError:
-            _log.warn("Not in the main thread: signal {signum} is not handled", signum=signum)
+            if signum not in self._unhandled:
+                self._unhandled.add(signum)
+                _log.warn("Not in the main thread: signal {signum} is not handled", signum=signum)
             return
-        self._previous[signum] = signal.SIG_DFL if previous is None else previous
+        if previous != handler:  # (installed again: what came before it is known)
+            self._previous[signum] = signal.SIG_DFL if previous is None else previous
 
     def _restore(self, signum: int) -> None:
         if signum in self._previous:
