@@ -313,7 +313,7 @@ class StartPhaseTests(PhaseTestsMixin, TestCase):
                 yield finish(run)
                 if hup_ready:
                     yield run.logged("is ready")
-                self.assertIn(("reset", "-"), run.journal())
+                yield run.when(lambda: ("reset", "-") in run.journal(), "reset")
                 run.signal("TERM")
                 code = yield run.exited()
                 yield self.assert_clean_end(run, code, **(dict(ready=True, row="reported") if hup_ready
@@ -416,7 +416,7 @@ class StopPhaseTests(PhaseTestsMixin, TestCase):
             run.open("request")
             self.assertEqual((yield call), "k1")
             if name == "HUP":
-                self.assertIn(("reset", "-"), run.journal())
+                yield run.when(lambda: ("reset", "-") in run.journal(), "reset")
                 run.signal("TERM")
             code = yield run.exited()
             yield self.assert_clean_end(run, code, ready=True, row="reported")
@@ -502,7 +502,7 @@ class WorkerPhaseTests(PhaseTestsMixin, TestCase):
         """
         When a signal reaches the parent while both workers run init_host,
         then SIGTERM and SIGINT stop them all with status 0, no row and no
-        process left, and SIGHUP resets each worker, which then start.
+        process left, and SIGHUP resets each worker once it has started.
         """
         @defer.inlineCallbacks
         def drive(name):
@@ -510,10 +510,12 @@ class WorkerPhaseTests(PhaseTestsMixin, TestCase):
             yield self.in_both(run, "enter", "init_host")
             run.signal(name, group=name == "INT")
             if name == "HUP":
-                yield run.when(lambda: sum(("reset", "-") in j for j in run.journals().values()) == 2,
-                               "both workers reset")
+                # Sent on to each worker once it is ready.
+                yield run.logged("Forwarding SIGHUP to 2 workers")
                 run.open("init_host")
                 yield run.logged("All 2 workers are ready")
+                yield run.when(lambda: sum(("reset", "-") in j for j in run.journals().values()) == 2,
+                               "both workers reset")
                 run.signal("TERM")
                 code = yield run.exited()
                 yield self.assert_clean_end(run, code, ready=True, row="reported")
