@@ -238,7 +238,7 @@ class PhaseTestsMixin:
             self.fail("\n".join(failed))
 
     @defer.inlineCallbacks
-    def assert_clean_end(self, run, code, *, ready, row, drained=True):
+    def assert_clean_end(self, run, code, *, ready, row, drained=True, consumed=False):
         """
         Check how C{run} ended.
 
@@ -248,6 +248,8 @@ class PhaseTestsMixin:
             before the service was ready" logged).
         @param row: C{"reported"} (a row, not deleted, reported at least
             once), C{"none"} (no row), or C{None} (not checked).
+        @param consumed: for a run that was not ready, whether it may have
+            started consuming (stopped in C{post_start_hook}).
         @param drained: whether every request must have finished before
             C{cleanup_host} (C{False} after a stop now: they are left
             unfinished, never acknowledged).
@@ -265,7 +267,7 @@ class PhaseTestsMixin:
             self.assertNotIn("is ready", out, run.name)
             self.assertIn("Stopped before the service was ready", out, run.name)
         for pid, journal in run.journals().items():
-            if not ready:
+            if not ready and not consumed:
                 self.assertNotIn(("enter", "post_start_hook"), journal, f"{run.name}: consumed\n{out}")
             cleanups = [i for i, entry in enumerate(journal) if entry == ("enter", "cleanup_host")]
             self.assertLessEqual(len(cleanups), 1, f"{run.name}: {journal}")
@@ -302,7 +304,7 @@ class StartPhaseTests(PhaseTestsMixin, TestCase):
         @param expected: for L{assert_clean_end} after SIGTERM or SIGINT
             (and after SIGHUP then SIGTERM when C{hup_ready} is false).
         """
-        runs = {name: self.make_run(name) for name in _SIGNALS}
+        runs = self.runs = {name: self.make_run(name) for name in _SIGNALS}
 
         @defer.inlineCallbacks
         def drive(name, run):
@@ -378,6 +380,22 @@ class StartPhaseTests(PhaseTestsMixin, TestCase):
             locks[run.name].close()
 
         yield self.each_signal(reach, finish, ready=False, row="none")
+
+    @defer.inlineCallbacks
+    def test_post_start_hook(self):
+        """
+        When a signal arrives while post_start_hook runs (consuming, not yet
+        ready), then SIGTERM and SIGINT stop the service with status 0,
+        never ready, cleanup_host run once, its row registered but never
+        reported; SIGHUP resets it and it becomes ready.
+        """
+        self.make_run = lambda name: _Run(self, name, gates=["post_start_hook"])
+        yield self.each_signal(lambda run: run.entered("post_start_hook"), lambda run: run.open("post_start_hook"),
+                               ready=False, consumed=True, row=None)
+        for run in self.runs.values():
+            if run.name != "HUP":
+                self.assertEqual(run.row(), (0, 0), run.name)
+                self.assertEqual(run.journal().count(("enter", "cleanup_host")), 1, run.name)
 
     @defer.inlineCallbacks
     def test_ready(self):

@@ -147,8 +147,9 @@ class HangupService(MultiService):
         handled when it runs, as any other: without the early handlers,
         SIGTERM would kill the process at once and SIGINT raise
         C{KeyboardInterrupt}, leaving the workers a supervising parent has
-        just started without their parent's stop. In daemon mode, take over twistd's status pipe, so that twistd does
-        not report success before the service is ready.
+        just started without their parent's stop. In daemon mode, take
+        over twistd's status pipe, so that twistd does not report success
+        before the service is ready.
 
         @return: a C{Deferred} firing with the child's start result, or with
             C{None} if the start failed: the failure is then logged and the
