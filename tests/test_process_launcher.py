@@ -102,6 +102,7 @@ class HangupServiceTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
         self.addCleanup(signal.signal, signal.SIGTERM, signal.getsignal(signal.SIGTERM))
+        self.addCleanup(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
         self.previous: List[int] = []
         signal.signal(signal.SIGHUP, lambda signum, frame: self.previous.append(signum))
         self.reactor = _ThreadCalls()
@@ -243,6 +244,62 @@ class HangupServiceTests(SynchronousTestCase):
         self.successResultOf(stopped)
         self.assertIn(f"The service is still stopping {launcher.STOP_NOW_GRACE:g} s after the "
                       "second SIGTERM; exiting anyway", self.lines)
+
+    def test_sigint_as_sigterm(self) -> None:
+        """
+        When SIGINT arrives once the reactor runs, then it stops the reactor
+        as SIGTERM does (twistd's own handler is not reached, so the exit
+        status is 0), and a second SIGINT during the stop stops now.
+        """
+        stopping = defer.Deferred()
+        self.patch(self.child, "stopService", lambda: stopping)
+        self.service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGINT)
+        self.reactor.run()
+        self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 0))
+        self.assertIn("SIGINT received: stopping gracefully (SIGINT again to stop now)", self.lines)
+        stopped = self.service.stopService()
+        signal.raise_signal(signal.SIGINT)
+        self.reactor.run()
+        self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 1))
+        self.assertIn("SIGINT received again: stopping now, without waiting for the requests in "
+                      "flight; those not finished go back to the broker", self.lines)
+        stopping.callback(None)
+        self.successResultOf(stopped)
+
+    def test_signals_before_the_reactor_runs(self) -> None:
+        """
+        When SIGTERM and SIGINT arrive after the service started but before
+        the reactor runs (twistd starts the service first), then neither
+        reaches the handlers that were there before (by default: death, or
+        C{KeyboardInterrupt}): once the reactor runs, the first stops it
+        and the second stops now.
+        """
+        before: List[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: before.append(signum))
+        self.service.startService()
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+        self.reactor.run()
+        self.assertEqual((before, self.reactor.stopped, self.child.hurried), ([], 1, 1))
+        self.successResultOf(self.service.stopService())
+
+    def test_sigint_left_alone(self) -> None:
+        """
+        When the service is made with C{interrupt=False} (a worker), then
+        its SIGINT handler is not replaced.
+        """
+        ignored = []
+        signal.signal(signal.SIGINT, lambda signum, frame: ignored.append(signum))
+        service = HangupService(_ResettableService(), self.reactor, notifier=self.service._notifier,
+                                interrupt=False)
+        service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGINT)
+        self.reactor.run()
+        self.assertEqual((ignored, self.reactor.stopped), ([signal.SIGINT], 0))
 
     def test_two_sigterms_before_the_stop(self) -> None:
         """
@@ -417,6 +474,29 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertEqual(self.previous, [signal.SIGHUP])
         self.assertEqual(self.reactor.queued, [])
         self.assertEqual(signal.getsignal(signal.SIGTERM), previous)
+
+    def test_sighup_while_stopping(self) -> None:
+        """
+        When SIGHUP arrives during a stop that SIGTERM began, and again
+        once the child has stopped, then each is logged, nothing is reset,
+        and the previous SIGHUP handler (by default one that ends the
+        process) is never reached.
+        """
+        stopping = defer.Deferred()
+        self.patch(self.child, "stopService", lambda: stopping)
+        self.service.startService()
+        self.reactor.run()
+        signal.raise_signal(signal.SIGTERM)
+        self.reactor.run()
+        stopped = self.service.stopService()
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        signal.raise_signal(signal.SIGHUP)
+        self.reactor.run()
+        self.assertEqual((self.child.resets, self.previous), (0, []))
+        self.assertEqual(self.lines.count("SIGHUP received while stopping: nothing is reset"), 2)
 
     def test_reset_error_logged(self) -> None:
         """

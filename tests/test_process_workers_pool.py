@@ -317,6 +317,28 @@ class SignalTests(_PoolTestCase):
         self.assertEqual([p.signals for p in self.spawner.spawned], [["HUP"], ["HUP"], []])
         self.assertIn("Forwarding SIGHUP to 2 workers", self.messages)
 
+    def test_sighup_waits_for_ready(self) -> None:
+        """
+        When the pool is reset while a worker has not said it is ready
+        (it may have no SIGHUP handler yet), then that worker gets SIGHUP
+        once it is ready, once, and the ready one at once; a worker that
+        ends before it is ready gets none, nor does the one started in
+        its place.
+        """
+        pool = self.pool(3)
+        pool.startService()
+        first, second, third = self.spawner.spawned
+        first.ready()
+        pool.reset()
+        pool.reset()
+        self.assertEqual([p.signals for p in (first, second, third)], [["HUP", "HUP"], [], []])
+        second.ready()
+        self.assertEqual(second.signals, ["HUP"])
+        third.end(signum=signal.SIGKILL)
+        self.clock.advance(1)
+        self.spawner.current(3).ready()
+        self.assertEqual(self.spawner.current(3).signals, [])
+
     def test_stop_terms_and_waits(self) -> None:
         """
         When the pool stops, then every worker gets SIGTERM once, and the

@@ -122,12 +122,19 @@ class SupervisorTests(SynchronousTestCase):
         """
         When the parent builds worker K's command, then it is twistd in the
         foreground without a pid file, with the parent's plugin options and
-        C{--worker-index=K}, which twistd's own parser reads back.
+        C{--worker-index=K}, which twistd's own parser reads back, run
+        with SIGINT ignored.
         """
         from twisted.scripts.twistd import ServerOptions
 
         argv = worker_argv(["--workers", "2", "--host=h"], 2)
-        self.assertEqual(argv[:3], [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"])
+        self.assertEqual(argv[:2], [sys.executable, "-c"])
+        self.assertTrue(argv[2].endswith("from twisted.scripts.twistd import run; run()"), argv[2])
+        # Before twistd, SIGINT is ignored.
+        prelude = argv[2].replace("from twisted.scripts.twistd import run; run()",
+                                  "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)")
+        seen = subprocess.run([sys.executable, "-c", prelude], capture_output=True, text=True, timeout=30)
+        self.assertEqual(seen.stdout.strip(), "True", seen.stderr)
         server = ServerOptions()
         server.parseOptions(argv[3:])
         self.assertTrue(server["nodaemon"])

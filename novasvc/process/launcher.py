@@ -2,8 +2,8 @@
 """
 L{HangupService}: what one service's process does around it, as
 oslo.service's C{ServiceLauncher}: SIGHUP calls the service's C{reset()},
-SIGTERM stops it gracefully and the process exits 0, a second SIGTERM stops
-it at once, a failed start exits 1, systemd hears C{READY=1} and
+SIGTERM (or SIGINT) stops it gracefully and the process exits 0, a second
+one stops it at once, a failed start exits 1, systemd hears C{READY=1} and
 C{STOPPING=1}, twistd's parent process (daemon mode) hears whether the
 service started, and the log level and format of L{novasvc.process.log.LogControl}
 apply.
@@ -12,7 +12,7 @@ apply.
 import os
 import signal
 import sys
-from typing import Any, Callable, Dict, MutableMapping, Optional
+from typing import Any, Callable, Dict, MutableMapping, Optional, Set
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
@@ -47,14 +47,17 @@ class HangupService(MultiService):
     service's C{reset()} (as oslo.service's "mutate" restart method does) in
     the reactor thread, and SIGTERM stops the reactor, which stops the
     service gracefully; the process then exits with status 0 (twistd's own
-    handler would re-raise the signal and end with -15).
+    handler would re-raise the signal and end with -15). SIGINT (Ctrl-C)
+    does the same as SIGTERM, unless C{interrupt=False} (a worker, which
+    leaves SIGINT to its parent): twistd's own SIGINT handler would end the
+    process with -2 after the stop.
 
-    A second SIGTERM while the service stops means "stop now": the service's
-    C{stop_now()} cuts the drain short (requests still running stay
-    unacknowledged and go back to the broker when the connection closes),
-    and if the stop still takes more than C{stop_now_grace} seconds the
-    process exits anyway. The SIGTERM handler stays installed until the
-    process ends, so no later SIGTERM reaches twistd's handler.
+    A second SIGTERM (or SIGINT) while the service stops means "stop now":
+    the service's C{stop_now()} cuts the drain short (requests still running
+    stay unacknowledged and go back to the broker when the connection
+    closes), and if the stop still takes more than C{stop_now_grace} seconds
+    the process exits anyway. The handler stays installed until the process
+    ends, so no later SIGTERM or SIGINT reaches twistd's handler.
 
     A start that fails logs one line naming the cause (C{The service failed
     to start: init_host of pkg.Manager failed: OperationalError: ...}), with
@@ -81,7 +84,7 @@ class HangupService(MultiService):
                  logs: Optional[LogControl] = None, notifier: Optional[Any] = None,
                  daemon: Optional[MutableMapping[str, Any]] = None,
                  ready_wait: float = READY_WAIT, stop_now_grace: float = STOP_NOW_GRACE,
-                 traceback: bool = False) -> None:
+                 traceback: bool = False, interrupt: bool = True) -> None:
         """
         @param service: the child; it is added with C{setServiceParent}.
         @param reactor: provides C{callFromThread} (safe to call from a
@@ -102,6 +105,8 @@ class HangupService(MultiService):
         @param traceback: log a failed start with its traceback (that of
             the cause, for a L{StartupError}); without it, only when
             C{logs} is at C{debug}, else on one line (C{--traceback}).
+        @param interrupt: whether SIGINT stops the service as SIGTERM does
+            (C{False}: SIGINT is left alone).
         """
         MultiService.__init__(self)
         self.service = service
@@ -116,7 +121,9 @@ class HangupService(MultiService):
         self._ready_wait = ready_wait
         self._stop_now_grace = stop_now_grace
         self._traceback = traceback
+        self._stop_signals = (signal.SIGTERM, signal.SIGINT) if interrupt else (signal.SIGTERM,)
         self._previous: Dict[int, Any] = {}
+        self._unhandled: Set[int] = set()
         self._status_pipe: Optional[int] = None
         self._ready_call: Optional[Any] = None
         self._give_up_call: Optional[Any] = None
@@ -133,10 +140,16 @@ class HangupService(MultiService):
 
     def startService(self) -> defer.Deferred:
         """
-        Start the child and install the SIGHUP handler; once the reactor
-        runs (after it installed its own handlers), install the SIGTERM one.
-        In daemon mode, take over twistd's status pipe, so that twistd does
-        not report success before the service is ready.
+        Install the SIGHUP, SIGTERM (and SIGINT) handlers, then start the
+        child; once the reactor runs, install the SIGTERM one again (the
+        reactor installs its own as it starts). A signal that arrives
+        before the reactor runs (twistd starts the service first) is thus
+        handled when it runs, as any other: without the early handlers,
+        SIGTERM would kill the process at once and SIGINT raise
+        C{KeyboardInterrupt}, leaving the workers a supervising parent has
+        just started without their parent's stop. In daemon mode, take
+        over twistd's status pipe, so that twistd does not report success
+        before the service is ready.
 
         @return: a C{Deferred} firing with the child's start result, or with
             C{None} if the start failed: the failure is then logged and the
@@ -151,10 +164,12 @@ class HangupService(MultiService):
             self._ready_call = self._reactor.callLater(self._ready_wait, self._not_ready_yet)
         if self.logs is not None:
             self.logs.start()
+        self._install(getattr(signal, "SIGHUP", None), self._on_hangup)
+        for signum in self._stop_signals:
+            self._install(signum, self._on_terminate)
+            self._reactor.callWhenRunning(self._install, signum, self._on_terminate)
         d = defer.maybeDeferred(self.service.startService)
         d.addCallbacks(self._started, self._start_failed)
-        self._install(getattr(signal, "SIGHUP", None), self._on_hangup)
-        self._reactor.callWhenRunning(self._install, signal.SIGTERM, self._on_terminate)
         return d
 
     def _take_status_pipe(self) -> Optional[int]:
@@ -202,9 +217,12 @@ class HangupService(MultiService):
         try:
             previous = signal.signal(signum, handler)
         except ValueError:
-            _log.warn("Not in the main thread: signal {signum} is not handled", signum=signum)
+            if signum not in self._unhandled:
+                self._unhandled.add(signum)
+                _log.warn("Not in the main thread: signal {signum} is not handled", signum=signum)
             return
-        self._previous[signum] = signal.SIG_DFL if previous is None else previous
+        if previous != handler:  # (installed again: what came before it is known)
+            self._previous[signum] = signal.SIG_DFL if previous is None else previous
 
     def _restore(self, signum: int) -> None:
         if signum in self._previous:
@@ -241,10 +259,12 @@ class HangupService(MultiService):
 
     def stopService(self) -> defer.Deferred:
         """
-        Stop the child; put the previous SIGHUP handler back at once, and
-        the previous SIGTERM handler once the child has stopped (unless the
-        stop came from SIGTERM: the process is ending, and a later SIGTERM
-        must not reach twistd's handler).
+        Stop the child; put the previous SIGHUP, SIGTERM (and SIGINT)
+        handlers back once the child has stopped, unless the stop came from
+        SIGTERM or SIGINT: the process is ending, and a later signal must
+        not end it with that signal's default action (SIGHUP's kills the
+        process, leaving the stop half done and the pid file behind). A
+        SIGHUP while stopping resets nothing; it is logged.
 
         @return: a C{Deferred} firing with the child's stop result, or with
             C{None} C{stop_now_grace} seconds after a second SIGTERM; a stop
@@ -253,7 +273,6 @@ class HangupService(MultiService):
         """
         if self._stop is not None:
             return self._stop.observe()
-        self._restore(getattr(signal, "SIGHUP", -1))
         self._notifier.stopping()
         Service.stopService(self)
         self._stopping = stopping = defer.Deferred()
@@ -271,7 +290,8 @@ class HangupService(MultiService):
         if call is not None and call.active():
             call.cancel()
         if not self._terminating:
-            self._restore(signal.SIGTERM)
+            for signum in (*self._stop_signals, getattr(signal, "SIGHUP", -1)):
+                self._restore(signum)
         if not stopping.called:
             stopping.callback(result)
         elif isinstance(result, Failure):
@@ -289,33 +309,34 @@ class HangupService(MultiService):
             self._stopping.callback(None)
 
     def _on_terminate(self, signum: int, frame: Any) -> None:
-        self._reactor.callFromThread(self._terminate)
+        self._reactor.callFromThread(self._terminate, signum)
 
-    def _terminate(self) -> None:
+    def _terminate(self, signum: int = signal.SIGTERM) -> None:
         """
-        SIGTERM, in the reactor thread: the first one stops the reactor
-        (gracefully), a later one stops now.
+        SIGTERM or SIGINT, in the reactor thread: the first one stops the
+        reactor (gracefully), a later one stops now.
         """
+        name = signal.Signals(signum).name
         if self.running and not self._terminating:
             self._terminating = True
-            _log.info("SIGTERM received: stopping gracefully (SIGTERM again to stop now)")
+            _log.info("{signal} received: stopping gracefully ({signal} again to stop now)", signal=name)
             try:
                 self._reactor.stop()
                 return
             except ReactorNotRunning:
                 pass  # already shutting down for another reason
         self._terminating = True
-        self._stop_now()
+        self._stop_now(name)
 
-    def _stop_now(self) -> None:
+    def _stop_now(self, name: str) -> None:
         if self._stopping is not None and self._stopping.called:
             return  # stopped already; the process is ending
         if self._hurried:
-            _log.info("SIGTERM received again: already stopping now")
+            _log.info("{signal} received again: already stopping now", signal=name)
             return
         self._hurried = True
-        _log.warn("SIGTERM received again: stopping now, without waiting for the requests in flight; "
-                  "those not finished go back to the broker")
+        _log.warn("{signal} received again: stopping now, without waiting for the requests in flight; "
+                  "those not finished go back to the broker", signal=name)
         stop_now = getattr(self.service, "stop_now", None)
         if stop_now is not None:
             stop_now()
@@ -325,6 +346,9 @@ class HangupService(MultiService):
         self._reactor.callFromThread(self._reset)
 
     def _reset(self) -> defer.Deferred:
+        if not self.running:
+            _log.info("SIGHUP received while stopping: nothing is reset")
+            return defer.succeed(None)
         _log.info("SIGHUP received: resetting the service")
         if self.logs is not None:
             self.logs.reread()

@@ -126,6 +126,7 @@ class _Slot:
         self.started_at = 0.0
         self.ready = False
         self.stopping = False
+        self.hangup = False  # a SIGHUP to send once it is ready
         self.delay: Optional[float] = None  # the delay before the last restart
         self.restart: Optional[IDelayedCall] = None
 
@@ -145,7 +146,9 @@ class WorkerPool(Service):
       - A worker that ends while the pool runs is started again after a
         L{Backoff} delay (1 s, doubling to 30 s; back to 1 s after a worker
         ran 60 s), each end logged with its status or signal and the delay.
-      - L{reset} (SIGHUP to the parent) sends SIGHUP to every worker.
+      - L{reset} (SIGHUP to the parent) sends SIGHUP to every worker; one
+        that has not said it is ready yet gets it once it has (until then
+        it may have no SIGHUP handler, and SIGHUP would kill it).
       - L{stopService} sends SIGTERM to every worker (but those that said
         they are stopping already), so that each drains its own work, and
         fires once they have all ended; one still running
@@ -241,7 +244,7 @@ class WorkerPool(Service):
 
     def _spawn(self, slot: _Slot) -> None:
         slot.restart = None
-        slot.ready = slot.stopping = False
+        slot.ready = slot.stopping = slot.hangup = False
         slot.started_at = self._clock.seconds()
         holder: List[Optional[IWorkerProcess]] = [None]
 
@@ -270,6 +273,9 @@ class WorkerPool(Service):
             return
         slot.ready = True
         _log.info("{worker} is ready", worker=slot.name)
+        if slot.hangup and self.running:
+            slot.hangup = False
+            self._signal(slot, "HUP")
         if not self._all_ready and all(s.ready for s in self._slots):
             self._all_ready = True
             _log.info("All {count} workers are ready", count=self.count)
@@ -320,20 +326,29 @@ class WorkerPool(Service):
         for slot in self._running():
             if skip_stopping and slot.stopping:
                 continue  # stopping already (a SIGTERM to the whole group): a second would hurry it
-            try:
-                slot.process.signal(name)  # type: ignore[union-attr]
-            except Exception as e:  # it ended meanwhile: its exit is on the way
-                _log.debug("Could not send SIG{name} to {worker}: {error}", name=name,
-                           worker=slot.name, error=e)
+            self._signal(slot, name)
+
+    def _signal(self, slot: _Slot, name: str) -> None:
+        try:
+            slot.process.signal(name)  # type: ignore[union-attr]
+        except Exception as e:  # it ended meanwhile: its exit is on the way
+            _log.debug("Could not send SIG{name} to {worker}: {error}", name=name,
+                       worker=slot.name, error=e)
 
     def reset(self) -> None:
         """
         Forward SIGHUP to every running worker (each runs its service's
         C{reset()}), as oslo.service's parent does in its C{mutate} mode.
+        A worker that has not said it is ready gets it once it has: until
+        then it may have no handler, and SIGHUP would kill it.
         """
         running = self._running()
         _log.info("Forwarding SIGHUP to {count} workers", count=len(running))
-        self._signal_all("HUP")
+        for slot in running:
+            if slot.ready:
+                self._signal(slot, "HUP")
+            else:
+                slot.hangup = True
 
     # -- stop --------------------------------------------------------------------
 

@@ -27,8 +27,12 @@ from novasvc.process.workers.child import ParentLink, WorkerIdentity
 
 __all__ = ["make_supervisor", "make_worker", "worker_argv"]
 
-# What the twistd script runs; "python -m twisted.scripts.twistd" does not.
-_TWISTD = "from twisted.scripts.twistd import run; run()"
+# What the twistd script runs ("python -m twisted.scripts.twistd" does
+# not), after ignoring SIGINT: a Ctrl-C to the process group is the
+# parent's to handle, also while the worker still imports twistd (the
+# reactor, once it runs, does not handle a SIGINT that is ignored).
+_TWISTD = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+           "from twisted.scripts.twistd import run; run()")
 
 
 def worker_argv(plugin_args: Sequence[str], index: int, executable: str = sys.executable,
@@ -41,7 +45,8 @@ def worker_argv(plugin_args: Sequence[str], index: int, executable: str = sys.ex
         the API's workers).
     @return: the command of worker C{index}: twistd in the foreground
         without a pid file, its log on standard output (which the parent
-        reads), the same plugin options, and C{--worker-index}.
+        reads), the same plugin options, and C{--worker-index}; SIGINT is
+        ignored from its first line of Python on (see L{make_worker}).
     """
     return [executable, "-c", _TWISTD, "-n", "--pidfile=", plugin, *plugin_args,
             f"--worker-index={index}"]
@@ -102,4 +107,4 @@ def make_worker(service: IService, options: Any, reactor: Any) -> IService:
         link = ParentLink(reactor, identity.channel_fd)
     reactor.callWhenRunning(_ignore_sigint)
     return HangupService(service, reactor, LogControl.from_options(options, reactor, log_format="json"),
-                         notifier=link, daemon=parent)
+                         notifier=link, daemon=parent, interrupt=False)
