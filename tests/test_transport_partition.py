@@ -22,6 +22,7 @@ from twisted.trial import unittest
 from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from tests._rabbitmq_cluster import start_partitionable_cluster
+from tests._rabbitmq_node import COMMAND_DEADLINE
 from tests._services import poll
 from tests.test_transport_cluster import Traffic, _wait_on_other_node
 
@@ -75,7 +76,8 @@ class ClusterPartitionTests(unittest.TestCase):
         again = traffic.first_success_after(cut + 1.0)
         # Both sides' verdict, asked once each at the end of the partition.
         majority = yield cluster.running(cluster.nodes[1])
-        minority = yield cluster.nodes[0].rabbitmqctl("eval", "rabbit:is_running().")
+        minority = yield cluster.nodes[0].rabbitmqctl("eval", "rabbit:is_running().").addTimeout(
+            COMMAND_DEADLINE, reactor)
         cluster.network.heal(0)
         healed = time.monotonic()
         yield cluster.wait_running(3, cluster.nodes[1], REJOIN_DEADLINE)
