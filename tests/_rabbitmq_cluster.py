@@ -11,16 +11,25 @@ joined into one cluster, for tests that kill, hang or cut off one node::
 The nodes run with C{cluster_partition_handling = pause_minority} (what the
 README's cluster guide recommends) unless told otherwise. Every wait has a
 deadline; nothing sleeps.
+
+For a true network partition, each node runs in a network namespace of the
+test's own (L{tests._netns}), on its own address, and one can be cut off
+from the others and from the test's process::
+
+    cluster = yield start_partitionable_cluster(self)   # nodes and namespaces removed at cleanup
+    cluster.network.cut(0)                       # node 0 hears nothing, and nobody hears it...
+    cluster.network.heal(0)                      # ...until it is joined again
 """
 
 from typing import Any, List, Optional, Sequence
 
 from twisted.internet import defer
 
+from tests import _netns
 from tests._rabbitmq_node import COMMAND_DEADLINE, NodeError, RabbitMQNode, check_available
 from tests._services import poll
 
-__all__ = ["RabbitMQCluster", "start_cluster", "PARTITION_HANDLING"]
+__all__ = ["RabbitMQCluster", "start_cluster", "start_partitionable_cluster", "PARTITION_HANDLING"]
 
 #: The partition handling the cluster's nodes use by default.
 PARTITION_HANDLING = "cluster_partition_handling = pause_minority"
@@ -36,16 +45,24 @@ class RabbitMQCluster:
     @ivar nodes: the L{RabbitMQNode}s, the first one the node the others
         joined.
     @ivar url: a C{rabbit://} URL listing every node, first to last.
+    @ivar network: the L{tests._netns.Network} the nodes run in (node I{i}
+        in its namespace I{i}), or C{None}.
     """
 
-    def __init__(self, size: int = 3, *, config: Sequence[str] = (PARTITION_HANDLING,), reactor: Any = None) -> None:
+    def __init__(self, size: int = 3, *, config: Sequence[str] = (PARTITION_HANDLING,), reactor: Any = None,
+                 network: Optional[_netns.Network] = None) -> None:
         """
         @param size: how many nodes.
         @param config: lines of C{rabbitmq.conf} every node gets.
         @param reactor: for the nodes (the global reactor when C{None}).
+        @param network: made namespaces to run the nodes in, at least
+            C{size}; on 127.0.0.1 in this namespace when C{None}.
         """
-        self.nodes: List[RabbitMQNode] = [RabbitMQNode(config=config, reactor=reactor) for _ in range(size)]
-        self.url = "rabbit://" + ",".join(f"guest:guest@127.0.0.1:{node.port}" for node in self.nodes) + "/"
+        self.network = network
+        self.nodes: List[RabbitMQNode] = [
+            RabbitMQNode(config=config, reactor=reactor, host=network.hosts[i], namespace=network.namespaces[i])
+            if network is not None else RabbitMQNode(config=config, reactor=reactor) for i in range(size)]
+        self.url = self.url_of(range(size))
 
     def __repr__(self) -> str:
         return f"<RabbitMQCluster of {', '.join(node.name for node in self.nodes)}>"
@@ -55,7 +72,7 @@ class RabbitMQCluster:
         @param order: node indexes, in the order the URL should list them.
         @return: a C{rabbit://} URL listing those nodes in that order.
         """
-        return "rabbit://" + ",".join(f"guest:guest@127.0.0.1:{self.nodes[i].port}" for i in order) + "/"
+        return "rabbit://" + ",".join(f"guest:guest@{self.nodes[i].host}:{self.nodes[i].port}" for i in order) + "/"
 
     def index_of_port(self, port: int) -> Optional[int]:
         """
@@ -148,5 +165,27 @@ def start_cluster(case: Any, size: int = 3, **options: Any) -> defer.Deferred:
     """
     check_available()
     cluster = RabbitMQCluster(size, **options)
+    case.addCleanup(cluster.stop)
+    return cluster.start()
+
+
+def start_partitionable_cluster(case: Any, size: int = 3, **options: Any) -> defer.Deferred:
+    """
+    Start a cluster for C{case} whose nodes each run in a network namespace
+    of their own (L{tests._netns.start_network}); the nodes are stopped,
+    then the namespaces and links removed, at its cleanup (also when the
+    test or the start fails).
+
+    @param options: for L{RabbitMQCluster}.
+    @return: a C{Deferred} firing with the started L{RabbitMQCluster}, its
+        C{network} set.
+    @raise SkipTest: outside CI, when no node or no namespace can be made
+        here.
+    @raise AssertionError: in CI, when no node or no namespace can be made
+        here.
+    """
+    check_available()
+    network = _netns.start_network(case, size)
+    cluster = RabbitMQCluster(size, network=network, **options)
     case.addCleanup(cluster.stop)
     return cluster.start()

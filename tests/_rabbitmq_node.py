@@ -25,6 +25,11 @@ variables::
     case.addCleanup(node.stop)
     yield node.start()
 
+A node can also run in a network namespace of the test's own
+(L{tests._netns}), on that namespace's address, so that a test can cut it
+off the network: C{RabbitMQNode(host=network.hosts[0],
+namespace=network.namespaces[0])}.
+
 Outside CI a machine without RabbitMQ's scripts (or whose user may not run
 them) skips the test; in CI (C{CI=true}) it fails it, as L{tests._services}
 does for a missing service. Every wait has a deadline; nothing sleeps.
@@ -130,19 +135,29 @@ class RabbitMQNode:
     """
     One RabbitMQ node: see the module docstring.
 
-    @ivar name: the node name, C{<name>@localhost}.
-    @ivar port: its AMQP port on 127.0.0.1.
+    @ivar name: the node name, C{<name>@localhost} (C{<name>@<host>} in a
+        network namespace).
+    @ivar host: the address it listens on, C{127.0.0.1} by default.
+    @ivar namespace: the network namespace it runs in, or C{None}.
+    @ivar port: its AMQP port on C{host}.
     @ivar dist_port: its Erlang distribution port.
     @ivar ctl_ports: the C{(min, max)} distribution ports of its
         C{rabbitmqctl}.
     @ivar directory: its temporary directory.
-    @ivar url: C{rabbit://guest:guest@127.0.0.1:<port>/}.
+    @ivar url: C{rabbit://guest:guest@<host>:<port>/}.
     """
 
     def __init__(self, *, name: Optional[str] = None, config: Sequence[str] = (), plugins: Sequence[str] = (),
-                 environment: Optional[Mapping[str, str]] = None, reactor: Any = None) -> None:
+                 environment: Optional[Mapping[str, str]] = None, reactor: Any = None,
+                 host: str = "127.0.0.1", namespace: Optional[str] = None) -> None:
         """
         @param name: the part before C{@localhost}; unique by default.
+        @param host: the IPv4 address the node listens on (AMQP, Erlang
+            distribution, its C{epmd}).
+        @param namespace: a network namespace (L{tests._netns}) to run the
+            node and its C{rabbitmqctl} in (C{ip netns exec}); the node is
+            then C{<name>@<host>}, a long name, and starts the namespace's
+            own C{epmd} on C{host}. C{host} must be the namespace's address.
         @param config: lines of C{rabbitmq.conf} (new-style), e.g.
             C{"listeners.ssl.default = 127.0.0.1:5671"}.
         @param plugins: plugins to enable (none by default: a faster boot).
@@ -152,13 +167,16 @@ class RabbitMQNode:
             global reactor when C{None}.
         @raise NodeError: when no free ports are found.
         """
-        self.name = f"{name or f'novasvc-test-{os.getpid()}-{uuid.uuid4().hex[:8]}'}@localhost"
+        self.host = host
+        self.namespace = namespace
+        self.name = (f"{name or f'novasvc-test-{os.getpid()}-{uuid.uuid4().hex[:8]}'}"
+                     f"@{host if namespace else 'localhost'}")
         if self.name == "rabbit@localhost":
             raise ValueError("rabbit@localhost is the shared node")
         self.port, self.dist_port = free_ports(2)
         ctl = free_ports(4, consecutive=True)
         self.ctl_ports: Tuple[int, int] = (ctl[0], ctl[-1])
-        self.url = f"rabbit://guest:guest@127.0.0.1:{self.port}/"
+        self.url = f"rabbit://guest:guest@{host}:{self.port}/"
         self._reactor = reactor or global_reactor
         self._config = list(config)
         self._plugins = list(plugins)
@@ -172,7 +190,7 @@ class RabbitMQNode:
         self._stopped = False
 
     def __repr__(self) -> str:
-        return f"<RabbitMQNode {self.name} on 127.0.0.1:{self.port}>"
+        return f"<RabbitMQNode {self.name} on {self.host}:{self.port}>"
 
     # -- preparing ----------------------------------------------------------
 
@@ -212,7 +230,7 @@ class RabbitMQNode:
         env = {key: value for key, value in os.environ.items() if not key.startswith("RABBITMQ_")}
         env.update(
             RABBITMQ_NODENAME=self.name,
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_IP_ADDRESS=self.host,
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
             RABBITMQ_CTL_DIST_PORT_MIN=str(self.ctl_ports[0]),
@@ -224,6 +242,8 @@ class RabbitMQNode:
             RABBITMQ_CONFIG_FILE=self.path("rabbitmq.conf"),
             RABBITMQ_CONF_ENV_FILE=self.path("rabbitmq-env.conf"),
         )
+        if self.namespace:
+            env["RABBITMQ_USE_LONGNAME"] = "true"
         env.update(self._extra)
         return env
 
@@ -240,10 +260,16 @@ class RabbitMQNode:
         @raise NodeError: (as the failure) when it does not come up.
         """
         self._started = True
-        self.write_file("rabbitmq.conf", "".join(f"{line}\n" for line in self._config).encode(), 0o644)
+        config = list(self._config)
+        if self.host != "127.0.0.1":
+            # guest may log in from elsewhere than loopback: the test's
+            # processes reach a node in a namespace over the bridge.
+            config.insert(0, "loopback_users = none")
+        self.write_file("rabbitmq.conf", "".join(f"{line}\n" for line in config).encode(), 0o644)
         self.write_file("enabled_plugins", f"[{','.join(self._plugins)}].\n".encode(), 0o644)
-        self.write_file("rabbitmq-env.conf", b'ERL_EPMD_ADDRESS=127.0.0.1\n'
-                        b'export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n', 0o644)
+        self.write_file("rabbitmq-env.conf", f'ERL_EPMD_ADDRESS={self.host}\n'
+                        f'export ERL_FLAGS="-kernel inet_dist_use_interface {{{self.host.replace(".", ",")}}}"\n'
+                        .encode(), 0o644)
         out, err, code = yield self._run("rabbitmq-server", "-detached")
         if code != 0:
             raise NodeError(self._explain(f"rabbitmq-server -detached exited with {code}: {(err or out).strip()}"))
@@ -324,7 +350,7 @@ class RabbitMQNode:
         try:
             if self.alive():
                 os.kill(pid, signal.SIGCONT)  # type: ignore[arg-type]
-                subprocess.run([shutil.which("rabbitmqctl") or "rabbitmqctl", "-n", self.name, "stop"],
+                subprocess.run(self._argv(shutil.which("rabbitmqctl") or "rabbitmqctl", "-n", self.name, "stop"),
                                env=self.environment(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, timeout=EXIT_DEADLINE)
         except (OSError, subprocess.TimeoutExpired):
@@ -348,7 +374,7 @@ class RabbitMQNode:
         @return: whether its AMQP port accepts connections now.
         """
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            socket.create_connection((self.host, self.port), timeout=1).close()
         except OSError:
             return False
         return True
@@ -383,9 +409,15 @@ class RabbitMQNode:
         path = shutil.which(script)
         if path is None:
             return defer.fail(NodeError(f"{script} is not on PATH"))
-        d = utils.getProcessOutputAndValue(path, args, env=self.environment(), reactor=self._reactor)
+        argv = self._argv(path, *args)
+        d = utils.getProcessOutputAndValue(argv[0], argv[1:], env=self.environment(), reactor=self._reactor)
         return d.addErrback(lambda f: (f.value[0], f.value[1], f.value[2]) if isinstance(f.value, tuple)
                             else f)
+
+    def _argv(self, path: str, *args: str) -> List[str]:
+        if self.namespace is None:
+            return [path, *args]
+        return [shutil.which("ip") or "ip", "netns", "exec", self.namespace, path, *args]
 
     @defer.inlineCallbacks
     def _command(self, command: str) -> Any:
