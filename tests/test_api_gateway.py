@@ -240,13 +240,28 @@ class RemoteErrorTests(_Harness, SynchronousTestCase):
 
     def test_unsupported_version(self) -> None:
         """
-        When no endpoint serves the version asked for, then 400
-        UnsupportedVersion.
+        When no endpoint serves the version asked for (a valid request
+        naming what the servers do not have), then 404 UnsupportedVersion.
         """
         self.serve()
         status, error = self.error({"method": "echo", "args": {"value": 1}, "version": "2.0"})
-        self.assertEqual((status, error["type"]), (400, "UnsupportedVersion"))
+        self.assertEqual((status, error["type"]), (404, "UnsupportedVersion"))
         self.assertIn("2.0", error["message"])
+
+    def test_server_name_too_long(self) -> None:
+        """
+        When C{<topic>.<server>} is over AMQP's 255 bytes, so that no queue
+        can have that name, then 503 UnroutableError at once, as for a
+        server that is not consuming, and nothing is sent.
+        """
+        self.serve()
+        # The answer is there at once (self.error): a request sent with no
+        # consumer would wait kombu_missing_consumer_retry_timeout (10 s).
+        status, error = self.error({"method": "echo", "args": {"value": 1}, "server": "h" * 252})
+        self.assertEqual((status, error["type"]), (503, "UnroutableError"))
+        self.assertIn("no queue can have that name", error["message"])
+        self.assertIn("not sent", error["message"])
+        self.assertLess(len(error["message"]), 2 * QUOTE_LIMIT + 200)
 
     def test_wrong_arguments(self) -> None:
         """
@@ -501,7 +516,6 @@ class ValidationTests(_Harness, SynchronousTestCase):
             ({"server": 5}, "server"),
             ({"server": "two words"}, "server"),
             ({"server": "h" * 256}, "server"),
-            ({"server": "h" * 252}, "server"),  # svc.<server> over 255 bytes
             ({"cast": "yes"}, "cast"),
             ({"cast": 1}, "cast"),
             ({"timeout": 0}, "timeout"),

@@ -6,11 +6,13 @@ parents the RPC gateway's client span.
 
 from typing import Any, List
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
+from twisted.python.components import Componentized
 from twisted.trial import unittest
 
-from novasvc.api.observe import ROUTE_TEMPLATES, route_template
-from novasvc.config.api import EMBEDDED_IN_FLIGHT, EMBEDDED_WAITING, APIConfig
+from novasvc.api._share import ReactorShare
+from novasvc.api.observe import ROUTE_TEMPLATES, Observer, route_template
+from novasvc.config.api import EMBEDDED_IN_FLIGHT, EMBEDDED_SHARE, EMBEDDED_WAITING, APIConfig
 from novasvc.db.memory import MemoryServiceStore
 from novasvc.metrics import Recorder
 from tests._api import start_api
@@ -245,3 +247,133 @@ class WaitingTests(unittest.TestCase):
         observer = self._embedded_observer(APIConfig(service_max_in_flight=4,
                                                      service_max_waiting=10))
         self.assertEqual((observer.max_in_flight, observer.max_waiting), (4, 10))
+
+    def test_embedded_share(self) -> None:
+        """
+        When the API is a service's, then its requests take at most
+        C{api.service_reactor_share} of the reactor (EMBEDDED_SHARE by
+        default), and the interpreter switches threads every
+        SWITCH_INTERVAL seconds while it runs; with a share of 1, and for
+        the API on its own, there is no budget.
+        """
+        from novasvc.api.service import SWITCH_INTERVAL, APIService
+
+        observer = self._embedded_observer(APIConfig())
+        self.assertEqual(observer.share.share, EMBEDDED_SHARE)
+        self.assertEqual(self._embedded_observer(APIConfig(service_reactor_share=0.5)).share.share,
+                         0.5)
+        self.assertIsNone(self._embedded_observer(APIConfig(service_reactor_share=1)).share)
+        self.assertEqual(SWITCH_INTERVAL, 0.0005)
+        self.assertIsNone(APIService.switch_interval)
+
+
+class _Request(Componentized):
+    """
+    What L{Observer.admit} reads of a request, finished by hand.
+    """
+
+    def __init__(self, path: bytes = b"/v1/services") -> None:
+        Componentized.__init__(self)
+        self.path, self.method, self.code = path, b"GET", 200
+        self._finished: List[defer.Deferred] = []
+
+    def notifyFinish(self) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self._finished.append(d)
+        return d
+
+    def finish(self) -> None:
+        for d in self._finished:
+            d.callback(None)
+
+
+class ShareTests(unittest.SynchronousTestCase):
+    """
+    L{Observer} with a budget of reactor time (L{ReactorShare}).
+    """
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.meter = [0.0]
+        self.started: List[float] = []
+
+    def observer(self, share: Any) -> Observer:
+        return Observer(Recorder(), self.clock, max_in_flight=2, max_waiting=10, share=share)
+
+    def admit(self, observer: Observer, request: _Request, cost: float = 0.001) -> bool:
+        def proceed() -> None:
+            self.started.append(self.meter[0])
+            self.meter[0] += cost  # the reactor time the request takes
+            request.finish()
+
+        return observer.admit(request, proceed)
+
+    def advance(self, seconds: float) -> None:
+        self.meter[0] += seconds
+        self.clock.advance(seconds)
+
+    def test_paced(self) -> None:
+        """
+        When requests come faster than the share allows, then each waiting
+        one starts once the budget has refilled, in a reactor turn of its
+        own: with a quarter of the reactor, a request of 1 ms every 4 ms.
+        """
+        observer = self.observer(ReactorShare(0.25, lambda: self.meter[0], burst=0.0))
+        requests = [_Request() for _ in range(4)]
+        self.assertEqual([self.admit(observer, r) for r in requests], [True] * 4)
+        self.assertEqual(self.started, [0.0])
+        self.assertEqual(len(observer.waiting), 3)
+        [call] = self.clock.getDelayedCalls()
+        self.assertAlmostEqual(call.getTime(), 0.003)
+        for _ in range(14):
+            self.advance(0.001)
+        self.assertEqual(len(observer.waiting), 0)
+        gaps = [b - a for a, b in zip(self.started, self.started[1:])]
+        self.assertEqual(len(gaps), 3)
+        for gap in gaps:  # 4 ms, give or take the 1 ms steps of the clock
+            self.assertTrue(0.004 - 1e-9 <= gap <= 0.005 + 1e-9, gaps)
+        self.assertEqual(observer.in_flight, 0)
+        self.assertAlmostEqual(observer.share.spent, 0.004)
+
+    def test_exempt_and_full(self) -> None:
+        """
+        When the budget is spent, then /healthz is still served at once,
+        and past max_waiting a request is refused (503) as without a
+        budget.
+        """
+        observer = self.observer(ReactorShare(0.25, lambda: self.meter[0], burst=0.0))
+        observer.max_waiting = 1
+        self.assertTrue(self.admit(observer, _Request()))
+        self.assertTrue(self.admit(observer, _Request()))
+        self.assertFalse(self.admit(observer, _Request()))
+        self.assertTrue(self.admit(observer, _Request(b"/healthz")))
+        self.assertEqual(len(self.started), 2)
+
+    def test_lost_while_waiting(self) -> None:
+        """
+        When the only waiting request's connection is lost, then nothing is
+        left scheduled.
+        """
+        observer = self.observer(ReactorShare(0.25, lambda: self.meter[0], burst=0.0))
+        self.admit(observer, _Request())
+        lost = _Request()
+        self.admit(observer, lost)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        lost.finish()
+        self.assertEqual((list(observer.waiting), self.clock.getDelayedCalls()), ([], []))
+
+    def test_no_share(self) -> None:
+        """
+        When there is no budget, then a waiting request starts in the next
+        reactor turn once a slot frees.
+        """
+        observer = self.observer(None)
+        blocked = [_Request(), _Request()]
+        for request in blocked:
+            observer.admit(request, lambda: None)
+        self.admit(observer, _Request())
+        self.assertEqual(self.started, [])
+        blocked[0].finish()
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [0.0])
+        self.clock.advance(0)
+        self.assertEqual(self.started, [0.0])

@@ -182,6 +182,30 @@ class LifecycleTests(unittest.SynchronousTestCase):
         self.successResultOf(api.stopService())
         self.assertEqual(port.stopped, 1)
 
+    def test_switch_interval(self) -> None:
+        """
+        When the API has a switch interval (the API of a service), then
+        the interpreter switches threads that often from its start, and as
+        before once it stops, or once its start failed.
+        """
+        before = sys.getswitchinterval()
+        self.addCleanup(sys.setswitchinterval, before)
+        api = self.service()
+        api.switch_interval = 0.0005
+        starting = api.startService()
+        self.assertEqual(sys.getswitchinterval(), 0.0005)
+        self.endpoint.waiting[0].callback(_Port())
+        self.successResultOf(starting)
+        self.assertEqual(sys.getswitchinterval(), 0.0005)
+        self.successResultOf(api.stopService())
+        self.assertEqual(sys.getswitchinterval(), before)
+        api = self.service()
+        api.switch_interval = 0.0005
+        starting = api.startService()
+        self.endpoint.waiting[0].errback(error.CannotListenError("127.0.0.1", 1, OSError("taken")))
+        self.failureResultOf(starting, error.CannotListenError)
+        self.assertEqual(sys.getswitchinterval(), before)
+
 
 class StopTests(unittest.TestCase):
     """

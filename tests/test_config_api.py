@@ -75,16 +75,16 @@ class APISectionTests(SynchronousTestCase):
         When the section does not set the API's protections, then they are
         the documented defaults: 10 s for headers, 30 s for a body, 1024
         connections, 64 requests at once (none waiting) on its own, 2 at once
-        and 256 waiting inside a service, 3 s per database call,
-        C{Retry-After: 5}, 3 s for the health check's database check and
-        2 s of lingering.
+        and 256 waiting inside a service, which takes at most a quarter of
+        the reactor there, 3 s per database call, C{Retry-After: 5}, 3 s for
+        the health check's database check and 2 s of lingering.
         """
         api = self.load("api:\n  enabled: false\n").api
         self.assertEqual(
             (api.header_timeout, api.body_timeout, api.max_connections, api.max_in_flight,
              api.max_waiting, api.service_max_in_flight, api.service_max_waiting,
-             api.database_deadline, api.retry_after, api.health_timeout, api.linger),
-            (10.0, 30.0, 1024, 64, 0, 2, 256, 3.0, 5, 3.0, 2.0))
+             api.service_reactor_share, api.database_deadline, api.retry_after, api.health_timeout, api.linger),
+            (10.0, 30.0, 1024, 64, 0, 2, 256, 0.25, 3.0, 5, 3.0, 2.0))
         self.assertEqual(
             (HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS, MAX_IN_FLIGHT, EMBEDDED_IN_FLIGHT,
              EMBEDDED_WAITING, DATABASE_DEADLINE, RETRY_AFTER, HEALTH_TIMEOUT, LINGER),
@@ -104,6 +104,7 @@ class APISectionTests(SynchronousTestCase):
               max_waiting: 4
               service_max_in_flight: 1
               service_max_waiting: 0
+              service_reactor_share: 1
               database_deadline: 1.5
               retry_after: 0
               health_timeout: 1
@@ -111,8 +112,9 @@ class APISectionTests(SynchronousTestCase):
             """).api
         self.assertEqual(api, APIConfig(
             header_timeout=2.0, body_timeout=0.5, max_connections=10, max_in_flight=8,
-            max_waiting=4, service_max_in_flight=1, service_max_waiting=0, database_deadline=1.5,
-            retry_after=0, health_timeout=1.0, linger=0.0))
+            max_waiting=4, service_max_in_flight=1, service_max_waiting=0,
+            service_reactor_share=1.0, database_deadline=1.5, retry_after=0, health_timeout=1.0, linger=0.0))
+        self.assertIsInstance(api.service_reactor_share, float)
         self.assertIsInstance(api.header_timeout, float)
         self.assertIsInstance(api.health_timeout, float)
 
@@ -212,6 +214,12 @@ class APISectionTests(SynchronousTestCase):
                 "api.service_max_in_flight: expected an integer >= 1, got 0",
             "service_max_waiting: true":
                 "api.service_max_waiting: expected an integer >= 0, got true",
+            "service_reactor_share: 0":
+                "api.service_reactor_share: expected a fraction above 0 and at most 1, got 0",
+            "service_reactor_share: 1.5":
+                "api.service_reactor_share: expected a fraction above 0 and at most 1, got 1.5",
+            "service_reactor_share: true":
+                "api.service_reactor_share: expected a fraction above 0 and at most 1, got true",
             "retry_after: 1.5": "api.retry_after: expected an integer >= 0, got 1.5",
             "health_timeout: 0": "api.health_timeout: expected a number of seconds > 0, got 0",
             "health_timeout: soon":

@@ -35,17 +35,22 @@ L{RPCGateway.handle} answers (status, payload):
   - B{202} C{{"accepted": true, "request_id": ...}} for a cast, once the
     broker confirmed that a queue took it;
   - B{400} C{BadRequest}: the body or topic is invalid (the message names
-    the field); C{UnsupportedVersion}: no server endpoint serves that
-    version (the server's C{UnsupportedVersion});
+    the field);
   - B{403} C{Forbidden}: the request context is not an admin's;
   - B{404} C{NoSuchMethod}: the servers of the topic have no such public
-    method (the server's C{NoSuchMethod});
+    method (the server's C{NoSuchMethod}); C{UnsupportedVersion}: none
+    at that version or in that namespace (the server's
+    C{UnsupportedVersion}): a valid request naming something the servers
+    do not have;
   - B{502} C{RemoteError}: the method raised; C{exc_type} is the remote
     exception's class name and C{message} its message (never the remote
     traceback);
   - B{503} C{UnroutableError}: no queue took the request (no server of the
     topic, or of that host, is consuming) within C{timeout} or
-    C{kombu_missing_consumer_retry_timeout} seconds, whichever is shorter;
+    C{kombu_missing_consumer_retry_timeout} seconds, whichever is shorter,
+    or no queue can have the name C{<topic>.<server>} (over AMQP's 255
+    bytes, so no server of that name can consume it: refused at once, not
+    sent);
     C{DisconnectedError} / C{TransportError}: the broker connection was
     lost with the request (it is not sent again: it may or may not have
     run) or the broker did not take it (for a cast, within C{timeout});
@@ -260,10 +265,16 @@ def _parse(topic: Any, body: Any, default_timeout: float, max_timeout: float) ->
         raise _BadRequest("fanout", "'fanout' needs 'cast': true (a call needs one server to reply)")
     if request.fanout and request.server is not None:
         raise _BadRequest("fanout", "'fanout' and 'server' exclude each other")
-    if request.server is not None and len(f"{topic}.{request.server}".encode()) > _AMQP_NAME_MAX:
-        raise _BadRequest("server", f"'server' is too long for this topic: '<topic>.<server>' must be at most "
-                                    f"{_AMQP_NAME_MAX} bytes as UTF-8")
     return request
+
+
+def _nameless(request: _Request) -> bool:
+    """
+    @return: whether the request names a server whose queue
+        C{<topic>.<server>} no broker can have (over AMQP's 255 bytes).
+    """
+    return (request.server is not None
+            and len(f"{request.topic}.{request.server}".encode()) > _AMQP_NAME_MAX)
 
 
 class RPCGateway:
@@ -335,6 +346,11 @@ class RPCGateway:
             request = _parse(topic, body, self._default_timeout, self._max_timeout)
         except _BadRequest as e:
             return defer.succeed(_error(400, "BadRequest", e.message, field=e.field))
+        if _nameless(request):
+            return defer.succeed(_error(503, "UnroutableError", f"no server consumes topic "
+                                        f"{quote(request.topic)}, server {quote(request.server)}: "
+                                        f"no queue can have that name (over {_AMQP_NAME_MAX} "
+                                        "bytes); the request was not sent"))
         if not getattr(self._transport, "is_connected", True):
             # Refused before sending: it cannot have run, so no "may still run".
             return defer.succeed(_error(503, "BrokerUnavailable", "broker unavailable: not "
@@ -391,7 +407,7 @@ class RPCGateway:
             if exc_type == "NoSuchMethod":
                 return _error(404, "NoSuchMethod", clip(message) or "no such method")
             if exc_type == "UnsupportedVersion":
-                return _error(400, "UnsupportedVersion", clip(message) or "unsupported version")
+                return _error(404, "UnsupportedVersion", clip(message) or "unsupported version")
             return _error(502, "RemoteError", clip(message), exc_type=clip(exc_type))
         where = f"topic {quote(request.topic)}"
         if request.server is not None:

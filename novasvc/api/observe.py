@@ -20,14 +20,22 @@ process.
     waiting one starting in a reactor turn of its own, so RPC in the same
     process keeps the reactor. C{/healthz} and C{/metrics} are always
     served.
+  - With a budget of reactor time (L{ReactorShare}: the API of a service,
+    C{api.service_reactor_share}), the time spent reading requests,
+    handling them and finishing their answers is taken from it, and once it
+    is spent no request starts (a new one waits, if it may) until it has
+    refilled: under any load the API leaves the reactor idle, ready for
+    RPC, at least the rest of the time.
 """
 
 import re
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional, Tuple
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Deque, List, Optional, Tuple
 
 from twisted.web.iweb import IRequest
 
+from novasvc.api._share import ReactorShare
 from novasvc.api.context import request_info
 from novasvc.config.api import MAX_IN_FLIGHT
 
@@ -66,29 +74,38 @@ class Observer:
 
     At most C{max_in_flight} requests are handled at once; up to
     C{max_waiting} more wait for a slot, first come first served, each in
-    a reactor turn of its own once one frees; past that, 503.
+    a reactor turn of its own once one frees (and once L{share} allows);
+    past that, 503.
 
     @ivar in_flight: requests being handled (C{int}).
     @ivar waiting: requests waiting for a slot, in order.
+    @ivar share: the L{ReactorShare} the requests' reactor time is taken
+        from, or C{None}.
     """
 
     def __init__(self, recorder: Any, clock: Any, max_in_flight: int = MAX_IN_FLIGHT,
-                 max_waiting: int = 0, tracing: Any = None) -> None:
+                 max_waiting: int = 0, tracing: Any = None,
+                 share: Optional[ReactorShare] = None) -> None:
         """
         @param recorder: the L{novasvc.metrics.Recorder} to count in.
-        @param clock: C{IReactorTime}, for durations.
+        @param clock: C{IReactorTime}, for durations and for starting
+            waiting requests.
         @param tracing: the L{novasvc.tracing.Tracing} that makes each
             request an HTTP server span, or C{None} (no spans).
         @param max_in_flight: the most requests handled at once.
         @param max_waiting: the most requests waiting for a slot.
+        @param share: the budget of reactor time the requests take, or
+            C{None} (no budget).
         """
         self._http = recorder.http
         self._clock = clock
         self._tracing = tracing
         self.max_in_flight = max_in_flight
         self.max_waiting = max_waiting
+        self.share = share
         self.in_flight = 0
         self.waiting: Deque[Tuple[IRequest, List[bool], Callable[[], None]]] = deque()
+        self._turn_call: Any = None
 
     @property
     def busy(self) -> bool:
@@ -100,7 +117,8 @@ class Observer:
     def admit(self, request: IRequest, proceed: Callable[[], None]) -> bool:
         """
         Start observing C{request}, and have C{proceed()} handle it now or,
-        when every slot is taken, once one frees.
+        when every slot is taken or L{share} is spent, once one frees and
+        the budget allows.
 
         @return: C{False} when it can neither be handled nor wait (answer
             503 without calling C{proceed}); it is still counted.
@@ -116,29 +134,56 @@ class Observer:
         if request.path in EXEMPT_PATHS:
             proceed()
             return True
-        if not self.busy and not self.waiting:
+        if not self.busy and not self.waiting and self._ready():
             slot[0] = True
             self.in_flight += 1
-            proceed()
+            self._run(proceed)
             return True
         if len(self.waiting) < self.max_waiting:
             request_info(request).waited = True
             self.waiting.append((request, slot, proceed))
+            self._next()
             return True
         return False
 
+    def spending(self) -> ContextManager[None]:
+        """
+        @return: a context manager taking the reactor time of its block
+            from L{share} (nothing without a budget).
+        """
+        return self.share.spending() if self.share is not None else nullcontext()
+
+    def _ready(self) -> bool:
+        return self.share is None or self.share.wait() == 0.0
+
+    def _run(self, proceed: Callable[[], None]) -> None:
+        with self.spending():
+            proceed()
+
     def _next(self) -> None:
-        if self.waiting and not self.busy:
-            request, slot, proceed = self.waiting.popleft()
+        """
+        Start the next waiting request in a reactor turn of its own (RPC
+        gets the reactor in between), once a slot is free and the budget
+        of reactor time allows.
+        """
+        if self._turn_call is not None or not self.waiting or self.busy:
+            return
+        delay = self.share.wait() if self.share is not None else 0.0
+        self._turn_call = self._clock.callLater(delay, self._turn)
+
+    def _turn(self) -> None:
+        self._turn_call = None
+        if not self.waiting or self.busy:
+            return
+        if not self._ready():
+            self._next()
+            return
+        request, slot, proceed = self.waiting.popleft()
+        if not getattr(request, "_disconnected", False):
             slot[0] = True
             self.in_flight += 1
-            # In a reactor turn of its own: RPC gets the reactor in between.
-            self._clock.callLater(0, self._proceed, request, proceed)
-
-    @staticmethod
-    def _proceed(request: IRequest, proceed: Callable[[], None]) -> None:
-        if not getattr(request, "_disconnected", False):
-            proceed()
+            self._run(proceed)
+        self._next()
 
     def _span(self, request: IRequest, method: str, route: str) -> Optional[Any]:
         tracing = self._tracing
@@ -168,6 +213,9 @@ class Observer:
                 if waiter is request:  # its connection was lost while it waited
                     del self.waiting[index]
                     break
+            if not self.waiting and self._turn_call is not None:
+                self._turn_call.cancel()
+                self._turn_call = None
         status = int(getattr(request, "code", 0) or 0)
         self._http.finished(route, method, status, self._clock.seconds() - started)
         if span is not None:

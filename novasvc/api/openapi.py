@@ -143,6 +143,13 @@ _SCHEMAS: Dict[str, Any] = {
         "type": "object",
         "required": ["method"],
         "additionalProperties": False,
+        "example": {"method": "echo", "args": {"value": "hello"}},
+        # fanout: true needs cast: true and no server.
+        "anyOf": [
+            {"properties": {"fanout": {"enum": [False, None], "nullable": True}}},
+            {"required": ["cast"], "properties": {"cast": {"enum": [True]},
+                                                  "server": {"enum": [None], "nullable": True}}},
+        ],
         "properties": {
             "method": {"type": "string", "minLength": 1, "maxLength": 255,
                        "pattern": METHOD_PATTERN,
@@ -152,7 +159,9 @@ _SCHEMAS: Dict[str, Any] = {
                      "description": "Its keyword arguments (default {})."},
             "server": {"type": "string", "minLength": 1, "maxLength": 255, "nullable": True,
                        "pattern": NAME_PATTERN,
-                       "description": "Send to this host's server only (no spaces)."},
+                       "description": "Send to this host's server only (no spaces). When "
+                                      "<topic>.<server> is over 255 bytes no queue can have "
+                                      "that name: 503 UnroutableError, not sent."},
             "cast": {"type": "boolean", "default": False, "nullable": True,
                      "description": "Send without waiting for a result (202)."},
             "timeout": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
@@ -335,7 +344,8 @@ _PATHS: Dict[str, Any] = {
                         "schema": {"type": "string", "minLength": 1,
                                    "maxLength": _TOPIC_MAX_LENGTH,
                                    "pattern": "^[A-Za-z0-9_.:-]+$"},
-                        "description": "The RPC topic, e.g. volume."}],
+                        "example": "echo",
+                        "description": "The RPC topic, e.g. echo or volume."}],
         "post": {
             "summary": "Call or cast a method of the topic's service over RPC (admin only).",
             "operationId": "rpc",
@@ -346,15 +356,19 @@ _PATHS: Dict[str, Any] = {
                 "202": _json(_ref("RPCAccepted"), "The cast was sent."),
                 **_BODY_ERRORS,
                 **_AUTH_ERRORS,
-                "404": _error("The service has no such method (NoSuchMethod)."),
+                "404": _error("The topic's servers have no such method (NoSuchMethod), or "
+                              "none at that version or in that namespace "
+                              "(UnsupportedVersion)."),
                 "500": _error("Anything else (InternalError); the message gives the request "
                               "id, the server's log the details."),
                 "502": _json(_ref("RemoteError"), "The method raised an exception."),
-                "503": _error("No server takes the topic (UnroutableError), the broker did "
-                              "not take the request or lost it (TransportError, "
-                              "DisconnectedError), the broker is not connected "
-                              "(BrokerUnavailable: not sent), or the gateway is stopping; "
-                              "with Retry-After."),
+                "503": {**_error("No server takes the topic, or that server "
+                                 "(UnroutableError; also when <topic>.<server> is over 255 "
+                                 "bytes), the broker did not take the request or lost it "
+                                 "(TransportError, DisconnectedError), the broker is not "
+                                 "connected (BrokerUnavailable: not sent), or the gateway is "
+                                 "stopping; with Retry-After."),
+                        "headers": _UNAVAILABLE["headers"]},
                 "504": _error("No result within the timeout (MessagingTimeout)."),
             },
         },

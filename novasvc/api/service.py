@@ -13,6 +13,7 @@ free port it got. Stopping stops listening, lets requests under way finish
 runs the stoppers of L{APIContext.on_stop}.
 """
 
+import sys
 from typing import Any, List, Optional, Set
 
 from twisted.application.service import Service
@@ -25,12 +26,19 @@ from twisted.python.failure import Failure
 
 from novasvc._phase import Phase, Shared, answer_repeated_start
 from novasvc._reactor import global_reactor_if_none
+from novasvc.api._share import ReactorShare
 from novasvc.api.context import APIContext
 from novasvc.api.site import APISite, build_site
 from novasvc.config.api import embedded_refusal
 from novasvc.exceptions import ConfigError
 
-__all__ = ["APIService", "describe_address", "embed"]
+__all__ = ["APIService", "SWITCH_INTERVAL", "describe_address", "embed"]
+
+#: B{Seconds} between the interpreter's thread switches
+#: (C{sys.setswitchinterval}) while the API of a service runs: a thread
+#: building a listing holds the GIL for at most this long once the reactor
+#: thread wants it (Python's default is 5 ms).
+SWITCH_INTERVAL = 0.0005
 
 _log = Logger()
 
@@ -117,7 +125,13 @@ class APIService(Service):
         before, after the stop, and for a unix socket.
     @ivar url: where clients reach the API (see L{describe_address}), once
         listening.
+    @ivar switch_interval: B{seconds}, the interpreter's thread switch
+        interval while it runs (the one before is put back when it stops),
+        or C{None} to leave it (the API on its own).
     """
+
+    switch_interval: Optional[float] = None
+    _switch_before: Optional[float] = None
 
     name = "api"
 
@@ -156,7 +170,9 @@ class APIService(Service):
         """
         The API of a L{novasvc.core.service.Service}: its configuration, store,
         transport, clock and service down time, handling requests within
-        C{api.service_max_in_flight} and C{api.service_max_waiting}.
+        C{api.service_max_in_flight} and C{api.service_max_waiting}, and
+        taking at most C{api.service_reactor_share} of the reactor thread's
+        time under load (L{novasvc.api._share.ReactorShare}).
         """
         context = APIContext(config=service.config, store=service.store,
                              transport=service.transport, clock=service.clock,
@@ -174,6 +190,9 @@ class APIService(Service):
             limits = service.config.api
             observer.max_in_flight = limits.service_max_in_flight
             observer.max_waiting = limits.service_max_waiting
+            if limits.service_reactor_share < 1:
+                observer.share = ReactorShare(limits.service_reactor_share)
+        api.switch_interval = SWITCH_INTERVAL
         return api
 
     def startService(self) -> defer.Deferred:
@@ -190,12 +209,16 @@ class APIService(Service):
             return answer
         self.phase = Phase.STARTING
         Service.startService(self)
+        if self.switch_interval is not None and self._switch_before is None:
+            self._switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(self.switch_interval)
         self.site.closing = False
         endpoint = self._endpoint
         if endpoint is None:
             endpoint = serverFromString(global_reactor_if_none(self._reactor), self.listen)
         d = defer.maybeDeferred(endpoint.listen, self.site)
         d.addCallback(self._listening_on)
+        d.addErrback(self._restore_switch)
         self._start = Shared(d)
         return self._start.observe()
 
@@ -235,8 +258,15 @@ class APIService(Service):
         self._stop = Shared(d)
         return self._stop.observe()
 
+    def _restore_switch(self, result: Any) -> Any:
+        before, self._switch_before = self._switch_before, None
+        if before is not None:
+            sys.setswitchinterval(before)
+        return result
+
     def _stopped(self, result: Any) -> Any:
         self.phase = Phase.STOPPED
+        self._restore_switch(None)
         if self.url is not None:
             _log.info("API stopped listening on {url}", url=self.url)
         self.port = None

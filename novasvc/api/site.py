@@ -180,6 +180,14 @@ class _APIRequest(server.Request):
                                     f"handled, {len(observer.waiting)} waiting); retry later"))
             self.finish()
 
+    def finish(self) -> None:
+        observer = self.channel.site.observer if self.channel is not None else None
+        if observer is None:
+            server.Request.finish(self)
+            return
+        with observer.spending():
+            server.Request.finish(self)
+
     def write(self, data: bytes) -> None:
         if not self.startedWriting:
             self.responseHeaders.removeHeader(b"server")
@@ -295,7 +303,12 @@ class _APIChannel(ReadDeadlines, http.HTTPChannel):
             self._drop(data)
             return
         self.deadlines_data()
-        http.HTTPChannel.dataReceived(self, data)
+        observer = self.site.observer
+        if observer is None:
+            http.HTTPChannel.dataReceived(self, data)
+            return
+        with observer.spending():
+            http.HTTPChannel.dataReceived(self, data)
 
     def _drop(self, data: bytes) -> None:
         self._dropped += len(data)

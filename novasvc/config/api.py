@@ -12,6 +12,7 @@ on purpose: reading the configuration never imports the API itself
 true.
 """
 
+import math
 import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_FILTERS",
     "DEFAULT_LISTEN",
     "EMBEDDED_IN_FLIGHT",
+    "EMBEDDED_SHARE",
     "EMBEDDED_WAITING",
     "HEADER_TIMEOUT",
     "HEALTH_TIMEOUT",
@@ -81,6 +83,9 @@ MAX_IN_FLIGHT = 64
 #: service's RPC keeps the reactor.
 EMBEDDED_IN_FLIGHT = 2
 EMBEDDED_WAITING = 256
+#: The fraction of the reactor thread's time the API of a service may take
+#: under load (L{novasvc.api._share}): the rest is left to its RPC.
+EMBEDDED_SHARE = 0.25
 #: B{Seconds} one database call of a request may take: well under the
 #: 10 to 30 s that HTTP clients and load balancers commonly wait.
 DATABASE_DEADLINE = 3.0
@@ -149,6 +154,9 @@ class APIConfig:
         (C{enabled}) handles at once, few so that the service's RPC comes
         first (C{int} >= 1).
     @ivar service_max_waiting: how many more wait there (C{int} >= 0).
+    @ivar service_reactor_share: the fraction of the reactor thread's time
+        the API inside a service may take under load, the rest being left
+        to its RPC (a number above 0 and at most 1; 1: no bound).
     @ivar database_deadline: B{seconds} one database call of a request may
         take; past it 503 (a number > 0).
     @ivar retry_after: B{seconds} a 503 tells the client to wait
@@ -179,6 +187,7 @@ class APIConfig:
     max_waiting: int = 0
     service_max_in_flight: int = EMBEDDED_IN_FLIGHT
     service_max_waiting: int = EMBEDDED_WAITING
+    service_reactor_share: float = EMBEDDED_SHARE
     database_deadline: float = DATABASE_DEADLINE
     retry_after: int = RETRY_AFTER
     health_timeout: float = HEALTH_TIMEOUT
@@ -198,6 +207,13 @@ def _dotted_paths(value: Any) -> Tuple[str, ...]:
     if not isinstance(value, list) or not all(is_dotted_path(item) for item in value):
         raise _Bad("a list of dotted paths such as [novasvc.api.auth.auth_filter]")
     return tuple(value)
+
+
+def _fraction(value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not 0 < value <= 1):
+        raise _Bad("a fraction above 0 and at most 1")
+    return float(value)
 
 
 def check_listen(value: Any) -> str:
@@ -281,6 +297,7 @@ _CHECKS: Dict[str, Callable[[Any], Any]] = {
     "max_waiting": _integer(0),
     "service_max_in_flight": _integer(1),
     "service_max_waiting": _integer(0),
+    "service_reactor_share": _fraction,
     "database_deadline": _number(0, positive=True),
     "retry_after": _integer(0),
     "health_timeout": _number(0, positive=True),
