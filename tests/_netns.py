@@ -42,7 +42,7 @@ from typing import Any, List, Sequence
 
 from twisted.trial.unittest import SkipTest
 
-from tests._services import in_ci
+from tests._services import in_ci, process_alive
 
 __all__ = ["Network", "NetworkError", "start_network", "check_available"]
 
@@ -100,16 +100,6 @@ def check_available() -> None:
         _ip("netns", "delete", probe, check=False)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _kill_all_in(namespace: str) -> None:
     for pid in _ip("netns", "pids", namespace, check=False).split():
         try:
@@ -125,7 +115,7 @@ def _remove_stale() -> None:
     for line in _ip("netns", "list", check=False).splitlines():
         name = line.split()[0] if line.split() else ""
         match = _STALE.match(name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or process_alive(int(match.group(1))):
             continue
         _kill_all_in(name)
         _ip("netns", "delete", name, check=False)

@@ -13,13 +13,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from typing import List
+from typing import Any, Generator, List, Optional
 
-from twisted.trial.unittest import SkipTest
+import sqlalchemy as sa
+from twisted.internet import defer
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SkipTest, TestCase
 
 from tests._services import free_port, in_ci
 
-__all__ = ["PostgresCluster"]
+__all__ = ["PostgresCluster", "report_count", "start_postgres_cluster"]
 
 
 def _children(parent: int) -> List[int]:
@@ -132,3 +135,39 @@ class PostgresCluster:
             except subprocess.CalledProcessError:
                 pass
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@defer.inlineCallbacks
+def start_postgres_cluster(case: TestCase) -> Generator[defer.Deferred, Any, PostgresCluster]:
+    """
+    Make a L{PostgresCluster} for C{case} and start it (in a thread: its
+    commands block); it is removed at C{case}'s cleanup.
+
+    @return: a C{Deferred} firing with the running cluster.
+    @raise SkipTest: outside CI, when PostgreSQL cannot run here.
+    @raise AssertionError: in CI, when it cannot.
+    """
+    cluster = PostgresCluster()
+    case.addCleanup(deferToThread, cluster.remove)
+    yield deferToThread(cluster.init)
+    yield deferToThread(cluster.start)
+    return cluster
+
+
+def report_count(url: str, topic: str) -> Optional[int]:
+    """
+    Read the C{report_count} of the live service of C{topic} (blocking:
+    call it in a thread), on a connection of its own.
+
+    @param url: the SQLAlchemy URL of the database.
+    @return: the count, or C{None} when there is no such row.
+    @raise sqlalchemy.exc.OperationalError: when the database cannot be
+        reached within 3 s.
+    """
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT report_count FROM services WHERE topic = :topic AND deleted = 0"),
+                                {"topic": topic}).scalar()
+    finally:
+        engine.dispose()

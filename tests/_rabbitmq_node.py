@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from twisted.internet import defer, reactor as global_reactor, utils
 from twisted.trial.unittest import SkipTest
 
-from tests._services import in_ci, poll
+from tests._services import in_ci, poll, process_alive
 
 __all__ = ["RabbitMQNode", "free_ports", "start_node", "NodeError"]
 
@@ -321,7 +321,7 @@ class RabbitMQNode:
         self._stopped = True
         try:
             pid = self._pid()
-            if pid is not None and _alive(pid):
+            if pid is not None and process_alive(pid):
                 # A node a test paused (SIGSTOP) must run to stop.
                 os.kill(pid, signal.SIGCONT)
             if self._started:
@@ -330,10 +330,10 @@ class RabbitMQNode:
                 yield stopping.addErrback(lambda _: None)
             if pid is not None:
                 try:
-                    yield poll(lambda: not _alive(pid), f"{self.name} (pid {pid}) exited", EXIT_DEADLINE, 0.1)
+                    yield poll(lambda: not process_alive(pid), f"{self.name} (pid {pid}) exited", EXIT_DEADLINE, 0.1)
                 except AssertionError:
                     os.kill(pid, signal.SIGKILL)
-                    yield poll(lambda: not _alive(pid), f"{self.name} (pid {pid}) killed", EXIT_DEADLINE, 0.1)
+                    yield poll(lambda: not process_alive(pid), f"{self.name} (pid {pid}) killed", EXIT_DEADLINE, 0.1)
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -367,7 +367,7 @@ class RabbitMQNode:
         @return: whether the node's Erlang VM runs (stopped or not).
         """
         pid = self._pid()
-        return pid is not None and _alive(pid)
+        return pid is not None and process_alive(pid)
 
     def accepts(self) -> bool:
         """
@@ -388,7 +388,7 @@ class RabbitMQNode:
         @raise NodeError: when the node has no process.
         """
         pid = self._pid()
-        if pid is None or not _alive(pid):
+        if pid is None or not process_alive(pid):
             raise NodeError(f"{self.name} has no process to signal")
         os.kill(pid, number)
 
@@ -430,7 +430,7 @@ class RabbitMQNode:
     def _wait_until_up(self, what: str) -> defer.Deferred:
         def up() -> bool:
             pid = self._pid()
-            if pid is not None and not _alive(pid):
+            if pid is not None and not process_alive(pid):
                 raise NodeError(self._explain(f"{self.name} exited while starting"))
             return self.accepts()
 
@@ -467,21 +467,6 @@ class RabbitMQNode:
             os.makedirs(path, exist_ok=True)
         if self._owner is not None:
             os.chown(path, *self._owner)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive; its parent (detached: init) reaps it.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def start_node(case: Any, **options: Any) -> defer.Deferred:

@@ -77,3 +77,21 @@ def poll(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE, int
 
     check()
     return done
+
+
+def process_alive(pid: int) -> bool:
+    """
+    @return: whether process C{pid} exists and is not a zombie.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive; its parent (detached: init) reaps it.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -337,17 +337,51 @@ class ShareTests(unittest.SynchronousTestCase):
 
     def test_exempt_and_full(self) -> None:
         """
-        When the budget is spent, then /healthz is still served at once,
-        and past max_waiting a request is refused (503) as without a
-        budget.
+        When the budget is spent, then past max_waiting a request is refused
+        (503) as without a budget, but /healthz never is: it waits its turn
+        in the same line, and starts once the budget allows.
         """
         observer = self.observer(ReactorShare(0.25, lambda: self.meter[0], burst=0.0))
         observer.max_waiting = 1
         self.assertTrue(self.admit(observer, _Request()))
         self.assertTrue(self.admit(observer, _Request()))
         self.assertFalse(self.admit(observer, _Request()))
-        self.assertTrue(self.admit(observer, _Request(b"/healthz")))
-        self.assertEqual(len(self.started), 2)
+        health = _Request(b"/healthz")
+        self.assertTrue(self.admit(observer, health))
+        self.assertEqual(len(self.started), 1)
+        for _ in range(10):
+            self.advance(0.001)
+        self.assertEqual(len(self.started), 3)
+        self.assertEqual(observer.waiting, type(observer.waiting)())
+
+    def test_exempt_stream_starves_nothing(self) -> None:
+        """
+        When a client sends /metrics again each time it is answered, while
+        the budget is spent, then a waiting request still starts, within a
+        few of those requests' turns.
+        """
+        observer = self.observer(ReactorShare(0.25, lambda: self.meter[0], burst=0.0))
+        self.admit(observer, _Request(), cost=0.004)
+        listing = _Request(b"/v1/services")
+        self.admit(observer, listing)
+        metrics_started = []
+
+        def metrics() -> None:
+            request = _Request(b"/metrics")
+
+            def proceed() -> None:
+                metrics_started.append(self.meter[0])
+                self.meter[0] += 0.002
+                request.finish()
+                self.clock.callLater(0.0005, metrics)
+
+            observer.admit(request, proceed)
+
+        metrics()
+        for _ in range(100):
+            self.advance(0.001)
+        self.assertEqual(len(self.started), 2, "the listing never started")
+        self.assertGreater(len(metrics_started), 5)
 
     def test_lost_while_waiting(self) -> None:
         """

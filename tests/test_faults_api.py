@@ -33,7 +33,7 @@ from novasvc.rpc.client import RPCClient
 from novasvc.rpc.target import Target
 from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
-from tests._postgres_cluster import PostgresCluster
+from tests._postgres_cluster import report_count, start_postgres_cluster
 from tests._services import poll, require_service
 from tests.test_core_service_process import _bin, _environ
 
@@ -221,10 +221,7 @@ class PostgresUnderLoadTests(TestCase):
 
     async def _setUp(self) -> None:
         require_service("RabbitMQ", "127.0.0.1", 5672)
-        self.cluster = PostgresCluster()
-        self.addCleanup(deferToThread, self.cluster.remove)
-        await deferToThread(self.cluster.init)
-        await deferToThread(self.cluster.start)
+        self.cluster = await start_postgres_cluster(self)
         tag = uuid.uuid4().hex[:8]
         self.exchange, self.topic = f"novasvc-fault-{tag}", f"pgapi-{tag}"
 
@@ -246,17 +243,10 @@ class PostgresUnderLoadTests(TestCase):
         return path
 
     def report_count(self) -> Optional[int]:
-        engine = sa.create_engine(self.cluster.url, poolclass=sa.pool.NullPool,
-                                  connect_args={"connect_timeout": 3})
         try:
-            with engine.connect() as conn:
-                return conn.execute(sa.text(
-                    "SELECT report_count FROM services WHERE topic = :topic AND deleted = 0"),
-                    {"topic": self.topic}).scalar()
+            return report_count(self.cluster.url, self.topic)
         except sa.exc.OperationalError:
             return None
-        finally:
-            engine.dispose()
 
     async def rises(self, after: int) -> int:
         return await poll(lambda: deferToThread(self.report_count).addCallback(

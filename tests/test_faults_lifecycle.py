@@ -14,7 +14,6 @@ import signal
 import time
 import uuid
 
-import sqlalchemy as sa
 from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
@@ -24,7 +23,7 @@ from novasvc.rpc.target import Target
 from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._journal_manager import read_journal
-from tests._postgres_cluster import PostgresCluster
+from tests._postgres_cluster import report_count, start_postgres_cluster
 from tests._services import poll, require_service
 from tests.test_core_service_process import TwistdProcessMixin
 
@@ -154,23 +153,12 @@ class PostgresOutageTests(_RabbitMixin, TwistdProcessMixin, TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         require_service("RabbitMQ", "127.0.0.1", 5672)
-        self.cluster = PostgresCluster()
-        self.addCleanup(deferToThread, self.cluster.remove)
-        yield deferToThread(self.cluster.init)
-        yield deferToThread(self.cluster.start)
+        self.cluster = yield start_postgres_cluster(self)
         tag = uuid.uuid4().hex[:8]
         self.exchange, self.topic = f"novasvc-fault-{tag}", f"pgout-{tag}"
 
     def report_count(self):
-        engine = sa.create_engine(self.cluster.url, poolclass=sa.pool.NullPool,
-                                  connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                return conn.execute(sa.text(
-                    "SELECT report_count FROM services WHERE topic = :topic AND deleted = 0"),
-                    {"topic": self.topic}).scalar()
-        finally:
-            engine.dispose()
+        return report_count(self.cluster.url, self.topic)
 
     @defer.inlineCallbacks
     def test_outage(self):

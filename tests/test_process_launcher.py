@@ -194,11 +194,11 @@ class HangupServiceTests(SynchronousTestCase):
         self.assertEqual((self.reactor.stopped, self.child.hurried), (1, 0))
         self.assertEqual(self.exits, [])
 
-    def sigterm_twice(self, stopping: defer.Deferred) -> defer.Deferred:
+    def sigterm_twice(self, stopping: defer.Deferred, then: int = signal.SIGTERM) -> defer.Deferred:
         """
         Start the service, send SIGTERM, stop the service as the reactor's
         shutdown would (the child's stop returns C{stopping}), then send
-        SIGTERM again.
+        C{then} (SIGTERM again by default).
 
         @return: the service's stop C{Deferred}.
         """
@@ -208,7 +208,7 @@ class HangupServiceTests(SynchronousTestCase):
         signal.raise_signal(signal.SIGTERM)
         self.reactor.run()
         stopped = self.service.stopService()
-        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(then)
         self.reactor.run()
         return stopped
 
@@ -483,14 +483,7 @@ class HangupServiceTests(SynchronousTestCase):
         process) is never reached.
         """
         stopping = defer.Deferred()
-        self.patch(self.child, "stopService", lambda: stopping)
-        self.service.startService()
-        self.reactor.run()
-        signal.raise_signal(signal.SIGTERM)
-        self.reactor.run()
-        stopped = self.service.stopService()
-        signal.raise_signal(signal.SIGHUP)
-        self.reactor.run()
+        stopped = self.sigterm_twice(stopping, then=signal.SIGHUP)
         stopping.callback(None)
         self.successResultOf(stopped)
         signal.raise_signal(signal.SIGHUP)

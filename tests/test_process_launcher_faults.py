@@ -37,7 +37,7 @@ from novasvc.transport import AMQPTransport
 from novasvc.transport.url import TransportURL
 from tests._gate_manager import read_journal
 from tests._services import poll, require_service
-from tests._postgres_cluster import PostgresCluster
+from tests._postgres_cluster import start_postgres_cluster
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 #: Seconds a stop may take, from its signal to the exit, when nothing holds it.
@@ -682,10 +682,7 @@ class LossTests(PhaseTestsMixin, TestCase):
         cleanup_host after it and exits 0 (SIGTERM), its row kept.
         """
         require_service("RabbitMQ", "127.0.0.1", 5672)
-        cluster = PostgresCluster()
-        self.addCleanup(deferToThread, cluster.remove)
-        yield deferToThread(cluster.init)
-        yield deferToThread(cluster.start)
+        cluster = yield start_postgres_cluster(self)
         starting = _Run(self, "starting", gates=["init_host"], database=cluster.url)
         stopping = _Run(self, "stopping", gates=["request"], database=cluster.url)
         yield starting.entered("init_host")

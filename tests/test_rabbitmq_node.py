@@ -11,7 +11,8 @@ import pika
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
-from tests._rabbitmq_node import RabbitMQNode, _alive, check_available, free_ports
+from tests._rabbitmq_node import RabbitMQNode, check_available, free_ports
+from tests._services import process_alive
 
 
 def _accepts(port: int) -> bool:
@@ -67,7 +68,7 @@ class RabbitMQNodeTests(unittest.TestCase):
         pid = node._pid()
         yield node.stop()
         self.assertFalse(os.path.exists(node.directory))
-        self.assertFalse(_alive(pid))
+        self.assertFalse(process_alive(pid))
         self.assertEqual(_accepts(5672), shared)
         yield node.stop()
 

@@ -24,7 +24,7 @@ from novasvc.rpc.target import Target
 from tests._rabbitmq_cluster import start_partitionable_cluster
 from tests._rabbitmq_node import COMMAND_DEADLINE
 from tests._services import poll
-from tests.test_transport_cluster import Traffic, _wait_on_other_node
+from tests._cluster_traffic import Traffic, wait_on_other_node
 
 #: Seconds node 0 stays cut off: longer than RabbitMQ's verdict on a silent
 #: node (C{net_ticktime}, 60 s by default: 45 to 75 s), so the cluster does
@@ -66,11 +66,11 @@ class ClusterPartitionTests(unittest.TestCase):
         cut = time.monotonic()
         cluster.network.cut(0)
         self.addCleanup(cluster.network.heal, 0)
-        yield _wait_on_other_node(traffic, ["client", "server a"], 0, 30)
+        yield wait_on_other_node(traffic, ["client", "server a"], 0, 30)
         failover = time.monotonic() - cut
         started = time.monotonic()
         traffic.transport("late client", 0)
-        yield _wait_on_other_node(traffic, ["late client"], 0, 30)
+        yield wait_on_other_node(traffic, ["late client"], 0, 30)
         late = time.monotonic() - started
         yield task.deferLater(reactor, max(0.0, PARTITION - (time.monotonic() - cut)), lambda: None)
         again = traffic.first_success_after(cut + 1.0)

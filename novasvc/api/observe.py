@@ -75,7 +75,10 @@ class Observer:
     At most C{max_in_flight} requests are handled at once; up to
     C{max_waiting} more wait for a slot, first come first served, each in
     a reactor turn of its own once one frees (and once L{share} allows);
-    past that, 503.
+    past that, 503. C{/healthz} and C{/metrics} (L{EXEMPT_PATHS}) take no
+    slot and are never refused, but while L{share} is spent they wait for
+    it in the same line as the others: their reactor time counts too, so
+    a stream of them never keeps the other routes from starting.
 
     @ivar in_flight: requests being handled (C{int}).
     @ivar waiting: requests waiting for a slot, in order.
@@ -104,7 +107,7 @@ class Observer:
         self.max_waiting = max_waiting
         self.share = share
         self.in_flight = 0
-        self.waiting: Deque[Tuple[IRequest, List[bool], Callable[[], None]]] = deque()
+        self.waiting: Deque[Tuple[IRequest, Optional[List[bool]], Callable[[], None]]] = deque()
         self._turn_call: Any = None
 
     @property
@@ -132,7 +135,11 @@ class Observer:
         request.notifyFinish().addBoth(self._finished, request, route, method, started, span,
                                        slot)
         if request.path in EXEMPT_PATHS:
-            proceed()
+            if not self.waiting and self._ready():
+                proceed()
+            else:
+                self.waiting.append((request, None, proceed))
+                self._next()
             return True
         if not self.busy and not self.waiting and self._ready():
             slot[0] = True
@@ -166,23 +173,40 @@ class Observer:
         gets the reactor in between), once a slot is free and the budget
         of reactor time allows.
         """
-        if self._turn_call is not None or not self.waiting or self.busy:
+        if self._turn_call is not None or self._runnable() is None:
             return
         delay = self.share.wait() if self.share is not None else 0.0
         self._turn_call = self._clock.callLater(delay, self._turn)
 
+    def _runnable(self) -> Optional[int]:
+        """
+        @return: the index in L{waiting} of the first request that may
+            start once the budget allows (one of L{EXEMPT_PATHS} needs no
+            slot), or C{None}.
+        """
+        busy = self.busy
+        for index, (_, slot, _) in enumerate(self.waiting):
+            if slot is None or not busy:
+                return index
+        return None
+
     def _turn(self) -> None:
         self._turn_call = None
-        if not self.waiting or self.busy:
+        index = self._runnable()
+        if index is None:
             return
         if not self._ready():
             self._next()
             return
-        request, slot, proceed = self.waiting.popleft()
+        request, slot, proceed = self.waiting[index]
+        del self.waiting[index]
         if not getattr(request, "_disconnected", False):
-            slot[0] = True
-            self.in_flight += 1
-            self._run(proceed)
+            if slot is None:
+                proceed()
+            else:
+                slot[0] = True
+                self.in_flight += 1
+                self._run(proceed)
         self._next()
 
     def _span(self, request: IRequest, method: str, route: str) -> Optional[Any]:
