@@ -398,8 +398,8 @@ class ReplyWaiter:
             _log.failure("Cannot consume direct reply-to while the reply queue {queue} is made",
                          queue=self.queue.name, level=LogLevel.warn)
             return
+        # It says renamed(name, DIRECT_REPLY_TO) when it stops, too.
         bridge.renamed = lambda old, new: self._bridge_renamed(bridge, old, new)  # type: ignore[attr-defined]
-        bridge.stopped = lambda: self._bridge_renamed(bridge, self.bridge_name or "", DIRECT_REPLY_TO)  # type: ignore[attr-defined]
 
     def _bridge_renamed(self, bridge: IConsumer, old: str, new: str) -> None:
         if bridge is not self._bridge:

@@ -91,8 +91,13 @@ class DirectReplyChannel(ConsumerChannel):
                 named.errback(TransportError(f"the broker did not name the direct reply-to channel within "
                                              f"{PROBE_TIMEOUT:g} seconds"))
 
+        def over(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
         timer = self.consumer._owner.clock.callLater(PROBE_TIMEOUT, timed_out)
-        named.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+        named.addBoth(over)
         self._send_probe(channel, f"novasvc.reply-to-probe.{token.decode()}", token)
         return named
 
